@@ -1,0 +1,89 @@
+#include "services/admin/api/admin_service.h"
+
+#include "services/common/rpc/serve_unary.h"
+
+namespace orchestrator::admin {
+namespace {
+
+template <typename T, typename Setter>
+absl::Status Fill(absl::StatusOr<T> result, Setter set) {
+  if (!result.ok()) return result.status();
+  set(std::move(*result));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AdminServiceImpl::GetIdentity(grpc::CallbackServerContext* ctx,
+                                                        const v1::GetIdentityRequest*,
+                                                        v1::GetIdentityResponse* resp) {
+  return ServeUnary(ctx, *executor_, [this, resp](const Principal& caller) {
+    return Fill(directory_->GetIdentity(caller),
+                [resp](v1::GetIdentityResponse r) { *resp = std::move(r); });
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::CreateUser(grpc::CallbackServerContext* ctx,
+                                                       const v1::CreateUserRequest* req,
+                                                       v1::CreateUserResponse* resp) {
+  return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
+    return Fill(directory_->CreateUser(caller, *req),
+                [resp](v1::User u) { *resp->mutable_user() = std::move(u); });
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::GetUser(grpc::CallbackServerContext* ctx,
+                                                    const v1::GetUserRequest* req,
+                                                    v1::GetUserResponse* resp) {
+  return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
+    return Fill(directory_->GetUser(caller, *req),
+                [resp](v1::User u) { *resp->mutable_user() = std::move(u); });
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListUsers(grpc::CallbackServerContext* ctx,
+                                                      const v1::ListUsersRequest* req,
+                                                      v1::ListUsersResponse* resp) {
+  return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
+    return Fill(directory_->ListUsers(caller, *req),
+                [resp](v1::ListUsersResponse r) { *resp = std::move(r); });
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::DisableUser(grpc::CallbackServerContext* ctx,
+                                                        const v1::DisableUserRequest* req,
+                                                        v1::DisableUserResponse* resp) {
+  return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
+    return Fill(directory_->DisableUser(caller, *req),
+                [resp](v1::User u) { *resp->mutable_user() = std::move(u); });
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::CreateToken(grpc::CallbackServerContext* ctx,
+                                                        const v1::CreateTokenRequest* req,
+                                                        v1::CreateTokenResponse* resp) {
+  return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
+    return Fill(directory_->CreateToken(caller, *req),
+                [resp](v1::CreateTokenResponse r) { *resp = std::move(r); });
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListTokens(grpc::CallbackServerContext* ctx,
+                                                       const v1::ListTokensRequest* req,
+                                                       v1::ListTokensResponse* resp) {
+  return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
+    return Fill(directory_->ListTokens(caller, *req),
+                [resp](v1::ListTokensResponse r) { *resp = std::move(r); });
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::RevokeToken(grpc::CallbackServerContext* ctx,
+                                                        const v1::RevokeTokenRequest* req,
+                                                        v1::RevokeTokenResponse* resp) {
+  return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
+    return Fill(directory_->RevokeToken(caller, *req),
+                [resp](v1::Token t) { *resp->mutable_token() = std::move(t); });
+  });
+}
+
+}  // namespace orchestrator::admin

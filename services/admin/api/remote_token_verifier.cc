@@ -1,0 +1,34 @@
+#include "services/admin/api/remote_token_verifier.h"
+
+#include <grpcpp/client_context.h>
+
+#include "absl/strings/str_cat.h"
+#include "services/common/status/status.h"
+
+namespace orchestrator::admin {
+
+absl::StatusOr<Principal> RemoteTokenVerifier::Verify(absl::string_view token) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + deadline_);
+  ctx.AddMetadata("authorization", absl::StrCat("Bearer ", token));
+  v1::GetIdentityResponse identity;
+  grpc::Status status = stub_->GetIdentity(&ctx, v1::GetIdentityRequest(), &identity);
+  if (!status.ok()) {
+    absl::Status s = FromGrpcStatus(status);
+    if (absl::IsUnauthenticated(s) || absl::IsUnavailable(s)) return s;
+    return absl::UnavailableError(absl::StrCat("verifying the token with AdminService: ", s.message()));
+  }
+  Principal p;
+  p.user_id = identity.user().id();
+  p.user_name = identity.user().name();
+  p.token_id = identity.token().id();
+  p.admin = identity.user().role() == v1::ROLE_ADMIN;
+  p.kind = identity.token().kind() == v1::TOKEN_KIND_AGENT  ? PrincipalKind::kAgent
+           : identity.token().kind() == v1::TOKEN_KIND_MESH ? PrincipalKind::kMesh
+                                                            : PrincipalKind::kUser;
+  p.role_grants.assign(identity.role_permissions().begin(), identity.role_permissions().end());
+  p.token_grants.assign(identity.token().permissions().begin(), identity.token().permissions().end());
+  return p;
+}
+
+}  // namespace orchestrator::admin

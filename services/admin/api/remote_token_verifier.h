@@ -1,0 +1,28 @@
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include <chrono>
+#include <memory>
+
+#include <grpcpp/channel.h>
+
+#include "orchestrator/admin/v1/admin.grpc.pb.h"
+#include "services/common/auth/token_verifier.h"
+
+namespace orchestrator::admin {
+
+// Verifies tokens in a process that does not host AdminService, by asking
+// AdminService.GetIdentity with the token itself.
+class RemoteTokenVerifier final : public TokenVerifier {
+ public:
+  RemoteTokenVerifier(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds deadline)
+      : stub_(v1::AdminService::NewStub(std::move(channel))), deadline_(deadline) {}
+
+  absl::StatusOr<Principal> Verify(absl::string_view token) override;
+
+ private:
+  std::unique_ptr<v1::AdminService::Stub> stub_;
+  std::chrono::milliseconds deadline_;
+};
+
+}  // namespace orchestrator::admin

@@ -1,0 +1,263 @@
+#include "services/admin/domain/user_directory.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "services/common/crypto/secret_box.h"
+#include "services/common/validation/fields.h"
+
+namespace orchestrator::admin {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+constexpr int32_t kDefaultPageSize = 50;
+constexpr int32_t kMaxPageSize = 500;
+constexpr size_t kMaxPermissions = 64;
+
+absl::Time ToTime(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(t));
+}
+
+absl::Status ValidateUserName(absl::string_view field, absl::string_view name) {
+  if (name.size() < 3 || name.size() > 63) return InvalidField(field, "must be 3 to 63 characters long");
+  if (name.front() < 'a' || name.front() > 'z') {
+    return InvalidField(field, "must start with a lowercase letter");
+  }
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.')) {
+      return InvalidField(field, "may contain only lowercase letters, digits, '-', '_' and '.'");
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string NewTokenValue() { return absl::StrCat(kTokenPrefix, RandomUrlSafe(32)); }
+
+}  // namespace
+
+std::vector<std::string> RoleGrants(v1::Role role) {
+  if (role == v1::ROLE_ADMIN) return {"*"};
+  if (role == v1::ROLE_USER) {
+    return {"project.*",     "job.*",    "session.*", "agent.*",   "scaffold.*",
+            "engineering.*", "deploy.*", "infra.*",   "diagnose.*", "admin.token.*"};
+  }
+  return {};
+}
+
+absl::StatusOr<Principal> UserDirectory::Verify(absl::string_view token) {
+  constexpr auto kInvalid = "invalid token: unknown, revoked or expired";
+  if (!absl::StartsWith(token, kTokenPrefix) || token.size() > 256) {
+    return absl::UnauthenticatedError(kInvalid);
+  }
+  auto grant = store_->FindTokenByHash(HashToken(token));
+  if (absl::IsNotFound(grant.status())) return absl::UnauthenticatedError(kInvalid);
+  if (!grant.ok()) return grant.status();
+  const v1::Token& t = grant->token;
+  if (t.has_revoke_time()) return absl::UnauthenticatedError("token revoked");
+  if (t.has_expire_time() && ToTime(t.expire_time()) <= clock_()) {
+    return absl::UnauthenticatedError("token expired; ask for a new one");
+  }
+  if (grant->user.disabled()) return absl::UnauthenticatedError("user disabled");
+
+  Principal p;
+  p.user_id = grant->user.id();
+  p.user_name = grant->user.name();
+  p.token_id = t.id();
+  p.admin = grant->user.role() == v1::ROLE_ADMIN;
+  p.kind = t.kind() == v1::TOKEN_KIND_AGENT  ? PrincipalKind::kAgent
+           : t.kind() == v1::TOKEN_KIND_MESH ? PrincipalKind::kMesh
+                                             : PrincipalKind::kUser;
+  p.role_grants = RoleGrants(grant->user.role());
+  p.token_grants.assign(t.permissions().begin(), t.permissions().end());
+  return p;
+}
+
+absl::StatusOr<std::optional<std::string>> UserDirectory::Bootstrap() {
+  auto count = store_->CountUsers();
+  if (!count.ok()) return count.status();
+  if (*count > 0) return std::optional<std::string>();
+  v1::User admin;
+  admin.set_id(NewId("usr_"));
+  admin.set_name("admin");
+  admin.set_display_name("Administrator");
+  admin.set_role(v1::ROLE_ADMIN);
+  auto user = store_->InsertUser(admin, "bootstrap");
+  if (absl::IsAlreadyExists(user.status())) return std::optional<std::string>();  // a replica won
+  if (!user.ok()) return user.status();
+  v1::Token token;
+  token.set_id(NewId("tok_"));
+  token.set_user_id(user->id());
+  token.set_kind(v1::TOKEN_KIND_USER);
+  token.set_description("bootstrap admin token");
+  std::string value = NewTokenValue();
+  auto stored = store_->InsertToken(token, HashToken(value), "bootstrap");
+  if (!stored.ok()) return stored.status();
+  if (stored->id() != token.id()) return std::optional<std::string>();  // a replica won
+  return std::optional<std::string>(value);
+}
+
+absl::StatusOr<v1::User> UserDirectory::VisibleUser(const Principal& caller,
+                                                    absl::string_view field,
+                                                    absl::string_view user_id) {
+  if (auto s = RequireNonEmpty(field, user_id); !s.ok()) return s;
+  if (auto s = CheckToken(field, user_id); !s.ok()) return s;
+  if (!CanSeeOwner(caller, user_id)) {
+    return absl::NotFoundError(absl::StrCat("user '", user_id, "' not found"));
+  }
+  return store_->GetUser(user_id);
+}
+
+absl::StatusOr<v1::GetIdentityResponse> UserDirectory::GetIdentity(const Principal& caller) {
+  auto user = store_->GetUser(caller.user_id);
+  if (!user.ok()) return user.status();
+  auto token = store_->GetToken(caller.token_id);
+  if (!token.ok()) return token.status();
+  v1::GetIdentityResponse out;
+  *out.mutable_user() = std::move(*user);
+  *out.mutable_token() = std::move(*token);
+  for (const auto& g : caller.role_grants) out.add_role_permissions(g);
+  return out;
+}
+
+absl::StatusOr<v1::User> UserDirectory::CreateUser(const Principal&,
+                                                   const v1::CreateUserRequest& req) {
+  const v1::User& in = req.user();
+  if (auto s = ValidateUserName("user.name", in.name()); !s.ok()) return s;
+  if (auto s = CheckText("user.display_name", in.display_name(), 200); !s.ok()) return s;
+  if (!v1::Role_IsValid(in.role())) {
+    return InvalidField("user.role", absl::StrCat("unknown role ", in.role()));
+  }
+  if (auto s = CheckToken("request_id", req.request_id()); !s.ok()) return s;
+  v1::User user;
+  user.set_id(NewId("usr_"));
+  user.set_name(in.name());
+  user.set_display_name(in.display_name());
+  user.set_role(in.role() == v1::ROLE_UNSPECIFIED ? v1::ROLE_USER : in.role());
+  auto created = store_->InsertUser(user, req.request_id());
+  if (absl::IsAlreadyExists(created.status())) {
+    return absl::AlreadyExistsError(absl::StrCat("user.name: '", in.name(), "' is taken"));
+  }
+  return created;
+}
+
+absl::StatusOr<v1::User> UserDirectory::GetUser(const Principal& caller,
+                                                const v1::GetUserRequest& req) {
+  return VisibleUser(caller, "user_id", req.user_id());
+}
+
+absl::StatusOr<v1::ListUsersResponse> UserDirectory::ListUsers(const Principal&,
+                                                               const v1::ListUsersRequest& req) {
+  auto page = ParsePageRequest(req.page_size(), req.page_token(), "users", kDefaultPageSize,
+                               kMaxPageSize);
+  if (!page.ok()) return page.status();
+  auto rows = store_->ListUsers(*page);
+  if (!rows.ok()) return rows.status();
+  v1::ListUsersResponse out;
+  for (auto& u : rows->items) *out.add_users() = std::move(u);
+  if (!rows->last_keys.empty()) out.set_next_page_token(MakePageToken("users", rows->last_keys));
+  return out;
+}
+
+absl::StatusOr<v1::User> UserDirectory::DisableUser(const Principal& caller,
+                                                    const v1::DisableUserRequest& req) {
+  if (auto s = CheckToken("request_id", req.request_id()); !s.ok()) return s;
+  auto user = VisibleUser(caller, "user_id", req.user_id());
+  if (!user.ok()) return user.status();
+  if (user->id() == caller.user_id) {
+    return absl::FailedPreconditionError("you cannot disable yourself; ask another admin");
+  }
+  auto disabled = store_->DisableUser(req.user_id());
+  if (disabled.ok()) Changed();
+  return disabled;
+}
+
+absl::StatusOr<v1::CreateTokenResponse> UserDirectory::CreateToken(
+    const Principal& caller, const v1::CreateTokenRequest& req) {
+  if (!v1::TokenKind_IsValid(req.kind())) {
+    return InvalidField("kind", absl::StrCat("unknown token kind ", req.kind()));
+  }
+  if (req.kind() == v1::TOKEN_KIND_MESH && !caller.admin) {
+    return absl::PermissionDeniedError("kind: only admins may create mesh tokens");
+  }
+  if (auto s = CheckText("description", req.description(), 200); !s.ok()) return s;
+  if (req.permissions_size() > static_cast<int>(kMaxPermissions)) {
+    return InvalidField("permissions", absl::StrCat("at most ", kMaxPermissions, " are allowed"));
+  }
+  for (const auto& p : req.permissions()) {
+    if (!IsValidPermissionPattern(p)) {
+      return InvalidField("permissions", absl::StrCat("'", p, "' is not a permission such as "
+                                                              "'project.get' or 'deploy.*'"));
+    }
+    // A token never grants more than its creator holds.
+    if (!caller.Allows(p)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("permissions: you cannot grant '", p, "', which you do not hold"));
+    }
+  }
+  if (req.has_ttl() && TimeUtil::DurationToSeconds(req.ttl()) <= 0) {
+    return InvalidField("ttl", "must be positive");
+  }
+  if (auto s = CheckToken("request_id", req.request_id()); !s.ok()) return s;
+  auto user = VisibleUser(caller, "user_id", req.user_id());
+  if (!user.ok()) return user.status();
+  if (user->disabled()) return absl::FailedPreconditionError("user_id: the user is disabled");
+
+  v1::Token token;
+  token.set_id(NewId("tok_"));
+  token.set_user_id(user->id());
+  token.set_kind(req.kind() == v1::TOKEN_KIND_UNSPECIFIED ? v1::TOKEN_KIND_USER : req.kind());
+  token.set_description(req.description());
+  *token.mutable_permissions() = req.permissions();
+  if (req.has_ttl()) {
+    *token.mutable_expire_time() = TimeUtil::MicrosecondsToTimestamp(
+        absl::ToUnixMicros(clock_()) + TimeUtil::DurationToMicroseconds(req.ttl()));
+  }
+  std::string value = NewTokenValue();
+  auto stored = store_->InsertToken(token, HashToken(value), req.request_id());
+  if (!stored.ok()) return stored.status();
+  if (stored->id() != token.id()) {
+    return absl::AlreadyExistsError(
+        "request_id: this token was already created; its value was shown once and cannot be "
+        "shown again");
+  }
+  v1::CreateTokenResponse out;
+  *out.mutable_token() = std::move(*stored);
+  out.set_value(value);
+  return out;
+}
+
+absl::StatusOr<v1::ListTokensResponse> UserDirectory::ListTokens(const Principal& caller,
+                                                                 const v1::ListTokensRequest& req) {
+  auto user = VisibleUser(caller, "user_id", req.user_id());
+  if (!user.ok()) return user.status();
+  const std::string filters = absl::StrCat("tokens=", req.user_id());
+  auto page = ParsePageRequest(req.page_size(), req.page_token(), filters, kDefaultPageSize,
+                               kMaxPageSize);
+  if (!page.ok()) return page.status();
+  auto rows = store_->ListTokens(req.user_id(), *page);
+  if (!rows.ok()) return rows.status();
+  v1::ListTokensResponse out;
+  for (auto& t : rows->items) *out.add_tokens() = std::move(t);
+  if (!rows->last_keys.empty()) out.set_next_page_token(MakePageToken(filters, rows->last_keys));
+  return out;
+}
+
+absl::StatusOr<v1::Token> UserDirectory::RevokeToken(const Principal& caller,
+                                                     const v1::RevokeTokenRequest& req) {
+  if (auto s = RequireNonEmpty("token_id", req.token_id()); !s.ok()) return s;
+  if (auto s = CheckToken("token_id", req.token_id()); !s.ok()) return s;
+  if (auto s = CheckToken("request_id", req.request_id()); !s.ok()) return s;
+  auto token = store_->GetToken(req.token_id());
+  if (token.ok() && !CanSeeOwner(caller, token->user_id())) token = absl::NotFoundError("");
+  if (absl::IsNotFound(token.status())) {
+    return absl::NotFoundError(absl::StrCat("token '", req.token_id(), "' not found"));
+  }
+  if (!token.ok()) return token.status();
+  auto revoked = store_->RevokeToken(req.token_id());
+  if (revoked.ok()) Changed();
+  return revoked;
+}
+
+}  // namespace orchestrator::admin

@@ -1,0 +1,67 @@
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "orchestrator/admin/v1/admin.pb.h"
+#include "services/admin/domain/user_store.h"
+#include "services/common/auth/principal.h"
+#include "services/common/auth/token_verifier.h"
+
+namespace orchestrator::admin {
+
+// What each role grants. Admins: everything. Users: everything on their own
+// resources except administration, but including their own tokens.
+std::vector<std::string> RoleGrants(v1::Role role);
+
+// Users and tokens: the source of truth for authentication. Token values are
+// generated here, returned once, and stored only as hashes.
+class UserDirectory final : public TokenVerifier {
+ public:
+  using Clock = std::function<absl::Time()>;
+  explicit UserDirectory(UserStorePtr store, Clock clock = &absl::Now)
+      : store_(std::move(store)), clock_(std::move(clock)) {}
+
+  // Called after a revocation or a disabled user, so caches forget at once.
+  void OnCredentialsChanged(std::function<void()> callback) { changed_ = std::move(callback); }
+
+  // TokenVerifier.
+  absl::StatusOr<Principal> Verify(absl::string_view token) override;
+
+  // On an install without users: creates user "admin" with ROLE_ADMIN and
+  // returns a fresh token for it. std::nullopt when users already exist.
+  absl::StatusOr<std::optional<std::string>> Bootstrap();
+
+  absl::StatusOr<v1::GetIdentityResponse> GetIdentity(const Principal& caller);
+  absl::StatusOr<v1::User> CreateUser(const Principal& caller, const v1::CreateUserRequest& req);
+  absl::StatusOr<v1::User> GetUser(const Principal& caller, const v1::GetUserRequest& req);
+  absl::StatusOr<v1::ListUsersResponse> ListUsers(const Principal& caller,
+                                                  const v1::ListUsersRequest& req);
+  absl::StatusOr<v1::User> DisableUser(const Principal& caller, const v1::DisableUserRequest& req);
+  absl::StatusOr<v1::CreateTokenResponse> CreateToken(const Principal& caller,
+                                                      const v1::CreateTokenRequest& req);
+  absl::StatusOr<v1::ListTokensResponse> ListTokens(const Principal& caller,
+                                                    const v1::ListTokensRequest& req);
+  absl::StatusOr<v1::Token> RevokeToken(const Principal& caller, const v1::RevokeTokenRequest& req);
+
+ private:
+  absl::StatusOr<v1::User> VisibleUser(const Principal& caller, absl::string_view field,
+                                       absl::string_view user_id);
+  void Changed() {
+    if (changed_) changed_();
+  }
+
+  UserStorePtr store_;
+  Clock clock_;
+  std::function<void()> changed_;
+};
+
+// The prefix of every token value, so leaked tokens are easy to spot.
+inline constexpr absl::string_view kTokenPrefix = "orc_";
+
+}  // namespace orchestrator::admin

@@ -1,0 +1,46 @@
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace orchestrator {
+
+// True when `permission` (e.g. "deploy.trigger") is granted by `grant`:
+// an exact match, "*", or a prefix wildcard such as "deploy.*".
+bool PermissionMatches(absl::string_view grant, absl::string_view permission);
+bool AnyPermissionMatches(const std::vector<std::string>& grants, absl::string_view permission);
+
+// True when `permission` is a well-formed permission or grant:
+// dot-separated lowercase words, optionally ending in ".*", or "*" alone.
+bool IsValidPermissionPattern(absl::string_view permission);
+
+enum class PrincipalKind { kUser, kAgent, kMesh };
+
+// Who is calling, as established by the authentication interceptor.
+struct Principal {
+  std::string user_id;
+  std::string user_name;
+  std::string token_id;
+  PrincipalKind kind = PrincipalKind::kUser;
+  bool admin = false;
+  // What the user's role allows.
+  std::vector<std::string> role_grants;
+  // What the token is limited to; empty means no limit beyond the role.
+  std::vector<std::string> token_grants;
+
+  bool Allows(absl::string_view permission) const;
+};
+
+// Owner scoping, the same in every component: an admin may act on any
+// owner's resources, everyone else only on their own. Components answer
+// NOT_FOUND (never PERMISSION_DENIED) for resources the caller cannot see,
+// so ids of other owners' resources leak nothing.
+bool CanSeeOwner(const Principal& principal, absl::string_view owner_id);
+
+// The owner filter for a List call: the caller's own id, or for admins the
+// requested owner ("" = everyone).
+std::string OwnerFilter(const Principal& principal, absl::string_view requested_owner);
+
+}  // namespace orchestrator

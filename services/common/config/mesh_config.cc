@@ -1,0 +1,105 @@
+#include "services/common/config/mesh_config.h"
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace orchestrator {
+namespace {
+
+bool IsKnown(absl::string_view component) {
+  const auto& all = AllComponents();
+  return std::find(all.begin(), all.end(), component) != all.end();
+}
+
+absl::Status CheckHostPort(absl::string_view flag, absl::string_view value) {
+  if (absl::StartsWith(value, "unix:")) {
+    if (value.size() > 5) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": unix: needs a socket path"));
+  }
+  size_t colon = value.rfind(':');
+  int port = -1;
+  if (colon == absl::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(value.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, " must be host:port or unix:/path, got '", value, "'"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const std::vector<std::string>& AllComponents() {
+  static const auto* all = new std::vector<std::string>{
+      "admin",       "projects", "jobs",  "sessions", "agents",    "scaffolder",
+      "engineering", "deploy",   "infra", "scheduler"};
+  return *all;
+}
+
+bool MeshConfig::Hosts(absl::string_view component) const {
+  return std::find(services.begin(), services.end(), component) != services.end();
+}
+
+absl::Status ParseServices(absl::string_view spec, std::vector<std::string>* out) {
+  out->clear();
+  if (absl::StripAsciiWhitespace(spec) == "all") {
+    *out = AllComponents();
+    return absl::OkStatus();
+  }
+  for (absl::string_view part : absl::StrSplit(spec, ',', absl::SkipWhitespace())) {
+    std::string name(absl::StripAsciiWhitespace(part));
+    if (!IsKnown(name)) {
+      return absl::InvalidArgumentError(absl::StrCat("--services: unknown component '", name,
+                                                     "'; known: all, ",
+                                                     absl::StrJoin(AllComponents(), ", ")));
+    }
+    if (std::find(out->begin(), out->end(), name) == out->end()) out->push_back(name);
+  }
+  if (out->empty()) return absl::InvalidArgumentError("--services: name at least one component");
+  return absl::OkStatus();
+}
+
+absl::Status MeshConfig::Validate() const {
+  if (auto s = CheckHostPort("listen", listen); !s.ok()) return s;
+  if (services.empty()) return absl::InvalidArgumentError("--services: name at least one component");
+  for (const auto& s : services) {
+    if (!IsKnown(s)) return absl::InvalidArgumentError(absl::StrCat("--services: unknown '", s, "'"));
+  }
+  for (const auto& [component, addr] : remote_addrs) {
+    if (!IsKnown(component)) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown component '", component, "'"));
+    }
+    if (auto s = CheckHostPort(absl::StrCat(component, "_addr"), addr); !s.ok()) return s;
+  }
+  // Every component authenticates its callers through AdminService.
+  if (!Hosts("admin") && !remote_addrs.contains("admin")) {
+    return absl::InvalidArgumentError(
+        "--admin_addr is required when admin is not in --services (tokens are verified by "
+        "AdminService)");
+  }
+  if (Hosts("projects") && secrets_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--secrets_key_file is required to host projects (project secrets are encrypted with it)");
+  }
+  if (drain_deadline.count() <= 0) {
+    return absl::InvalidArgumentError("--drain_deadline must be positive");
+  }
+  if (call_deadline.count() <= 0) {
+    return absl::InvalidArgumentError("--call_deadline must be positive");
+  }
+  if (executor_threads < 1 || executor_threads > 256) {
+    return absl::InvalidArgumentError("--executor_threads must be between 1 and 256");
+  }
+  if (executor_queue < 1) return absl::InvalidArgumentError("--executor_queue must be positive");
+  if (db_pool_size < 1 || db_pool_size > 200) {
+    return absl::InvalidArgumentError("--db_pool_size must be between 1 and 200");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace orchestrator

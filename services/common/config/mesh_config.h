@@ -1,0 +1,42 @@
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include <chrono>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace orchestrator {
+
+// The components a process can host, in the order they start.
+const std::vector<std::string>& AllComponents();
+
+// Everything orchestratord is configured with. Filled from flags in main()
+// only, validated once, then handed down; nothing below main reads flags.
+struct MeshConfig {
+  std::string listen = "127.0.0.1:50051";
+  std::vector<std::string> services;             // component names hosted here
+  std::map<std::string, std::string> remote_addrs;  // component → host:port
+  std::string database_url;                      // libpq conninfo; "" = PG* environment
+  std::string secrets_key_file;
+  std::string bootstrap_token_file;
+  std::chrono::milliseconds drain_deadline{10000};
+  std::chrono::milliseconds call_deadline{10000};
+  std::chrono::milliseconds token_cache_ttl{5000};
+  int executor_threads = 8;
+  int executor_queue = 4096;
+  int db_pool_size = 8;
+
+  bool Hosts(absl::string_view component) const;
+
+  // INVALID_ARGUMENT naming the flag at fault.
+  absl::Status Validate() const;
+};
+
+// Parses --services: "all" or a comma-separated list of component names.
+absl::Status ParseServices(absl::string_view spec, std::vector<std::string>* out);
+
+}  // namespace orchestrator

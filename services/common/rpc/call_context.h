@@ -1,0 +1,32 @@
+#pragma once
+
+#include <string>
+
+#include <grpcpp/server_context.h>
+
+#include "absl/status/statusor.h"
+#include "services/common/auth/principal.h"
+
+namespace orchestrator {
+
+// What the RPC interceptor established about a call, for its handler.
+struct CallInfo {
+  std::string method;      // "/pkg.Service/Method"
+  std::string request_id;  // from x-request-id, or generated
+  absl::StatusOr<Principal> caller = absl::UnauthenticatedError("not authenticated");
+};
+
+// The authenticated caller of a call in flight; the handler's only way to
+// learn who calls. UNAUTHENTICATED / PERMISSION_DENIED exactly as the
+// interceptor decided.
+absl::StatusOr<Principal> CallerOf(const grpc::ServerContextBase* context);
+
+// The call's request id (for logs and job events).
+std::string RequestIdOf(const grpc::ServerContextBase* context);
+
+namespace internal {
+void RegisterCall(const grpc::ServerContextBase* context, CallInfo info);
+void UnregisterCall(const grpc::ServerContextBase* context);
+}  // namespace internal
+
+}  // namespace orchestrator

@@ -1,0 +1,141 @@
+#include "services/common/rpc/rpc_interceptor.h"
+
+#include <chrono>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "services/common/crypto/secret_box.h"
+#include "services/common/rpc/call_context.h"
+#include "services/common/status/status.h"
+#include "services/common/logging/format.h"
+#include "spdlog/spdlog.h"
+
+namespace orchestrator {
+namespace {
+
+using grpc::experimental::InterceptionHookPoints;
+using grpc::experimental::InterceptorBatchMethods;
+
+constexpr absl::string_view kRequestIdHeader = "x-request-id";
+constexpr size_t kMaxRequestIdLength = 128;
+
+absl::string_view MetadataValue(const std::multimap<grpc::string_ref, grpc::string_ref>& md,
+                               absl::string_view key) {
+  auto it = md.find(grpc::string_ref(key.data(), key.size()));
+  if (it == md.end()) return {};
+  return absl::string_view(it->second.data(), it->second.size());
+}
+
+bool IsPrintable(absl::string_view s) {
+  for (unsigned char c : s) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<Principal> Authenticate(const MethodAccess& access, absl::string_view authorization,
+                                       TokenVerifier& verifier) {
+  if (authorization.empty()) {
+    return absl::UnauthenticatedError(
+        "missing credentials: send metadata 'authorization: Bearer <token>'");
+  }
+  constexpr absl::string_view kBearer = "Bearer ";
+  if (!absl::StartsWithIgnoreCase(authorization, kBearer) ||
+      authorization.size() == kBearer.size()) {
+    return absl::UnauthenticatedError("authorization must be 'Bearer <token>'");
+  }
+  auto principal = verifier.Verify(authorization.substr(kBearer.size()));
+  if (!principal.ok()) return principal.status();
+  if (!access.any_authenticated && !principal->Allows(access.permission)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("missing permission '", access.permission, "'"));
+  }
+  return principal;
+}
+
+class RpcInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  RpcInterceptor(grpc::experimental::ServerRpcInfo* info, const MethodAccess* access,
+                 TokenVerifier* verifier)
+      : context_(info->server_context()),
+        method_(info->method()),
+        access_(access),
+        verifier_(verifier),
+        start_(std::chrono::steady_clock::now()) {}
+
+  ~RpcInterceptor() override {
+    internal::UnregisterCall(context_);
+    Log();
+  }
+
+  void Intercept(InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      OnMetadata(*methods->GetRecvInitialMetadata());
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->emplace(std::string(kRequestIdHeader), request_id_);
+      sent_request_id_ = true;
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      if (!refusal_.ok()) methods->ModifySendStatus(ToGrpcStatus(refusal_));
+      grpc::Status status = methods->GetSendStatus();
+      code_ = status.error_code();
+      if (!sent_request_id_) {
+        methods->GetSendTrailingMetadata()->emplace(std::string(kRequestIdHeader), request_id_);
+      }
+    }
+    methods->Proceed();
+  }
+
+ private:
+  void OnMetadata(const std::multimap<grpc::string_ref, grpc::string_ref>& md) {
+    absl::string_view given = MetadataValue(md, kRequestIdHeader);
+    request_id_ = !given.empty() && given.size() <= kMaxRequestIdLength && IsPrintable(given)
+                      ? std::string(given)
+                      : RandomUrlSafe(12);
+    CallInfo info{method_, request_id_};
+    if (access_ != nullptr) {
+      info.caller = Authenticate(*access_, MetadataValue(md, "authorization"), *verifier_);
+      if (!info.caller.ok()) refusal_ = info.caller.status();
+      else user_id_ = info.caller->user_id;
+    }
+    internal::RegisterCall(context_, std::move(info));
+  }
+
+  void Log() const {
+    const double latency_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_)
+            .count();
+    absl::string_view path = method_;
+    size_t slash = path.rfind('/');
+    absl::string_view svc = path.substr(1, slash == absl::string_view::npos ? 0 : slash - 1);
+    absl::string_view rpc = slash == absl::string_view::npos ? path : path.substr(slash + 1);
+    // Health and reflection are polled by probes: keep them out of the info log.
+    const auto level = access_ == nullptr ? spdlog::level::debug : spdlog::level::info;
+    spdlog::log(level, "rpc svc={} rpc={} request_id={} user={} code={} latency_ms={:.3f}", svc,
+                rpc, request_id_, user_id_.empty() ? "-" : user_id_,
+                 absl::StatusCodeToString(static_cast<absl::StatusCode>(code_)),
+                latency_ms);
+  }
+
+  grpc::ServerContextBase* context_;
+  std::string method_;
+  const MethodAccess* access_;
+  TokenVerifier* verifier_;
+  std::chrono::steady_clock::time_point start_;
+  std::string request_id_;
+  std::string user_id_;
+  absl::Status refusal_;
+  bool sent_request_id_ = false;
+  grpc::StatusCode code_ = grpc::StatusCode::UNKNOWN;
+};
+
+}  // namespace
+
+grpc::experimental::Interceptor* RpcInterceptorFactory::CreateServerInterceptor(
+    grpc::experimental::ServerRpcInfo* info) {
+  return new RpcInterceptor(info, access_->Find(info->method()), verifier_.get());
+}
+
+}  // namespace orchestrator

@@ -1,0 +1,67 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/channel.h>
+#include <grpcpp/server.h>
+
+#include "absl/status/status.h"
+#include "services/common/auth/token_verifier.h"
+#include "services/common/rpc/method_access.h"
+
+namespace google::protobuf {
+class ServiceDescriptor;
+}
+
+namespace orchestrator {
+
+struct HostOptions {
+  std::string listen = "127.0.0.1:0";
+  std::chrono::milliseconds drain_deadline{10000};
+};
+
+// One gRPC server hosting any set of components: the RPC interceptor on
+// every call, health per component (plus "" for the whole process),
+// reflection, an in-process channel for co-hosted components, and a
+// graceful shutdown that reports NOT_SERVING first, then drains.
+class ServiceHost final {
+ public:
+  explicit ServiceHost(HostOptions options);
+  ~ServiceHost();
+
+  // Registers a service (not owned; must outlive the host) under its full
+  // name, e.g. Service::service_full_name().
+  void Register(grpc::Service* service, absl::string_view full_name);
+
+  // The verifier may be set after Register, before Start.
+  void SetTokenVerifier(TokenVerifierPtr verifier) { verifier_ = std::move(verifier); }
+
+  // Binds and starts serving; INVALID_ARGUMENT for a contract without
+  // permissions, UNAVAILABLE when the address cannot be bound.
+  absl::Status Start();
+
+  // The bound port (useful with port 0).
+  int port() const { return port_; }
+  std::string address() const;
+
+  // A channel to this very server, without a socket.
+  std::shared_ptr<grpc::Channel> InProcessChannel();
+
+  // Marks every component NOT_SERVING, stops accepting calls and waits up to
+  // the drain deadline for calls in flight, then cancels the rest.
+  void Shutdown();
+  void Wait();
+
+ private:
+  HostOptions options_;
+  std::vector<std::pair<grpc::Service*, std::string>> services_;
+  TokenVerifierPtr verifier_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace orchestrator

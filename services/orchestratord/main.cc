@@ -1,0 +1,131 @@
+// orchestratord: hosts any subset of the mesh's components in one process.
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "services/common/config/mesh_config.h"
+#include "services/common/logging/logging.h"
+#include "services/orchestratord/mesh.h"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC address: host:port (port 0 picks one) or unix:/path");
+ABSL_FLAG(std::string, services, "all", "components to host: all, or a comma-separated list");
+ABSL_FLAG(std::string, database_url, "", "libpq conninfo; empty uses PGHOST, PGPORT, PGUSER, ...");
+ABSL_FLAG(std::string, secrets_key_file, "", "file with the base64 32-byte key sealing project secrets");
+ABSL_FLAG(std::string, bootstrap_token_file, "",
+          "on an install without users, the first admin token is written here (mode 0600)");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn or error");
+ABSL_FLAG(absl::Duration, drain_deadline, absl::Seconds(10), "how long calls in flight may finish on SIGTERM");
+ABSL_FLAG(absl::Duration, call_deadline, absl::Seconds(10), "deadline of calls between components");
+ABSL_FLAG(absl::Duration, token_cache_ttl, absl::Seconds(5), "how long a verified token is remembered");
+ABSL_FLAG(int, executor_threads, 8, "threads running RPC work off the gRPC threads");
+ABSL_FLAG(int, executor_queue, 4096, "queued RPC work before calls are refused");
+ABSL_FLAG(int, db_pool_size, 8, "PostgreSQL connections");
+ABSL_FLAG(std::string, admin_addr, "", "AdminService address when not hosted here");
+ABSL_FLAG(std::string, projects_addr, "", "ProjectService address when not hosted here");
+ABSL_FLAG(std::string, jobs_addr, "", "JobService address when not hosted here");
+ABSL_FLAG(std::string, sessions_addr, "", "SessionService address when not hosted here");
+ABSL_FLAG(std::string, agents_addr, "", "AgentService address when not hosted here");
+ABSL_FLAG(std::string, scaffolder_addr, "", "ScaffolderService address when not hosted here");
+ABSL_FLAG(std::string, engineering_addr, "", "EngineeringService address when not hosted here");
+ABSL_FLAG(std::string, deploy_addr, "", "DeployService address when not hosted here");
+ABSL_FLAG(std::string, infra_addr, "", "InfraService address when not hosted here");
+ABSL_FLAG(std::string, scheduler_addr, "", "SchedulerService address when not hosted here");
+
+namespace {
+
+constexpr const char* kEnvFlags =
+    "--tryfromenv=listen,services,database_url,secrets_key_file,bootstrap_token_file,log_level,"
+    "drain_deadline,call_deadline,token_cache_ttl,executor_threads,executor_queue,db_pool_size,"
+    "admin_addr,projects_addr,jobs_addr,sessions_addr,agents_addr,scaffolder_addr,"
+    "engineering_addr,deploy_addr,infra_addr,scheduler_addr";
+
+std::chrono::milliseconds Millis(absl::Duration d) {
+  return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
+}
+
+absl::StatusOr<orchestrator::MeshConfig> ConfigFromFlags() {
+  orchestrator::MeshConfig c;
+  c.listen = absl::GetFlag(FLAGS_listen);
+  if (auto s = orchestrator::ParseServices(absl::GetFlag(FLAGS_services), &c.services); !s.ok()) {
+    return s;
+  }
+  c.database_url = absl::GetFlag(FLAGS_database_url);
+  c.secrets_key_file = absl::GetFlag(FLAGS_secrets_key_file);
+  c.bootstrap_token_file = absl::GetFlag(FLAGS_bootstrap_token_file);
+  c.drain_deadline = Millis(absl::GetFlag(FLAGS_drain_deadline));
+  c.call_deadline = Millis(absl::GetFlag(FLAGS_call_deadline));
+  c.token_cache_ttl = Millis(absl::GetFlag(FLAGS_token_cache_ttl));
+  c.executor_threads = absl::GetFlag(FLAGS_executor_threads);
+  c.executor_queue = absl::GetFlag(FLAGS_executor_queue);
+  c.db_pool_size = absl::GetFlag(FLAGS_db_pool_size);
+  const std::pair<const char*, std::string> addrs[] = {
+      {"admin", absl::GetFlag(FLAGS_admin_addr)},       {"projects", absl::GetFlag(FLAGS_projects_addr)},
+      {"jobs", absl::GetFlag(FLAGS_jobs_addr)},         {"sessions", absl::GetFlag(FLAGS_sessions_addr)},
+      {"agents", absl::GetFlag(FLAGS_agents_addr)},     {"scaffolder", absl::GetFlag(FLAGS_scaffolder_addr)},
+      {"engineering", absl::GetFlag(FLAGS_engineering_addr)}, {"deploy", absl::GetFlag(FLAGS_deploy_addr)},
+      {"infra", absl::GetFlag(FLAGS_infra_addr)},       {"scheduler", absl::GetFlag(FLAGS_scheduler_addr)}};
+  for (const auto& [component, addr] : addrs) {
+    if (!addr.empty()) c.remote_addrs[component] = addr;
+  }
+  if (auto s = c.Validate(); !s.ok()) return s;
+  return c;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "orchestratord --services=all|<list> [--listen=host:port] ...\n"
+      "Every flag may also come from the environment as FLAGS_<name>.");
+  // Environment first, so flags on the command line win.
+  std::vector<char*> args(argv, argv + argc);
+  std::string env_flags = kEnvFlags;
+  args.insert(args.begin() + 1, env_flags.data());
+  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
+
+  if (auto s = orchestrator::InitLogging(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
+    std::fprintf(stderr, "orchestratord: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  auto config = ConfigFromFlags();
+  if (!config.ok()) {
+    std::fprintf(stderr, "orchestratord: %s\n", std::string(config.status().message()).c_str());
+    return 2;
+  }
+
+  // Signals are taken by one thread with sigwait, never by async handlers.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto mesh = orchestrator::Mesh::Create(*config);
+  if (!mesh.ok()) {
+    spdlog::critical("cannot start: {}", mesh.status().ToString());
+    return 1;
+  }
+  if (auto s = (*mesh)->Start(); !s.ok()) {
+    spdlog::critical("cannot start: {}", s.ToString());
+    return 1;
+  }
+  spdlog::info("orchestratord ready address={} services={}", (*mesh)->address(),
+               absl::StrJoin(config->services, ","));
+
+  std::thread waiter([&] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    spdlog::info("signal={} shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+    (*mesh)->Shutdown();
+  });
+  (*mesh)->Wait();
+  waiter.join();
+  return 0;
+}

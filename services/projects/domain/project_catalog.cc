@@ -1,0 +1,287 @@
+#include "services/projects/domain/project_catalog.h"
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "services/common/validation/fields.h"
+
+namespace orchestrator::projects {
+namespace {
+
+constexpr size_t kMaxDisplayName = 200;
+constexpr size_t kMaxDescription = 4096;
+constexpr size_t kMaxRepositoryUrl = 2048;
+constexpr size_t kMaxSecretValue = 64 * 1024;
+constexpr int32_t kDefaultPageSize = 50;
+constexpr int32_t kMaxPageSize = 500;
+
+// The fields UpdateProject may change; name and ids are immutable.
+const std::set<std::string, std::less<>>& MutableFields() {
+  static const auto* fields = new std::set<std::string, std::less<>>{
+      "display_name", "description", "status", "repository_url", "template_id"};
+  return *fields;
+}
+
+bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+absl::Status ValidateStatus(absl::string_view field, int status, bool allow_unspecified) {
+  if (!v1::ProjectStatus_IsValid(status)) {
+    return InvalidField(field, absl::StrCat("unknown status ", status));
+  }
+  if (!allow_unspecified && status == v1::PROJECT_STATUS_UNSPECIFIED) {
+    return InvalidField(field, "must be set to a PROJECT_STATUS_* value");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTemplateId(absl::string_view field, absl::string_view id) {
+  if (id.size() > 128) return InvalidField(field, "is longer than 128 characters");
+  for (char c : id) {
+    if (!IsLowerAlnum(c) && c != '-' && c != '_' && c != '.' && c != '/') {
+      return InvalidField(field, "may contain only a-z, 0-9, '-', '_', '.' and '/'");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateMutableField(const v1::Project& p, absl::string_view path) {
+  if (path == "display_name") return CheckText("project.display_name", p.display_name(), kMaxDisplayName);
+  if (path == "description") return CheckText("project.description", p.description(), kMaxDescription);
+  if (path == "status") return ValidateStatus("project.status", p.status(), false);
+  if (path == "repository_url") return ValidateRepositoryUrl("project.repository_url", p.repository_url());
+  if (path == "template_id") return ValidateTemplateId("project.template_id", p.template_id());
+  return InvalidField("update_mask", absl::StrCat("unknown field '", path, "'"));
+}
+
+std::string ListFilters(const std::string& owner, int status) {
+  return absl::StrCat("owner=", owner, ";status=", status);
+}
+
+std::string SecretAssociatedData(absl::string_view project_id, absl::string_view name) {
+  return absl::StrCat(project_id, "/", name);
+}
+
+}  // namespace
+
+absl::Status ValidateProjectName(absl::string_view field, absl::string_view name) {
+  if (name.empty()) return InvalidField(field, "is required");
+  if (name.size() < 3 || name.size() > 63) {
+    return InvalidField(field, "must be 3 to 63 characters long");
+  }
+  if (name.front() < 'a' || name.front() > 'z') {
+    return InvalidField(field, "must start with a lowercase letter");
+  }
+  if (name.back() == '-') return InvalidField(field, "must not end with a hyphen");
+  for (char c : name) {
+    if (!IsLowerAlnum(c) && c != '-') {
+      return InvalidField(field, "may contain only lowercase letters, digits and hyphens");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateSecretName(absl::string_view field, absl::string_view name) {
+  if (name.empty()) return InvalidField(field, "is required");
+  if (name.size() > 128) return InvalidField(field, "is longer than 128 characters");
+  if (name.front() < 'A' || name.front() > 'Z') {
+    return InvalidField(field, "must start with an uppercase letter");
+  }
+  for (char c : name) {
+    if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) {
+      return InvalidField(field, "may contain only A-Z, 0-9 and '_' (an environment variable name)");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRepositoryUrl(absl::string_view field, absl::string_view url) {
+  if (url.empty()) return absl::OkStatus();
+  if (url.size() > kMaxRepositoryUrl) {
+    return InvalidField(field, absl::StrCat("is longer than ", kMaxRepositoryUrl, " characters"));
+  }
+  for (unsigned char c : url) {
+    if (c <= 0x20 || c == 0x7f) return InvalidField(field, "must not contain spaces or control characters");
+  }
+  for (absl::string_view scheme : {"https://", "http://", "ssh://", "git://", "file:///"}) {
+    if (absl::StartsWith(url, scheme) && url.size() > scheme.size()) return absl::OkStatus();
+  }
+  // scp-like syntax: user@host:path
+  size_t at = url.find('@');
+  size_t colon = url.find(':');
+  if (at != absl::string_view::npos && colon != absl::string_view::npos && at > 0 && colon > at + 1 &&
+      colon + 1 < url.size()) {
+    return absl::OkStatus();
+  }
+  return InvalidField(field, "must be an https://, http://, ssh://, git://, file:/// or user@host:path URL");
+}
+
+absl::StatusOr<v1::Project> ProjectCatalog::Visible(const Principal& caller,
+                                                    absl::string_view field,
+                                                    absl::string_view project_id) {
+  if (auto s = RequireNonEmpty(field, project_id); !s.ok()) return s;
+  if (auto s = CheckToken(field, project_id); !s.ok()) return s;
+  auto project = store_->Get(project_id);
+  if (project.ok() && !CanSeeOwner(caller, project->owner_id())) {
+    project = absl::NotFoundError("");
+  }
+  if (absl::IsNotFound(project.status())) {
+    return absl::NotFoundError(absl::StrCat("project '", project_id, "' not found"));
+  }
+  return project;
+}
+
+absl::StatusOr<v1::Project> ProjectCatalog::Create(const Principal& caller,
+                                                   const v1::CreateProjectRequest& req) {
+  const v1::Project& in = req.project();
+  if (auto s = ValidateProjectName("project.name", in.name()); !s.ok()) return s;
+  for (absl::string_view path : MutableFields()) {
+    if (path == "status") continue;
+    if (auto s = ValidateMutableField(in, path); !s.ok()) return s;
+  }
+  if (auto s = ValidateStatus("project.status", in.status(), true); !s.ok()) return s;
+  if (auto s = CheckToken("request_id", req.request_id()); !s.ok()) return s;
+
+  v1::Project project;
+  project.set_id(NewId("prj_"));
+  project.set_owner_id(caller.user_id);
+  project.set_name(in.name());
+  project.set_display_name(in.display_name());
+  project.set_description(in.description());
+  project.set_status(in.status() == v1::PROJECT_STATUS_UNSPECIFIED ? v1::PROJECT_STATUS_CREATED
+                                                                  : in.status());
+  project.set_repository_url(in.repository_url());
+  project.set_template_id(in.template_id());
+  auto created = store_->Insert(project, req.request_id());
+  if (absl::IsAlreadyExists(created.status())) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("project.name: you already have a project named '", in.name(), "'"));
+  }
+  return created;
+}
+
+absl::StatusOr<v1::Project> ProjectCatalog::Get(const Principal& caller,
+                                                const v1::GetProjectRequest& req) {
+  return Visible(caller, "project_id", req.project_id());
+}
+
+absl::StatusOr<v1::ListProjectsResponse> ProjectCatalog::List(const Principal& caller,
+                                                              const v1::ListProjectsRequest& req) {
+  if (auto s = ValidateStatus("status", req.status(), true); !s.ok()) return s;
+  if (auto s = CheckToken("owner_id", req.owner_id()); !s.ok()) return s;
+  ProjectFilter filter{OwnerFilter(caller, req.owner_id()), req.status()};
+  const std::string filters = ListFilters(filter.owner_id, filter.status);
+  auto page = ParsePageRequest(req.page_size(), req.page_token(), filters, kDefaultPageSize,
+                               kMaxPageSize);
+  if (!page.ok()) return page.status();
+  auto rows = store_->List(filter, *page);
+  if (!rows.ok()) return rows.status();
+  v1::ListProjectsResponse out;
+  for (auto& p : rows->items) *out.add_projects() = std::move(p);
+  if (!rows->last_keys.empty()) out.set_next_page_token(MakePageToken(filters, rows->last_keys));
+  return out;
+}
+
+absl::StatusOr<v1::Project> ProjectCatalog::Update(const Principal& caller,
+                                                   const v1::UpdateProjectRequest& req) {
+  const v1::Project& in = req.project();
+  if (auto s = CheckToken("request_id", req.request_id()); !s.ok()) return s;
+  std::vector<std::string> fields;
+  if (req.has_update_mask() && req.update_mask().paths_size() > 0) {
+    for (const auto& path : req.update_mask().paths()) {
+      if (path == "name" || path == "id" || path == "owner_id" || path == "create_time" ||
+          path == "update_time") {
+        return InvalidField("update_mask", absl::StrCat("'", path, "' cannot be changed"));
+      }
+      if (!MutableFields().contains(path)) {
+        return InvalidField("update_mask", absl::StrCat("unknown field '", path, "'"));
+      }
+      if (std::find(fields.begin(), fields.end(), path) == fields.end()) fields.push_back(path);
+    }
+  } else {
+    // No mask: every mutable field the request sets.
+    if (!in.display_name().empty()) fields.push_back("display_name");
+    if (!in.description().empty()) fields.push_back("description");
+    if (in.status() != v1::PROJECT_STATUS_UNSPECIFIED) fields.push_back("status");
+    if (!in.repository_url().empty()) fields.push_back("repository_url");
+    if (!in.template_id().empty()) fields.push_back("template_id");
+    if (fields.empty()) {
+      return InvalidField("update_mask", "names no field and the project sets none to change");
+    }
+  }
+  for (const auto& path : fields) {
+    if (auto s = ValidateMutableField(in, path); !s.ok()) return s;
+  }
+  auto current = Visible(caller, "project.id", in.id());
+  if (!current.ok()) return current.status();
+  return store_->Update(in, fields);
+}
+
+absl::Status ProjectCatalog::Delete(const Principal& caller, const v1::DeleteProjectRequest& req) {
+  if (auto s = CheckToken("request_id", req.request_id()); !s.ok()) return s;
+  auto current = Visible(caller, "project_id", req.project_id());
+  if (!current.ok()) return current.status();
+  return store_->Delete(req.project_id());
+}
+
+absl::StatusOr<v1::Secret> ProjectCatalog::SetSecret(const Principal& caller,
+                                                     const v1::SetSecretRequest& req) {
+  if (auto s = ValidateSecretName("name", req.name()); !s.ok()) return s;
+  if (req.value().empty()) return InvalidField("value", "is required");
+  if (req.value().size() > kMaxSecretValue) {
+    return InvalidField("value", absl::StrCat("is ", req.value().size(), " bytes; at most ",
+                                              kMaxSecretValue, " are allowed"));
+  }
+  if (auto s = CheckToken("request_id", req.request_id()); !s.ok()) return s;
+  auto project = Visible(caller, "project_id", req.project_id());
+  if (!project.ok()) return project.status();
+  std::string sealed = absl::Base64Escape(
+      secrets_.Seal(req.value(), SecretAssociatedData(req.project_id(), req.name())));
+  return store_->PutSecret(req.project_id(), req.name(), sealed);
+}
+
+absl::StatusOr<v1::ListSecretsResponse> ProjectCatalog::ListSecrets(
+    const Principal& caller, const v1::ListSecretsRequest& req) {
+  auto project = Visible(caller, "project_id", req.project_id());
+  if (!project.ok()) return project.status();
+  const std::string filters = absl::StrCat("secrets=", req.project_id());
+  auto page = ParsePageRequest(req.page_size(), req.page_token(), filters, 100, kMaxPageSize);
+  if (!page.ok()) return page.status();
+  auto rows = store_->ListSecrets(req.project_id(), *page);
+  if (!rows.ok()) return rows.status();
+  v1::ListSecretsResponse out;
+  for (auto& s : rows->items) *out.add_secrets() = std::move(s);
+  if (!rows->last_keys.empty()) out.set_next_page_token(MakePageToken(filters, rows->last_keys));
+  return out;
+}
+
+absl::Status ProjectCatalog::DeleteSecret(const Principal& caller,
+                                          const v1::DeleteSecretRequest& req) {
+  if (auto s = ValidateSecretName("name", req.name()); !s.ok()) return s;
+  auto project = Visible(caller, "project_id", req.project_id());
+  if (!project.ok()) return project.status();
+  absl::Status deleted = store_->DeleteSecret(req.project_id(), req.name());
+  if (absl::IsNotFound(deleted)) {
+    return absl::NotFoundError(absl::StrCat("secret '", req.name(), "' not found"));
+  }
+  return deleted;
+}
+
+absl::StatusOr<std::string> ProjectCatalog::RevealSecret(const Principal& caller,
+                                                         absl::string_view project_id,
+                                                         absl::string_view name) {
+  auto project = Visible(caller, "project_id", project_id);
+  if (!project.ok()) return project.status();
+  auto stored = store_->GetSealedSecret(project_id, name);
+  if (!stored.ok()) return stored.status();
+  std::string sealed;
+  if (!absl::Base64Unescape(*stored, &sealed)) {
+    return absl::DataLossError("stored secret is not valid base64");
+  }
+  return secrets_.Open(sealed, SecretAssociatedData(project_id, name));
+}
+
+}  // namespace orchestrator::projects

@@ -1,0 +1,51 @@
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "orchestrator/projects/v1/projects.pb.h"
+#include "services/common/auth/principal.h"
+#include "services/common/crypto/secret_box.h"
+#include "services/projects/domain/project_store.h"
+
+namespace orchestrator::projects {
+
+// The rules of ProjectService, independent of gRPC: validation (errors name
+// the field), owner scoping (another owner's project is NOT_FOUND), field
+// masks, and sealing secret values before they reach the store.
+class ProjectCatalog final {
+ public:
+  ProjectCatalog(ProjectStorePtr store, SecretBox secrets)
+      : store_(std::move(store)), secrets_(std::move(secrets)) {}
+
+  absl::StatusOr<v1::Project> Create(const Principal& caller, const v1::CreateProjectRequest& req);
+  absl::StatusOr<v1::Project> Get(const Principal& caller, const v1::GetProjectRequest& req);
+  absl::StatusOr<v1::ListProjectsResponse> List(const Principal& caller,
+                                                const v1::ListProjectsRequest& req);
+  absl::StatusOr<v1::Project> Update(const Principal& caller, const v1::UpdateProjectRequest& req);
+  absl::Status Delete(const Principal& caller, const v1::DeleteProjectRequest& req);
+
+  absl::StatusOr<v1::Secret> SetSecret(const Principal& caller, const v1::SetSecretRequest& req);
+  absl::StatusOr<v1::ListSecretsResponse> ListSecrets(const Principal& caller,
+                                                      const v1::ListSecretsRequest& req);
+  absl::Status DeleteSecret(const Principal& caller, const v1::DeleteSecretRequest& req);
+
+  // For components granted a secret by name (never exposed over the API).
+  absl::StatusOr<std::string> RevealSecret(const Principal& caller, absl::string_view project_id,
+                                           absl::string_view name);
+
+ private:
+  absl::StatusOr<v1::Project> Visible(const Principal& caller, absl::string_view field,
+                                      absl::string_view project_id);
+
+  ProjectStorePtr store_;
+  SecretBox secrets_;
+};
+
+// Field checks, exposed for unit tests. Each error names the field.
+absl::Status ValidateProjectName(absl::string_view field, absl::string_view name);
+absl::Status ValidateSecretName(absl::string_view field, absl::string_view name);
+absl::Status ValidateRepositoryUrl(absl::string_view field, absl::string_view url);
+
+}  // namespace orchestrator::projects

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# End-to-end smoke test of the whole mesh in one process, the way an operator
+# reaches it: orchestratord --services=all on a free port over its own database,
+# driven only through `buf curl` (reflection, health, auth, a project round trip),
+# then a graceful SIGTERM.
+#
+#   bash tests/e2e/mesh_smoke.sh <path-to-orchestratord> <path-to-buf>
+#
+# Needs PGHOST/PGPORT/PGUSER/PGPASSWORD from pg_virtualenv (tools/test sets them).
+set -euo pipefail
+
+[ $# -eq 2 ] || {
+  echo "usage: $0 <path-to-orchestratord> <path-to-buf>" >&2
+  exit 2
+}
+orchestratord="$1"
+buf="$2"
+drain_seconds=5
+
+failures=0
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$((failures + 1))
+}
+# For failures that leave nothing further worth checking.
+fatal() {
+  fail "$@"
+  exit 1
+}
+# Prints "ok: $*" when nothing failed since the last `mark`.
+mark() { failures_before=$failures; }
+pass() { ((failures > failures_before)) || echo "ok: $*"; }
+failures_before=0
+
+[ -x "$orchestratord" ] || fatal "orchestratord not executable: $orchestratord"
+[ -x "$buf" ] || fatal "buf not executable: $buf"
+[ -n "${PGHOST:-}" ] || fatal "PGHOST is not set; run under pg_virtualenv (tools/test does)"
+
+work="$(mktemp -d -t mesh_smoke.XXXXXX)"
+db="mesh_smoke_$$_$RANDOM"
+log_file="$work/orchestratord.log"
+pid=""
+
+# True while $pid runs; an exited child we have not waited for yet is a zombie.
+running() {
+  local stat
+  stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [ "${stat:0:1}" != Z ]
+}
+
+cleanup() {
+  local status=$?
+  if [ -n "$pid" ] && running; then
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  if ((status != 0)) && [ -s "$log_file" ]; then
+    echo "--- orchestratord log (last 50 lines) ---" >&2
+    tail -n 50 "$log_file" >&2
+  fi
+  dropdb --if-exists "$db" >/dev/null 2>&1 || true
+  rm -rf "$work"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+url="http://127.0.0.1:$port"
+(umask 077 && head -c 32 /dev/urandom | base64 >"$work/secrets.key")
+createdb "$db" || fatal "createdb $db failed"
+
+# --pdeathsig: if ctest kills this script outright, orchestratord dies with it.
+setpriv --pdeathsig KILL -- "$orchestratord" --services=all --listen="127.0.0.1:$port" \
+  --database_url="dbname=$db" --secrets_key_file="$work/secrets.key" \
+  --bootstrap_token_file="$work/admin.token" --drain_deadline="${drain_seconds}s" \
+  </dev/null >"$log_file" 2>&1 &
+pid=$!
+
+# Runs buf curl against the server; prints its stdout and stderr (errors are JSON there).
+rpc() { "$buf" curl --protocol grpc --http2-prior-knowledge --timeout 10s "$@" 2>&1 || true; }
+
+# Prints the value at a dotted path (e.g. project.id) of the JSON document on stdin.
+json_get() {
+  python3 -c '
+import json, sys
+value = json.load(sys.stdin)
+for key in sys.argv[1].split("."):
+    value = value.get(key, "") if isinstance(value, dict) else ""
+print(value)' "$1" 2>/dev/null || true
+}
+
+health() {
+  rpc -d "{\"service\":\"$1\"}" "$url/grpc.health.v1.Health/Check" | json_get status
+}
+
+deadline=$((SECONDS + 30))
+until [ "$(health "")" = SERVING ]; do
+  running || fatal "orchestratord exited during startup"
+  ((SECONDS < deadline)) || fatal "orchestratord did not report SERVING within 30 s"
+  sleep 0.3
+done
+pass "orchestratord serving on 127.0.0.1:$port"
+
+mark
+# (a) Reflection lists every component's service.
+services="$(rpc --list-services "$url")"
+for svc in \
+  orchestrator.projects.v1.ProjectService \
+  orchestrator.jobs.v1.JobService \
+  orchestrator.sessions.v1.SessionService \
+  orchestrator.agents.v1.AgentService \
+  orchestrator.agents.v1.RunnerService \
+  orchestrator.scaffolder.v1.ScaffolderService \
+  orchestrator.engineering.v1.EngineeringService \
+  orchestrator.deploy.v1.DeployService \
+  orchestrator.infra.v1.InfraService \
+  orchestrator.scheduler.v1.SchedulerService \
+  orchestrator.admin.v1.AdminService \
+  grpc.health.v1.Health; do
+  grep -qxF "$svc" <<<"$services" || fail "reflection does not list $svc"
+done
+pass "reflection lists the services"
+
+mark
+# (b) Health of the server and of one component.
+for svc in "" orchestrator.projects.v1.ProjectService; do
+  status="$(health "$svc")"
+  [ "$status" = SERVING ] || fail "health of '${svc}' is '${status}', want SERVING"
+done
+pass "health checks"
+
+mark
+# (c) No token: Unauthenticated.
+out="$(rpc -d '{}' "$url/orchestrator.projects.v1.ProjectService/ListProjects")"
+[ "$(json_get code <<<"$out")" = unauthenticated ] ||
+  fail "a call without a token should be unauthenticated; got: $out"
+pass "a call without a token is unauthenticated"
+
+mark
+# (d) The bootstrap admin token creates a project and reads it back.
+[ -s "$work/admin.token" ] || fatal "no bootstrap token written to --bootstrap_token_file"
+mode="$(stat -c %a "$work/admin.token")"
+[ "$mode" = 600 ] || fail "bootstrap token file has mode $mode, want 600"
+token="$(tr -d '[:space:]' <"$work/admin.token")"
+auth="authorization: Bearer $token"
+out="$(rpc -H "$auth" -d '{"project":{"name":"e2e-demo"}}' \
+  "$url/orchestrator.projects.v1.ProjectService/CreateProject")"
+project_id="$(json_get project.id <<<"$out")"
+[ -n "$project_id" ] || fatal "CreateProject returned no project id; got: $out"
+out="$(rpc -H "$auth" -d "{\"project_id\":\"$project_id\"}" \
+  "$url/orchestrator.projects.v1.ProjectService/GetProject")"
+name="$(json_get project.name <<<"$out")"
+[ "$name" = e2e-demo ] || fail "GetProject $project_id returned name '$name', want e2e-demo; got: $out"
+pass "CreateProject then GetProject with the bootstrap admin token"
+
+mark
+# (e) The token never reaches the log.
+if grep -qF -- "$token" "$log_file"; then fail "the admin token appears in orchestratord's log"; fi
+pass "the token is not in the log"
+
+# (f) SIGTERM drains and exits cleanly within the drain deadline (plus a second of slack).
+kill -TERM "$pid"
+for ((tenths = 0; tenths < (drain_seconds + 1) * 10; tenths++)); do
+  running || break
+  sleep 0.1
+done
+if running; then
+  fail "orchestratord still running $((drain_seconds + 1)) s after SIGTERM"
+else
+  code=0
+  wait "$pid" || code=$?
+  pid=""
+  if ((code == 0)); then pass "SIGTERM: clean exit"; else fail "SIGTERM: exit status $code, want 0"; fi
+fi
+
+((failures == 0)) || exit 1
+echo "PASS: mesh smoke test"

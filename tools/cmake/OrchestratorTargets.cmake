@@ -1,0 +1,40 @@
+# Helpers that keep every component's CMakeLists short and alike.
+
+# orchestrator_library(<name> SOURCES ... DEPS ...)
+# A static library for one layer of one component, aliased orchestrator::<name>.
+function(orchestrator_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(orchestrator_${name} STATIC ${ARG_SOURCES})
+  add_library(orchestrator::${name} ALIAS orchestrator_${name})
+  target_include_directories(orchestrator_${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  target_compile_options(orchestrator_${name} PRIVATE ${ORCHESTRATOR_WARNINGS})
+  target_link_libraries(orchestrator_${name} PUBLIC ${ARG_DEPS})
+endfunction()
+
+# orchestrator_migrations(<name> SCHEMA <schema> DIR <dir>)
+# Embeds <dir>/NNNN_*.sql into orchestrator::<name> as a MigrationSet, so a
+# deployed binary carries its schema with it.
+function(orchestrator_migrations name)
+  cmake_parse_arguments(ARG "" "SCHEMA;DIR" "" ${ARGN})
+  file(GLOB sql_files CONFIGURE_DEPENDS "${ARG_DIR}/[0-9][0-9][0-9][0-9]_*.sql")
+  list(SORT sql_files)
+  set(out "${CMAKE_CURRENT_BINARY_DIR}/${name}_migrations.cc")
+  add_custom_command(
+    OUTPUT "${out}"
+    COMMAND ${CMAKE_COMMAND} -DOUT=${out} -DSCHEMA=${ARG_SCHEMA} -DNAME=${name}
+            "-DFILES=${sql_files}" -P ${PROJECT_SOURCE_DIR}/tools/cmake/EmbedMigrations.cmake
+    DEPENDS ${sql_files} ${PROJECT_SOURCE_DIR}/tools/cmake/EmbedMigrations.cmake
+    COMMENT "Embedding ${ARG_SCHEMA} migrations")
+  orchestrator_library(${name} SOURCES "${out}" DEPS orchestrator::db)
+endfunction()
+
+# orchestrator_test(<name> LABEL unit|integration|e2e SOURCES ... DEPS ...)
+function(orchestrator_test name)
+  cmake_parse_arguments(ARG "" "LABEL" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_compile_options(${name} PRIVATE ${ORCHESTRATOR_WARNINGS})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES LABELS ${ARG_LABEL} TIMEOUT 300)
+endfunction()

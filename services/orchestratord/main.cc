@@ -14,16 +14,20 @@
 #include "services/orchestratord/mesh.h"
 #include "spdlog/spdlog.h"
 
-ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC address: host:port (port 0 picks one) or unix:/path");
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "gRPC address: host:port (port 0 picks one) or unix:/path");
 ABSL_FLAG(std::string, services, "all", "components to host: all, or a comma-separated list");
 ABSL_FLAG(std::string, database_url, "", "libpq conninfo; empty uses PGHOST, PGPORT, PGUSER, ...");
-ABSL_FLAG(std::string, secrets_key_file, "", "file with the base64 32-byte key sealing project secrets");
+ABSL_FLAG(std::string, secrets_key_file, "",
+          "file with the base64 32-byte key sealing project secrets");
 ABSL_FLAG(std::string, bootstrap_token_file, "",
           "on an install without users, the first admin token is written here (mode 0600)");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn or error");
-ABSL_FLAG(absl::Duration, drain_deadline, absl::Seconds(10), "how long calls in flight may finish on SIGTERM");
+ABSL_FLAG(absl::Duration, drain_deadline, absl::Seconds(10),
+          "how long calls in flight may finish on SIGTERM");
 ABSL_FLAG(absl::Duration, call_deadline, absl::Seconds(10), "deadline of calls between components");
-ABSL_FLAG(absl::Duration, token_cache_ttl, absl::Seconds(5), "how long a verified token is remembered");
+ABSL_FLAG(absl::Duration, token_cache_ttl, absl::Seconds(5),
+          "how long a verified token is remembered");
 ABSL_FLAG(int, executor_threads, 8, "threads running RPC work off the gRPC threads");
 ABSL_FLAG(int, executor_queue, 4096, "queued RPC work before calls are refused");
 ABSL_FLAG(int, db_pool_size, 8, "PostgreSQL connections");
@@ -66,11 +70,16 @@ absl::StatusOr<orchestrator::MeshConfig> ConfigFromFlags() {
   c.executor_queue = absl::GetFlag(FLAGS_executor_queue);
   c.db_pool_size = absl::GetFlag(FLAGS_db_pool_size);
   const std::pair<const char*, std::string> addrs[] = {
-      {"admin", absl::GetFlag(FLAGS_admin_addr)},       {"projects", absl::GetFlag(FLAGS_projects_addr)},
-      {"jobs", absl::GetFlag(FLAGS_jobs_addr)},         {"sessions", absl::GetFlag(FLAGS_sessions_addr)},
-      {"agents", absl::GetFlag(FLAGS_agents_addr)},     {"scaffolder", absl::GetFlag(FLAGS_scaffolder_addr)},
-      {"engineering", absl::GetFlag(FLAGS_engineering_addr)}, {"deploy", absl::GetFlag(FLAGS_deploy_addr)},
-      {"infra", absl::GetFlag(FLAGS_infra_addr)},       {"scheduler", absl::GetFlag(FLAGS_scheduler_addr)}};
+      {"admin", absl::GetFlag(FLAGS_admin_addr)},
+      {"projects", absl::GetFlag(FLAGS_projects_addr)},
+      {"jobs", absl::GetFlag(FLAGS_jobs_addr)},
+      {"sessions", absl::GetFlag(FLAGS_sessions_addr)},
+      {"agents", absl::GetFlag(FLAGS_agents_addr)},
+      {"scaffolder", absl::GetFlag(FLAGS_scaffolder_addr)},
+      {"engineering", absl::GetFlag(FLAGS_engineering_addr)},
+      {"deploy", absl::GetFlag(FLAGS_deploy_addr)},
+      {"infra", absl::GetFlag(FLAGS_infra_addr)},
+      {"scheduler", absl::GetFlag(FLAGS_scheduler_addr)}};
   for (const auto& [component, addr] : addrs) {
     if (!addr.empty()) c.remote_addrs[component] = addr;
   }

@@ -1,14 +1,13 @@
 #include "services/orchestratord/mesh.h"
 
 #include <fcntl.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <sstream>
-
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
 
 #include "absl/strings/str_cat.h"
 #include "orchestrator/agents/v1/agents.grpc.pb.h"
@@ -34,7 +33,8 @@ namespace {
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view flag) {
   std::ifstream in(path);
-  if (!in) return absl::FailedPreconditionError(absl::StrCat("--", flag, ": cannot read '", path, "'"));
+  if (!in)
+    return absl::FailedPreconditionError(absl::StrCat("--", flag, ": cannot read '", path, "'"));
   std::stringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();
@@ -71,8 +71,8 @@ std::shared_ptr<grpc::Channel> Mesh::ChannelTo(const std::string& component) {
   if (config_.Hosts(component)) return host_.InProcessChannel();
   auto& channel = remote_channels_[component];
   if (!channel) {
-    channel = grpc::CreateChannel(config_.remote_addrs.at(component),
-                                  grpc::InsecureChannelCredentials());
+    channel =
+        grpc::CreateChannel(config_.remote_addrs.at(component), grpc::InsecureChannelCredentials());
   }
   return channel;
 }
@@ -90,17 +90,16 @@ absl::Status Mesh::Build() {
     services_.push_back(std::move(service));
     parts_.push_back(directory);
 
-    auto token = directory->Bootstrap();
-    if (!token.ok()) return token.status();
-    if (token->has_value()) {
-      if (auto s = WriteBootstrapToken(**token); !s.ok()) return s;
-    }
+    auto bootstrapped = directory->Bootstrap(
+        [this](const std::string& token) { return WriteBootstrapToken(token); });
+    if (!bootstrapped.ok()) return bootstrapped.status();
   }
   // Verifying tokens: the directory itself when hosted here (asking
   // ourselves over the channel would recurse), else AdminService remotely.
   TokenVerifierPtr source = directory;
   if (!directory) {
-    source = std::make_shared<admin::RemoteTokenVerifier>(ChannelTo("admin"), config_.call_deadline);
+    source =
+        std::make_shared<admin::RemoteTokenVerifier>(ChannelTo("admin"), config_.call_deadline);
   }
   verifier_ = std::make_shared<CachingTokenVerifier>(source, config_.token_cache_ttl);
   if (directory) directory->OnCredentialsChanged([v = verifier_.get()] { v->ForgetAll(); });
@@ -112,7 +111,8 @@ absl::Status Mesh::Build() {
     if (!key.ok()) return key.status();
     auto box = SecretBox::FromBase64Key(*key);
     if (!box.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("--secrets_key_file: ", box.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--secrets_key_file: ", box.status().message()));
     }
     auto catalog = std::make_shared<projects::ProjectCatalog>(
         std::make_shared<projects::PgProjectStore>(pool_), std::move(*box));
@@ -128,13 +128,15 @@ absl::Status Mesh::Build() {
     HostContractOnly<agents::v1::AgentService>(services_, host_);
     HostContractOnly<agents::v1::RunnerService>(services_, host_);
   }
-  if (config_.Hosts("scaffolder")) HostContractOnly<scaffolder::v1::ScaffolderService>(services_, host_);
+  if (config_.Hosts("scaffolder"))
+    HostContractOnly<scaffolder::v1::ScaffolderService>(services_, host_);
   if (config_.Hosts("engineering")) {
     HostContractOnly<engineering::v1::EngineeringService>(services_, host_);
   }
   if (config_.Hosts("deploy")) HostContractOnly<deploy::v1::DeployService>(services_, host_);
   if (config_.Hosts("infra")) HostContractOnly<infra::v1::InfraService>(services_, host_);
-  if (config_.Hosts("scheduler")) HostContractOnly<scheduler::v1::SchedulerService>(services_, host_);
+  if (config_.Hosts("scheduler"))
+    HostContractOnly<scheduler::v1::SchedulerService>(services_, host_);
   return absl::OkStatus();
 }
 
@@ -147,8 +149,8 @@ absl::Status Mesh::WriteBootstrapToken(const std::string& token) const {
   int fd = ::open(config_.bootstrap_token_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (fd < 0 || ::fchmod(fd, 0600) != 0) {
     if (fd >= 0) ::close(fd);
-    return absl::FailedPreconditionError(absl::StrCat(
-        "--bootstrap_token_file: cannot write '", config_.bootstrap_token_file, "'"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("--bootstrap_token_file: cannot write '", config_.bootstrap_token_file, "'"));
   }
   std::string line = token + "\n";
   bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());

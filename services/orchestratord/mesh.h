@@ -1,12 +1,12 @@
 #pragma once
 
+#include <grpcpp/channel.h>
+#include <grpcpp/impl/service_type.h>
+
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/channel.h>
-#include <grpcpp/impl/service_type.h>
 
 #include "absl/status/statusor.h"
 #include "services/common/auth/token_verifier.h"

@@ -16,7 +16,8 @@ absl::StatusOr<Principal> RemoteTokenVerifier::Verify(absl::string_view token) {
   if (!status.ok()) {
     absl::Status s = FromGrpcStatus(status);
     if (absl::IsUnauthenticated(s) || absl::IsUnavailable(s)) return s;
-    return absl::UnavailableError(absl::StrCat("verifying the token with AdminService: ", s.message()));
+    return absl::UnavailableError(
+        absl::StrCat("verifying the token with AdminService: ", s.message()));
   }
   Principal p;
   p.user_id = identity.user().id();
@@ -27,7 +28,8 @@ absl::StatusOr<Principal> RemoteTokenVerifier::Verify(absl::string_view token) {
            : identity.token().kind() == v1::TOKEN_KIND_MESH ? PrincipalKind::kMesh
                                                             : PrincipalKind::kUser;
   p.role_grants.assign(identity.role_permissions().begin(), identity.role_permissions().end());
-  p.token_grants.assign(identity.token().permissions().begin(), identity.token().permissions().end());
+  p.token_grants.assign(identity.token().permissions().begin(),
+                        identity.token().permissions().end());
   return p;
 }
 

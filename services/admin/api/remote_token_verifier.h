@@ -1,11 +1,11 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
+#include <grpcpp/channel.h>
+
 #include <chrono>
 #include <memory>
 
-#include <grpcpp/channel.h>
-
+#include "absl/strings/string_view.h"
 #include "orchestrator/admin/v1/admin.grpc.pb.h"
 #include "services/common/auth/token_verifier.h"
 

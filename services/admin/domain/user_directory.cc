@@ -21,7 +21,8 @@ absl::Time ToTime(const google::protobuf::Timestamp& t) {
 }
 
 absl::Status ValidateUserName(absl::string_view field, absl::string_view name) {
-  if (name.size() < 3 || name.size() > 63) return InvalidField(field, "must be 3 to 63 characters long");
+  if (name.size() < 3 || name.size() > 63)
+    return InvalidField(field, "must be 3 to 63 characters long");
   if (name.front() < 'a' || name.front() > 'z') {
     return InvalidField(field, "must start with a lowercase letter");
   }
@@ -40,8 +41,8 @@ std::string NewTokenValue() { return absl::StrCat(kTokenPrefix, RandomUrlSafe(32
 std::vector<std::string> RoleGrants(v1::Role role) {
   if (role == v1::ROLE_ADMIN) return {"*"};
   if (role == v1::ROLE_USER) {
-    return {"project.*",     "job.*",    "session.*", "agent.*",   "scaffold.*",
-            "engineering.*", "deploy.*", "infra.*",   "diagnose.*", "admin.token.*"};
+    return {"project.*",     "job.*",    "session.*",          "agent.*",    "scaffold.*",
+            "engineering.*", "deploy.*", "infra.allocation.*", "diagnose.*", "admin.token.*"};
   }
   return {};
 }
@@ -74,28 +75,29 @@ absl::StatusOr<Principal> UserDirectory::Verify(absl::string_view token) {
   return p;
 }
 
-absl::StatusOr<std::optional<std::string>> UserDirectory::Bootstrap() {
+absl::StatusOr<bool> UserDirectory::Bootstrap(
+    const std::function<absl::Status(const std::string&)>& deliver) {
   auto count = store_->CountUsers();
   if (!count.ok()) return count.status();
-  if (*count > 0) return std::optional<std::string>();
+  if (*count > 0) return false;
+  const std::string value = NewTokenValue();
+  if (auto s = deliver(value); !s.ok()) return s;
   v1::User admin;
   admin.set_id(NewId("usr_"));
   admin.set_name("admin");
   admin.set_display_name("Administrator");
   admin.set_role(v1::ROLE_ADMIN);
   auto user = store_->InsertUser(admin, "bootstrap");
-  if (absl::IsAlreadyExists(user.status())) return std::optional<std::string>();  // a replica won
+  if (absl::IsAlreadyExists(user.status())) return false;  // a replica bootstrapped first
   if (!user.ok()) return user.status();
   v1::Token token;
   token.set_id(NewId("tok_"));
   token.set_user_id(user->id());
   token.set_kind(v1::TOKEN_KIND_USER);
   token.set_description("bootstrap admin token");
-  std::string value = NewTokenValue();
   auto stored = store_->InsertToken(token, HashToken(value), "bootstrap");
   if (!stored.ok()) return stored.status();
-  if (stored->id() != token.id()) return std::optional<std::string>();  // a replica won
-  return std::optional<std::string>(value);
+  return stored->id() == token.id();
 }
 
 absl::StatusOr<v1::User> UserDirectory::VisibleUser(const Principal& caller,
@@ -149,8 +151,8 @@ absl::StatusOr<v1::User> UserDirectory::GetUser(const Principal& caller,
 
 absl::StatusOr<v1::ListUsersResponse> UserDirectory::ListUsers(const Principal&,
                                                                const v1::ListUsersRequest& req) {
-  auto page = ParsePageRequest(req.page_size(), req.page_token(), "users", kDefaultPageSize,
-                               kMaxPageSize);
+  auto page =
+      ParsePageRequest(req.page_size(), req.page_token(), "users", kDefaultPageSize, kMaxPageSize);
   if (!page.ok()) return page.status();
   auto rows = store_->ListUsers(*page);
   if (!rows.ok()) return rows.status();
@@ -187,8 +189,9 @@ absl::StatusOr<v1::CreateTokenResponse> UserDirectory::CreateToken(
   }
   for (const auto& p : req.permissions()) {
     if (!IsValidPermissionPattern(p)) {
-      return InvalidField("permissions", absl::StrCat("'", p, "' is not a permission such as "
-                                                              "'project.get' or 'deploy.*'"));
+      return InvalidField("permissions", absl::StrCat("'", p,
+                                                      "' is not a permission such as "
+                                                      "'project.get' or 'deploy.*'"));
     }
     // A token never grants more than its creator holds.
     if (!caller.Allows(p)) {
@@ -233,8 +236,8 @@ absl::StatusOr<v1::ListTokensResponse> UserDirectory::ListTokens(const Principal
   auto user = VisibleUser(caller, "user_id", req.user_id());
   if (!user.ok()) return user.status();
   const std::string filters = absl::StrCat("tokens=", req.user_id());
-  auto page = ParsePageRequest(req.page_size(), req.page_token(), filters, kDefaultPageSize,
-                               kMaxPageSize);
+  auto page =
+      ParsePageRequest(req.page_size(), req.page_token(), filters, kDefaultPageSize, kMaxPageSize);
   if (!page.ok()) return page.status();
   auto rows = store_->ListTokens(req.user_id(), *page);
   if (!rows.ok()) return rows.status();

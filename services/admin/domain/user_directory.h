@@ -1,12 +1,12 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "orchestrator/admin/v1/admin.pb.h"
 #include "services/admin/domain/user_store.h"
@@ -33,9 +33,11 @@ class UserDirectory final : public TokenVerifier {
   // TokenVerifier.
   absl::StatusOr<Principal> Verify(absl::string_view token) override;
 
-  // On an install without users: creates user "admin" with ROLE_ADMIN and
-  // returns a fresh token for it. std::nullopt when users already exist.
-  absl::StatusOr<std::optional<std::string>> Bootstrap();
+  // On an install without users: creates user "admin" with ROLE_ADMIN and a
+  // fresh token for it, handing the token to `deliver` *before* its hash is
+  // stored, so a token that could not be delivered is never the only one.
+  // Returns false when users already exist (nothing is delivered).
+  absl::StatusOr<bool> Bootstrap(const std::function<absl::Status(const std::string&)>& deliver);
 
   absl::StatusOr<v1::GetIdentityResponse> GetIdentity(const Principal& caller);
   absl::StatusOr<v1::User> CreateUser(const Principal& caller, const v1::CreateUserRequest& req);

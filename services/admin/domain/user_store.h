@@ -1,12 +1,12 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "orchestrator/admin/v1/admin.pb.h"
 #include "services/common/pagination/page_token.h"
 
@@ -33,14 +33,16 @@ class UserStore {
   virtual ~UserStore() = default;
 
   // A repeated request_id returns the user the first request created.
-  virtual absl::StatusOr<v1::User> InsertUser(const v1::User& user, absl::string_view request_id) = 0;
+  virtual absl::StatusOr<v1::User> InsertUser(const v1::User& user,
+                                              absl::string_view request_id) = 0;
   virtual absl::StatusOr<v1::User> GetUser(absl::string_view user_id) = 0;
   virtual absl::StatusOr<Page<v1::User>> ListUsers(const PageRequest& page) = 0;
   virtual absl::StatusOr<v1::User> DisableUser(absl::string_view user_id) = 0;
   virtual absl::StatusOr<int64_t> CountUsers() = 0;
 
   // `token` carries id, user, kind, description, permissions, expiry.
-  virtual absl::StatusOr<v1::Token> InsertToken(const v1::Token& token, absl::string_view token_hash,
+  virtual absl::StatusOr<v1::Token> InsertToken(const v1::Token& token,
+                                                absl::string_view token_hash,
                                                 absl::string_view request_id) = 0;
   virtual absl::StatusOr<TokenGrant> FindTokenByHash(absl::string_view token_hash) = 0;
   virtual absl::StatusOr<v1::Token> GetToken(absl::string_view token_id) = 0;

@@ -13,54 +13,64 @@ namespace {
 
 using google::protobuf::util::TimeUtil;
 
-#define USER_COLUMNS \
-  "u.id, u.name, u.display_name, u.role, u.disabled, (extract(epoch FROM u.create_time) * 1000000)::bigint"
-#define TOKEN_COLUMNS                                                                     \
-  "t.id, t.user_id, t.kind, t.description, t.permissions, "                               \
-  "(extract(epoch FROM t.create_time) * 1000000)::bigint, "                               \
-  "(extract(epoch FROM t.expire_time) * 1000000)::bigint, "                               \
+#define USER_COLUMNS                                                                        \
+  "u.id, u.name, u.display_name, u.role, u.disabled, (extract(epoch FROM u.create_time) * " \
+  "1000000)::bigint"
+#define TOKEN_COLUMNS                                       \
+  "t.id, t.user_id, t.kind, t.description, t.permissions, " \
+  "(extract(epoch FROM t.create_time) * 1000000)::bigint, " \
+  "(extract(epoch FROM t.expire_time) * 1000000)::bigint, " \
   "(extract(epoch FROM t.revoke_time) * 1000000)::bigint"
 
 constexpr db::Statement kInsertUser{
     "users_insert",
     "WITH ins AS (INSERT INTO admin.users (id, name, display_name, role, create_request_id) "
     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (create_request_id) DO NOTHING RETURNING *) "
-    "SELECT " USER_COLUMNS " FROM ins u UNION ALL "
-    "SELECT " USER_COLUMNS " FROM admin.users u WHERE u.create_request_id = $5 "
+    "SELECT " USER_COLUMNS
+    " FROM ins u UNION ALL "
+    "SELECT " USER_COLUMNS
+    " FROM admin.users u WHERE u.create_request_id = $5 "
     "AND NOT EXISTS (SELECT 1 FROM ins)"};
 constexpr db::Statement kGetUser{"users_get",
                                  "SELECT " USER_COLUMNS " FROM admin.users u WHERE u.id = $1"};
-constexpr db::Statement kListUsers{
-    "users_list", "SELECT " USER_COLUMNS " FROM admin.users u WHERE ($1::text IS NULL OR u.name > $1) "
-                  "ORDER BY u.name LIMIT $2"};
+constexpr db::Statement kListUsers{"users_list",
+                                   "SELECT " USER_COLUMNS
+                                   " FROM admin.users u WHERE ($1::text IS NULL OR u.name > $1) "
+                                   "ORDER BY u.name LIMIT $2"};
 constexpr db::Statement kDisableUser{
-    "users_disable", "UPDATE admin.users u SET disabled = true WHERE u.id = $1 RETURNING " USER_COLUMNS};
+    "users_disable",
+    "UPDATE admin.users u SET disabled = true WHERE u.id = $1 RETURNING " USER_COLUMNS};
 constexpr db::Statement kCountUsers{"users_count", "SELECT count(*) FROM admin.users"};
 
 constexpr db::Statement kInsertToken{
     "tokens_insert",
-    "WITH ins AS (INSERT INTO admin.tokens (id, user_id, token_hash, kind, description, permissions, "
+    "WITH ins AS (INSERT INTO admin.tokens (id, user_id, token_hash, kind, description, "
+    "permissions, "
     "expire_time, create_request_id) VALUES ($1, $2, $3, $4, $5, $6, "
     "to_timestamp($7::bigint / 1000000.0), $8) "
     "ON CONFLICT (user_id, create_request_id) WHERE create_request_id IS NOT NULL DO NOTHING "
     "RETURNING *) "
-    "SELECT " TOKEN_COLUMNS " FROM ins t UNION ALL "
-    "SELECT " TOKEN_COLUMNS " FROM admin.tokens t WHERE t.user_id = $2 AND t.create_request_id = $8 "
+    "SELECT " TOKEN_COLUMNS
+    " FROM ins t UNION ALL "
+    "SELECT " TOKEN_COLUMNS
+    " FROM admin.tokens t WHERE t.user_id = $2 AND t.create_request_id = $8 "
     "AND NOT EXISTS (SELECT 1 FROM ins)"};
-constexpr db::Statement kFindToken{
-    "tokens_find", "SELECT " TOKEN_COLUMNS ", " USER_COLUMNS
-                   " FROM admin.tokens t JOIN admin.users u ON u.id = t.user_id "
-                   "WHERE t.token_hash = $1"};
+constexpr db::Statement kFindToken{"tokens_find",
+                                   "SELECT " TOKEN_COLUMNS ", " USER_COLUMNS
+                                   " FROM admin.tokens t JOIN admin.users u ON u.id = t.user_id "
+                                   "WHERE t.token_hash = $1"};
 constexpr db::Statement kGetToken{"tokens_get",
                                   "SELECT " TOKEN_COLUMNS " FROM admin.tokens t WHERE t.id = $1"};
 constexpr db::Statement kListTokens{
     "tokens_list",
-    "SELECT " TOKEN_COLUMNS " FROM admin.tokens t WHERE t.user_id = $1 AND ($2::bigint IS NULL OR "
+    "SELECT " TOKEN_COLUMNS
+    " FROM admin.tokens t WHERE t.user_id = $1 AND ($2::bigint IS NULL OR "
     "((extract(epoch FROM t.create_time) * 1000000)::bigint, t.id) < ($2::bigint, $3::text)) "
     "ORDER BY t.create_time DESC, t.id DESC LIMIT $4"};
 constexpr db::Statement kRevokeToken{
-    "tokens_revoke", "UPDATE admin.tokens t SET revoke_time = coalesce(revoke_time, now()) "
-                     "WHERE t.id = $1 RETURNING " TOKEN_COLUMNS};
+    "tokens_revoke",
+    "UPDATE admin.tokens t SET revoke_time = coalesce(revoke_time, now()) "
+    "WHERE t.id = $1 RETURNING " TOKEN_COLUMNS};
 
 v1::User UserFromRow(const db::Result& r, int row, int col) {
   v1::User u;
@@ -84,8 +94,10 @@ v1::Token TokenFromRow(const db::Result& r, int row) {
     t.add_permissions(std::string(p));
   }
   *t.mutable_create_time() = TimeUtil::MicrosecondsToTimestamp(r.GetInt64(row, 5));
-  if (!r.IsNull(row, 6)) *t.mutable_expire_time() = TimeUtil::MicrosecondsToTimestamp(r.GetInt64(row, 6));
-  if (!r.IsNull(row, 7)) *t.mutable_revoke_time() = TimeUtil::MicrosecondsToTimestamp(r.GetInt64(row, 7));
+  if (!r.IsNull(row, 6))
+    *t.mutable_expire_time() = TimeUtil::MicrosecondsToTimestamp(r.GetInt64(row, 6));
+  if (!r.IsNull(row, 7))
+    *t.mutable_revoke_time() = TimeUtil::MicrosecondsToTimestamp(r.GetInt64(row, 7));
   return t;
 }
 constexpr int kTokenColumns = 8;
@@ -113,9 +125,10 @@ absl::StatusOr<v1::User> PgUserStore::GetUser(absl::string_view user_id) {
 }
 
 absl::StatusOr<Page<v1::User>> PgUserStore::ListUsers(const PageRequest& page) {
-  auto r = pool_->Exec(kListUsers, {page.after.size() == 1 ? std::optional<std::string>(page.after[0])
-                                                           : std::nullopt,
-                                    std::to_string(page.page_size + 1)});
+  auto r = pool_->Exec(
+      kListUsers,
+      {page.after.size() == 1 ? std::optional<std::string>(page.after[0]) : std::nullopt,
+       std::to_string(page.page_size + 1)});
   if (!r.ok()) return r.status();
   Page<v1::User> out;
   const int n = std::min(r->rows(), page.page_size);
@@ -140,11 +153,12 @@ absl::StatusOr<int64_t> PgUserStore::CountUsers() {
 absl::StatusOr<v1::Token> PgUserStore::InsertToken(const v1::Token& t, absl::string_view token_hash,
                                                    absl::string_view request_id) {
   std::optional<std::string> expire;
-  if (t.has_expire_time()) expire = std::to_string(TimeUtil::TimestampToMicroseconds(t.expire_time()));
-  auto r = pool_->Exec(kInsertToken, {t.id(), t.user_id(), std::string(token_hash),
-                                      std::to_string(t.kind()), t.description(),
-                                      absl::StrJoin(t.permissions(), " "), expire,
-                                      NullIfEmpty(request_id)});
+  if (t.has_expire_time())
+    expire = std::to_string(TimeUtil::TimestampToMicroseconds(t.expire_time()));
+  auto r = pool_->Exec(
+      kInsertToken,
+      {t.id(), t.user_id(), std::string(token_hash), std::to_string(t.kind()), t.description(),
+       absl::StrJoin(t.permissions(), " "), expire, NullIfEmpty(request_id)});
   if (!r.ok()) {
     if (absl::IsFailedPrecondition(r.status())) {
       return absl::NotFoundError(absl::StrCat("user '", t.user_id(), "' not found"));
@@ -172,10 +186,11 @@ absl::StatusOr<v1::Token> PgUserStore::GetToken(absl::string_view token_id) {
 absl::StatusOr<Page<v1::Token>> PgUserStore::ListTokens(absl::string_view user_id,
                                                         const PageRequest& page) {
   const bool resume = page.after.size() == 2;
-  auto r = pool_->Exec(kListTokens, {std::string(user_id),
-                                     resume ? std::optional<std::string>(page.after[0]) : std::nullopt,
-                                     resume ? std::optional<std::string>(page.after[1]) : std::nullopt,
-                                     std::to_string(page.page_size + 1)});
+  auto r =
+      pool_->Exec(kListTokens, {std::string(user_id),
+                                resume ? std::optional<std::string>(page.after[0]) : std::nullopt,
+                                resume ? std::optional<std::string>(page.after[1]) : std::nullopt,
+                                std::to_string(page.page_size + 1)});
   if (!r.ok()) return r.status();
   Page<v1::Token> out;
   const int n = std::min(r->rows(), page.page_size);

@@ -1,9 +1,10 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "absl/strings/string_view.h"
 
 namespace orchestrator {
 
@@ -20,15 +21,15 @@ enum class PrincipalKind { kUser, kAgent, kMesh };
 
 // Who is calling, as established by the authentication interceptor.
 struct Principal {
-  std::string user_id;
-  std::string user_name;
-  std::string token_id;
+  std::string user_id = {};
+  std::string user_name = {};
+  std::string token_id = {};
   PrincipalKind kind = PrincipalKind::kUser;
   bool admin = false;
   // What the user's role allows.
-  std::vector<std::string> role_grants;
+  std::vector<std::string> role_grants = {};
   // What the token is limited to; empty means no limit beyond the role.
-  std::vector<std::string> token_grants;
+  std::vector<std::string> token_grants = {};
 
   bool Allows(absl::string_view permission) const;
 };

@@ -35,9 +35,9 @@ absl::Status CheckHostPort(absl::string_view flag, absl::string_view value) {
 }  // namespace
 
 const std::vector<std::string>& AllComponents() {
-  static const auto* all = new std::vector<std::string>{
-      "admin",       "projects", "jobs",  "sessions", "agents",    "scaffolder",
-      "engineering", "deploy",   "infra", "scheduler"};
+  static const auto* all =
+      new std::vector<std::string>{"admin",      "projects",    "jobs",   "sessions", "agents",
+                                   "scaffolder", "engineering", "deploy", "infra",    "scheduler"};
   return *all;
 }
 
@@ -66,9 +66,11 @@ absl::Status ParseServices(absl::string_view spec, std::vector<std::string>* out
 
 absl::Status MeshConfig::Validate() const {
   if (auto s = CheckHostPort("listen", listen); !s.ok()) return s;
-  if (services.empty()) return absl::InvalidArgumentError("--services: name at least one component");
+  if (services.empty())
+    return absl::InvalidArgumentError("--services: name at least one component");
   for (const auto& s : services) {
-    if (!IsKnown(s)) return absl::InvalidArgumentError(absl::StrCat("--services: unknown '", s, "'"));
+    if (!IsKnown(s))
+      return absl::InvalidArgumentError(absl::StrCat("--services: unknown '", s, "'"));
   }
   for (const auto& [component, addr] : remote_addrs) {
     if (!IsKnown(component)) {

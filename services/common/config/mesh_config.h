@@ -1,6 +1,5 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <chrono>
 #include <map>
 #include <string>
@@ -8,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace orchestrator {
 
@@ -18,9 +18,9 @@ const std::vector<std::string>& AllComponents();
 // only, validated once, then handed down; nothing below main reads flags.
 struct MeshConfig {
   std::string listen = "127.0.0.1:50051";
-  std::vector<std::string> services;             // component names hosted here
+  std::vector<std::string> services;                // component names hosted here
   std::map<std::string, std::string> remote_addrs;  // component → host:port
-  std::string database_url;                      // libpq conninfo; "" = PG* environment
+  std::string database_url;                         // libpq conninfo; "" = PG* environment
   std::string secrets_key_file;
   std::string bootstrap_token_file;
   std::chrono::milliseconds drain_deadline{10000};

@@ -28,8 +28,8 @@ absl::StatusOr<SecretBox> SecretBox::FromBase64Key(absl::string_view key_base64)
   EnsureSodium();
   std::string key;
   absl::string_view trimmed = key_base64;
-  while (!trimmed.empty() && (trimmed.back() == '\n' || trimmed.back() == '\r' ||
-                              trimmed.back() == ' ')) {
+  while (!trimmed.empty() &&
+         (trimmed.back() == '\n' || trimmed.back() == '\r' || trimmed.back() == ' ')) {
     trimmed.remove_suffix(1);
   }
   if (!absl::Base64Unescape(trimmed, &key) && !absl::WebSafeBase64Unescape(trimmed, &key)) {
@@ -63,9 +63,9 @@ absl::StatusOr<std::string> SecretBox::Open(absl::string_view sealed,
   std::string out(sealed.size() - kNonce - crypto_aead_xchacha20poly1305_ietf_ABYTES, '\0');
   unsigned long long written = 0;
   if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-          reinterpret_cast<unsigned char*>(out.data()), &written, nullptr,
-          Bytes(sealed) + kNonce, sealed.size() - kNonce, Bytes(associated_data),
-          associated_data.size(), Bytes(sealed), Bytes(key_)) != 0) {
+          reinterpret_cast<unsigned char*>(out.data()), &written, nullptr, Bytes(sealed) + kNonce,
+          sealed.size() - kNonce, Bytes(associated_data), associated_data.size(), Bytes(sealed),
+          Bytes(key_)) != 0) {
     return absl::DataLossError(
         "encrypted value failed authentication: altered, misplaced or sealed under another key");
   }

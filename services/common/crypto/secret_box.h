@@ -1,10 +1,10 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace orchestrator {
 
@@ -23,7 +23,8 @@ class SecretBox final {
   std::string Seal(absl::string_view plaintext, absl::string_view associated_data) const;
   // DATA_LOSS when the data was altered, bound to other associated data, or
   // sealed under another key.
-  absl::StatusOr<std::string> Open(absl::string_view sealed, absl::string_view associated_data) const;
+  absl::StatusOr<std::string> Open(absl::string_view sealed,
+                                   absl::string_view associated_data) const;
 
  private:
   explicit SecretBox(std::string key) : key_(std::move(key)) {}

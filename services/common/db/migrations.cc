@@ -12,8 +12,8 @@ namespace {
 
 constexpr Statement kLock{"migrations_lock",
                           "SELECT pg_advisory_lock(hashtext('orchestrator.migrations.' || $1))"};
-constexpr Statement kUnlock{"migrations_unlock",
-                            "SELECT pg_advisory_unlock(hashtext('orchestrator.migrations.' || $1))"};
+constexpr Statement kUnlock{
+    "migrations_unlock", "SELECT pg_advisory_unlock(hashtext('orchestrator.migrations.' || $1))"};
 
 bool IsIdentifier(absl::string_view s) {
   if (s.empty() || s.size() > 63) return false;
@@ -31,23 +31,24 @@ absl::Status ApplyLocked(Connection& conn, const MigrationSet& set) {
       "applied_time timestamptz NOT NULL DEFAULT now())"));
   if (!created.ok()) return created.status();
 
-  auto applied = conn.ExecScript(absl::StrCat("SELECT version FROM ", schema, ".schema_migrations"));
+  auto applied =
+      conn.ExecScript(absl::StrCat("SELECT version FROM ", schema, ".schema_migrations"));
   if (!applied.ok()) return applied.status();
   std::set<int64_t> done;
   for (int r = 0; r < applied->rows(); ++r) done.insert(applied->GetInt64(r, 0));
 
   for (const auto& m : set.migrations) {
     if (done.contains(m.version)) continue;
-    std::string script =
-        absl::StrCat("BEGIN;\n", m.sql, "\n;INSERT INTO ", schema,
-                     ".schema_migrations (version, name) VALUES (", m.version, ", '", m.name,
-                     "');\nCOMMIT;");
+    std::string script = absl::StrCat("BEGIN;\n", m.sql, "\n;INSERT INTO ", schema,
+                                      ".schema_migrations (version, name) VALUES (", m.version,
+                                      ", '", m.name, "');\nCOMMIT;");
     auto ran = conn.ExecScript(script);
     if (!ran.ok()) {
       (void)conn.ExecScript("ROLLBACK");
-      return absl::Status(ran.status().code(),
-                          absl::StrCat("migration ", schema, "/", m.version, "_", m.name,
-                                       " failed: ", ran.status().message()));
+      return absl::Status(
+          ran.status().code(),
+          absl::StrCat("migration ", schema, "/", absl::Dec(m.version, absl::kZeroPad4), "_",
+                       m.name, " failed: ", ran.status().message()));
     }
     spdlog::info("migration applied schema={} version={} name={}", schema, m.version, m.name);
   }

@@ -1,10 +1,10 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "services/common/db/pool.h"
 
 namespace orchestrator::db {

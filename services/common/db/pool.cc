@@ -2,9 +2,9 @@
 
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/match.h"
 #include "absl/time/time.h"
 
 namespace orchestrator::db {
@@ -41,7 +41,7 @@ int64_t Result::affected() const {
 
 absl::string_view Result::Get(int row, int col) const {
   return absl::string_view(PQgetvalue(result_.get(), row, col),
-                          PQgetlength(result_.get(), row, col));
+                           PQgetlength(result_.get(), row, col));
 }
 
 int64_t Result::GetInt64(int row, int col) const {
@@ -50,8 +50,8 @@ int64_t Result::GetInt64(int row, int col) const {
   return v;
 }
 
-absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
-    const std::string& conninfo, std::chrono::seconds connect_timeout) {
+absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& conninfo,
+                                                             std::chrono::seconds connect_timeout) {
   // Keywords first, then the caller's conninfo (which may override them).
   const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
   std::string timeout = std::to_string(connect_timeout.count());
@@ -93,8 +93,8 @@ absl::StatusOr<Result> Connection::Exec(const Statement& statement, const Params
   std::string name(statement.name);
   if (!prepared_.contains(name)) {
     std::string sql(statement.sql);
-    auto prepared =
-        Check(PQprepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(params.size()), nullptr));
+    auto prepared = Check(
+        PQprepare(conn_, name.c_str(), sql.c_str(), static_cast<int>(params.size()), nullptr));
     if (!prepared.ok()) return prepared.status();
     prepared_.insert(name);
   }

@@ -1,9 +1,9 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace orchestrator {
 

@@ -1,12 +1,12 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace orchestrator {
 
@@ -15,7 +15,7 @@ namespace orchestrator {
 // so a token replayed with other filters is refused instead of silently
 // skipping or repeating items.
 struct PageRequest {
-  int32_t page_size = 0;        // validated, never 0
+  int32_t page_size = 0;           // validated, never 0
   std::vector<std::string> after;  // empty on the first page
 };
 

@@ -1,8 +1,8 @@
 #pragma once
 
-#include <string>
-
 #include <grpcpp/server_context.h>
+
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "services/common/auth/principal.h"

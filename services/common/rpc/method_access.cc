@@ -16,16 +16,18 @@ absl::StatusOr<MethodAccessTable> MethodAccessTable::FromServices(
       if (access.permission().empty() != access.any_authenticated()) {
         // Exactly one of the two must be declared.
         if (access.permission().empty()) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "contract bug: ", method->full_name(), " declares no (orchestrator.common.v1.access)"));
+          return absl::FailedPreconditionError(
+              absl::StrCat("contract bug: ", method->full_name(),
+                           " declares no (orchestrator.common.v1.access)"));
         }
-        return absl::FailedPreconditionError(absl::StrCat(
-            "contract bug: ", method->full_name(), " declares both a permission and any_authenticated"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("contract bug: ", method->full_name(),
+                         " declares both a permission and any_authenticated"));
       }
       if (!access.permission().empty() && !IsValidPermissionPattern(access.permission())) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "contract bug: ", method->full_name(), " declares malformed permission '",
-            access.permission(), "'"));
+        return absl::FailedPreconditionError(absl::StrCat("contract bug: ", method->full_name(),
+                                                          " declares malformed permission '",
+                                                          access.permission(), "'"));
       }
       table.methods_[absl::StrCat("/", service->full_name(), "/", method->name())] =
           MethodAccess{access.permission(), access.any_authenticated()};

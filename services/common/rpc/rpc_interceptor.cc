@@ -6,9 +6,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "services/common/crypto/secret_box.h"
+#include "services/common/logging/format.h"
 #include "services/common/rpc/call_context.h"
 #include "services/common/status/status.h"
-#include "services/common/logging/format.h"
 #include "spdlog/spdlog.h"
 
 namespace orchestrator {
@@ -21,7 +21,7 @@ constexpr absl::string_view kRequestIdHeader = "x-request-id";
 constexpr size_t kMaxRequestIdLength = 128;
 
 absl::string_view MetadataValue(const std::multimap<grpc::string_ref, grpc::string_ref>& md,
-                               absl::string_view key) {
+                                absl::string_view key) {
   auto it = md.find(grpc::string_ref(key.data(), key.size()));
   if (it == md.end()) return {};
   return absl::string_view(it->second.data(), it->second.size());
@@ -97,8 +97,10 @@ class RpcInterceptor final : public grpc::experimental::Interceptor {
     CallInfo info{method_, request_id_};
     if (access_ != nullptr) {
       info.caller = Authenticate(*access_, MetadataValue(md, "authorization"), *verifier_);
-      if (!info.caller.ok()) refusal_ = info.caller.status();
-      else user_id_ = info.caller->user_id;
+      if (!info.caller.ok())
+        refusal_ = info.caller.status();
+      else
+        user_id_ = info.caller->user_id;
     }
     internal::RegisterCall(context_, std::move(info));
   }
@@ -115,8 +117,7 @@ class RpcInterceptor final : public grpc::experimental::Interceptor {
     const auto level = access_ == nullptr ? spdlog::level::debug : spdlog::level::info;
     spdlog::log(level, "rpc svc={} rpc={} request_id={} user={} code={} latency_ms={:.3f}", svc,
                 rpc, request_id_, user_id_.empty() ? "-" : user_id_,
-                 absl::StatusCodeToString(static_cast<absl::StatusCode>(code_)),
-                latency_ms);
+                absl::StatusCodeToString(static_cast<absl::StatusCode>(code_)), latency_ms);
   }
 
   grpc::ServerContextBase* context_;

@@ -1,8 +1,8 @@
 #pragma once
 
-#include <memory>
-
 #include <grpcpp/support/server_interceptor.h>
+
+#include <memory>
 
 #include "services/common/auth/token_verifier.h"
 #include "services/common/rpc/method_access.h"

@@ -1,9 +1,9 @@
 #pragma once
 
-#include <utility>
-
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/server_callback.h>
+
+#include <utility>
 
 #include "services/common/executor/bounded_executor.h"
 #include "services/common/rpc/call_context.h"
@@ -24,8 +24,8 @@ grpc::ServerUnaryReactor* ServeUnary(grpc::CallbackServerContext* context,
     reactor->Finish(ToGrpcStatus(caller.status()));
     return reactor;
   }
-  absl::Status queued = executor.Submit(
-      [reactor, caller = std::move(*caller), body = std::move(body)]() mutable {
+  absl::Status queued =
+      executor.Submit([reactor, caller = std::move(*caller), body = std::move(body)]() mutable {
         reactor->Finish(ToGrpcStatus(body(caller)));
       });
   if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));

@@ -6,8 +6,8 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "services/common/rpc/rpc_interceptor.h"
 #include "spdlog/spdlog.h"
 

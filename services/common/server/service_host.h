@@ -1,12 +1,12 @@
 #pragma once
 
+#include <grpcpp/channel.h>
+#include <grpcpp/server.h>
+
 #include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/channel.h>
-#include <grpcpp/server.h>
 
 #include "absl/status/status.h"
 #include "services/common/auth/token_verifier.h"

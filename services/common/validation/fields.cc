@@ -14,8 +14,8 @@ absl::Status RequireNonEmpty(absl::string_view field, absl::string_view value) {
 
 absl::Status CheckText(absl::string_view field, absl::string_view value, size_t max_bytes) {
   if (value.size() > max_bytes) {
-    return InvalidField(field, absl::StrCat("is ", value.size(), " bytes; at most ", max_bytes,
-                                            " are allowed"));
+    return InvalidField(
+        field, absl::StrCat("is ", value.size(), " bytes; at most ", max_bytes, " are allowed"));
   }
   for (unsigned char c : value) {
     if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {

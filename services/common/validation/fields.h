@@ -1,10 +1,10 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <cstddef>
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace orchestrator {
 

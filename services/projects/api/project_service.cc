@@ -54,8 +54,9 @@ grpc::ServerUnaryReactor* ProjectServiceImpl::UpdateProject(grpc::CallbackServer
 grpc::ServerUnaryReactor* ProjectServiceImpl::DeleteProject(grpc::CallbackServerContext* ctx,
                                                             const v1::DeleteProjectRequest* req,
                                                             v1::DeleteProjectResponse*) {
-  return ServeUnary(ctx, *executor_,
-                    [this, req](const Principal& caller) { return catalog_->Delete(caller, *req); });
+  return ServeUnary(ctx, *executor_, [this, req](const Principal& caller) {
+    return catalog_->Delete(caller, *req);
+  });
 }
 
 grpc::ServerUnaryReactor* ProjectServiceImpl::SetSecret(grpc::CallbackServerContext* ctx,

@@ -49,10 +49,13 @@ absl::Status ValidateTemplateId(absl::string_view field, absl::string_view id) {
 }
 
 absl::Status ValidateMutableField(const v1::Project& p, absl::string_view path) {
-  if (path == "display_name") return CheckText("project.display_name", p.display_name(), kMaxDisplayName);
-  if (path == "description") return CheckText("project.description", p.description(), kMaxDescription);
+  if (path == "display_name")
+    return CheckText("project.display_name", p.display_name(), kMaxDisplayName);
+  if (path == "description")
+    return CheckText("project.description", p.description(), kMaxDescription);
   if (path == "status") return ValidateStatus("project.status", p.status(), false);
-  if (path == "repository_url") return ValidateRepositoryUrl("project.repository_url", p.repository_url());
+  if (path == "repository_url")
+    return ValidateRepositoryUrl("project.repository_url", p.repository_url());
   if (path == "template_id") return ValidateTemplateId("project.template_id", p.template_id());
   return InvalidField("update_mask", absl::StrCat("unknown field '", path, "'"));
 }
@@ -92,7 +95,8 @@ absl::Status ValidateSecretName(absl::string_view field, absl::string_view name)
   }
   for (char c : name) {
     if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) {
-      return InvalidField(field, "may contain only A-Z, 0-9 and '_' (an environment variable name)");
+      return InvalidField(field,
+                          "may contain only A-Z, 0-9 and '_' (an environment variable name)");
     }
   }
   return absl::OkStatus();
@@ -104,7 +108,8 @@ absl::Status ValidateRepositoryUrl(absl::string_view field, absl::string_view ur
     return InvalidField(field, absl::StrCat("is longer than ", kMaxRepositoryUrl, " characters"));
   }
   for (unsigned char c : url) {
-    if (c <= 0x20 || c == 0x7f) return InvalidField(field, "must not contain spaces or control characters");
+    if (c <= 0x20 || c == 0x7f)
+      return InvalidField(field, "must not contain spaces or control characters");
   }
   for (absl::string_view scheme : {"https://", "http://", "ssh://", "git://", "file:///"}) {
     if (absl::StartsWith(url, scheme) && url.size() > scheme.size()) return absl::OkStatus();
@@ -112,11 +117,12 @@ absl::Status ValidateRepositoryUrl(absl::string_view field, absl::string_view ur
   // scp-like syntax: user@host:path
   size_t at = url.find('@');
   size_t colon = url.find(':');
-  if (at != absl::string_view::npos && colon != absl::string_view::npos && at > 0 && colon > at + 1 &&
-      colon + 1 < url.size()) {
+  if (at != absl::string_view::npos && colon != absl::string_view::npos && at > 0 &&
+      colon > at + 1 && colon + 1 < url.size()) {
     return absl::OkStatus();
   }
-  return InvalidField(field, "must be an https://, http://, ssh://, git://, file:/// or user@host:path URL");
+  return InvalidField(
+      field, "must be an https://, http://, ssh://, git://, file:/// or user@host:path URL");
 }
 
 absl::StatusOr<v1::Project> ProjectCatalog::Visible(const Principal& caller,
@@ -152,7 +158,7 @@ absl::StatusOr<v1::Project> ProjectCatalog::Create(const Principal& caller,
   project.set_display_name(in.display_name());
   project.set_description(in.description());
   project.set_status(in.status() == v1::PROJECT_STATUS_UNSPECIFIED ? v1::PROJECT_STATUS_CREATED
-                                                                  : in.status());
+                                                                   : in.status());
   project.set_repository_url(in.repository_url());
   project.set_template_id(in.template_id());
   auto created = store_->Insert(project, req.request_id());
@@ -174,8 +180,8 @@ absl::StatusOr<v1::ListProjectsResponse> ProjectCatalog::List(const Principal& c
   if (auto s = CheckToken("owner_id", req.owner_id()); !s.ok()) return s;
   ProjectFilter filter{OwnerFilter(caller, req.owner_id()), req.status()};
   const std::string filters = ListFilters(filter.owner_id, filter.status);
-  auto page = ParsePageRequest(req.page_size(), req.page_token(), filters, kDefaultPageSize,
-                               kMaxPageSize);
+  auto page =
+      ParsePageRequest(req.page_size(), req.page_token(), filters, kDefaultPageSize, kMaxPageSize);
   if (!page.ok()) return page.status();
   auto rows = store_->List(filter, *page);
   if (!rows.ok()) return rows.status();

@@ -1,9 +1,9 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "orchestrator/projects/v1/projects.pb.h"
 #include "services/common/auth/principal.h"
 #include "services/common/crypto/secret_box.h"

@@ -1,12 +1,12 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "orchestrator/projects/v1/projects.pb.h"
 #include "services/common/pagination/page_token.h"
 
@@ -15,7 +15,7 @@ namespace orchestrator::projects {
 namespace v1 = ::orchestrator::projects::v1;
 
 struct ProjectFilter {
-  std::string owner_id;  // "" = every owner
+  std::string owner_id;                                       // "" = every owner
   v1::ProjectStatus status = v1::PROJECT_STATUS_UNSPECIFIED;  // UNSPECIFIED = any
 };
 

@@ -24,30 +24,31 @@ constexpr db::Statement kInsert{
     "RETURNING " PROJECT_COLUMNS};
 constexpr db::Statement kGetByRequest{
     "projects_get_by_request",
-    "SELECT " PROJECT_COLUMNS " FROM projects.projects WHERE owner_id = $1 AND create_request_id = $2"};
+    "SELECT " PROJECT_COLUMNS
+    " FROM projects.projects WHERE owner_id = $1 AND create_request_id = $2"};
 constexpr db::Statement kGet{"projects_get",
                              "SELECT " PROJECT_COLUMNS " FROM projects.projects WHERE id = $1"};
 // Keyset pagination, newest first; $1 owner ('' = all), $2 status (0 = any),
 // $3/$4 the last row's (create micros, id) or NULL on the first page.
 constexpr db::Statement kList{
     "projects_list",
-    "SELECT " PROJECT_COLUMNS " FROM projects.projects "
+    "SELECT " PROJECT_COLUMNS
+    " FROM projects.projects "
     "WHERE ($1 = '' OR owner_id = $1) AND ($2::int = 0 OR status = $2::int) "
     "AND ($3::bigint IS NULL OR ((extract(epoch FROM create_time) * 1000000)::bigint, id) < "
     "($3::bigint, $4::text)) "
     "ORDER BY create_time DESC, id DESC LIMIT $5"};
-constexpr db::Statement kUpdate{
-    "projects_update",
-    "UPDATE projects.projects SET "
-    "display_name = CASE WHEN $2 THEN $3 ELSE display_name END, "
-    "description = CASE WHEN $4 THEN $5 ELSE description END, "
-    "status = CASE WHEN $6 THEN $7::int ELSE status END, "
-    "repository_url = CASE WHEN $8 THEN $9 ELSE repository_url END, "
-    "template_id = CASE WHEN $10 THEN $11 ELSE template_id END, "
-    "update_time = now() WHERE id = $1 RETURNING " PROJECT_COLUMNS};
+constexpr db::Statement kUpdate{"projects_update",
+                                "UPDATE projects.projects SET "
+                                "display_name = CASE WHEN $2 THEN $3 ELSE display_name END, "
+                                "description = CASE WHEN $4 THEN $5 ELSE description END, "
+                                "status = CASE WHEN $6 THEN $7::int ELSE status END, "
+                                "repository_url = CASE WHEN $8 THEN $9 ELSE repository_url END, "
+                                "template_id = CASE WHEN $10 THEN $11 ELSE template_id END, "
+                                "update_time = now() WHERE id = $1 RETURNING " PROJECT_COLUMNS};
 constexpr db::Statement kDelete{"projects_delete", "DELETE FROM projects.projects WHERE id = $1"};
 
-#define SECRET_COLUMNS                                   \
+#define SECRET_COLUMNS                                          \
   "name, (extract(epoch FROM create_time) * 1000000)::bigint, " \
   "(extract(epoch FROM update_time) * 1000000)::bigint"
 
@@ -56,10 +57,10 @@ constexpr db::Statement kPutSecret{
     "INSERT INTO projects.secrets (project_id, name, sealed_value) VALUES ($1, $2, $3) "
     "ON CONFLICT (project_id, name) DO UPDATE SET sealed_value = EXCLUDED.sealed_value, "
     "update_time = now() RETURNING " SECRET_COLUMNS};
-constexpr db::Statement kListSecrets{
-    "secrets_list",
-    "SELECT " SECRET_COLUMNS " FROM projects.secrets WHERE project_id = $1 "
-    "AND ($2::text IS NULL OR name > $2) ORDER BY name LIMIT $3"};
+constexpr db::Statement kListSecrets{"secrets_list",
+                                     "SELECT " SECRET_COLUMNS
+                                     " FROM projects.secrets WHERE project_id = $1 "
+                                     "AND ($2::text IS NULL OR name > $2) ORDER BY name LIMIT $3"};
 constexpr db::Statement kGetSecret{
     "secrets_get", "SELECT sealed_value FROM projects.secrets WHERE project_id = $1 AND name = $2"};
 constexpr db::Statement kDeleteSecret{
@@ -101,10 +102,10 @@ std::string Flag(const std::vector<std::string>& fields, absl::string_view name)
 
 absl::StatusOr<v1::Project> PgProjectStore::Insert(const v1::Project& p,
                                                    absl::string_view request_id) {
-  auto inserted = pool_->Exec(
-      kInsert, {p.id(), p.owner_id(), p.name(), p.display_name(), p.description(),
-                std::to_string(p.status()), p.repository_url(), p.template_id(),
-                NullIfEmpty(request_id)});
+  auto inserted =
+      pool_->Exec(kInsert, {p.id(), p.owner_id(), p.name(), p.display_name(), p.description(),
+                            std::to_string(p.status()), p.repository_url(), p.template_id(),
+                            NullIfEmpty(request_id)});
   if (!inserted.ok()) return inserted.status();
   if (inserted->rows() == 1) return ProjectFromRow(*inserted, 0);
   // The same request came before: return what it created.
@@ -117,7 +118,8 @@ absl::StatusOr<v1::Project> PgProjectStore::Insert(const v1::Project& p,
 absl::StatusOr<v1::Project> PgProjectStore::Get(absl::string_view project_id) {
   auto r = pool_->Exec(kGet, {std::string(project_id)});
   if (!r.ok()) return r.status();
-  if (r->rows() == 0) return absl::NotFoundError(absl::StrCat("project '", project_id, "' not found"));
+  if (r->rows() == 0)
+    return absl::NotFoundError(absl::StrCat("project '", project_id, "' not found"));
   return ProjectFromRow(*r, 0);
 }
 
@@ -140,11 +142,11 @@ absl::StatusOr<Page<v1::Project>> PgProjectStore::List(const ProjectFilter& filt
 
 absl::StatusOr<v1::Project> PgProjectStore::Update(const v1::Project& p,
                                                    const std::vector<std::string>& fields) {
-  auto r = pool_->Exec(kUpdate, {p.id(), Flag(fields, "display_name"), p.display_name(),
-                                 Flag(fields, "description"), p.description(),
-                                 Flag(fields, "status"), std::to_string(p.status()),
-                                 Flag(fields, "repository_url"), p.repository_url(),
-                                 Flag(fields, "template_id"), p.template_id()});
+  auto r =
+      pool_->Exec(kUpdate, {p.id(), Flag(fields, "display_name"), p.display_name(),
+                            Flag(fields, "description"), p.description(), Flag(fields, "status"),
+                            std::to_string(p.status()), Flag(fields, "repository_url"),
+                            p.repository_url(), Flag(fields, "template_id"), p.template_id()});
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return absl::NotFoundError(absl::StrCat("project '", p.id(), "' not found"));
   return ProjectFromRow(*r, 0);
@@ -153,15 +155,16 @@ absl::StatusOr<v1::Project> PgProjectStore::Update(const v1::Project& p,
 absl::Status PgProjectStore::Delete(absl::string_view project_id) {
   auto r = pool_->Exec(kDelete, {std::string(project_id)});
   if (!r.ok()) return r.status();
-  if (r->affected() == 0) return absl::NotFoundError(absl::StrCat("project '", project_id, "' not found"));
+  if (r->affected() == 0)
+    return absl::NotFoundError(absl::StrCat("project '", project_id, "' not found"));
   return absl::OkStatus();
 }
 
 absl::StatusOr<v1::Secret> PgProjectStore::PutSecret(absl::string_view project_id,
                                                      absl::string_view name,
                                                      absl::string_view sealed_value) {
-  auto r = pool_->Exec(kPutSecret, {std::string(project_id), std::string(name),
-                                    std::string(sealed_value)});
+  auto r = pool_->Exec(kPutSecret,
+                       {std::string(project_id), std::string(name), std::string(sealed_value)});
   if (!r.ok()) {
     if (absl::IsFailedPrecondition(r.status())) {
       return absl::NotFoundError(absl::StrCat("project '", project_id, "' not found"));
@@ -173,11 +176,11 @@ absl::StatusOr<v1::Secret> PgProjectStore::PutSecret(absl::string_view project_i
 
 absl::StatusOr<Page<v1::Secret>> PgProjectStore::ListSecrets(absl::string_view project_id,
                                                              const PageRequest& page) {
-  auto r = pool_->Exec(kListSecrets,
-                       {std::string(project_id),
-                        page.after.size() == 1 ? std::optional<std::string>(page.after[0])
-                                               : std::nullopt,
-                        std::to_string(page.page_size + 1)});
+  auto r = pool_->Exec(
+      kListSecrets,
+      {std::string(project_id),
+       page.after.size() == 1 ? std::optional<std::string>(page.after[0]) : std::nullopt,
+       std::to_string(page.page_size + 1)});
   if (!r.ok()) return r.status();
   Page<v1::Secret> out;
   const int n = std::min(r->rows(), page.page_size);

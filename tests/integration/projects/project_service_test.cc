@@ -1,0 +1,337 @@
+// ProjectService through a real gRPC server on port 0 over a real PostgreSQL,
+// called the way a client would.
+#include <set>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "orchestrator/projects/v1/projects.grpc.pb.h"
+#include "tests/support/log_capture.h"
+#include "tests/support/test_mesh.h"
+
+namespace orchestrator::projects {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::LogCapture;
+using ::testing::Not;
+using testing::TestMesh;
+
+class ProjectServiceTest : public ::testing::Test {
+ protected:
+  ProjectServiceTest() : stub_(v1::ProjectService::NewStub(mesh_.channel())) {
+    std::tie(alice_id_, alice_) = mesh_.NewUser("alice");
+    std::tie(bob_id_, bob_) = mesh_.NewUser("bob");
+  }
+
+  grpc::Status Create(const std::string& token, const std::string& name, v1::Project* out,
+                      const std::string& request_id = "") {
+    v1::CreateProjectRequest req;
+    req.mutable_project()->set_name(name);
+    req.mutable_project()->set_description("a shop");
+    req.set_request_id(request_id);
+    v1::CreateProjectResponse resp;
+    grpc::Status s = stub_->CreateProject(TestMesh::Context(token).get(), req, &resp);
+    if (out) *out = resp.project();
+    return s;
+  }
+
+  grpc::Status Get(const std::string& token, const std::string& id, v1::Project* out) {
+    v1::GetProjectRequest req;
+    req.set_project_id(id);
+    v1::GetProjectResponse resp;
+    grpc::Status s = stub_->GetProject(TestMesh::Context(token).get(), req, &resp);
+    if (out) *out = resp.project();
+    return s;
+  }
+
+  TestMesh mesh_;
+  std::unique_ptr<v1::ProjectService::Stub> stub_;
+  std::string alice_id_, alice_, bob_id_, bob_;
+};
+
+TEST_F(ProjectServiceTest, CreateGetUpdateDelete) {
+  v1::Project created;
+  ASSERT_TRUE(Create(alice_, "shop-api", &created).ok());
+  EXPECT_EQ(created.owner_id(), alice_id_);
+  EXPECT_EQ(created.status(), v1::PROJECT_STATUS_CREATED);
+  EXPECT_TRUE(created.has_create_time());
+
+  v1::Project got;
+  ASSERT_TRUE(Get(alice_, created.id(), &got).ok());
+  EXPECT_EQ(got.name(), "shop-api");
+  EXPECT_EQ(got.description(), "a shop");
+
+  v1::UpdateProjectRequest update;
+  update.mutable_project()->set_id(created.id());
+  update.mutable_project()->set_display_name("Shop API");
+  update.mutable_update_mask()->add_paths("display_name");
+  v1::UpdateProjectResponse updated;
+  ASSERT_TRUE(stub_->UpdateProject(TestMesh::Context(alice_).get(), update, &updated).ok());
+  EXPECT_EQ(updated.project().display_name(), "Shop API");
+
+  v1::DeleteProjectRequest del;
+  del.set_project_id(created.id());
+  v1::DeleteProjectResponse deleted;
+  ASSERT_TRUE(stub_->DeleteProject(TestMesh::Context(alice_).get(), del, &deleted).ok());
+  EXPECT_EQ(Get(alice_, created.id(), nullptr).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(stub_->DeleteProject(TestMesh::Context(alice_).get(), del, &deleted).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ProjectServiceTest, AStuckProjectIsRepairedThroughTheFieldMask) {
+  v1::Project created;
+  ASSERT_TRUE(Create(alice_, "stuck", &created).ok());
+  v1::UpdateProjectRequest update;
+  update.mutable_project()->set_id(created.id());
+  update.mutable_project()->set_repository_url("https://git.example.com/alice/stuck.git");
+  update.mutable_project()->set_status(v1::PROJECT_STATUS_READY);
+  update.mutable_project()->set_description("this must not be written");
+  update.mutable_update_mask()->add_paths("repository_url");
+  update.mutable_update_mask()->add_paths("status");
+  v1::UpdateProjectResponse updated;
+  grpc::Status s = stub_->UpdateProject(TestMesh::Context(alice_).get(), update, &updated);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+
+  v1::Project got;
+  ASSERT_TRUE(Get(alice_, created.id(), &got).ok());
+  EXPECT_EQ(got.repository_url(), "https://git.example.com/alice/stuck.git");
+  EXPECT_EQ(got.status(), v1::PROJECT_STATUS_READY);
+  EXPECT_EQ(got.description(), "a shop");  // outside the mask: untouched
+  EXPECT_GT(got.update_time().seconds() * 1000000000LL + got.update_time().nanos(),
+            got.create_time().seconds() * 1000000000LL + got.create_time().nanos());
+}
+
+TEST_F(ProjectServiceTest, BadInputIsInvalidArgumentNamingTheFieldAndChangesNothing) {
+  v1::Project created;
+  ASSERT_TRUE(Create(alice_, "keep-me", &created).ok());
+  grpc::Status s = Create(alice_, "Bad Name", nullptr);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("project.name"));
+
+  v1::UpdateProjectRequest update;
+  update.mutable_project()->set_id(created.id());
+  update.mutable_project()->set_status(static_cast<v1::ProjectStatus>(77));
+  update.mutable_project()->set_repository_url("https://example.com/x.git");
+  update.mutable_update_mask()->add_paths("repository_url");
+  update.mutable_update_mask()->add_paths("status");
+  v1::UpdateProjectResponse updated;
+  s = stub_->UpdateProject(TestMesh::Context(alice_).get(), update, &updated);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("project.status"));
+  v1::Project got;
+  ASSERT_TRUE(Get(alice_, created.id(), &got).ok());
+  EXPECT_EQ(got.repository_url(), "");  // nothing of the refused update was written
+
+  v1::ListProjectsRequest list;
+  list.set_page_size(-5);
+  v1::ListProjectsResponse page;
+  s = stub_->ListProjects(TestMesh::Context(alice_).get(), list, &page);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("page_size"));
+}
+
+TEST_F(ProjectServiceTest, DuplicateNamesPerOwnerAreAlreadyExistsButOtherOwnersMayReuseThem) {
+  ASSERT_TRUE(Create(alice_, "blog", nullptr).ok());
+  grpc::Status dup = Create(alice_, "blog", nullptr);
+  EXPECT_EQ(dup.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(dup.error_message(), HasSubstr("blog"));
+  EXPECT_TRUE(Create(bob_, "blog", nullptr).ok());
+}
+
+TEST_F(ProjectServiceTest, RetryingACreateWithTheSameRequestIdReturnsTheSameProject) {
+  v1::Project first, second;
+  ASSERT_TRUE(Create(alice_, "retry-me", &first, "req-42").ok());
+  ASSERT_TRUE(Create(alice_, "retry-me", &second, "req-42").ok());
+  EXPECT_EQ(first.id(), second.id());
+}
+
+TEST_F(ProjectServiceTest, OwnersSeeOnlyTheirOwnProjects) {
+  v1::Project alices;
+  ASSERT_TRUE(Create(alice_, "private", &alices).ok());
+  grpc::Status s = Get(bob_, alices.id(), nullptr);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+
+  v1::UpdateProjectRequest update;
+  update.mutable_project()->set_id(alices.id());
+  update.mutable_project()->set_description("pwned");
+  v1::UpdateProjectResponse updated;
+  EXPECT_EQ(stub_->UpdateProject(TestMesh::Context(bob_).get(), update, &updated).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::SetSecretRequest secret;
+  secret.set_project_id(alices.id());
+  secret.set_name("X");
+  secret.set_value("y");
+  v1::SetSecretResponse set;
+  EXPECT_EQ(stub_->SetSecret(TestMesh::Context(bob_).get(), secret, &set).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  v1::ListProjectsRequest list;
+  v1::ListProjectsResponse bobs;
+  ASSERT_TRUE(stub_->ListProjects(TestMesh::Context(bob_).get(), list, &bobs).ok());
+  EXPECT_EQ(bobs.projects_size(), 0);
+  v1::ListProjectsResponse everyone;
+  ASSERT_TRUE(
+      stub_->ListProjects(TestMesh::Context(mesh_.admin_token()).get(), list, &everyone).ok());
+  EXPECT_EQ(everyone.projects_size(), 1);  // admins see every owner's
+}
+
+TEST_F(ProjectServiceTest, PaginationWalksEveryProjectOnceNewestFirst) {
+  std::vector<std::string> created;
+  for (int i = 0; i < 7; ++i) {
+    v1::Project p;
+    ASSERT_TRUE(Create(alice_, "app-" + std::to_string(i), &p).ok());
+    created.push_back(p.id());
+  }
+  ASSERT_TRUE(Create(bob_, "not-alices", nullptr).ok());
+
+  std::vector<std::string> seen;
+  std::vector<int> page_sizes;
+  v1::ListProjectsRequest req;
+  req.set_page_size(3);
+  do {
+    v1::ListProjectsResponse resp;
+    grpc::Status s = stub_->ListProjects(TestMesh::Context(alice_).get(), req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    page_sizes.push_back(resp.projects_size());
+    for (const auto& p : resp.projects()) seen.push_back(p.id());
+    req.set_page_token(resp.next_page_token());
+  } while (!req.page_token().empty() && page_sizes.size() < 10);
+  EXPECT_EQ(page_sizes, (std::vector<int>{3, 3, 1}));
+  std::vector<std::string> newest_first(created.rbegin(), created.rend());
+  EXPECT_EQ(seen, newest_first);
+}
+
+TEST_F(ProjectServiceTest, StatusFilterAndATokenReplayedWithAnotherFilter) {
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Create(alice_, "p-" + std::to_string(i), nullptr).ok());
+  v1::Project ready;
+  ASSERT_TRUE(Create(alice_, "ready-one", &ready).ok());
+  v1::UpdateProjectRequest update;
+  update.mutable_project()->set_id(ready.id());
+  update.mutable_project()->set_status(v1::PROJECT_STATUS_READY);
+  v1::UpdateProjectResponse updated;
+  ASSERT_TRUE(stub_->UpdateProject(TestMesh::Context(alice_).get(), update, &updated).ok());
+
+  v1::ListProjectsRequest req;
+  req.set_status(v1::PROJECT_STATUS_READY);
+  v1::ListProjectsResponse resp;
+  ASSERT_TRUE(stub_->ListProjects(TestMesh::Context(alice_).get(), req, &resp).ok());
+  ASSERT_EQ(resp.projects_size(), 1);
+  EXPECT_EQ(resp.projects(0).id(), ready.id());
+
+  v1::ListProjectsRequest all;
+  all.set_page_size(1);
+  ASSERT_TRUE(stub_->ListProjects(TestMesh::Context(alice_).get(), all, &resp).ok());
+  req.set_page_token(resp.next_page_token());
+  grpc::Status s = stub_->ListProjects(TestMesh::Context(alice_).get(), req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("page_token"));
+}
+
+TEST_F(ProjectServiceTest, SecretValuesNeverLeaveAndNeverReachTheLog) {
+  LogCapture log;
+  const std::string value = "s3cr3t-" + std::string(40, 'q');
+  v1::Project p;
+  ASSERT_TRUE(Create(alice_, "with-secrets", &p).ok());
+  for (const char* name : {"DB_PASSWORD", "API_KEY", "STRIPE_KEY"}) {
+    v1::SetSecretRequest set;
+    set.set_project_id(p.id());
+    set.set_name(name);
+    set.set_value(value);
+    v1::SetSecretResponse resp;
+    ASSERT_TRUE(stub_->SetSecret(TestMesh::Context(alice_).get(), set, &resp).ok());
+    EXPECT_EQ(resp.secret().name(), name);
+    EXPECT_EQ(resp.DebugString().find("s3cr3t"), std::string::npos);
+  }
+  v1::ListSecretsRequest list;
+  list.set_project_id(p.id());
+  list.set_page_size(2);
+  v1::ListSecretsResponse page1, page2;
+  ASSERT_TRUE(stub_->ListSecrets(TestMesh::Context(alice_).get(), list, &page1).ok());
+  list.set_page_token(page1.next_page_token());
+  ASSERT_TRUE(stub_->ListSecrets(TestMesh::Context(alice_).get(), list, &page2).ok());
+  ASSERT_EQ(page1.secrets_size(), 2);
+  ASSERT_EQ(page2.secrets_size(), 1);
+  EXPECT_EQ(page1.secrets(0).name(), "API_KEY");  // by name
+  EXPECT_EQ(page2.secrets(0).name(), "STRIPE_KEY");
+  for (const auto* r : {&page1, &page2}) {
+    EXPECT_EQ(r->DebugString().find("s3cr3t"), std::string::npos);
+  }
+  v1::Project got;
+  ASSERT_TRUE(Get(alice_, p.id(), &got).ok());
+  EXPECT_EQ(got.DebugString().find("s3cr3t"), std::string::npos);
+
+  v1::DeleteSecretRequest del;
+  del.set_project_id(p.id());
+  del.set_name("API_KEY");
+  v1::DeleteSecretResponse deleted;
+  ASSERT_TRUE(stub_->DeleteSecret(TestMesh::Context(alice_).get(), del, &deleted).ok());
+  EXPECT_EQ(stub_->DeleteSecret(TestMesh::Context(alice_).get(), del, &deleted).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  const std::string logged = log.text();
+  EXPECT_THAT(logged, HasSubstr("rpc=SetSecret"));  // the capture really saw the calls
+  EXPECT_THAT(logged, Not(HasSubstr("s3cr3t")));
+  EXPECT_THAT(logged, Not(HasSubstr(alice_)));  // nor the bearer token
+}
+
+TEST_F(ProjectServiceTest, SecretsAreEncryptedAtRest) {
+  v1::Project p;
+  ASSERT_TRUE(Create(alice_, "at-rest", &p).ok());
+  v1::SetSecretRequest set;
+  set.set_project_id(p.id());
+  set.set_name("DB_PASSWORD");
+  set.set_value("plaintext-must-not-be-stored");
+  v1::SetSecretResponse resp;
+  ASSERT_TRUE(stub_->SetSecret(TestMesh::Context(alice_).get(), set, &resp).ok());
+  auto pool = mesh_.database().NewPool(1);
+  auto rows = pool->Exec(db::Statement{"dump", "SELECT sealed_value FROM projects.secrets"});
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->rows(), 1);
+  EXPECT_EQ(std::string(rows->Get(0, 0)).find("plaintext"), std::string::npos);
+}
+
+TEST_F(ProjectServiceTest, OversizedSecretIsRefusedNamingTheValue) {
+  v1::Project p;
+  ASSERT_TRUE(Create(alice_, "big-secret", &p).ok());
+  v1::SetSecretRequest set;
+  set.set_project_id(p.id());
+  set.set_name("BLOB");
+  set.set_value(std::string(70 * 1024, 'x'));
+  v1::SetSecretResponse resp;
+  grpc::Status s = stub_->SetSecret(TestMesh::Context(alice_).get(), set, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("value"));
+}
+
+TEST_F(ProjectServiceTest, NoTokenIsUnauthenticatedAndAMissingPermissionIsNamed) {
+  grpc::Status none = Create("", "anon", nullptr);
+  EXPECT_EQ(none.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  grpc::Status forged = Create("orc_forged", "anon", nullptr);
+  EXPECT_EQ(forged.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+  auto [reader_id, reader] = mesh_.NewUser("reader", {"project.get", "project.list"});
+  grpc::Status denied = Create(reader, "nope", nullptr);
+  EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(denied.error_message(), HasSubstr("project.create"));
+  v1::ListProjectsRequest list;
+  v1::ListProjectsResponse resp;
+  EXPECT_TRUE(stub_->ListProjects(TestMesh::Context(reader).get(), list, &resp).ok());
+}
+
+TEST_F(ProjectServiceTest, ProjectsSurviveARestartAndMigrationsRunOnceMore) {
+  v1::Project p;
+  ASSERT_TRUE(Create(alice_, "durable", &p).ok());
+  mesh_.Restart();
+  stub_ = v1::ProjectService::NewStub(mesh_.channel());
+  v1::Project got;
+  ASSERT_TRUE(Get(alice_, p.id(), &got).ok());
+  EXPECT_EQ(got.name(), "durable");
+  auto pool = mesh_.database().NewPool(1);
+  auto applied =
+      pool->Exec(db::Statement{"applied", "SELECT count(*) FROM projects.schema_migrations"});
+  ASSERT_TRUE(applied.ok());
+  EXPECT_EQ(applied->GetInt64(0, 0), 1);
+}
+
+}  // namespace
+}  // namespace orchestrator::projects

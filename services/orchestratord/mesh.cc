@@ -98,8 +98,8 @@ absl::Status Mesh::Build() {
   // ourselves over the channel would recurse), else AdminService remotely.
   TokenVerifierPtr source = directory;
   if (!directory) {
-    source =
-        std::make_shared<admin::RemoteTokenVerifier>(ChannelTo("admin"), config_.call_deadline);
+    source = std::make_shared<admin::RemoteTokenVerifier>(
+        admin::v1::AdminService::NewStub(ChannelTo("admin")), config_.call_deadline);
   }
   verifier_ = std::make_shared<CachingTokenVerifier>(source, config_.token_cache_ttl);
   if (directory) directory->OnCredentialsChanged([v = verifier_.get()] { v->ForgetAll(); });

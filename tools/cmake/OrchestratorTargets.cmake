@@ -28,13 +28,17 @@ function(orchestrator_migrations name)
   orchestrator_library(${name} SOURCES "${out}" DEPS orchestrator::db)
 endfunction()
 
+include(GoogleTest)
+
 # orchestrator_test(<name> LABEL unit|integration|e2e SOURCES ... DEPS ...)
+# Each gtest case becomes its own ctest test, so ctest counts and runs them
+# one by one (in parallel with -j).
 function(orchestrator_test name)
   cmake_parse_arguments(ARG "" "LABEL" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_compile_options(${name} PRIVATE ${ORCHESTRATOR_WARNINGS})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
-  add_test(NAME ${name} COMMAND ${name})
-  set_tests_properties(${name} PROPERTIES LABELS ${ARG_LABEL} TIMEOUT 300)
+  gtest_discover_tests(${name} TEST_PREFIX "${name}." DISCOVERY_TIMEOUT 30
+                       PROPERTIES LABELS ${ARG_LABEL} TIMEOUT 300)
 endfunction()

@@ -3,6 +3,7 @@
 #include <grpcpp/client_context.h>
 
 #include "absl/strings/str_cat.h"
+#include "services/admin/domain/user_directory.h"
 #include "services/common/status/status.h"
 
 namespace orchestrator::admin {
@@ -19,18 +20,8 @@ absl::StatusOr<Principal> RemoteTokenVerifier::Verify(absl::string_view token) {
     return absl::UnavailableError(
         absl::StrCat("verifying the token with AdminService: ", s.message()));
   }
-  Principal p;
-  p.user_id = identity.user().id();
-  p.user_name = identity.user().name();
-  p.token_id = identity.token().id();
-  p.admin = identity.user().role() == v1::ROLE_ADMIN;
-  p.kind = identity.token().kind() == v1::TOKEN_KIND_AGENT  ? PrincipalKind::kAgent
-           : identity.token().kind() == v1::TOKEN_KIND_MESH ? PrincipalKind::kMesh
-                                                            : PrincipalKind::kUser;
-  p.role_grants.assign(identity.role_permissions().begin(), identity.role_permissions().end());
-  p.token_grants.assign(identity.token().permissions().begin(),
-                        identity.token().permissions().end());
-  return p;
+  return PrincipalFor(identity.user(), identity.token(),
+                      {identity.role_permissions().begin(), identity.role_permissions().end()});
 }
 
 }  // namespace orchestrator::admin

@@ -15,13 +15,14 @@ namespace orchestrator::admin {
 // AdminService.GetIdentity with the token itself.
 class RemoteTokenVerifier final : public TokenVerifier {
  public:
-  RemoteTokenVerifier(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds deadline)
-      : stub_(v1::AdminService::NewStub(std::move(channel))), deadline_(deadline) {}
+  RemoteTokenVerifier(std::unique_ptr<v1::AdminService::StubInterface> stub,
+                      std::chrono::milliseconds deadline)
+      : stub_(std::move(stub)), deadline_(deadline) {}
 
   absl::StatusOr<Principal> Verify(absl::string_view token) override;
 
  private:
-  std::unique_ptr<v1::AdminService::Stub> stub_;
+  std::unique_ptr<v1::AdminService::StubInterface> stub_;
   std::chrono::milliseconds deadline_;
 };
 

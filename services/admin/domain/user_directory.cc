@@ -47,6 +47,21 @@ std::vector<std::string> RoleGrants(v1::Role role) {
   return {};
 }
 
+Principal PrincipalFor(const v1::User& user, const v1::Token& token,
+                       std::vector<std::string> role_grants) {
+  Principal p;
+  p.user_id = user.id();
+  p.user_name = user.name();
+  p.token_id = token.id();
+  p.admin = user.role() == v1::ROLE_ADMIN;
+  p.kind = token.kind() == v1::TOKEN_KIND_AGENT  ? PrincipalKind::kAgent
+           : token.kind() == v1::TOKEN_KIND_MESH ? PrincipalKind::kMesh
+                                                 : PrincipalKind::kUser;
+  p.role_grants = std::move(role_grants);
+  p.token_grants.assign(token.permissions().begin(), token.permissions().end());
+  return p;
+}
+
 absl::StatusOr<Principal> UserDirectory::Verify(absl::string_view token) {
   constexpr auto kInvalid = "invalid token: unknown, revoked or expired";
   if (!absl::StartsWith(token, kTokenPrefix) || token.size() > 256) {
@@ -62,17 +77,7 @@ absl::StatusOr<Principal> UserDirectory::Verify(absl::string_view token) {
   }
   if (grant->user.disabled()) return absl::UnauthenticatedError("user disabled");
 
-  Principal p;
-  p.user_id = grant->user.id();
-  p.user_name = grant->user.name();
-  p.token_id = t.id();
-  p.admin = grant->user.role() == v1::ROLE_ADMIN;
-  p.kind = t.kind() == v1::TOKEN_KIND_AGENT  ? PrincipalKind::kAgent
-           : t.kind() == v1::TOKEN_KIND_MESH ? PrincipalKind::kMesh
-                                             : PrincipalKind::kUser;
-  p.role_grants = RoleGrants(grant->user.role());
-  p.token_grants.assign(t.permissions().begin(), t.permissions().end());
-  return p;
+  return PrincipalFor(grant->user, t, RoleGrants(grant->user.role()));
 }
 
 absl::StatusOr<bool> UserDirectory::Bootstrap(

@@ -19,6 +19,10 @@ namespace orchestrator::admin {
 // resources except administration, but including their own tokens.
 std::vector<std::string> RoleGrants(v1::Role role);
 
+// The principal a token acts as: its user, its role's grants and its own.
+Principal PrincipalFor(const v1::User& user, const v1::Token& token,
+                       std::vector<std::string> role_grants);
+
 // Users and tokens: the source of truth for authentication. Token values are
 // generated here, returned once, and stored only as hashes.
 class UserDirectory final : public TokenVerifier {

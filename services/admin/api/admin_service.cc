@@ -3,23 +3,12 @@
 #include "services/common/rpc/serve_unary.h"
 
 namespace orchestrator::admin {
-namespace {
-
-template <typename T, typename Setter>
-absl::Status Fill(absl::StatusOr<T> result, Setter set) {
-  if (!result.ok()) return result.status();
-  set(std::move(*result));
-  return absl::OkStatus();
-}
-
-}  // namespace
-
 grpc::ServerUnaryReactor* AdminServiceImpl::GetIdentity(grpc::CallbackServerContext* ctx,
                                                         const v1::GetIdentityRequest*,
                                                         v1::GetIdentityResponse* resp) {
   return ServeUnary(ctx, *executor_, [this, resp](const Principal& caller) {
-    return Fill(directory_->GetIdentity(caller),
-                [resp](v1::GetIdentityResponse r) { *resp = std::move(r); });
+    return FillResponse(directory_->GetIdentity(caller),
+                        [resp](v1::GetIdentityResponse r) { *resp = std::move(r); });
   });
 }
 
@@ -27,8 +16,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateUser(grpc::CallbackServerConte
                                                        const v1::CreateUserRequest* req,
                                                        v1::CreateUserResponse* resp) {
   return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
-    return Fill(directory_->CreateUser(caller, *req),
-                [resp](v1::User u) { *resp->mutable_user() = std::move(u); });
+    return FillResponse(directory_->CreateUser(caller, *req),
+                        [resp](v1::User u) { *resp->mutable_user() = std::move(u); });
   });
 }
 
@@ -36,8 +25,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetUser(grpc::CallbackServerContext*
                                                     const v1::GetUserRequest* req,
                                                     v1::GetUserResponse* resp) {
   return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
-    return Fill(directory_->GetUser(caller, *req),
-                [resp](v1::User u) { *resp->mutable_user() = std::move(u); });
+    return FillResponse(directory_->GetUser(caller, *req),
+                        [resp](v1::User u) { *resp->mutable_user() = std::move(u); });
   });
 }
 
@@ -45,8 +34,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListUsers(grpc::CallbackServerContex
                                                       const v1::ListUsersRequest* req,
                                                       v1::ListUsersResponse* resp) {
   return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
-    return Fill(directory_->ListUsers(caller, *req),
-                [resp](v1::ListUsersResponse r) { *resp = std::move(r); });
+    return FillResponse(directory_->ListUsers(caller, *req),
+                        [resp](v1::ListUsersResponse r) { *resp = std::move(r); });
   });
 }
 
@@ -54,8 +43,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::DisableUser(grpc::CallbackServerCont
                                                         const v1::DisableUserRequest* req,
                                                         v1::DisableUserResponse* resp) {
   return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
-    return Fill(directory_->DisableUser(caller, *req),
-                [resp](v1::User u) { *resp->mutable_user() = std::move(u); });
+    return FillResponse(directory_->DisableUser(caller, *req),
+                        [resp](v1::User u) { *resp->mutable_user() = std::move(u); });
   });
 }
 
@@ -63,8 +52,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::CreateToken(grpc::CallbackServerCont
                                                         const v1::CreateTokenRequest* req,
                                                         v1::CreateTokenResponse* resp) {
   return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
-    return Fill(directory_->CreateToken(caller, *req),
-                [resp](v1::CreateTokenResponse r) { *resp = std::move(r); });
+    return FillResponse(directory_->CreateToken(caller, *req),
+                        [resp](v1::CreateTokenResponse r) { *resp = std::move(r); });
   });
 }
 
@@ -72,8 +61,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListTokens(grpc::CallbackServerConte
                                                        const v1::ListTokensRequest* req,
                                                        v1::ListTokensResponse* resp) {
   return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
-    return Fill(directory_->ListTokens(caller, *req),
-                [resp](v1::ListTokensResponse r) { *resp = std::move(r); });
+    return FillResponse(directory_->ListTokens(caller, *req),
+                        [resp](v1::ListTokensResponse r) { *resp = std::move(r); });
   });
 }
 
@@ -81,8 +70,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::RevokeToken(grpc::CallbackServerCont
                                                         const v1::RevokeTokenRequest* req,
                                                         v1::RevokeTokenResponse* resp) {
   return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
-    return Fill(directory_->RevokeToken(caller, *req),
-                [resp](v1::Token t) { *resp->mutable_token() = std::move(t); });
+    return FillResponse(directory_->RevokeToken(caller, *req),
+                        [resp](v1::Token t) { *resp->mutable_token() = std::move(t); });
   });
 }
 

@@ -5,6 +5,7 @@
 
 #include <utility>
 
+#include "absl/status/statusor.h"
 #include "services/common/executor/bounded_executor.h"
 #include "services/common/rpc/call_context.h"
 #include "services/common/status/status.h"
@@ -30,6 +31,15 @@ grpc::ServerUnaryReactor* ServeUnary(grpc::CallbackServerContext* context,
       });
   if (!queued.ok()) reactor->Finish(ToGrpcStatus(queued));
   return reactor;
+}
+
+// For bodies: moves a domain result into the response with `set`, or passes
+// the error on.
+template <typename T, typename Setter>
+absl::Status FillResponse(absl::StatusOr<T> result, Setter set) {
+  if (!result.ok()) return result.status();
+  set(std::move(*result));
+  return absl::OkStatus();
 }
 
 }  // namespace orchestrator

@@ -3,24 +3,12 @@
 #include "services/common/rpc/serve_unary.h"
 
 namespace orchestrator::projects {
-namespace {
-
-// Moves a domain result into the response field, or passes the error on.
-template <typename T, typename Setter>
-absl::Status Fill(absl::StatusOr<T> result, Setter set) {
-  if (!result.ok()) return result.status();
-  set(std::move(*result));
-  return absl::OkStatus();
-}
-
-}  // namespace
-
 grpc::ServerUnaryReactor* ProjectServiceImpl::CreateProject(grpc::CallbackServerContext* ctx,
                                                             const v1::CreateProjectRequest* req,
                                                             v1::CreateProjectResponse* resp) {
   return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
-    return Fill(catalog_->Create(caller, *req),
-                [resp](v1::Project p) { *resp->mutable_project() = std::move(p); });
+    return FillResponse(catalog_->Create(caller, *req),
+                        [resp](v1::Project p) { *resp->mutable_project() = std::move(p); });
   });
 }
 
@@ -28,8 +16,8 @@ grpc::ServerUnaryReactor* ProjectServiceImpl::GetProject(grpc::CallbackServerCon
                                                          const v1::GetProjectRequest* req,
                                                          v1::GetProjectResponse* resp) {
   return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
-    return Fill(catalog_->Get(caller, *req),
-                [resp](v1::Project p) { *resp->mutable_project() = std::move(p); });
+    return FillResponse(catalog_->Get(caller, *req),
+                        [resp](v1::Project p) { *resp->mutable_project() = std::move(p); });
   });
 }
 
@@ -37,8 +25,8 @@ grpc::ServerUnaryReactor* ProjectServiceImpl::ListProjects(grpc::CallbackServerC
                                                            const v1::ListProjectsRequest* req,
                                                            v1::ListProjectsResponse* resp) {
   return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
-    return Fill(catalog_->List(caller, *req),
-                [resp](v1::ListProjectsResponse r) { *resp = std::move(r); });
+    return FillResponse(catalog_->List(caller, *req),
+                        [resp](v1::ListProjectsResponse r) { *resp = std::move(r); });
   });
 }
 
@@ -46,8 +34,8 @@ grpc::ServerUnaryReactor* ProjectServiceImpl::UpdateProject(grpc::CallbackServer
                                                             const v1::UpdateProjectRequest* req,
                                                             v1::UpdateProjectResponse* resp) {
   return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
-    return Fill(catalog_->Update(caller, *req),
-                [resp](v1::Project p) { *resp->mutable_project() = std::move(p); });
+    return FillResponse(catalog_->Update(caller, *req),
+                        [resp](v1::Project p) { *resp->mutable_project() = std::move(p); });
   });
 }
 
@@ -63,8 +51,8 @@ grpc::ServerUnaryReactor* ProjectServiceImpl::SetSecret(grpc::CallbackServerCont
                                                         const v1::SetSecretRequest* req,
                                                         v1::SetSecretResponse* resp) {
   return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
-    return Fill(catalog_->SetSecret(caller, *req),
-                [resp](v1::Secret s) { *resp->mutable_secret() = std::move(s); });
+    return FillResponse(catalog_->SetSecret(caller, *req),
+                        [resp](v1::Secret s) { *resp->mutable_secret() = std::move(s); });
   });
 }
 
@@ -72,8 +60,8 @@ grpc::ServerUnaryReactor* ProjectServiceImpl::ListSecrets(grpc::CallbackServerCo
                                                           const v1::ListSecretsRequest* req,
                                                           v1::ListSecretsResponse* resp) {
   return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
-    return Fill(catalog_->ListSecrets(caller, *req),
-                [resp](v1::ListSecretsResponse r) { *resp = std::move(r); });
+    return FillResponse(catalog_->ListSecrets(caller, *req),
+                        [resp](v1::ListSecretsResponse r) { *resp = std::move(r); });
   });
 }
 

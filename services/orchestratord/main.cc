@@ -31,6 +31,10 @@ ABSL_FLAG(absl::Duration, token_cache_ttl, absl::Seconds(5),
 ABSL_FLAG(int, executor_threads, 8, "threads running RPC work off the gRPC threads");
 ABSL_FLAG(int, executor_queue, 4096, "queued RPC work before calls are refused");
 ABSL_FLAG(int, db_pool_size, 8, "PostgreSQL connections");
+ABSL_FLAG(bool, demo_jobs, false, "run the demo.sleep / demo.fail / demo.noop job kinds");
+ABSL_FLAG(int, job_concurrency, 8, "jobs this process runs at once");
+ABSL_FLAG(absl::Duration, job_lease, absl::Seconds(30),
+          "how long a claimed job stays leased without a heartbeat");
 ABSL_FLAG(std::string, admin_addr, "", "AdminService address when not hosted here");
 ABSL_FLAG(std::string, projects_addr, "", "ProjectService address when not hosted here");
 ABSL_FLAG(std::string, jobs_addr, "", "JobService address when not hosted here");
@@ -47,7 +51,8 @@ namespace {
 constexpr const char* kEnvFlags =
     "--tryfromenv=listen,services,database_url,secrets_key_file,bootstrap_token_file,log_level,"
     "drain_deadline,call_deadline,token_cache_ttl,executor_threads,executor_queue,db_pool_size,"
-    "admin_addr,projects_addr,jobs_addr,sessions_addr,agents_addr,scaffolder_addr,"
+    "demo_jobs,job_concurrency,job_lease,admin_addr,projects_addr,jobs_addr,sessions_addr,agents_"
+    "addr,scaffolder_addr,"
     "engineering_addr,deploy_addr,infra_addr,scheduler_addr";
 
 std::chrono::milliseconds Millis(absl::Duration d) {
@@ -69,6 +74,9 @@ absl::StatusOr<orchestrator::MeshConfig> ConfigFromFlags() {
   c.executor_threads = absl::GetFlag(FLAGS_executor_threads);
   c.executor_queue = absl::GetFlag(FLAGS_executor_queue);
   c.db_pool_size = absl::GetFlag(FLAGS_db_pool_size);
+  c.demo_jobs = absl::GetFlag(FLAGS_demo_jobs);
+  c.job_concurrency = absl::GetFlag(FLAGS_job_concurrency);
+  c.job_lease = Millis(absl::GetFlag(FLAGS_job_lease));
   const std::pair<const char*, std::string> addrs[] = {
       {"admin", absl::GetFlag(FLAGS_admin_addr)},
       {"projects", absl::GetFlag(FLAGS_projects_addr)},

@@ -24,6 +24,9 @@
 #include "services/admin/store/pg_user_store.h"
 #include "services/common/crypto/secret_box.h"
 #include "services/common/db/migrations.h"
+#include "services/jobs/api/job_service.h"
+#include "services/jobs/engine/demo_handlers.h"
+#include "services/jobs/engine/worker.h"
 #include "services/projects/api/project_service.h"
 #include "services/projects/store/pg_project_store.h"
 #include "spdlog/spdlog.h"
@@ -122,7 +125,32 @@ absl::Status Mesh::Build() {
     parts_.push_back(catalog);
   }
 
-  if (config_.Hosts("jobs")) HostContractOnly<jobs::v1::JobService>(services_, host_);
+  if (config_.Hosts("jobs")) {
+    if (auto s = db::ApplyMigrations(*pool_, db::JobsMigrations()); !s.ok()) return s;
+    auto store = std::make_shared<jobs::PgJobStore>(pool_);
+    auto hub = std::make_shared<jobs::JobEventHub>(config_.database_url, pool_);
+    jobs::WorkerOptions options;
+    options.concurrency = config_.job_concurrency;
+    options.lease = absl::FromChrono(config_.job_lease);
+    options.heartbeat = options.lease / 3;
+    options.reap = std::min(options.lease / 2, absl::Seconds(2));
+    options.limits.per_owner = {{"deploy", 3}};
+    auto worker = std::make_shared<jobs::Worker>(store, hub.get(), options);
+    if (config_.demo_jobs) jobs::RegisterDemoHandlers(*worker);
+    auto service = std::make_unique<jobs::JobServiceImpl>(
+        std::make_shared<jobs::JobBoard>(store), store, hub.get(), executor_,
+        jobs::JobServiceOptions{config_.demo_jobs});
+    host_.Register(service.get(), jobs::v1::JobService::service_full_name());
+    services_.push_back(std::move(service));
+    hub->Start();
+    worker->Start();
+    stop_jobs_ = [hub, worker, drain = config_.drain_deadline] {
+      worker->Stop(absl::FromChrono(drain));
+      hub->Stop();
+    };
+    job_hub_ = hub;
+    job_worker_ = worker;
+  }
   if (config_.Hosts("sessions")) HostContractOnly<sessions::v1::SessionService>(services_, host_);
   if (config_.Hosts("agents")) {
     HostContractOnly<agents::v1::AgentService>(services_, host_);
@@ -162,7 +190,13 @@ absl::Status Mesh::WriteBootstrapToken(const std::string& token) const {
 
 absl::Status Mesh::Start() { return host_.Start(); }
 
-void Mesh::Shutdown() { host_.Shutdown(); }
+void Mesh::Shutdown() {
+  host_.Shutdown();
+  if (stop_jobs_) {
+    stop_jobs_();
+    stop_jobs_ = nullptr;
+  }
+}
 
 void Mesh::Wait() { host_.Wait(); }
 

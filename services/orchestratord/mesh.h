@@ -3,6 +3,7 @@
 #include <grpcpp/channel.h>
 #include <grpcpp/impl/service_type.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -50,6 +51,10 @@ class Mesh final {
   std::vector<std::shared_ptr<void>> parts_;  // domains and stores kept alive
   std::vector<std::unique_ptr<grpc::Service>> services_;
   std::map<std::string, std::shared_ptr<grpc::Channel>> remote_channels_;
+  // The job engine's moving parts, when jobs is hosted here.
+  std::shared_ptr<void> job_hub_;
+  std::shared_ptr<void> job_worker_;
+  std::function<void()> stop_jobs_;
 };
 
 }  // namespace orchestrator

@@ -101,6 +101,12 @@ absl::Status MeshConfig::Validate() const {
   if (db_pool_size < 1 || db_pool_size > 200) {
     return absl::InvalidArgumentError("--db_pool_size must be between 1 and 200");
   }
+  if (job_concurrency < 1 || job_concurrency > 1024) {
+    return absl::InvalidArgumentError("--job_concurrency must be between 1 and 1024");
+  }
+  if (job_lease < std::chrono::milliseconds(300)) {
+    return absl::InvalidArgumentError("--job_lease must be at least 300ms");
+  }
   return absl::OkStatus();
 }
 

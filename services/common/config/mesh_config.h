@@ -29,6 +29,10 @@ struct MeshConfig {
   int executor_threads = 8;
   int executor_queue = 4096;
   int db_pool_size = 8;
+  // Job engine (when jobs is hosted).
+  bool demo_jobs = false;
+  int job_concurrency = 8;
+  std::chrono::milliseconds job_lease{30000};
 
   bool Hosts(absl::string_view component) const;
 

@@ -1,0 +1,409 @@
+#include "services/jobs/api/job_service.h"
+
+#include <deque>
+
+#include "absl/strings/str_cat.h"
+#include "services/common/rpc/serve_unary.h"
+#include "services/common/validation/fields.h"
+#include "services/jobs/engine/demo_handlers.h"
+
+namespace orchestrator::jobs {
+namespace {
+
+using EventPtr = std::shared_ptr<const v1::JobEvent>;
+constexpr int kReplayPage = 100;
+
+bool EndsTheJob(const v1::JobEvent& e) {
+  return e.type() == v1::JOB_EVENT_TYPE_STATE_CHANGED && IsTerminal(e.state_changed().to_state());
+}
+
+// WatchJob: replays what the client has not seen, then live events, then
+// ends after the terminal event. Live events arrive from the hub; when they
+// skip a sequence, or the client reads slower than they come, the stream
+// reads from the database from its last sequence instead of buffering, so
+// the client sees every event once, in order, and memory stays bounded.
+class WatchJobReactor final : public grpc::ServerWriteReactor<v1::WatchJobResponse>,
+                              public std::enable_shared_from_this<WatchJobReactor> {
+ public:
+  WatchJobReactor(std::shared_ptr<const JobServiceImpl::Shared> shared,
+                  grpc::CallbackServerContext* ctx, v1::WatchJobRequest req)
+      : shared_(std::move(shared)), ctx_(ctx), req_(std::move(req)) {}
+
+  void Begin() {
+    self_ = shared_from_this();
+    auto caller = CallerOf(ctx_);
+    if (!caller.ok()) return End(caller.status());
+    if (req_.after_sequence() < 0) {
+      return End(InvalidField("after_sequence", "must not be negative"));
+    }
+    auto self = self_;
+    absl::Status queued = shared_->executor->Submit([self, caller = *caller] {
+      auto job = self->shared_->board->Get(caller, self->req_.job_id());
+      if (!job.ok()) return self->End(job.status());
+      absl::MutexLock lock(&self->mu_);
+      self->enqueued_ = self->req_.after_sequence();
+      if (IsTerminal(job->state()) && self->enqueued_ >= job->last_event_sequence()) {
+        return self->EndLocked(absl::OkStatus());  // nothing left to see
+      }
+      std::weak_ptr<WatchJobReactor> weak = self;
+      self->subscription_ =
+          self->shared_->hub->SubscribeJob(self->req_.job_id(), self->enqueued_,
+                                           JobEventHub::JobSubscriber{[weak](const EventPtr& e) {
+                                                                        if (auto s = weak.lock())
+                                                                          s->OnLive(e);
+                                                                      },
+                                                                      [weak] {
+                                                                        if (auto s = weak.lock())
+                                                                          s->Resync();
+                                                                      }});
+      self->subscribed_ = true;
+      self->need_replay_ = true;  // what happened before we subscribed
+      self->PumpLocked();
+    });
+    if (!queued.ok()) End(queued);
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) return EndLocked(absl::CancelledError("client went away"));
+    if (wrote_terminal_) return EndLocked(absl::OkStatus());
+    PumpLocked();
+  }
+
+  void OnCancel() override { End(absl::CancelledError("client cancelled")); }
+
+  void OnDone() override {
+    uint64_t subscription;
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+      subscription = subscribed_ ? subscription_ : 0;
+      subscribed_ = false;
+    }
+    if (subscription) shared_->hub->Unsubscribe(subscription);
+    self_.reset();  // the last reference may go with it
+  }
+
+ private:
+  void OnLive(const EventPtr& e) {
+    absl::MutexLock lock(&mu_);
+    if (e->sequence() <= enqueued_) return;  // already have it
+    if (e->sequence() == enqueued_ + 1 && !need_replay_ && !fetching_ &&
+        pending_.size() < shared_->options.max_pending_per_watcher) {
+      pending_.push_back(e);
+      enqueued_ = e->sequence();
+    } else {
+      need_replay_ = true;  // a gap, or we are behind: read it from the database
+    }
+    PumpLocked();
+  }
+
+  void Resync() {
+    absl::MutexLock lock(&mu_);
+    need_replay_ = true;
+    PumpLocked();
+  }
+
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || writing_) return;
+    if (!pending_.empty()) {
+      EventPtr next = pending_.front();
+      pending_.pop_front();
+      wrote_terminal_ = EndsTheJob(*next);
+      *response_.mutable_event() = *next;
+      writing_ = true;
+      StartWrite(&response_);
+      return;
+    }
+    if (!need_replay_ || fetching_) return;
+    need_replay_ = false;
+    fetching_ = true;
+    auto self = self_;
+    const int64_t after = enqueued_;
+    absl::Status queued = shared_->executor->Submit([self, after] {
+      auto events = self->shared_->board->EventsAfter(self->req_.job_id(), after, kReplayPage);
+      absl::MutexLock lock(&self->mu_);
+      self->fetching_ = false;
+      if (!events.ok()) return self->EndLocked(events.status());
+      for (auto& e : *events) {
+        if (e.sequence() != self->enqueued_ + 1) continue;
+        self->enqueued_ = e.sequence();
+        self->pending_.push_back(std::make_shared<const v1::JobEvent>(std::move(e)));
+      }
+      if (static_cast<int>(events->size()) == kReplayPage) self->need_replay_ = true;
+      self->PumpLocked();
+    });
+    if (!queued.ok()) {
+      fetching_ = false;
+      EndLocked(queued);
+    }
+  }
+
+  void End(const absl::Status& status) {
+    absl::MutexLock lock(&mu_);
+    EndLocked(status);
+  }
+
+  void EndLocked(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || done_) return;
+    finished_ = true;
+    Finish(ToGrpcStatus(status));
+  }
+
+  std::shared_ptr<const JobServiceImpl::Shared> shared_;
+  grpc::CallbackServerContext* ctx_;
+  const v1::WatchJobRequest req_;
+  std::shared_ptr<WatchJobReactor> self_;  // alive until OnDone
+
+  absl::Mutex mu_;
+  // Stream state: what is queued for the client and how far it reaches.
+  std::deque<EventPtr> pending_ ABSL_GUARDED_BY(mu_);
+  int64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;
+  bool need_replay_ ABSL_GUARDED_BY(mu_) = false;
+  bool fetching_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool wrote_terminal_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  bool subscribed_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t subscription_ ABSL_GUARDED_BY(mu_) = 0;
+  v1::WatchJobResponse response_;
+};
+
+// WatchJobs: every state change of the caller's jobs (admins: an owner's or
+// everyone's), with the job as it is after the change. Never ends by itself;
+// a client that falls too far behind is ended with RESOURCE_EXHAUSTED and
+// resumes from ListJobs.
+class WatchJobsReactor final : public grpc::ServerWriteReactor<v1::WatchJobsResponse>,
+                               public std::enable_shared_from_this<WatchJobsReactor> {
+ public:
+  WatchJobsReactor(std::shared_ptr<const JobServiceImpl::Shared> shared,
+                   grpc::CallbackServerContext* ctx, v1::WatchJobsRequest req)
+      : shared_(std::move(shared)), ctx_(ctx), req_(std::move(req)) {}
+
+  void Begin() {
+    self_ = shared_from_this();
+    auto caller = CallerOf(ctx_);
+    if (!caller.ok()) return End(caller.status());
+    if (auto s = CheckToken("owner_id", req_.owner_id()); !s.ok()) return End(s);
+    if (auto s = CheckToken("project_id", req_.project_id()); !s.ok()) return End(s);
+    caller_ = *caller;
+    std::weak_ptr<WatchJobsReactor> weak = self_;
+    absl::MutexLock lock(&mu_);
+    subscription_ = shared_->hub->SubscribeOwner(
+        JobEventHub::OwnerSubscriber{OwnerFilter(caller_, req_.owner_id()),
+                                     [weak](const JobNotice& n) {
+                                       if (auto s = weak.lock()) s->OnNotice(n);
+                                     },
+                                     nullptr});
+    subscribed_ = true;
+    // Headers now, so a client knows the watch is in place before changes come.
+    StartSendInitialMetadata();
+  }
+
+  void OnSendInitialMetadataDone(bool) override {}
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) return EndLocked(absl::CancelledError("client went away"));
+    PumpLocked();
+  }
+
+  void OnCancel() override { End(absl::CancelledError("client cancelled")); }
+
+  void OnDone() override {
+    uint64_t subscription;
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+      subscription = subscribed_ ? subscription_ : 0;
+      subscribed_ = false;
+    }
+    if (subscription) shared_->hub->Unsubscribe(subscription);
+    self_.reset();
+  }
+
+ private:
+  void OnNotice(const JobNotice& n) {
+    if (n.type != v1::JOB_EVENT_TYPE_STATE_CHANGED) return;
+    absl::MutexLock lock(&mu_);
+    if (notices_.size() + ready_.size() >= shared_->options.max_pending_per_watcher) {
+      return EndLocked(absl::ResourceExhaustedError(
+          "watcher fell behind; catch up with ListJobs and watch again"));
+    }
+    notices_.push_back(n);
+    PumpLocked();
+  }
+
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    if (!writing_ && !ready_.empty()) {
+      response_ = std::move(ready_.front());
+      ready_.pop_front();
+      writing_ = true;
+      StartWrite(&response_);
+    }
+    if (fetching_ || notices_.empty()) return;
+    JobNotice n = notices_.front();
+    notices_.pop_front();
+    fetching_ = true;
+    auto self = self_;
+    absl::Status queued = shared_->executor->Submit([self, n] {
+      auto job = self->shared_->store->Get(n.job_id);
+      auto events = self->shared_->board->EventsAfter(n.job_id, n.sequence - 1, 1);
+      absl::MutexLock lock(&self->mu_);
+      self->fetching_ = false;
+      if (job.ok() && events.ok() && !events->empty() && self->Matches(*job)) {
+        v1::WatchJobsResponse r;
+        *r.mutable_job() = std::move(*job);
+        *r.mutable_event() = std::move(events->front());
+        self->ready_.push_back(std::move(r));
+      }
+      self->PumpLocked();
+    });
+    if (!queued.ok()) {
+      fetching_ = false;
+      EndLocked(queued);
+    }
+  }
+
+  bool Matches(const v1::Job& job) const {
+    if (!req_.project_id().empty() && job.project_id() != req_.project_id()) return false;
+    if (req_.kinds_size() == 0) return true;
+    for (const auto& k : req_.kinds()) {
+      if (k == job.kind()) return true;
+    }
+    return false;
+  }
+
+  void End(const absl::Status& status) {
+    absl::MutexLock lock(&mu_);
+    EndLocked(status);
+  }
+
+  void EndLocked(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || done_) return;
+    finished_ = true;
+    Finish(ToGrpcStatus(status));
+  }
+
+  std::shared_ptr<const JobServiceImpl::Shared> shared_;
+  grpc::CallbackServerContext* ctx_;
+  const v1::WatchJobsRequest req_;
+  Principal caller_;
+  std::shared_ptr<WatchJobsReactor> self_;
+
+  absl::Mutex mu_;
+  // Notices waiting for their job to be read, and responses waiting to be written.
+  std::deque<JobNotice> notices_ ABSL_GUARDED_BY(mu_);
+  std::deque<v1::WatchJobsResponse> ready_ ABSL_GUARDED_BY(mu_);
+  bool fetching_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  bool subscribed_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t subscription_ ABSL_GUARDED_BY(mu_) = 0;
+  v1::WatchJobsResponse response_;
+};
+
+}  // namespace
+
+JobServiceImpl::JobServiceImpl(std::shared_ptr<JobBoard> board, std::shared_ptr<PgJobStore> store,
+                               JobEventHub* hub, BoundedExecutorPtr executor,
+                               JobServiceOptions options)
+    : shared_(std::make_shared<const Shared>(
+          Shared{std::move(board), std::move(store), hub, std::move(executor), options})) {}
+
+grpc::ServerUnaryReactor* JobServiceImpl::GetJob(grpc::CallbackServerContext* ctx,
+                                                 const v1::GetJobRequest* req,
+                                                 v1::GetJobResponse* resp) {
+  return ServeUnary(ctx, *shared_->executor, [this, req, resp](const Principal& caller) {
+    return FillResponse(shared_->board->Get(caller, req->job_id()),
+                        [resp](v1::Job j) { *resp->mutable_job() = std::move(j); });
+  });
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::ListJobs(grpc::CallbackServerContext* ctx,
+                                                   const v1::ListJobsRequest* req,
+                                                   v1::ListJobsResponse* resp) {
+  return ServeUnary(ctx, *shared_->executor, [this, req, resp](const Principal& caller) {
+    return FillResponse(shared_->board->List(caller, *req),
+                        [resp](v1::ListJobsResponse r) { *resp = std::move(r); });
+  });
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::ListJobEvents(grpc::CallbackServerContext* ctx,
+                                                        const v1::ListJobEventsRequest* req,
+                                                        v1::ListJobEventsResponse* resp) {
+  return ServeUnary(ctx, *shared_->executor, [this, req, resp](const Principal& caller) {
+    return FillResponse(shared_->board->ListEvents(caller, *req),
+                        [resp](v1::ListJobEventsResponse r) { *resp = std::move(r); });
+  });
+}
+
+grpc::ServerWriteReactor<v1::WatchJobResponse>* JobServiceImpl::WatchJob(
+    grpc::CallbackServerContext* ctx, const v1::WatchJobRequest* req) {
+  auto reactor = std::make_shared<WatchJobReactor>(shared_, ctx, *req);
+  reactor->Begin();
+  return reactor.get();
+}
+
+grpc::ServerWriteReactor<v1::WatchJobsResponse>* JobServiceImpl::WatchJobs(
+    grpc::CallbackServerContext* ctx, const v1::WatchJobsRequest* req) {
+  auto reactor = std::make_shared<WatchJobsReactor>(shared_, ctx, *req);
+  reactor->Begin();
+  return reactor.get();
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::CancelJob(grpc::CallbackServerContext* ctx,
+                                                    const v1::CancelJobRequest* req,
+                                                    v1::CancelJobResponse* resp) {
+  return ServeUnary(ctx, *shared_->executor, [this, req, resp](const Principal& caller) {
+    return FillResponse(shared_->board->Cancel(caller, *req),
+                        [resp](v1::Job j) { *resp->mutable_job() = std::move(j); });
+  });
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::RetryJob(grpc::CallbackServerContext* ctx,
+                                                   const v1::RetryJobRequest* req,
+                                                   v1::RetryJobResponse* resp) {
+  return ServeUnary(ctx, *shared_->executor, [this, req, resp](const Principal& caller) {
+    return FillResponse(shared_->board->Retry(caller, *req),
+                        [resp](v1::Job j) { *resp->mutable_job() = std::move(j); });
+  });
+}
+
+grpc::ServerUnaryReactor* JobServiceImpl::EnqueueDemoJob(grpc::CallbackServerContext* ctx,
+                                                         const v1::EnqueueDemoJobRequest* req,
+                                                         v1::EnqueueDemoJobResponse* resp) {
+  return ServeUnary(ctx, *shared_->executor, [this, req, resp](const Principal& caller) {
+    if (!shared_->options.demo_jobs) {
+      return absl::FailedPreconditionError(
+          "demo jobs are disabled on this server; start it with --demo_jobs");
+    }
+    bool known = false;
+    for (const char* k : kDemoKinds) known = known || req->kind() == k;
+    if (!known) {
+      return InvalidField("kind", absl::StrCat("'", req->kind(),
+                                               "' is not one of demo.sleep, demo.fail, demo.noop"));
+    }
+    if (req->max_attempts() < 0 || req->max_attempts() > 100) {
+      return InvalidField("max_attempts", "must be between 1 and 100 (0 = default 3)");
+    }
+    if (auto s = CheckToken("request_id", req->request_id()); !s.ok()) return s;
+    if (auto s = CheckToken("project_id", req->project_id()); !s.ok()) return s;
+    EnqueueRequest e;
+    e.kind = req->kind();
+    e.owner_id = caller.user_id;
+    e.project_id = req->project_id();
+    e.params = req->params();
+    e.request_id = req->request_id();
+    e.max_attempts = req->max_attempts() == 0 ? 3 : req->max_attempts();
+    return FillResponse(shared_->store->Enqueue(e, absl::Now()),
+                        [resp](v1::Job j) { *resp->mutable_job() = std::move(j); });
+  });
+}
+
+}  // namespace orchestrator::jobs

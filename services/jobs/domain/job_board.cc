@@ -1,0 +1,97 @@
+#include "services/jobs/domain/job_board.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "services/common/validation/fields.h"
+
+namespace orchestrator::jobs {
+namespace {
+
+constexpr int32_t kDefaultPageSize = 50;
+constexpr int32_t kMaxPageSize = 500;
+constexpr int32_t kDefaultEventPage = 100;
+constexpr int32_t kMaxEventPage = 1000;
+
+absl::Status CheckId(absl::string_view field, absl::string_view id) {
+  if (auto s = RequireNonEmpty(field, id); !s.ok()) return s;
+  return CheckToken(field, id);
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Job> JobBoard::Get(const Principal& caller, absl::string_view job_id) {
+  if (auto s = CheckId("job_id", job_id); !s.ok()) return s;
+  auto job = jobs_->Get(job_id);
+  if (job.ok() && !CanSeeOwner(caller, job->owner_id())) job = absl::NotFoundError("");
+  if (absl::IsNotFound(job.status())) {
+    return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
+  }
+  return job;
+}
+
+absl::StatusOr<v1::ListJobsResponse> JobBoard::List(const Principal& caller,
+                                                    const v1::ListJobsRequest& req) {
+  if (!v1::JobState_IsValid(req.state())) {
+    return InvalidField("state", absl::StrCat("unknown state ", req.state()));
+  }
+  for (auto [field, value] :
+       {std::pair<absl::string_view, absl::string_view>{"owner_id", req.owner_id()},
+        {"project_id", req.project_id()},
+        {"kind", req.kind()}}) {
+    if (auto s = CheckToken(field, value); !s.ok()) return s;
+  }
+  JobFilter filter{OwnerFilter(caller, req.owner_id()), req.project_id(), req.kind(), req.state()};
+  const std::string filters =
+      absl::StrCat("owner=", filter.owner_id, ";project=", filter.project_id, ";kind=", filter.kind,
+                   ";state=", filter.state);
+  auto page =
+      ParsePageRequest(req.page_size(), req.page_token(), filters, kDefaultPageSize, kMaxPageSize);
+  if (!page.ok()) return page.status();
+  auto rows = jobs_->List(filter, *page);
+  if (!rows.ok()) return rows.status();
+  v1::ListJobsResponse out;
+  for (auto& j : rows->jobs) *out.add_jobs() = std::move(j);
+  if (!rows->last_keys.empty()) out.set_next_page_token(MakePageToken(filters, rows->last_keys));
+  return out;
+}
+
+absl::StatusOr<v1::ListJobEventsResponse> JobBoard::ListEvents(
+    const Principal& caller, const v1::ListJobEventsRequest& req) {
+  if (req.after_sequence() < 0) return InvalidField("after_sequence", "must not be negative");
+  auto job = Get(caller, req.job_id());
+  if (!job.ok()) return job.status();
+  const std::string filters = absl::StrCat("events=", req.job_id());
+  auto page = ParsePageRequest(req.page_size(), req.page_token(), filters, kDefaultEventPage,
+                               kMaxEventPage);
+  if (!page.ok()) return page.status();
+  int64_t after = req.after_sequence();
+  if (page->after.size() == 1 && !absl::SimpleAtoi(page->after[0], &after)) {
+    return InvalidField("page_token", "is malformed");
+  }
+  auto events = jobs_->ListEvents(req.job_id(), after, page->page_size + 1);
+  if (!events.ok()) return events.status();
+  v1::ListJobEventsResponse out;
+  const int n = std::min<int>(events->size(), page->page_size);
+  for (int i = 0; i < n; ++i) *out.add_events() = std::move((*events)[i]);
+  if (static_cast<int>(events->size()) > page->page_size) {
+    out.set_next_page_token(MakePageToken(filters, {std::to_string(out.events(n - 1).sequence())}));
+  }
+  return out;
+}
+
+absl::StatusOr<v1::Job> JobBoard::Cancel(const Principal& caller, const v1::CancelJobRequest& req) {
+  if (auto s = CheckText("reason", req.reason(), 1024); !s.ok()) return s;
+  if (auto s = CheckToken("request_id", req.request_id()); !s.ok()) return s;
+  auto job = Get(caller, req.job_id());
+  if (!job.ok()) return job.status();
+  return jobs_->Cancel(req.job_id(), caller.user_id, req.reason(), clock_());
+}
+
+absl::StatusOr<v1::Job> JobBoard::Retry(const Principal& caller, const v1::RetryJobRequest& req) {
+  if (auto s = CheckToken("request_id", req.request_id()); !s.ok()) return s;
+  auto job = Get(caller, req.job_id());
+  if (!job.ok()) return job.status();
+  return jobs_->Retry(req.job_id(), clock_());
+}
+
+}  // namespace orchestrator::jobs

@@ -1,0 +1,43 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "services/common/pagination/page_token.h"
+#include "services/jobs/domain/job_types.h"
+
+namespace orchestrator::jobs {
+
+struct JobFilter {
+  std::string owner_id;  // "" = every owner
+  std::string project_id;
+  std::string kind;
+  v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
+};
+
+struct JobPage {
+  std::vector<v1::Job> jobs;
+  std::vector<std::string> last_keys;  // empty when there is no next page
+};
+
+// What JobService reads and changes. NOT_FOUND for unknown jobs;
+// FAILED_PRECONDITION for a cancel or retry the job's state does not allow.
+class JobRepository {
+ public:
+  virtual ~JobRepository() = default;
+  virtual absl::StatusOr<v1::Job> Get(absl::string_view job_id) = 0;
+  virtual absl::StatusOr<JobPage> List(const JobFilter& filter, const PageRequest& page) = 0;
+  virtual absl::StatusOr<std::vector<v1::JobEvent>> ListEvents(absl::string_view job_id,
+                                                               int64_t after_sequence,
+                                                               int limit) = 0;
+  virtual absl::StatusOr<v1::Job> Cancel(absl::string_view job_id, absl::string_view requester,
+                                         absl::string_view reason, absl::Time now) = 0;
+  virtual absl::StatusOr<v1::Job> Retry(absl::string_view job_id, absl::Time now) = 0;
+};
+
+using JobRepositoryPtr = std::shared_ptr<JobRepository>;
+
+}  // namespace orchestrator::jobs

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "orchestrator/jobs/v1/jobs.pb.h"
+
+namespace orchestrator::jobs {
+
+namespace v1 = ::orchestrator::jobs::v1;
+
+// What a component asks the engine to run.
+struct EnqueueRequest {
+  std::string kind;
+  std::string owner_id;
+  std::string project_id;
+  google::protobuf::Struct params;
+  std::string request_id;                       // idempotency key per owner; "" = none
+  int32_t priority = 0;                         // higher runs first
+  absl::Time run_after = absl::InfinitePast();  // InfinitePast = now
+  int32_t max_attempts = 5;
+  std::string concurrency_key;  // at most one RUNNING job per key; "" = none
+};
+
+// Limits applied when claiming.
+struct ClaimLimits {
+  // kind → at most this many RUNNING jobs per owner (e.g. deploy → 3).
+  std::vector<std::pair<std::string, int>> per_owner;
+};
+
+// How long to wait before attempt n+1 after attempt n failed transiently:
+// base·2^(n-1), capped, then scaled by a jitter factor in [0.5, 1].
+struct BackoffPolicy {
+  absl::Duration base = absl::Seconds(1);
+  absl::Duration cap = absl::Minutes(5);
+  absl::Duration Delay(int32_t attempt, double jitter01) const;
+};
+
+// Permanent failures fail the job at once; the rest are retried.
+bool IsTransient(absl::StatusCode code);
+
+bool IsTerminal(v1::JobState state);
+
+}  // namespace orchestrator::jobs

@@ -1,0 +1,264 @@
+#include "services/jobs/engine/worker.h"
+
+#include <unistd.h>
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "services/common/crypto/secret_box.h"
+#include "services/common/logging/format.h"
+#include "spdlog/spdlog.h"
+
+namespace orchestrator::jobs {
+
+absl::Status JobContext::Progress(int percent, const std::string& message) {
+  v1::JobEvent e;
+  e.set_type(v1::JOB_EVENT_TYPE_PROGRESS);
+  e.mutable_progress()->set_percent(percent);
+  e.mutable_progress()->set_message(message);
+  return worker_->store_->AppendEvent(worker_->id(), job_.id(), e, worker_->clock_());
+}
+
+absl::Status JobContext::Log(const std::string& text) {
+  v1::JobEvent e;
+  e.set_type(v1::JOB_EVENT_TYPE_LOG_LINE);
+  e.mutable_log_line()->set_text(text);
+  return worker_->store_->AppendEvent(worker_->id(), job_.id(), e, worker_->clock_());
+}
+
+bool JobContext::Sleep(absl::Duration d) {
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithTimeout(absl::Condition(&wake_), d);
+  return !cancelled();
+}
+
+void JobContext::Stop(StopReason reason) {
+  // The first reason wins: a lost lease stays lost even if a cancel follows.
+  StopReason none = StopReason::kNone;
+  stop_.compare_exchange_strong(none, reason);
+  absl::MutexLock lock(&mu_);
+  wake_ = true;
+}
+
+Worker::Worker(std::shared_ptr<PgJobStore> store, JobEventHub* hub, WorkerOptions options,
+               Clock clock, Jitter jitter)
+    : store_(std::move(store)),
+      hub_(hub),
+      options_(std::move(options)),
+      clock_(std::move(clock)),
+      jitter_(std::move(jitter)) {
+  if (options_.worker_id.empty()) {
+    char host[64] = {};
+    ::gethostname(host, sizeof host - 1);
+    options_.worker_id = absl::StrCat(host, ":", ::getpid(), ":", RandomUrlSafe(6));
+  }
+  if (!jitter_) {
+    jitter_ = [] {
+      thread_local std::mt19937_64 rng{std::random_device{}()};
+      return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+    };
+  }
+}
+
+Worker::~Worker() { Stop(absl::ZeroDuration()); }
+
+void Worker::Register(const std::string& kind, JobHandler handler) {
+  kinds_.push_back(kind);
+  registry_[kind] = std::move(handler);
+}
+
+void Worker::Start() {
+  handlers_ = std::make_unique<BoundedExecutor>(options_.concurrency, options_.concurrency * 4);
+  if (hub_ != nullptr) {
+    ready_handle_ = hub_->SubscribeReady([this](const std::string& kind) {
+      if (!kind.empty() && !registry_.contains(kind)) return;
+      Poke();
+    });
+    // A cancel request reaches the handler at once, not only at the heartbeat.
+    cancel_handle_ = hub_->SubscribeOwner(JobEventHub::OwnerSubscriber{
+        "",
+        [this](const JobNotice& n) {
+          if (n.type != v1::JOB_EVENT_TYPE_CANCEL_REQUESTED) return;
+          absl::MutexLock lock(&mu_);
+          if (auto it = running_.find(n.job_id); it != running_.end()) {
+            it->second->Stop(JobContext::StopReason::kCancelRequested);
+          }
+        },
+        nullptr});
+  }
+  dispatcher_ = std::thread([this] { DispatchLoop(); });
+  heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+}
+
+void Worker::Poke() {
+  absl::MutexLock lock(&mu_);
+  poke_ = true;
+}
+
+void Worker::Stop(absl::Duration drain) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  if (hub_ != nullptr) {
+    hub_->Unsubscribe(ready_handle_);
+    hub_->Unsubscribe(cancel_handle_);
+  }
+  if (dispatcher_.joinable()) dispatcher_.join();
+  // Let running handlers finish within the drain deadline.
+  {
+    absl::MutexLock lock(&mu_);
+    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_.empty(); };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&idle), drain)) {
+      for (auto& [id, ctx] : running_) ctx->Stop(JobContext::StopReason::kShutdown);
+      mu_.AwaitWithTimeout(absl::Condition(&idle), absl::Seconds(1));
+    }
+    // Whatever still runs is given back so another worker can take it now.
+    for (auto& [id, ctx] : running_) {
+      ctx->Stop(JobContext::StopReason::kShutdown);
+      (void)store_->Release(options_.worker_id, ctx->job(), clock_());
+    }
+  }
+  if (heartbeat_.joinable()) heartbeat_.join();
+  if (handlers_) handlers_->Shutdown();
+  handlers_.reset();
+}
+
+void Worker::DispatchLoop() {
+  absl::Time next_reap = absl::InfinitePast();
+  for (;;) {
+    int room = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return poke_ || stopping_; };
+      mu_.AwaitWithTimeout(absl::Condition(&woken), options_.poll);
+      if (stopping_) return;
+      poke_ = false;
+      room = options_.concurrency - static_cast<int>(running_.size());
+    }
+    const absl::Time now = clock_();
+    if (now >= next_reap) {
+      auto reaped = store_->ReapExpiredLeases(now);
+      if (reaped.ok() && *reaped > 0)
+        spdlog::info("jobs: re-queued {} jobs with expired leases", *reaped);
+      next_reap = now + options_.reap;
+    }
+    if (room <= 0) continue;
+    auto claimed = store_->Claim(options_.worker_id, kinds_, options_.limits,
+                                 std::min(room, options_.claim_batch), options_.lease, now);
+    if (!claimed.ok()) {
+      spdlog::warn("jobs: claim failed: {}", claimed.status().ToString());
+      continue;
+    }
+    for (auto& job : *claimed) {
+      auto ctx = std::shared_ptr<JobContext>(new JobContext(this, std::move(job)));
+      {
+        absl::MutexLock lock(&mu_);
+        running_[ctx->job().id()] = ctx;
+      }
+      if (!handlers_->Submit([this, ctx] { Run(ctx); }).ok()) {
+        absl::MutexLock lock(&mu_);
+        running_.erase(ctx->job().id());
+        (void)store_->Release(options_.worker_id, ctx->job(), clock_());
+      }
+    }
+    if (static_cast<int>(claimed->size()) == std::min(room, options_.claim_batch))
+      Poke();  // more may wait
+  }
+}
+
+void Worker::HeartbeatLoop() {
+  for (;;) {
+    std::vector<std::string> ids;
+    {
+      absl::MutexLock lock(&mu_);
+      auto stop = [this]()
+                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ && running_.empty(); };
+      mu_.AwaitWithTimeout(absl::Condition(&stop), options_.heartbeat);
+      if (stopping_ && running_.empty()) return;
+      for (auto& [id, ctx] : running_) ids.push_back(id);
+    }
+    auto held = store_->Heartbeat(options_.worker_id, ids, options_.lease, clock_());
+    if (!held.ok()) {
+      spdlog::warn("jobs: heartbeat failed: {}", held.status().ToString());
+      continue;
+    }
+    absl::MutexLock lock(&mu_);
+    for (const auto& id : ids) {
+      auto it = running_.find(id);
+      if (it == running_.end()) continue;
+      auto h = held->find(id);
+      if (h == held->end()) {
+        it->second->Stop(JobContext::StopReason::kLeaseLost);  // reaped: another may run it
+      } else if (h->second) {
+        it->second->Stop(JobContext::StopReason::kCancelRequested);
+      }
+    }
+  }
+}
+
+AttemptOutcome Worker::OutcomeOf(const v1::Job& job,
+                                 const absl::StatusOr<google::protobuf::Struct>& r,
+                                 bool cancel_requested) {
+  AttemptOutcome out;
+  if (r.ok()) {
+    out.state = v1::JOB_STATE_SUCCEEDED;
+    out.result = *r;
+    return out;
+  }
+  out.error = r.status();
+  if (cancel_requested) {
+    out.state = v1::JOB_STATE_CANCELLED;
+    out.error = absl::CancelledError("cancelled on request");
+  } else if (IsTransient(r.status().code()) && job.attempt() < job.max_attempts()) {
+    out.state = v1::JOB_STATE_QUEUED;
+    out.retry_at = clock_() + options_.backoff.Delay(job.attempt(), jitter_());
+  } else {
+    out.state = v1::JOB_STATE_FAILED;
+  }
+  return out;
+}
+
+void Worker::FinishWithRetries(const std::shared_ptr<JobContext>& ctx,
+                               const AttemptOutcome& outcome) {
+  // The database may be restarting: keep trying while the lease lasts.
+  const absl::Time give_up = clock_() + options_.lease;
+  absl::Duration wait = absl::Milliseconds(50);
+  for (;;) {
+    auto finished = store_->Finish(options_.worker_id, ctx->job(), outcome, clock_());
+    if (finished.ok()) {
+      if (!*finished) {
+        spdlog::warn("jobs: job={} attempt={} finished after its lease was lost; result dropped",
+                     ctx->job().id(), ctx->job().attempt());
+      }
+      return;
+    }
+    if (ctx->stop_ == JobContext::StopReason::kLeaseLost || clock_() >= give_up) {
+      spdlog::warn("jobs: job={} could not be finished: {}", ctx->job().id(),
+                   finished.status().ToString());
+      return;
+    }
+    absl::SleepFor(wait);
+    wait = std::min(wait * 2, absl::Seconds(1));
+  }
+}
+
+void Worker::Run(std::shared_ptr<JobContext> ctx) {
+  const v1::Job& job = ctx->job();
+  absl::StatusOr<google::protobuf::Struct> result = absl::InternalError("no handler");
+  if (auto it = registry_.find(job.kind()); it != registry_.end()) {
+    result = it->second(*ctx);
+  }
+  const auto stop = ctx->stop_.load();
+  // A lost lease belongs to another worker now; a shutdown releases the job.
+  if (stop != JobContext::StopReason::kLeaseLost && stop != JobContext::StopReason::kShutdown) {
+    FinishWithRetries(ctx,
+                      OutcomeOf(job, result, stop == JobContext::StopReason::kCancelRequested));
+  }
+  absl::MutexLock lock(&mu_);
+  running_.erase(job.id());
+  poke_ = true;  // room for another job
+}
+
+}  // namespace orchestrator::jobs

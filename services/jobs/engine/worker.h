@@ -1,0 +1,124 @@
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "services/common/executor/bounded_executor.h"
+#include "services/jobs/store/job_event_hub.h"
+#include "services/jobs/store/pg_job_store.h"
+
+namespace orchestrator::jobs {
+
+struct WorkerOptions {
+  std::string worker_id;  // unique per process; generated when empty
+  int concurrency = 8;    // handlers running at once
+  int claim_batch = 32;   // jobs claimed per round at most
+  absl::Duration lease = absl::Seconds(30);
+  absl::Duration heartbeat = absl::Seconds(10);
+  // Claims also happen on this period when no notification arrives.
+  absl::Duration poll = absl::Seconds(2);
+  // How often this worker looks for expired leases (any worker may reap).
+  absl::Duration reap = absl::Seconds(2);
+  ClaimLimits limits;
+  BackoffPolicy backoff;
+};
+
+using Clock = std::function<absl::Time()>;
+// A number in [0, 1] for backoff jitter.
+using Jitter = std::function<double()>;
+
+class Worker;
+
+// What a handler sees of its job: the job, a way to report progress and log
+// lines (as job events), and whether it should stop (cancel requested, lease
+// lost or the worker shutting down).
+class JobContext final {
+ public:
+  const v1::Job& job() const { return job_; }
+  // True once the handler should stop: cancel requested, lease lost, or the
+  // worker shutting down.
+  bool cancelled() const { return stop_ != StopReason::kNone; }
+
+  absl::Status Progress(int percent, const std::string& message);
+  absl::Status Log(const std::string& text);
+
+  // Waits up to `d`; returns false early when the job should stop.
+  bool Sleep(absl::Duration d);
+
+ private:
+  friend class Worker;
+  enum class StopReason { kNone, kCancelRequested, kLeaseLost, kShutdown };
+  JobContext(Worker* worker, v1::Job job) : worker_(worker), job_(std::move(job)) {}
+  void Stop(StopReason reason);
+
+  Worker* worker_;
+  v1::Job job_;
+  std::atomic<StopReason> stop_{StopReason::kNone};
+  absl::Mutex mu_;
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;  // wakes Sleep
+};
+
+// A handler returns the job's result, or an error: permanent codes
+// (INVALID_ARGUMENT, FAILED_PRECONDITION, ...) fail the job at once,
+// transient ones (UNAVAILABLE, ABORTED, DEADLINE_EXCEEDED, ...) retry with
+// backoff until max_attempts.
+using JobHandler = std::function<absl::StatusOr<google::protobuf::Struct>(JobContext&)>;
+
+// Claims jobs of the registered kinds and runs them: leases renewed by a
+// heartbeat, cancellation delivered through the context, expired leases of
+// any worker re-queued, and on Stop() running jobs finish or are released.
+class Worker final {
+ public:
+  Worker(std::shared_ptr<PgJobStore> store, JobEventHub* hub, WorkerOptions options,
+         Clock clock = &absl::Now, Jitter jitter = nullptr);
+  ~Worker();
+
+  void Register(const std::string& kind, JobHandler handler);
+  void Start();
+  // Stops claiming, asks running handlers to stop, waits up to `drain` for
+  // them, then gives back (releases) what is still running.
+  void Stop(absl::Duration drain = absl::Seconds(10));
+
+  const std::string& id() const { return options_.worker_id; }
+  // Runs one claim round now (tests drive workers without timers this way).
+  void Poke();
+
+ private:
+  friend class JobContext;
+  void DispatchLoop();
+  void HeartbeatLoop();
+  void Run(std::shared_ptr<JobContext> ctx);
+  AttemptOutcome OutcomeOf(const v1::Job& job, const absl::StatusOr<google::protobuf::Struct>& r,
+                           bool cancel_requested);
+  void FinishWithRetries(const std::shared_ptr<JobContext>& ctx, const AttemptOutcome& outcome);
+
+  std::shared_ptr<PgJobStore> store_;
+  JobEventHub* hub_;
+  WorkerOptions options_;
+  Clock clock_;
+  Jitter jitter_;
+  std::unique_ptr<BoundedExecutor> handlers_;
+  std::vector<std::string> kinds_;
+  absl::flat_hash_map<std::string, JobHandler> registry_;
+  uint64_t ready_handle_ = 0;
+  uint64_t cancel_handle_ = 0;
+
+  absl::Mutex mu_;
+  // Jobs this worker runs, the dispatcher's wake-up flag and the stop flag.
+  absl::flat_hash_map<std::string, std::shared_ptr<JobContext>> running_ ABSL_GUARDED_BY(mu_);
+  bool poke_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread dispatcher_;
+  std::thread heartbeat_;
+};
+
+}  // namespace orchestrator::jobs

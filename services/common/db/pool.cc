@@ -53,9 +53,11 @@ int64_t Result::GetInt64(int row, int col) const {
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& conninfo,
                                                              std::chrono::seconds connect_timeout) {
   // Keywords first, then the caller's conninfo (which may override them).
-  const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
+  // JIT compiles plans for analytics; our statements are short OLTP ones
+  // that it only slows down. The caller's conninfo may still override it.
+  const char* keys[] = {"connect_timeout", "application_name", "options", "dbname", nullptr};
   std::string timeout = std::to_string(connect_timeout.count());
-  const char* values[] = {timeout.c_str(), "orchestrator", conninfo.c_str(), nullptr};
+  const char* values[] = {timeout.c_str(), "orchestrator", "-c jit=off", conninfo.c_str(), nullptr};
   PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (conn == nullptr) return absl::UnavailableError("database: out of memory connecting");
   if (PQstatus(conn) != CONNECTION_OK) {

@@ -77,6 +77,15 @@ constexpr db::Statement kClaim{
     "'JOB_STATE_QUEUED', 'toState', 'JOB_STATE_RUNNING', 'attempt', attempt) FROM j) "
     "SELECT " JOB_COLUMNS ", " NOTIFY_EVENT("j", "1") " FROM j"};
 
+// Whether any keyed or limited job is ready, so the locked claim below runs
+// only when there is something for it.
+constexpr db::Statement kHasLimitedWork{
+    "jobs_has_limited_work",
+    "SELECT EXISTS (SELECT 1 FROM jobs.jobs WHERE state = 1 AND run_after <= " TS(1) " "
+    "AND kind = ANY($2::text[]) AND concurrency_key IS NOT NULL) OR EXISTS (SELECT 1 FROM "
+    "jobs.jobs WHERE state = 1 AND run_after <= " TS(1) " AND kind = ANY($2::text[]) "
+    "AND kind = ANY($3::text[]))"};
+
 // Limited kinds and keyed jobs: claimed by one claimer at a time (advisory
 // lock held by the caller's transaction), counting what already runs.
 constexpr db::Statement kClaimLock{
@@ -402,16 +411,22 @@ absl::StatusOr<std::vector<v1::Job>> PgJobStore::Claim(const std::string& worker
     }
   }
   std::vector<v1::Job> claimed;
+  auto has_limited =
+      pool_->Exec(kHasLimitedWork, {Micros(now), TextArray(kinds), TextArray(limited_kinds)});
+  if (!has_limited.ok()) return has_limited.status();
   // Keyed or limited jobs first: they are rarer and must not starve.
-  absl::Status limited = pool_->InTransaction([&](db::Transaction& tx) -> absl::Status {
-    if (auto locked = tx.Exec(kClaimLock); !locked.ok()) return locked.status();
-    auto r = tx.Exec(kClaimLimited, {Micros(now), TextArray(kinds), std::to_string(batch),
-                                     worker_id, Micros(lease), TextArray(limited_kinds),
-                                     "{" + absl::StrJoin(limited_max, ",") + "}"});
-    if (!r.ok()) return r.status();
-    claimed = Jobs(*r);
-    return absl::OkStatus();
-  });
+  absl::Status limited =
+      !has_limited->GetBool(0, 0)
+          ? absl::OkStatus()
+          : pool_->InTransaction([&](db::Transaction& tx) -> absl::Status {
+              if (auto locked = tx.Exec(kClaimLock); !locked.ok()) return locked.status();
+              auto r = tx.Exec(kClaimLimited, {Micros(now), TextArray(kinds), std::to_string(batch),
+                                               worker_id, Micros(lease), TextArray(limited_kinds),
+                                               "{" + absl::StrJoin(limited_max, ",") + "}"});
+              if (!r.ok()) return r.status();
+              claimed = Jobs(*r);
+              return absl::OkStatus();
+            });
   if (!limited.ok()) return limited;
   const int room = batch - static_cast<int>(claimed.size());
   if (room > 0 && !free_kinds.empty()) {

@@ -9,8 +9,8 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "orchestrator/admin/v1/admin.grpc.pb.h"
-#include "orchestrator/jobs/v1/jobs.grpc.pb.h"
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
+#include "orchestrator/scheduler/v1/scheduler.grpc.pb.h"
 #include "services/common/crypto/secret_box.h"
 #include "tests/support/log_capture.h"
 #include "tests/support/test_mesh.h"
@@ -119,12 +119,13 @@ TEST_F(AdminServiceTest, DuplicateUserNamesAndBadNamesAreRefused) {
 }
 
 TEST_F(AdminServiceTest, ComponentsNotBuiltYetStillAuthenticateThenAnswerUnimplemented) {
-  auto jobs = jobs::v1::JobService::NewStub(mesh_.channel());
-  jobs::v1::GetJobResponse resp;
-  EXPECT_EQ(jobs->GetJob(TestMesh::Context("").get(), {}, &resp).error_code(),
+  auto scheduler = scheduler::v1::SchedulerService::NewStub(mesh_.channel());
+  scheduler::v1::ListTasksResponse resp;
+  EXPECT_EQ(scheduler->ListTasks(TestMesh::Context("").get(), {}, &resp).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(jobs->GetJob(TestMesh::Context(mesh_.admin_token()).get(), {}, &resp).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(
+      scheduler->ListTasks(TestMesh::Context(mesh_.admin_token()).get(), {}, &resp).error_code(),
+      grpc::StatusCode::UNIMPLEMENTED);
 }
 
 TEST_F(AdminServiceTest, RequestIdIsEchoedAndLoggedOncePerRpc) {

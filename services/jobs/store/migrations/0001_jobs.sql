@@ -32,6 +32,10 @@ CREATE UNIQUE INDEX jobs_owner_request_key ON jobs.jobs (owner_id, request_id)
   WHERE request_id IS NOT NULL;
 -- What a claim scans: queued jobs by priority, then age.
 CREATE INDEX jobs_ready ON jobs.jobs (priority DESC, run_after, id) WHERE state = 1;
+-- What the limited claim scans: keyed jobs, and queued jobs by kind.
+CREATE INDEX jobs_ready_keyed ON jobs.jobs (priority DESC, run_after, id)
+  WHERE state = 1 AND concurrency_key IS NOT NULL;
+CREATE INDEX jobs_ready_kind ON jobs.jobs (kind, priority DESC, run_after, id) WHERE state = 1;
 -- What the reaper scans.
 CREATE INDEX jobs_leases ON jobs.jobs (lease_expires) WHERE state = 2;
 -- What limits count.

@@ -13,7 +13,7 @@
 
 namespace orchestrator::testing {
 
-TestMesh::TestMesh(const std::string& services) {
+TestMesh::TestMesh(const std::string& services, const std::function<void(MeshConfig&)>& tweak) {
   dir_ = (std::filesystem::temp_directory_path() / NewId("mesh_")).string();
   std::filesystem::create_directories(dir_);
   std::ofstream(dir_ + "/key") << GenerateSecretKeyBase64() << "\n";
@@ -25,6 +25,7 @@ TestMesh::TestMesh(const std::string& services) {
   config_.executor_threads = 4;
   config_.db_pool_size = 4;
   config_.drain_deadline = std::chrono::milliseconds(2000);
+  if (tweak) tweak(config_);
   StartMesh();
   std::ifstream in(config_.bootstrap_token_file);
   std::getline(in, admin_token_);

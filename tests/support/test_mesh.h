@@ -3,6 +3,7 @@
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,7 +20,8 @@ namespace orchestrator::testing {
 class TestMesh final {
  public:
   // `services` as for --services ("all" or a list).
-  explicit TestMesh(const std::string& services = "all");
+  explicit TestMesh(const std::string& services = "all",
+                    const std::function<void(MeshConfig&)>& tweak = nullptr);
   ~TestMesh();
 
   const std::string& admin_token() const { return admin_token_; }

@@ -96,6 +96,10 @@ void JobEventHub::Unsubscribe(uint64_t handle) {
   ready_.erase(handle);
 }
 
+bool JobEventHub::WaitUntilListening(absl::Duration timeout) {
+  return first_listen_.WaitForNotificationWithTimeout(timeout);
+}
+
 size_t JobEventHub::job_subscribers() const {
   absl::MutexLock lock(&mu_);
   return job_of_handle_.size();
@@ -202,6 +206,7 @@ void JobEventHub::Run() {
     }
     backoff = std::chrono::milliseconds(100);
     connected_ = true;
+    if (!first_listen_.HasBeenNotified()) first_listen_.Notify();
     ResyncAll();  // anything committed while we were not listening
     while (!stopping_) {
       pollfd fds[2] = {{PQsocket(conn), POLLIN, 0}, {wake_fd_[0], POLLIN, 0}};

@@ -11,6 +11,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "orchestrator/jobs/v1/jobs.pb.h"
 #include "services/common/db/pool.h"
 
@@ -60,6 +62,10 @@ class JobEventHub final {
   uint64_t SubscribeReady(std::function<void(const std::string& kind)> on_ready);
   void Unsubscribe(uint64_t handle);
 
+  // Blocks until the hub listens (or `timeout`); notifications sent before
+  // that reach subscribers only through their resync.
+  bool WaitUntilListening(absl::Duration timeout);
+
   // For tests and metrics.
   size_t job_subscribers() const;
   bool connected() const { return connected_.load(); }
@@ -80,6 +86,7 @@ class JobEventHub final {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> connected_{false};
+  absl::Notification first_listen_;
   int wake_fd_[2] = {-1, -1};  // wakes the poll() loop on Stop
 
   mutable absl::Mutex mu_;

@@ -1,0 +1,332 @@
+// The job engine against a real PostgreSQL: enqueue, claims, retries with
+// backoff (on an injected clock), cancellation, limits across workers with
+// their own connections, and events.
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
+
+#include <atomic>
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "services/jobs/engine/demo_handlers.h"
+#include "services/jobs/engine/worker.h"
+#include "services/jobs/store/job_event_hub.h"
+#include "services/jobs/store/pg_job_store.h"
+#include "tests/support/job_events.h"
+#include "tests/support/test_database.h"
+
+namespace orchestrator::jobs {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+using ::testing::HasSubstr;
+using testing::JobEventLog;
+
+struct FakeClock {
+  std::atomic<int64_t> micros{absl::ToUnixMicros(absl::FromUnixSeconds(1'900'000'000))};
+  absl::Time Now() const { return absl::FromUnixMicros(micros.load()); }
+  void Advance(absl::Duration d) { micros += absl::ToInt64Microseconds(d); }
+};
+
+absl::Time TimeOf(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(t));
+}
+
+// One "process": its own connections, its own hub, optionally a worker.
+struct Node {
+  Node(const testing::TestDatabase& db, const Clock& clock)
+      : pool(db.NewPool(4)),
+        store(std::make_shared<PgJobStore>(pool)),
+        hub(db.conninfo(), pool),
+        clock(clock) {
+    hub.Start();
+    EXPECT_TRUE(hub.WaitUntilListening(absl::Seconds(10)));
+  }
+  ~Node() {
+    if (worker) worker->Stop(absl::Seconds(5));
+    hub.Stop();
+  }
+  Worker& StartWorker(WorkerOptions options, const std::function<void(Worker&)>& setup) {
+    worker = std::make_unique<Worker>(store, &hub, std::move(options), clock, [] { return 1.0; });
+    setup(*worker);
+    worker->Start();
+    return *worker;
+  }
+
+  db::PoolPtr pool;
+  std::shared_ptr<PgJobStore> store;
+  JobEventHub hub;
+  Clock clock;
+  std::unique_ptr<Worker> worker;
+};
+
+class JobEngineTest : public ::testing::Test {
+ protected:
+  JobEngineTest() {
+    auto pool = db_.NewPool(1);
+    EXPECT_TRUE(db::ApplyMigrations(*pool, db::JobsMigrations()).ok());
+  }
+
+  EnqueueRequest Demo(const std::string& kind, const std::string& params_json = "{}") {
+    EnqueueRequest r;
+    r.kind = kind;
+    r.owner_id = "alice";
+    google::protobuf::util::JsonParseOptions o;
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(params_json, &r.params, o).ok());
+    return r;
+  }
+
+  testing::TestDatabase db_;
+  FakeClock fake_;
+  Clock clock_ = [this] { return fake_.Now(); };
+};
+
+TEST_F(JobEngineTest, EnqueueIsIdempotentPerOwnerAndRequestId) {
+  Node node(db_, clock_);
+  EnqueueRequest r = Demo("demo.noop");
+  r.request_id = "req-1";
+  auto first = node.store->Enqueue(r, fake_.Now());
+  auto again = node.store->Enqueue(r, fake_.Now());
+  ASSERT_TRUE(first.ok() && again.ok());
+  EXPECT_EQ(first->id(), again->id());
+  r.owner_id = "bob";
+  auto bobs = node.store->Enqueue(r, fake_.Now());
+  ASSERT_TRUE(bobs.ok());
+  EXPECT_NE(bobs->id(), first->id());
+  auto events = node.store->ListEvents(first->id(), 0, 10);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 1u);  // one job, one QUEUED event
+  EXPECT_EQ((*events)[0].state_changed().to_state(), v1::JOB_STATE_QUEUED);
+}
+
+TEST_F(JobEngineTest, EnqueueCommitsOrRollsBackWithTheCallersTransaction) {
+  Node node(db_, clock_);
+  EnqueueRequest r = Demo("demo.noop");
+  r.request_id = "in-tx";
+  absl::Status rolled_back = node.pool->InTransaction([&](db::Transaction& tx) -> absl::Status {
+    auto job = node.store->Enqueue(tx, r, fake_.Now());
+    if (!job.ok()) return job.status();
+    return absl::AbortedError("the domain write failed");
+  });
+  EXPECT_EQ(rolled_back.code(), absl::StatusCode::kAborted);
+  auto page = node.store->List(JobFilter{}, PageRequest{10, {}});
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->jobs.empty());
+}
+
+TEST_F(JobEngineTest, ASucceedingJobRecordsProgressResultAndNumberedEvents) {
+  Node node(db_, clock_);
+  node.StartWorker(WorkerOptions{}, RegisterDemoHandlers);
+  auto job = node.store->Enqueue(Demo("demo.sleep", R"({"seconds":0,"steps":3})"), fake_.Now());
+  ASSERT_TRUE(job.ok());
+  JobEventLog log(node.hub, job->id());
+  node.worker->Poke();
+  ASSERT_NE(log.WaitForState(v1::JOB_STATE_SUCCEEDED).sequence(), 0);
+  auto events = node.store->ListEvents(job->id(), 0, 100);
+  ASSERT_TRUE(events.ok());
+  std::vector<int64_t> sequences;
+  std::vector<v1::JobEventType> types;
+  for (const auto& e : *events) {
+    sequences.push_back(e.sequence());
+    types.push_back(e.type());
+  }
+  EXPECT_EQ(sequences, (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(types.front(), v1::JOB_EVENT_TYPE_STATE_CHANGED);
+  EXPECT_EQ(types[2], v1::JOB_EVENT_TYPE_PROGRESS);
+  EXPECT_EQ(types[5], v1::JOB_EVENT_TYPE_RESULT);
+  auto done = node.store->Get(job->id());
+  EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(done->progress_percent(), 100);
+  EXPECT_EQ(done->attempt(), 1);
+  EXPECT_EQ(done->last_event_sequence(), 7);
+}
+
+TEST_F(JobEngineTest, TransientFailuresRetryOnTheBackoffScheduleThenFail) {
+  Node node(db_, clock_);
+  WorkerOptions options;
+  options.backoff.base = absl::Seconds(10);
+  options.poll = absl::Hours(1);  // only Poke() claims, so the clock alone decides
+  node.StartWorker(options, RegisterDemoHandlers);
+  EnqueueRequest r = Demo("demo.fail", R"({"code":"UNAVAILABLE"})");
+  r.max_attempts = 3;
+  const absl::Time t0 = fake_.Now();
+  auto job = node.store->Enqueue(r, t0);
+  ASSERT_TRUE(job.ok());
+  JobEventLog log(node.hub, job->id());
+
+  node.worker->Poke();
+  auto retry1 = log.WaitForState(v1::JOB_STATE_QUEUED, 2);  // 1st QUEUED is the enqueue
+  ASSERT_NE(retry1.sequence(), 0);
+  EXPECT_EQ(TimeOf(retry1.state_changed().run_after()), t0 + absl::Seconds(10));
+  EXPECT_EQ(retry1.state_changed().error().code(),
+            static_cast<int>(absl::StatusCode::kUnavailable));
+
+  // Not claimable before its time, by anyone.
+  auto early =
+      node.store->Claim("other", {"demo.fail"}, {}, 10, absl::Seconds(30), t0 + absl::Seconds(9));
+  ASSERT_TRUE(early.ok());
+  EXPECT_TRUE(early->empty());
+
+  fake_.Advance(absl::Seconds(10));
+  node.worker->Poke();
+  auto retry2 = log.WaitForState(v1::JOB_STATE_QUEUED, 3);
+  ASSERT_NE(retry2.sequence(), 0);
+  EXPECT_EQ(TimeOf(retry2.state_changed().run_after()), t0 + absl::Seconds(10 + 20));
+
+  fake_.Advance(absl::Seconds(20));
+  node.worker->Poke();
+  auto failed = log.WaitForState(v1::JOB_STATE_FAILED);
+  ASSERT_NE(failed.sequence(), 0);
+  auto final_job = node.store->Get(job->id());
+  EXPECT_EQ(final_job->attempt(), 3);
+  EXPECT_EQ(final_job->error().code(), static_cast<int>(absl::StatusCode::kUnavailable));
+}
+
+TEST_F(JobEngineTest, PermanentFailuresFailAtOnce) {
+  Node node(db_, clock_);
+  node.StartWorker(WorkerOptions{}, RegisterDemoHandlers);
+  auto job =
+      node.store->Enqueue(Demo("demo.fail", R"({"code":"FAILED_PRECONDITION"})"), fake_.Now());
+  ASSERT_TRUE(job.ok());
+  JobEventLog log(node.hub, job->id());
+  node.worker->Poke();
+  ASSERT_NE(log.WaitForState(v1::JOB_STATE_FAILED).sequence(), 0);
+  auto done = node.store->Get(job->id());
+  EXPECT_EQ(done->attempt(), 1);
+  EXPECT_EQ(done->error().code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST_F(JobEngineTest, CancellingAQueuedJobEndsItAtOnce) {
+  Node node(db_, clock_);
+  auto job = node.store->Enqueue(Demo("demo.sleep"), fake_.Now());
+  ASSERT_TRUE(job.ok());
+  auto cancelled = node.store->Cancel(job->id(), "alice", "changed my mind", fake_.Now());
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->state(), v1::JOB_STATE_CANCELLED);
+  auto again = node.store->Cancel(job->id(), "alice", "", fake_.Now());
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
+  auto claimed = node.store->Claim("w", {"demo.sleep"}, {}, 10, absl::Seconds(30), fake_.Now());
+  EXPECT_TRUE(claimed->empty());
+}
+
+TEST_F(JobEngineTest, ARunningHandlerSeesTheCancelAndTheJobEndsCancelled) {
+  Node node(db_, clock_);
+  node.StartWorker(WorkerOptions{}, RegisterDemoHandlers);
+  auto job = node.store->Enqueue(Demo("demo.sleep", R"({"seconds":600,"steps":1})"), fake_.Now());
+  ASSERT_TRUE(job.ok());
+  JobEventLog log(node.hub, job->id());
+  node.worker->Poke();
+  ASSERT_NE(log.WaitForState(v1::JOB_STATE_RUNNING).sequence(), 0);
+  auto requested = node.store->Cancel(job->id(), "alice", "stop", fake_.Now());
+  ASSERT_TRUE(requested.ok());
+  EXPECT_TRUE(requested->cancel_requested());
+  // The handler sleeps for 10 minutes unless the cancel reaches it.
+  ASSERT_NE(log.WaitForState(v1::JOB_STATE_CANCELLED, 1, absl::Seconds(15)).sequence(), 0);
+  auto retried = node.store->Retry(job->id(), fake_.Now());
+  ASSERT_TRUE(retried.ok());
+  EXPECT_EQ(retried->state(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(retried->attempt(), 0);
+}
+
+TEST_F(JobEngineTest, PerOwnerLimitsAndKeysHoldAcrossTwoWorkers) {
+  std::atomic<int> running_alice{0}, max_alice{0}, running_key{0}, max_key{0};
+  absl::Notification release;
+  auto track = [](std::atomic<int>& now, std::atomic<int>& max) {
+    int n = ++now;
+    int m = max.load();
+    while (n > m && !max.compare_exchange_weak(m, n)) {
+    }
+  };
+  auto setup = [&](Worker& w) {
+    w.Register("deploy", [&](JobContext& ctx) -> absl::StatusOr<google::protobuf::Struct> {
+      if (ctx.job().owner_id() == "alice") track(running_alice, max_alice);
+      release.WaitForNotificationWithTimeout(absl::Seconds(20));
+      if (ctx.job().owner_id() == "alice") --running_alice;
+      return google::protobuf::Struct();
+    });
+    w.Register("build", [&](JobContext&) -> absl::StatusOr<google::protobuf::Struct> {
+      track(running_key, max_key);
+      release.WaitForNotificationWithTimeout(absl::Seconds(20));
+      --running_key;
+      return google::protobuf::Struct();
+    });
+  };
+  WorkerOptions options;
+  options.concurrency = 8;
+  options.limits.per_owner = {{"deploy", 3}};
+  Node a(db_, clock_), b(db_, clock_);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) {
+    auto j = a.store->Enqueue(Demo("deploy"), fake_.Now());
+    ids.push_back(j->id());
+  }
+  EnqueueRequest bobs = Demo("deploy");
+  bobs.owner_id = "bob";
+  ids.push_back(a.store->Enqueue(bobs, fake_.Now())->id());
+  for (int i = 0; i < 3; ++i) {
+    EnqueueRequest keyed = Demo("build");
+    keyed.concurrency_key = "prj_1";
+    ids.push_back(a.store->Enqueue(keyed, fake_.Now())->id());
+  }
+  a.StartWorker(options, setup);
+  b.StartWorker(options, setup);
+  JobEventLog bob_log(a.hub, ids[6]);
+  a.worker->Poke();
+  b.worker->Poke();
+  ASSERT_NE(bob_log.WaitForState(v1::JOB_STATE_RUNNING).sequence(), 0);  // others' work flows
+
+  // Whatever the two workers did, a third claimer finds nothing allowed left.
+  auto more = a.store->Claim("third", {"deploy", "build"}, options.limits, 10, absl::Seconds(30),
+                             fake_.Now());
+  ASSERT_TRUE(more.ok());
+  EXPECT_TRUE(more->empty()) << more->size() << " more jobs were claimable";
+  release.Notify();
+  for (const auto& id : ids) {
+    JobEventLog log(a.hub, id);
+    if (a.store->Get(id)->state() == v1::JOB_STATE_SUCCEEDED) continue;
+    a.worker->Poke();
+    b.worker->Poke();
+    ASSERT_NE(log.WaitForState(v1::JOB_STATE_SUCCEEDED).sequence(), 0) << id;
+  }
+  EXPECT_EQ(max_alice.load(), 3);
+  EXPECT_EQ(max_key.load(), 1);
+}
+
+TEST_F(JobEngineTest, AnExpiredLeaseIsReapedAndTheJobRunsElsewhere) {
+  Node node(db_, clock_);
+  auto job = node.store->Enqueue(Demo("demo.noop"), fake_.Now());
+  // A worker that claims and then vanishes (as if killed).
+  auto claimed = node.store->Claim("ghost", {"demo.noop"}, {}, 1, absl::Seconds(30), fake_.Now());
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ(*node.store->ReapExpiredLeases(fake_.Now() + absl::Seconds(29)), 0);
+  EXPECT_EQ(*node.store->ReapExpiredLeases(fake_.Now() + absl::Seconds(31)), 1);
+  fake_.Advance(absl::Seconds(31));
+  JobEventLog log(node.hub, job->id());
+  node.StartWorker(WorkerOptions{}, RegisterDemoHandlers);
+  node.worker->Poke();
+  ASSERT_NE(log.WaitForState(v1::JOB_STATE_SUCCEEDED).sequence(), 0);
+  // The ghost's late completion changes nothing.
+  AttemptOutcome late{v1::JOB_STATE_FAILED, {}, absl::InternalError("late"), {}};
+  EXPECT_FALSE(*node.store->Finish("ghost", (*claimed)[0], late, fake_.Now()));
+  EXPECT_EQ(node.store->Get(job->id())->state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(node.store->Get(job->id())->attempt(), 2);
+}
+
+TEST_F(JobEngineTest, PruningRemovesOnlyJobsThatEndedBeforeTheCutoff) {
+  Node node(db_, clock_);
+  auto old_job = node.store->Enqueue(Demo("demo.noop"), fake_.Now());
+  ASSERT_TRUE(node.store->Cancel(old_job->id(), "alice", "", fake_.Now()).ok());
+  fake_.Advance(absl::Hours(24 * 8));
+  auto recent = node.store->Enqueue(Demo("demo.noop"), fake_.Now());
+  ASSERT_TRUE(node.store->Cancel(recent->id(), "alice", "", fake_.Now()).ok());
+  auto queued = node.store->Enqueue(Demo("demo.noop"), fake_.Now());
+  EXPECT_EQ(*node.store->PruneFinished(fake_.Now() - absl::Hours(24 * 7)), 1);
+  EXPECT_EQ(node.store->Get(old_job->id()).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(node.store->Get(recent->id()).ok());
+  EXPECT_TRUE(node.store->Get(queued->id()).ok());
+  EXPECT_TRUE(node.store->ListEvents(old_job->id(), 0, 10)->empty());
+}
+
+}  // namespace
+}  // namespace orchestrator::jobs

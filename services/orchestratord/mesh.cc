@@ -143,6 +143,11 @@ absl::Status Mesh::Build() {
     host_.Register(service.get(), jobs::v1::JobService::service_full_name());
     services_.push_back(std::move(service));
     hub->Start();
+    // Serving before the hub listens would let watchers miss events.
+    if (!hub->WaitUntilListening(absl::FromChrono(config_.call_deadline))) {
+      hub->Stop();
+      return absl::UnavailableError("jobs: cannot LISTEN for job events on the database");
+    }
     worker->Start();
     stop_jobs_ = [hub, worker, drain = config_.drain_deadline] {
       worker->Stop(absl::FromChrono(drain));

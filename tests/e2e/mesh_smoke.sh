@@ -75,7 +75,7 @@ createdb "$db" || fatal "createdb $db failed"
 # --pdeathsig: if ctest kills this script outright, orchestratord dies with it.
 setpriv --pdeathsig KILL -- "$orchestratord" --services=all --listen="127.0.0.1:$port" \
   --database_url="dbname=$db" --secrets_key_file="$work/secrets.key" \
-  --bootstrap_token_file="$work/admin.token" --drain_deadline="${drain_seconds}s" \
+  --bootstrap_token_file="$work/admin.token" --drain_deadline="${drain_seconds}s" --demo_jobs \
   </dev/null >"$log_file" 2>&1 &
 pid=$!
 
@@ -155,6 +155,30 @@ out="$(rpc -H "$auth" -d "{\"project_id\":\"$project_id\"}" \
 name="$(json_get project.name <<<"$out")"
 [ "$name" = e2e-demo ] || fail "GetProject $project_id returned name '$name', want e2e-demo; got: $out"
 pass "CreateProject then GetProject with the bootstrap admin token"
+
+mark
+# (d2) A demo job, watched with buf curl from its first event to its last.
+out="$(rpc -H "$auth" -d '{"kind":"demo.sleep","params":{"seconds":0.5,"steps":5}}' \
+  "$url/orchestrator.jobs.v1.JobService/EnqueueDemoJob")"
+job_id="$(json_get job.id <<<"$out")"
+[ -n "$job_id" ] || fatal "EnqueueDemoJob returned no job id; got: $out"
+stream="$(timeout 30 "$buf" curl --protocol grpc --http2-prior-knowledge -H "$auth" \
+  -d "{\"jobId\":\"$job_id\"}" "$url/orchestrator.jobs.v1.JobService/WatchJob" 2>&1)" ||
+  fail "WatchJob did not end cleanly: $stream"
+summary="$(python3 -c '
+import json, sys
+text = sys.stdin.read(); decoder = json.JSONDecoder(); i = 0; events = []
+while True:
+    while i < len(text) and text[i].isspace(): i += 1
+    if i >= len(text): break
+    obj, i = decoder.raw_decode(text, i); events.append(obj["event"])
+seqs = [int(e["sequence"]) for e in events]
+progress = sum(1 for e in events if e["type"] == "JOB_EVENT_TYPE_PROGRESS")
+last = events[-1].get("stateChanged", {}).get("toState", "")
+print(seqs == list(range(1, len(seqs) + 1)), progress, last)' <<<"$stream" 2>&1)"
+[ "$summary" = "True 5 JOB_STATE_SUCCEEDED" ] ||
+  fail "WatchJob stream: want contiguous sequences, 5 progress events, SUCCEEDED last; got '$summary' from: $stream"
+pass "WatchJob streams a demo job through buf curl to its end"
 
 mark
 # (e) The token never reaches the log.

@@ -68,7 +68,9 @@ void Worker::Register(const std::string& kind, JobHandler handler) {
 }
 
 void Worker::Start() {
-  handlers_ = std::make_unique<BoundedExecutor>(options_.concurrency, options_.concurrency * 4);
+  // The executor's queue is the local queue of claimed jobs waiting for a handler.
+  handlers_ = std::make_unique<BoundedExecutor>(options_.concurrency,
+                                                options_.concurrency + 2 * options_.claim_batch);
   if (hub_ != nullptr) {
     ready_handle_ = hub_->SubscribeReady([this](const std::string& kind) {
       if (!kind.empty() && !registry_.contains(kind)) return;
@@ -88,6 +90,7 @@ void Worker::Start() {
   }
   dispatcher_ = std::thread([this] { DispatchLoop(); });
   heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  completer_ = std::thread([this] { CompleteLoop(); });
 }
 
 void Worker::Poke() {
@@ -121,6 +124,11 @@ void Worker::Stop(absl::Duration drain) {
     }
   }
   if (heartbeat_.joinable()) heartbeat_.join();
+  {
+    absl::MutexLock lock(&mu_);
+    completer_stopping_ = true;
+  }
+  if (completer_.joinable()) completer_.join();
   if (handlers_) handlers_->Shutdown();
   handlers_.reset();
 }
@@ -135,7 +143,12 @@ void Worker::DispatchLoop() {
       mu_.AwaitWithTimeout(absl::Condition(&woken), options_.poll);
       if (stopping_) return;
       poke_ = false;
-      room = options_.concurrency - static_cast<int>(running_.size());
+      // Claims prefetch up to claim_batch jobs beyond what the handlers run,
+      // and wait while that local queue is still more than half full, so
+      // claims go out in batches rather than one job per finished job.
+      const int held = static_cast<int>(running_.size());
+      room = options_.concurrency + options_.claim_batch - held;
+      if (held > options_.concurrency && room < options_.claim_batch / 2) room = 0;
     }
     const absl::Time now = clock_();
     if (now >= next_reap) {
@@ -251,14 +264,70 @@ void Worker::Run(std::shared_ptr<JobContext> ctx) {
     result = it->second(*ctx);
   }
   const auto stop = ctx->stop_.load();
-  // A lost lease belongs to another worker now; a shutdown releases the job.
-  if (stop != JobContext::StopReason::kLeaseLost && stop != JobContext::StopReason::kShutdown) {
+  if (stop == JobContext::StopReason::kLeaseLost) return Done(job.id());  // another's now
+  if (result.ok()) {
+    absl::MutexLock lock(&mu_);
+    succeeded_.emplace_back(ctx, std::move(*result));
+    return;  // the completer finishes it, then calls Done
+  }
+  // A shutdown releases the job instead (Stop gives back what still runs).
+  if (stop != JobContext::StopReason::kShutdown) {
     FinishWithRetries(ctx,
                       OutcomeOf(job, result, stop == JobContext::StopReason::kCancelRequested));
   }
+  Done(job.id());
+}
+
+void Worker::Done(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
-  running_.erase(job.id());
+  running_.erase(job_id);
   poke_ = true;  // room for another job
+}
+
+void Worker::CompleteLoop() {
+  constexpr size_t kMaxBatch = 500;
+  for (;;) {
+    std::vector<std::pair<std::shared_ptr<JobContext>, google::protobuf::Struct>> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !succeeded_.empty() || completer_stopping_;
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (succeeded_.empty()) return;  // stopping and drained
+      const size_t n = std::min(kMaxBatch, succeeded_.size());
+      batch.assign(std::make_move_iterator(succeeded_.begin()),
+                   std::make_move_iterator(succeeded_.begin() + n));
+      succeeded_.erase(succeeded_.begin(), succeeded_.begin() + n);
+    }
+    std::vector<PgJobStore::SuccessfulAttempt> attempts;
+    for (auto& [ctx, result] : batch) {
+      attempts.push_back({ctx->job().id(), ctx->job().attempt(), std::move(result)});
+    }
+    // The database may be restarting: retry while the leases last.
+    const absl::Time give_up = clock_() + options_.lease;
+    absl::Duration wait = absl::Milliseconds(50);
+    for (;;) {
+      auto finished = store_->FinishSucceeded(options_.worker_id, attempts, clock_());
+      if (finished.ok()) {
+        if (finished->size() != attempts.size()) {
+          spdlog::warn("jobs: {} jobs finished after their lease was lost; results dropped",
+                       attempts.size() - finished->size());
+        }
+        break;
+      }
+      if (clock_() >= give_up) {
+        spdlog::warn("jobs: {} finished jobs could not be recorded: {}", attempts.size(),
+                     finished.status().ToString());
+        break;
+      }
+      absl::SleepFor(wait);
+      wait = std::min(wait * 2, absl::Seconds(1));
+    }
+    absl::MutexLock lock(&mu_);
+    for (auto& [ctx, result] : batch) running_.erase(ctx->job().id());
+    poke_ = true;
+  }
 }
 
 }  // namespace orchestrator::jobs

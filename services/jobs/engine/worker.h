@@ -100,6 +100,10 @@ class Worker final {
   AttemptOutcome OutcomeOf(const v1::Job& job, const absl::StatusOr<google::protobuf::Struct>& r,
                            bool cancel_requested);
   void FinishWithRetries(const std::shared_ptr<JobContext>& ctx, const AttemptOutcome& outcome);
+  // Successes are finished in batches: whatever accumulated while the last
+  // batch was written goes out in one statement.
+  void CompleteLoop();
+  void Done(const std::string& job_id);
 
   std::shared_ptr<PgJobStore> store_;
   JobEventHub* hub_;
@@ -117,8 +121,13 @@ class Worker final {
   absl::flat_hash_map<std::string, std::shared_ptr<JobContext>> running_ ABSL_GUARDED_BY(mu_);
   bool poke_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Successful attempts waiting for the completer.
+  std::vector<std::pair<std::shared_ptr<JobContext>, google::protobuf::Struct>> succeeded_
+      ABSL_GUARDED_BY(mu_);
+  bool completer_stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread dispatcher_;
   std::thread heartbeat_;
+  std::thread completer_;
 };
 
 }  // namespace orchestrator::jobs

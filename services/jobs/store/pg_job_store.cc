@@ -151,6 +151,25 @@ constexpr db::Statement kFinish{
     "SELECT " NOTIFY_EVENT("j", "1") ", CASE WHEN $4::int = 1 THEN pg_notify('orchestrator_jobs_ready', "
     "j.kind) END FROM j"};
 
+// Many successful attempts at once: one statement, one commit. An empty
+// result writes no RESULT event.
+constexpr db::Statement kFinishSucceeded{
+    "jobs_finish_succeeded",
+    "WITH input AS (SELECT * FROM unnest($2::text[], $3::int[], $4::text[]) AS i(id, attempt, "
+    "result)), "
+    "j AS (UPDATE jobs.jobs j SET state = 3, result = i.result::jsonb, end_time = " TS(1) ", "
+    "lease_owner = NULL, lease_expires = NULL, update_time = " TS(1) ", progress_percent = 100, "
+    "last_event_sequence = j.last_event_sequence + CASE WHEN i.result = '{}' THEN 1 ELSE 2 END "
+    "FROM input i WHERE j.id = i.id AND j.lease_owner = $5 AND j.state = 2 "
+    "AND j.attempt = i.attempt RETURNING j.*), "
+    "result_ev AS (INSERT INTO jobs.events (job_id, sequence, type, create_time, body) "
+    "SELECT id, last_event_sequence - 1, 4, " TS(1) ", jsonb_build_object('result', result) "
+    "FROM j WHERE result <> '{}'::jsonb), "
+    "state_ev AS (INSERT INTO jobs.events (job_id, sequence, type, create_time, body) "
+    "SELECT id, last_event_sequence, 1, " TS(1) ", jsonb_build_object('fromState', "
+    "'JOB_STATE_RUNNING', 'toState', 'JOB_STATE_SUCCEEDED', 'attempt', attempt) FROM j) "
+    "SELECT j.id, " NOTIFY_EVENT("j", "1") " FROM j"};
+
 constexpr db::Statement kRelease{
     "jobs_release",
     "WITH j AS (UPDATE jobs.jobs j SET state = 1, run_after = " TS(1) ", lease_owner = NULL, "
@@ -501,6 +520,23 @@ absl::StatusOr<bool> PgJobStore::Finish(const std::string& worker_id, const v1::
        code, message, Micros(outcome.retry_at), std::to_string(job.attempt()), ToJson(change)});
   if (!r.ok()) return r.status();
   return r->rows() == 1;
+}
+
+absl::StatusOr<std::vector<std::string>> PgJobStore::FinishSucceeded(
+    const std::string& worker_id, const std::vector<SuccessfulAttempt>& attempts, absl::Time now) {
+  std::vector<std::string> ids, numbers, results;
+  for (const auto& a : attempts) {
+    ids.push_back(a.job_id);
+    numbers.push_back(std::to_string(a.attempt));
+    results.push_back(ToJson(a.result));
+  }
+  auto r = pool_->Exec(kFinishSucceeded,
+                       {Micros(now), TextArray(ids), "{" + absl::StrJoin(numbers, ",") + "}",
+                        TextArray(results), worker_id});
+  if (!r.ok()) return r.status();
+  std::vector<std::string> finished;
+  for (int i = 0; i < r->rows(); ++i) finished.emplace_back(r->Get(i, 0));
+  return finished;
 }
 
 absl::Status PgJobStore::Release(const std::string& worker_id, const v1::Job& job, absl::Time now) {

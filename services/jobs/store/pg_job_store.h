@@ -76,6 +76,16 @@ class PgJobStore final : public JobRepository {
   absl::StatusOr<bool> Finish(const std::string& worker_id, const v1::Job& job,
                               const AttemptOutcome& outcome, absl::Time now);
 
+  // Many successful attempts in one statement; returns the ids whose lease
+  // the worker still held (the others were finished by nobody).
+  struct SuccessfulAttempt {
+    std::string job_id;
+    int32_t attempt;
+    google::protobuf::Struct result;
+  };
+  absl::StatusOr<std::vector<std::string>> FinishSucceeded(
+      const std::string& worker_id, const std::vector<SuccessfulAttempt>& attempts, absl::Time now);
+
   // Gives a claimed job back (graceful shutdown): QUEUED, runnable at once.
   absl::Status Release(const std::string& worker_id, const v1::Job& job, absl::Time now);
 

@@ -150,7 +150,8 @@ int S1(const std::map<std::string, std::string>& a) {
   auto probe = Pool(1);
   double db_seconds = -1;
   for (;;) {
-    auto r = probe->Exec(db::Statement{"count_done", "SELECT count(*) FROM jobs.jobs WHERE state = 3"});
+    auto r =
+        probe->Exec(db::Statement{"count_done", "SELECT count(*) FROM jobs.jobs WHERE state = 3"});
     if (r.ok() && r->GetInt64(0, 0) >= n) {
       db_seconds = absl::ToDoubleSeconds(absl::Now() - start);
       break;
@@ -316,7 +317,7 @@ class Stream final : public grpc::ClientReadReactor<v1::WatchJobResponse> {
 };
 
 int S5(const std::map<std::string, std::string>& a) {
-  const int streams = Int(a, "streams", 10000), events = Int(a, "events", 20);
+  const int streams = Int(a, "streams", 10000), events = Int(a, "events", 10);
   const std::string orchestratord = a.count("orchestratord") ? a.at("orchestratord") : "";
   ResetSchema();
   char dir[] = "/tmp/bench_s5.XXXXXX";
@@ -368,20 +369,23 @@ int S5(const std::map<std::string, std::string>& a) {
   absl::SleepFor(absl::Seconds(1));
   const long rss_after = RssKiB(server);
 
-  // The burst: this process runs the job, which appends `events` progress events.
-  WorkerOptions o;
-  Worker worker(node.store, &node.hub, o);
-  worker.Register("bench.burst",
-                  [events](JobContext& ctx) -> absl::StatusOr<google::protobuf::Struct> {
-                    for (int i = 1; i <= events; ++i) {
-                      if (auto s = ctx.Progress(100 * i / events, "burst"); !s.ok()) return s;
-                    }
-                    return google::protobuf::Struct();
-                  });
-  worker.Start();
-  worker.Poke();
+  // The bursts: this process holds the job and appends `events` progress
+  // events 200 ms apart; each reaches every stream at once.
+  auto held =
+      node.store->Claim("bench-burst", {"bench.burst"}, {}, 1, absl::Minutes(5), absl::Now());
+  if (!held.ok() || held->size() != 1) {
+    kill(server, SIGKILL);
+    return 1;
+  }
+  for (int i = 1; i <= events; ++i) {
+    absl::SleepFor(absl::Milliseconds(200));
+    v1::JobEvent e;
+    e.set_type(v1::JOB_EVENT_TYPE_PROGRESS);
+    e.mutable_progress()->set_percent(100 * i / events);
+    (void)node.store->AppendEvent("bench-burst", job->id(), e, absl::Now());
+  }
+  (void)node.store->FinishSucceeded("bench-burst", {{job->id(), 1, {}}}, absl::Now());
   for (int i = 0; i < 1200 && ended.load() < streams; ++i) absl::SleepFor(absl::Milliseconds(100));
-  worker.Stop();
   std::vector<double> ms;
   size_t delivered = 0;
   for (auto& s : all) {

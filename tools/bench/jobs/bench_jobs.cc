@@ -304,7 +304,18 @@ class Stream final : public grpc::ClientReadReactor<v1::WatchJobResponse> {
     }
     StartRead(&resp_);
   }
-  void OnDone(const grpc::Status&) override { ++*ended_; }
+  void OnDone(const grpc::Status& status) override {
+    if (!status.ok()) {
+      static absl::Mutex mu(absl::kConstInit);
+      static int reported = 0;
+      absl::MutexLock lock(&mu);
+      if (reported++ < 3) {
+        std::fprintf(stderr, "S5: a stream ended: %d %s\n", status.error_code(),
+                     status.error_message().c_str());
+      }
+    }
+    ++*ended_;
+  }
   const std::vector<double>& latencies() const { return latencies_; }
 
  private:

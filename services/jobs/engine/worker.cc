@@ -285,7 +285,7 @@ void Worker::Done(const std::string& job_id) {
 }
 
 void Worker::CompleteLoop() {
-  constexpr size_t kMaxBatch = 500;
+  const size_t kMaxBatch = std::max(500, options_.claim_batch);
   for (;;) {
     std::vector<std::pair<std::shared_ptr<JobContext>, google::protobuf::Struct>> batch;
     {

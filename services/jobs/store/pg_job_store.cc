@@ -83,8 +83,8 @@ constexpr db::Statement kHasLimitedWork{
     "jobs_has_limited_work",
     "SELECT EXISTS (SELECT 1 FROM jobs.jobs WHERE state = 1 AND run_after <= " TS(1) " "
     "AND kind = ANY($2::text[]) AND concurrency_key IS NOT NULL) OR EXISTS (SELECT 1 FROM "
-    "jobs.jobs WHERE state = 1 AND run_after <= " TS(1) " AND kind = ANY($2::text[]) "
-    "AND kind = ANY($3::text[]))"};
+    "jobs.jobs WHERE cardinality($3::text[]) > 0 AND state = 1 AND run_after <= " TS(1) " "
+    "AND kind = ANY($2::text[]) AND kind = ANY($3::text[]))"};
 
 // Limited kinds and keyed jobs: claimed by one claimer at a time (advisory
 // lock held by the caller's transaction), counting what already runs.

@@ -411,8 +411,8 @@ int S5(const std::map<std::string, std::string>& a) {
       "\"burst_events\":%d,\"delivered\":%zu,\"expected\":%d,\"delivery_p50_ms\":%.2f,"
       "\"delivery_p99_ms\":%.2f}\n",
       streams, first.load(), rss_before, rss_after,
-      static_cast<double>(rss_after - rss_before) / streams, events, delivered, streams * events,
-      Percentile(ms, 50), Percentile(ms, 99));
+      static_cast<double>(rss_after - rss_before) / std::max(1, first.load()), events, delivered,
+      streams * events, Percentile(ms, 50), Percentile(ms, 99));
   return delivered == static_cast<size_t>(streams) * events ? 0 : 1;
 }
 

@@ -40,7 +40,8 @@ CREATE INDEX jobs_ready_kind ON jobs.jobs (kind, priority DESC, run_after, id) W
 CREATE INDEX jobs_leases ON jobs.jobs (lease_expires) WHERE state = 2;
 -- What limits count.
 CREATE INDEX jobs_running_owner ON jobs.jobs (owner_id, kind) WHERE state = 2;
-CREATE INDEX jobs_running_key ON jobs.jobs (concurrency_key) WHERE state = 2;
+CREATE INDEX jobs_running_key ON jobs.jobs (concurrency_key)
+  WHERE state = 2 AND concurrency_key IS NOT NULL;
 CREATE INDEX jobs_owner_recent ON jobs.jobs (owner_id, create_time DESC, id DESC);
 CREATE INDEX jobs_recent ON jobs.jobs (create_time DESC, id DESC);
 CREATE INDEX jobs_finished ON jobs.jobs (end_time) WHERE state IN (3, 4, 5);

@@ -33,6 +33,8 @@ ABSL_FLAG(int, executor_queue, 4096, "queued RPC work before calls are refused")
 ABSL_FLAG(int, db_pool_size, 8, "PostgreSQL connections");
 ABSL_FLAG(bool, demo_jobs, false, "run the demo.sleep / demo.fail / demo.noop job kinds");
 ABSL_FLAG(int, job_concurrency, 8, "jobs this process runs at once");
+ABSL_FLAG(std::string, job_owner_limits, "deploy=3",
+          "RUNNING jobs allowed per owner for a kind: kind=N,kind=N (\"\" = no limits)");
 ABSL_FLAG(absl::Duration, job_lease, absl::Seconds(30),
           "how long a claimed job stays leased without a heartbeat");
 ABSL_FLAG(std::string, admin_addr, "", "AdminService address when not hosted here");
@@ -51,7 +53,8 @@ namespace {
 constexpr const char* kEnvFlags =
     "--tryfromenv=listen,services,database_url,secrets_key_file,bootstrap_token_file,log_level,"
     "drain_deadline,call_deadline,token_cache_ttl,executor_threads,executor_queue,db_pool_size,"
-    "demo_jobs,job_concurrency,job_lease,admin_addr,projects_addr,jobs_addr,sessions_addr,agents_"
+    "demo_jobs,job_concurrency,job_lease,job_owner_limits,admin_addr,projects_addr,jobs_addr,"
+    "sessions_addr,agents_"
     "addr,scaffolder_addr,"
     "engineering_addr,deploy_addr,infra_addr,scheduler_addr";
 
@@ -77,6 +80,11 @@ absl::StatusOr<orchestrator::MeshConfig> ConfigFromFlags() {
   c.demo_jobs = absl::GetFlag(FLAGS_demo_jobs);
   c.job_concurrency = absl::GetFlag(FLAGS_job_concurrency);
   c.job_lease = Millis(absl::GetFlag(FLAGS_job_lease));
+  if (auto s = orchestrator::ParseJobOwnerLimits(absl::GetFlag(FLAGS_job_owner_limits),
+                                                 &c.job_owner_limits);
+      !s.ok()) {
+    return s;
+  }
   const std::pair<const char*, std::string> addrs[] = {
       {"admin", absl::GetFlag(FLAGS_admin_addr)},
       {"projects", absl::GetFlag(FLAGS_projects_addr)},

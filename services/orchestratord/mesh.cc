@@ -134,7 +134,8 @@ absl::Status Mesh::Build() {
     options.lease = absl::FromChrono(config_.job_lease);
     options.heartbeat = options.lease / 3;
     options.reap = std::min(options.lease / 2, absl::Seconds(2));
-    options.limits.per_owner = {{"deploy", 3}};
+    options.limits.per_owner.assign(config_.job_owner_limits.begin(),
+                                    config_.job_owner_limits.end());
     auto worker = std::make_shared<jobs::Worker>(store, hub.get(), options);
     if (config_.demo_jobs) jobs::RegisterDemoHandlers(*worker);
     auto service = std::make_unique<jobs::JobServiceImpl>(

@@ -64,6 +64,22 @@ absl::Status ParseServices(absl::string_view spec, std::vector<std::string>* out
   return absl::OkStatus();
 }
 
+absl::Status ParseJobOwnerLimits(absl::string_view spec, std::map<std::string, int>* out) {
+  out->clear();
+  for (absl::string_view part : absl::StrSplit(spec, ',', absl::SkipWhitespace())) {
+    std::vector<absl::string_view> kv = absl::StrSplit(part, '=');
+    int limit = 0;
+    std::string kind(absl::StripAsciiWhitespace(kv[0]));
+    if (kv.size() != 2 || kind.empty() ||
+        !absl::SimpleAtoi(absl::StripAsciiWhitespace(kv[1]), &limit) || limit < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--job_owner_limits: want kind=N with N >= 1, e.g. deploy=3; got '", part, "'"));
+    }
+    (*out)[kind] = limit;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status MeshConfig::Validate() const {
   if (auto s = CheckHostPort("listen", listen); !s.ok()) return s;
   if (services.empty())

@@ -33,6 +33,8 @@ struct MeshConfig {
   bool demo_jobs = false;
   int job_concurrency = 8;
   std::chrono::milliseconds job_lease{30000};
+  // kind → RUNNING jobs allowed per owner (--job_owner_limits=deploy=3,...).
+  std::map<std::string, int> job_owner_limits{{"deploy", 3}};
 
   bool Hosts(absl::string_view component) const;
 
@@ -42,5 +44,8 @@ struct MeshConfig {
 
 // Parses --services: "all" or a comma-separated list of component names.
 absl::Status ParseServices(absl::string_view spec, std::vector<std::string>* out);
+
+// Parses --job_owner_limits: "kind=N,kind=N" ("" = none).
+absl::Status ParseJobOwnerLimits(absl::string_view spec, std::map<std::string, int>* out);
 
 }  // namespace orchestrator

@@ -82,5 +82,18 @@ TEST(MeshConfigValidate, NumbersOutOfRangeAreNamed) {
   EXPECT_THAT(c.Validate().message(), HasSubstr("--drain_deadline"));
 }
 
+TEST(ParseJobOwnerLimits, KindsWithPositiveLimits) {
+  std::map<std::string, int> out;
+  ASSERT_TRUE(ParseJobOwnerLimits("deploy=3, provision=1", &out).ok());
+  EXPECT_EQ(out, (std::map<std::string, int>{{"deploy", 3}, {"provision", 1}}));
+  ASSERT_TRUE(ParseJobOwnerLimits("", &out).ok());
+  EXPECT_TRUE(out.empty());
+  for (const char* bad : {"deploy", "deploy=0", "deploy=x", "=3", "deploy=3=4"}) {
+    absl::Status s = ParseJobOwnerLimits(bad, &out);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(s.message(), HasSubstr("--job_owner_limits")) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace orchestrator

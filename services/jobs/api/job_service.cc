@@ -57,8 +57,14 @@ class WatchJobReactor final : public grpc::ServerWriteReactor<v1::WatchJobRespon
                                                                           s->Resync();
                                                                       }});
       self->subscribed_ = true;
-      self->need_replay_ = true;  // what happened before we subscribed
-      self->PumpLocked();
+      // Replay what happened before we subscribed, here on the executor
+      // already, rather than queueing a second task per new watcher.
+      self->fetching_ = true;  // live events meanwhile ask for another read
+      const int64_t after = self->enqueued_;
+      self->mu_.Unlock();
+      auto events = self->shared_->board->EventsAfter(self->req_.job_id(), after, kReplayPage);
+      self->mu_.Lock();
+      self->AcceptReplayLocked(std::move(events));
     });
     if (!queued.ok()) End(queued);
   }
@@ -124,20 +130,27 @@ class WatchJobReactor final : public grpc::ServerWriteReactor<v1::WatchJobRespon
     absl::Status queued = shared_->executor->Submit([self, after] {
       auto events = self->shared_->board->EventsAfter(self->req_.job_id(), after, kReplayPage);
       absl::MutexLock lock(&self->mu_);
-      self->fetching_ = false;
-      if (!events.ok()) return self->EndLocked(events.status());
-      for (auto& e : *events) {
-        if (e.sequence() != self->enqueued_ + 1) continue;
-        self->enqueued_ = e.sequence();
-        self->pending_.push_back(std::make_shared<const v1::JobEvent>(std::move(e)));
-      }
-      if (static_cast<int>(events->size()) == kReplayPage) self->need_replay_ = true;
-      self->PumpLocked();
+      self->AcceptReplayLocked(std::move(events));
     });
     if (!queued.ok()) {
       fetching_ = false;
       EndLocked(queued);
     }
+  }
+
+  // Events read from the database after `enqueued_`: queued in order, then
+  // another read if the page was full.
+  void AcceptReplayLocked(absl::StatusOr<std::vector<v1::JobEvent>> events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    fetching_ = false;
+    if (!events.ok()) return EndLocked(events.status());
+    for (auto& e : *events) {
+      if (e.sequence() != enqueued_ + 1) continue;
+      enqueued_ = e.sequence();
+      pending_.push_back(std::make_shared<const v1::JobEvent>(std::move(e)));
+    }
+    if (static_cast<int>(events->size()) == kReplayPage) need_replay_ = true;
+    PumpLocked();
   }
 
   void End(const absl::Status& status) {

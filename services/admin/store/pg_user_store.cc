@@ -102,16 +102,11 @@ v1::Token TokenFromRow(const db::Result& r, int row) {
 }
 constexpr int kTokenColumns = 8;
 
-std::optional<std::string> NullIfEmpty(absl::string_view s) {
-  if (s.empty()) return std::nullopt;
-  return std::string(s);
-}
-
 }  // namespace
 
 absl::StatusOr<v1::User> PgUserStore::InsertUser(const v1::User& u, absl::string_view request_id) {
   auto r = pool_->Exec(kInsertUser, {u.id(), u.name(), u.display_name(), std::to_string(u.role()),
-                                     NullIfEmpty(request_id)});
+                                     db::NullIfEmpty(request_id)});
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return absl::AbortedError("concurrent create with the same request_id");
   return UserFromRow(*r, 0, 0);
@@ -158,7 +153,7 @@ absl::StatusOr<v1::Token> PgUserStore::InsertToken(const v1::Token& t, absl::str
   auto r = pool_->Exec(
       kInsertToken,
       {t.id(), t.user_id(), std::string(token_hash), std::to_string(t.kind()), t.description(),
-       absl::StrJoin(t.permissions(), " "), expire, NullIfEmpty(request_id)});
+       absl::StrJoin(t.permissions(), " "), expire, db::NullIfEmpty(request_id)});
   if (!r.ok()) {
     if (absl::IsFailedPrecondition(r.status())) {
       return absl::NotFoundError(absl::StrCat("user '", t.user_id(), "' not found"));

@@ -29,6 +29,12 @@ struct Statement {
 // Text parameters; std::nullopt is SQL NULL.
 using Params = std::vector<std::optional<std::string>>;
 
+// SQL NULL for "", for optional columns such as idempotency keys.
+inline std::optional<std::string> NullIfEmpty(absl::string_view s) {
+  if (s.empty()) return std::nullopt;
+  return std::string(s);
+}
+
 // A query's rows, read as text.
 class Result final {
  public:

@@ -17,17 +17,69 @@ bool EndsTheJob(const v1::JobEvent& e) {
   return e.type() == v1::JOB_EVENT_TYPE_STATE_CHANGED && IsTerminal(e.state_changed().to_state());
 }
 
+// What both watch streams share: each owns itself until OnDone, finishes
+// exactly once, and drops its hub subscription when the call is over.
+template <typename Response, typename Derived>
+class WatchStream : public grpc::ServerWriteReactor<Response>,
+                    public std::enable_shared_from_this<Derived> {
+ public:
+  void OnCancel() override { End(absl::CancelledError("client cancelled")); }
+
+  void OnDone() override {
+    uint64_t subscription;
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+      subscription = subscribed_ ? subscription_ : 0;
+      subscribed_ = false;
+    }
+    if (subscription) shared_->hub->Unsubscribe(subscription);
+    self_.reset();  // the last reference may go with it
+  }
+
+ protected:
+  explicit WatchStream(std::shared_ptr<const JobServiceImpl::Shared> shared)
+      : shared_(std::move(shared)) {}
+
+  void End(const absl::Status& status) {
+    absl::MutexLock lock(&mu_);
+    EndLocked(status);
+  }
+
+  void EndLocked(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || done_) return;
+    finished_ = true;
+    this->Finish(ToGrpcStatus(status));
+  }
+
+  void SetSubscriptionLocked(uint64_t handle) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    subscription_ = handle;
+    subscribed_ = true;
+  }
+
+  std::shared_ptr<const JobServiceImpl::Shared> shared_;
+  std::shared_ptr<Derived> self_;  // alive until OnDone
+
+  absl::Mutex mu_;
+  // Whether a write is in flight, and how the call ends.
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  bool subscribed_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t subscription_ ABSL_GUARDED_BY(mu_) = 0;
+  Response response_;
+};
+
 // WatchJob: replays what the client has not seen, then live events, then
 // ends after the terminal event. Live events arrive from the hub; when they
 // skip a sequence, or the client reads slower than they come, the stream
 // reads from the database from its last sequence instead of buffering, so
 // the client sees every event once, in order, and memory stays bounded.
-class WatchJobReactor final : public grpc::ServerWriteReactor<v1::WatchJobResponse>,
-                              public std::enable_shared_from_this<WatchJobReactor> {
+class WatchJobReactor final : public WatchStream<v1::WatchJobResponse, WatchJobReactor> {
  public:
   WatchJobReactor(std::shared_ptr<const JobServiceImpl::Shared> shared,
                   grpc::CallbackServerContext* ctx, v1::WatchJobRequest req)
-      : shared_(std::move(shared)), ctx_(ctx), req_(std::move(req)) {}
+      : WatchStream(std::move(shared)), ctx_(ctx), req_(std::move(req)) {}
 
   void Begin() {
     self_ = shared_from_this();
@@ -75,20 +127,6 @@ class WatchJobReactor final : public grpc::ServerWriteReactor<v1::WatchJobRespon
     if (!ok) return EndLocked(absl::CancelledError("client went away"));
     if (wrote_terminal_) return EndLocked(absl::OkStatus());
     PumpLocked();
-  }
-
-  void OnCancel() override { End(absl::CancelledError("client cancelled")); }
-
-  void OnDone() override {
-    uint64_t subscription;
-    {
-      absl::MutexLock lock(&mu_);
-      done_ = true;
-      subscription = subscribed_ ? subscription_ : 0;
-      subscribed_ = false;
-    }
-    if (subscription) shared_->hub->Unsubscribe(subscription);
-    self_.reset();  // the last reference may go with it
   }
 
  private:
@@ -153,47 +191,25 @@ class WatchJobReactor final : public grpc::ServerWriteReactor<v1::WatchJobRespon
     PumpLocked();
   }
 
-  void End(const absl::Status& status) {
-    absl::MutexLock lock(&mu_);
-    EndLocked(status);
-  }
-
-  void EndLocked(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_ || done_) return;
-    finished_ = true;
-    Finish(ToGrpcStatus(status));
-  }
-
-  std::shared_ptr<const JobServiceImpl::Shared> shared_;
   grpc::CallbackServerContext* ctx_;
   const v1::WatchJobRequest req_;
-  std::shared_ptr<WatchJobReactor> self_;  // alive until OnDone
-
-  absl::Mutex mu_;
-  // Stream state: what is queued for the client and how far it reaches.
+  // What is queued for the client and how far it reaches.
   std::deque<EventPtr> pending_ ABSL_GUARDED_BY(mu_);
   int64_t enqueued_ ABSL_GUARDED_BY(mu_) = 0;
   bool need_replay_ ABSL_GUARDED_BY(mu_) = false;
   bool fetching_ ABSL_GUARDED_BY(mu_) = false;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool wrote_terminal_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-  bool subscribed_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t subscription_ ABSL_GUARDED_BY(mu_) = 0;
-  v1::WatchJobResponse response_;
 };
 
 // WatchJobs: every state change of the caller's jobs (admins: an owner's or
 // everyone's), with the job as it is after the change. Never ends by itself;
 // a client that falls too far behind is ended with RESOURCE_EXHAUSTED and
 // resumes from ListJobs.
-class WatchJobsReactor final : public grpc::ServerWriteReactor<v1::WatchJobsResponse>,
-                               public std::enable_shared_from_this<WatchJobsReactor> {
+class WatchJobsReactor final : public WatchStream<v1::WatchJobsResponse, WatchJobsReactor> {
  public:
   WatchJobsReactor(std::shared_ptr<const JobServiceImpl::Shared> shared,
                    grpc::CallbackServerContext* ctx, v1::WatchJobsRequest req)
-      : shared_(std::move(shared)), ctx_(ctx), req_(std::move(req)) {}
+      : WatchStream(std::move(shared)), ctx_(ctx), req_(std::move(req)) {}
 
   void Begin() {
     self_ = shared_from_this();
@@ -222,20 +238,6 @@ class WatchJobsReactor final : public grpc::ServerWriteReactor<v1::WatchJobsResp
     writing_ = false;
     if (!ok) return EndLocked(absl::CancelledError("client went away"));
     PumpLocked();
-  }
-
-  void OnCancel() override { End(absl::CancelledError("client cancelled")); }
-
-  void OnDone() override {
-    uint64_t subscription;
-    {
-      absl::MutexLock lock(&mu_);
-      done_ = true;
-      subscription = subscribed_ ? subscription_ : 0;
-      subscribed_ = false;
-    }
-    if (subscription) shared_->hub->Unsubscribe(subscription);
-    self_.reset();
   }
 
  private:
@@ -291,34 +293,13 @@ class WatchJobsReactor final : public grpc::ServerWriteReactor<v1::WatchJobsResp
     return false;
   }
 
-  void End(const absl::Status& status) {
-    absl::MutexLock lock(&mu_);
-    EndLocked(status);
-  }
-
-  void EndLocked(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_ || done_) return;
-    finished_ = true;
-    Finish(ToGrpcStatus(status));
-  }
-
-  std::shared_ptr<const JobServiceImpl::Shared> shared_;
   grpc::CallbackServerContext* ctx_;
   const v1::WatchJobsRequest req_;
   Principal caller_;
-  std::shared_ptr<WatchJobsReactor> self_;
-
-  absl::Mutex mu_;
   // Notices waiting for their job to be read, and responses waiting to be written.
   std::deque<JobNotice> notices_ ABSL_GUARDED_BY(mu_);
   std::deque<v1::WatchJobsResponse> ready_ ABSL_GUARDED_BY(mu_);
   bool fetching_ ABSL_GUARDED_BY(mu_) = false;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-  bool subscribed_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t subscription_ ABSL_GUARDED_BY(mu_) = 0;
-  v1::WatchJobsResponse response_;
 };
 
 }  // namespace

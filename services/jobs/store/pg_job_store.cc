@@ -234,11 +234,6 @@ constexpr db::Statement kPrune{
 std::string Micros(absl::Time t) { return std::to_string(absl::ToUnixMicros(t)); }
 std::string Micros(absl::Duration d) { return std::to_string(absl::ToInt64Microseconds(d)); }
 
-std::optional<std::string> NullIfEmpty(absl::string_view s) {
-  if (s.empty()) return std::nullopt;
-  return std::string(s);
-}
-
 // {a,b,c} for a text[] parameter; elements are quoted.
 std::string TextArray(const std::vector<std::string>& items) {
   std::string out = "{";
@@ -315,8 +310,8 @@ db::Params EnqueueParams(const EnqueueRequest& req, absl::Time now) {
           req.project_id,
           std::to_string(req.priority),
           Micros(run_after),
-          NullIfEmpty(req.request_id),
-          NullIfEmpty(req.concurrency_key),
+          db::NullIfEmpty(req.request_id),
+          db::NullIfEmpty(req.concurrency_key),
           ToJson(req.params),
           std::to_string(req.max_attempts),
           Micros(now)};

@@ -89,11 +89,6 @@ v1::Secret SecretFromRow(const db::Result& r, int row) {
   return s;
 }
 
-std::optional<std::string> NullIfEmpty(absl::string_view s) {
-  if (s.empty()) return std::nullopt;
-  return std::string(s);
-}
-
 std::string Flag(const std::vector<std::string>& fields, absl::string_view name) {
   return std::find(fields.begin(), fields.end(), name) != fields.end() ? "true" : "false";
 }
@@ -105,7 +100,7 @@ absl::StatusOr<v1::Project> PgProjectStore::Insert(const v1::Project& p,
   auto inserted =
       pool_->Exec(kInsert, {p.id(), p.owner_id(), p.name(), p.display_name(), p.description(),
                             std::to_string(p.status()), p.repository_url(), p.template_id(),
-                            NullIfEmpty(request_id)});
+                            db::NullIfEmpty(request_id)});
   if (!inserted.ok()) return inserted.status();
   if (inserted->rows() == 1) return ProjectFromRow(*inserted, 0);
   // The same request came before: return what it created.

@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "orchestrator/jobs/v1/jobs.grpc.pb.h"
 #include "services/common/db/migrations.h"
 #include "services/common/db/pool.h"
@@ -323,6 +324,76 @@ class Stream final : public grpc::ClientReadReactor<v1::WatchJobResponse> {
   std::atomic<int>* ended_;
 };
 
+// The same server with N idle grpc.health.v1.Health/Watch streams: what a
+// server-streaming call costs in this gRPC build with none of our code in it.
+class HealthStream final : public grpc::ClientReadReactor<grpc::health::v1::HealthCheckResponse> {
+ public:
+  HealthStream(grpc::health::v1::Health::Stub* stub, std::atomic<int>* first) : first_(first) {
+    stub->async()->Watch(&ctx_, &req_, this);
+    StartRead(&resp_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (ok) ++*first_;
+  }
+  void OnDone(const grpc::Status&) override {}
+  void Cancel() { ctx_.TryCancel(); }
+
+ private:
+  grpc::ClientContext ctx_;
+  grpc::health::v1::HealthCheckRequest req_;
+  grpc::health::v1::HealthCheckResponse resp_;
+  std::atomic<int>* first_;
+};
+
+int S5Baseline(const std::map<std::string, std::string>& a) {
+  const int streams = Int(a, "streams", 10000);
+  const std::string orchestratord = a.count("orchestratord") ? a.at("orchestratord") : "";
+  ResetSchema();
+  char dir[] = "/tmp/bench_s5b.XXXXXX";
+  if (!mkdtemp(dir)) return 1;
+  const std::string token_file = std::string(dir) + "/admin.token";
+  const int port = 20000 + (getpid() + 7) % 20000;
+  pid_t server = fork();
+  if (server == 0) {
+    std::string listen = absl::StrCat("--listen=127.0.0.1:", port);
+    std::string token = "--bootstrap_token_file=" + token_file;
+    execl(orchestratord.c_str(), orchestratord.c_str(), "--services=admin,jobs", listen.c_str(),
+          token.c_str(), "--log_level=warn", "--executor_threads=4", nullptr);
+    _exit(127);
+  }
+  absl::SleepFor(absl::Seconds(2));
+  const long rss_before = RssKiB(server);
+  std::vector<std::unique_ptr<grpc::health::v1::Health::Stub>> stubs;
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int i = 0; i < 64; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt("bench.channel", i);
+    channels.push_back(grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
+                                                 grpc::InsecureChannelCredentials(), args));
+    stubs.push_back(grpc::health::v1::Health::NewStub(channels.back()));
+  }
+  std::atomic<int> first{0};
+  std::vector<std::unique_ptr<HealthStream>> all;
+  for (int i = 0; i < streams; ++i) {
+    all.push_back(std::make_unique<HealthStream>(stubs[i % stubs.size()].get(), &first));
+    if ((i + 1) % 500 == 0) {
+      for (int w = 0; w < 300 && first.load() < i + 1; ++w) absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+  absl::SleepFor(absl::Seconds(1));
+  const long rss_after = RssKiB(server);
+  for (auto& s : all) s->Cancel();
+  kill(server, SIGTERM);
+  waitpid(server, nullptr, 0);
+  std::printf(
+      "{\"scenario\":\"S5\",\"system\":\"grpc-health-watch\",\"streams\":%d,\"opened\":%d,"
+      "\"kib_per_idle_stream\":%.2f}\n",
+      streams, first.load(),
+      static_cast<double>(rss_after - rss_before) / std::max(1, first.load()));
+  return 0;
+}
+
 int S5(const std::map<std::string, std::string>& a) {
   const int streams = Int(a, "streams", 10000), events = Int(a, "events", 10);
   const std::string orchestratord = a.count("orchestratord") ? a.at("orchestratord") : "";
@@ -424,6 +495,7 @@ int main(int argc, char** argv) {
   if (mode == "s4") return orchestrator::jobs::S4(args, argv[0]);
   if (mode == "hold") return orchestrator::jobs::Hold(args);
   if (mode == "s5") return orchestrator::jobs::S5(args);
+  if (mode == "s5-baseline") return orchestrator::jobs::S5Baseline(args);
   std::fprintf(stderr, "usage: bench_jobs s1|s3|s4|s5 [--flag value ...]\n");
   return 2;
 }

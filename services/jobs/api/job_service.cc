@@ -92,8 +92,15 @@ class WatchJobReactor final : public WatchStream<v1::WatchJobResponse, WatchJobR
     absl::Status queued = shared_->executor->Submit([self, caller = *caller] {
       auto job = self->shared_->board->Get(caller, self->req_.job_id());
       if (!job.ok()) return self->End(job.status());
+      if (self->req_.after_sequence() > job->last_event_sequence()) {
+        return self->End(absl::OutOfRangeError(
+            absl::StrCat("after_sequence: the job's last event is ", job->last_event_sequence())));
+      }
       absl::MutexLock lock(&self->mu_);
+      if (self->finished_ || self->done_) return;  // the call ended while this waited
       self->enqueued_ = self->req_.after_sequence();
+      // A terminal event older than this (before a RetryJob) does not end the watch.
+      self->ends_from_ = job->last_event_sequence();
       if (IsTerminal(job->state()) && self->enqueued_ >= job->last_event_sequence()) {
         return self->EndLocked(absl::OkStatus());  // nothing left to see
       }
@@ -154,7 +161,7 @@ class WatchJobReactor final : public WatchStream<v1::WatchJobResponse, WatchJobR
     if (!pending_.empty()) {
       EventPtr next = pending_.front();
       pending_.pop_front();
-      wrote_terminal_ = EndsTheJob(*next);
+      wrote_terminal_ = EndsTheJob(*next) && next->sequence() >= ends_from_;
       *response_.mutable_event() = *next;
       writing_ = true;
       StartWrite(&response_);
@@ -199,6 +206,7 @@ class WatchJobReactor final : public WatchStream<v1::WatchJobResponse, WatchJobR
   bool need_replay_ ABSL_GUARDED_BY(mu_) = false;
   bool fetching_ ABSL_GUARDED_BY(mu_) = false;
   bool wrote_terminal_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t ends_from_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // WatchJobs: every state change of the caller's jobs (admins: an owner's or
@@ -220,12 +228,19 @@ class WatchJobsReactor final : public WatchStream<v1::WatchJobsResponse, WatchJo
     caller_ = *caller;
     std::weak_ptr<WatchJobsReactor> weak = self_;
     absl::MutexLock lock(&mu_);
-    subscription_ = shared_->hub->SubscribeOwner(
-        JobEventHub::OwnerSubscriber{OwnerFilter(caller_, req_.owner_id()),
-                                     [weak](const JobNotice& n) {
-                                       if (auto s = weak.lock()) s->OnNotice(n);
-                                     },
-                                     nullptr});
+    subscription_ = shared_->hub->SubscribeOwner(JobEventHub::OwnerSubscriber{
+        OwnerFilter(caller_, req_.owner_id()),
+        [weak](const JobNotice& n) {
+          if (auto s = weak.lock()) s->OnNotice(n);
+        },
+        [weak] {
+          // Changes may have been missed while the hub reconnected.
+          if (auto s = weak.lock()) {
+            s->End(
+                absl::UnavailableError("job event stream interrupted; catch up with "
+                                       "ListJobs and watch again"));
+          }
+        }});
     subscribed_ = true;
     // Headers now, so a client knows the watch is in place before changes come.
     StartSendInitialMetadata();

@@ -117,12 +117,19 @@ void Worker::Stop(absl::Duration drain) {
       for (auto& [id, ctx] : running_) ctx->Stop(JobContext::StopReason::kShutdown);
       mu_.AwaitWithTimeout(absl::Condition(&idle), absl::Seconds(1));
     }
-    // Whatever still runs is given back so another worker can take it now.
+  }
+  // Whatever still runs is given back so another worker can take it now;
+  // successes waiting for the completer are recorded instead.
+  std::vector<std::shared_ptr<JobContext>> leftover;
+  {
+    absl::MutexLock lock(&mu_);
     for (auto& [id, ctx] : running_) {
       ctx->Stop(JobContext::StopReason::kShutdown);
-      (void)store_->Release(options_.worker_id, ctx->job(), clock_());
+      if (!ctx->completing_) leftover.push_back(ctx);
     }
+    heartbeat_stopping_ = true;
   }
+  for (const auto& ctx : leftover) (void)store_->Release(options_.worker_id, ctx->job(), clock_());
   if (heartbeat_.joinable()) heartbeat_.join();
   {
     absl::MutexLock lock(&mu_);
@@ -168,11 +175,14 @@ void Worker::DispatchLoop() {
       auto ctx = std::shared_ptr<JobContext>(new JobContext(this, std::move(job)));
       {
         absl::MutexLock lock(&mu_);
-        running_[ctx->job().id()] = ctx;
+        auto& slot = running_[ctx->job().id()];
+        // Our own earlier attempt, reaped after a long database outage and
+        // claimed again: that attempt must stop, this one takes its place.
+        if (slot) slot->Stop(JobContext::StopReason::kLeaseLost);
+        slot = ctx;
       }
       if (!handlers_->Submit([this, ctx] { Run(ctx); }).ok()) {
-        absl::MutexLock lock(&mu_);
-        running_.erase(ctx->job().id());
+        Done(ctx);
         (void)store_->Release(options_.worker_id, ctx->job(), clock_());
       }
     }
@@ -186,10 +196,11 @@ void Worker::HeartbeatLoop() {
     std::vector<std::string> ids;
     {
       absl::MutexLock lock(&mu_);
-      auto stop = [this]()
-                      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ && running_.empty(); };
+      auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return heartbeat_stopping_ || (stopping_ && running_.empty());
+      };
       mu_.AwaitWithTimeout(absl::Condition(&stop), options_.heartbeat);
-      if (stopping_ && running_.empty()) return;
+      if (stop()) return;
       for (auto& [id, ctx] : running_) ids.push_back(id);
     }
     auto held = store_->Heartbeat(options_.worker_id, ids, options_.lease, clock_());
@@ -259,28 +270,37 @@ void Worker::FinishWithRetries(const std::shared_ptr<JobContext>& ctx,
 
 void Worker::Run(std::shared_ptr<JobContext> ctx) {
   const v1::Job& job = ctx->job();
+  // Stopped while it waited in the local queue: Stop already gave it back
+  // (shutdown) or another worker owns it (lease lost).
+  if (ctx->cancelled() && ctx->stop_ != JobContext::StopReason::kCancelRequested) return Done(ctx);
   absl::StatusOr<google::protobuf::Struct> result = absl::InternalError("no handler");
   if (auto it = registry_.find(job.kind()); it != registry_.end()) {
     result = it->second(*ctx);
   }
   const auto stop = ctx->stop_.load();
-  if (stop == JobContext::StopReason::kLeaseLost) return Done(job.id());  // another's now
+  if (stop == JobContext::StopReason::kLeaseLost) return Done(ctx);  // another's now
   if (result.ok()) {
     absl::MutexLock lock(&mu_);
+    ctx->completing_ = true;  // Stop must not release it
     succeeded_.emplace_back(ctx, std::move(*result));
-    return;  // the completer finishes it, then calls Done
+    return;  // the completer records it, then it is done
   }
-  // A shutdown releases the job instead (Stop gives back what still runs).
-  if (stop != JobContext::StopReason::kShutdown) {
+  if (stop == JobContext::StopReason::kShutdown) {
+    // Gave up because the worker stops: back to the queue for another worker.
+    (void)store_->Release(options_.worker_id, job, clock_());
+  } else {
     FinishWithRetries(ctx,
                       OutcomeOf(job, result, stop == JobContext::StopReason::kCancelRequested));
   }
-  Done(job.id());
+  Done(ctx);
 }
 
-void Worker::Done(const std::string& job_id) {
+void Worker::Done(const std::shared_ptr<JobContext>& ctx) {
   absl::MutexLock lock(&mu_);
-  running_.erase(job_id);
+  // Only this attempt's entry: a later attempt of the same job may hold the slot.
+  if (auto it = running_.find(ctx->job().id()); it != running_.end() && it->second == ctx) {
+    running_.erase(it);
+  }
   poke_ = true;  // room for another job
 }
 
@@ -324,9 +344,7 @@ void Worker::CompleteLoop() {
       absl::SleepFor(wait);
       wait = std::min(wait * 2, absl::Seconds(1));
     }
-    absl::MutexLock lock(&mu_);
-    for (auto& [ctx, result] : batch) running_.erase(ctx->job().id());
-    poke_ = true;
+    for (auto& [ctx, result] : batch) Done(ctx);
   }
 }
 

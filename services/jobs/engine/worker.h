@@ -65,6 +65,8 @@ class JobContext final {
   std::atomic<StopReason> stop_{StopReason::kNone};
   absl::Mutex mu_;
   bool wake_ ABSL_GUARDED_BY(mu_) = false;  // wakes Sleep
+  // Set (under the worker's mutex) once its success waits for the completer.
+  bool completing_ = false;
 };
 
 // A handler returns the job's result, or an error: permanent codes
@@ -103,7 +105,7 @@ class Worker final {
   // Successes are finished in batches: whatever accumulated while the last
   // batch was written goes out in one statement.
   void CompleteLoop();
-  void Done(const std::string& job_id);
+  void Done(const std::shared_ptr<JobContext>& ctx);
 
   std::shared_ptr<PgJobStore> store_;
   JobEventHub* hub_;
@@ -125,6 +127,7 @@ class Worker final {
   std::vector<std::pair<std::shared_ptr<JobContext>, google::protobuf::Struct>> succeeded_
       ABSL_GUARDED_BY(mu_);
   bool completer_stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool heartbeat_stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread dispatcher_;
   std::thread heartbeat_;
   std::thread completer_;

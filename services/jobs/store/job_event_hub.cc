@@ -149,12 +149,11 @@ void JobEventHub::FanOutJob(const JobNotice& notice) {
     it->second.read_up_to = std::max(it->second.read_up_to, from);
     for (auto& [h, s] : it->second.subscribers) subscribers.push_back(s);
   }
-  if (events.empty()) {
-    for (auto& s : subscribers) s.resync();  // the read failed: let them catch up themselves
-    return;
-  }
   for (auto& s : subscribers) {
     for (const auto& e : events) s.on_event(e);
+  }
+  if (from < notice.sequence) {
+    for (auto& s : subscribers) s.resync();  // a read failed: they catch up themselves
   }
 }
 
@@ -201,7 +200,11 @@ void JobEventHub::Run() {
     const bool listening = PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
     if (!listening) {
+      spdlog::warn("jobs: LISTEN failed ({}); retrying", absl::string_view(PQerrorMessage(conn)));
       PQfinish(conn);
+      pollfd p{wake_fd_[0], POLLIN, 0};
+      ::poll(&p, 1, static_cast<int>(backoff.count()));
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
       continue;
     }
     backoff = std::chrono::milliseconds(100);

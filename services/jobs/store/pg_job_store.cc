@@ -135,9 +135,9 @@ constexpr db::Statement kAppend{
 // Ends an attempt: an optional RESULT event, then the STATE_CHANGED event.
 constexpr db::Statement kFinish{
     "jobs_finish",
-    "WITH j AS (UPDATE jobs.jobs j SET state = $4::int, result = $5::jsonb, "
-    "error_code = $6::int, error_message = $7, "
-    "end_time = CASE WHEN $4::int IN (3, 4, 5) THEN " TS(1) " END, "
+    "WITH j AS (UPDATE jobs.jobs j SET state = CASE WHEN $4::int = 1 AND j.cancel_requested "
+    "THEN 5 ELSE $4::int END, result = $5::jsonb, error_code = $6::int, error_message = $7, "
+    "end_time = CASE WHEN $4::int IN (3, 4, 5) OR j.cancel_requested THEN " TS(1) " END, "
     "run_after = CASE WHEN $4::int = 1 THEN " TS(8) " ELSE j.run_after END, "
     "lease_owner = NULL, lease_expires = NULL, update_time = " TS(1) ", "
     "progress_percent = CASE WHEN $4::int = 3 THEN 100 ELSE j.progress_percent END, "
@@ -147,9 +147,11 @@ constexpr db::Statement kFinish{
     "SELECT id, last_event_sequence - 1, 4, " TS(1) ", jsonb_build_object('result', result) "
     "FROM j WHERE $5::jsonb IS NOT NULL), "
     "state_ev AS (INSERT INTO jobs.events (job_id, sequence, type, create_time, body) "
-    "SELECT id, last_event_sequence, 1, " TS(1) ", $10::jsonb FROM j) "
-    "SELECT " NOTIFY_EVENT("j", "1") ", CASE WHEN $4::int = 1 THEN pg_notify('orchestrator_jobs_ready', "
-    "j.kind) END FROM j"};
+    "SELECT id, last_event_sequence, 1, " TS(1) ", CASE WHEN state = 5 AND $4::int = 1 THEN "
+    "jsonb_build_object('fromState', 'JOB_STATE_RUNNING', 'toState', 'JOB_STATE_CANCELLED', "
+    "'attempt', attempt, 'reason', 'cancelled on request') ELSE $10::jsonb END FROM j) "
+    "SELECT " NOTIFY_EVENT("j", "1") ", CASE WHEN j.state = 1 THEN "
+    "pg_notify('orchestrator_jobs_ready', j.kind) END FROM j"};
 
 // Many successful attempts at once: one statement, one commit. An empty
 // result writes no RESULT event.
@@ -172,30 +174,36 @@ constexpr db::Statement kFinishSucceeded{
 
 constexpr db::Statement kRelease{
     "jobs_release",
-    "WITH j AS (UPDATE jobs.jobs j SET state = 1, run_after = " TS(1) ", lease_owner = NULL, "
+    "WITH j AS (UPDATE jobs.jobs j SET state = CASE WHEN j.cancel_requested THEN 5 ELSE 1 END, "
+    "end_time = CASE WHEN j.cancel_requested THEN " TS(1) " END, "
+    "run_after = " TS(1) ", lease_owner = NULL, "
     "lease_expires = NULL, update_time = " TS(1) ", last_event_sequence = "
     "j.last_event_sequence + 1 WHERE j.id = $2 AND j.lease_owner = $3 AND j.state = 2 "
     "RETURNING j.*), "
     "ev AS (INSERT INTO jobs.events (job_id, sequence, type, create_time, body) "
     "SELECT id, last_event_sequence, 1, " TS(1) ", jsonb_build_object('fromState', "
-    "'JOB_STATE_RUNNING', 'toState', 'JOB_STATE_QUEUED', 'attempt', attempt, 'reason', "
+    "'JOB_STATE_RUNNING', 'toState', CASE WHEN state = 5 THEN 'JOB_STATE_CANCELLED' ELSE "
+    "'JOB_STATE_QUEUED' END, 'attempt', attempt, 'reason', "
     "'released by a worker shutting down') FROM j) "
-    "SELECT " NOTIFY_EVENT("j", "1") ", pg_notify('orchestrator_jobs_ready', j.kind) FROM j"};
+    "SELECT " NOTIFY_EVENT("j", "1") ", CASE WHEN j.state = 1 THEN "
+    "pg_notify('orchestrator_jobs_ready', j.kind) END FROM j"};
 
 constexpr db::Statement kReap{
     "jobs_reap",
     "WITH expired AS (SELECT id FROM jobs.jobs WHERE state = 2 AND lease_expires < " TS(1) " "
     "ORDER BY lease_expires LIMIT 1000 FOR UPDATE SKIP LOCKED), "
-    "j AS (UPDATE jobs.jobs j SET state = CASE WHEN j.attempt >= j.max_attempts THEN 4 ELSE 1 END, "
+    "j AS (UPDATE jobs.jobs j SET state = CASE WHEN j.cancel_requested THEN 5 "
+    "WHEN j.attempt >= j.max_attempts THEN 4 ELSE 1 END, "
     "run_after = " TS(1) ", lease_owner = NULL, lease_expires = NULL, "
     "error_code = 14, error_message = 'the worker running it stopped or was killed (lease "
-    "expired)', end_time = CASE WHEN j.attempt >= j.max_attempts THEN " TS(1) " END, "
+    "expired)', end_time = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts THEN "
+    TS(1) " END, "
     "update_time = " TS(1) ", last_event_sequence = j.last_event_sequence + 1 "
     "FROM expired WHERE j.id = expired.id RETURNING j.*), "
     "ev AS (INSERT INTO jobs.events (job_id, sequence, type, create_time, body) "
     "SELECT id, last_event_sequence, 1, " TS(1) ", jsonb_build_object('fromState', "
-    "'JOB_STATE_RUNNING', 'toState', CASE WHEN state = 4 THEN 'JOB_STATE_FAILED' ELSE "
-    "'JOB_STATE_QUEUED' END, 'attempt', attempt, 'reason', 'lease expired: the worker stopped or "
+    "'JOB_STATE_RUNNING', 'toState', CASE WHEN state = 4 THEN 'JOB_STATE_FAILED' WHEN state = 5 "
+    "THEN 'JOB_STATE_CANCELLED' ELSE 'JOB_STATE_QUEUED' END, 'attempt', attempt, 'reason', 'lease expired: the worker stopped or "
     "was killed', 'error', jsonb_build_object('code', 14, 'message', error_message)) FROM j) "
     "SELECT " NOTIFY_EVENT("j", "1") ", CASE WHEN j.state = 1 THEN "
     "pg_notify('orchestrator_jobs_ready', j.kind) END FROM j"};

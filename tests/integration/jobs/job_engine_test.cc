@@ -5,6 +5,7 @@
 #include <google/protobuf/util/time_util.h>
 
 #include <atomic>
+#include <map>
 
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
@@ -227,6 +228,37 @@ TEST_F(JobEngineTest, ARunningHandlerSeesTheCancelAndTheJobEndsCancelled) {
   ASSERT_TRUE(retried.ok());
   EXPECT_EQ(retried->state(), v1::JOB_STATE_QUEUED);
   EXPECT_EQ(retried->attempt(), 0);
+}
+
+TEST_F(JobEngineTest, AJobWhoseCancelWasRequestedNeverGoesBackToTheQueue) {
+  Node node(db_, clock_);
+  // Three running jobs whose cancel arrives before their worker notices it:
+  // one fails transiently, one is released by a stopping worker, and one
+  // loses its lease. None may run again.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i)
+    ids.push_back(node.store->Enqueue(Demo("demo.noop"), fake_.Now())->id());
+  auto claimed = node.store->Claim("w", {"demo.noop"}, {}, 3, absl::Seconds(30), fake_.Now());
+  ASSERT_EQ(claimed->size(), 3u);
+  for (const auto& id : ids) ASSERT_TRUE(node.store->Cancel(id, "alice", "stop", fake_.Now()).ok());
+  std::map<std::string, v1::Job> by_id;
+  for (auto& j : *claimed) by_id[j.id()] = j;
+
+  AttemptOutcome retry{
+      v1::JOB_STATE_QUEUED, {}, absl::UnavailableError("flaky"), fake_.Now() + absl::Seconds(1)};
+  EXPECT_TRUE(*node.store->Finish("w", by_id[ids[0]], retry, fake_.Now()));
+  ASSERT_TRUE(node.store->Release("w", by_id[ids[1]], fake_.Now()).ok());
+  EXPECT_EQ(*node.store->ReapExpiredLeases(fake_.Now() + absl::Minutes(1)), 1);
+
+  for (const auto& id : ids) {
+    auto job = node.store->Get(id);
+    EXPECT_EQ(job->state(), v1::JOB_STATE_CANCELLED) << id;
+    auto events = node.store->ListEvents(id, 0, 10);
+    EXPECT_EQ(events->back().state_changed().to_state(), v1::JOB_STATE_CANCELLED) << id;
+  }
+  auto again = node.store->Claim("w2", {"demo.noop"}, {}, 3, absl::Seconds(30),
+                                 fake_.Now() + absl::Minutes(2));
+  EXPECT_TRUE(again->empty());
 }
 
 TEST_F(JobEngineTest, PerOwnerLimitsAndKeysHoldAcrossTwoWorkers) {

@@ -112,6 +112,29 @@ TEST_F(JobServiceTest, AFailingJobEndsTheStreamWithItsError) {
   EXPECT_EQ(after_retry.back().state_changed().to_state(), v1::JOB_STATE_FAILED);
 }
 
+TEST_F(JobServiceTest, WatchingARetriedJobFromTheStartFollowsItPastItsFirstEnd) {
+  v1::Job job = Enqueue(alice_, "demo.fail", R"({"code":"FAILED_PRECONDITION"})");
+  auto first = WatchAll(*stub_, alice_, job.id());
+  ASSERT_EQ(first.back().state_changed().to_state(), v1::JOB_STATE_FAILED);
+  v1::RetryJobRequest retry;
+  retry.set_job_id(job.id());
+  v1::RetryJobResponse retried;
+  ASSERT_TRUE(stub_->RetryJob(TestMesh::Context(alice_).get(), retry, &retried).ok());
+  auto all = WatchAll(*stub_, alice_, job.id());
+  EXPECT_EQ(Sequences(all), Range(1, all.back().sequence()));
+  EXPECT_GT(all.back().sequence(), first.back().sequence());  // not the first FAILED
+  EXPECT_EQ(all.back().state_changed().to_state(), v1::JOB_STATE_FAILED);
+}
+
+TEST_F(JobServiceTest, ASequenceBeyondTheLastEventIsOutOfRange) {
+  v1::Job job = Enqueue(alice_, "demo.sleep", R"({"seconds":0})");
+  auto all = WatchAll(*stub_, alice_, job.id());
+  grpc::Status status;
+  WatchAll(*stub_, alice_, job.id(), all.back().sequence() + 5, &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_THAT(status.error_message(), HasSubstr("after_sequence"));
+}
+
 TEST_F(JobServiceTest, ASlowReaderStillGetsEveryEventInOrder) {
   v1::Job job = Enqueue(alice_, "demo.sleep", R"({"seconds":0,"steps":400})");
   // Open the slow stream first and do not read it until the job is over.

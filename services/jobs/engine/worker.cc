@@ -344,7 +344,12 @@ void Worker::CompleteLoop() {
       absl::SleepFor(wait);
       wait = std::min(wait * 2, absl::Seconds(1));
     }
-    for (auto& [ctx, result] : batch) Done(ctx);
+    absl::MutexLock lock(&mu_);  // one lock and one wake-up for the whole batch
+    for (auto& [ctx, result] : batch) {
+      auto it = running_.find(ctx->job().id());
+      if (it != running_.end() && it->second == ctx) running_.erase(it);
+    }
+    poke_ = true;
   }
 }
 

@@ -52,7 +52,9 @@ db::PoolPtr Pool(int size) { return std::make_shared<db::Pool>(db::PoolOptions{"
 
 void ResetSchema() {
   auto pool = Pool(1);
-  auto dropped = pool->Exec(db::Statement{"", "DROP SCHEMA IF EXISTS jobs CASCADE"});
+  // admin too: the S5 servers bootstrap a fresh admin token on an empty install.
+  auto dropped = pool->Exec(db::Statement{"", "DROP SCHEMA IF EXISTS admin CASCADE"});
+  if (dropped.ok()) dropped = pool->Exec(db::Statement{"", "DROP SCHEMA IF EXISTS jobs CASCADE"});
   if (!dropped.ok() || !db::ApplyMigrations(*pool, db::JobsMigrations()).ok()) {
     std::fprintf(stderr, "bench_jobs: cannot reset the jobs schema\n");
     std::exit(1);
@@ -324,6 +326,32 @@ class Stream final : public grpc::ClientReadReactor<v1::WatchJobResponse> {
   std::atomic<int>* ended_;
 };
 
+// An orchestratord hosting admin and jobs on 127.0.0.1:port, writing its
+// bootstrap token to token_file.
+pid_t StartServer(const std::string& orchestratord, int port, const std::string& token_file) {
+  pid_t server = fork();
+  if (server == 0) {
+    std::string listen = absl::StrCat("--listen=127.0.0.1:", port);
+    std::string token = "--bootstrap_token_file=" + token_file;
+    execl(orchestratord.c_str(), orchestratord.c_str(), "--services=admin,jobs", listen.c_str(),
+          token.c_str(), "--log_level=warn", "--executor_threads=4", nullptr);
+    _exit(127);
+  }
+  return server;
+}
+
+// 64 distinct connections to the server (streams spread over them).
+std::vector<std::shared_ptr<grpc::Channel>> Channels(int port) {
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int i = 0; i < 64; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt("bench.channel", i);  // distinct connections
+    channels.push_back(grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
+                                                 grpc::InsecureChannelCredentials(), args));
+  }
+  return channels;
+}
+
 // The same server with N idle grpc.health.v1.Health/Watch streams: what a
 // server-streaming call costs in this gRPC build with none of our code in it.
 class HealthStream final : public grpc::ClientReadReactor<grpc::health::v1::HealthCheckResponse> {
@@ -354,25 +382,11 @@ int S5Baseline(const std::map<std::string, std::string>& a) {
   if (!mkdtemp(dir)) return 1;
   const std::string token_file = std::string(dir) + "/admin.token";
   const int port = 20000 + (getpid() + 7) % 20000;
-  pid_t server = fork();
-  if (server == 0) {
-    std::string listen = absl::StrCat("--listen=127.0.0.1:", port);
-    std::string token = "--bootstrap_token_file=" + token_file;
-    execl(orchestratord.c_str(), orchestratord.c_str(), "--services=admin,jobs", listen.c_str(),
-          token.c_str(), "--log_level=warn", "--executor_threads=4", nullptr);
-    _exit(127);
-  }
+  pid_t server = StartServer(orchestratord, port, token_file);
   absl::SleepFor(absl::Seconds(2));
   const long rss_before = RssKiB(server);
   std::vector<std::unique_ptr<grpc::health::v1::Health::Stub>> stubs;
-  std::vector<std::shared_ptr<grpc::Channel>> channels;
-  for (int i = 0; i < 64; ++i) {
-    grpc::ChannelArguments args;
-    args.SetInt("bench.channel", i);
-    channels.push_back(grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
-                                                 grpc::InsecureChannelCredentials(), args));
-    stubs.push_back(grpc::health::v1::Health::NewStub(channels.back()));
-  }
+  for (auto& channel : Channels(port)) stubs.push_back(grpc::health::v1::Health::NewStub(channel));
   std::atomic<int> first{0};
   std::vector<std::unique_ptr<HealthStream>> all;
   for (int i = 0; i < streams; ++i) {
@@ -402,14 +416,7 @@ int S5(const std::map<std::string, std::string>& a) {
   if (!mkdtemp(dir)) return 1;
   const std::string token_file = std::string(dir) + "/admin.token";
   const int port = 20000 + getpid() % 20000;
-  pid_t server = fork();
-  if (server == 0) {
-    std::string listen = absl::StrCat("--listen=127.0.0.1:", port);
-    std::string token = "--bootstrap_token_file=" + token_file;
-    execl(orchestratord.c_str(), orchestratord.c_str(), "--services=admin,jobs", listen.c_str(),
-          token.c_str(), "--log_level=warn", "--executor_threads=4", nullptr);
-    _exit(127);
-  }
+  pid_t server = StartServer(orchestratord, port, token_file);
   std::string token;
   for (int i = 0; i < 100 && token.empty(); ++i) {
     absl::SleepFor(absl::Milliseconds(100));
@@ -428,15 +435,8 @@ int S5(const std::map<std::string, std::string>& a) {
   absl::SleepFor(absl::Milliseconds(500));
   const long rss_before = RssKiB(server);
 
-  std::vector<std::shared_ptr<grpc::Channel>> channels;
   std::vector<std::unique_ptr<v1::JobService::Stub>> stubs;
-  for (int i = 0; i < 64; ++i) {
-    grpc::ChannelArguments args;
-    args.SetInt("bench.channel", i);  // distinct connections
-    channels.push_back(grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
-                                                 grpc::InsecureChannelCredentials(), args));
-    stubs.push_back(v1::JobService::NewStub(channels.back()));
-  }
+  for (auto& channel : Channels(port)) stubs.push_back(v1::JobService::NewStub(channel));
   std::atomic<int> first{0}, ended{0};
   std::vector<std::unique_ptr<Stream>> all;
   for (int i = 0; i < streams; ++i) {

@@ -29,11 +29,6 @@ void BoundedExecutor::Shutdown() {
   stopping_ = true;
 }
 
-size_t BoundedExecutor::queued() const {
-  absl::MutexLock lock(&mu_);
-  return queue_.size();
-}
-
 void BoundedExecutor::Loop() {
   for (;;) {
     std::function<void()> task;

@@ -32,13 +32,11 @@ class BoundedExecutor final {
   // Stops accepting work; queued tasks still run. Idempotent.
   void Shutdown();
 
-  size_t queued() const;
-
  private:
   void Loop();
 
   const size_t max_queued_;
-  mutable absl::Mutex mu_;
+  absl::Mutex mu_;
   // Pending tasks and the stop flag.
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

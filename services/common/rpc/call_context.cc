@@ -27,13 +27,6 @@ absl::StatusOr<Principal> CallerOf(const grpc::ServerContextBase* context) {
   return it->second.caller;
 }
 
-std::string RequestIdOf(const grpc::ServerContextBase* context) {
-  Registry& r = Calls();
-  absl::MutexLock lock(&r.mu);
-  auto it = r.calls.find(context);
-  return it == r.calls.end() ? std::string() : it->second.request_id;
-}
-
 namespace internal {
 
 void RegisterCall(const grpc::ServerContextBase* context, CallInfo info) {

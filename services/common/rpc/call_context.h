@@ -21,9 +21,6 @@ struct CallInfo {
 // interceptor decided.
 absl::StatusOr<Principal> CallerOf(const grpc::ServerContextBase* context);
 
-// The call's request id (for logs and job events).
-std::string RequestIdOf(const grpc::ServerContextBase* context);
-
 namespace internal {
 void RegisterCall(const grpc::ServerContextBase* context, CallInfo info);
 void UnregisterCall(const grpc::ServerContextBase* context);

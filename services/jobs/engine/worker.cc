@@ -244,27 +244,34 @@ AttemptOutcome Worker::OutcomeOf(const v1::Job& job,
   return out;
 }
 
-void Worker::FinishWithRetries(const std::shared_ptr<JobContext>& ctx,
-                               const AttemptOutcome& outcome) {
+absl::Status Worker::WhileLeased(const std::function<absl::Status()>& write,
+                                 const std::function<bool()>& lost) {
   // The database may be restarting: keep trying while the lease lasts.
   const absl::Time give_up = clock_() + options_.lease;
   absl::Duration wait = absl::Milliseconds(50);
   for (;;) {
-    auto finished = store_->Finish(options_.worker_id, ctx->job(), outcome, clock_());
-    if (finished.ok()) {
-      if (!*finished) {
-        spdlog::warn("jobs: job={} attempt={} finished after its lease was lost; result dropped",
-                     ctx->job().id(), ctx->job().attempt());
-      }
-      return;
-    }
-    if (ctx->stop_ == JobContext::StopReason::kLeaseLost || clock_() >= give_up) {
-      spdlog::warn("jobs: job={} could not be finished: {}", ctx->job().id(),
-                   finished.status().ToString());
-      return;
-    }
+    absl::Status status = write();
+    if (status.ok() || lost() || clock_() >= give_up) return status;
     absl::SleepFor(wait);
     wait = std::min(wait * 2, absl::Seconds(1));
+  }
+}
+
+void Worker::FinishWithRetries(const std::shared_ptr<JobContext>& ctx,
+                               const AttemptOutcome& outcome) {
+  bool recorded = true;
+  absl::Status status = WhileLeased(
+      [&] {
+        auto finished = store_->Finish(options_.worker_id, ctx->job(), outcome, clock_());
+        if (finished.ok()) recorded = *finished;
+        return finished.status();
+      },
+      [&] { return ctx->stop_ == JobContext::StopReason::kLeaseLost; });
+  if (!status.ok()) {
+    spdlog::warn("jobs: job={} could not be finished: {}", ctx->job().id(), status.ToString());
+  } else if (!recorded) {
+    spdlog::warn("jobs: job={} attempt={} finished after its lease was lost; result dropped",
+                 ctx->job().id(), ctx->job().attempt());
   }
 }
 
@@ -324,25 +331,20 @@ void Worker::CompleteLoop() {
     for (auto& [ctx, result] : batch) {
       attempts.push_back({ctx->job().id(), ctx->job().attempt(), std::move(result)});
     }
-    // The database may be restarting: retry while the leases last.
-    const absl::Time give_up = clock_() + options_.lease;
-    absl::Duration wait = absl::Milliseconds(50);
-    for (;;) {
-      auto finished = store_->FinishSucceeded(options_.worker_id, attempts, clock_());
-      if (finished.ok()) {
-        if (finished->size() != attempts.size()) {
-          spdlog::warn("jobs: {} jobs finished after their lease was lost; results dropped",
-                       attempts.size() - finished->size());
-        }
-        break;
-      }
-      if (clock_() >= give_up) {
-        spdlog::warn("jobs: {} finished jobs could not be recorded: {}", attempts.size(),
-                     finished.status().ToString());
-        break;
-      }
-      absl::SleepFor(wait);
-      wait = std::min(wait * 2, absl::Seconds(1));
+    size_t recorded = attempts.size();
+    absl::Status status = WhileLeased(
+        [&] {
+          auto finished = store_->FinishSucceeded(options_.worker_id, attempts, clock_());
+          if (finished.ok()) recorded = finished->size();
+          return finished.status();
+        },
+        [] { return false; });
+    if (!status.ok()) {
+      spdlog::warn("jobs: {} finished jobs could not be recorded: {}", attempts.size(),
+                   status.ToString());
+    } else if (recorded != attempts.size()) {
+      spdlog::warn("jobs: {} jobs finished after their lease was lost; results dropped",
+                   attempts.size() - recorded);
     }
     absl::MutexLock lock(&mu_);  // one lock and one wake-up for the whole batch
     for (auto& [ctx, result] : batch) {

@@ -102,6 +102,10 @@ class Worker final {
   AttemptOutcome OutcomeOf(const v1::Job& job, const absl::StatusOr<google::protobuf::Struct>& r,
                            bool cancel_requested);
   void FinishWithRetries(const std::shared_ptr<JobContext>& ctx, const AttemptOutcome& outcome);
+  // Runs `write` until it succeeds, `lost()` says the lease is gone, or the
+  // lease would have expired; returns the last status.
+  absl::Status WhileLeased(const std::function<absl::Status()>& write,
+                           const std::function<bool()>& lost);
   // Successes are finished in batches: whatever accumulated while the last
   // batch was written goes out in one statement.
   void CompleteLoop();

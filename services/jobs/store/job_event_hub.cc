@@ -100,11 +100,6 @@ bool JobEventHub::WaitUntilListening(absl::Duration timeout) {
   return first_listen_.WaitForNotificationWithTimeout(timeout);
 }
 
-size_t JobEventHub::job_subscribers() const {
-  absl::MutexLock lock(&mu_);
-  return job_of_handle_.size();
-}
-
 void JobEventHub::ResyncAll() {
   std::vector<std::function<void()>> calls;
   std::vector<std::function<void(const std::string&)>> ready;
@@ -208,7 +203,6 @@ void JobEventHub::Run() {
       continue;
     }
     backoff = std::chrono::milliseconds(100);
-    connected_ = true;
     if (!first_listen_.HasBeenNotified()) first_listen_.Notify();
     ResyncAll();  // anything committed while we were not listening
     while (!stopping_) {
@@ -225,7 +219,6 @@ void JobEventHub::Run() {
         Dispatch(channel, payload);
       }
     }
-    connected_ = false;
     PQfinish(conn);
   }
 }

@@ -66,10 +66,6 @@ class JobEventHub final {
   // that reach subscribers only through their resync.
   bool WaitUntilListening(absl::Duration timeout);
 
-  // For tests and metrics.
-  size_t job_subscribers() const;
-  bool connected() const { return connected_.load(); }
-
  private:
   struct JobTopic {
     int64_t read_up_to = 0;  // events up to here were already fanned out
@@ -85,7 +81,6 @@ class JobEventHub final {
   db::PoolPtr reader_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
-  std::atomic<bool> connected_{false};
   absl::Notification first_listen_;
   int wake_fd_[2] = {-1, -1};  // wakes the poll() loop on Stop
 

@@ -9,6 +9,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/blocking_counter.h"
 #include "services/common/logging/format.h"
 #include "services/jobs/store/pg_job_store.h"
 #include "spdlog/spdlog.h"
@@ -17,6 +18,8 @@ namespace orchestrator::jobs {
 namespace {
 
 constexpr int kReadBatch = 500;
+// Below this many subscribers one thread delivers faster than handing off.
+constexpr size_t kMinShare = 256;
 
 bool ParseNotice(const std::string& payload, JobNotice* out) {
   std::vector<absl::string_view> parts = absl::StrSplit(payload, ' ');
@@ -34,8 +37,14 @@ bool ParseNotice(const std::string& payload, JobNotice* out) {
 
 }  // namespace
 
-JobEventHub::JobEventHub(std::string conninfo, db::PoolPtr reader)
-    : conninfo_(std::move(conninfo)), reader_(std::move(reader)) {}
+JobEventHub::JobEventHub(std::string conninfo, db::PoolPtr reader, int fanout_threads)
+    : conninfo_(std::move(conninfo)),
+      reader_(std::move(reader)),
+      fanout_threads_(static_cast<size_t>(std::max(1, fanout_threads))) {
+  if (fanout_threads_ > 1) {
+    fanout_ = std::make_unique<BoundedExecutor>(fanout_threads_ - 1, fanout_threads_ - 1);
+  }
+}
 
 JobEventHub::~JobEventHub() { Stop(); }
 
@@ -144,12 +153,40 @@ void JobEventHub::FanOutJob(const JobNotice& notice) {
     it->second.read_up_to = std::max(it->second.read_up_to, from);
     for (auto& [h, s] : it->second.subscribers) subscribers.push_back(s);
   }
-  for (auto& s : subscribers) {
-    for (const auto& e : events) s.on_event(e);
-  }
+  Deliver(subscribers, events);
   if (from < notice.sequence) {
     for (auto& s : subscribers) s.resync();  // a read failed: they catch up themselves
   }
+}
+
+void JobEventHub::Deliver(const std::vector<JobSubscriber>& subscribers,
+                          const std::vector<std::shared_ptr<const v1::JobEvent>>& events) {
+  auto deliver = [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      for (const auto& e : events) subscribers[i].on_event(e);
+    }
+  };
+  const size_t n = subscribers.size();
+  size_t shares = 1;
+  if (fanout_ != nullptr && n >= 2 * kMinShare) {
+    shares = std::min(n / kMinShare, fanout_threads_);
+  }
+  // Shares 1.. go to the fan-out threads (inline if they refuse); this
+  // thread takes share 0 and then waits for the rest.
+  absl::BlockingCounter pending(static_cast<int>(shares - 1));
+  for (size_t k = 1; k < shares; ++k) {
+    const size_t begin = n * k / shares, end = n * (k + 1) / shares;
+    absl::Status queued = fanout_->Submit([&, begin, end] {
+      deliver(begin, end);
+      pending.DecrementCount();
+    });
+    if (!queued.ok()) {
+      deliver(begin, end);
+      pending.DecrementCount();
+    }
+  }
+  deliver(0, n / shares);
+  pending.Wait();
 }
 
 void JobEventHub::Dispatch(const std::string& channel, const std::string& payload) {

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "orchestrator/jobs/v1/jobs.pb.h"
 #include "services/common/db/pool.h"
+#include "services/common/executor/bounded_executor.h"
 
 namespace orchestrator::jobs {
 
@@ -33,8 +34,10 @@ struct JobNotice {
 // the transaction that made the change) fan out in memory: events of a job
 // are read from the database once per notification and handed to every
 // subscriber of that job, so watchers cost no connection and no query each.
-// Callbacks run on the hub's thread and must not block. After a lost
-// connection every subscriber's `resync` runs: it may have missed events.
+// Callbacks run on the hub's threads and must not block: a job with many
+// subscribers is handed to them in shares, one per fan-out thread, so a
+// burst to thousands of watchers uses every core. After a lost connection
+// every subscriber's `resync` runs: it may have missed events.
 class JobEventHub final {
  public:
   struct JobSubscriber {
@@ -47,8 +50,9 @@ class JobEventHub final {
     std::function<void()> resync;
   };
 
-  // `conninfo` for the listening connection; `reader` for the event reads.
-  JobEventHub(std::string conninfo, db::PoolPtr reader);
+  // `conninfo` for the listening connection; `reader` for the event reads;
+  // `fanout_threads` (≥ 1, the hub's own thread included) share big fan-outs.
+  JobEventHub(std::string conninfo, db::PoolPtr reader, int fanout_threads = 2);
   ~JobEventHub();
 
   void Start();
@@ -75,10 +79,15 @@ class JobEventHub final {
   void Run();
   void Dispatch(const std::string& channel, const std::string& payload);
   void FanOutJob(const JobNotice& notice);
+  // Calls every subscriber with `events`, in shares across the fan-out threads.
+  void Deliver(const std::vector<JobSubscriber>& subscribers,
+               const std::vector<std::shared_ptr<const v1::JobEvent>>& events);
   void ResyncAll();
 
   const std::string conninfo_;
   db::PoolPtr reader_;
+  const size_t fanout_threads_;
+  std::unique_ptr<BoundedExecutor> fanout_;  // the extra fan-out threads, if any
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   absl::Notification first_listen_;

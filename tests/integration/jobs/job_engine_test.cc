@@ -360,5 +360,62 @@ TEST_F(JobEngineTest, PruningRemovesOnlyJobsThatEndedBeforeTheCutoff) {
   EXPECT_TRUE(node.store->ListEvents(old_job->id(), 0, 10)->empty());
 }
 
+TEST_F(JobEngineTest, AThousandSubscribersOfOneJobEachGetEveryEventOnceInOrder) {
+  // Enough subscribers that the hub hands shares to its fan-out threads.
+  auto pool = db_.NewPool(2);
+  auto store = std::make_shared<PgJobStore>(pool);
+  JobEventHub hub(db_.conninfo(), pool, /*fanout_threads=*/3);
+  hub.Start();
+  ASSERT_TRUE(hub.WaitUntilListening(absl::Seconds(10)));
+  auto job = store->Enqueue(Demo("demo.noop"), fake_.Now());
+  ASSERT_TRUE(job.ok());
+
+  constexpr int kSubscribers = 1000;
+  struct Seen {
+    absl::Mutex mu;
+    std::vector<int64_t> sequences;
+  };
+  std::vector<Seen> seen(kSubscribers);
+  std::vector<uint64_t> handles;
+  for (int i = 0; i < kSubscribers; ++i) {
+    handles.push_back(hub.SubscribeJob(
+        job->id(), job->last_event_sequence(),
+        {[&seen, i](const std::shared_ptr<const v1::JobEvent>& e) {
+           absl::MutexLock lock(&seen[i].mu);
+           seen[i].sequences.push_back(e->sequence());
+         },
+         [] {}}));
+  }
+  auto claimed = store->Claim("w", {"demo.noop"}, {}, 1, absl::Seconds(30), fake_.Now());
+  ASSERT_TRUE(claimed.ok());
+  ASSERT_EQ(claimed->size(), 1u);
+  for (int i = 0; i < 5; ++i) {
+    v1::JobEvent e;
+    e.set_type(v1::JOB_EVENT_TYPE_PROGRESS);
+    e.mutable_progress()->set_percent(20 * (i + 1));
+    ASSERT_TRUE(store->AppendEvent("w", job->id(), e, fake_.Now()).ok());
+  }
+  auto last = store->Get(job->id());
+  ASSERT_TRUE(last.ok());
+  std::vector<int64_t> expected;
+  for (int64_t s = job->last_event_sequence() + 1; s <= last->last_event_sequence(); ++s) {
+    expected.push_back(s);
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  for (int i = 0; i < kSubscribers; ++i) {
+    while (absl::Now() < deadline) {
+      {
+        absl::MutexLock lock(&seen[i].mu);
+        if (seen[i].sequences.size() >= expected.size()) break;
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    absl::MutexLock lock(&seen[i].mu);
+    ASSERT_EQ(seen[i].sequences, expected) << "subscriber " << i;
+  }
+  for (uint64_t h : handles) hub.Unsubscribe(h);
+  hub.Stop();
+}
+
 }  // namespace
 }  // namespace orchestrator::jobs

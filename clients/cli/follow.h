@@ -1,0 +1,36 @@
+#pragma once
+
+#include <grpcpp/channel.h>
+
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <string>
+
+#include "absl/time/time.h"
+#include "orchestrator/jobs/v1/jobs.pb.h"
+
+namespace orchestrator::cli {
+
+namespace jobs_v1 = ::orchestrator::jobs::v1;
+
+// What an event says, for people: "queued → running (attempt 1)",
+// "33% step 1 of 3", "stdout: building…", "result {"ok":true}".
+std::string EventDetail(const jobs_v1::JobEvent& event, absl::Time now);
+// "10:12:03  #3  progress  33% step 1 of 3"
+std::string EventLine(const jobs_v1::JobEvent& event, absl::Time now);
+
+// Streams a job's events from `after_sequence` to its end, printing each
+// (one JSON object per line with `json`), and resumes from the last one
+// seen when the stream breaks. Returns the final job, or the error that
+// stopped it; `context` makes each call's context (metadata, no deadline).
+struct FollowResult {
+  grpc::Status status;
+  jobs_v1::Job job;  // when status is OK
+};
+FollowResult FollowJob(const std::shared_ptr<grpc::Channel>& channel,
+                       const std::function<std::unique_ptr<grpc::ClientContext>(bool deadline)>& context,
+                       const std::string& job_id, int64_t after_sequence, bool json,
+                       std::ostream& out, std::ostream& err);
+
+}  // namespace orchestrator::cli

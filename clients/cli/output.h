@@ -1,0 +1,20 @@
+#pragma once
+
+#include <ostream>
+#include <string>
+
+#include "absl/time/time.h"
+#include "clients/cli/command.h"
+
+namespace orchestrator::cli {
+
+// A response in the protobuf JSON mapping, on one line.
+std::string Json(const Message& message);
+
+// A unary command's response for people: a table of its list (other fields
+// above it as "key: value" lines, the next page's token on `err`), or the
+// fields of what it shows. `now` makes times relative ("4m ago").
+void PrintResponse(const Command& command, const Message& response, absl::Time now,
+                   std::ostream& out, std::ostream& err);
+
+}  // namespace orchestrator::cli

@@ -1,0 +1,202 @@
+// The CLI against a whole mesh on a real PostgreSQL, run the way a person or
+// a program would: output, --json, --follow exit statuses, a limited agent
+// token, a component that is not built yet, a unix-socket address.
+#include <google/protobuf/util/json_util.h>
+#include <unistd.h>
+
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "clients/cli/app.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "orchestrator/admin/v1/admin.pb.h"
+#include "orchestrator/jobs/v1/jobs.pb.h"
+#include "orchestrator/projects/v1/projects.pb.h"
+#include "tests/support/test_mesh.h"
+
+namespace orchestrator::cli {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using testing::TestMesh;
+
+struct Result {
+  int status;
+  std::string out, err;
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  explicit CliTest(const std::string& listen = "")
+      : mesh_("all", [listen](MeshConfig& c) {
+          c.demo_jobs = true;
+          if (!listen.empty()) c.listen = listen;
+        }) {
+    std::tie(alice_id_, alice_) = mesh_.NewUser("alice");
+  }
+
+  Result Cli(const std::vector<std::string>& args, const std::string& token,
+             const std::string& stdin_text = "") {
+    Environment env;
+    env.vars["ORCHESTRATOR_ADDR"] = mesh_.address();
+    env.vars["ORCHESTRATOR_TOKEN"] = token;
+    env.read_stdin = [stdin_text] { return stdin_text; };
+    std::ostringstream out, err;
+    const int status = cli::Run(args, env, out, err);
+    return {status, out.str(), err.str()};
+  }
+
+  // The value of "key:  value" in key/value output.
+  static std::string Value(const std::string& out, const std::string& key) {
+    for (absl::string_view line : absl::StrSplit(out, '\n')) {
+      if (absl::StartsWith(line, key + ":")) {
+        return std::string(absl::StripAsciiWhitespace(line.substr(key.size() + 1)));
+      }
+    }
+    return "";
+  }
+
+  TestMesh mesh_;
+  std::string alice_id_, alice_;
+};
+
+TEST_F(CliTest, ProjectsRoundTripAsTablesAndJson) {
+  auto created = Cli({"project", "create", "shop", "--display-name", "The Shop"}, alice_);
+  ASSERT_EQ(created.status, 0) << created.err;
+  const std::string id = Value(created.out, "id");
+  ASSERT_FALSE(id.empty()) << created.out;
+  EXPECT_EQ(Value(created.out, "display_name"), "The Shop");
+  EXPECT_THAT(Value(created.out, "create_time"), HasSubstr("UTC (just now)"));
+
+  auto listed = Cli({"project", "list"}, alice_);
+  ASSERT_EQ(listed.status, 0) << listed.err;
+  std::vector<std::string> lines = absl::StrSplit(listed.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << listed.out;
+  EXPECT_THAT(lines[0], ::testing::MatchesRegex("ID +NAME +STATUS +REPOSITORY +UPDATED"));
+  EXPECT_THAT(lines[1], ::testing::StartsWith(id));
+  EXPECT_EQ(lines[0].find("NAME"), lines[1].find("shop"));  // aligned
+
+  auto json = Cli({"project", "get", id, "--json"}, alice_);
+  ASSERT_EQ(json.status, 0) << json.err;
+  orchestrator::projects::v1::GetProjectResponse parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json.out, &parsed).ok()) << json.out;
+  EXPECT_EQ(parsed.project().name(), "shop");
+  EXPECT_EQ(parsed.project().display_name(), "The Shop");
+
+  auto updated = Cli({"project", "update", id, "--description", "sells things"}, alice_);
+  ASSERT_EQ(updated.status, 0) << updated.err;
+  EXPECT_EQ(Value(updated.out, "description"), "sells things");
+  EXPECT_EQ(Value(updated.out, "display_name"), "The Shop");  // the mask kept the rest
+
+  auto secret = Cli({"project", "set-secret", id, "DATABASE_URL"}, alice_, "postgres://x\n");
+  ASSERT_EQ(secret.status, 0) << secret.err;
+  auto secrets = Cli({"project", "secrets", id}, alice_);
+  EXPECT_THAT(secrets.out, HasSubstr("DATABASE_URL"));
+  EXPECT_THAT(secrets.out, Not(HasSubstr("postgres://")));
+
+  auto missing = Cli({"project", "get", "prj_nope"}, alice_);
+  EXPECT_EQ(missing.status, kExitNotFound);
+  EXPECT_THAT(missing.err, HasSubstr("error: NOT_FOUND"));
+  auto invalid = Cli({"project", "create", "Bad Name!"}, alice_);
+  EXPECT_EQ(invalid.status, kExitRejected);
+  EXPECT_THAT(invalid.err, HasSubstr("error: INVALID_ARGUMENT: project.name"));
+}
+
+TEST_F(CliTest, FollowStreamsASucceedingJobAndExitsZero) {
+  auto r = Cli({"jobs", "demo", "demo.sleep", "--params", R"({"seconds":0.3,"steps":3})",
+                "--follow"},
+               alice_);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("following job"));
+  EXPECT_THAT(r.out, HasSubstr("#1  state-changed  queued\n"));
+  EXPECT_THAT(r.out, HasSubstr("queued → running (attempt 1)"));
+  EXPECT_THAT(r.out, HasSubstr("progress  33%"));
+  EXPECT_THAT(r.out, HasSubstr("running → succeeded"));
+  EXPECT_THAT(r.out, ::testing::MatchesRegex("(.|\n)*job job_[a-z0-9]+ succeeded in [0-9.]+m?s\n"));
+}
+
+TEST_F(CliTest, FollowOfAFailingJobExitsOneWithItsError) {
+  auto r = Cli({"jobs", "demo", "demo.fail", "--params", R"({"code":"FAILED_PRECONDITION"})",
+                "--follow"},
+               alice_);
+  EXPECT_EQ(r.status, kExitJobFailed) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("running → failed"));
+  EXPECT_THAT(r.err, HasSubstr(" failed"));
+  EXPECT_THAT(r.err, HasSubstr("FAILED_PRECONDITION"));
+
+  // jobs watch of the ended job replays it and reports the same outcome.
+  const std::string id = Value(r.out, "id");
+  auto watched = Cli({"jobs", "watch", id}, alice_);
+  EXPECT_EQ(watched.status, kExitJobFailed);
+  EXPECT_THAT(watched.out, HasSubstr("#1  state-changed"));
+  auto json = Cli({"jobs", "watch", id, "--json", "--after", "1"}, alice_);
+  EXPECT_EQ(json.status, kExitJobFailed);
+  std::vector<std::string> lines = absl::StrSplit(json.out, '\n', absl::SkipEmpty());
+  ASSERT_FALSE(lines.empty());
+  orchestrator::jobs::v1::JobEvent first;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(lines[0], &first).ok()) << lines[0];
+  EXPECT_EQ(first.sequence(), 2);  // resumed after 1: no duplicate
+
+  auto events = Cli({"jobs", "events", id}, alice_);
+  EXPECT_EQ(events.status, 0);
+  EXPECT_THAT(events.out, ::testing::StartsWith("SEQ  TIME"));
+  auto listed = Cli({"jobs", "list", "--state", "failed"}, alice_);
+  EXPECT_THAT(listed.out, HasSubstr(id));
+}
+
+TEST_F(CliTest, AnAgentTokenLimitedToProjectGetIsRefusedByTheMeshWithThePermission) {
+  auto created = Cli({"project", "create", "shop"}, alice_);
+  ASSERT_EQ(created.status, 0) << created.err;
+  auto token = Cli({"admin", "create-token", alice_id_, "--kind", "agent", "--permissions",
+                    "project.get", "--json"},
+                   mesh_.admin_token());
+  ASSERT_EQ(token.status, 0) << token.err;
+  orchestrator::admin::v1::CreateTokenResponse minted;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(token.out, &minted).ok()) << token.out;
+  const std::string value = minted.value();
+  ASSERT_FALSE(value.empty()) << token.out;
+
+  auto get = Cli({"project", "get", Value(created.out, "id")}, value);
+  EXPECT_EQ(get.status, 0) << get.err;
+  auto create = Cli({"project", "create", "other"}, value);
+  EXPECT_EQ(create.status, kExitDenied);
+  EXPECT_THAT(create.err, HasSubstr("error: PERMISSION_DENIED: missing permission 'project.create'"));
+  EXPECT_THAT(create.err, HasSubstr("'orchestrator project create' needs permission 'project.create'"));
+  auto whoami = Cli({"whoami"}, value);
+  EXPECT_EQ(whoami.status, 0) << whoami.err;
+  EXPECT_THAT(whoami.out, HasSubstr("project.get"));
+
+  auto nobody = Cli({"project", "list"}, "orc_not_a_token");
+  EXPECT_EQ(nobody.status, kExitDenied);
+  EXPECT_THAT(nobody.err, HasSubstr("UNAUTHENTICATED"));
+}
+
+TEST_F(CliTest, AComponentNotBuiltYetAnswersUnimplementedPlainly) {
+  auto r = Cli({"engineering", "trigger", "prj_x", "--instructions", "add a cart"}, alice_);
+  EXPECT_EQ(r.status, kExitUnimplemented);
+  EXPECT_EQ(r.out, "");
+  EXPECT_THAT(r.err, HasSubstr("error: UNIMPLEMENTED"));
+  EXPECT_THAT(r.err, HasSubstr("does not implement "
+                               "orchestrator.engineering.v1.EngineeringService/TriggerEngineering"));
+  auto finish = Cli({"finish", "--summary", "done"}, alice_);
+  EXPECT_EQ(finish.status, kExitUnimplemented);
+}
+
+class CliUnixSocketTest : public CliTest {
+ protected:
+  CliUnixSocketTest() : CliTest(absl::StrCat("unix:/tmp/orchestrator-cli-", getpid(), ".sock")) {}
+};
+
+TEST_F(CliUnixSocketTest, AUnixSocketAddressWorks) {
+  ASSERT_TRUE(absl::StartsWith(mesh_.address(), "unix:/")) << mesh_.address();
+  auto r = Cli({"project", "create", "sock"}, alice_);
+  EXPECT_EQ(r.status, 0) << r.err;
+  auto listed = Cli({"project", "list"}, alice_);
+  EXPECT_THAT(listed.out, HasSubstr("sock"));
+}
+
+}  // namespace
+}  // namespace orchestrator::cli

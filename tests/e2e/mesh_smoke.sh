@@ -17,80 +17,19 @@ orchestratord="$1"
 buf="$2"
 drain_seconds=5
 
-failures=0
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
-# For failures that leave nothing further worth checking.
-fatal() {
-  fail "$@"
-  exit 1
-}
-# Prints "ok: $*" when nothing failed since the last `mark`.
-mark() { failures_before=$failures; }
-pass() { ((failures > failures_before)) || echo "ok: $*"; }
-failures_before=0
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=tests/e2e/lib.sh
+source "$here/lib.sh"
 
 [ -x "$orchestratord" ] || fatal "orchestratord not executable: $orchestratord"
 [ -x "$buf" ] || fatal "buf not executable: $buf"
-[ -n "${PGHOST:-}" ] || fatal "PGHOST is not set; run under pg_virtualenv (tools/test does)"
 
-work="$(mktemp -d -t mesh_smoke.XXXXXX)"
-db="mesh_smoke_$$_$RANDOM"
-log_file="$work/orchestratord.log"
-pid=""
-
-# True while $pid runs; an exited child we have not waited for yet is a zombie.
-running() {
-  local stat
-  stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || return 1
-  stat="${stat##*) }"
-  [ "${stat:0:1}" != Z ]
-}
-
-cleanup() {
-  local status=$?
-  if [ -n "$pid" ] && running; then
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  fi
-  if ((status != 0)) && [ -s "$log_file" ]; then
-    echo "--- orchestratord log (last 50 lines) ---" >&2
-    tail -n 50 "$log_file" >&2
-  fi
-  dropdb --if-exists "$db" >/dev/null 2>&1 || true
-  rm -rf "$work"
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 url="http://127.0.0.1:$port"
-(umask 077 && head -c 32 /dev/urandom | base64 >"$work/secrets.key")
-createdb "$db" || fatal "createdb $db failed"
-
-# --pdeathsig: if ctest kills this script outright, orchestratord dies with it.
-setpriv --pdeathsig KILL -- "$orchestratord" --services=all --listen="127.0.0.1:$port" \
-  --database_url="dbname=$db" --secrets_key_file="$work/secrets.key" \
-  --bootstrap_token_file="$work/admin.token" --drain_deadline="${drain_seconds}s" --demo_jobs \
-  </dev/null >"$log_file" 2>&1 &
-pid=$!
+start_orchestratord "$orchestratord" "127.0.0.1:$port" --drain_deadline="${drain_seconds}s" --demo_jobs
 
 # Runs buf curl against the server; prints its stdout and stderr (errors are JSON there).
 rpc() { "$buf" curl --protocol grpc --http2-prior-knowledge --timeout 10s "$@" 2>&1 || true; }
-
-# Prints the value at a dotted path (e.g. project.id) of the JSON document on stdin.
-json_get() {
-  python3 -c '
-import json, sys
-value = json.load(sys.stdin)
-for key in sys.argv[1].split("."):
-    value = value.get(key, "") if isinstance(value, dict) else ""
-print(value)' "$1" 2>/dev/null || true
-}
 
 health() {
   rpc -d "{\"service\":\"$1\"}" "$url/grpc.health.v1.Health/Check" | json_get status
@@ -200,5 +139,4 @@ else
   if ((code == 0)); then pass "SIGTERM: clean exit"; else fail "SIGTERM: exit status $code, want 0"; fi
 fi
 
-((failures == 0)) || exit 1
-echo "PASS: mesh smoke test"
+finish "mesh smoke test"

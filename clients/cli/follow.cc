@@ -43,9 +43,11 @@ std::string EventDetail(const jobs_v1::JobEvent& e, absl::Time now) {
                           e.progress().message().empty() ? "" : "  " + e.progress().message());
     case jobs_v1::JobEvent::kLogLine: {
       const auto& line = e.log_line();
-      const std::string stream =
-          EnumLabel(common::v1::LogStream_descriptor()->FindValueByNumber(line.stream()));
-      return absl::StrCat(line.source().empty() ? stream : line.source(), ": ", line.text());
+      std::string from = line.source();
+      if (from.empty() && line.stream() != common::v1::LOG_STREAM_UNSPECIFIED) {
+        from = EnumLabel(common::v1::LogStream_descriptor()->FindValueByNumber(line.stream()));
+      }
+      return from.empty() ? line.text() : absl::StrCat(from, ": ", line.text());
     }
     case jobs_v1::JobEvent::kResult:
       return FormatMessage(e.result().result(), now, true);

@@ -9,6 +9,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "services/common/config/mesh_config.h"
 #include "services/common/logging/logging.h"
@@ -38,6 +39,16 @@ ABSL_FLAG(std::string, job_owner_limits, "deploy=3",
           "RUNNING jobs allowed per owner for a kind: kind=N,kind=N (\"\" = no limits)");
 ABSL_FLAG(absl::Duration, job_lease, absl::Seconds(30),
           "how long a claimed job stays leased without a heartbeat");
+ABSL_FLAG(std::string, agents_dir, "",
+          "agent workspaces and worker logs; empty: a directory under the system temp dir");
+ABSL_FLAG(std::string, agent_runtime, "sandboxed",
+          "sandboxed (bubblewrap) or unsandboxed (agents run as plain processes: no isolation)");
+ABSL_FLAG(std::string, agent_bin_dir, "",
+          "directory holding orchestrator-runner and orchestrator; empty: orchestratord's own");
+ABSL_FLAG(std::string, agent_tool_dirs, "",
+          "comma-separated installs of agent CLIs (node_modules), visible read-only to agents");
+ABSL_FLAG(absl::Duration, agent_connect_timeout, absl::Seconds(30),
+          "a worker whose runner has not connected by then is FAILED");
 ABSL_FLAG(std::string, admin_addr, "", "AdminService address when not hosted here");
 ABSL_FLAG(std::string, projects_addr, "", "ProjectService address when not hosted here");
 ABSL_FLAG(std::string, jobs_addr, "", "JobService address when not hosted here");
@@ -54,7 +65,8 @@ namespace {
 constexpr const char* kEnvFlags =
     "--tryfromenv=listen,services,database_url,secrets_key_file,bootstrap_token_file,log_level,"
     "drain_deadline,call_deadline,token_cache_ttl,executor_threads,executor_queue,db_pool_size,"
-    "demo_jobs,job_concurrency,job_lease,job_owner_limits,admin_addr,projects_addr,jobs_addr,"
+    "demo_jobs,job_concurrency,job_lease,job_owner_limits,agents_dir,agent_runtime,agent_bin_dir,"
+    "agent_tool_dirs,agent_connect_timeout,admin_addr,projects_addr,jobs_addr,"
     "sessions_addr,agents_"
     "addr,scaffolder_addr,"
     "engineering_addr,deploy_addr,infra_addr,scheduler_addr";
@@ -86,6 +98,14 @@ absl::StatusOr<orchestrator::MeshConfig> ConfigFromFlags() {
       !s.ok()) {
     return s;
   }
+  c.agents_dir = absl::GetFlag(FLAGS_agents_dir);
+  c.agent_runtime = absl::GetFlag(FLAGS_agent_runtime);
+  c.agent_bin_dir = absl::GetFlag(FLAGS_agent_bin_dir);
+  for (absl::string_view d :
+       absl::StrSplit(absl::GetFlag(FLAGS_agent_tool_dirs), ',', absl::SkipEmpty())) {
+    c.agent_tool_dirs.emplace_back(d);
+  }
+  c.agent_connect_timeout = Millis(absl::GetFlag(FLAGS_agent_connect_timeout));
   const std::pair<const char*, std::string> addrs[] = {
       {"admin", absl::GetFlag(FLAGS_admin_addr)},
       {"projects", absl::GetFlag(FLAGS_projects_addr)},

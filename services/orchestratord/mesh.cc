@@ -6,9 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "orchestrator/agents/v1/agents.grpc.pb.h"
 #include "orchestrator/agents/v1/runner.grpc.pb.h"
@@ -20,6 +23,8 @@
 #include "orchestrator/scheduler/v1/scheduler.grpc.pb.h"
 #include "orchestrator/sessions/v1/sessions.grpc.pb.h"
 #include "services/admin/api/admin_service.h"
+#include "services/agents/api/agent_service.h"
+#include "services/agents/store/pg_worker_store.h"
 #include "services/admin/api/remote_token_verifier.h"
 #include "services/admin/store/pg_user_store.h"
 #include "services/common/crypto/secret_box.h"
@@ -46,6 +51,67 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view 
 // A component whose contract exists but whose implementation is not built
 // yet: reflection lists it, the interceptor still authenticates its calls,
 // and every RPC answers UNIMPLEMENTED.
+// Workers' agent tokens, minted and revoked by the user directory hosted in
+// the same process: a token acts for the user who started the worker and
+// holds only the grants the worker was given.
+class DirectoryTokenMinter final : public agents::TokenMinter {
+ public:
+  explicit DirectoryTokenMinter(std::shared_ptr<admin::UserDirectory> directory)
+      : directory_(std::move(directory)) {}
+  absl::StatusOr<Minted> Mint(const Principal& caller, const std::vector<std::string>& grants,
+                              const std::string& description) override {
+    admin::v1::CreateTokenRequest req;
+    req.set_user_id(caller.user_id);
+    req.set_kind(admin::v1::TOKEN_KIND_AGENT);
+    req.set_description(description);
+    for (const auto& g : grants) req.add_permissions(g);
+    auto created = directory_->CreateToken(caller, req);
+    if (!created.ok()) return created.status();
+    return Minted{created->token().id(), created->value()};
+  }
+  void Revoke(const std::string& token_id) override {
+    Principal mesh;
+    mesh.kind = PrincipalKind::kMesh;
+    mesh.admin = true;
+    admin::v1::RevokeTokenRequest req;
+    req.set_token_id(token_id);
+    if (auto r = directory_->RevokeToken(mesh, req); !r.ok()) {
+      spdlog::warn("agents: token {} not revoked: {}", token_id, r.status().ToString());
+    }
+  }
+
+ private:
+  std::shared_ptr<admin::UserDirectory> directory_;
+};
+
+// Directories of the shared libraries this process uses that are not part
+// of the system (/usr): the runner and the CLI, built alongside, need them
+// inside the sandbox too.
+std::vector<std::string> OwnLibraryDirs() {
+  std::ifstream maps("/proc/self/maps");
+  std::set<std::string> dirs;
+  std::string line;
+  while (std::getline(maps, line)) {
+    const size_t slash = line.find('/');
+    if (slash == std::string::npos) continue;
+    const std::string path = line.substr(slash);
+    if (path.find(".so") == std::string::npos || absl::StartsWith(path, "/usr/") ||
+        absl::StartsWith(path, "/lib")) {
+      continue;
+    }
+    dirs.insert(path.substr(0, path.rfind('/')));
+  }
+  return {dirs.begin(), dirs.end()};
+}
+
+std::string OwnBinaryDir() {
+  char path[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0) return ".";
+  std::string p(path, static_cast<size_t>(n));
+  return p.substr(0, p.rfind('/'));
+}
+
 template <typename Service>
 void HostContractOnly(std::vector<std::unique_ptr<grpc::Service>>& services, ServiceHost& host) {
   auto service = std::make_unique<typename Service::CallbackService>();
@@ -159,8 +225,51 @@ absl::Status Mesh::Build() {
   }
   if (config_.Hosts("sessions")) HostContractOnly<sessions::v1::SessionService>(services_, host_);
   if (config_.Hosts("agents")) {
-    HostContractOnly<agents::v1::AgentService>(services_, host_);
-    HostContractOnly<agents::v1::RunnerService>(services_, host_);
+    if (!directory) {
+      return absl::FailedPreconditionError(
+          "agents must be hosted with admin in one process (it mints the workers' tokens)");
+    }
+    if (auto s = db::ApplyMigrations(*pool_, db::AgentsMigrations()); !s.ok()) return s;
+    agents::SpawnerOptions options;
+    options.root_dir = config_.agents_dir;
+    if (options.root_dir.empty()) {
+      options.root_dir = (std::filesystem::temp_directory_path() /
+                          NewId("orchestrator-agents-"))
+                             .string();
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(options.root_dir, ec);
+    if (ec) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--agents_dir: cannot create '", options.root_dir, "': ", ec.message()));
+    }
+    options.bin_dir = config_.agent_bin_dir.empty() ? OwnBinaryDir() : config_.agent_bin_dir;
+    options.tool_dirs = config_.agent_tool_dirs;
+    options.library_dirs = OwnLibraryDirs();
+    options.unsandboxed = config_.agent_runtime == "unsandboxed";
+    options.connect_timeout = absl::FromChrono(config_.agent_connect_timeout);
+    // Sandboxes reach the mesh on a unix socket bound into them.
+    options.mesh_socket = options.root_dir + "/mesh.sock";
+    ::unlink(options.mesh_socket.c_str());
+    host_.AlsoListen("unix:" + options.mesh_socket);
+    if (options.unsandboxed) {
+      spdlog::warn("agents: --agent_runtime=unsandboxed: agents run as plain processes, "
+                   "without isolation");
+    } else if (auto bwrap = agents::FindBwrap(); !bwrap.ok()) {
+      return bwrap.status();
+    }
+    auto spawner = std::make_shared<agents::WorkerSpawner>(
+        options, std::make_shared<agents::PgWorkerStore>(pool_),
+        std::make_shared<DirectoryTokenMinter>(directory));
+    if (auto s = spawner->Recover(); !s.ok()) return s;
+    spawner->StartMonitor();
+    auto service = std::make_unique<agents::AgentServiceImpl>(spawner, executor_);
+    host_.Register(service.get(), agents::v1::AgentService::service_full_name());
+    services_.push_back(std::move(service));
+    auto runner = std::make_unique<agents::RunnerServiceImpl>(spawner, executor_);
+    host_.Register(runner.get(), agents::v1::RunnerService::service_full_name());
+    services_.push_back(std::move(runner));
+    stop_agents_ = [spawner] { spawner->Shutdown(); };
   }
   if (config_.Hosts("scaffolder"))
     HostContractOnly<scaffolder::v1::ScaffolderService>(services_, host_);
@@ -198,6 +307,10 @@ absl::Status Mesh::Start() { return host_.Start(); }
 
 void Mesh::Shutdown() {
   host_.Shutdown();
+  if (stop_agents_) {
+    stop_agents_();
+    stop_agents_ = nullptr;
+  }
   if (stop_jobs_) {
     stop_jobs_();
     stop_jobs_ = nullptr;

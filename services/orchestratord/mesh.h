@@ -55,6 +55,7 @@ class Mesh final {
   std::shared_ptr<void> job_hub_;
   std::shared_ptr<void> job_worker_;
   std::function<void()> stop_jobs_;
+  std::function<void()> stop_agents_;
 };
 
 }  // namespace orchestrator

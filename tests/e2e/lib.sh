@@ -69,7 +69,8 @@ start_orchestratord() {
   # --pdeathsig: if ctest kills the script outright, orchestratord dies with it.
   setpriv --pdeathsig KILL -- "$bin" --services=all --listen="$listen" \
     --database_url="dbname=$db" --secrets_key_file="$work/secrets.key" \
-    --bootstrap_token_file="$work/admin.token" "$@" </dev/null >"$log_file" 2>&1 &
+    --bootstrap_token_file="$work/admin.token" --agents_dir="$work/agents" "$@" </dev/null \
+    >"$log_file" 2>&1 &
   pid=$!
 }
 

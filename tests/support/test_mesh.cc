@@ -22,6 +22,7 @@ TestMesh::TestMesh(const std::string& services, const std::function<void(MeshCon
   config_.database_url = db_.conninfo();
   config_.secrets_key_file = dir_ + "/key";
   config_.bootstrap_token_file = dir_ + "/admin.token";
+  config_.agents_dir = dir_ + "/agents";
   config_.executor_threads = 4;
   config_.db_pool_size = 4;
   config_.drain_deadline = std::chrono::milliseconds(2000);

@@ -120,6 +120,12 @@ absl::Status MeshConfig::Validate() const {
   if (job_concurrency < 1 || job_concurrency > 1024) {
     return absl::InvalidArgumentError("--job_concurrency must be between 1 and 1024");
   }
+  if (agent_runtime != "sandboxed" && agent_runtime != "unsandboxed") {
+    return absl::InvalidArgumentError("--agent_runtime must be sandboxed or unsandboxed");
+  }
+  if (agent_connect_timeout < std::chrono::milliseconds(100)) {
+    return absl::InvalidArgumentError("--agent_connect_timeout must be at least 100ms");
+  }
   if (job_lease < std::chrono::milliseconds(300)) {
     return absl::InvalidArgumentError("--job_lease must be at least 300ms");
   }

@@ -41,6 +41,9 @@ absl::Status ServiceHost::Start() {
   grpc::ServerBuilder builder;
   std::string listen = options_.listen;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port_);
+  for (const auto& also : options_.also_listen) {
+    builder.AddListeningPort(also, grpc::InsecureServerCredentials());
+  }
   for (const auto& [service, name] : services_) builder.RegisterService(service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> factories;
   factories.push_back(std::make_unique<RpcInterceptorFactory>(access, verifier_));

@@ -21,6 +21,9 @@ namespace orchestrator {
 struct HostOptions {
   std::string listen = "127.0.0.1:0";
   std::chrono::milliseconds drain_deadline{10000};
+  // More addresses serving the same services (e.g. the unix socket
+  // sandboxes reach the mesh on); may be added until Start.
+  std::vector<std::string> also_listen = {};
 };
 
 // One gRPC server hosting any set of components: the RPC interceptor on
@@ -35,6 +38,9 @@ class ServiceHost final {
   // Registers a service (not owned; must outlive the host) under its full
   // name, e.g. Service::service_full_name().
   void Register(grpc::Service* service, absl::string_view full_name);
+
+  // Another address for the same services; before Start.
+  void AlsoListen(const std::string& address) { options_.also_listen.push_back(address); }
 
   // The verifier may be set after Register, before Start.
   void SetTokenVerifier(TokenVerifierPtr verifier) { verifier_ = std::move(verifier); }

@@ -181,8 +181,12 @@ TEST_F(CliTest, AComponentNotBuiltYetAnswersUnimplementedPlainly) {
   EXPECT_THAT(r.err, HasSubstr("error: UNIMPLEMENTED"));
   EXPECT_THAT(r.err, HasSubstr("does not implement "
                                "orchestrator.engineering.v1.EngineeringService/TriggerEngineering"));
+  auto scheduler = Cli({"deploy", "releases", "prj_x"}, alice_);
+  EXPECT_EQ(scheduler.status, kExitUnimplemented);
+  // finish is served, but only means something from a worker's token.
   auto finish = Cli({"finish", "--summary", "done"}, alice_);
-  EXPECT_EQ(finish.status, kExitUnimplemented);
+  EXPECT_EQ(finish.status, kExitRejected);
+  EXPECT_THAT(finish.err, HasSubstr("FAILED_PRECONDITION"));
 }
 
 class CliUnixSocketTest : public CliTest {

@@ -1,0 +1,679 @@
+#include "services/agents/domain/worker_spawner.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "services/common/crypto/secret_box.h"
+#include "services/common/pagination/page_token.h"
+#include "spdlog/spdlog.h"
+
+namespace orchestrator::agents {
+namespace {
+
+namespace fs = std::filesystem;
+using google::protobuf::util::TimeUtil;
+
+constexpr char kMeshSocketInside[] = "/run/orchestrator/mesh.sock";
+constexpr char kBinInside[] = "/opt/orchestrator/bin";
+
+google::protobuf::Timestamp Now() {
+  return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(absl::Now()));
+}
+
+bool Terminal(v1::WorkerState s) {
+  return s == v1::WORKER_STATE_STOPPED || s == v1::WORKER_STATE_FAILED;
+}
+
+std::string StateName(v1::WorkerState s) {
+  std::string name = v1::WorkerState_Name(s).substr(strlen("WORKER_STATE_"));
+  return absl::AsciiStrToLower(name);
+}
+
+absl::Status Invalid(const std::string& field, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+}
+
+absl::Status CheckConfig(const v1::WorkerConfig& c) {
+  if (c.worker_type() == v1::WORKER_TYPE_UNSPECIFIED) {
+    return Invalid("config.worker_type", "required (po or developer)");
+  }
+  for (int i = 0; i < c.allowed_commands_size(); ++i) {
+    if (!IsValidPermissionPattern(c.allowed_commands(i))) {
+      return Invalid(absl::StrCat("config.allowed_commands[", i, "]"),
+                     absl::StrCat("'", c.allowed_commands(i),
+                                  "' is not a permission (lower-case words with dots, optionally "
+                                  "ending .*)"));
+    }
+  }
+  static const std::regex kCapability("[a-z][a-z0-9-]{0,31}");
+  for (int i = 0; i < c.capabilities_size(); ++i) {
+    if (!std::regex_match(c.capabilities(i), kCapability)) {
+      return Invalid(absl::StrCat("config.capabilities[", i, "]"),
+                     "lower-case letters, digits and dashes");
+    }
+  }
+  static const std::regex kVariable("[A-Z_][A-Z0-9_]{0,63}");
+  for (const auto& [k, v] : c.environment()) {
+    if (!std::regex_match(k, kVariable)) {
+      return Invalid("config.environment", absl::StrCat("'", k, "' is not a variable name"));
+    }
+    if (absl::StartsWith(k, "ORCHESTRATOR_") || k == "HOME" || k == "PATH") {
+      return Invalid("config.environment", absl::StrCat("'", k, "' is set by the spawner"));
+    }
+  }
+  if (c.secret_names_size() > 0) {
+    return absl::FailedPreconditionError(
+        "config.secret_names: granting project secrets to workers is not built yet; pass "
+        "non-secret values in config.environment");
+  }
+  if (c.instructions().size() > 256 * 1024) return Invalid("config.instructions", "at most 256 KiB");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+struct WorkerSpawner::Live {
+  absl::Mutex mu;
+  v1::Worker worker ABSL_GUARDED_BY(mu);
+  std::string token_id;
+  std::unique_ptr<Sandbox> sandbox ABSL_GUARDED_BY(mu);
+  RunnerLink* link ABSL_GUARDED_BY(mu) = nullptr;
+  absl::Time started;
+  v1::WorkerState before_pause ABSL_GUARDED_BY(mu) = v1::WORKER_STATE_READY;
+  std::map<uint64_t, std::function<void(const v1::Worker&)>> watchers ABSL_GUARDED_BY(mu);
+  std::string task_id ABSL_GUARDED_BY(mu);
+  std::map<uint64_t, TaskListener> listeners ABSL_GUARDED_BY(mu);
+};
+
+std::string RuntimeKey(v1::AgentType agent, const std::vector<std::string>& capabilities) {
+  std::set<std::string> caps;
+  for (const auto& c : capabilities) caps.insert(absl::AsciiStrToLower(c));
+  const std::string text = absl::StrCat("agent=", static_cast<int>(agent), ";capabilities=",
+                                        absl::StrJoin(caps, ","));
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a: stable across builds and machines
+  for (unsigned char ch : text) {
+    h ^= ch;
+    h *= 1099511628211ULL;
+  }
+  return absl::StrCat("rt_", absl::Hex(h, absl::kZeroPad16));
+}
+
+WorkerSpawner::WorkerSpawner(SpawnerOptions options, std::shared_ptr<WorkerStore> store,
+                             std::shared_ptr<TokenMinter> minter)
+    : options_(std::move(options)), store_(std::move(store)), minter_(std::move(minter)) {}
+
+WorkerSpawner::~WorkerSpawner() { Shutdown(); }
+
+// --- state changes (with the worker's lock held) ----------------------------------
+
+namespace {
+
+void Persist(WorkerStore& store, const v1::Worker& w) {
+  if (auto s = store.SaveWorker(w); !s.ok()) {
+    spdlog::warn("agents: worker {} not saved: {}", w.id(), s.ToString());
+  }
+}
+
+}  // namespace
+
+absl::Status WorkerSpawner::Recover() {
+  auto live = store_->ListLiveWorkers();
+  if (!live.ok()) return live.status();
+  for (auto& w : *live) {
+    const std::string reason = "orchestratord restarted; the worker's sandbox ended with it";
+    auto tasks = store_->RunningTasks(w.id());
+    if (tasks.ok()) {
+      for (const auto& t : *tasks) {
+        v1::TaskResult r;
+        r.set_task_id(t.id());
+        r.set_status(v1::TASK_STATUS_FAILED);
+        r.set_summary(reason);
+        *r.mutable_end_time() = Now();
+        (void)store_->SaveResult(r);
+      }
+    }
+    w.set_state(v1::WORKER_STATE_FAILED);
+    w.set_state_reason(reason);
+    w.clear_current_task_id();
+    *w.mutable_update_time() = Now();
+    *w.mutable_end_time() = Now();
+    Persist(*store_, w);
+    if (auto token = store_->TokenOf(w.id()); token.ok() && !token->empty()) minter_->Revoke(*token);
+    spdlog::info("agents: worker {} was orphaned by a restart: FAILED", w.id());
+  }
+  return absl::OkStatus();
+}
+
+void WorkerSpawner::StartMonitor() {
+  if (monitor_.joinable()) return;
+  monitor_ = std::thread([this] { MonitorLoop(); });
+}
+
+void WorkerSpawner::Shutdown() {
+  stopping_ = true;
+  if (monitor_.joinable()) monitor_.join();
+  std::vector<std::shared_ptr<Live>> all;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, l] : live_) all.push_back(l);
+    live_.clear();
+  }
+  for (auto& l : all) {
+    absl::MutexLock lock(&l->mu);
+    if (!Terminal(l->worker.state())) {
+      TransitionLocked(*l, v1::WORKER_STATE_STOPPED, "orchestratord shut down");
+    }
+  }
+}
+
+void WorkerSpawner::TransitionLocked(Live& l, v1::WorkerState state, const std::string& reason) {
+  v1::Worker& w = l.worker;
+  if (Terminal(w.state())) return;
+  w.set_state(state);
+  w.set_state_reason(reason);
+  *w.mutable_update_time() = Now();
+  if (state == v1::WORKER_STATE_READY && !w.has_ready_time()) *w.mutable_ready_time() = Now();
+  if (Terminal(state)) {
+    *w.mutable_end_time() = Now();
+    if (!l.task_id.empty()) {
+      v1::TaskResult r;
+      r.set_task_id(l.task_id);
+      r.set_status(state == v1::WORKER_STATE_STOPPED ? v1::TASK_STATUS_CANCELLED
+                                                     : v1::TASK_STATUS_FAILED);
+      r.set_summary(reason);
+      EndTaskLocked(l, std::move(r));
+    }
+    if (l.link != nullptr) l.link->Close(absl::CancelledError(reason));
+    l.link = nullptr;
+    if (l.sandbox) l.sandbox->Kill();
+    if (!l.token_id.empty()) minter_->Revoke(l.token_id);
+  }
+  Persist(*store_, w);
+  spdlog::info("agents: worker {} {}{}", w.id(), StateName(state), reason.empty() ? "" : ": " + reason);
+  for (auto& [h, watcher] : l.watchers) watcher(w);
+  if (Terminal(state)) l.watchers.clear();
+}
+
+void WorkerSpawner::EndTaskLocked(Live& l, v1::TaskResult result) {
+  if (l.task_id.empty() || result.task_id() != l.task_id) return;
+  if (!result.has_end_time()) *result.mutable_end_time() = Now();
+  // What the agent declared with `orchestrator finish` wins over its exit.
+  if (auto finish = store_->FinishOf(result.task_id()); finish.ok() && finish->has_value()) {
+    const auto& f = **finish;
+    if (result.status() == v1::TASK_STATUS_SUCCEEDED && f.status() == v1::TASK_STATUS_FAILED) {
+      result.set_status(v1::TASK_STATUS_FAILED);
+    }
+    if (!f.summary().empty()) result.set_summary(f.summary());
+    if (f.has_payload()) *result.mutable_payload() = f.payload();
+  }
+  if (auto s = store_->SaveResult(result); !s.ok()) {
+    spdlog::warn("agents: result of task {} not saved: {}", result.task_id(), s.ToString());
+  }
+  if (!result.agent_session_id().empty()) l.worker.set_agent_session_id(result.agent_session_id());
+  l.worker.clear_current_task_id();
+  l.task_id.clear();
+  auto listeners = std::move(l.listeners);
+  l.listeners.clear();
+  for (auto& [h, listener] : listeners) listener.on_result(result);
+}
+
+// --- lookups ---------------------------------------------------------------------
+
+std::shared_ptr<WorkerSpawner::Live> WorkerSpawner::Find(const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = live_.find(worker_id);
+  return it == live_.end() ? nullptr : it->second;
+}
+
+absl::StatusOr<std::shared_ptr<WorkerSpawner::Live>> WorkerSpawner::Visible(
+    const Principal& caller, const std::string& worker_id) {
+  auto l = Find(worker_id);
+  if (l != nullptr) {
+    absl::MutexLock lock(&l->mu);
+    if (CanSeeOwner(caller, l->worker.owner_id())) return l;
+  }
+  return absl::NotFoundError(absl::StrCat("worker '", worker_id, "' not found"));
+}
+
+// --- starting ----------------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<Sandbox>> WorkerSpawner::Launch(const v1::Worker& w,
+                                                               const std::string& token) {
+  const fs::path workspace = fs::path(options_.root_dir) / "workspaces" / w.workspace_id();
+  std::error_code ec;
+  fs::create_directories(workspace / "work", ec);
+  fs::create_directories(workspace / "home", ec);
+  fs::create_directories(fs::path(options_.root_dir) / "workers", ec);
+  if (ec) return absl::FailedPreconditionError(absl::StrCat("agents: cannot create ", workspace.string(), ": ", ec.message()));
+  {
+    std::ofstream owner(workspace / "owner");
+    owner << w.owner_id() << "\n";
+  }
+  SandboxSpec spec;
+  spec.workspace = (workspace / "work").string();
+  spec.home = (workspace / "home").string();
+  spec.log_path = (fs::path(options_.root_dir) / "workers" / (w.id() + ".log")).string();
+  spec.isolate_network = w.config().network_mode() != v1::NETWORK_MODE_OPEN;
+  spec.memory_bytes = w.config().limits().memory_bytes();
+  spec.unsandboxed = options_.unsandboxed;
+  std::string path = options_.unsandboxed ? options_.bin_dir : kBinInside;
+  for (const auto& dir : options_.tool_dirs) {
+    absl::StrAppend(&path, ":", dir, "/.bin");
+    spec.mounts.push_back({dir, "", false});
+  }
+  absl::StrAppend(&path, ":/usr/local/bin:/usr/bin:/bin");
+  spec.mounts.push_back({options_.bin_dir, kBinInside, false});
+  for (const auto& dir : options_.library_dirs) spec.mounts.push_back({dir, "", false});
+  spec.mounts.push_back({options_.mesh_socket, kMeshSocketInside, true});
+  for (const auto& [k, v] : w.config().environment()) spec.env[k] = v;
+  spec.env["PATH"] = path;
+  spec.env["HOME"] = options_.unsandboxed ? spec.home : "/home/agent";
+  spec.env["LANG"] = "C.UTF-8";
+  spec.env["ORCHESTRATOR_ADDR"] =
+      absl::StrCat("unix:", options_.unsandboxed ? options_.mesh_socket : kMeshSocketInside);
+  spec.env["ORCHESTRATOR_TOKEN"] = token;
+  spec.env["ORCHESTRATOR_WORKER_ID"] = w.id();
+  spec.argv = {options_.unsandboxed ? options_.bin_dir + "/orchestrator-runner"
+                                    : std::string(kBinInside) + "/orchestrator-runner"};
+  return Sandbox::Start(spec);
+}
+
+absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
+                                                const v1::StartWorkerRequest& req) {
+  v1::WorkerConfig config = req.config();
+  if (auto s = CheckConfig(config); !s.ok()) return s;
+  if (!options_.unsandboxed) {
+    if (auto bwrap = FindBwrap(); !bwrap.ok()) return bwrap.status();
+  }
+  if (config.agent_type() == v1::AGENT_TYPE_UNSPECIFIED) {
+    config.set_agent_type(v1::AGENT_TYPE_SCRIPTED);
+  }
+  if (config.network_mode() == v1::NETWORK_MODE_UNSPECIFIED) {
+    // Agents that call a model API need the network; the scripted one does not.
+    config.set_network_mode(config.agent_type() == v1::AGENT_TYPE_SCRIPTED
+                                ? v1::NETWORK_MODE_ISOLATED
+                                : v1::NETWORK_MODE_OPEN);
+  }
+  std::string workspace_id = config.workspace_id();
+  if (!workspace_id.empty()) {
+    std::ifstream owner(fs::path(options_.root_dir) / "workspaces" / workspace_id / "owner");
+    std::string owner_id;
+    std::getline(owner, owner_id);
+    if (!owner || (owner_id != caller.user_id && !caller.admin)) {
+      return absl::NotFoundError(absl::StrCat("config.workspace_id: workspace '", workspace_id,
+                                              "' not found"));
+    }
+  } else {
+    workspace_id = NewId("wsp_");
+  }
+  v1::Worker w;
+  w.set_id(NewId("wrk_"));
+  w.set_owner_id(caller.user_id);
+  *w.mutable_config() = config;
+  w.mutable_config()->set_workspace_id(workspace_id);
+  w.set_state(v1::WORKER_STATE_STARTING);
+  w.set_runtime(v1::WORKER_RUNTIME_PROCESS);
+  w.set_runtime_key(RuntimeKey(config.agent_type(), {config.capabilities().begin(),
+                                                     config.capabilities().end()}));
+  w.set_workspace_id(workspace_id);
+  *w.mutable_create_time() = Now();
+  *w.mutable_update_time() = w.create_time();
+
+  std::vector<std::string> grants(config.allowed_commands().begin(), config.allowed_commands().end());
+  grants.push_back("runner.connect");
+  grants.push_back("agent.task.finish");
+  auto token = minter_->Mint(caller, grants, absl::StrCat("worker ", w.id()));
+  if (!token.ok()) return token.status();
+  bool created = false;
+  auto stored = store_->CreateWorker(w, req.request_id(), token->token_id, &created);
+  if (!stored.ok() || !created) {
+    minter_->Revoke(token->token_id);
+    return stored;
+  }
+  auto live = std::make_shared<Live>();
+  live->token_id = token->token_id;
+  live->started = absl::Now();
+  absl::MutexLock lock(&live->mu);
+  live->worker = *stored;
+  {
+    absl::MutexLock all(&mu_);
+    live_[w.id()] = live;
+  }
+  auto sandbox = Launch(live->worker, token->value);
+  if (!sandbox.ok()) {
+    TransitionLocked(*live, v1::WORKER_STATE_FAILED,
+                     absl::StrCat("the sandbox did not start: ", sandbox.status().message()));
+    return live->worker;
+  }
+  live->sandbox = std::move(*sandbox);
+  return live->worker;
+}
+
+// --- reading ---------------------------------------------------------------------
+
+absl::StatusOr<v1::Worker> WorkerSpawner::Get(const Principal& caller, const std::string& id) {
+  auto w = store_->GetWorker(id);
+  if (!w.ok() || !CanSeeOwner(caller, w->owner_id())) {
+    return absl::NotFoundError(absl::StrCat("worker '", id, "' not found"));
+  }
+  return w;
+}
+
+absl::StatusOr<v1::ListWorkersResponse> WorkerSpawner::List(const Principal& caller,
+                                                            const v1::ListWorkersRequest& req) {
+  const std::string owner = OwnerFilter(caller, req.owner_id());
+  const std::string filters =
+      absl::StrCat(owner, "|", static_cast<int>(req.state()), "|", static_cast<int>(req.worker_type()));
+  auto page = ParsePageRequest(req.page_size(), req.page_token(), filters, 50, 500);
+  if (!page.ok()) return page.status();
+  std::optional<std::pair<int64_t, std::string>> after;
+  if (page->after.size() == 2) {
+    int64_t micros = 0;
+    if (!absl::SimpleAtoi(page->after[0], &micros)) return Invalid("page_token", "malformed");
+    after = std::make_pair(micros, page->after[1]);
+  }
+  auto rows = store_->ListWorkers(owner, req.state(), req.worker_type(), page->page_size + 1, after);
+  if (!rows.ok()) return rows.status();
+  v1::ListWorkersResponse resp;
+  const int n = std::min<int>(static_cast<int>(rows->size()), page->page_size);
+  for (int i = 0; i < n; ++i) *resp.add_workers() = (*rows)[i];
+  if (static_cast<int>(rows->size()) > page->page_size) {
+    const auto& last = (*rows)[n - 1];
+    resp.set_next_page_token(MakePageToken(
+        filters, {absl::StrCat(TimeUtil::TimestampToMicroseconds(last.create_time())), last.id()}));
+  }
+  return resp;
+}
+
+// --- lifecycle ---------------------------------------------------------------------
+
+absl::StatusOr<v1::Worker> WorkerSpawner::Pause(const Principal& caller, const std::string& id) {
+  auto l = Visible(caller, id);
+  if (!l.ok()) return Get(caller, id).ok() ? absl::FailedPreconditionError(absl::StrCat("worker '", id, "' has ended; nothing to pause")) : l.status();
+  absl::MutexLock lock(&(*l)->mu);
+  Live& live = **l;
+  const auto state = live.worker.state();
+  if (state == v1::WORKER_STATE_PAUSED) return live.worker;
+  if (state != v1::WORKER_STATE_READY && state != v1::WORKER_STATE_BUSY) {
+    return absl::FailedPreconditionError(absl::StrCat("worker '", id, "' is ", StateName(state),
+                                                      "; only a ready or busy worker can pause"));
+  }
+  if (auto s = live.sandbox->Freeze(); !s.ok()) return s;
+  live.before_pause = state;
+  TransitionLocked(live, v1::WORKER_STATE_PAUSED, "paused");
+  return live.worker;
+}
+
+absl::StatusOr<v1::Worker> WorkerSpawner::Resume(const Principal& caller, const std::string& id) {
+  auto l = Visible(caller, id);
+  if (!l.ok()) return Get(caller, id).ok() ? absl::FailedPreconditionError(absl::StrCat("worker '", id, "' has ended; start a new one")) : l.status();
+  absl::MutexLock lock(&(*l)->mu);
+  Live& live = **l;
+  if (live.worker.state() != v1::WORKER_STATE_PAUSED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("worker '", id, "' is ", StateName(live.worker.state()), ", not paused"));
+  }
+  if (auto s = live.sandbox->Thaw(); !s.ok()) return s;
+  TransitionLocked(live, live.before_pause, "");
+  return live.worker;
+}
+
+absl::StatusOr<v1::Worker> WorkerSpawner::Stop(const Principal& caller, const std::string& id,
+                                               const std::string& reason) {
+  auto l = Visible(caller, id);
+  if (!l.ok()) return Get(caller, id);  // ended already: stopping again changes nothing
+  absl::MutexLock lock(&(*l)->mu);
+  Live& live = **l;
+  if (live.worker.state() == v1::WORKER_STATE_PAUSED && live.sandbox) live.sandbox->Thaw().IgnoreError();
+  TransitionLocked(live, v1::WORKER_STATE_STOPPED,
+                   reason.empty() ? absl::StrCat("stopped by ", caller.user_name) : reason);
+  return live.worker;
+}
+
+absl::StatusOr<uint64_t> WorkerSpawner::Watch(const Principal& caller, const std::string& id,
+                                              std::function<void(const v1::Worker&)> on_change) {
+  auto l = Visible(caller, id);
+  if (!l.ok()) {
+    auto ended = Get(caller, id);
+    if (!ended.ok()) return ended.status();
+    on_change(*ended);  // its final state; nothing more will come
+    return 0;
+  }
+  absl::MutexLock lock(&(*l)->mu);
+  const uint64_t handle = next_handle_++;
+  on_change((*l)->worker);
+  if (!Terminal((*l)->worker.state())) (*l)->watchers.emplace(handle, std::move(on_change));
+  return handle;
+}
+
+void WorkerSpawner::Unwatch(const std::string& id, uint64_t handle) {
+  if (auto l = Find(id)) {
+    absl::MutexLock lock(&l->mu);
+    l->watchers.erase(handle);
+  }
+}
+
+// --- tasks -------------------------------------------------------------------------
+
+absl::StatusOr<std::string> WorkerSpawner::RunTask(const Principal& caller,
+                                                   const v1::RunTaskRequest& req,
+                                                   TaskListener listener, uint64_t* handle) {
+  if (req.prompt().empty()) return Invalid("prompt", "required");
+  if (req.prompt().size() > 256 * 1024) return Invalid("prompt", "at most 256 KiB");
+  auto l = Visible(caller, req.worker_id());
+  if (!l.ok()) {
+    auto ended = Get(caller, req.worker_id());
+    if (!ended.ok()) return ended.status();
+    return absl::FailedPreconditionError(absl::StrCat("worker '", req.worker_id(), "' has ended (",
+                                                      ended->state_reason(), "); start a new one"));
+  }
+  Live& live = **l;
+  absl::MutexLock lock(&live.mu);
+  v1::Task task;
+  task.set_id(NewId("tsk_"));
+  task.set_worker_id(live.worker.id());
+  task.set_prompt(req.prompt());
+  task.set_agent_session_id(req.agent_session_id());
+  if (req.has_timeout()) *task.mutable_timeout() = req.timeout();
+  *task.mutable_create_time() = Now();
+  if (!req.request_id().empty()) {
+    // A retry: attach to the task the first request started, or get its result.
+    bool created = false;
+    auto earlier = store_->CreateTask(task, req.request_id(), &created);
+    if (!earlier.ok()) return earlier.status();
+    if (!created) {
+      *handle = next_handle_++;
+      if (earlier->id() == live.task_id) {
+        live.listeners.emplace(*handle, std::move(listener));
+        return earlier->id();
+      }
+      auto result = store_->ResultOf(earlier->id());
+      if (!result.ok()) return result.status();
+      if (result->has_value()) listener.on_result(**result);
+      return earlier->id();
+    }
+    task = *earlier;
+  }
+  const auto state = live.worker.state();
+  if (state != v1::WORKER_STATE_READY || live.link == nullptr) {
+    const std::string why =
+        state == v1::WORKER_STATE_BUSY ? absl::StrCat("is busy with task ", live.task_id)
+        : state == v1::WORKER_STATE_PAUSED ? "is paused; resume it first"
+        : state == v1::WORKER_STATE_STARTING ? "is still starting; watch it until it is ready"
+                                             : absl::StrCat("is ", StateName(state));
+    if (!req.request_id().empty()) {
+      v1::TaskResult refused;
+      refused.set_task_id(task.id());
+      refused.set_status(v1::TASK_STATUS_FAILED);
+      refused.set_summary(absl::StrCat("worker ", why));
+      (void)store_->SaveResult(refused);
+    }
+    return absl::FailedPreconditionError(absl::StrCat("worker '", live.worker.id(), "' ", why));
+  }
+  if (req.request_id().empty()) {
+    bool created = false;
+    auto stored = store_->CreateTask(task, "", &created);
+    if (!stored.ok()) return stored.status();
+  }
+  live.task_id = task.id();
+  live.worker.set_current_task_id(task.id());
+  *handle = next_handle_++;
+  live.listeners.emplace(*handle, std::move(listener));
+  TransitionLocked(live, v1::WORKER_STATE_BUSY, "");
+  v1::ConnectResponse send;
+  *send.mutable_task() = task;
+  live.link->Send(send);
+  return task.id();
+}
+
+void WorkerSpawner::Detach(const std::string& worker_id, uint64_t handle, bool cancel) {
+  auto l = Find(worker_id);
+  if (l == nullptr) return;
+  absl::MutexLock lock(&l->mu);
+  if (l->listeners.erase(handle) == 0) return;
+  if (cancel && l->listeners.empty() && !l->task_id.empty() && l->link != nullptr) {
+    v1::ConnectResponse send;
+    send.mutable_cancel()->set_task_id(l->task_id);
+    send.mutable_cancel()->set_reason("the caller cancelled RunTask");
+    l->link->Send(send);
+  }
+}
+
+absl::StatusOr<std::string> WorkerSpawner::Finish(const Principal& caller,
+                                                  const v1::FinishTaskRequest& req) {
+  std::shared_ptr<Live> live;
+  if (!req.worker_id().empty()) {
+    auto l = Visible(caller, req.worker_id());
+    if (!l.ok()) return l.status();
+    live = *l;
+  } else {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, l] : live_) {
+      if (!caller.token_id.empty() && l->token_id == caller.token_id) live = l;
+    }
+    if (live == nullptr) {
+      return absl::FailedPreconditionError(
+          "worker_id: required unless the caller is a worker's agent token");
+    }
+  }
+  absl::MutexLock lock(&live->mu);
+  const std::string task_id = req.task_id().empty() ? live->task_id : req.task_id();
+  if (task_id.empty() || task_id != live->task_id) {
+    return absl::FailedPreconditionError(absl::StrCat("worker '", live->worker.id(),
+                                                      "' is not running ",
+                                                      task_id.empty() ? "a task" : task_id));
+  }
+  if (req.status() != v1::TASK_STATUS_UNSPECIFIED && req.status() != v1::TASK_STATUS_SUCCEEDED &&
+      req.status() != v1::TASK_STATUS_FAILED) {
+    return Invalid("status", "succeeded or failed");
+  }
+  if (auto s = store_->SaveFinish(task_id, req); !s.ok()) return s;
+  return task_id;
+}
+
+// --- the runner side ------------------------------------------------------------------
+
+absl::StatusOr<v1::WorkerConfig> WorkerSpawner::RunnerConnected(const Principal& runner,
+                                                                const v1::RunnerHello& hello,
+                                                                RunnerLink* link) {
+  auto l = Find(hello.worker_id());
+  if (l == nullptr) {
+    return absl::NotFoundError(absl::StrCat("worker '", hello.worker_id(), "' is not running here"));
+  }
+  absl::MutexLock lock(&l->mu);
+  if (runner.token_id.empty() || runner.token_id != l->token_id) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("the runner of worker '", hello.worker_id(), "' must use that worker's token"));
+  }
+  if (l->worker.state() != v1::WORKER_STATE_STARTING || l->link != nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "worker '", hello.worker_id(), "' is ", StateName(l->worker.state()), "; a runner connects once"));
+  }
+  l->link = link;
+  // The welcome goes out before READY lets anyone send a task.
+  v1::ConnectResponse welcome;
+  *welcome.mutable_welcome()->mutable_config() = l->worker.config();
+  link->Send(welcome);
+  TransitionLocked(*l, v1::WORKER_STATE_READY, "");
+  return l->worker.config();
+}
+
+void WorkerSpawner::RunnerEvent(const std::string& worker_id, const v1::AgentEvent& event) {
+  auto l = Find(worker_id);
+  if (l == nullptr) return;
+  absl::MutexLock lock(&l->mu);
+  if (event.task_id() != l->task_id) return;
+  for (auto& [h, listener] : l->listeners) listener.on_event(event);
+}
+
+void WorkerSpawner::RunnerResult(const std::string& worker_id, const v1::TaskResult& result) {
+  auto l = Find(worker_id);
+  if (l == nullptr) return;
+  absl::MutexLock lock(&l->mu);
+  if (result.task_id() != l->task_id) return;
+  EndTaskLocked(*l, result);
+  if (l->worker.state() == v1::WORKER_STATE_BUSY) {
+    TransitionLocked(*l, v1::WORKER_STATE_READY, "");
+  } else if (l->worker.state() == v1::WORKER_STATE_PAUSED) {
+    l->before_pause = v1::WORKER_STATE_READY;
+    Persist(*store_, l->worker);
+  }
+}
+
+void WorkerSpawner::RunnerGone(const std::string& worker_id, RunnerLink* link,
+                               const std::string& reason) {
+  auto l = Find(worker_id);
+  if (l == nullptr) return;
+  absl::MutexLock lock(&l->mu);
+  if (l->link != link) return;
+  l->link = nullptr;
+  TransitionLocked(*l, v1::WORKER_STATE_FAILED,
+                   absl::StrCat("the runner's connection ended: ", reason));
+}
+
+void WorkerSpawner::MonitorLoop() {
+  while (!stopping_) {
+    absl::SleepFor(options_.monitor_interval);
+    std::vector<std::shared_ptr<Live>> all;
+    {
+      absl::MutexLock lock(&mu_);
+      for (auto& [id, l] : live_) all.push_back(l);
+    }
+    std::vector<std::string> ended;
+    for (auto& l : all) {
+      absl::MutexLock lock(&l->mu);
+      if (!Terminal(l->worker.state())) {
+        if (l->sandbox && !l->sandbox->Running()) {
+          auto status = l->sandbox->Wait(absl::ZeroDuration());
+          TransitionLocked(*l, v1::WORKER_STATE_FAILED,
+                           absl::StrCat("the sandbox exited (wait status ",
+                                        status.ok() ? *status : -1, "); see workers/",
+                                        l->worker.id(), ".log"));
+        } else if (l->worker.state() == v1::WORKER_STATE_STARTING &&
+                   absl::Now() - l->started > options_.connect_timeout) {
+          TransitionLocked(*l, v1::WORKER_STATE_FAILED,
+                           absl::StrCat("the runner did not connect within ",
+                                        absl::FormatDuration(options_.connect_timeout),
+                                        "; see workers/", l->worker.id(), ".log"));
+        }
+      }
+      if (Terminal(l->worker.state())) ended.push_back(l->worker.id());
+    }
+    if (!ended.empty()) {
+      absl::MutexLock lock(&mu_);
+      for (const auto& id : ended) live_.erase(id);
+    }
+  }
+}
+
+}  // namespace orchestrator::agents

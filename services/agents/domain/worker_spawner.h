@@ -1,0 +1,140 @@
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "orchestrator/agents/v1/runner.pb.h"
+#include "services/agents/domain/worker_store.h"
+#include "services/agents/runtime/sandbox.h"
+#include "services/common/auth/principal.h"
+
+namespace orchestrator::agents {
+
+// Where workers run and what their sandboxes see.
+struct SpawnerOptions {
+  std::string root_dir;                // workspaces/ and workers/ (logs) live here
+  std::string bin_dir;                 // orchestrator-runner and orchestrator (read-only inside)
+  std::vector<std::string> tool_dirs;  // agent CLIs' installs (read-only, same path inside)
+  std::vector<std::string> library_dirs;  // shared libraries of the binaries outside /usr
+  std::string mesh_socket;             // host path of the unix socket sandboxes reach the mesh on
+  bool unsandboxed = false;            // run runners as plain processes (explicit choice)
+  absl::Duration connect_timeout = absl::Seconds(30);
+  absl::Duration default_task_timeout = absl::Minutes(30);
+  absl::Duration monitor_interval = absl::Milliseconds(200);
+};
+
+// Mints and revokes a worker's agent token.
+class TokenMinter {
+ public:
+  virtual ~TokenMinter() = default;
+  struct Minted {
+    std::string token_id, value;
+  };
+  // A token acting for `caller`'s user, limited to `grants`.
+  virtual absl::StatusOr<Minted> Mint(const Principal& caller, const std::vector<std::string>& grants,
+                                      const std::string& description) = 0;
+  virtual void Revoke(const std::string& token_id) = 0;
+};
+
+// What the spawner needs of a connected runner.
+class RunnerLink {
+ public:
+  virtual ~RunnerLink() = default;
+  virtual void Send(const v1::ConnectResponse& message) = 0;
+  // Ends the connection (the worker is over).
+  virtual void Close(const absl::Status& status) = 0;
+};
+
+// A RunTask caller's view of its task.
+struct TaskListener {
+  std::function<void(const v1::AgentEvent&)> on_event;
+  std::function<void(const v1::TaskResult&)> on_result;  // last call
+};
+
+// The agent spawner: workers are sandboxes with orchestrator-runner inside,
+// started here, watched here, and persisted in the store. A worker whose
+// sandbox exits, whose runner disconnects or never connects is FAILED with
+// the reason, and its running task fails with it. Owner-scoped throughout.
+class WorkerSpawner {
+ public:
+  WorkerSpawner(SpawnerOptions options, std::shared_ptr<WorkerStore> store,
+                std::shared_ptr<TokenMinter> minter);
+  ~WorkerSpawner();
+
+  // After a restart: workers the store still calls live lost their
+  // sandboxes with the old process; they become FAILED, their tasks fail.
+  absl::Status Recover();
+  void StartMonitor();
+  void Shutdown();  // stops every sandbox
+
+  absl::StatusOr<v1::Worker> Start(const Principal& caller, const v1::StartWorkerRequest& req);
+  absl::StatusOr<v1::Worker> Get(const Principal& caller, const std::string& worker_id);
+  absl::StatusOr<v1::ListWorkersResponse> List(const Principal& caller,
+                                               const v1::ListWorkersRequest& req);
+  absl::StatusOr<v1::Worker> Pause(const Principal& caller, const std::string& worker_id);
+  absl::StatusOr<v1::Worker> Resume(const Principal& caller, const std::string& worker_id);
+  absl::StatusOr<v1::Worker> Stop(const Principal& caller, const std::string& worker_id,
+                                  const std::string& reason);
+  absl::StatusOr<std::string> Finish(const Principal& caller, const v1::FinishTaskRequest& req);
+
+  // Watching a worker: `on_change` gets its current state at once, then
+  // every change; returns a handle for Unwatch.
+  absl::StatusOr<uint64_t> Watch(const Principal& caller, const std::string& worker_id,
+                                 std::function<void(const v1::Worker&)> on_change);
+  void Unwatch(const std::string& worker_id, uint64_t handle);
+
+  // Runs (or, for a request_id seen before, attaches to) a task; the
+  // listener gets its events and then its result. Returns the task id.
+  absl::StatusOr<std::string> RunTask(const Principal& caller, const v1::RunTaskRequest& req,
+                                      TaskListener listener, uint64_t* handle);
+  // The caller went away: stop listening; `cancel` also cancels the task.
+  void Detach(const std::string& worker_id, uint64_t handle, bool cancel);
+
+  // The runner side (RunnerService.Connect).
+  absl::StatusOr<v1::WorkerConfig> RunnerConnected(const Principal& runner,
+                                                   const v1::RunnerHello& hello, RunnerLink* link);
+  void RunnerEvent(const std::string& worker_id, const v1::AgentEvent& event);
+  void RunnerResult(const std::string& worker_id, const v1::TaskResult& result);
+  void RunnerGone(const std::string& worker_id, RunnerLink* link, const std::string& reason);
+
+ public:
+  struct Live;
+
+ private:
+  std::shared_ptr<Live> Find(const std::string& worker_id);
+  absl::StatusOr<std::shared_ptr<Live>> Visible(const Principal& caller,
+                                                const std::string& worker_id);
+  absl::StatusOr<std::unique_ptr<Sandbox>> Launch(const v1::Worker& worker,
+                                                  const std::string& token);
+  void MonitorLoop();
+  // With `l.mu` held: the new state persisted and told to watchers; on a
+  // terminal state the sandbox and the token go and a running task fails.
+  void TransitionLocked(Live& l, v1::WorkerState state, const std::string& reason);
+  // With `l.mu` held: the running task ends with `result`.
+  void EndTaskLocked(Live& l, v1::TaskResult result);
+
+  const SpawnerOptions options_;
+  std::shared_ptr<WorkerStore> store_;
+  std::shared_ptr<TokenMinter> minter_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<Live>> live_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> next_handle_{1};
+  std::atomic<bool> stopping_{false};
+  std::thread monitor_;
+};
+
+// The runtime key: the agent type and the sorted, de-duplicated
+// capabilities, hashed; the same set in any order gives the same key.
+std::string RuntimeKey(v1::AgentType agent, const std::vector<std::string>& capabilities);
+
+}  // namespace orchestrator::agents

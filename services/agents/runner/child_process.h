@@ -1,0 +1,37 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace orchestrator::agents {
+
+// How a child process ended.
+struct ChildExit {
+  int exit_code = -1;        // when it exited
+  int signal = 0;            // when a signal ended it
+  bool timed_out = false;    // killed at the deadline
+  bool cancelled = false;    // killed because `cancel` became true
+  std::string stderr_tail;   // its last standard-error bytes
+};
+
+// Runs `argv` (PATH is searched) in its own process group with `env` added
+// to this process's environment and `cwd` as working directory; calls
+// `on_line` for each line of its standard output as it comes; keeps the
+// last `stderr_bytes` of its standard error. Kills the whole group at
+// `deadline` or when `*cancel` turns true.
+absl::StatusOr<ChildExit> RunChild(const std::vector<std::string>& argv,
+                                   const std::map<std::string, std::string>& env,
+                                   const std::string& cwd,
+                                   const std::function<void(const std::string& line)>& on_line,
+                                   absl::Time deadline, const std::atomic<bool>* cancel,
+                                   size_t stderr_bytes = 8192);
+
+}  // namespace orchestrator::agents

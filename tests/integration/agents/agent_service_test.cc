@@ -1,0 +1,254 @@
+// The agent spawner in a whole mesh on a real PostgreSQL, with real
+// bubblewrap sandboxes and orchestrator-runner inside running the scripted
+// agent, which acts through the real orchestrator CLI with its worker token.
+#include <dirent.h>
+#include <signal.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "orchestrator/agents/v1/agents.grpc.pb.h"
+#include "orchestrator/projects/v1/projects.grpc.pb.h"
+#include "tests/support/test_mesh.h"
+
+namespace orchestrator::agents {
+namespace {
+
+namespace v1 = ::orchestrator::agents::v1;
+using ::testing::HasSubstr;
+using testing::TestMesh;
+
+class AgentServiceTest : public ::testing::Test {
+ protected:
+  AgentServiceTest() : stub_(v1::AgentService::NewStub(mesh_.channel())) {
+    std::tie(alice_id_, alice_) = mesh_.NewUser("alice");
+    std::tie(bob_id_, bob_) = mesh_.NewUser("bob");
+  }
+
+  v1::Worker Start(const std::vector<std::string>& allowed) {
+    v1::StartWorkerRequest req;
+    req.mutable_config()->set_worker_type(v1::WORKER_TYPE_PO);
+    req.mutable_config()->set_agent_type(v1::AGENT_TYPE_SCRIPTED);
+    for (const auto& a : allowed) req.mutable_config()->add_allowed_commands(a);
+    v1::StartWorkerResponse resp;
+    grpc::Status s = stub_->StartWorker(TestMesh::Context(alice_).get(), req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.worker();
+  }
+
+  // Watches until the worker reaches `state` (or ends); returns what it saw last.
+  v1::Worker WaitFor(const std::string& id, v1::WorkerState state, absl::Duration timeout) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + alice_);
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    v1::WatchWorkerRequest req;
+    req.set_worker_id(id);
+    auto reader = stub_->WatchWorker(&ctx, req);
+    v1::WatchWorkerResponse resp;
+    v1::Worker last;
+    while (reader->Read(&resp)) {
+      last = resp.worker();
+      if (last.state() == state) {
+        ctx.TryCancel();
+        break;
+      }
+    }
+    reader->Finish();
+    return last;
+  }
+
+  struct TaskRun {
+    std::vector<v1::AgentEvent> events;
+    v1::TaskResult result;
+    grpc::Status status;
+  };
+  TaskRun Run(const std::string& worker_id, const std::string& prompt,
+              absl::Duration timeout = absl::ZeroDuration()) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + alice_);
+    v1::RunTaskRequest req;
+    req.set_worker_id(worker_id);
+    req.set_prompt(prompt);
+    if (timeout > absl::ZeroDuration()) req.mutable_timeout()->set_seconds(absl::ToInt64Seconds(timeout));
+    auto reader = stub_->RunTask(&ctx, req);
+    TaskRun run;
+    v1::RunTaskResponse resp;
+    while (reader->Read(&resp)) {
+      if (resp.has_event()) run.events.push_back(resp.event());
+      if (resp.has_result()) run.result = resp.result();
+    }
+    run.status = reader->Finish();
+    return run;
+  }
+
+  static std::string Commands(const TaskRun& run) {
+    std::string out;
+    for (const auto& e : run.events) {
+      if (e.has_tool_call()) out += e.tool_call().input().fields().at("command").string_value() + "\n";
+    }
+    return out;
+  }
+
+  TestMesh mesh_;
+  std::unique_ptr<v1::AgentService::Stub> stub_;
+  std::string alice_id_, alice_, bob_id_, bob_;
+};
+
+TEST_F(AgentServiceTest, AScriptedAgentInItsSandboxCreatesAProjectThroughTheCli) {
+  v1::Worker w = Start({"project.*"});
+  EXPECT_EQ(w.state(), v1::WORKER_STATE_STARTING);
+  EXPECT_EQ(w.owner_id(), alice_id_);
+  ASSERT_EQ(WaitFor(w.id(), v1::WORKER_STATE_READY, absl::Seconds(20)).state(),
+            v1::WORKER_STATE_READY);
+
+  TaskRun run = Run(w.id(), "Please create a project named shop");
+  ASSERT_TRUE(run.status.ok()) << run.status.error_message();
+  EXPECT_EQ(run.result.status(), v1::TASK_STATUS_SUCCEEDED) << run.result.summary()
+                                                            << run.result.stderr_tail();
+  EXPECT_THAT(Commands(run), HasSubstr("orchestrator project create shop --json"));
+  EXPECT_THAT(run.result.summary(), HasSubstr("Created project shop (prj_"));
+  ASSERT_FALSE(run.events.empty());
+  EXPECT_TRUE(run.events.front().has_session_started());
+  for (size_t i = 0; i < run.events.size(); ++i) EXPECT_EQ(run.events[i].sequence(), int64_t(i + 1));
+
+  // The project is alice's, made by her worker's token.
+  auto projects = orchestrator::projects::v1::ProjectService::NewStub(mesh_.channel());
+  orchestrator::projects::v1::ListProjectsRequest list;
+  orchestrator::projects::v1::ListProjectsResponse listed;
+  ASSERT_TRUE(projects->ListProjects(TestMesh::Context(alice_).get(), list, &listed).ok());
+  ASSERT_EQ(listed.projects_size(), 1);
+  EXPECT_EQ(listed.projects(0).name(), "shop");
+
+  // The worker is READY again and remembers the agent session.
+  v1::GetWorkerRequest get;
+  get.set_worker_id(w.id());
+  v1::GetWorkerResponse got;
+  ASSERT_TRUE(stub_->GetWorker(TestMesh::Context(alice_).get(), get, &got).ok());
+  EXPECT_EQ(got.worker().state(), v1::WORKER_STATE_READY);
+  EXPECT_EQ(got.worker().agent_session_id(), run.result.agent_session_id());
+  // Its instructions are in the workspace, listing what it may run.
+  v1::GetWorkerRequest other;
+  other.set_worker_id(w.id());
+  EXPECT_EQ(stub_->GetWorker(TestMesh::Context(bob_).get(), other, &got).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(AgentServiceTest, ACommandOutsideTheAllowedOnesIsRefusedByTheMesh) {
+  v1::Worker w = Start({"project.get"});
+  ASSERT_EQ(WaitFor(w.id(), v1::WORKER_STATE_READY, absl::Seconds(20)).state(),
+            v1::WORKER_STATE_READY);
+  TaskRun run = Run(w.id(), "create project forbidden");
+  ASSERT_TRUE(run.status.ok()) << run.status.error_message();
+  EXPECT_THAT(run.result.summary(), HasSubstr("missing permission 'project.create'"));
+  bool refused = false;
+  for (const auto& e : run.events) {
+    if (e.has_tool_result() && e.tool_result().is_error()) refused = true;
+  }
+  EXPECT_TRUE(refused);
+}
+
+TEST_F(AgentServiceTest, ATaskPastItsTimeoutIsKilledAndTheWorkerStaysReady) {
+  v1::Worker w = Start({});
+  ASSERT_EQ(WaitFor(w.id(), v1::WORKER_STATE_READY, absl::Seconds(20)).state(),
+            v1::WORKER_STATE_READY);
+  const absl::Time start = absl::Now();
+  TaskRun run = Run(w.id(), "wait 30 seconds", absl::Seconds(1));
+  EXPECT_EQ(run.result.status(), v1::TASK_STATUS_TIMEOUT) << run.result.summary();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  TaskRun next = Run(w.id(), "what did i ask");
+  EXPECT_EQ(next.result.status(), v1::TASK_STATUS_SUCCEEDED) << next.result.summary();
+}
+
+// The runner process of a worker, found by its environment.
+pid_t RunnerOf(const std::string& worker_id) {
+  DIR* proc = opendir("/proc");
+  pid_t found = 0;
+  while (dirent* e = readdir(proc)) {
+    const int pid = std::atoi(e->d_name);
+    if (pid <= 0) continue;
+    std::ifstream env(absl::StrCat("/proc/", pid, "/environ"));
+    std::stringstream s;
+    s << env.rdbuf();
+    std::ifstream cmd(absl::StrCat("/proc/", pid, "/cmdline"));
+    std::stringstream c;
+    c << cmd.rdbuf();
+    // The runner itself: no arguments (its scripted agent child has some).
+    const std::string cmdline = c.str();
+    if (absl::StrContains(s.str(), "ORCHESTRATOR_WORKER_ID=" + worker_id) &&
+        absl::EndsWith(cmdline, std::string("orchestrator-runner") + '\0') &&
+        cmdline.find('\0') == cmdline.size() - 1) {
+      found = pid;
+    }
+  }
+  closedir(proc);
+  return found;
+}
+
+TEST_F(AgentServiceTest, AKilledRunnerFailsTheWorkerAndItsTaskWithinSeconds) {
+  v1::Worker w = Start({});
+  ASSERT_EQ(WaitFor(w.id(), v1::WORKER_STATE_READY, absl::Seconds(20)).state(),
+            v1::WORKER_STATE_READY);
+  TaskRun run;
+  std::thread task([&] { run = Run(w.id(), "wait 60 seconds"); });
+  ASSERT_EQ(WaitFor(w.id(), v1::WORKER_STATE_BUSY, absl::Seconds(10)).state(),
+            v1::WORKER_STATE_BUSY);
+  const pid_t runner = RunnerOf(w.id());
+  ASSERT_GT(runner, 0);
+  const absl::Time killed = absl::Now();
+  kill(runner, SIGKILL);
+  v1::Worker failed = WaitFor(w.id(), v1::WORKER_STATE_FAILED, absl::Seconds(10));
+  EXPECT_EQ(failed.state(), v1::WORKER_STATE_FAILED);
+  EXPECT_LT(absl::Now() - killed, absl::Seconds(5));
+  EXPECT_THAT(failed.state_reason(), ::testing::AnyOf(HasSubstr("runner"), HasSubstr("sandbox")));
+  task.join();
+  EXPECT_EQ(run.result.status(), v1::TASK_STATUS_FAILED);
+  EXPECT_FALSE(run.result.summary().empty());
+}
+
+TEST_F(AgentServiceTest, PauseFreezesAWorkerAndResumeBringsItBack) {
+  v1::Worker w = Start({});
+  ASSERT_EQ(WaitFor(w.id(), v1::WORKER_STATE_READY, absl::Seconds(20)).state(),
+            v1::WORKER_STATE_READY);
+  v1::PauseWorkerRequest pause;
+  pause.set_worker_id(w.id());
+  v1::PauseWorkerResponse paused;
+  ASSERT_TRUE(stub_->PauseWorker(TestMesh::Context(alice_).get(), pause, &paused).ok());
+  EXPECT_EQ(paused.worker().state(), v1::WORKER_STATE_PAUSED);
+  TaskRun refused = Run(w.id(), "what did i ask");
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(refused.status.error_message(), HasSubstr("paused"));
+  v1::ResumeWorkerRequest resume;
+  resume.set_worker_id(w.id());
+  v1::ResumeWorkerResponse resumed;
+  ASSERT_TRUE(stub_->ResumeWorker(TestMesh::Context(alice_).get(), resume, &resumed).ok());
+  EXPECT_EQ(resumed.worker().state(), v1::WORKER_STATE_READY);
+  EXPECT_EQ(Run(w.id(), "what did i ask").result.status(), v1::TASK_STATUS_SUCCEEDED);
+
+  v1::StopWorkerRequest stop;
+  stop.set_worker_id(w.id());
+  v1::StopWorkerResponse stopped;
+  ASSERT_TRUE(stub_->StopWorker(TestMesh::Context(alice_).get(), stop, &stopped).ok());
+  EXPECT_EQ(stopped.worker().state(), v1::WORKER_STATE_STOPPED);
+  EXPECT_EQ(Run(w.id(), "hello").status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(AgentServiceTest, BadRequestsNameTheField) {
+  v1::StartWorkerRequest req;
+  v1::StartWorkerResponse resp;
+  grpc::Status s = stub_->StartWorker(TestMesh::Context(alice_).get(), req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("config.worker_type"));
+  req.mutable_config()->set_worker_type(v1::WORKER_TYPE_DEVELOPER);
+  req.mutable_config()->add_allowed_commands("Deploy!");
+  s = stub_->StartWorker(TestMesh::Context(alice_).get(), req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("config.allowed_commands[0]"));
+  EXPECT_EQ(Run("wrk_missing", "hi").status.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+}  // namespace
+}  // namespace orchestrator::agents

@@ -1,0 +1,193 @@
+// The bubblewrap sandbox a worker runs in, against the real bwrap: what the
+// tree can see and touch, its environment and network, freezing and killing.
+#include "services/agents/runtime/sandbox.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace orchestrator::agents {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class SandboxTest : public ::testing::Test {
+ protected:
+  SandboxTest() {
+    char tmpl[] = "/tmp/sandbox_test.XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    fs::create_directories(dir_ + "/ws");
+    fs::create_directories(dir_ + "/home");
+  }
+  ~SandboxTest() override { fs::remove_all(dir_); }
+
+  SandboxSpec Spec(const std::string& script) {
+    SandboxSpec spec;
+    spec.argv = {"/bin/sh", "-c", script};
+    spec.workspace = dir_ + "/ws";
+    spec.home = dir_ + "/home";
+    spec.env = {{"PATH", "/usr/bin:/bin"}, {"HOME", "/home/agent"}};
+    spec.log_path = dir_ + "/log";
+    return spec;
+  }
+
+  // Runs the script to its end; returns what it printed.
+  std::string Output(const SandboxSpec& spec) {
+    auto sandbox = Sandbox::Start(spec);
+    EXPECT_TRUE(sandbox.ok()) << sandbox.status();
+    if (!sandbox.ok()) return "";
+    auto status = (*sandbox)->Wait(absl::Seconds(20));
+    EXPECT_TRUE(status.ok()) << status.status();
+    std::ifstream in(spec.log_path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+  std::string dir_;
+};
+
+TEST_F(SandboxTest, TheTreeCannotSeeHostProcesses) {
+  const std::string out = Output(Spec("ls /proc | grep -c '^[0-9]'; cat /proc/1/comm"));
+  int visible = 0;
+  std::istringstream(out) >> visible;
+  EXPECT_GE(visible, 1);
+  EXPECT_LE(visible, 4) << out;  // bwrap's init, the shell, ls, grep: not the host's hundreds
+  EXPECT_THAT(out, Not(HasSubstr("systemd")));
+}
+
+TEST_F(SandboxTest, WritesReachOnlyTheWorkspaceAndHome) {
+  const std::string marker = absl::StrCat("sandbox-marker-", getpid());
+  const std::string out = Output(Spec(
+      absl::StrCat("echo ws > /workspace/a; echo home > \"$HOME/h\"; echo tmp > /tmp/", marker,
+                   "; (echo usr > /usr/", marker, ") 2>/dev/null || echo usr-is-read-only; id -u")));
+  EXPECT_TRUE(fs::exists(dir_ + "/ws/a"));
+  EXPECT_TRUE(fs::exists(dir_ + "/home/h"));
+  EXPECT_FALSE(fs::exists("/tmp/" + marker)) << "the sandbox's /tmp is private";
+  EXPECT_FALSE(fs::exists("/usr/" + marker));
+  EXPECT_THAT(out, HasSubstr("usr-is-read-only"));
+  EXPECT_THAT(out, HasSubstr("1000\n"));  // not root inside
+}
+
+TEST_F(SandboxTest, TheEnvironmentIsOnlyWhatWasGiven) {
+  setenv("ORCHESTRATOR_TEST_HOST_SECRET", "do-not-leak", 1);
+  SandboxSpec spec = Spec("env");
+  spec.env["GRANTED"] = "yes";
+  const std::string out = Output(spec);
+  unsetenv("ORCHESTRATOR_TEST_HOST_SECRET");
+  EXPECT_THAT(out, HasSubstr("GRANTED=yes"));
+  EXPECT_THAT(out, Not(HasSubstr("do-not-leak")));
+  EXPECT_THAT(out, Not(HasSubstr("PGHOST")));
+}
+
+TEST_F(SandboxTest, AnIsolatedSandboxHasNoNetworkAndAnOpenOneDoes) {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(listener, 8), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  const std::string probe = absl::StrCat(
+      "bash -c 'exec 3<>/dev/tcp/127.0.0.1/", ntohs(addr.sin_port),
+      "' 2>/dev/null && echo connected || echo unreachable");
+
+  SandboxSpec isolated = Spec(probe);
+  isolated.isolate_network = true;
+  EXPECT_THAT(Output(isolated), HasSubstr("unreachable"));
+  fs::remove(dir_ + "/log");
+  SandboxSpec open = Spec(probe);
+  open.isolate_network = false;
+  EXPECT_THAT(Output(open), HasSubstr("connected"));
+  close(listener);
+}
+
+TEST_F(SandboxTest, FreezingStopsCpuUseAndThawingContinuesTheSameProcesses) {
+  auto sandbox = Sandbox::Start(Spec("while :; do :; done"));
+  ASSERT_TRUE(sandbox.ok()) << sandbox.status();
+  Sandbox& s = **sandbox;
+  absl::SleepFor(absl::Milliseconds(300));
+  const absl::Duration busy = s.CpuTime();
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_GT(s.CpuTime(), busy) << "the loop should be using CPU";
+
+  ASSERT_TRUE(s.Freeze().ok());
+  const auto frozen_pids = s.Processes();
+  const absl::Duration at_freeze = s.CpuTime();
+  absl::SleepFor(absl::Milliseconds(600));
+  EXPECT_EQ(s.CpuTime(), at_freeze) << "a frozen sandbox used CPU";
+
+  ASSERT_TRUE(s.Thaw().ok());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_GT(s.CpuTime(), at_freeze);
+  EXPECT_EQ(s.Processes(), frozen_pids) << "thawing should continue the same processes";
+  EXPECT_TRUE(s.Running());
+}
+
+TEST_F(SandboxTest, KillEndsTheWholeTree) {
+  auto sandbox = Sandbox::Start(Spec("sleep 100 & sleep 100 & wait"));
+  ASSERT_TRUE(sandbox.ok()) << sandbox.status();
+  Sandbox& s = **sandbox;
+  for (int i = 0; i < 100 && s.Processes().size() < 4; ++i) absl::SleepFor(absl::Milliseconds(10));
+  const auto pids = s.Processes();
+  ASSERT_GE(pids.size(), 3u);
+  s.Kill();
+  EXPECT_FALSE(s.Running());
+  for (pid_t p : pids) {
+    EXPECT_FALSE(fs::exists(absl::StrCat("/proc/", p))) << "pid " << p << " outlived the kill";
+  }
+}
+
+TEST_F(SandboxTest, WhatCannotRunInsideFailsWithItsReasonInTheLog) {
+  SandboxSpec spec = Spec("");
+  spec.argv = {"/workspace/no-such-program"};
+  auto sandbox = Sandbox::Start(spec);
+  if (sandbox.ok()) {
+    auto status = (*sandbox)->Wait(absl::Seconds(10));
+    ASSERT_TRUE(status.ok());
+    EXPECT_NE(*status, 0);
+  }
+  std::ifstream in(spec.log_path);
+  std::stringstream s;
+  s << in.rdbuf();
+  EXPECT_THAT(s.str(), HasSubstr("no-such-program"));
+}
+
+TEST(BwrapCommandTest, IsolationFlagsFollowTheSpec) {
+  SandboxSpec spec;
+  spec.argv = {"/usr/bin/true"};
+  spec.workspace = "/w";
+  spec.home = "/h";
+  spec.env = {{"A", "1"}};
+  spec.mounts = {{"/srv/runner", "/opt/runner", false}, {"/run/mesh", "", true}};
+  auto has = [](const std::vector<std::string>& a, std::vector<std::string> seq) {
+    return std::search(a.begin(), a.end(), seq.begin(), seq.end()) != a.end();
+  };
+  auto isolated = BwrapCommand("/usr/bin/bwrap", spec);
+  EXPECT_TRUE(has(isolated, {"--unshare-net"}));
+  EXPECT_TRUE(has(isolated, {"--clearenv"}));
+  EXPECT_TRUE(has(isolated, {"--setenv", "A", "1"}));
+  EXPECT_TRUE(has(isolated, {"--ro-bind", "/usr", "/usr"}));
+  EXPECT_TRUE(has(isolated, {"--bind", "/w", "/workspace"}));
+  EXPECT_TRUE(has(isolated, {"--ro-bind", "/srv/runner", "/opt/runner"}));
+  EXPECT_TRUE(has(isolated, {"--bind", "/run/mesh", "/run/mesh"}));
+  EXPECT_TRUE(has(isolated, {"--", "/usr/bin/true"}));
+  spec.isolate_network = false;
+  EXPECT_FALSE(has(BwrapCommand("/usr/bin/bwrap", spec), {"--unshare-net"}));
+}
+
+}  // namespace
+}  // namespace orchestrator::agents

@@ -306,11 +306,13 @@ absl::Status Mesh::WriteBootstrapToken(const std::string& token) const {
 absl::Status Mesh::Start() { return host_.Start(); }
 
 void Mesh::Shutdown() {
-  host_.Shutdown();
+  // Workers first: their runners' streams would otherwise hold the drain
+  // to its deadline, and they end STOPPED for the right reason.
   if (stop_agents_) {
     stop_agents_();
     stop_agents_ = nullptr;
   }
+  host_.Shutdown();
   if (stop_jobs_) {
     stop_jobs_();
     stop_jobs_ = nullptr;

@@ -2,6 +2,11 @@
 // bubblewrap sandboxes and orchestrator-runner inside running the scripted
 // agent, which acts through the real orchestrator CLI with its worker token.
 #include <dirent.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
 #include <signal.h>
 
 #include <fstream>
@@ -24,15 +29,19 @@ using testing::TestMesh;
 
 class AgentServiceTest : public ::testing::Test {
  protected:
-  AgentServiceTest() : stub_(v1::AgentService::NewStub(mesh_.channel())) {
+  explicit AgentServiceTest(const std::function<void(MeshConfig&)>& tweak = nullptr)
+      : mesh_("all", tweak), stub_(v1::AgentService::NewStub(mesh_.channel())) {
     std::tie(alice_id_, alice_) = mesh_.NewUser("alice");
     std::tie(bob_id_, bob_) = mesh_.NewUser("bob");
   }
 
-  v1::Worker Start(const std::vector<std::string>& allowed) {
+  v1::Worker Start(const std::vector<std::string>& allowed,
+                   v1::AgentType agent = v1::AGENT_TYPE_SCRIPTED,
+                   const std::map<std::string, std::string>& env = {}) {
     v1::StartWorkerRequest req;
     req.mutable_config()->set_worker_type(v1::WORKER_TYPE_PO);
-    req.mutable_config()->set_agent_type(v1::AGENT_TYPE_SCRIPTED);
+    req.mutable_config()->set_agent_type(agent);
+    for (const auto& [k, v] : env) (*req.mutable_config()->mutable_environment())[k] = v;
     for (const auto& a : allowed) req.mutable_config()->add_allowed_commands(a);
     v1::StartWorkerResponse resp;
     grpc::Status s = stub_->StartWorker(TestMesh::Context(alice_).get(), req, &resp);
@@ -248,6 +257,85 @@ TEST_F(AgentServiceTest, BadRequestsNameTheField) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("config.allowed_commands[0]"));
   EXPECT_EQ(Run("wrk_missing", "hi").status.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// The real Claude Code CLI (tools/node_modules, pinned in tools/package.json)
+// in the sandbox, against the scripted fake of the Messages API.
+class ClaudeCodeWorkerTest : public AgentServiceTest {
+ protected:
+  ClaudeCodeWorkerTest()
+      : AgentServiceTest([](MeshConfig& c) {
+          c.agent_tool_dirs = {std::string(TOOLS_DIR) + "/node_modules"};
+        }) {
+    char tmpl[] = "/tmp/fake_anthropic.XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    fake_ = fork();
+    if (fake_ == 0) {
+      const std::string out = dir_ + "/port", log = dir_ + "/requests.jsonl";
+      freopen(out.c_str(), "w", stdout);
+      execl("/usr/bin/python3", "python3", FAKES_DIR "/anthropic_api.py", "--port", "0", "--log",
+            log.c_str(), nullptr);
+      _exit(127);
+    }
+    for (int i = 0; i < 100 && port_.empty(); ++i) {
+      absl::SleepFor(absl::Milliseconds(50));
+      std::ifstream in(dir_ + "/port");
+      std::getline(in, port_);
+    }
+  }
+  ~ClaudeCodeWorkerTest() override {
+    kill(fake_, SIGKILL);
+    waitpid(fake_, nullptr, 0);
+    std::filesystem::remove_all(dir_);
+  }
+  std::string dir_, port_;
+  pid_t fake_ = 0;
+};
+
+TEST_F(ClaudeCodeWorkerTest, ClaudeCodeRunsTheCliThroughItsBashToolAndResumesItsSession) {
+  ASSERT_FALSE(port_.empty()) << "the fake Messages API did not start";
+  v1::Worker w = Start({"project.*"}, v1::AGENT_TYPE_CLAUDE_CODE,
+                       {{"ANTHROPIC_BASE_URL", "http://127.0.0.1:" + port_},
+                        {"ANTHROPIC_API_KEY", "sk-fake"}});
+  EXPECT_EQ(w.config().network_mode(), v1::NETWORK_MODE_OPEN);
+  ASSERT_EQ(WaitFor(w.id(), v1::WORKER_STATE_READY, absl::Seconds(20)).state(),
+            v1::WORKER_STATE_READY);
+  TaskRun run = Run(w.id(), "Please create a project named cc-shop");
+  ASSERT_TRUE(run.status.ok()) << run.status.error_message();
+  EXPECT_EQ(run.result.status(), v1::TASK_STATUS_SUCCEEDED)
+      << run.result.summary() << "\n" << run.result.stderr_tail();
+  EXPECT_THAT(Commands(run), HasSubstr("orchestrator project create cc-shop --json"));
+  EXPECT_THAT(run.result.summary(), HasSubstr("Done: prj_"));
+  ASSERT_FALSE(run.result.agent_session_id().empty());
+  auto projects = orchestrator::projects::v1::ProjectService::NewStub(mesh_.channel());
+  orchestrator::projects::v1::ListProjectsResponse listed;
+  ASSERT_TRUE(projects
+                  ->ListProjects(TestMesh::Context(alice_).get(),
+                                 orchestrator::projects::v1::ListProjectsRequest(), &listed)
+                  .ok());
+  ASSERT_EQ(listed.projects_size(), 1);
+  EXPECT_EQ(listed.projects(0).name(), "cc-shop");
+
+  // The next task resumes the same Claude session: the fake sees the history.
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + alice_);
+  v1::RunTaskRequest req;
+  req.set_worker_id(w.id());
+  req.set_prompt("thanks");
+  req.set_agent_session_id(run.result.agent_session_id());
+  auto reader = stub_->RunTask(&ctx, req);
+  v1::RunTaskResponse resp;
+  v1::TaskResult second;
+  while (reader->Read(&resp)) {
+    if (resp.has_result()) second = resp.result();
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(second.status(), v1::TASK_STATUS_SUCCEEDED) << second.summary();
+  EXPECT_EQ(second.agent_session_id(), run.result.agent_session_id());
+  std::ifstream log(dir_ + "/requests.jsonl");
+  std::string line, last;
+  while (std::getline(log, line)) last = line;
+  EXPECT_THAT(last, HasSubstr("cc-shop")) << "the resumed request should carry the earlier turn";
 }
 
 }  // namespace

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""A scripted fake of Anthropic's Messages API, for running the real Claude
+Code CLI without a model: POST /v1/messages answered with the documented
+server-sent events (message_start, content_block_start/delta/stop,
+message_delta, message_stop), or a JSON message when stream is false.
+
+The script, by the conversation's last user turn:
+  - a tool_result               → a text reply quoting the result's first line
+  - "create a project NAME"     → a Bash tool_use: orchestrator project create NAME --json
+  - "start a demo job"          → a Bash tool_use: orchestrator jobs demo demo.sleep ... --json
+  - "run: COMMAND"              → a Bash tool_use running COMMAND
+  - "job ID ... succeeded|failed" (a finished-job notice) → "Your job ID STATE."
+  - anything else               → "You said: TEXT"
+Each request is appended, as JSON, to --log (for tests to read).
+
+  anthropic_api.py --port PORT [--log FILE]     (port 0: pick one, print it)
+"""
+import argparse
+import json
+import re
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LOCK = threading.Lock()
+COUNTER = [0]
+
+
+def next_id(prefix):
+    with LOCK:
+        COUNTER[0] += 1
+        return "%s_%04d" % (prefix, COUNTER[0])
+
+
+def text_of(content):
+    if isinstance(content, str):
+        return content
+    parts = []
+    for block in content or []:
+        if block.get("type") == "text":
+            parts.append(block.get("text", ""))
+        elif block.get("type") == "tool_result":
+            parts.append(text_of(block.get("content")))
+    return "\n".join(parts)
+
+
+def decide(body):
+    """The assistant's content blocks and stop reason for this request."""
+    # The conversation's last user turn (Claude Code may append other roles,
+    # e.g. environment notes, after it).
+    users = [m for m in body.get("messages", []) if m.get("role") == "user"]
+    last = users[-1] if users else {"content": ""}
+    content = last.get("content")
+    if isinstance(content, list) and any(b.get("type") == "tool_result" for b in content):
+        result = text_of(content).strip()
+        first = result.splitlines()[0] if result else "(no output)"
+        m = re.search(r'"id":\s*"((?:prj|job)_[a-z0-9]+)"', result)
+        said = "Done: %s" % (m.group(1) if m else first)
+        return [{"type": "text", "text": said}], "end_turn"
+    # Claude Code sends system reminders as text blocks before the user's
+    # words: what the user said is the last block that is not a reminder.
+    said = content if isinstance(content, str) else ""
+    if isinstance(content, list):
+        said = "\n".join(
+            b.get("text", "") for b in content
+            if b.get("type") == "text" and not b.get("text", "").lstrip().startswith("<system-reminder>"))
+    lowered = said.lower()
+    m = re.search(r"create (?:a )?project (?:named |called )?([a-z][a-z0-9-]*)", lowered)
+    if m:
+        return tool("orchestrator project create %s --json" % m.group(1))
+    if re.search(r"(?:start|run) a demo job", lowered):
+        return tool("orchestrator jobs demo demo.sleep --params '{\"seconds\":1,\"steps\":2}' --json")
+    m = re.search(r"^\s*run: (.+)$", said, re.M)
+    if m:
+        return tool(m.group(1).strip())
+    m = re.search(r"job (job_[a-z0-9]+)[^.\n]* (succeeded|failed|was cancelled)", lowered)
+    if m:
+        return [{"type": "text", "text": "Your job %s %s." % (m.group(1), m.group(2))}], "end_turn"
+    return [{"type": "text", "text": "You said: %s" % said.strip()}], "end_turn"
+
+
+def tool(command):
+    return [
+        {"type": "text", "text": "Running it."},
+        {"type": "tool_use", "id": next_id("toolu"), "name": "Bash",
+         "input": {"command": command, "description": "orchestrator CLI"}},
+    ], "tool_use"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    log_file = None
+
+    def log_message(self, *args):
+        pass
+
+    def _json(self, code, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self._json(200, {"data": [], "has_more": False})
+
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def do_POST(self):
+        length = int(self.headers.get("content-length", 0))
+        raw = self.rfile.read(length)
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            return self._json(400, {"type": "error", "error": {"type": "invalid_request_error",
+                                                                "message": "body is not JSON"}})
+        path = self.path.split("?")[0]
+        if path.endswith("/count_tokens"):
+            return self._json(200, {"input_tokens": 100})
+        if not path.endswith("/v1/messages"):
+            return self._json(404, {"type": "error", "error": {"type": "not_found_error",
+                                                                "message": path}})
+        if Handler.log_file:
+            with LOCK, open(Handler.log_file, "a") as f:
+                f.write(json.dumps({"path": self.path, "body": body}) + "\n")
+        blocks, stop = decide(body)
+        model = body.get("model", "claude-fake")
+        usage = {"input_tokens": 120, "output_tokens": 30, "cache_read_input_tokens": 0,
+                 "cache_creation_input_tokens": 0}
+        message = {"id": next_id("msg"), "type": "message", "role": "assistant", "model": model,
+                   "content": blocks, "stop_reason": stop, "stop_sequence": None, "usage": usage}
+        if not body.get("stream"):
+            return self._json(200, message)
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("connection", "close")
+        self.end_headers()
+
+        def event(name, data):
+            self.wfile.write(("event: %s\ndata: %s\n\n" % (name, json.dumps(data))).encode())
+            self.wfile.flush()
+
+        start = dict(message, content=[], stop_reason=None,
+                     usage={"input_tokens": 120, "output_tokens": 1})
+        event("message_start", {"type": "message_start", "message": start})
+        for i, block in enumerate(blocks):
+            if block["type"] == "text":
+                event("content_block_start", {"type": "content_block_start", "index": i,
+                                              "content_block": {"type": "text", "text": ""}})
+                event("content_block_delta", {"type": "content_block_delta", "index": i,
+                                              "delta": {"type": "text_delta", "text": block["text"]}})
+            else:
+                event("content_block_start", {"type": "content_block_start", "index": i,
+                                              "content_block": {"type": "tool_use", "id": block["id"],
+                                                                "name": block["name"], "input": {}}})
+                event("content_block_delta", {"type": "content_block_delta", "index": i,
+                                              "delta": {"type": "input_json_delta",
+                                                        "partial_json": json.dumps(block["input"])}})
+            event("content_block_stop", {"type": "content_block_stop", "index": i})
+        event("message_delta", {"type": "message_delta",
+                                "delta": {"stop_reason": stop, "stop_sequence": None},
+                                "usage": {"output_tokens": 30}})
+        event("message_stop", {"type": "message_stop"})
+        self.close_connection = True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--log")
+    args = ap.parse_args()
+    Handler.log_file = args.log
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

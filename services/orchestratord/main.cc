@@ -49,6 +49,14 @@ ABSL_FLAG(std::string, agent_tool_dirs, "",
           "comma-separated installs of agent CLIs (node_modules), visible read-only to agents");
 ABSL_FLAG(absl::Duration, agent_connect_timeout, absl::Seconds(30),
           "a worker whose runner has not connected by then is FAILED");
+ABSL_FLAG(std::string, session_agent, "scripted",
+          "the PO agent: scripted (no model key needed), claude-code, codex or factory-droid");
+ABSL_FLAG(std::string, session_agent_env, "",
+          "KEY=VALUE,... for the PO agent, e.g. ANTHROPIC_BASE_URL=...,ANTHROPIC_API_KEY=...");
+ABSL_FLAG(absl::Duration, session_idle_pause, absl::Minutes(5),
+          "an idle session's worker is paused after this");
+ABSL_FLAG(absl::Duration, session_end_after, absl::Hours(24),
+          "an idle session ends after this");
 ABSL_FLAG(std::string, admin_addr, "", "AdminService address when not hosted here");
 ABSL_FLAG(std::string, projects_addr, "", "ProjectService address when not hosted here");
 ABSL_FLAG(std::string, jobs_addr, "", "JobService address when not hosted here");
@@ -66,7 +74,8 @@ constexpr const char* kEnvFlags =
     "--tryfromenv=listen,services,database_url,secrets_key_file,bootstrap_token_file,log_level,"
     "drain_deadline,call_deadline,token_cache_ttl,executor_threads,executor_queue,db_pool_size,"
     "demo_jobs,job_concurrency,job_lease,job_owner_limits,agents_dir,agent_runtime,agent_bin_dir,"
-    "agent_tool_dirs,agent_connect_timeout,admin_addr,projects_addr,jobs_addr,"
+    "agent_tool_dirs,agent_connect_timeout,session_agent,session_agent_env,session_idle_pause,"
+    "session_end_after,admin_addr,projects_addr,jobs_addr,"
     "sessions_addr,agents_"
     "addr,scaffolder_addr,"
     "engineering_addr,deploy_addr,infra_addr,scheduler_addr";
@@ -106,6 +115,18 @@ absl::StatusOr<orchestrator::MeshConfig> ConfigFromFlags() {
     c.agent_tool_dirs.emplace_back(d);
   }
   c.agent_connect_timeout = Millis(absl::GetFlag(FLAGS_agent_connect_timeout));
+  c.session_agent = absl::GetFlag(FLAGS_session_agent);
+  for (absl::string_view kv :
+       absl::StrSplit(absl::GetFlag(FLAGS_session_agent_env), ',', absl::SkipEmpty())) {
+    const size_t eq = kv.find('=');
+    if (eq == absl::string_view::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--session_agent_env: '", kv, "' is not KEY=VALUE"));
+    }
+    c.session_agent_env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
+  }
+  c.session_idle_pause = Millis(absl::GetFlag(FLAGS_session_idle_pause));
+  c.session_end_after = Millis(absl::GetFlag(FLAGS_session_end_after));
   const std::pair<const char*, std::string> addrs[] = {
       {"admin", absl::GetFlag(FLAGS_admin_addr)},
       {"projects", absl::GetFlag(FLAGS_projects_addr)},

@@ -25,6 +25,8 @@
 #include "services/admin/api/admin_service.h"
 #include "services/agents/api/agent_service.h"
 #include "services/agents/store/pg_worker_store.h"
+#include "services/sessions/api/session_service.h"
+#include "services/sessions/store/pg_session_store.h"
 #include "services/admin/api/remote_token_verifier.h"
 #include "services/admin/store/pg_user_store.h"
 #include "services/common/crypto/secret_box.h"
@@ -223,7 +225,6 @@ absl::Status Mesh::Build() {
     job_hub_ = hub;
     job_worker_ = worker;
   }
-  if (config_.Hosts("sessions")) HostContractOnly<sessions::v1::SessionService>(services_, host_);
   if (config_.Hosts("agents")) {
     if (!directory) {
       return absl::FailedPreconditionError(
@@ -270,6 +271,10 @@ absl::Status Mesh::Build() {
     host_.Register(runner.get(), agents::v1::RunnerService::service_full_name());
     services_.push_back(std::move(runner));
     stop_agents_ = [spawner] { spawner->Shutdown(); };
+    spawner_ = spawner;
+  }
+  if (config_.Hosts("sessions")) {
+    if (auto s = BuildSessions(); !s.ok()) return s;
   }
   if (config_.Hosts("scaffolder"))
     HostContractOnly<scaffolder::v1::ScaffolderService>(services_, host_);
@@ -280,6 +285,53 @@ absl::Status Mesh::Build() {
   if (config_.Hosts("infra")) HostContractOnly<infra::v1::InfraService>(services_, host_);
   if (config_.Hosts("scheduler"))
     HostContractOnly<scheduler::v1::SchedulerService>(services_, host_);
+  return absl::OkStatus();
+}
+
+absl::Status Mesh::BuildSessions() {
+  auto spawner = std::static_pointer_cast<agents::WorkerSpawner>(spawner_);
+  if (!spawner) {
+    return absl::FailedPreconditionError(
+        "sessions must be hosted with agents in one process (it drives the PO workers)");
+  }
+  if (auto s = db::ApplyMigrations(*pool_, db::SessionsMigrations()); !s.ok()) return s;
+  sessions::SessionManager::Options options;
+  const std::map<std::string, agents::v1::AgentType> agents_by_name = {
+      {"scripted", agents::v1::AGENT_TYPE_SCRIPTED},
+      {"claude-code", agents::v1::AGENT_TYPE_CLAUDE_CODE},
+      {"codex", agents::v1::AGENT_TYPE_CODEX},
+      {"factory-droid", agents::v1::AGENT_TYPE_FACTORY_DROID}};
+  options.agent_type = agents_by_name.at(config_.session_agent);
+  options.agent_environment = config_.session_agent_env;
+  options.idle_pause = absl::FromChrono(config_.session_idle_pause);
+  options.end_after = absl::FromChrono(config_.session_end_after);
+  auto manager = std::make_shared<sessions::SessionManager>(
+      options, std::make_shared<sessions::PgSessionStore>(pool_), spawner);
+  if (auto s = manager->Recover(); !s.ok()) return s;
+  manager->StartMonitor();
+  auto service = std::make_unique<sessions::SessionServiceImpl>(manager, executor_);
+  host_.Register(service.get(), sessions::v1::SessionService::service_full_name());
+  services_.push_back(std::move(service));
+  // The user's jobs ending reach their PO agent (when jobs is hosted here).
+  if (auto hub = std::static_pointer_cast<jobs::JobEventHub>(job_hub_)) {
+    auto executor = executor_;
+    hub->SubscribeOwner(jobs::JobEventHub::OwnerSubscriber{
+        "",
+        [manager, executor](const jobs::JobNotice& n) {
+          if (n.type != jobs::v1::JOB_EVENT_TYPE_STATE_CHANGED) return;
+          std::string outcome;
+          if (n.state == jobs::v1::JOB_STATE_SUCCEEDED) outcome = "succeeded";
+          if (n.state == jobs::v1::JOB_STATE_FAILED) outcome = "failed";
+          if (n.state == jobs::v1::JOB_STATE_CANCELLED) outcome = "was cancelled";
+          if (outcome.empty()) return;
+          // Off the hub's thread: telling the session touches the database.
+          (void)executor->Submit([manager, n, outcome] {
+            manager->OnJobEnded(n.owner_id, n.job_id, outcome);
+          });
+        },
+        [] {}});
+  }
+  stop_sessions_ = [manager] { manager->Shutdown(); };
   return absl::OkStatus();
 }
 
@@ -308,6 +360,10 @@ absl::Status Mesh::Start() { return host_.Start(); }
 void Mesh::Shutdown() {
   // Workers first: their runners' streams would otherwise hold the drain
   // to its deadline, and they end STOPPED for the right reason.
+  if (stop_sessions_) {
+    stop_sessions_();
+    stop_sessions_ = nullptr;
+  }
   if (stop_agents_) {
     stop_agents_();
     stop_agents_ = nullptr;

@@ -42,6 +42,7 @@ class Mesh final {
   explicit Mesh(const MeshConfig& config);
   absl::Status Build();
   absl::Status WriteBootstrapToken(const std::string& token) const;
+  absl::Status BuildSessions();
 
   const MeshConfig config_;
   ServiceHost host_;
@@ -56,6 +57,8 @@ class Mesh final {
   std::shared_ptr<void> job_worker_;
   std::function<void()> stop_jobs_;
   std::function<void()> stop_agents_;
+  std::function<void()> stop_sessions_;
+  std::shared_ptr<void> spawner_;  // the agent spawner, for sessions
 };
 
 }  // namespace orchestrator

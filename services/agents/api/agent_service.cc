@@ -3,7 +3,7 @@
 #include <deque>
 
 #include "absl/strings/str_cat.h"
-#include "services/agents/api/queued_writer.h"
+#include "services/common/rpc/queued_writer.h"
 #include "services/common/rpc/call_context.h"
 #include "services/common/rpc/serve_unary.h"
 

@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
 #include "services/common/crypto/secret_box.h"
 #include "services/common/pagination/page_token.h"
 #include "spdlog/spdlog.h"
@@ -349,7 +350,17 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
     absl::MutexLock all(&mu_);
     live_[w.id()] = live;
   }
-  auto sandbox = Launch(live->worker, token->value);
+  absl::StatusOr<std::unique_ptr<Sandbox>> sandbox =
+      absl::UnavailableError("the sandbox launcher is shutting down");
+  absl::Notification launched;
+  if (launcher_
+          .Submit([&] {
+            sandbox = Launch(live->worker, token->value);
+            launched.Notify();
+          })
+          .ok()) {
+    launched.WaitForNotification();
+  }
   if (!sandbox.ok()) {
     TransitionLocked(*live, v1::WORKER_STATE_FAILED,
                      absl::StrCat("the sandbox did not start: ", sandbox.status().message()));
@@ -579,6 +590,15 @@ absl::StatusOr<std::string> WorkerSpawner::Finish(const Principal& caller,
   }
   if (auto s = store_->SaveFinish(task_id, req); !s.ok()) return s;
   return task_id;
+}
+
+std::string WorkerSpawner::WorkerOfToken(const std::string& token_id) {
+  if (token_id.empty()) return "";
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, l] : live_) {
+    if (l->token_id == token_id) return id;
+  }
+  return "";
 }
 
 // --- the runner side ------------------------------------------------------------------

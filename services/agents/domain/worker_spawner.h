@@ -17,6 +17,7 @@
 #include "services/agents/domain/worker_store.h"
 #include "services/agents/runtime/sandbox.h"
 #include "services/common/auth/principal.h"
+#include "services/common/executor/bounded_executor.h"
 
 namespace orchestrator::agents {
 
@@ -86,6 +87,8 @@ class WorkerSpawner {
   absl::StatusOr<v1::Worker> Stop(const Principal& caller, const std::string& worker_id,
                                   const std::string& reason);
   absl::StatusOr<std::string> Finish(const Principal& caller, const v1::FinishTaskRequest& req);
+  // The live worker an agent token belongs to ("" if none).
+  std::string WorkerOfToken(const std::string& token_id);
 
   // Watching a worker: `on_change` gets its current state at once, then
   // every change; returns a handle for Unwatch.
@@ -131,6 +134,10 @@ class WorkerSpawner {
   std::atomic<uint64_t> next_handle_{1};
   std::atomic<bool> stopping_{false};
   std::thread monitor_;
+  // Sandboxes are forked from this one long-lived thread: a child's
+  // parent-death signal follows the thread that forked it, so a sandbox
+  // forked from a short-lived thread would die with that thread.
+  BoundedExecutor launcher_{1, 64};
 };
 
 // The runtime key: the agent type and the sorted, de-duplicated

@@ -120,6 +120,15 @@ absl::Status MeshConfig::Validate() const {
   if (job_concurrency < 1 || job_concurrency > 1024) {
     return absl::InvalidArgumentError("--job_concurrency must be between 1 and 1024");
   }
+  if (session_agent != "scripted" && session_agent != "claude-code" && session_agent != "codex" &&
+      session_agent != "factory-droid") {
+    return absl::InvalidArgumentError(
+        "--session_agent must be scripted, claude-code, codex or factory-droid");
+  }
+  if (session_idle_pause.count() <= 0 || session_end_after <= session_idle_pause) {
+    return absl::InvalidArgumentError(
+        "--session_idle_pause must be positive and shorter than --session_end_after");
+  }
   if (agent_runtime != "sandboxed" && agent_runtime != "unsandboxed") {
     return absl::InvalidArgumentError("--agent_runtime must be sandboxed or unsandboxed");
   }

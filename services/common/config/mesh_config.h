@@ -41,6 +41,11 @@ struct MeshConfig {
   std::string agent_bin_dir;                  // orchestrator-runner's directory; "" = ours
   std::vector<std::string> agent_tool_dirs;   // agent CLI installs (node_modules), read-only inside
   std::chrono::milliseconds agent_connect_timeout{30000};
+  // Session manager (when sessions is hosted; needs agents here too).
+  std::string session_agent = "scripted";  // scripted, claude-code, codex or factory-droid
+  std::map<std::string, std::string> session_agent_env;  // e.g. ANTHROPIC_BASE_URL
+  std::chrono::milliseconds session_idle_pause{5 * 60 * 1000};
+  std::chrono::milliseconds session_end_after{24 * 60 * 60 * 1000};
 
   bool Hosts(absl::string_view component) const;
 

@@ -9,7 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "services/common/status/status.h"
 
-namespace orchestrator::agents {
+namespace orchestrator {
 
 // A server stream fed from other threads: Push queues a message and writes
 // it when the previous write is done, End finishes the call once the queue
@@ -115,4 +115,4 @@ class QueuedWriter : public grpc::ServerWriteReactor<Response>,
   std::shared_ptr<QueuedWriter> self_;
 };
 
-}  // namespace orchestrator::agents
+}  // namespace orchestrator

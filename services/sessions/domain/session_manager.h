@@ -1,0 +1,107 @@
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "services/agents/domain/worker_spawner.h"
+#include "services/common/auth/principal.h"
+#include "services/sessions/domain/session_store.h"
+
+namespace orchestrator::sessions {
+
+// What a SendMessage caller hears of its turn: the steps (acceptance,
+// progress, the agent's events, the reply), then the end.
+struct TurnListener {
+  std::function<void(const v1::SendMessageResponse&)> on_step;
+  std::function<void(const absl::Status&)> on_end;  // last call
+};
+
+// The session manager: one Product-Owner session per user, each with a PO
+// worker (started on demand over the session's workspace) that takes one
+// turn at a time; later messages queue in order. Idle sessions pause their
+// worker, then end. After a restart the next message starts a new worker
+// over the same workspace and resumes the same agent session. When one of
+// the user's jobs ends, the agent is told in a turn of its own and its
+// answer reaches the user as a notification.
+class SessionManager {
+ public:
+  struct Options {
+    agents::v1::AgentType agent_type = agents::v1::AGENT_TYPE_SCRIPTED;
+    std::map<std::string, std::string> agent_environment;  // e.g. the model API's address
+    std::string instructions;                               // the PO agent's standing instructions
+    absl::Duration idle_pause = absl::Minutes(5);
+    absl::Duration end_after = absl::Hours(24);
+    absl::Duration worker_ready_timeout = absl::Seconds(60);
+    absl::Duration monitor_interval = absl::Seconds(1);
+  };
+
+  SessionManager(Options options, std::shared_ptr<SessionStore> store,
+                 std::shared_ptr<agents::WorkerSpawner> spawner);
+  ~SessionManager();
+
+  // After a restart: the open sessions' workers died with the old process.
+  absl::Status Recover();
+  void StartMonitor();
+  void Shutdown();
+
+  // Stores the message and queues its turn; the listener hears it out.
+  // Returns a handle for Detach.
+  absl::StatusOr<uint64_t> Send(const Principal& caller, const v1::SendMessageRequest& req,
+                                TurnListener listener, std::string* session_id);
+  // The caller left: the turn goes on, its reply becomes a notification.
+  void Detach(const std::string& session_id, uint64_t handle);
+
+  absl::StatusOr<v1::Session> Get(const Principal& caller, const std::string& session_id);
+  absl::StatusOr<v1::ListSessionsResponse> List(const Principal& caller,
+                                                const v1::ListSessionsRequest& req);
+  absl::StatusOr<v1::Session> Pause(const Principal& caller, const std::string& session_id);
+  absl::StatusOr<v1::Session> Resume(const Principal& caller, const std::string& session_id);
+  absl::StatusOr<v1::Session> End(const Principal& caller, const std::string& session_id);
+  absl::StatusOr<v1::SessionMessage> Respond(const Principal& caller, const v1::RespondRequest& req);
+
+  // Notifications after `after_sequence`, then live ones; returns a handle.
+  absl::StatusOr<uint64_t> Watch(const Principal& caller, const v1::WatchNotificationsRequest& req,
+                                 std::function<void(const v1::Notification&)> on_notification);
+  void Unwatch(uint64_t handle);
+
+  // One of `owner_id`'s jobs ended (from the job events the mesh watches).
+  void OnJobEnded(const std::string& owner_id, const std::string& job_id,
+                  const std::string& outcome);
+
+  struct Live;
+  struct Turn;
+  struct Delivery;
+
+ private:
+  absl::StatusOr<std::shared_ptr<Live>> Open(const std::string& owner_id, bool create);
+  absl::StatusOr<std::shared_ptr<Live>> Visible(const Principal& caller, const std::string& id);
+  void Enqueue(const std::shared_ptr<Live>& live, std::shared_ptr<Turn> turn);
+  void RunTurns(std::shared_ptr<Live> live);
+  absl::Status RunTurn(Live& live, Turn& turn);
+  absl::StatusOr<std::string> EnsureWorker(Live& live, Turn& turn);
+  void Notify(v1::Notification n);
+  void Save(Live& live);
+  void MonitorLoop();
+  Principal OwnerPrincipal(const std::string& owner_id) const;
+
+  const Options options_;
+  std::shared_ptr<SessionStore> store_;
+  std::shared_ptr<agents::WorkerSpawner> spawner_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<Live>> by_owner_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, std::shared_ptr<Delivery>> watchers_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> next_handle_{1};
+  std::atomic<bool> stopping_{false};
+  std::thread monitor_;
+};
+
+}  // namespace orchestrator::sessions

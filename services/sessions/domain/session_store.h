@@ -1,0 +1,41 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "orchestrator/sessions/v1/sessions.pb.h"
+
+namespace orchestrator::sessions {
+
+namespace v1 = ::orchestrator::sessions::v1;
+
+// Where sessions, messages and notifications are kept.
+class SessionStore {
+ public:
+  virtual ~SessionStore() = default;
+
+  // The owner's open (ACTIVE or PAUSED) session, if any.
+  virtual absl::StatusOr<std::optional<v1::Session>> OpenSessionOf(const std::string& owner_id) = 0;
+  // Inserts; ALREADY_EXISTS when the owner has an open session already.
+  virtual absl::Status CreateSession(const v1::Session& session) = 0;
+  virtual absl::StatusOr<v1::Session> GetSession(const std::string& id) = 0;
+  virtual absl::Status SaveSession(const v1::Session& session) = 0;
+  virtual absl::StatusOr<std::vector<v1::Session>> ListSessions(const std::string& owner_id,
+                                                                v1::SessionState state, int limit,
+                                                                const std::string& after_id) = 0;
+  virtual absl::StatusOr<std::vector<v1::Session>> ListOpenSessions() = 0;
+
+  // Inserts a message; with a request_id already used in the session,
+  // returns the message that request stored (and `*created` is false).
+  virtual absl::StatusOr<v1::SessionMessage> AddMessage(const v1::SessionMessage& message,
+                                                        bool* created) = 0;
+
+  // Appends a notification, numbering it after the owner's last one.
+  virtual absl::StatusOr<v1::Notification> AddNotification(v1::Notification notification) = 0;
+  virtual absl::StatusOr<std::vector<v1::Notification>> NotificationsAfter(
+      const std::string& owner_id, int64_t after_sequence, int limit) = 0;
+};
+
+}  // namespace orchestrator::sessions

@@ -1,0 +1,155 @@
+#include "services/sessions/store/pg_session_store.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace orchestrator::sessions {
+namespace {
+
+std::string Json(const google::protobuf::Message& m) {
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(m, &out);
+  return out;
+}
+
+template <typename M>
+absl::StatusOr<M> FromJson(absl::string_view json) {
+  M m;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;
+  if (!google::protobuf::util::JsonStringToMessage(std::string(json), &m, options).ok()) {
+    return absl::DataLossError(absl::StrCat("unreadable ", M::descriptor()->name(), " row"));
+  }
+  return m;
+}
+
+template <typename M>
+absl::StatusOr<std::vector<M>> Rows(const db::Result& r) {
+  std::vector<M> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    auto m = FromJson<M>(r.Get(i, 0));
+    if (!m.ok()) return m.status();
+    out.push_back(std::move(*m));
+  }
+  return out;
+}
+
+constexpr db::Statement kOpenOf{
+    "sessions_open_of", "SELECT session FROM sessions.sessions WHERE owner_id = $1 AND state <> 3"};
+constexpr db::Statement kCreate{
+    "sessions_create",
+    "INSERT INTO sessions.sessions (id, owner_id, state, session) VALUES ($1, $2, $3::int, "
+    "$4::jsonb) ON CONFLICT (owner_id) WHERE state <> 3 DO NOTHING"};
+constexpr db::Statement kGet{"sessions_get", "SELECT session FROM sessions.sessions WHERE id = $1"};
+constexpr db::Statement kSave{
+    "sessions_save", "UPDATE sessions.sessions SET session = $2::jsonb, state = $3::int WHERE id = $1"};
+// Newest first; $1 owner ('' = all), $2 state (0 = any), $3 the previous
+// page's last id ('' on the first page).
+constexpr db::Statement kList{
+    "sessions_list",
+    "SELECT session FROM sessions.sessions WHERE ($1 = '' OR owner_id = $1) "
+    "AND ($2::int = 0 OR state = $2::int) AND ($3 = '' OR (create_time, id) < "
+    "(SELECT create_time, id FROM sessions.sessions WHERE id = $3)) "
+    "ORDER BY create_time DESC, id DESC LIMIT $4"};
+constexpr db::Statement kListOpen{"sessions_list_open",
+                                  "SELECT session FROM sessions.sessions WHERE state <> 3"};
+constexpr db::Statement kAddMessage{
+    "sessions_message_add",
+    "INSERT INTO sessions.messages (id, session_id, request_id, message) VALUES ($1, $2, $3, "
+    "$4::jsonb) ON CONFLICT (session_id, request_id) WHERE request_id IS NOT NULL DO NOTHING "
+    "RETURNING message"};
+constexpr db::Statement kMessageByRequest{
+    "sessions_message_by_request",
+    "SELECT message FROM sessions.messages WHERE session_id = $1 AND request_id = $2"};
+// The next sequence of the owner's notifications; a concurrent insert of the
+// same number loses on the primary key and is retried.
+constexpr db::Statement kAddNotification{
+    "sessions_notification_add",
+    "INSERT INTO sessions.notifications (owner_id, sequence, notification) "
+    "SELECT $1, q.s, jsonb_set($2::jsonb, '{sequence}', to_jsonb(q.s::text)) FROM "
+    "(SELECT coalesce(max(sequence), 0) + 1 AS s FROM sessions.notifications WHERE owner_id = $1) q "
+    "RETURNING sequence"};
+constexpr db::Statement kNotificationsAfter{
+    "sessions_notifications_after",
+    "SELECT notification FROM sessions.notifications WHERE owner_id = $1 AND sequence > $2 "
+    "ORDER BY sequence LIMIT $3"};
+
+}  // namespace
+
+absl::StatusOr<std::optional<v1::Session>> PgSessionStore::OpenSessionOf(const std::string& owner) {
+  auto r = pool_->Exec(kOpenOf, {owner});
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) return std::optional<v1::Session>();
+  auto s = FromJson<v1::Session>(r->Get(0, 0));
+  if (!s.ok()) return s.status();
+  return std::optional<v1::Session>(std::move(*s));
+}
+
+absl::Status PgSessionStore::CreateSession(const v1::Session& s) {
+  auto r = pool_->Exec(kCreate, {s.id(), s.owner_id(), std::to_string(s.state()), Json(s)});
+  if (!r.ok()) return r.status();
+  if (r->affected() == 0) return absl::AlreadyExistsError("the user has an open session already");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Session> PgSessionStore::GetSession(const std::string& id) {
+  auto r = pool_->Exec(kGet, {id});
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) return absl::NotFoundError(absl::StrCat("session '", id, "' not found"));
+  return FromJson<v1::Session>(r->Get(0, 0));
+}
+
+absl::Status PgSessionStore::SaveSession(const v1::Session& s) {
+  auto r = pool_->Exec(kSave, {s.id(), Json(s), std::to_string(s.state())});
+  return r.ok() ? absl::OkStatus() : r.status();
+}
+
+absl::StatusOr<std::vector<v1::Session>> PgSessionStore::ListSessions(const std::string& owner,
+                                                                      v1::SessionState state,
+                                                                      int limit,
+                                                                      const std::string& after_id) {
+  auto r = pool_->Exec(kList, {owner, std::to_string(state), after_id, std::to_string(limit)});
+  if (!r.ok()) return r.status();
+  return Rows<v1::Session>(*r);
+}
+
+absl::StatusOr<std::vector<v1::Session>> PgSessionStore::ListOpenSessions() {
+  auto r = pool_->Exec(kListOpen, {});
+  if (!r.ok()) return r.status();
+  return Rows<v1::Session>(*r);
+}
+
+absl::StatusOr<v1::SessionMessage> PgSessionStore::AddMessage(const v1::SessionMessage& m,
+                                                              bool* created) {
+  auto r = pool_->Exec(kAddMessage,
+                       {m.id(), m.session_id(), db::NullIfEmpty(m.request_id()), Json(m)});
+  if (!r.ok()) return r.status();
+  *created = r->rows() == 1;
+  if (*created) return m;
+  auto earlier = pool_->Exec(kMessageByRequest, {m.session_id(), m.request_id()});
+  if (!earlier.ok()) return earlier.status();
+  if (earlier->rows() != 1) return absl::AbortedError("concurrent message with the same request_id");
+  return FromJson<v1::SessionMessage>(earlier->Get(0, 0));
+}
+
+absl::StatusOr<v1::Notification> PgSessionStore::AddNotification(v1::Notification n) {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto r = pool_->Exec(kAddNotification, {n.owner_id(), Json(n)});
+    if (r.ok()) {
+      n.set_sequence(r->GetInt64(0, 0));
+      return n;
+    }
+    if (!absl::IsAlreadyExists(r.status()) && !absl::IsAborted(r.status())) return r.status();
+  }
+  return absl::AbortedError("notification sequence kept colliding");
+}
+
+absl::StatusOr<std::vector<v1::Notification>> PgSessionStore::NotificationsAfter(
+    const std::string& owner, int64_t after, int limit) {
+  auto r = pool_->Exec(kNotificationsAfter, {owner, std::to_string(after), std::to_string(limit)});
+  if (!r.ok()) return r.status();
+  return Rows<v1::Notification>(*r);
+}
+
+}  // namespace orchestrator::sessions

@@ -1,0 +1,189 @@
+// The session manager in a whole mesh: a user's messages reach their PO
+// agent (the scripted one, in a real sandbox, acting through the CLI), one
+// turn at a time, across a restart, and a finished job comes back as a
+// notification nobody asked for.
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "orchestrator/projects/v1/projects.grpc.pb.h"
+#include "orchestrator/sessions/v1/sessions.grpc.pb.h"
+#include "tests/support/test_mesh.h"
+
+namespace orchestrator::sessions {
+namespace {
+
+namespace v1 = ::orchestrator::sessions::v1;
+using ::testing::HasSubstr;
+using testing::TestMesh;
+
+struct Turn {
+  std::vector<v1::SendMessageResponse> steps;
+  grpc::Status status;
+  std::string reply() const {
+    for (const auto& s : steps) {
+      if (s.has_reply()) return s.reply().text();
+    }
+    return "";
+  }
+};
+
+class SessionServiceTest : public ::testing::Test {
+ protected:
+  SessionServiceTest()
+      : mesh_("all", [](MeshConfig& c) { c.demo_jobs = true; }),
+        stub_(v1::SessionService::NewStub(mesh_.channel())) {
+    std::tie(alice_id_, alice_) = mesh_.NewUser("alice");
+    std::tie(bob_id_, bob_) = mesh_.NewUser("bob");
+  }
+
+  Turn Send(const std::string& text, const std::string& token = "") {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + (token.empty() ? alice_ : token));
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+    v1::SendMessageRequest req;
+    req.set_text(text);
+    auto reader = stub_->SendMessage(&ctx, req);
+    Turn turn;
+    v1::SendMessageResponse r;
+    while (reader->Read(&r)) turn.steps.push_back(r);
+    turn.status = reader->Finish();
+    return turn;
+  }
+
+  v1::Session Session(const std::string& id) {
+    v1::GetSessionRequest req;
+    req.set_session_id(id);
+    v1::GetSessionResponse resp;
+    EXPECT_TRUE(stub_->GetSession(TestMesh::Context(alice_).get(), req, &resp).ok());
+    return resp.session();
+  }
+
+  TestMesh mesh_;
+  std::unique_ptr<v1::SessionService::Stub> stub_;
+  std::string alice_id_, alice_, bob_id_, bob_;
+};
+
+TEST_F(SessionServiceTest, AMessageReachesThePoAgentWhichActsAndAnswers) {
+  Turn turn = Send("Hi! Please create a project named shop");
+  ASSERT_TRUE(turn.status.ok()) << turn.status.error_message();
+  ASSERT_FALSE(turn.steps.empty());
+  ASSERT_TRUE(turn.steps.front().has_accepted());
+  EXPECT_EQ(turn.steps.front().accepted().queue_position(), 0);
+  bool started_worker = false, ran_cli = false;
+  for (const auto& s : turn.steps) {
+    if (s.has_progress() && s.progress().stage() == v1::TURN_STAGE_STARTING_WORKER) started_worker = true;
+    if (s.has_agent_event() && s.agent_event().has_tool_call() &&
+        absl::StrContains(s.agent_event().tool_call().input().fields().at("command").string_value(),
+                          "orchestrator project create shop")) {
+      ran_cli = true;
+    }
+  }
+  EXPECT_TRUE(started_worker);
+  EXPECT_TRUE(ran_cli);
+  EXPECT_TRUE(turn.steps.back().has_reply());
+  EXPECT_THAT(turn.reply(), HasSubstr("Created project shop (prj_"));
+
+  auto projects = orchestrator::projects::v1::ProjectService::NewStub(mesh_.channel());
+  orchestrator::projects::v1::ListProjectsResponse listed;
+  ASSERT_TRUE(projects
+                  ->ListProjects(TestMesh::Context(alice_).get(),
+                                 orchestrator::projects::v1::ListProjectsRequest(), &listed)
+                  .ok());
+  ASSERT_EQ(listed.projects_size(), 1);
+
+  // The next message goes to the same agent session, which remembers.
+  const std::string session_id = turn.steps.front().accepted().session_id();
+  const std::string agent_session = Session(session_id).agent_session_id();
+  ASSERT_FALSE(agent_session.empty());
+  Turn next = Send("what did I ask?");
+  EXPECT_THAT(next.reply(), HasSubstr("create a project named shop"));
+  EXPECT_EQ(next.steps.front().accepted().session_id(), session_id);
+  EXPECT_EQ(Session(session_id).agent_session_id(), agent_session);
+
+  // Another user sees nothing of it.
+  v1::GetSessionRequest other;
+  other.set_session_id(session_id);
+  v1::GetSessionResponse resp;
+  EXPECT_EQ(stub_->GetSession(TestMesh::Context(bob_).get(), other, &resp).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(SessionServiceTest, LaterMessagesQueueBehindTheTurnInProgress) {
+  ASSERT_TRUE(Send("hello").status.ok());  // the worker is up
+  Turn first, second;
+  std::thread a([&] { first = Send("wait 2 seconds"); });
+  absl::SleepFor(absl::Milliseconds(500));
+  std::thread b([&] { second = Send("what did i ask"); });
+  a.join();
+  b.join();
+  ASSERT_TRUE(first.status.ok()) << first.status.error_message();
+  ASSERT_TRUE(second.status.ok()) << second.status.error_message();
+  EXPECT_EQ(second.steps.front().accepted().queue_position(), 1);
+  EXPECT_THAT(first.reply(), HasSubstr("Waited 2 seconds"));
+  EXPECT_THAT(second.reply(), HasSubstr("wait 2 seconds"));  // it ran after the first
+}
+
+TEST_F(SessionServiceTest, AFinishedJobComesBackAsANotification) {
+  grpc::ClientContext watch;
+  watch.AddMetadata("authorization", "Bearer " + alice_);
+  watch.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  auto notifications = stub_->WatchNotifications(&watch, v1::WatchNotificationsRequest());
+
+  Turn turn = Send("start a demo job please");
+  ASSERT_TRUE(turn.status.ok()) << turn.status.error_message();
+  EXPECT_THAT(turn.reply(), HasSubstr("Started job job_"));
+  const std::string reply = turn.reply();
+  const std::string job = reply.substr(reply.find("job_"), reply.find(';') - reply.find("job_"));
+
+  v1::WatchNotificationsResponse n;
+  bool told = false;
+  while (notifications->Read(&n)) {
+    if (n.notification().kind() == v1::NOTIFICATION_KIND_JOB_UPDATE) {
+      EXPECT_EQ(n.notification().job_id(), job);
+      EXPECT_EQ(n.notification().text(), "Your job " + job + " succeeded.");
+      EXPECT_EQ(n.notification().sequence(), 1);
+      told = true;
+      watch.TryCancel();
+      break;
+    }
+  }
+  EXPECT_TRUE(told) << "no notification of the finished job";
+  notifications->Finish();
+
+  // Watching again from the start replays it.
+  grpc::ClientContext again;
+  again.AddMetadata("authorization", "Bearer " + alice_);
+  auto replay = stub_->WatchNotifications(&again, v1::WatchNotificationsRequest());
+  ASSERT_TRUE(replay->Read(&n));
+  EXPECT_EQ(n.notification().job_id(), job);
+  again.TryCancel();
+  replay->Finish();
+}
+
+TEST_F(SessionServiceTest, AfterARestartTheNextMessageResumesTheSameAgentSession) {
+  Turn first = Send("remember the word pineapple");
+  ASSERT_TRUE(first.status.ok()) << first.status.error_message();
+  const std::string session_id = first.steps.front().accepted().session_id();
+  const v1::Session before = Session(session_id);
+  mesh_.Restart();
+  stub_ = v1::SessionService::NewStub(mesh_.channel());  // the restarted mesh's address
+  Turn after = Send("what did i ask");
+  ASSERT_TRUE(after.status.ok()) << after.status.error_message();
+  EXPECT_EQ(after.steps.front().accepted().session_id(), session_id);
+  EXPECT_THAT(after.reply(), HasSubstr("pineapple"));
+  const v1::Session now = Session(session_id);
+  EXPECT_EQ(now.agent_session_id(), before.agent_session_id());
+  EXPECT_NE(now.worker_id(), before.worker_id());
+  EXPECT_EQ(now.workspace_id(), before.workspace_id());
+}
+
+TEST_F(SessionServiceTest, BadMessagesAreRefusedWithTheField) {
+  Turn empty = Send("");
+  EXPECT_EQ(empty.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(empty.status.error_message(), HasSubstr("text"));
+}
+
+}  // namespace
+}  // namespace orchestrator::sessions

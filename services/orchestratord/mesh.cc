@@ -245,7 +245,10 @@ absl::Status Mesh::Build() {
           absl::StrCat("--agents_dir: cannot create '", options.root_dir, "': ", ec.message()));
     }
     options.bin_dir = config_.agent_bin_dir.empty() ? OwnBinaryDir() : config_.agent_bin_dir;
-    options.tool_dirs = config_.agent_tool_dirs;
+    for (const auto& dir : config_.agent_tool_dirs) {
+      // Bound into sandboxes at the same path: it must be absolute.
+      options.tool_dirs.push_back(std::filesystem::absolute(dir).lexically_normal().string());
+    }
     options.library_dirs = OwnLibraryDirs();
     options.unsandboxed = config_.agent_runtime == "unsandboxed";
     options.connect_timeout = absl::FromChrono(config_.agent_connect_timeout);

@@ -62,10 +62,16 @@ free_port() {
 # start_orchestratord ORCHESTRATORD LISTEN [FLAGS...]: every component, a
 # fresh database, the bootstrap admin token in $work/admin.token.
 start_orchestratord() {
-  local bin="$1" listen="$2"
-  shift 2
   (umask 077 && head -c 32 /dev/urandom | base64 >"$work/secrets.key")
   createdb "$db" || fatal "createdb $db failed"
+  launch_orchestratord "$@"
+}
+
+# launch_orchestratord ORCHESTRATORD LISTEN [FLAGS...]: the same over the
+# existing database and files (a restart).
+launch_orchestratord() {
+  local bin="$1" listen="$2"
+  shift 2
   # --pdeathsig: if ctest kills the script outright, orchestratord dies with it.
   setpriv --pdeathsig KILL -- "$bin" --services=all --listen="$listen" \
     --database_url="dbname=$db" --secrets_key_file="$work/secrets.key" \

@@ -53,9 +53,10 @@ def decide(body):
     content = last.get("content")
     if isinstance(content, list) and any(b.get("type") == "tool_result" for b in content):
         result = text_of(content).strip()
-        first = result.splitlines()[0] if result else "(no output)"
+        lines = result.splitlines() or ["(no output)"]
+        errors = [l for l in lines if "error:" in l]
         m = re.search(r'"id":\s*"((?:prj|job)_[a-z0-9]+)"', result)
-        said = "Done: %s" % (m.group(1) if m else first)
+        said = "Done: %s" % (m.group(1) if m else errors[0] if errors else lines[0])
         return [{"type": "text", "text": said}], "end_turn"
     # Claude Code sends system reminders as text blocks before the user's
     # words: what the user said is the last block that is not a reminder.

@@ -335,32 +335,41 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
   grants.push_back("agent.task.finish");
   auto token = minter_->Mint(caller, grants, absl::StrCat("worker ", w.id()));
   if (!token.ok()) return token.status();
-  bool created = false;
-  auto stored = store_->CreateWorker(w, req.request_id(), token->token_id, &created);
-  if (!stored.ok() || !created) {
-    minter_->Revoke(token->token_id);
-    return stored;
-  }
   auto live = std::make_shared<Live>();
   live->token_id = token->token_id;
   live->started = absl::Now();
   absl::MutexLock lock(&live->mu);
-  live->worker = *stored;
+  live->worker = w;
   {
     absl::MutexLock all(&mu_);
     live_[w.id()] = live;
   }
+  // The sandbox starts while the worker is recorded: the runner's hello
+  // waits for this worker's lock, so READY is never saved before the row.
   absl::StatusOr<std::unique_ptr<Sandbox>> sandbox =
       absl::UnavailableError("the sandbox launcher is shutting down");
   absl::Notification launched;
-  if (launcher_
-          .Submit([&] {
-            sandbox = Launch(live->worker, token->value);
-            launched.Notify();
-          })
-          .ok()) {
-    launched.WaitForNotification();
+  const std::string token_value = token->value;
+  const bool submitted = launcher_
+                             .Submit([&, worker = w] {
+                               sandbox = Launch(worker, token_value);
+                               launched.Notify();
+                             })
+                             .ok();
+  bool created = false;
+  auto stored = store_->CreateWorker(w, req.request_id(), token->token_id, &created);
+  if (submitted) launched.WaitForNotification();
+  if (!stored.ok() || !created) {
+    // A failure, or a retry of a request that started a worker already.
+    if (sandbox.ok()) (*sandbox)->Kill();
+    {
+      absl::MutexLock all(&mu_);
+      live_.erase(w.id());
+    }
+    minter_->Revoke(token->token_id);
+    return stored;
   }
+  live->worker = *stored;
   if (!sandbox.ok()) {
     TransitionLocked(*live, v1::WORKER_STATE_FAILED,
                      absl::StrCat("the sandbox did not start: ", sandbox.status().message()));

@@ -27,9 +27,10 @@
 #include "services/agents/runner/task_runner.h"
 
 namespace orchestrator::agents {
-namespace {
 
 constexpr char kVersion[] = "orchestrator-runner 0.1";
+
+namespace {
 
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
@@ -145,8 +146,12 @@ int main(int argc, char** argv) {
     }
     return orchestrator::agents::RunScriptedAgent(prompt, session, std::cout);
   }
+  if (argc > 1 && std::string(argv[1]) == "--version") {
+    std::cout << orchestrator::agents::kVersion << "\n";
+    return 0;
+  }
   if (argc > 1) {
-    std::cerr << "usage: orchestrator-runner [scripted-agent --prompt TEXT [--session ID]]\n";
+    std::cerr << "usage: orchestrator-runner [--version | scripted-agent --prompt TEXT [--session ID]]\n";
     return 2;
   }
   return orchestrator::agents::RunRunner();

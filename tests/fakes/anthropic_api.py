@@ -4,23 +4,21 @@ Code CLI without a model: POST /v1/messages answered with the documented
 server-sent events (message_start, content_block_start/delta/stop,
 message_delta, message_stop), or a JSON message when stream is false.
 
-The script, by the conversation's last user turn:
-  - a tool_result               → a text reply quoting the result's first line
-  - "create a project NAME"     → a Bash tool_use: orchestrator project create NAME --json
-  - "start a demo job"          → a Bash tool_use: orchestrator jobs demo demo.sleep ... --json
-  - "run: COMMAND"              → a Bash tool_use running COMMAND
-  - "job ID ... succeeded|failed" (a finished-job notice) → "Your job ID STATE."
-  - anything else               → "You said: TEXT"
+What it answers is agent_script.py's, shared with the other fakes; a
+command to run becomes a Bash tool_use.
 Each request is appended, as JSON, to --log (for tests to read).
 
   anthropic_api.py --port PORT [--log FILE]     (port 0: pick one, print it)
 """
 import argparse
 import json
-import re
+import os
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import agent_script  # noqa: E402
 
 LOCK = threading.Lock()
 COUNTER = [0]
@@ -52,40 +50,21 @@ def decide(body):
     last = users[-1] if users else {"content": ""}
     content = last.get("content")
     if isinstance(content, list) and any(b.get("type") == "tool_result" for b in content):
-        result = text_of(content).strip()
-        lines = result.splitlines() or ["(no output)"]
-        errors = [l for l in lines if "error:" in l]
-        m = re.search(r'"id":\s*"((?:prj|job)_[a-z0-9]+)"', result)
-        said = "Done: %s" % (m.group(1) if m else errors[0] if errors else lines[0])
-        return [{"type": "text", "text": said}], "end_turn"
-    # Claude Code sends system reminders as text blocks before the user's
-    # words: what the user said is the last block that is not a reminder.
-    said = content if isinstance(content, str) else ""
-    if isinstance(content, list):
-        said = "\n".join(
-            b.get("text", "") for b in content
-            if b.get("type") == "text" and not b.get("text", "").lstrip().startswith("<system-reminder>"))
-    lowered = said.lower()
-    m = re.search(r"create (?:a )?project (?:named |called )?([a-z][a-z0-9-]*)", lowered)
-    if m:
-        return tool("orchestrator project create %s --json" % m.group(1))
-    if re.search(r"(?:start|run) a demo job", lowered):
-        return tool("orchestrator jobs demo demo.sleep --params '{\"seconds\":1,\"steps\":2}' --json")
-    m = re.search(r"^\s*run: (.+)$", said, re.M)
-    if m:
-        return tool(m.group(1).strip())
-    m = re.search(r"job (job_[a-z0-9]+)[^.\n]* (succeeded|failed|was cancelled)", lowered)
-    if m:
-        return [{"type": "text", "text": "Your job %s %s." % (m.group(1), m.group(2))}], "end_turn"
-    return [{"type": "text", "text": "You said: %s" % said.strip()}], "end_turn"
-
-
-def tool(command):
-    return [
-        {"type": "text", "text": "Running it."},
-        {"type": "tool_use", "id": next_id("toolu"), "name": "Bash",
-         "input": {"command": command, "description": "orchestrator CLI"}},
-    ], "tool_use"
+        text, command = agent_script.after_tool(text_of(content))
+    else:
+        # Claude Code sends system reminders as text blocks around the
+        # user's words; the script reads the rest.
+        said = content if isinstance(content, str) else "\n".join(
+            b.get("text", "") for b in content or []
+            if b.get("type") == "text"
+            and not b.get("text", "").lstrip().startswith("<system-reminder>"))
+        text, command = agent_script.answer(said)
+    blocks = [{"type": "text", "text": text}]
+    if command is None:
+        return blocks, "end_turn"
+    blocks.append({"type": "tool_use", "id": next_id("toolu"), "name": "Bash",
+                   "input": {"command": command, "description": "orchestrator CLI"}})
+    return blocks, "tool_use"
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -3,6 +3,9 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -161,6 +164,29 @@ class ClaudeCodeAdapter final : public AgentAdapter {
 // completed.
 class CodexAdapter final : public AgentAdapter {
  public:
+  // OPENAI_BASE_URL in the worker's environment: Codex reaches the model
+  // there (an OpenAI-compatible Responses API), through a provider in its
+  // config; a config someone else wrote is left alone.
+  void Prepare() override {
+    const char* base = std::getenv("OPENAI_BASE_URL");
+    const char* home = std::getenv("HOME");
+    if (base == nullptr || home == nullptr || *base == '\0') return;
+    const std::filesystem::path dir = std::filesystem::path(home) / ".codex";
+    const std::filesystem::path file = dir / "config.toml";
+    constexpr char kMarker[] = "# written by orchestrator-runner from OPENAI_BASE_URL";
+    if (std::filesystem::exists(file)) {
+      std::ifstream in(file);
+      std::string first;
+      std::getline(in, first);
+      if (first != kMarker) return;
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    std::ofstream out(file, std::ios::trunc);
+    out << kMarker << "\nmodel_provider = \"orchestrator\"\n\n[model_providers.orchestrator]\n"
+        << "name = \"OpenAI-compatible (OPENAI_BASE_URL)\"\nbase_url = \"" << base << "\"\n"
+        << "env_key = \"OPENAI_API_KEY\"\nwire_api = \"responses\"\n";
+  }
   std::vector<std::string> Command(const TaskInput& task) const override {
     std::vector<std::string> c = {"codex", "exec", "--json", "--skip-git-repo-check",
                                   "--dangerously-bypass-approvals-and-sandbox"};

@@ -27,6 +27,8 @@ class AgentAdapter {
   virtual std::vector<std::string> Command(const TaskInput& task) const = 0;
   // Extra environment for the agent process.
   virtual std::map<std::string, std::string> Environment() const { return {}; }
+  // Before the agent runs: what its HOME needs (e.g. its CLI's config).
+  virtual void Prepare() {}
   // One line of the agent's standard output: events to emit (without
   // task id, sequence and time, which the runner sets), and what it says of
   // the result (summary, session id, usage, failure).

@@ -36,6 +36,7 @@ v1::TaskResult RunAgentTask(const v1::Task& task, AgentAdapter& adapter, const s
       emit(e);
     }
   };
+  adapter.Prepare();
   TaskInput input{task.prompt(), task.agent_session_id()};
   auto exit = RunChild(adapter.Command(input), adapter.Environment(), cwd, on_line,
                        absl::Now() + timeout, cancel);

@@ -259,22 +259,23 @@ TEST_F(AgentServiceTest, BadRequestsNameTheField) {
   EXPECT_EQ(Run("wrk_missing", "hi").status.error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
-// The real Claude Code CLI (tools/node_modules, pinned in tools/package.json)
-// in the sandbox, against the scripted fake of the Messages API.
-class ClaudeCodeWorkerTest : public AgentServiceTest {
+// A real agent CLI (tools/node_modules, pinned in tools/package.json) in the
+// sandbox, against one of the scripted fakes of its model API (tests/fakes).
+class FakeModelApiTest : public AgentServiceTest {
  protected:
-  ClaudeCodeWorkerTest()
+  explicit FakeModelApiTest(const char* fake)
       : AgentServiceTest([](MeshConfig& c) {
           c.agent_tool_dirs = {std::string(TOOLS_DIR) + "/node_modules"};
         }) {
-    char tmpl[] = "/tmp/fake_anthropic.XXXXXX";
+    char tmpl[] = "/tmp/fake_model_api.XXXXXX";
     dir_ = mkdtemp(tmpl);
     fake_ = fork();
     if (fake_ == 0) {
       const std::string out = dir_ + "/port", log = dir_ + "/requests.jsonl";
-      freopen(out.c_str(), "w", stdout);
-      execl("/usr/bin/python3", "python3", FAKES_DIR "/anthropic_api.py", "--port", "0", "--log",
-            log.c_str(), nullptr);
+      const std::string script = std::string(FAKES_DIR) + "/" + fake;
+      if (freopen(out.c_str(), "w", stdout) == nullptr) _exit(126);
+      execl("/usr/bin/python3", "python3", script.c_str(), "--port", "0", "--log", log.c_str(),
+            nullptr);
       _exit(127);
     }
     for (int i = 0; i < 100 && port_.empty(); ++i) {
@@ -283,59 +284,93 @@ class ClaudeCodeWorkerTest : public AgentServiceTest {
       std::getline(in, port_);
     }
   }
-  ~ClaudeCodeWorkerTest() override {
+  ~FakeModelApiTest() override {
     kill(fake_, SIGKILL);
     waitpid(fake_, nullptr, 0);
     std::filesystem::remove_all(dir_);
   }
+
+  // A task on the worker, resuming `session` if given.
+  TaskRun Resume(const std::string& worker, const std::string& prompt, const std::string& session) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + alice_);
+    v1::RunTaskRequest req;
+    req.set_worker_id(worker);
+    req.set_prompt(prompt);
+    req.set_agent_session_id(session);
+    auto reader = stub_->RunTask(&ctx, req);
+    TaskRun run;
+    v1::RunTaskResponse resp;
+    while (reader->Read(&resp)) {
+      if (resp.has_event()) run.events.push_back(resp.event());
+      if (resp.has_result()) run.result = resp.result();
+    }
+    run.status = reader->Finish();
+    return run;
+  }
+
+  // The agent creates a project through its shell tool with its own token,
+  // and a second task resumes the same agent session.
+  void CreatesAProjectAndResumes(v1::AgentType agent, const std::map<std::string, std::string>& env,
+                                 const std::string& project) {
+    ASSERT_FALSE(port_.empty()) << "the fake model API did not start";
+    v1::Worker w = Start({"project.*"}, agent, env);
+    EXPECT_EQ(w.config().network_mode(), v1::NETWORK_MODE_OPEN);
+    ASSERT_EQ(WaitFor(w.id(), v1::WORKER_STATE_READY, absl::Seconds(20)).state(),
+              v1::WORKER_STATE_READY);
+    TaskRun run = Run(w.id(), "Please create a project named " + project);
+    ASSERT_TRUE(run.status.ok()) << run.status.error_message();
+    EXPECT_EQ(run.result.status(), v1::TASK_STATUS_SUCCEEDED)
+        << run.result.summary() << "\n" << run.result.stderr_tail();
+    EXPECT_THAT(Commands(run), HasSubstr("orchestrator project create " + project + " --json"));
+    EXPECT_THAT(run.result.summary(), HasSubstr("Done: prj_"));
+    ASSERT_FALSE(run.result.agent_session_id().empty());
+    auto projects = orchestrator::projects::v1::ProjectService::NewStub(mesh_.channel());
+    orchestrator::projects::v1::ListProjectsResponse listed;
+    ASSERT_TRUE(projects
+                    ->ListProjects(TestMesh::Context(alice_).get(),
+                                   orchestrator::projects::v1::ListProjectsRequest(), &listed)
+                    .ok());
+    ASSERT_EQ(listed.projects_size(), 1);
+    EXPECT_EQ(listed.projects(0).name(), project);
+
+    // The next task resumes the same session: the fake sees the history.
+    TaskRun second = Resume(w.id(), "thanks", run.result.agent_session_id());
+    ASSERT_TRUE(second.status.ok()) << second.status.error_message();
+    EXPECT_EQ(second.result.status(), v1::TASK_STATUS_SUCCEEDED) << second.result.summary();
+    EXPECT_EQ(second.result.agent_session_id(), run.result.agent_session_id());
+    std::ifstream log(dir_ + "/requests.jsonl");
+    std::string line, last;
+    while (std::getline(log, line)) last = line;
+    EXPECT_THAT(last, HasSubstr(project)) << "the resumed request should carry the earlier turn";
+  }
+
   std::string dir_, port_;
   pid_t fake_ = 0;
 };
 
-TEST_F(ClaudeCodeWorkerTest, ClaudeCodeRunsTheCliThroughItsBashToolAndResumesItsSession) {
-  ASSERT_FALSE(port_.empty()) << "the fake Messages API did not start";
-  v1::Worker w = Start({"project.*"}, v1::AGENT_TYPE_CLAUDE_CODE,
-                       {{"ANTHROPIC_BASE_URL", "http://127.0.0.1:" + port_},
-                        {"ANTHROPIC_API_KEY", "sk-fake"}});
-  EXPECT_EQ(w.config().network_mode(), v1::NETWORK_MODE_OPEN);
-  ASSERT_EQ(WaitFor(w.id(), v1::WORKER_STATE_READY, absl::Seconds(20)).state(),
-            v1::WORKER_STATE_READY);
-  TaskRun run = Run(w.id(), "Please create a project named cc-shop");
-  ASSERT_TRUE(run.status.ok()) << run.status.error_message();
-  EXPECT_EQ(run.result.status(), v1::TASK_STATUS_SUCCEEDED)
-      << run.result.summary() << "\n" << run.result.stderr_tail();
-  EXPECT_THAT(Commands(run), HasSubstr("orchestrator project create cc-shop --json"));
-  EXPECT_THAT(run.result.summary(), HasSubstr("Done: prj_"));
-  ASSERT_FALSE(run.result.agent_session_id().empty());
-  auto projects = orchestrator::projects::v1::ProjectService::NewStub(mesh_.channel());
-  orchestrator::projects::v1::ListProjectsResponse listed;
-  ASSERT_TRUE(projects
-                  ->ListProjects(TestMesh::Context(alice_).get(),
-                                 orchestrator::projects::v1::ListProjectsRequest(), &listed)
-                  .ok());
-  ASSERT_EQ(listed.projects_size(), 1);
-  EXPECT_EQ(listed.projects(0).name(), "cc-shop");
+class ClaudeCodeWorkerTest : public FakeModelApiTest {
+ protected:
+  ClaudeCodeWorkerTest() : FakeModelApiTest("anthropic_api.py") {}
+};
 
-  // The next task resumes the same Claude session: the fake sees the history.
-  grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", "Bearer " + alice_);
-  v1::RunTaskRequest req;
-  req.set_worker_id(w.id());
-  req.set_prompt("thanks");
-  req.set_agent_session_id(run.result.agent_session_id());
-  auto reader = stub_->RunTask(&ctx, req);
-  v1::RunTaskResponse resp;
-  v1::TaskResult second;
-  while (reader->Read(&resp)) {
-    if (resp.has_result()) second = resp.result();
-  }
-  ASSERT_TRUE(reader->Finish().ok());
-  EXPECT_EQ(second.status(), v1::TASK_STATUS_SUCCEEDED) << second.summary();
-  EXPECT_EQ(second.agent_session_id(), run.result.agent_session_id());
-  std::ifstream log(dir_ + "/requests.jsonl");
-  std::string line, last;
-  while (std::getline(log, line)) last = line;
-  EXPECT_THAT(last, HasSubstr("cc-shop")) << "the resumed request should carry the earlier turn";
+TEST_F(ClaudeCodeWorkerTest, ClaudeCodeRunsTheCliThroughItsBashToolAndResumesItsSession) {
+  CreatesAProjectAndResumes(v1::AGENT_TYPE_CLAUDE_CODE,
+                            {{"ANTHROPIC_BASE_URL", "http://127.0.0.1:" + port_},
+                             {"ANTHROPIC_API_KEY", "sk-fake"}},
+                            "cc-shop");
+}
+
+class CodexWorkerTest : public FakeModelApiTest {
+ protected:
+  CodexWorkerTest() : FakeModelApiTest("openai_api.py") {}
+};
+
+TEST_F(CodexWorkerTest, CodexRunsTheCliThroughItsShellToolAndResumesItsThread) {
+  CreatesAProjectAndResumes(v1::AGENT_TYPE_CODEX,
+                            {{"OPENAI_BASE_URL", "http://127.0.0.1:" + port_ + "/v1"},
+                             {"OPENAI_API_KEY", "sk-fake"}},
+                            "cx-shop");
 }
 
 }  // namespace

@@ -42,3 +42,29 @@ function(orchestrator_test name)
   gtest_discover_tests(${name} TEST_PREFIX "${name}." DISCOVERY_TIMEOUT 30
                        PROPERTIES LABELS ${ARG_LABEL} TIMEOUT 300)
 endfunction()
+
+# orchestrator_static_executable(<name> SOURCES ...)
+# An executable linked against the static archives of gRPC (without TLS),
+# protobuf and Abseil instead of their shared libraries: it starts in about a
+# millisecond instead of the ~14 ms the dynamic loader spends on Debian's 58
+# shared libraries. For what starts inside every sandbox (the runner, the CLI
+# agents call). SOURCES are compiled into it directly, so that no shared gRPC
+# comes along through a library's link interface.
+function(orchestrator_static_executable name)
+  cmake_parse_arguments(ARG "" "" "SOURCES" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_compile_options(${name} PRIVATE ${ORCHESTRATOR_WARNINGS})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE orchestrator_proto_static)
+  set(lib_dir /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE})
+  file(GLOB absl_archives ${lib_dir}/libabsl_*.a)
+  list(FILTER absl_archives EXCLUDE REGEX "(test|flags|failure_signal|leak_check|scoped_set_env)")
+  target_link_libraries(${name} PRIVATE
+    -Wl,--start-group
+    ${lib_dir}/libgrpc++_unsecure.a ${lib_dir}/libgrpc_unsecure.a ${lib_dir}/libgpr.a
+    ${lib_dir}/libupb.a ${lib_dir}/libaddress_sorting.a ${lib_dir}/libre2.a ${lib_dir}/libcares.a
+    ${lib_dir}/libprotobuf.a ${absl_archives} ${lib_dir}/libz.a
+    -Wl,--end-group
+    Threads::Threads ${CMAKE_DL_LIBS})
+  target_include_directories(${name} SYSTEM PRIVATE $<TARGET_PROPERTY:gRPC::grpc++,INTERFACE_INCLUDE_DIRECTORIES>)
+endfunction()

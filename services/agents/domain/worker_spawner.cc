@@ -335,6 +335,7 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
   grants.push_back("agent.task.finish");
   auto token = minter_->Mint(caller, grants, absl::StrCat("worker ", w.id()));
   if (!token.ok()) return token.status();
+
   auto live = std::make_shared<Live>();
   live->token_id = token->token_id;
   live->started = absl::Now();

@@ -106,6 +106,21 @@ std::vector<std::string> OwnLibraryDirs() {
   return {dirs.begin(), dirs.end()};
 }
 
+// Project secrets granted to workers by name, from the catalog hosted in
+// the same process.
+class CatalogSecretSource final : public agents::SecretSource {
+ public:
+  explicit CatalogSecretSource(std::shared_ptr<projects::ProjectCatalog> catalog)
+      : catalog_(std::move(catalog)) {}
+  absl::StatusOr<std::string> Reveal(const Principal& caller, const std::string& project_id,
+                                     const std::string& name) override {
+    return catalog_->RevealSecret(caller, project_id, name);
+  }
+
+ private:
+  std::shared_ptr<projects::ProjectCatalog> catalog_;
+};
+
 std::string OwnBinaryDir() {
   char path[4096];
   const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
@@ -191,6 +206,7 @@ absl::Status Mesh::Build() {
     host_.Register(service.get(), projects::v1::ProjectService::service_full_name());
     services_.push_back(std::move(service));
     parts_.push_back(catalog);
+    catalog_ = catalog;
   }
 
   if (config_.Hosts("jobs")) {
@@ -264,7 +280,10 @@ absl::Status Mesh::Build() {
     }
     auto spawner = std::make_shared<agents::WorkerSpawner>(
         options, std::make_shared<agents::PgWorkerStore>(pool_),
-        std::make_shared<DirectoryTokenMinter>(directory));
+        std::make_shared<DirectoryTokenMinter>(directory),
+        catalog_ ? std::make_shared<CatalogSecretSource>(
+                       std::static_pointer_cast<projects::ProjectCatalog>(catalog_))
+                 : nullptr);
     if (auto s = spawner->Recover(); !s.ok()) return s;
     spawner->StartMonitor();
     auto service = std::make_unique<agents::AgentServiceImpl>(spawner, executor_);

@@ -59,6 +59,7 @@ class Mesh final {
   std::function<void()> stop_agents_;
   std::function<void()> stop_sessions_;
   std::shared_ptr<void> spawner_;  // the agent spawner, for sessions
+  std::shared_ptr<void> catalog_;  // the project catalog, for workers' secrets
 };
 
 }  // namespace orchestrator

@@ -28,6 +28,7 @@ class TestMesh final {
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
   std::string address() const { return mesh_->address(); }
   const TestDatabase& database() const { return db_; }
+  const MeshConfig& config() const { return config_; }
 
   // Starts the mesh again over the same database (a restart).
   void Restart();

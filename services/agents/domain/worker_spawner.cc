@@ -72,10 +72,17 @@ absl::Status CheckConfig(const v1::WorkerConfig& c) {
       return Invalid("config.environment", absl::StrCat("'", k, "' is set by the spawner"));
     }
   }
-  if (c.secret_names_size() > 0) {
-    return absl::FailedPreconditionError(
-        "config.secret_names: granting project secrets to workers is not built yet; pass "
-        "non-secret values in config.environment");
+  for (int i = 0; i < c.secret_names_size(); ++i) {
+    const std::string field = absl::StrCat("config.secret_names[", i, "]");
+    if (!std::regex_match(c.secret_names(i), kVariable)) {
+      return Invalid(field, absl::StrCat("'", c.secret_names(i), "' is not a variable name"));
+    }
+    if (c.environment().contains(c.secret_names(i))) {
+      return Invalid(field, absl::StrCat("'", c.secret_names(i), "' is in config.environment too"));
+    }
+  }
+  if (c.secret_names_size() > 0 && c.project_id().empty()) {
+    return Invalid("config.project_id", "required to grant project secrets");
   }
   if (c.instructions().size() > 256 * 1024) return Invalid("config.instructions", "at most 256 KiB");
   return absl::OkStatus();
@@ -110,8 +117,12 @@ std::string RuntimeKey(v1::AgentType agent, const std::vector<std::string>& capa
 }
 
 WorkerSpawner::WorkerSpawner(SpawnerOptions options, std::shared_ptr<WorkerStore> store,
-                             std::shared_ptr<TokenMinter> minter)
-    : options_(std::move(options)), store_(std::move(store)), minter_(std::move(minter)) {}
+                             std::shared_ptr<TokenMinter> minter,
+                             std::shared_ptr<SecretSource> secrets)
+    : options_(std::move(options)),
+      store_(std::move(store)),
+      minter_(std::move(minter)),
+      secrets_(std::move(secrets)) {}
 
 WorkerSpawner::~WorkerSpawner() { Shutdown(); }
 
@@ -248,8 +259,9 @@ absl::StatusOr<std::shared_ptr<WorkerSpawner::Live>> WorkerSpawner::Visible(
 
 // --- starting ----------------------------------------------------------------------
 
-absl::StatusOr<std::unique_ptr<Sandbox>> WorkerSpawner::Launch(const v1::Worker& w,
-                                                               const std::string& token) {
+absl::StatusOr<std::unique_ptr<Sandbox>> WorkerSpawner::Launch(
+    const v1::Worker& w, const std::string& token,
+    const std::map<std::string, std::string>& secrets) {
   const fs::path workspace = fs::path(options_.root_dir) / "workspaces" / w.workspace_id();
   std::error_code ec;
   fs::create_directories(workspace / "work", ec);
@@ -277,6 +289,9 @@ absl::StatusOr<std::unique_ptr<Sandbox>> WorkerSpawner::Launch(const v1::Worker&
   for (const auto& dir : options_.library_dirs) spec.mounts.push_back({dir, "", false});
   spec.mounts.push_back({options_.mesh_socket, kMeshSocketInside, true});
   for (const auto& [k, v] : w.config().environment()) spec.env[k] = v;
+  // Granted secrets by name, in the sandbox's environment only: never in
+  // the worker's record, its logs or its events.
+  for (const auto& [k, v] : secrets) spec.env[k] = v;
   spec.env["PATH"] = path;
   spec.env["HOME"] = options_.unsandboxed ? spec.home : "/home/agent";
   spec.env["LANG"] = "C.UTF-8";
@@ -330,6 +345,22 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
   *w.mutable_create_time() = Now();
   *w.mutable_update_time() = w.create_time();
 
+  std::map<std::string, std::string> secrets;
+  if (config.secret_names_size() > 0) {
+    if (secrets_ == nullptr) {
+      return absl::FailedPreconditionError(
+          "config.secret_names: project secrets can be granted only when projects is hosted with "
+          "agents");
+    }
+    for (int i = 0; i < config.secret_names_size(); ++i) {
+      auto value = secrets_->Reveal(caller, config.project_id(), config.secret_names(i));
+      if (!value.ok()) {
+        return absl::Status(value.status().code(),
+                            absl::StrCat("config.secret_names[", i, "]: ", value.status().message()));
+      }
+      secrets[config.secret_names(i)] = std::move(*value);
+    }
+  }
   std::vector<std::string> grants(config.allowed_commands().begin(), config.allowed_commands().end());
   grants.push_back("runner.connect");
   grants.push_back("agent.task.finish");
@@ -353,7 +384,7 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
   const std::string token_value = token->value;
   const bool submitted = launcher_
                              .Submit([&, worker = w] {
-                               sandbox = Launch(worker, token_value);
+                               sandbox = Launch(worker, token_value, secrets);
                                launched.Notify();
                              })
                              .ok();

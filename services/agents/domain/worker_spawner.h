@@ -47,6 +47,15 @@ class TokenMinter {
   virtual void Revoke(const std::string& token_id) = 0;
 };
 
+// Where a worker's granted project secrets come from.
+class SecretSource {
+ public:
+  virtual ~SecretSource() = default;
+  // The value of `project_id`'s secret `name`, if `caller` may see the project.
+  virtual absl::StatusOr<std::string> Reveal(const Principal& caller, const std::string& project_id,
+                                             const std::string& name) = 0;
+};
+
 // What the spawner needs of a connected runner.
 class RunnerLink {
  public:
@@ -68,8 +77,9 @@ struct TaskListener {
 // the reason, and its running task fails with it. Owner-scoped throughout.
 class WorkerSpawner {
  public:
+  // `secrets` may be null: workers then cannot be granted project secrets.
   WorkerSpawner(SpawnerOptions options, std::shared_ptr<WorkerStore> store,
-                std::shared_ptr<TokenMinter> minter);
+                std::shared_ptr<TokenMinter> minter, std::shared_ptr<SecretSource> secrets = nullptr);
   ~WorkerSpawner();
 
   // After a restart: workers the store still calls live lost their
@@ -117,8 +127,8 @@ class WorkerSpawner {
   std::shared_ptr<Live> Find(const std::string& worker_id);
   absl::StatusOr<std::shared_ptr<Live>> Visible(const Principal& caller,
                                                 const std::string& worker_id);
-  absl::StatusOr<std::unique_ptr<Sandbox>> Launch(const v1::Worker& worker,
-                                                  const std::string& token);
+  absl::StatusOr<std::unique_ptr<Sandbox>> Launch(const v1::Worker& worker, const std::string& token,
+                                                  const std::map<std::string, std::string>& secrets);
   void MonitorLoop();
   // With `l.mu` held: the new state persisted and told to watchers; on a
   // terminal state the sandbox and the token go and a running task fails.
@@ -129,6 +139,7 @@ class WorkerSpawner {
   const SpawnerOptions options_;
   std::shared_ptr<WorkerStore> store_;
   std::shared_ptr<TokenMinter> minter_;
+  std::shared_ptr<SecretSource> secrets_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Live>> live_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> next_handle_{1};

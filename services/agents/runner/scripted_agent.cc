@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -166,6 +167,12 @@ int RunScriptedAgent(const std::string& prompt, const std::string& session_id,
     printer.Event(e);
     (void)RunChild({"sleep", seconds}, {}, "", nullptr, absl::InfiniteFuture(), nullptr);
     reply = absl::StrCat("Waited ", seconds, " seconds.");
+  } else if (std::regex_search(prompt, m, std::regex(R"((?:is|check) ([A-Z_][A-Z0-9_]*) set)"))) {
+    // Whether a variable (a granted secret, say) is there; never its value.
+    const std::string name = m[1];
+    const char* value = std::getenv(name.c_str());
+    reply = value != nullptr ? absl::StrCat(name, " is set (", strlen(value), " characters).")
+                             : absl::StrCat(name, " is not set.");
   } else if (std::regex_search(text, std::regex(R"(what did i (?:ask|say))"))) {
     std::string last;
     for (const auto& h : history) {

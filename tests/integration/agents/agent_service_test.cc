@@ -146,6 +146,77 @@ TEST_F(AgentServiceTest, AScriptedAgentInItsSandboxCreatesAProjectThroughTheCli)
             grpc::StatusCode::NOT_FOUND);
 }
 
+TEST_F(AgentServiceTest, TheWorkspaceCarriesTheInstructionsAndTheAllowedCommandsOnly) {
+  v1::StartWorkerRequest req;
+  req.mutable_config()->set_worker_type(v1::WORKER_TYPE_DEVELOPER);
+  req.mutable_config()->set_agent_type(v1::AGENT_TYPE_SCRIPTED);
+  req.mutable_config()->set_instructions("Keep the tests green.");
+  req.mutable_config()->add_allowed_commands("project.get");
+  req.mutable_config()->add_allowed_commands("deploy.*");
+  v1::StartWorkerResponse resp;
+  ASSERT_TRUE(stub_->StartWorker(TestMesh::Context(alice_).get(), req, &resp).ok());
+  ASSERT_EQ(WaitFor(resp.worker().id(), v1::WORKER_STATE_READY, absl::Seconds(20)).state(),
+            v1::WORKER_STATE_READY);
+  // The runner writes them right after its welcome.
+  const std::string file = absl::StrCat(mesh_.config().agents_dir, "/workspaces/",
+                                        resp.worker().workspace_id(), "/work/AGENTS.md");
+  std::string text;
+  for (int i = 0; i < 100 && text.find("END orchestrator commands") == std::string::npos; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+    std::ifstream in(file);
+    std::stringstream s;
+    s << in.rdbuf();
+    text = s.str();
+  }
+  EXPECT_THAT(text, ::testing::StartsWith("Keep the tests green."));
+  EXPECT_THAT(text, HasSubstr("orchestrator deploy trigger PROJECT"));
+  EXPECT_THAT(text, HasSubstr("orchestrator project get PROJECT"));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("orchestrator project create")));
+}
+
+TEST_F(AgentServiceTest, OnlyTheProjectSecretsGrantedByNameReachTheSandbox) {
+  auto projects = orchestrator::projects::v1::ProjectService::NewStub(mesh_.channel());
+  orchestrator::projects::v1::CreateProjectRequest create;
+  create.mutable_project()->set_name("shop");
+  orchestrator::projects::v1::CreateProjectResponse created;
+  ASSERT_TRUE(projects->CreateProject(TestMesh::Context(alice_).get(), create, &created).ok());
+  for (const char* name : {"DATABASE_URL", "STRIPE_KEY"}) {
+    orchestrator::projects::v1::SetSecretRequest set;
+    set.set_project_id(created.project().id());
+    set.set_name(name);
+    set.set_value("postgres://secret-value");
+    orchestrator::projects::v1::SetSecretResponse done;
+    ASSERT_TRUE(projects->SetSecret(TestMesh::Context(alice_).get(), set, &done).ok());
+  }
+  v1::StartWorkerRequest req;
+  req.mutable_config()->set_worker_type(v1::WORKER_TYPE_DEVELOPER);
+  req.mutable_config()->set_agent_type(v1::AGENT_TYPE_SCRIPTED);
+  req.mutable_config()->set_project_id(created.project().id());
+  req.mutable_config()->add_secret_names("DATABASE_URL");
+  v1::StartWorkerResponse resp;
+  ASSERT_TRUE(stub_->StartWorker(TestMesh::Context(alice_).get(), req, &resp).ok());
+  ASSERT_EQ(WaitFor(resp.worker().id(), v1::WORKER_STATE_READY, absl::Seconds(20)).state(),
+            v1::WORKER_STATE_READY);
+  EXPECT_EQ(Run(resp.worker().id(), "is DATABASE_URL set").result.summary(),
+            "DATABASE_URL is set (23 characters).");
+  EXPECT_EQ(Run(resp.worker().id(), "is STRIPE_KEY set").result.summary(), "STRIPE_KEY is not set.");
+  // The value is nowhere in the worker's record.
+  v1::GetWorkerRequest get;
+  get.set_worker_id(resp.worker().id());
+  v1::GetWorkerResponse got;
+  ASSERT_TRUE(stub_->GetWorker(TestMesh::Context(alice_).get(), get, &got).ok());
+  EXPECT_THAT(got.worker().DebugString(), ::testing::Not(HasSubstr("secret-value")));
+
+  // A secret of a project the caller cannot see, or one that does not exist.
+  req.mutable_config()->set_secret_names(0, "MISSING");
+  grpc::Status s = stub_->StartWorker(TestMesh::Context(alice_).get(), req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(s.error_message(), HasSubstr("config.secret_names[0]"));
+  req.mutable_config()->set_secret_names(0, "DATABASE_URL");
+  s = stub_->StartWorker(TestMesh::Context(bob_).get(), req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
 TEST_F(AgentServiceTest, ACommandOutsideTheAllowedOnesIsRefusedByTheMesh) {
   v1::Worker w = Start({"project.get"});
   ASSERT_EQ(WaitFor(w.id(), v1::WORKER_STATE_READY, absl::Seconds(20)).state(),

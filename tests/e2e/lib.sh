@@ -40,6 +40,9 @@ running() {
 cleanup() {
   local status=$?
   if [ -n "$pid" ] && running; then
+    # Gracefully first, so its sandboxes and their cgroups are cleaned up.
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do running || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   fi

@@ -85,6 +85,13 @@ absl::Status CheckConfig(const v1::WorkerConfig& c) {
     return Invalid("config.project_id", "required to grant project secrets");
   }
   if (c.instructions().size() > 256 * 1024) return Invalid("config.instructions", "at most 256 KiB");
+  const auto& l = c.limits();
+  if (l.memory_bytes() < 0) return Invalid("config.limits.memory_bytes", "must not be negative");
+  if (l.max_pids() < 0) return Invalid("config.limits.max_pids", "must not be negative");
+  if (l.cpu_millis() < 0) return Invalid("config.limits.cpu_millis", "must not be negative");
+  if (l.has_task_timeout() && l.task_timeout().seconds() < 0) {
+    return Invalid("config.limits.task_timeout", "must not be negative");
+  }
   return absl::OkStatus();
 }
 
@@ -161,6 +168,7 @@ absl::Status WorkerSpawner::Recover() {
     *w.mutable_end_time() = Now();
     Persist(*store_, w);
     if (auto token = store_->TokenOf(w.id()); token.ok() && !token->empty()) minter_->Revoke(*token);
+    RemoveCgroups(w.id());
     spdlog::info("agents: worker {} was orphaned by a restart: FAILED", w.id());
   }
   return absl::OkStatus();
@@ -277,7 +285,11 @@ absl::StatusOr<std::unique_ptr<Sandbox>> WorkerSpawner::Launch(
   spec.home = (workspace / "home").string();
   spec.log_path = (fs::path(options_.root_dir) / "workers" / (w.id() + ".log")).string();
   spec.isolate_network = w.config().network_mode() != v1::NETWORK_MODE_OPEN;
+  spec.cgroup = w.id();
   spec.memory_bytes = w.config().limits().memory_bytes();
+  spec.max_pids = w.config().limits().max_pids() > 0 ? w.config().limits().max_pids()
+                                                     : options_.default_max_pids;
+  spec.cpu_millis = w.config().limits().cpu_millis();
   spec.unsandboxed = options_.unsandboxed;
   std::string path = options_.unsandboxed ? options_.bin_dir : kBinInside;
   for (const auto& dir : options_.tool_dirs) {

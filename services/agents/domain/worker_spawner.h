@@ -32,6 +32,7 @@ struct SpawnerOptions {
   absl::Duration connect_timeout = absl::Seconds(30);
   absl::Duration default_task_timeout = absl::Minutes(30);
   absl::Duration monitor_interval = absl::Milliseconds(200);
+  int64_t default_max_pids = 1024;  // a fork bomb stays inside its sandbox
 };
 
 // Mints and revokes a worker's agent token.

@@ -11,11 +11,13 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
 
 namespace orchestrator::agents {
 namespace {
@@ -73,6 +75,48 @@ std::vector<std::string> StatFields(pid_t pid) {
   return fields;  // [0] state, [11] utime, [12] stime
 }
 
+bool WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  out.flush();
+  return static_cast<bool>(out);
+}
+
+// The tree's cgroups with their limits: the directories the child joins.
+std::vector<std::string> MakeCgroups(const SandboxSpec& spec) {
+  std::vector<std::string> dirs;
+  if (spec.cgroup.empty()) return dirs;
+  struct Limit {
+    const char* controller;
+    int64_t value;
+    std::vector<std::pair<std::string, std::string>> files;
+  };
+  const Limit limits[] = {
+      {"memory", spec.memory_bytes, {{"memory.limit_in_bytes", absl::StrCat(spec.memory_bytes)}}},
+      {"pids", spec.max_pids, {{"pids.max", absl::StrCat(spec.max_pids)}}},
+      {"cpu",
+       spec.cpu_millis,
+       {{"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", absl::StrCat(spec.cpu_millis * 100)}}},
+  };
+  for (const auto& limit : limits) {
+    if (limit.value <= 0) continue;
+    const std::string dir =
+        absl::StrCat("/sys/fs/cgroup/", limit.controller, "/orchestrator/", spec.cgroup);
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    bool ok = !ec;
+    for (const auto& [file, value] : limit.files) ok = ok && WriteFile(dir + "/" + file, value);
+    if (ok) {
+      dirs.push_back(dir);
+    } else {
+      std::filesystem::remove(dir, ec);
+      spdlog::warn("sandbox {}: the {} limit is not enforced: cgroup {} is not writable",
+                   spec.cgroup, limit.controller, dir);
+    }
+  }
+  return dirs;
+}
+
 std::string Tail(const std::string& path, size_t bytes) {
   std::ifstream in(path);
   std::stringstream s;
@@ -111,6 +155,14 @@ std::vector<std::string> BwrapCommand(const std::string& bwrap, const SandboxSpe
   return a;
 }
 
+void RemoveCgroups(const std::string& cgroup) {
+  if (cgroup.empty() || cgroup.find('/') != std::string::npos) return;
+  for (const char* controller : {"memory", "pids", "cpu"}) {
+    const std::string dir = absl::StrCat("/sys/fs/cgroup/", controller, "/orchestrator/", cgroup);
+    ::rmdir(dir.c_str());  // only succeeds when empty, which is the point
+  }
+}
+
 absl::StatusOr<std::string> FindBwrap() {
   for (const char* p : {"/usr/bin/bwrap", "/usr/local/bin/bwrap"}) {
     if (access(p, X_OK) == 0) return std::string(p);
@@ -130,6 +182,9 @@ absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Start(const SandboxSpec& spec)
   for (const auto& s : command) argv.push_back(const_cast<char*>(s.c_str()));
   argv.push_back(nullptr);
 
+  const std::vector<std::string> cgroups = MakeCgroups(spec);
+  std::vector<std::string> procs;
+  for (const auto& dir : cgroups) procs.push_back(dir + "/cgroup.procs");
   int info[2];
   if (pipe2(info, O_CLOEXEC) != 0) return absl::InternalError("sandbox: pipe failed");
   const pid_t child = fork();
@@ -141,9 +196,10 @@ absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Start(const SandboxSpec& spec)
   if (child == 0) {
     // Only async-signal-safe calls from here to exec.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (spec.memory_bytes > 0) {
-      rlimit limit{static_cast<rlim_t>(spec.memory_bytes), static_cast<rlim_t>(spec.memory_bytes)};
-      setrlimit(RLIMIT_AS, &limit);
+    for (const auto& p : procs) {  // join the tree's cgroups; descendants follow
+      const int fd = open(p.c_str(), O_WRONLY);
+      if (fd < 0 || write(fd, "0", 1) != 1) _exit(125);
+      close(fd);
     }
     rlimit no_core{0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
@@ -185,7 +241,9 @@ absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Start(const SandboxSpec& spec)
         "sandbox did not start (bwrap exit status ", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
         ")", spec.log_path.empty() ? "" : ": " + Tail(spec.log_path, 500)));
   }
-  return std::unique_ptr<Sandbox>(new Sandbox(child, static_cast<pid_t>(init), ns));
+  auto sandbox = std::unique_ptr<Sandbox>(new Sandbox(child, static_cast<pid_t>(init), ns));
+  sandbox->cgroups_ = cgroups;
+  return sandbox;
 }
 
 absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::StartUnsandboxed(const SandboxSpec& spec) {
@@ -201,10 +259,6 @@ absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::StartUnsandboxed(const Sandbox
   if (child == 0) {
     setsid();
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (spec.memory_bytes > 0) {
-      rlimit limit{static_cast<rlim_t>(spec.memory_bytes), static_cast<rlim_t>(spec.memory_bytes)};
-      setrlimit(RLIMIT_AS, &limit);
-    }
     const int in = open("/dev/null", O_RDONLY);
     const int out = spec.log_path.empty()
                         ? open("/dev/null", O_WRONLY)
@@ -296,6 +350,13 @@ void Sandbox::Kill() {
     waitpid(bwrap_pid_, &status_, 0);
     reaped_ = true;
   }
+  // An empty cgroup can go; its last processes may take a moment to leave.
+  for (const auto& dir : cgroups_) {
+    for (int i = 0; i < 100 && ::rmdir(dir.c_str()) != 0 && errno == EBUSY; ++i) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+  cgroups_.clear();
 }
 
 absl::Duration Sandbox::CpuTime() const {

@@ -32,7 +32,13 @@ struct SandboxSpec {
   std::vector<Mount> mounts;      // the runner, agent CLIs, the mesh's socket
   std::map<std::string, std::string> env;  // the entire environment
   bool isolate_network = true;   // own network namespace: only loopback
-  int64_t memory_bytes = 0;      // RLIMIT_AS; 0 = unlimited
+  // Limits of the whole tree, 0 = none. Enforced with cgroups (v1: memory,
+  // pids, cpu) under /sys/fs/cgroup/<controller>/orchestrator/<cgroup>; a
+  // controller that is not writable is logged and left out.
+  std::string cgroup;            // the tree's cgroup name (a worker id)
+  int64_t memory_bytes = 0;
+  int64_t max_pids = 0;
+  int64_t cpu_millis = 0;        // thousandths of a core
   std::string hostname = "worker";
   std::string log_path;  // stdout and stderr of the tree (host path); empty = /dev/null
   // No bubblewrap: argv runs as a plain process in its own session, in
@@ -43,6 +49,10 @@ struct SandboxSpec {
 
 // The bwrap command line for `spec` (bwrap path first).
 std::vector<std::string> BwrapCommand(const std::string& bwrap, const SandboxSpec& spec);
+
+// Removes the cgroups a sandbox named `cgroup` left when its process
+// died without cleaning up (e.g. orchestratord was SIGKILLed).
+void RemoveCgroups(const std::string& cgroup);
 
 // bwrap's path, or FAILED_PRECONDITION saying how to get it.
 absl::StatusOr<std::string> FindBwrap();
@@ -84,6 +94,7 @@ class Sandbox {
 
   pid_t bwrap_pid_;
   pid_t init_pid_;
+  std::vector<std::string> cgroups_;  // created for the tree, removed after it
   uint64_t pid_namespace_;  // 0: unsandboxed, the tree is init_pid_'s session
   bool reaped_ = false;
   int status_ = 0;

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -164,6 +165,47 @@ TEST_F(SandboxTest, WhatCannotRunInsideFailsWithItsReasonInTheLog) {
   std::stringstream s;
   s << in.rdbuf();
   EXPECT_THAT(s.str(), HasSubstr("no-such-program"));
+}
+
+TEST_F(SandboxTest, ThePidsLimitHoldsTheWholeTree) {
+  // Fork up to 40 sleepers; count those that got a process.
+  SandboxSpec spec = Spec(
+      "exec python3 -c 'import os, time\n"
+      "n = 0\n"
+      "for i in range(40):\n"
+      "    try:\n"
+      "        pid = os.fork()\n"
+      "    except OSError:\n"
+      "        break\n"
+      "    if pid == 0:\n"
+      "        time.sleep(2)\n"
+      "        os._exit(0)\n"
+      "    n += 1\n"
+      "print(\"started=%d\" % n, flush=True)'");
+  spec.cgroup = absl::StrCat("test-pids-", getpid());
+  spec.max_pids = 12;
+  const std::string out = Output(spec);
+  int started = -1;
+  const size_t at = out.rfind("started=");
+  ASSERT_NE(at, std::string::npos) << out;
+  ASSERT_EQ(std::sscanf(out.c_str() + at, "started=%d", &started), 1) << out;
+  EXPECT_LT(started, 12) << out;  // not 40: the tree's pids are capped
+  EXPECT_FALSE(fs::exists("/sys/fs/cgroup/pids/orchestrator/" + spec.cgroup))
+      << "the tree's cgroup outlived it";
+}
+
+TEST_F(SandboxTest, TheCpuLimitCapsABusyLoop) {
+  SandboxSpec spec = Spec("while :; do :; done");
+  spec.cgroup = absl::StrCat("test-cpu-", getpid());
+  spec.cpu_millis = 200;  // a fifth of a core
+  auto sandbox = Sandbox::Start(spec);
+  ASSERT_TRUE(sandbox.ok()) << sandbox.status();
+  absl::SleepFor(absl::Milliseconds(200));
+  const absl::Duration before = (*sandbox)->CpuTime();
+  absl::SleepFor(absl::Seconds(1));
+  const absl::Duration used = (*sandbox)->CpuTime() - before;
+  EXPECT_LE(used, absl::Milliseconds(350)) << "a fifth of a core for a second";
+  EXPECT_GE(used, absl::Milliseconds(50));
 }
 
 TEST(BwrapCommandTest, IsolationFlagsFollowTheSpec) {

@@ -97,5 +97,35 @@ TEST(AgentAdapterTest, AnAgentThatExitsBadlyWithoutSayingSoFails) {
   EXPECT_EQ(run.result.summary(), "the agent exited with status 3");
 }
 
+TEST(AgentAdapterTest, DroidsOneResultObjectBecomesTheResult) {
+  auto adapter = MakeAdapter(v1::AGENT_TYPE_FACTORY_DROID, {});
+  EXPECT_THAT(adapter->Command({"fix it", "sess-9"}),
+              ::testing::IsSupersetOf({std::string("droid"), std::string("exec"), std::string("-o"),
+                                       std::string("json"), std::string("-s"),
+                                       std::string("sess-9")}));
+  AgentRun run = Feed(
+      *adapter,
+      {R"({"type":"result","subtype":"success","is_error":false,"duration_ms":5400,"num_turns":3,"result":"Fixed the failing test.","session_id":"sess-9"})"});
+  EXPECT_THAT(Kinds(run), ElementsAre(v1::AgentEvent::kText));
+  EXPECT_EQ(run.result.status(), v1::TASK_STATUS_SUCCEEDED);
+  EXPECT_EQ(run.result.summary(), "Fixed the failing test.");
+  EXPECT_EQ(run.result.agent_session_id(), "sess-9");
+  EXPECT_EQ(run.result.usage().turns(), 3);
+}
+
+TEST(AgentAdapterTest, TheScriptedAgentSpeaksTheRunnersOwnLines) {
+  auto adapter = MakeAdapter(v1::AGENT_TYPE_SCRIPTED, {"/opt/runner", "scripted-agent"});
+  EXPECT_THAT(adapter->Command({"hello", "s-1"}),
+              ElementsAre("/opt/runner", "scripted-agent", "--prompt", "hello", "--session", "s-1"));
+  AgentRun run = Feed(
+      *adapter,
+      {R"({"event":{"sessionStarted":{"agentSessionId":"s-1","model":"scripted","resumed":true}}})",
+       R"({"event":{"text":{"text":"Hi."}}})",
+       R"({"result":{"status":"TASK_STATUS_SUCCEEDED","summary":"Hi.","agentSessionId":"s-1"}})"});
+  EXPECT_THAT(Kinds(run), ElementsAre(v1::AgentEvent::kSessionStarted, v1::AgentEvent::kText));
+  EXPECT_EQ(run.result.summary(), "Hi.");
+  EXPECT_EQ(run.result.agent_session_id(), "s-1");
+}
+
 }  // namespace
 }  // namespace orchestrator::agents

@@ -1,33 +1,38 @@
 #!/usr/bin/env bash
-# A user's Product-Owner session with the real Claude Code CLI (pinned in
-# tools/package.json) in bubblewrap sandboxes, against the scripted fake of
-# the Anthropic Messages API (tests/fakes/anthropic_api.py), driven through
-# the orchestrator CLI: the agent creates a project through its Bash tool
+# A user's Product-Owner session with a real agent CLI (pinned in
+# tools/package.json) in bubblewrap sandboxes, against a scripted fake of its
+# model API (tests/fakes), driven through the orchestrator CLI: the agent creates a project through its Bash tool
 # with its own token, a second message resumes its session, a command
 # outside its grants is refused by the mesh, a demo job it starts comes back
 # as a notification, and after orchestratord is SIGKILLed its sandboxes are
 # gone, its worker is failed, and the next message resumes the session.
 #
-#   bash tests/e2e/agents_e2e.sh <orchestratord> <orchestrator> <buf> <tools-dir>
+#   bash tests/e2e/agents_e2e.sh <orchestratord> <orchestrator> <buf> <tools-dir> [claude-code|codex]
 set -euo pipefail
 
-[ $# -eq 4 ] || {
-  echo "usage: $0 <orchestratord> <orchestrator> <buf> <tools-dir>" >&2
+[ $# -eq 4 ] || [ $# -eq 5 ] || {
+  echo "usage: $0 <orchestratord> <orchestrator> <buf> <tools-dir> [claude-code|codex]" >&2
   exit 2
 }
 orchestratord="$1"
 cli="$2"
 buf="$3"
 tools="$4"
+agent="${5:-claude-code}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=tests/e2e/lib.sh
 source "$here/lib.sh"
 
-[ -x "$tools/node_modules/.bin/claude" ] || fatal "Claude Code is not installed; run tools/setup"
+case "$agent" in
+  claude-code) agent_bin=claude fake=anthropic_api.py ;;
+  codex) agent_bin=codex fake=openai_api.py ;;
+  *) fatal "unknown agent $agent (claude-code or codex)" ;;
+esac
+[ -x "$tools/node_modules/.bin/$agent_bin" ] || fatal "$agent is not installed; run tools/setup"
 
 # The fake model API.
 fake_pid=""
-/usr/bin/python3 "$here/../fakes/anthropic_api.py" --port 0 --log "$work/requests.jsonl" \
+/usr/bin/python3 "$here/../fakes/$fake" --port 0 --log "$work/requests.jsonl" \
   >"$work/fake.port" 2>"$work/fake.log" &
 fake_pid=$!
 trap 'kill "$fake_pid" 2>/dev/null || true; cleanup' EXIT
@@ -35,8 +40,12 @@ wait_for 10 "the fake Messages API" test -s "$work/fake.port"
 fake_port="$(head -n1 "$work/fake.port")"
 
 port="$(free_port)"
-flags=(--demo_jobs --session_agent=claude-code
-  "--session_agent_env=ANTHROPIC_BASE_URL=http://127.0.0.1:$fake_port,ANTHROPIC_API_KEY=sk-fake"
+if [ "$agent" = codex ]; then
+  agent_env="OPENAI_BASE_URL=http://127.0.0.1:$fake_port/v1,OPENAI_API_KEY=sk-fake"
+else
+  agent_env="ANTHROPIC_BASE_URL=http://127.0.0.1:$fake_port,ANTHROPIC_API_KEY=sk-fake"
+fi
+flags=(--demo_jobs "--session_agent=$agent" "--session_agent_env=$agent_env"
   "--agent_tool_dirs=$tools/node_modules")
 start_orchestratord "$orchestratord" "127.0.0.1:$port" "${flags[@]}"
 export ORCHESTRATOR_ADDR="127.0.0.1:$port"
@@ -51,9 +60,9 @@ mark
 reply="$(send "Please create a project named e2e-shop")" || fail "session send failed: $(cat "$work/send.err")"
 grep -q "Done: prj_" <<<"$reply" || fail "the reply does not name the new project: $reply"
 "$cli" project list | grep -q " e2e-shop " || fail "e2e-shop is not among the projects"
-grep -q '"command": "orchestrator project create e2e-shop --json"' "$work/requests.jsonl" ||
-  fail "Claude Code did not run the CLI through its Bash tool"
-pass "Claude Code in its sandbox created a project through the CLI, and the reply came back"
+grep -q 'orchestrator project create e2e-shop --json' "$work/requests.jsonl" ||
+  fail "$agent did not run the CLI through its shell tool"
+pass "$agent in its sandbox created a project through the CLI, and the reply came back"
 
 mark
 agent_session="$("$cli" session list --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sessions"][0].get("agentSessionId",""))')"
@@ -110,4 +119,4 @@ after="$("$cli" session list --json | /usr/bin/python3 -c 'import json,sys; prin
 [ "$after" = "$agent_session" ] || fail "after the restart the session did not resume $agent_session (got $after)"
 pass "after a SIGKILL the sandboxes are gone, the worker FAILED, and the session resumes"
 
-finish "agents end to end (Claude Code)"
+finish "agents end to end ($agent)"

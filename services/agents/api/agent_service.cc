@@ -52,12 +52,23 @@ class ConnectReactor final : public grpc::ServerBidiReactor<v1::ConnectRequest, 
       Gone("the runner closed its stream");
       return;
     }
+    {
+      // No read is outstanding until Handle starts the next: Finish waits.
+      absl::MutexLock lock(&mu_);
+      handling_ = true;
+    }
     auto self = self_;
     v1::ConnectRequest message = in_;
     absl::Status queued = executor_->Submit([self, message = std::move(message)] {
       self->Handle(message);
     });
-    if (!queued.ok()) Close(queued);
+    if (!queued.ok()) {
+      absl::MutexLock lock(&mu_);
+      handling_ = false;
+      closing_ = true;
+      close_status_ = queued;
+      PumpLocked();
+    }
   }
 
   void OnWriteDone(bool ok) override {
@@ -87,19 +98,33 @@ class ConnectReactor final : public grpc::ServerBidiReactor<v1::ConnectRequest, 
 
  private:
   void Handle(const v1::ConnectRequest& message) {
+    absl::Status status;
     if (worker_id_.empty()) {
       if (!message.has_hello()) {
-        return Close(absl::FailedPreconditionError("the runner must say hello first"));
+        status = absl::FailedPreconditionError("the runner must say hello first");
+      } else {
+        // The spawner sends the welcome through Send, before any task.
+        auto config = spawner_->RunnerConnected(caller_, message.hello(), this);
+        if (config.ok()) {
+          worker_id_ = message.hello().worker_id();
+        } else {
+          status = config.status();
+        }
       }
-      // The spawner sends the welcome through Send, before any task.
-      auto config = spawner_->RunnerConnected(caller_, message.hello(), this);
-      if (!config.ok()) return Close(config.status());
-      worker_id_ = message.hello().worker_id();
     } else if (message.has_event()) {
       spawner_->RunnerEvent(worker_id_, message.event());
     } else if (message.has_result()) {
       spawner_->RunnerResult(worker_id_, message.result());
     }
+    absl::MutexLock lock(&mu_);
+    handling_ = false;
+    if (!status.ok() && !closing_) {
+      closing_ = true;
+      close_status_ = status;
+    }
+    if (closing_ || finished_) return PumpLocked();  // the deferred Finish, if any
+    // Under the lock, so a concurrent Close cannot Finish in between; the
+    // read's reaction runs on gRPC's threads, never inline here.
     StartRead(&in_);
   }
 
@@ -114,7 +139,9 @@ class ConnectReactor final : public grpc::ServerBidiReactor<v1::ConnectRequest, 
       StartWrite(&out_.front());
       return;
     }
-    if (closing_) {
+    // Not while a message is being handled: it would start another read
+    // after the call is over.
+    if (closing_ && !handling_) {
       finished_ = true;
       Finish(ToGrpcStatus(close_status_));
     }
@@ -132,6 +159,7 @@ class ConnectReactor final : public grpc::ServerBidiReactor<v1::ConnectRequest, 
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool handling_ ABSL_GUARDED_BY(mu_) = false;  // a read completed; no other outstanding
   absl::Status close_status_ ABSL_GUARDED_BY(mu_);
 };
 

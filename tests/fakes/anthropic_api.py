@@ -10,24 +10,13 @@ Each request is appended, as JSON, to --log (for tests to read).
 
   anthropic_api.py --port PORT [--log FILE]     (port 0: pick one, print it)
 """
-import argparse
 import json
 import os
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agent_script  # noqa: E402
-
-LOCK = threading.Lock()
-COUNTER = [0]
-
-
-def next_id(prefix):
-    with LOCK:
-        COUNTER[0] += 1
-        return "%s_%04d" % (prefix, COUNTER[0])
+from fake_http import JsonHandler, next_id, serve  # noqa: E402
 
 
 def text_of(content):
@@ -67,21 +56,7 @@ def decide(body):
     return blocks, "tool_use"
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    log_file = None
-
-    def log_message(self, *args):
-        pass
-
-    def _json(self, code, obj):
-        data = json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JsonHandler):
     def do_GET(self):
         self._json(200, {"data": [], "has_more": False})
 
@@ -91,22 +66,16 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def do_POST(self):
-        length = int(self.headers.get("content-length", 0))
-        raw = self.rfile.read(length)
-        try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            return self._json(400, {"type": "error", "error": {"type": "invalid_request_error",
-                                                                "message": "body is not JSON"}})
+        body = self._read_json()
+        if body is None:
+            return
         path = self.path.split("?")[0]
         if path.endswith("/count_tokens"):
             return self._json(200, {"input_tokens": 100})
         if not path.endswith("/v1/messages"):
             return self._json(404, {"type": "error", "error": {"type": "not_found_error",
                                                                 "message": path}})
-        if Handler.log_file:
-            with LOCK, open(Handler.log_file, "a") as f:
-                f.write(json.dumps({"path": self.path, "body": body}) + "\n")
+        self._log(body)
         blocks, stop = decide(body)
         model = body.get("model", "claude-fake")
         usage = {"input_tokens": 120, "output_tokens": 30, "cache_read_input_tokens": 0,
@@ -115,15 +84,8 @@ class Handler(BaseHTTPRequestHandler):
                    "content": blocks, "stop_reason": stop, "stop_sequence": None, "usage": usage}
         if not body.get("stream"):
             return self._json(200, message)
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("cache-control", "no-cache")
-        self.send_header("connection", "close")
-        self.end_headers()
-
-        def event(name, data):
-            self.wfile.write(("event: %s\ndata: %s\n\n" % (name, json.dumps(data))).encode())
-            self.wfile.flush()
+        self._start_events()
+        event = self._event
 
         start = dict(message, content=[], stop_reason=None,
                      usage={"input_tokens": 120, "output_tokens": 1})
@@ -146,19 +108,7 @@ class Handler(BaseHTTPRequestHandler):
                                 "delta": {"stop_reason": stop, "stop_sequence": None},
                                 "usage": {"output_tokens": 30}})
         event("message_stop", {"type": "message_stop"})
-        self.close_connection = True
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--log")
-    args = ap.parse_args()
-    Handler.log_file = args.log
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
 
 
 if __name__ == "__main__":
-    main()
+    serve(Handler)

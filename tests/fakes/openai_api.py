@@ -9,25 +9,14 @@ with the other fakes. Each request is appended, as JSON, to --log.
 
   openai_api.py --port PORT [--log FILE]     (port 0: pick one, print it)
 """
-import argparse
 import json
 import os
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agent_script  # noqa: E402
-
-LOCK = threading.Lock()
-COUNTER = [0]
-
-
-def next_id(prefix):
-    with LOCK:
-        COUNTER[0] += 1
-        return "%s_%04d" % (prefix, COUNTER[0])
+from fake_http import JsonHandler, next_id, serve  # noqa: E402
 
 
 def text_of(item):
@@ -62,39 +51,20 @@ def decide(body):
     return out
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    log_file = None
-
-    def log_message(self, *args):
-        pass
-
-    def _json(self, code, obj):
-        data = json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JsonHandler):
     def do_GET(self):
         if self.path.split("?")[0].endswith("/models"):
             return self._json(200, {"object": "list", "data": [], "models": []})
         self._json(404, {"error": {"message": "not found: " + self.path, "type": "invalid_request_error"}})
 
     def do_POST(self):
-        length = int(self.headers.get("content-length", 0))
-        try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-        except ValueError:
-            return self._json(400, {"error": {"message": "body is not JSON",
-                                              "type": "invalid_request_error"}})
+        body = self._read_json()
+        if body is None:
+            return
         if not self.path.split("?")[0].endswith("/responses"):
             return self._json(404, {"error": {"message": "not found: " + self.path,
                                               "type": "invalid_request_error"}})
-        if Handler.log_file:
-            with LOCK, open(Handler.log_file, "a") as f:
-                f.write(json.dumps({"path": self.path, "body": body}) + "\n")
+        self._log(body)
         output = decide(body)
         response = {"id": next_id("resp"), "object": "response", "created_at": int(time.time()),
                     "status": "completed", "model": body.get("model", "gpt-fake"),
@@ -102,18 +72,13 @@ class Handler(BaseHTTPRequestHandler):
                     "usage": {"input_tokens": 120, "input_tokens_details": {"cached_tokens": 0},
                               "output_tokens": 30, "output_tokens_details": {"reasoning_tokens": 0},
                               "total_tokens": 150}}
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream")
-        self.send_header("cache-control", "no-cache")
-        self.send_header("connection", "close")
-        self.end_headers()
+        self._start_events()
         seq = [0]
 
         def event(data):
             data["sequence_number"] = seq[0]
             seq[0] += 1
-            self.wfile.write(("event: %s\ndata: %s\n\n" % (data["type"], json.dumps(data))).encode())
-            self.wfile.flush()
+            self._event(data["type"], data)
 
         event({"type": "response.created",
                "response": dict(response, status="in_progress", output=[], usage=None)})
@@ -126,19 +91,7 @@ class Handler(BaseHTTPRequestHandler):
                        "delta": item["content"][0]["text"]})
             event({"type": "response.output_item.done", "output_index": i, "item": item})
         event({"type": "response.completed", "response": response})
-        self.close_connection = True
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--log")
-    args = ap.parse_args()
-    Handler.log_file = args.log
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
 
 
 if __name__ == "__main__":
-    main()
+    serve(Handler)

@@ -1,31 +1,18 @@
 #include "services/agents/store/pg_worker_store.h"
 
-#include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
 
 #include "absl/strings/str_cat.h"
+#include "services/common/db/proto_json.h"
 
 namespace orchestrator::agents {
 namespace {
 
 using google::protobuf::util::TimeUtil;
 
-std::string Json(const google::protobuf::Message& m) {
-  std::string out;
-  (void)google::protobuf::util::MessageToJsonString(m, &out);
-  return out;
-}
-
-template <typename M>
-absl::StatusOr<M> FromJson(absl::string_view json) {
-  M m;
-  google::protobuf::util::JsonParseOptions options;
-  options.ignore_unknown_fields = true;  // rows written by a newer version
-  if (!google::protobuf::util::JsonStringToMessage(std::string(json), &m, options).ok()) {
-    return absl::DataLossError(absl::StrCat("unreadable ", M::descriptor()->name(), " row"));
-  }
-  return m;
-}
+using db::FromJsonColumn;
+using db::FromJsonRows;
+using db::ToJsonColumn;
 
 constexpr db::Statement kInsertWorker{
     "agents_worker_insert",
@@ -84,26 +71,26 @@ absl::StatusOr<v1::Worker> PgWorkerStore::CreateWorker(const v1::Worker& w,
                                                        const std::string& token_id, bool* created) {
   auto r = pool_->Exec(kInsertWorker,
                        {w.id(), w.owner_id(), std::to_string(w.state()), db::NullIfEmpty(request_id),
-                        token_id, Json(w),
+                        token_id, ToJsonColumn(w),
                         std::to_string(TimeUtil::TimestampToMicroseconds(w.create_time()))});
   if (!r.ok()) return r.status();
   *created = r->rows() == 1;
-  if (*created) return FromJson<v1::Worker>(r->Get(0, 0));
+  if (*created) return FromJsonColumn<v1::Worker>(r->Get(0, 0));
   auto earlier = pool_->Exec(kWorkerByRequest, {w.owner_id(), request_id});
   if (!earlier.ok()) return earlier.status();
   if (earlier->rows() != 1) return absl::AbortedError("concurrent start with the same request_id");
-  return FromJson<v1::Worker>(earlier->Get(0, 0));
+  return FromJsonColumn<v1::Worker>(earlier->Get(0, 0));
 }
 
 absl::StatusOr<v1::Worker> PgWorkerStore::GetWorker(const std::string& id) {
   auto r = pool_->Exec(kGetWorker, {id});
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return NoWorker(id);
-  return FromJson<v1::Worker>(r->Get(0, 0));
+  return FromJsonColumn<v1::Worker>(r->Get(0, 0));
 }
 
 absl::Status PgWorkerStore::SaveWorker(const v1::Worker& w) {
-  auto r = pool_->Exec(kSaveWorker, {w.id(), Json(w), std::to_string(w.state())});
+  auto r = pool_->Exec(kSaveWorker, {w.id(), ToJsonColumn(w), std::to_string(w.state())});
   if (!r.ok()) return r.status();
   return r->affected() == 1 ? absl::OkStatus() : NoWorker(w.id());
 }
@@ -126,45 +113,33 @@ absl::StatusOr<std::vector<v1::Worker>> PgWorkerStore::ListWorkers(
        after ? std::optional<std::string>(std::to_string(after->first)) : std::nullopt,
        after ? std::optional<std::string>(after->second) : std::nullopt, std::to_string(limit)});
   if (!r.ok()) return r.status();
-  std::vector<v1::Worker> out;
-  for (int i = 0; i < r->rows(); ++i) {
-    auto w = FromJson<v1::Worker>(r->Get(i, 0));
-    if (!w.ok()) return w.status();
-    out.push_back(std::move(*w));
-  }
-  return out;
+  return FromJsonRows<v1::Worker>(*r);
 }
 
 absl::StatusOr<std::vector<v1::Worker>> PgWorkerStore::ListLiveWorkers() {
   auto r = pool_->Exec(kLiveWorkers, {});
   if (!r.ok()) return r.status();
-  std::vector<v1::Worker> out;
-  for (int i = 0; i < r->rows(); ++i) {
-    auto w = FromJson<v1::Worker>(r->Get(i, 0));
-    if (!w.ok()) return w.status();
-    out.push_back(std::move(*w));
-  }
-  return out;
+  return FromJsonRows<v1::Worker>(*r);
 }
 
 absl::StatusOr<v1::Task> PgWorkerStore::CreateTask(const v1::Task& task,
                                                    const std::string& request_id, bool* created) {
   auto r = pool_->Exec(kInsertTask,
-                       {task.id(), task.worker_id(), db::NullIfEmpty(request_id), Json(task)});
+                       {task.id(), task.worker_id(), db::NullIfEmpty(request_id), ToJsonColumn(task)});
   if (!r.ok()) {
     if (absl::IsFailedPrecondition(r.status())) return NoWorker(task.worker_id());
     return r.status();
   }
   *created = r->rows() == 1;
-  if (*created) return FromJson<v1::Task>(r->Get(0, 0));
+  if (*created) return FromJsonColumn<v1::Task>(r->Get(0, 0));
   auto earlier = pool_->Exec(kTaskByRequest, {task.worker_id(), request_id});
   if (!earlier.ok()) return earlier.status();
   if (earlier->rows() != 1) return absl::AbortedError("concurrent task with the same request_id");
-  return FromJson<v1::Task>(earlier->Get(0, 0));
+  return FromJsonColumn<v1::Task>(earlier->Get(0, 0));
 }
 
 absl::Status PgWorkerStore::SaveResult(const v1::TaskResult& result) {
-  auto r = pool_->Exec(kSaveResult, {result.task_id(), Json(result)});
+  auto r = pool_->Exec(kSaveResult, {result.task_id(), ToJsonColumn(result)});
   return r.ok() ? absl::OkStatus() : r.status();
 }
 
@@ -173,14 +148,14 @@ absl::StatusOr<std::optional<v1::TaskResult>> PgWorkerStore::ResultOf(const std:
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return absl::NotFoundError(absl::StrCat("task '", task_id, "' not found"));
   if (r->IsNull(0, 0)) return std::optional<v1::TaskResult>();
-  auto result = FromJson<v1::TaskResult>(r->Get(0, 0));
+  auto result = FromJsonColumn<v1::TaskResult>(r->Get(0, 0));
   if (!result.ok()) return result.status();
   return std::optional<v1::TaskResult>(std::move(*result));
 }
 
 absl::Status PgWorkerStore::SaveFinish(const std::string& task_id,
                                        const v1::FinishTaskRequest& finish) {
-  auto r = pool_->Exec(kSaveFinish, {task_id, Json(finish)});
+  auto r = pool_->Exec(kSaveFinish, {task_id, ToJsonColumn(finish)});
   if (!r.ok()) return r.status();
   return r->affected() == 1
              ? absl::OkStatus()
@@ -192,7 +167,7 @@ absl::StatusOr<std::optional<v1::FinishTaskRequest>> PgWorkerStore::FinishOf(
   auto r = pool_->Exec(kFinishOf, {task_id});
   if (!r.ok()) return r.status();
   if (r->rows() == 0 || r->IsNull(0, 0)) return std::optional<v1::FinishTaskRequest>();
-  auto f = FromJson<v1::FinishTaskRequest>(r->Get(0, 0));
+  auto f = FromJsonColumn<v1::FinishTaskRequest>(r->Get(0, 0));
   if (!f.ok()) return f.status();
   return std::optional<v1::FinishTaskRequest>(std::move(*f));
 }
@@ -200,13 +175,7 @@ absl::StatusOr<std::optional<v1::FinishTaskRequest>> PgWorkerStore::FinishOf(
 absl::StatusOr<std::vector<v1::Task>> PgWorkerStore::RunningTasks(const std::string& worker_id) {
   auto r = pool_->Exec(kRunningTasks, {worker_id});
   if (!r.ok()) return r.status();
-  std::vector<v1::Task> out;
-  for (int i = 0; i < r->rows(); ++i) {
-    auto t = FromJson<v1::Task>(r->Get(i, 0));
-    if (!t.ok()) return t.status();
-    out.push_back(std::move(*t));
-  }
-  return out;
+  return FromJsonRows<v1::Task>(*r);
 }
 
 }  // namespace orchestrator::agents

@@ -1,39 +1,15 @@
 #include "services/sessions/store/pg_session_store.h"
 
-#include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
+#include "services/common/db/proto_json.h"
 
 namespace orchestrator::sessions {
 namespace {
 
-std::string Json(const google::protobuf::Message& m) {
-  std::string out;
-  (void)google::protobuf::util::MessageToJsonString(m, &out);
-  return out;
-}
-
-template <typename M>
-absl::StatusOr<M> FromJson(absl::string_view json) {
-  M m;
-  google::protobuf::util::JsonParseOptions options;
-  options.ignore_unknown_fields = true;
-  if (!google::protobuf::util::JsonStringToMessage(std::string(json), &m, options).ok()) {
-    return absl::DataLossError(absl::StrCat("unreadable ", M::descriptor()->name(), " row"));
-  }
-  return m;
-}
-
-template <typename M>
-absl::StatusOr<std::vector<M>> Rows(const db::Result& r) {
-  std::vector<M> out;
-  for (int i = 0; i < r.rows(); ++i) {
-    auto m = FromJson<M>(r.Get(i, 0));
-    if (!m.ok()) return m.status();
-    out.push_back(std::move(*m));
-  }
-  return out;
-}
+using db::FromJsonColumn;
+using db::FromJsonRows;
+using db::ToJsonColumn;
 
 constexpr db::Statement kOpenOf{
     "sessions_open_of", "SELECT session FROM sessions.sessions WHERE owner_id = $1 AND state <> 3"};
@@ -81,13 +57,13 @@ absl::StatusOr<std::optional<v1::Session>> PgSessionStore::OpenSessionOf(const s
   auto r = pool_->Exec(kOpenOf, {owner});
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return std::optional<v1::Session>();
-  auto s = FromJson<v1::Session>(r->Get(0, 0));
+  auto s = FromJsonColumn<v1::Session>(r->Get(0, 0));
   if (!s.ok()) return s.status();
   return std::optional<v1::Session>(std::move(*s));
 }
 
 absl::Status PgSessionStore::CreateSession(const v1::Session& s) {
-  auto r = pool_->Exec(kCreate, {s.id(), s.owner_id(), std::to_string(s.state()), Json(s)});
+  auto r = pool_->Exec(kCreate, {s.id(), s.owner_id(), std::to_string(s.state()), ToJsonColumn(s)});
   if (!r.ok()) return r.status();
   if (r->affected() == 0) return absl::AlreadyExistsError("the user has an open session already");
   return absl::OkStatus();
@@ -97,11 +73,11 @@ absl::StatusOr<v1::Session> PgSessionStore::GetSession(const std::string& id) {
   auto r = pool_->Exec(kGet, {id});
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return absl::NotFoundError(absl::StrCat("session '", id, "' not found"));
-  return FromJson<v1::Session>(r->Get(0, 0));
+  return FromJsonColumn<v1::Session>(r->Get(0, 0));
 }
 
 absl::Status PgSessionStore::SaveSession(const v1::Session& s) {
-  auto r = pool_->Exec(kSave, {s.id(), Json(s), std::to_string(s.state())});
+  auto r = pool_->Exec(kSave, {s.id(), ToJsonColumn(s), std::to_string(s.state())});
   return r.ok() ? absl::OkStatus() : r.status();
 }
 
@@ -111,31 +87,31 @@ absl::StatusOr<std::vector<v1::Session>> PgSessionStore::ListSessions(const std:
                                                                       const std::string& after_id) {
   auto r = pool_->Exec(kList, {owner, std::to_string(state), after_id, std::to_string(limit)});
   if (!r.ok()) return r.status();
-  return Rows<v1::Session>(*r);
+  return FromJsonRows<v1::Session>(*r);
 }
 
 absl::StatusOr<std::vector<v1::Session>> PgSessionStore::ListOpenSessions() {
   auto r = pool_->Exec(kListOpen, {});
   if (!r.ok()) return r.status();
-  return Rows<v1::Session>(*r);
+  return FromJsonRows<v1::Session>(*r);
 }
 
 absl::StatusOr<v1::SessionMessage> PgSessionStore::AddMessage(const v1::SessionMessage& m,
                                                               bool* created) {
   auto r = pool_->Exec(kAddMessage,
-                       {m.id(), m.session_id(), db::NullIfEmpty(m.request_id()), Json(m)});
+                       {m.id(), m.session_id(), db::NullIfEmpty(m.request_id()), ToJsonColumn(m)});
   if (!r.ok()) return r.status();
   *created = r->rows() == 1;
   if (*created) return m;
   auto earlier = pool_->Exec(kMessageByRequest, {m.session_id(), m.request_id()});
   if (!earlier.ok()) return earlier.status();
   if (earlier->rows() != 1) return absl::AbortedError("concurrent message with the same request_id");
-  return FromJson<v1::SessionMessage>(earlier->Get(0, 0));
+  return FromJsonColumn<v1::SessionMessage>(earlier->Get(0, 0));
 }
 
 absl::StatusOr<v1::Notification> PgSessionStore::AddNotification(v1::Notification n) {
   for (int attempt = 0; attempt < 5; ++attempt) {
-    auto r = pool_->Exec(kAddNotification, {n.owner_id(), Json(n)});
+    auto r = pool_->Exec(kAddNotification, {n.owner_id(), ToJsonColumn(n)});
     if (r.ok()) {
       n.set_sequence(r->GetInt64(0, 0));
       return n;
@@ -149,7 +125,7 @@ absl::StatusOr<std::vector<v1::Notification>> PgSessionStore::NotificationsAfter
     const std::string& owner, int64_t after, int limit) {
   auto r = pool_->Exec(kNotificationsAfter, {owner, std::to_string(after), std::to_string(limit)});
   if (!r.ok()) return r.status();
-  return Rows<v1::Notification>(*r);
+  return FromJsonRows<v1::Notification>(*r);
 }
 
 }  // namespace orchestrator::sessions

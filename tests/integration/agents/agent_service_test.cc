@@ -76,12 +76,13 @@ class AgentServiceTest : public ::testing::Test {
     grpc::Status status;
   };
   TaskRun Run(const std::string& worker_id, const std::string& prompt,
-              absl::Duration timeout = absl::ZeroDuration()) {
+              absl::Duration timeout = absl::ZeroDuration(), const std::string& session = "") {
     grpc::ClientContext ctx;
     ctx.AddMetadata("authorization", "Bearer " + alice_);
     v1::RunTaskRequest req;
     req.set_worker_id(worker_id);
     req.set_prompt(prompt);
+    req.set_agent_session_id(session);
     if (timeout > absl::ZeroDuration()) req.mutable_timeout()->set_seconds(absl::ToInt64Seconds(timeout));
     auto reader = stub_->RunTask(&ctx, req);
     TaskRun run;
@@ -361,25 +362,6 @@ class FakeModelApiTest : public AgentServiceTest {
     std::filesystem::remove_all(dir_);
   }
 
-  // A task on the worker, resuming `session` if given.
-  TaskRun Resume(const std::string& worker, const std::string& prompt, const std::string& session) {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + alice_);
-    v1::RunTaskRequest req;
-    req.set_worker_id(worker);
-    req.set_prompt(prompt);
-    req.set_agent_session_id(session);
-    auto reader = stub_->RunTask(&ctx, req);
-    TaskRun run;
-    v1::RunTaskResponse resp;
-    while (reader->Read(&resp)) {
-      if (resp.has_event()) run.events.push_back(resp.event());
-      if (resp.has_result()) run.result = resp.result();
-    }
-    run.status = reader->Finish();
-    return run;
-  }
-
   // The agent creates a project through its shell tool with its own token,
   // and a second task resumes the same agent session.
   void CreatesAProjectAndResumes(v1::AgentType agent, const std::map<std::string, std::string>& env,
@@ -406,7 +388,7 @@ class FakeModelApiTest : public AgentServiceTest {
     EXPECT_EQ(listed.projects(0).name(), project);
 
     // The next task resumes the same session: the fake sees the history.
-    TaskRun second = Resume(w.id(), "thanks", run.result.agent_session_id());
+    TaskRun second = Run(w.id(), "thanks", absl::ZeroDuration(), run.result.agent_session_id());
     ASSERT_TRUE(second.status.ok()) << second.status.error_message();
     EXPECT_EQ(second.result.status(), v1::TASK_STATUS_SUCCEEDED) << second.result.summary();
     EXPECT_EQ(second.result.agent_session_id(), run.result.agent_session_id());

@@ -11,15 +11,15 @@
 
 #include "absl/random/random.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "absl/strings/ascii.h"
 #include "clients/cli/command.h"
 #include "clients/cli/follow.h"
 #include "clients/cli/format.h"
@@ -111,10 +111,12 @@ std::string Overview() {
       "usage: orchestrator GROUP COMMAND [ARGS] [FLAGS]\n"
       "       orchestrator GROUP --help      the group's commands\n\n"
       "groups:\n";
-  for (const auto& g : Groups()) absl::StrAppend(&out, "  ", absl::StrFormat("%-13s", g.name), g.summary, "\n");
+  for (const auto& g : Groups())
+    absl::StrAppend(&out, "  ", absl::StrFormat("%-13s", g.name), g.summary, "\n");
   absl::StrAppend(&out, "\ncommands:\n");
   for (const auto& c : Commands()) {
-    if (c.group.empty()) absl::StrAppend(&out, "  ", absl::StrFormat("%-13s", c.name), c.summary, "\n");
+    if (c.group.empty())
+      absl::StrAppend(&out, "  ", absl::StrFormat("%-13s", c.name), c.summary, "\n");
   }
   absl::StrAppend(&out, "  ", absl::StrFormat("%-13s", "skills"),
                   "write the commands an agent may run as CLAUDE.md / AGENTS.md and skills\n\n",
@@ -129,7 +131,8 @@ std::string GroupHelp(const std::string& group) {
   }
   std::string out = absl::StrCat("orchestrator ", group, ": ", summary, "\n\ncommands:\n");
   for (const auto& c : Commands()) {
-    if (c.group == group) absl::StrAppend(&out, "  ", absl::StrFormat("%-14s", c.name), c.summary, "\n");
+    if (c.group == group)
+      absl::StrAppend(&out, "  ", absl::StrFormat("%-14s", c.name), c.summary, "\n");
   }
   absl::StrAppend(&out, "\n'orchestrator ", group, " COMMAND --help' shows a command's usage.\n");
   return out;
@@ -139,7 +142,9 @@ std::string CommandHelp(const Command& c) {
   std::string out = absl::StrCat("usage: ", c.usage(), "\n\n", c.summary, "\n");
   if (!c.params.empty() || !c.job_id_path.empty() || c.needs_confirm) absl::StrAppend(&out, "\n");
   for (const auto& p : c.params) {
-    std::string name = p.positional ? p.name : p.is_switch ? "--" + p.name : "--" + p.name + " VALUE";
+    std::string name = p.positional  ? p.name
+                       : p.is_switch ? "--" + p.name
+                                     : "--" + p.name + " VALUE";
     std::string help = p.help;
     const FieldDescriptor* f = nullptr;
     const auto* d = c.rpc.method->input_type();
@@ -255,10 +260,10 @@ absl::StatusOr<Invocation> Parse(const std::vector<std::string>& args) {
       if (name == "addr") inv.addr = *v;
       if (name == "token") inv.token = *v;
       if (name == "request-id") inv.request_id = *v;
-      if (name == "timeout" && (!ParseHumanDuration(*v, &inv.timeout) ||
-                                inv.timeout <= absl::ZeroDuration())) {
-        return absl::InvalidArgumentError("--timeout: expected a duration such as 30s or 2m, got '" +
-                                          *v + "'");
+      if (name == "timeout" &&
+          (!ParseHumanDuration(*v, &inv.timeout) || inv.timeout <= absl::ZeroDuration())) {
+        return absl::InvalidArgumentError(
+            "--timeout: expected a duration such as 30s or 2m, got '" + *v + "'");
       }
       continue;
     }
@@ -342,7 +347,8 @@ absl::Status BuildRequest(const Invocation& inv, const Environment& env, Message
       return absl::InvalidArgumentError(absl::StrCat(name, ": ", s.message()));
     }
     if (!p->positional && absl::StrContains(p->field, '.')) {
-      mask.push_back(std::string(absl::StripPrefix(p->field, p->field.substr(0, p->field.find('.') + 1))));
+      mask.push_back(
+          std::string(absl::StripPrefix(p->field, p->field.substr(0, p->field.find('.') + 1))));
     }
   }
   const auto* d = request->GetDescriptor();
@@ -357,7 +363,8 @@ absl::Status BuildRequest(const Invocation& inv, const Environment& env, Message
     r->SetBool(request, f, true);
   }
   if (const FieldDescriptor* f = d->FindFieldByName("request_id");
-      f != nullptr && f->type() == FieldDescriptor::TYPE_STRING && r->GetString(*request, f).empty()) {
+      f != nullptr && f->type() == FieldDescriptor::TYPE_STRING &&
+      r->GetString(*request, f).empty()) {
     r->SetString(request, f, inv.request_id.empty() ? NewRequestId() : inv.request_id);
   }
   return absl::OkStatus();
@@ -405,8 +412,9 @@ int Outcome(const FollowResult& result, const Command* c, const std::string& add
       EnumLabel(jobs_v1::JobState_descriptor()->FindValueByNumber(job.state()));
   std::string took;
   if (job.has_start_time() && job.has_end_time()) {
-    took = " in " + DurationText(absl::Seconds(job.end_time().seconds() - job.start_time().seconds()) +
-                                   absl::Nanoseconds(job.end_time().nanos() - job.start_time().nanos()));
+    took =
+        " in " + DurationText(absl::Seconds(job.end_time().seconds() - job.start_time().seconds()) +
+                              absl::Nanoseconds(job.end_time().nanos() - job.start_time().nanos()));
   }
   if (job.state() == jobs_v1::JOB_STATE_SUCCEEDED) {
     if (!json) out << "job " << job.id() << " succeeded" << took << "\n";
@@ -440,7 +448,8 @@ int RunSkills(const Invocation& inv, std::ostream& out, std::ostream& err) {
     }
     return kExitOk;
   }
-  if (inv.local != "skills export") return Usage("unknown command '" + inv.local + "'", kSkillsHelp, err);
+  if (inv.local != "skills export")
+    return Usage("unknown command '" + inv.local + "'", kSkillsHelp, err);
   for (const auto& [name, value] : inv.local_flags) {
     if (name != "allowed" && name != "profile" && name != "format" && name != "out") {
       return Usage("unknown flag --" + name, kSkillsHelp, err);
@@ -459,8 +468,9 @@ int RunSkills(const Invocation& inv, std::ostream& out, std::ostream& err) {
     if (p == nullptr) {
       std::vector<std::string> names;
       for (const auto& q : Profiles()) names.push_back(q.name);
-      return Usage("--profile: '" + flag("profile") + "' is not one of: " + absl::StrJoin(names, ", "),
-                   "", err);
+      return Usage(
+          "--profile: '" + flag("profile") + "' is not one of: " + absl::StrJoin(names, ", "), "",
+          err);
     }
     grants = p->grants;
   } else if (!flag("allowed").empty()) {
@@ -514,7 +524,8 @@ int Run(const std::vector<std::string>& args, const Environment& env, std::ostre
   }
   Invocation& inv = *parsed;
   if (!inv.local.empty() || (!inv.words.empty() && inv.words[0] == "skills")) {
-    if (inv.local.empty() && !inv.help) return Usage("missing command after 'skills'", kSkillsHelp, err);
+    if (inv.local.empty() && !inv.help)
+      return Usage("missing command after 'skills'", kSkillsHelp, err);
     if (inv.local.empty()) {
       out << kSkillsHelp;
       return kExitOk;
@@ -567,8 +578,9 @@ int Run(const std::vector<std::string>& args, const Environment& env, std::ostre
     auto it = env.vars.find(name);
     return it == env.vars.end() ? std::string() : it->second;
   };
-  const std::string addr =
-      !inv.addr.empty() ? inv.addr : !var("ORCHESTRATOR_ADDR").empty() ? var("ORCHESTRATOR_ADDR") : kDefaultAddr;
+  const std::string addr = !inv.addr.empty()                   ? inv.addr
+                           : !var("ORCHESTRATOR_ADDR").empty() ? var("ORCHESTRATOR_ADDR")
+                                                               : kDefaultAddr;
   const std::string token = !inv.token.empty() ? inv.token : var("ORCHESTRATOR_TOKEN");
   auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
   const absl::Duration timeout = inv.timeout;
@@ -583,8 +595,9 @@ int Run(const std::vector<std::string>& args, const Environment& env, std::ostre
     // jobs watch: the job's events to its end, resuming if the stream breaks.
     int64_t after = 0;
     (void)absl::SimpleAtoi(FormatPath(*request, "after_sequence", absl::Now(), false), &after);
-    auto result = FollowJob(channel, context, FormatPath(*request, c.job_id_path, absl::Now(), false),
-                            after, inv.json, out, err);
+    auto result =
+        FollowJob(channel, context, FormatPath(*request, c.job_id_path, absl::Now(), false), after,
+                  inv.json, out, err);
     return Outcome(result, &c, addr, inv.json, out, err);
   }
   if (c.rpc.streaming()) {
@@ -626,8 +639,8 @@ int Run(const std::vector<std::string>& args, const Environment& env, std::ostre
   }
   if (!inv.json) out << "\nfollowing job " << job_id << " (Ctrl-C stops watching, not the job)\n";
   out.flush();
-  return Outcome(FollowJob(channel, context, job_id, 0, inv.json, out, err), &c, addr, inv.json, out,
-                 err);
+  return Outcome(FollowJob(channel, context, job_id, 0, inv.json, out, err), &c, addr, inv.json,
+                 out, err);
 }
 
 }  // namespace orchestrator::cli

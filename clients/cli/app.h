@@ -23,8 +23,8 @@ enum ExitStatus : int {
 
 // What the CLI reads from outside its arguments; tests supply their own.
 struct Environment {
-  std::map<std::string, std::string> vars;        // ORCHESTRATOR_ADDR, ORCHESTRATOR_TOKEN
-  std::function<std::string()> read_stdin;         // secrets given on standard input
+  std::map<std::string, std::string> vars;  // ORCHESTRATOR_ADDR, ORCHESTRATOR_TOKEN
+  std::function<std::string()> read_stdin;  // secrets given on standard input
 };
 
 // The whole CLI: `args` without the program name. Output on `out`, errors

@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "absl/time/time.h"
-
 #include "clients/cli/rpc_call.h"
 
 namespace orchestrator::cli {

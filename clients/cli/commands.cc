@@ -57,8 +57,7 @@ std::vector<Column> JobColumns() {
   return {{"ID", "id"},
           {"KIND", "kind"},
           {"STATE", "state"},
-          {"PROGRESS",
-           "",
+          {"PROGRESS", "",
            [](const Message& m, absl::Time) {
              const auto& job = static_cast<const jobs::Job&>(m);
              return job.progress_percent() > 0 ? absl::StrCat(job.progress_percent(), "%")
@@ -184,8 +183,7 @@ std::vector<Command> Build() {
        .columns = {{"SEQ", "sequence"},
                    {"TIME", "create_time"},
                    {"TYPE", "type"},
-                   {"DETAIL", "",
-                    [](const Message& m, absl::Time now) {
+                   {"DETAIL", "", [](const Message& m, absl::Time now) {
                       return EventDetail(static_cast<const jobs::JobEvent&>(m), now);
                     }}}});
   add({.group = "jobs",
@@ -269,10 +267,8 @@ std::vector<Command> Build() {
        .rpc = Unary<deploy::DeployService>(&deploy::DeployService::Stub::CheckReadiness),
        .params = {Arg("PROJECT", "project_id", "the project's id")},
        .list_field = "checks",
-       .columns = {{"CHECK", "name"},
-                   {"STATUS", "status"},
-                   {"MESSAGE", "message"},
-                   {"REMEDY", "remedy"}}});
+       .columns = {
+           {"CHECK", "name"}, {"STATUS", "status"}, {"MESSAGE", "message"}, {"REMEDY", "remedy"}}});
   add({.group = "deploy",
        .name = "trigger",
        .summary = "deploy a project",
@@ -297,10 +293,8 @@ std::vector<Command> Build() {
                        Flag("job", "job_id", "this deploy job's")},
                       Paging()),
        .list_field = "lines",
-       .columns = {{"TIME", "emit_time"},
-                   {"STREAM", "stream"},
-                   {"SOURCE", "source"},
-                   {"TEXT", "text"}}});
+       .columns = {
+           {"TIME", "emit_time"}, {"STREAM", "stream"}, {"SOURCE", "source"}, {"TEXT", "text"}}});
   add({.group = "deploy",
        .name = "rollback",
        .summary = "go back to an earlier release",

@@ -29,7 +29,8 @@ std::string EventDetail(const jobs_v1::JobEvent& e, absl::Time now) {
       std::string out = c.from_state() == jobs_v1::JOB_STATE_UNSPECIFIED
                             ? Label(c.to_state())  // the job was created
                             : absl::StrCat(Label(c.from_state()), " → ", Label(c.to_state()));
-      if (c.to_state() == jobs_v1::JOB_STATE_RUNNING) absl::StrAppend(&out, " (attempt ", c.attempt(), ")");
+      if (c.to_state() == jobs_v1::JOB_STATE_RUNNING)
+        absl::StrAppend(&out, " (attempt ", c.attempt(), ")");
       if (c.has_error()) absl::StrAppend(&out, "  ", FormatMessage(c.error(), now, true));
       if (c.to_state() == jobs_v1::JOB_STATE_QUEUED && c.has_run_after()) {
         absl::StrAppend(&out, "  retry ",
@@ -52,8 +53,9 @@ std::string EventDetail(const jobs_v1::JobEvent& e, absl::Time now) {
     case jobs_v1::JobEvent::kResult:
       return FormatMessage(e.result().result(), now, true);
     case jobs_v1::JobEvent::kCancelRequested:
-      return absl::StrCat("cancel requested",
-                          e.cancel_requested().reason().empty() ? "" : ": " + e.cancel_requested().reason());
+      return absl::StrCat("cancel requested", e.cancel_requested().reason().empty()
+                                                  ? ""
+                                                  : ": " + e.cancel_requested().reason());
     default:
       return "";
   }

@@ -28,9 +28,10 @@ struct FollowResult {
   grpc::Status status;
   jobs_v1::Job job;  // when status is OK
 };
-FollowResult FollowJob(const std::shared_ptr<grpc::Channel>& channel,
-                       const std::function<std::unique_ptr<grpc::ClientContext>(bool deadline)>& context,
-                       const std::string& job_id, int64_t after_sequence, bool json,
-                       std::ostream& out, std::ostream& err);
+FollowResult FollowJob(
+    const std::shared_ptr<grpc::Channel>& channel,
+    const std::function<std::unique_ptr<grpc::ClientContext>(bool deadline)>& context,
+    const std::string& job_id, int64_t after_sequence, bool json, std::ostream& out,
+    std::ostream& err);
 
 }  // namespace orchestrator::cli

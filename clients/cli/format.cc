@@ -178,8 +178,7 @@ absl::StatusOr<const EnumValueDescriptor*> ParseEnumLabel(const EnumDescriptor* 
     const EnumValueDescriptor* v = type->FindValueByName(candidate);
     if (v != nullptr && v->number() != 0) return v;
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("'", text, "' is not one of: ", EnumLabels(type)));
+  return absl::InvalidArgumentError(absl::StrCat("'", text, "' is not one of: ", EnumLabels(type)));
 }
 
 std::string EnumLabels(const EnumDescriptor* type) {
@@ -212,9 +211,7 @@ std::string TimeText(absl::Time t, absl::Time now) {
                       AgoText(t, now), ")");
 }
 
-std::string ClockText(absl::Time t) {
-  return absl::FormatTime("%H:%M:%S", t, absl::UTCTimeZone());
-}
+std::string ClockText(absl::Time t) { return absl::FormatTime("%H:%M:%S", t, absl::UTCTimeZone()); }
 
 std::string DurationText(absl::Duration d) {
   if (d < absl::ZeroDuration()) return "-" + DurationText(-d);

@@ -22,10 +22,10 @@ absl::StatusOr<const google::protobuf::EnumValueDescriptor*> ParseEnumLabel(
 // "running, succeeded, …": what ParseEnumLabel accepts.
 std::string EnumLabels(const google::protobuf::EnumDescriptor* type);
 
-std::string AgoText(absl::Time t, absl::Time now);         // "4m ago", "in 2h"
-std::string TimeText(absl::Time t, absl::Time now);        // "2026-11-21 10:12:03 UTC (4m ago)"
-std::string ClockText(absl::Time t);                       // "10:12:03"
-std::string DurationText(absl::Duration d);                // "1h 5m", "3.2s", "120ms"
+std::string AgoText(absl::Time t, absl::Time now);   // "4m ago", "in 2h"
+std::string TimeText(absl::Time t, absl::Time now);  // "2026-11-21 10:12:03 UTC (4m ago)"
+std::string ClockText(absl::Time t);                 // "10:12:03"
+std::string DurationText(absl::Duration d);          // "1h 5m", "3.2s", "120ms"
 
 // One field of `message` as text: the whole field (repeated ones joined by
 // ", "). `compact` is for table cells (times as "4m ago").

@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
     if (eq != std::string::npos) env.vars[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   env.read_stdin = [] {
-    if (isatty(STDIN_FILENO)) std::cerr << "(reading the value from standard input; end with Ctrl-D)\n";
+    if (isatty(STDIN_FILENO))
+      std::cerr << "(reading the value from standard input; end with Ctrl-D)\n";
     return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   };
   return orchestrator::cli::Run(std::vector<std::string>(argv + 1, argv + argc), env, std::cout,

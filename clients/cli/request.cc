@@ -25,11 +25,12 @@ absl::Status Expected(const std::string& what, const std::string& text) {
 
 void SetSeconds(Message* m, absl::Duration since_epoch_or_length) {
   const Descriptor* d = m->GetDescriptor();
-  const int64_t seconds = absl::IDivDuration(since_epoch_or_length, absl::Seconds(1),
-                                             &since_epoch_or_length);
+  const int64_t seconds =
+      absl::IDivDuration(since_epoch_or_length, absl::Seconds(1), &since_epoch_or_length);
   m->GetReflection()->SetInt64(m, d->FindFieldByName("seconds"), seconds);
-  m->GetReflection()->SetInt32(m, d->FindFieldByName("nanos"),
-                               static_cast<int32_t>(absl::ToInt64Nanoseconds(since_epoch_or_length)));
+  m->GetReflection()->SetInt32(
+      m, d->FindFieldByName("nanos"),
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(since_epoch_or_length)));
 }
 
 absl::Status SetMessage(Message* m, const std::string& text, absl::Time now) {
@@ -69,8 +70,7 @@ absl::Status SetMessage(Message* m, const std::string& text, absl::Time now) {
   return absl::InvalidArgumentError(absl::StrCat("cannot be set from text (", type, ")"));
 }
 
-absl::Status SetOne(Message* m, const FieldDescriptor* f, const std::string& text,
-                    absl::Time now) {
+absl::Status SetOne(Message* m, const FieldDescriptor* f, const std::string& text, absl::Time now) {
   const Reflection* r = m->GetReflection();
   const bool rep = f->is_repeated();
   switch (f->cpp_type()) {

@@ -46,8 +46,8 @@ const google::protobuf::MethodDescriptor* FindMethod(const char* service,
 template <typename Service, typename Req, typename Resp>
 RpcCall Unary(grpc::Status (Service::Stub::*method)(grpc::ClientContext*, const Req&, Resp*)) {
   RpcCall c;
-  c.method = internal::FindMethod(Service::service_full_name(), Req::descriptor(),
-                                  Resp::descriptor());
+  c.method =
+      internal::FindMethod(Service::service_full_name(), Req::descriptor(), Resp::descriptor());
   c.new_request = [] { return std::make_unique<Req>(); };
   c.new_response = [] { return std::make_unique<Resp>(); };
   c.unary = [method](const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext* ctx,
@@ -62,8 +62,8 @@ template <typename Service, typename Req, typename Resp>
 RpcCall ServerStream(std::unique_ptr<grpc::ClientReader<Resp>> (Service::Stub::*method)(
     grpc::ClientContext*, const Req&)) {
   RpcCall c;
-  c.method = internal::FindMethod(Service::service_full_name(), Req::descriptor(),
-                                  Resp::descriptor());
+  c.method =
+      internal::FindMethod(Service::service_full_name(), Req::descriptor(), Resp::descriptor());
   c.new_request = [] { return std::make_unique<Req>(); };
   c.new_response = [] { return std::make_unique<Resp>(); };
   c.stream = [method](const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext* ctx,

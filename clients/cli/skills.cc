@@ -30,18 +30,19 @@ std::string CommandSection(const Command& c, const std::string& heading) {
   std::string out = absl::StrCat(heading, " orchestrator ", c.path(), "\n\n", c.summary, "\n\n    ",
                                  c.usage(), "\n\n");
   for (const auto& p : c.params) {
-    const std::string name = p.positional ? p.name
+    const std::string name = p.positional  ? p.name
                              : p.is_switch ? "--" + p.name
                                            : "--" + p.name + " VALUE";
-    absl::StrAppend(&out, "- `", name, "`: ", p.help, p.required && !p.positional ? " (required)" : "",
-                    "\n");
+    absl::StrAppend(&out, "- `", name, "`: ", p.help,
+                    p.required && !p.positional ? " (required)" : "", "\n");
   }
   if (!c.job_id_path.empty() && !c.rpc.streaming()) {
     absl::StrAppend(&out,
                     "- `--follow`: print the job's events until it ends; exit 0 if it succeeded, "
                     "1 if not\n");
   }
-  if (c.needs_confirm) absl::StrAppend(&out, "- `--confirm`: required; the change cannot be undone\n");
+  if (c.needs_confirm)
+    absl::StrAppend(&out, "- `--confirm`: required; the change cannot be undone\n");
   if (!c.details.empty()) absl::StrAppend(&out, "\n", c.details, "\n");
   const std::string permission = c.permission();
   absl::StrAppend(&out, "\n",
@@ -116,7 +117,8 @@ std::map<std::string, std::string> RenderSkills(const std::vector<std::string>& 
     by_group[GroupName(*c)].push_back(c);
   }
   if (format == SkillsFormat::kClaude) {
-    absl::StrAppend(&section, "\nUsage and flags of each: the orchestrator skills in .claude/skills/ (",
+    absl::StrAppend(&section,
+                    "\nUsage and flags of each: the orchestrator skills in .claude/skills/ (",
                     absl::StrJoin(order, ", ",
                                   [](std::string* out, const std::string& g) {
                                     absl::StrAppend(out, "orchestrator-", g);
@@ -124,10 +126,9 @@ std::map<std::string, std::string> RenderSkills(const std::vector<std::string>& 
                     ").\n", kSectionEnd, "\n");
     files["CLAUDE.md"] = section;
     for (const auto& group : order) {
-      std::string skill = absl::StrCat("---\nname: orchestrator-", group,
-                                       "\ndescription: Use the orchestrator CLI for ",
-                                       GroupSummary(group), ".\n---\n\n# orchestrator ", group,
-                                       "\n\n", Intro());
+      std::string skill = absl::StrCat(
+          "---\nname: orchestrator-", group, "\ndescription: Use the orchestrator CLI for ",
+          GroupSummary(group), ".\n---\n\n# orchestrator ", group, "\n\n", Intro());
       for (const Command* c : by_group[group]) absl::StrAppend(&skill, CommandSection(*c, "##"));
       files[absl::StrCat(".claude/skills/orchestrator-", group, ".md")] = skill;
     }
@@ -135,7 +136,8 @@ std::map<std::string, std::string> RenderSkills(const std::vector<std::string>& 
     absl::StrAppend(&section, "\n");
     for (const auto& group : order) {
       absl::StrAppend(&section, "### orchestrator ", group, ": ", GroupSummary(group), "\n\n");
-      for (const Command* c : by_group[group]) absl::StrAppend(&section, CommandSection(*c, "####"));
+      for (const Command* c : by_group[group])
+        absl::StrAppend(&section, CommandSection(*c, "####"));
     }
     absl::StrAppend(&section, kSectionEnd, "\n");
     files["AGENTS.md"] = section;

@@ -30,10 +30,13 @@ bool PercentDecode(absl::string_view in, std::string* out) {
       out->push_back(in[i]);
       continue;
     }
-    if (i + 2 >= in.size() || !absl::ascii_isxdigit(in[i + 1]) || !absl::ascii_isxdigit(in[i + 2])) {
+    if (i + 2 >= in.size() || !absl::ascii_isxdigit(in[i + 1]) ||
+        !absl::ascii_isxdigit(in[i + 2])) {
       return false;
     }
-    auto hex = [](char c) { return absl::ascii_isdigit(c) ? c - '0' : absl::ascii_tolower(c) - 'a' + 10; };
+    auto hex = [](char c) {
+      return absl::ascii_isdigit(c) ? c - '0' : absl::ascii_tolower(c) - 'a' + 10;
+    };
     out->push_back(static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2])));
     i += 2;
   }
@@ -110,18 +113,34 @@ absl::StatusOr<RouteTable> RouteTable::FromServices(
       r.method = method;
       r.body = rule.body();
       switch (rule.pattern_case()) {
-        case google::api::HttpRule::kGet: r.http_method = "GET"; r.pattern = rule.get(); break;
-        case google::api::HttpRule::kPost: r.http_method = "POST"; r.pattern = rule.post(); break;
-        case google::api::HttpRule::kPatch: r.http_method = "PATCH"; r.pattern = rule.patch(); break;
-        case google::api::HttpRule::kPut: r.http_method = "PUT"; r.pattern = rule.put(); break;
-        case google::api::HttpRule::kDelete: r.http_method = "DELETE"; r.pattern = rule.delete_(); break;
+        case google::api::HttpRule::kGet:
+          r.http_method = "GET";
+          r.pattern = rule.get();
+          break;
+        case google::api::HttpRule::kPost:
+          r.http_method = "POST";
+          r.pattern = rule.post();
+          break;
+        case google::api::HttpRule::kPatch:
+          r.http_method = "PATCH";
+          r.pattern = rule.patch();
+          break;
+        case google::api::HttpRule::kPut:
+          r.http_method = "PUT";
+          r.pattern = rule.put();
+          break;
+        case google::api::HttpRule::kDelete:
+          r.http_method = "DELETE";
+          r.pattern = rule.delete_();
+          break;
         default:
           return absl::InvalidArgumentError(
               absl::StrCat(method->full_name(), ": unsupported google.api.http pattern"));
       }
       auto path = ParsePathTemplate(r.pattern);
       if (!path.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(method->full_name(), ": ", path.status().message()));
+        return absl::InvalidArgumentError(
+            absl::StrCat(method->full_name(), ": ", path.status().message()));
       }
       r.path = std::move(*path);
       // Every variable and the body field must exist in the request.
@@ -135,8 +154,9 @@ absl::StatusOr<RouteTable> RouteTable::FromServices(
         }
         if (f == nullptr || f->is_repeated() ||
             f->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              method->full_name(), ": path variable '", s.field, "' is not a scalar request field"));
+          return absl::InvalidArgumentError(absl::StrCat(method->full_name(), ": path variable '",
+                                                         s.field,
+                                                         "' is not a scalar request field"));
         }
       }
       if (!r.body.empty() && r.body != "*" &&
@@ -166,7 +186,8 @@ absl::StatusOr<RouteTable::Match> RouteTable::Find(absl::string_view http_method
   for (absl::string_view seg : absl::StrSplit(rest, '/')) {
     std::string decoded;
     if (!PercentDecode(seg, &decoded)) {
-      return absl::InvalidArgumentError(absl::StrCat("path: malformed percent escape in '", seg, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("path: malformed percent escape in '", seg, "'"));
     }
     segments.push_back(std::move(decoded));
   }
@@ -181,8 +202,8 @@ absl::StatusOr<RouteTable::Match> RouteTable::Find(absl::string_view http_method
     allowed.insert(r.http_method);
   }
   if (!allowed.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("method ", http_method, " is not allowed here; use ", absl::StrJoin(allowed, ", ")));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "method ", http_method, " is not allowed here; use ", absl::StrJoin(allowed, ", ")));
   }
   return absl::NotFoundError(absl::StrCat("no route for ", path));
 }

@@ -5,11 +5,11 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "services/common/config/mesh_config.h"
 #include "services/common/logging/logging.h"
@@ -55,8 +55,7 @@ ABSL_FLAG(std::string, session_agent_env, "",
           "KEY=VALUE,... for the PO agent, e.g. ANTHROPIC_BASE_URL=...,ANTHROPIC_API_KEY=...");
 ABSL_FLAG(absl::Duration, session_idle_pause, absl::Minutes(5),
           "an idle session's worker is paused after this");
-ABSL_FLAG(absl::Duration, session_end_after, absl::Hours(24),
-          "an idle session ends after this");
+ABSL_FLAG(absl::Duration, session_end_after, absl::Hours(24), "an idle session ends after this");
 ABSL_FLAG(std::string, admin_addr, "", "AdminService address when not hosted here");
 ABSL_FLAG(std::string, projects_addr, "", "ProjectService address when not hosted here");
 ABSL_FLAG(std::string, jobs_addr, "", "JobService address when not hosted here");

@@ -23,12 +23,10 @@
 #include "orchestrator/scheduler/v1/scheduler.grpc.pb.h"
 #include "orchestrator/sessions/v1/sessions.grpc.pb.h"
 #include "services/admin/api/admin_service.h"
-#include "services/agents/api/agent_service.h"
-#include "services/agents/store/pg_worker_store.h"
-#include "services/sessions/api/session_service.h"
-#include "services/sessions/store/pg_session_store.h"
 #include "services/admin/api/remote_token_verifier.h"
 #include "services/admin/store/pg_user_store.h"
+#include "services/agents/api/agent_service.h"
+#include "services/agents/store/pg_worker_store.h"
 #include "services/common/crypto/secret_box.h"
 #include "services/common/db/migrations.h"
 #include "services/jobs/api/job_service.h"
@@ -36,6 +34,8 @@
 #include "services/jobs/engine/worker.h"
 #include "services/projects/api/project_service.h"
 #include "services/projects/store/pg_project_store.h"
+#include "services/sessions/api/session_service.h"
+#include "services/sessions/store/pg_session_store.h"
 #include "spdlog/spdlog.h"
 
 namespace orchestrator {
@@ -250,9 +250,8 @@ absl::Status Mesh::Build() {
     agents::SpawnerOptions options;
     options.root_dir = config_.agents_dir;
     if (options.root_dir.empty()) {
-      options.root_dir = (std::filesystem::temp_directory_path() /
-                          NewId("orchestrator-agents-"))
-                             .string();
+      options.root_dir =
+          (std::filesystem::temp_directory_path() / NewId("orchestrator-agents-")).string();
     }
     std::error_code ec;
     std::filesystem::create_directories(options.root_dir, ec);
@@ -273,8 +272,9 @@ absl::Status Mesh::Build() {
     ::unlink(options.mesh_socket.c_str());
     host_.AlsoListen("unix:" + options.mesh_socket);
     if (options.unsandboxed) {
-      spdlog::warn("agents: --agent_runtime=unsandboxed: agents run as plain processes, "
-                   "without isolation");
+      spdlog::warn(
+          "agents: --agent_runtime=unsandboxed: agents run as plain processes, "
+          "without isolation");
     } else if (auto bwrap = agents::FindBwrap(); !bwrap.ok()) {
       return bwrap.status();
     }
@@ -337,21 +337,26 @@ absl::Status Mesh::BuildSessions() {
   // The user's jobs ending reach their PO agent (when jobs is hosted here).
   if (auto hub = std::static_pointer_cast<jobs::JobEventHub>(job_hub_)) {
     auto executor = executor_;
-    hub->SubscribeOwner(jobs::JobEventHub::OwnerSubscriber{
-        "",
-        [manager, executor](const jobs::JobNotice& n) {
-          if (n.type != jobs::v1::JOB_EVENT_TYPE_STATE_CHANGED) return;
-          std::string outcome;
-          if (n.state == jobs::v1::JOB_STATE_SUCCEEDED) outcome = "succeeded";
-          if (n.state == jobs::v1::JOB_STATE_FAILED) outcome = "failed";
-          if (n.state == jobs::v1::JOB_STATE_CANCELLED) outcome = "was cancelled";
-          if (outcome.empty()) return;
-          // Off the hub's thread: telling the session touches the database.
-          (void)executor->Submit([manager, n, outcome] {
-            manager->OnJobEnded(n.owner_id, n.job_id, outcome);
-          });
-        },
-        [] {}});
+    hub->SubscribeOwner(
+        jobs::JobEventHub::OwnerSubscriber{"",
+                                           [manager, executor](const jobs::JobNotice& n) {
+                                             if (n.type != jobs::v1::JOB_EVENT_TYPE_STATE_CHANGED)
+                                               return;
+                                             std::string outcome;
+                                             if (n.state == jobs::v1::JOB_STATE_SUCCEEDED)
+                                               outcome = "succeeded";
+                                             if (n.state == jobs::v1::JOB_STATE_FAILED)
+                                               outcome = "failed";
+                                             if (n.state == jobs::v1::JOB_STATE_CANCELLED)
+                                               outcome = "was cancelled";
+                                             if (outcome.empty()) return;
+                                             // Off the hub's thread: telling the session touches
+                                             // the database.
+                                             (void)executor->Submit([manager, n, outcome] {
+                                               manager->OnJobEnded(n.owner_id, n.job_id, outcome);
+                                             });
+                                           },
+                                           [] {}});
   }
   stop_sessions_ = [manager] { manager->Shutdown(); };
   return absl::OkStatus();

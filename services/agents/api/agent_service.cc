@@ -3,8 +3,8 @@
 #include <deque>
 
 #include "absl/strings/str_cat.h"
-#include "services/common/rpc/queued_writer.h"
 #include "services/common/rpc/call_context.h"
+#include "services/common/rpc/queued_writer.h"
 #include "services/common/rpc/serve_unary.h"
 
 namespace orchestrator::agents {
@@ -16,8 +16,9 @@ bool Ended(v1::WorkerState s) {
 
 // The runner's connection: reads are handled one at a time on the executor
 // (the spawner writes to the database), writes are queued.
-class ConnectReactor final : public grpc::ServerBidiReactor<v1::ConnectRequest, v1::ConnectResponse>,
-                             public RunnerLink {
+class ConnectReactor final
+    : public grpc::ServerBidiReactor<v1::ConnectRequest, v1::ConnectResponse>,
+      public RunnerLink {
  public:
   ConnectReactor(grpc::CallbackServerContext* ctx, std::shared_ptr<WorkerSpawner> spawner,
                  BoundedExecutorPtr executor)
@@ -59,9 +60,8 @@ class ConnectReactor final : public grpc::ServerBidiReactor<v1::ConnectRequest, 
     }
     auto self = self_;
     v1::ConnectRequest message = in_;
-    absl::Status queued = executor_->Submit([self, message = std::move(message)] {
-      self->Handle(message);
-    });
+    absl::Status queued =
+        executor_->Submit([self, message = std::move(message)] { self->Handle(message); });
     if (!queued.ok()) {
       absl::MutexLock lock(&mu_);
       handling_ = false;
@@ -275,22 +275,22 @@ grpc::ServerWriteReactor<v1::WatchWorkerResponse>* AgentServiceImpl::WatchWorker
     return writer.get();
   }
   std::weak_ptr<QueuedWriter<v1::WatchWorkerResponse>> weak = writer;
-  absl::Status queued = executor_->Submit([this, writer, weak, caller = *caller,
-                                           id = req->worker_id()] {
-    auto previous = std::make_shared<v1::WorkerState>(v1::WORKER_STATE_UNSPECIFIED);
-    auto handle = spawner_->Watch(caller, id, [weak, previous](const v1::Worker& w) {
-      if (auto writer = weak.lock()) {
-        v1::WatchWorkerResponse r;
-        *r.mutable_worker() = w;
-        r.set_previous_state(*previous);
-        *previous = w.state();
-        writer->Push(std::move(r));
-        if (Ended(w.state())) writer->End(absl::OkStatus());
-      }
-    });
-    if (!handle.ok()) return writer->End(handle.status());
-    writer->OnFinished([spawner = spawner_, id, h = *handle] { spawner->Unwatch(id, h); });
-  });
+  absl::Status queued =
+      executor_->Submit([this, writer, weak, caller = *caller, id = req->worker_id()] {
+        auto previous = std::make_shared<v1::WorkerState>(v1::WORKER_STATE_UNSPECIFIED);
+        auto handle = spawner_->Watch(caller, id, [weak, previous](const v1::Worker& w) {
+          if (auto writer = weak.lock()) {
+            v1::WatchWorkerResponse r;
+            *r.mutable_worker() = w;
+            r.set_previous_state(*previous);
+            *previous = w.state();
+            writer->Push(std::move(r));
+            if (Ended(w.state())) writer->End(absl::OkStatus());
+          }
+        });
+        if (!handle.ok()) return writer->End(handle.status());
+        writer->OnFinished([spawner = spawner_, id, h = *handle] { spawner->Unwatch(id, h); });
+      });
   if (!queued.ok()) writer->End(queued);
   return writer.get();
 }

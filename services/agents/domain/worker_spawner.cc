@@ -9,8 +9,8 @@
 #include <set>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
@@ -84,7 +84,8 @@ absl::Status CheckConfig(const v1::WorkerConfig& c) {
   if (c.secret_names_size() > 0 && c.project_id().empty()) {
     return Invalid("config.project_id", "required to grant project secrets");
   }
-  if (c.instructions().size() > 256 * 1024) return Invalid("config.instructions", "at most 256 KiB");
+  if (c.instructions().size() > 256 * 1024)
+    return Invalid("config.instructions", "at most 256 KiB");
   const auto& l = c.limits();
   if (l.memory_bytes() < 0) return Invalid("config.limits.memory_bytes", "must not be negative");
   if (l.max_pids() < 0) return Invalid("config.limits.max_pids", "must not be negative");
@@ -113,8 +114,8 @@ struct WorkerSpawner::Live {
 std::string RuntimeKey(v1::AgentType agent, const std::vector<std::string>& capabilities) {
   std::set<std::string> caps;
   for (const auto& c : capabilities) caps.insert(absl::AsciiStrToLower(c));
-  const std::string text = absl::StrCat("agent=", static_cast<int>(agent), ";capabilities=",
-                                        absl::StrJoin(caps, ","));
+  const std::string text =
+      absl::StrCat("agent=", static_cast<int>(agent), ";capabilities=", absl::StrJoin(caps, ","));
   uint64_t h = 1469598103934665603ULL;  // FNV-1a: stable across builds and machines
   for (unsigned char ch : text) {
     h ^= ch;
@@ -167,7 +168,8 @@ absl::Status WorkerSpawner::Recover() {
     *w.mutable_update_time() = Now();
     *w.mutable_end_time() = Now();
     Persist(*store_, w);
-    if (auto token = store_->TokenOf(w.id()); token.ok() && !token->empty()) minter_->Revoke(*token);
+    if (auto token = store_->TokenOf(w.id()); token.ok() && !token->empty())
+      minter_->Revoke(*token);
     RemoveCgroups(w.id());
     spdlog::info("agents: worker {} was orphaned by a restart: FAILED", w.id());
   }
@@ -219,7 +221,8 @@ void WorkerSpawner::TransitionLocked(Live& l, v1::WorkerState state, const std::
     if (!l.token_id.empty()) minter_->Revoke(l.token_id);
   }
   Persist(*store_, w);
-  spdlog::info("agents: worker {} {}{}", w.id(), StateName(state), reason.empty() ? "" : ": " + reason);
+  spdlog::info("agents: worker {} {}{}", w.id(), StateName(state),
+               reason.empty() ? "" : ": " + reason);
   for (auto& [h, watcher] : l.watchers) watcher(w);
   if (Terminal(state)) l.watchers.clear();
 }
@@ -275,7 +278,9 @@ absl::StatusOr<std::unique_ptr<Sandbox>> WorkerSpawner::Launch(
   fs::create_directories(workspace / "work", ec);
   fs::create_directories(workspace / "home", ec);
   fs::create_directories(fs::path(options_.root_dir) / "workers", ec);
-  if (ec) return absl::FailedPreconditionError(absl::StrCat("agents: cannot create ", workspace.string(), ": ", ec.message()));
+  if (ec)
+    return absl::FailedPreconditionError(
+        absl::StrCat("agents: cannot create ", workspace.string(), ": ", ec.message()));
   {
     std::ofstream owner(workspace / "owner");
     owner << w.owner_id() << "\n";
@@ -338,8 +343,8 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
     std::string owner_id;
     std::getline(owner, owner_id);
     if (!owner || (owner_id != caller.user_id && !caller.admin)) {
-      return absl::NotFoundError(absl::StrCat("config.workspace_id: workspace '", workspace_id,
-                                              "' not found"));
+      return absl::NotFoundError(
+          absl::StrCat("config.workspace_id: workspace '", workspace_id, "' not found"));
     }
   } else {
     workspace_id = NewId("wsp_");
@@ -351,8 +356,8 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
   w.mutable_config()->set_workspace_id(workspace_id);
   w.set_state(v1::WORKER_STATE_STARTING);
   w.set_runtime(v1::WORKER_RUNTIME_PROCESS);
-  w.set_runtime_key(RuntimeKey(config.agent_type(), {config.capabilities().begin(),
-                                                     config.capabilities().end()}));
+  w.set_runtime_key(RuntimeKey(config.agent_type(),
+                               {config.capabilities().begin(), config.capabilities().end()}));
   w.set_workspace_id(workspace_id);
   *w.mutable_create_time() = Now();
   *w.mutable_update_time() = w.create_time();
@@ -367,13 +372,14 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
     for (int i = 0; i < config.secret_names_size(); ++i) {
       auto value = secrets_->Reveal(caller, config.project_id(), config.secret_names(i));
       if (!value.ok()) {
-        return absl::Status(value.status().code(),
-                            absl::StrCat("config.secret_names[", i, "]: ", value.status().message()));
+        return absl::Status(value.status().code(), absl::StrCat("config.secret_names[", i,
+                                                                "]: ", value.status().message()));
       }
       secrets[config.secret_names(i)] = std::move(*value);
     }
   }
-  std::vector<std::string> grants(config.allowed_commands().begin(), config.allowed_commands().end());
+  std::vector<std::string> grants(config.allowed_commands().begin(),
+                                  config.allowed_commands().end());
   grants.push_back("runner.connect");
   grants.push_back("agent.task.finish");
   auto token = minter_->Mint(caller, grants, absl::StrCat("worker ", w.id()));
@@ -436,8 +442,8 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Get(const Principal& caller, const std
 absl::StatusOr<v1::ListWorkersResponse> WorkerSpawner::List(const Principal& caller,
                                                             const v1::ListWorkersRequest& req) {
   const std::string owner = OwnerFilter(caller, req.owner_id());
-  const std::string filters =
-      absl::StrCat(owner, "|", static_cast<int>(req.state()), "|", static_cast<int>(req.worker_type()));
+  const std::string filters = absl::StrCat(owner, "|", static_cast<int>(req.state()), "|",
+                                           static_cast<int>(req.worker_type()));
   auto page = ParsePageRequest(req.page_size(), req.page_token(), filters, 50, 500);
   if (!page.ok()) return page.status();
   std::optional<std::pair<int64_t, std::string>> after;
@@ -446,7 +452,8 @@ absl::StatusOr<v1::ListWorkersResponse> WorkerSpawner::List(const Principal& cal
     if (!absl::SimpleAtoi(page->after[0], &micros)) return Invalid("page_token", "malformed");
     after = std::make_pair(micros, page->after[1]);
   }
-  auto rows = store_->ListWorkers(owner, req.state(), req.worker_type(), page->page_size + 1, after);
+  auto rows =
+      store_->ListWorkers(owner, req.state(), req.worker_type(), page->page_size + 1, after);
   if (!rows.ok()) return rows.status();
   v1::ListWorkersResponse resp;
   const int n = std::min<int>(static_cast<int>(rows->size()), page->page_size);
@@ -463,7 +470,10 @@ absl::StatusOr<v1::ListWorkersResponse> WorkerSpawner::List(const Principal& cal
 
 absl::StatusOr<v1::Worker> WorkerSpawner::Pause(const Principal& caller, const std::string& id) {
   auto l = Visible(caller, id);
-  if (!l.ok()) return Get(caller, id).ok() ? absl::FailedPreconditionError(absl::StrCat("worker '", id, "' has ended; nothing to pause")) : l.status();
+  if (!l.ok())
+    return Get(caller, id).ok() ? absl::FailedPreconditionError(
+                                      absl::StrCat("worker '", id, "' has ended; nothing to pause"))
+                                : l.status();
   absl::MutexLock lock(&(*l)->mu);
   Live& live = **l;
   const auto state = live.worker.state();
@@ -480,7 +490,10 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Pause(const Principal& caller, const s
 
 absl::StatusOr<v1::Worker> WorkerSpawner::Resume(const Principal& caller, const std::string& id) {
   auto l = Visible(caller, id);
-  if (!l.ok()) return Get(caller, id).ok() ? absl::FailedPreconditionError(absl::StrCat("worker '", id, "' has ended; start a new one")) : l.status();
+  if (!l.ok())
+    return Get(caller, id).ok() ? absl::FailedPreconditionError(
+                                      absl::StrCat("worker '", id, "' has ended; start a new one"))
+                                : l.status();
   absl::MutexLock lock(&(*l)->mu);
   Live& live = **l;
   if (live.worker.state() != v1::WORKER_STATE_PAUSED) {
@@ -498,7 +511,8 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Stop(const Principal& caller, const st
   if (!l.ok()) return Get(caller, id);  // ended already: stopping again changes nothing
   absl::MutexLock lock(&(*l)->mu);
   Live& live = **l;
-  if (live.worker.state() == v1::WORKER_STATE_PAUSED && live.sandbox) live.sandbox->Thaw().IgnoreError();
+  if (live.worker.state() == v1::WORKER_STATE_PAUSED && live.sandbox)
+    live.sandbox->Thaw().IgnoreError();
   TransitionLocked(live, v1::WORKER_STATE_STOPPED,
                    reason.empty() ? absl::StrCat("stopped by ", caller.user_name) : reason);
   return live.worker;
@@ -571,8 +585,8 @@ absl::StatusOr<std::string> WorkerSpawner::RunTask(const Principal& caller,
   const auto state = live.worker.state();
   if (state != v1::WORKER_STATE_READY || live.link == nullptr) {
     const std::string why =
-        state == v1::WORKER_STATE_BUSY ? absl::StrCat("is busy with task ", live.task_id)
-        : state == v1::WORKER_STATE_PAUSED ? "is paused; resume it first"
+        state == v1::WORKER_STATE_BUSY       ? absl::StrCat("is busy with task ", live.task_id)
+        : state == v1::WORKER_STATE_PAUSED   ? "is paused; resume it first"
         : state == v1::WORKER_STATE_STARTING ? "is still starting; watch it until it is ready"
                                              : absl::StrCat("is ", StateName(state));
     if (!req.request_id().empty()) {
@@ -633,9 +647,8 @@ absl::StatusOr<std::string> WorkerSpawner::Finish(const Principal& caller,
   absl::MutexLock lock(&live->mu);
   const std::string task_id = req.task_id().empty() ? live->task_id : req.task_id();
   if (task_id.empty() || task_id != live->task_id) {
-    return absl::FailedPreconditionError(absl::StrCat("worker '", live->worker.id(),
-                                                      "' is not running ",
-                                                      task_id.empty() ? "a task" : task_id));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "worker '", live->worker.id(), "' is not running ", task_id.empty() ? "a task" : task_id));
   }
   if (req.status() != v1::TASK_STATUS_UNSPECIFIED && req.status() != v1::TASK_STATUS_SUCCEEDED &&
       req.status() != v1::TASK_STATUS_FAILED) {
@@ -661,16 +674,18 @@ absl::StatusOr<v1::WorkerConfig> WorkerSpawner::RunnerConnected(const Principal&
                                                                 RunnerLink* link) {
   auto l = Find(hello.worker_id());
   if (l == nullptr) {
-    return absl::NotFoundError(absl::StrCat("worker '", hello.worker_id(), "' is not running here"));
+    return absl::NotFoundError(
+        absl::StrCat("worker '", hello.worker_id(), "' is not running here"));
   }
   absl::MutexLock lock(&l->mu);
   if (runner.token_id.empty() || runner.token_id != l->token_id) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("the runner of worker '", hello.worker_id(), "' must use that worker's token"));
+    return absl::PermissionDeniedError(absl::StrCat("the runner of worker '", hello.worker_id(),
+                                                    "' must use that worker's token"));
   }
   if (l->worker.state() != v1::WORKER_STATE_STARTING || l->link != nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "worker '", hello.worker_id(), "' is ", StateName(l->worker.state()), "; a runner connects once"));
+    return absl::FailedPreconditionError(absl::StrCat("worker '", hello.worker_id(), "' is ",
+                                                      StateName(l->worker.state()),
+                                                      "; a runner connects once"));
   }
   l->link = link;
   // The welcome goes out before READY lets anyone send a task.
@@ -728,10 +743,10 @@ void WorkerSpawner::MonitorLoop() {
       if (!Terminal(l->worker.state())) {
         if (l->sandbox && !l->sandbox->Running()) {
           auto status = l->sandbox->Wait(absl::ZeroDuration());
-          TransitionLocked(*l, v1::WORKER_STATE_FAILED,
-                           absl::StrCat("the sandbox exited (wait status ",
-                                        status.ok() ? *status : -1, "); see workers/",
-                                        l->worker.id(), ".log"));
+          TransitionLocked(
+              *l, v1::WORKER_STATE_FAILED,
+              absl::StrCat("the sandbox exited (wait status ", status.ok() ? *status : -1,
+                           "); see workers/", l->worker.id(), ".log"));
         } else if (l->worker.state() == v1::WORKER_STATE_STARTING &&
                    absl::Now() - l->started > options_.connect_timeout) {
           TransitionLocked(*l, v1::WORKER_STATE_FAILED,

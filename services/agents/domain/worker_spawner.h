@@ -23,12 +23,12 @@ namespace orchestrator::agents {
 
 // Where workers run and what their sandboxes see.
 struct SpawnerOptions {
-  std::string root_dir;                // workspaces/ and workers/ (logs) live here
-  std::string bin_dir;                 // orchestrator-runner and orchestrator (read-only inside)
-  std::vector<std::string> tool_dirs;  // agent CLIs' installs (read-only, same path inside)
+  std::string root_dir;                   // workspaces/ and workers/ (logs) live here
+  std::string bin_dir;                    // orchestrator-runner and orchestrator (read-only inside)
+  std::vector<std::string> tool_dirs;     // agent CLIs' installs (read-only, same path inside)
   std::vector<std::string> library_dirs;  // shared libraries of the binaries outside /usr
-  std::string mesh_socket;             // host path of the unix socket sandboxes reach the mesh on
-  bool unsandboxed = false;            // run runners as plain processes (explicit choice)
+  std::string mesh_socket;   // host path of the unix socket sandboxes reach the mesh on
+  bool unsandboxed = false;  // run runners as plain processes (explicit choice)
   absl::Duration connect_timeout = absl::Seconds(30);
   absl::Duration default_task_timeout = absl::Minutes(30);
   absl::Duration monitor_interval = absl::Milliseconds(200);
@@ -43,7 +43,8 @@ class TokenMinter {
     std::string token_id, value;
   };
   // A token acting for `caller`'s user, limited to `grants`.
-  virtual absl::StatusOr<Minted> Mint(const Principal& caller, const std::vector<std::string>& grants,
+  virtual absl::StatusOr<Minted> Mint(const Principal& caller,
+                                      const std::vector<std::string>& grants,
                                       const std::string& description) = 0;
   virtual void Revoke(const std::string& token_id) = 0;
 };
@@ -80,7 +81,8 @@ class WorkerSpawner {
  public:
   // `secrets` may be null: workers then cannot be granted project secrets.
   WorkerSpawner(SpawnerOptions options, std::shared_ptr<WorkerStore> store,
-                std::shared_ptr<TokenMinter> minter, std::shared_ptr<SecretSource> secrets = nullptr);
+                std::shared_ptr<TokenMinter> minter,
+                std::shared_ptr<SecretSource> secrets = nullptr);
   ~WorkerSpawner();
 
   // After a restart: workers the store still calls live lost their
@@ -128,8 +130,9 @@ class WorkerSpawner {
   std::shared_ptr<Live> Find(const std::string& worker_id);
   absl::StatusOr<std::shared_ptr<Live>> Visible(const Principal& caller,
                                                 const std::string& worker_id);
-  absl::StatusOr<std::unique_ptr<Sandbox>> Launch(const v1::Worker& worker, const std::string& token,
-                                                  const std::map<std::string, std::string>& secrets);
+  absl::StatusOr<std::unique_ptr<Sandbox>> Launch(
+      const v1::Worker& worker, const std::string& token,
+      const std::map<std::string, std::string>& secrets);
   void MonitorLoop();
   // With `l.mu` held: the new state persisted and told to watchers; on a
   // terminal state the sandbox and the token go and a running task fails.

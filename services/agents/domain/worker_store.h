@@ -20,8 +20,7 @@ class WorkerStore {
   // the worker that request created instead (and `*created` is false).
   virtual absl::StatusOr<v1::Worker> CreateWorker(const v1::Worker& worker,
                                                   const std::string& request_id,
-                                                  const std::string& token_id,
-                                                  bool* created) = 0;
+                                                  const std::string& token_id, bool* created) = 0;
   virtual absl::StatusOr<v1::Worker> GetWorker(const std::string& id) = 0;
   virtual absl::Status SaveWorker(const v1::Worker& worker) = 0;
   virtual absl::StatusOr<std::string> TokenOf(const std::string& worker_id) = 0;
@@ -40,8 +39,10 @@ class WorkerStore {
   virtual absl::Status SaveResult(const v1::TaskResult& result) = 0;
   // The result of a task that ended, if it did.
   virtual absl::StatusOr<std::optional<v1::TaskResult>> ResultOf(const std::string& task_id) = 0;
-  virtual absl::Status SaveFinish(const std::string& task_id, const v1::FinishTaskRequest& finish) = 0;
-  virtual absl::StatusOr<std::optional<v1::FinishTaskRequest>> FinishOf(const std::string& task_id) = 0;
+  virtual absl::Status SaveFinish(const std::string& task_id,
+                                  const v1::FinishTaskRequest& finish) = 0;
+  virtual absl::StatusOr<std::optional<v1::FinishTaskRequest>> FinishOf(
+      const std::string& task_id) = 0;
   // Tasks with no result yet on `worker_id`.
   virtual absl::StatusOr<std::vector<v1::Task>> RunningTasks(const std::string& worker_id) = 0;
 };

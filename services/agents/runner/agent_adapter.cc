@@ -88,8 +88,13 @@ v1::AgentEvent Result(const std::string& id, std::string output, bool is_error) 
 class ClaudeCodeAdapter final : public AgentAdapter {
  public:
   std::vector<std::string> Command(const TaskInput& task) const override {
-    std::vector<std::string> c = {"claude", "-p", task.prompt, "--output-format", "stream-json",
-                                  "--verbose", "--dangerously-skip-permissions"};
+    std::vector<std::string> c = {"claude",
+                                  "-p",
+                                  task.prompt,
+                                  "--output-format",
+                                  "stream-json",
+                                  "--verbose",
+                                  "--dangerously-skip-permissions"};
     if (!task.agent_session_id.empty()) c.insert(c.end(), {"--resume", task.agent_session_id});
     resumed_ = !task.agent_session_id.empty();
     return c;
@@ -144,8 +149,7 @@ class ClaudeCodeAdapter final : public AgentAdapter {
         usage->set_input_tokens(static_cast<int64_t>(Num(*u, "input_tokens")));
         usage->set_output_tokens(static_cast<int64_t>(Num(*u, "output_tokens")));
         usage->set_cache_read_tokens(static_cast<int64_t>(Num(*u, "cache_read_input_tokens")));
-        usage->set_cache_write_tokens(
-            static_cast<int64_t>(Num(*u, "cache_creation_input_tokens")));
+        usage->set_cache_write_tokens(static_cast<int64_t>(Num(*u, "cache_creation_input_tokens")));
       }
       usage->set_cost_usd_micros(std::llround(Num(m, "total_cost_usd") * 1e6));
       usage->set_turns(static_cast<int32_t>(Num(m, "num_turns")));
@@ -222,8 +226,8 @@ class CodexAdapter final : public AgentAdapter {
           (*input.mutable_fields())["command"].set_string_value(Str(*item, "command"));
           events->push_back(Call(id, "shell", &input));
         } else {
-          events->push_back(Result(id, Str(*item, "aggregated_output"),
-                                   Num(*item, "exit_code") != 0));
+          events->push_back(
+              Result(id, Str(*item, "aggregated_output"), Num(*item, "exit_code") != 0));
         }
       } else if ((kind == "file_change" || kind == "mcp_tool_call" || kind == "web_search") &&
                  done) {
@@ -233,7 +237,8 @@ class CodexAdapter final : public AgentAdapter {
     } else if (type == "turn.completed") {
       if (const Struct* u = Obj(m, "usage")) {
         auto* usage = result->mutable_usage();
-        usage->set_input_tokens(usage->input_tokens() + static_cast<int64_t>(Num(*u, "input_tokens")));
+        usage->set_input_tokens(usage->input_tokens() +
+                                static_cast<int64_t>(Num(*u, "input_tokens")));
         usage->set_output_tokens(usage->output_tokens() +
                                  static_cast<int64_t>(Num(*u, "output_tokens")));
         usage->set_cache_read_tokens(usage->cache_read_tokens() +
@@ -339,8 +344,7 @@ bool ExtractResultBlock(const std::string& text, google::protobuf::Struct* paylo
   if (open == std::string::npos) return false;
   const size_t close = text.find("</result>", open);
   if (close == std::string::npos) return false;
-  const std::string json(
-      absl::StripAsciiWhitespace(text.substr(open + 8, close - open - 8)));
+  const std::string json(absl::StripAsciiWhitespace(text.substr(open + 8, close - open - 8)));
   return google::protobuf::util::JsonStringToMessage(json, payload).ok();
 }
 

@@ -15,11 +15,11 @@ namespace orchestrator::agents {
 
 // How a child process ended.
 struct ChildExit {
-  int exit_code = -1;        // when it exited
-  int signal = 0;            // when a signal ended it
-  bool timed_out = false;    // killed at the deadline
-  bool cancelled = false;    // killed because `cancel` became true
-  std::string stderr_tail;   // its last standard-error bytes
+  int exit_code = -1;       // when it exited
+  int signal = 0;           // when a signal ended it
+  bool timed_out = false;   // killed at the deadline
+  bool cancelled = false;   // killed because `cancel` became true
+  std::string stderr_tail;  // its last standard-error bytes
 };
 
 // Runs `argv` (PATH is searched) in its own process group with `env` added

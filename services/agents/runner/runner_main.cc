@@ -82,21 +82,21 @@ int RunRunner() {
   hello.mutable_hello()->set_worker_id(worker_id);
   hello.mutable_hello()->set_runner_version(kVersion);
   if (!write(hello)) {
-    std::cerr << "runner: cannot reach the spawner at " << addr << ": " << stream->Finish().error_message()
-              << "\n";
+    std::cerr << "runner: cannot reach the spawner at " << addr << ": "
+              << stream->Finish().error_message() << "\n";
     return 1;
   }
   v1::ConnectResponse msg;
   if (!stream->Read(&msg) || !msg.has_welcome()) {
-    std::cerr << "runner: the spawner did not welcome us: " << stream->Finish().error_message() << "\n";
+    std::cerr << "runner: the spawner did not welcome us: " << stream->Finish().error_message()
+              << "\n";
     return 1;
   }
   const v1::WorkerConfig config = msg.welcome().config();
   WriteInstructions(config, workspace);
   const absl::Duration default_timeout =
-      config.limits().has_task_timeout()
-          ? absl::Seconds(config.limits().task_timeout().seconds())
-          : absl::Minutes(30);
+      config.limits().has_task_timeout() ? absl::Seconds(config.limits().task_timeout().seconds())
+                                         : absl::Minutes(30);
   const std::vector<std::string> scripted = {SelfPath(), "scripted-agent"};
 
   std::thread running;
@@ -151,7 +151,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (argc > 1) {
-    std::cerr << "usage: orchestrator-runner [--version | scripted-agent --prompt TEXT [--session ID]]\n";
+    std::cerr
+        << "usage: orchestrator-runner [--version | scripted-agent --prompt TEXT [--session ID]]\n";
     return 2;
   }
   return orchestrator::agents::RunRunner();

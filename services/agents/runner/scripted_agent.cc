@@ -104,8 +104,7 @@ std::string FirstLine(const std::string& text) { return text.substr(0, text.find
 
 }  // namespace
 
-int RunScriptedAgent(const std::string& prompt, const std::string& session_id,
-                     std::ostream& out) {
+int RunScriptedAgent(const std::string& prompt, const std::string& session_id, std::ostream& out) {
   Printer printer(out);
   const char* home = std::getenv("HOME");
   const fs::path dir = fs::path(home != nullptr ? home : "/tmp") / ".scripted-agent";
@@ -133,7 +132,8 @@ int RunScriptedAgent(const std::string& prompt, const std::string& session_id,
   std::smatch m;
   std::string reply;
   int calls = 0;
-  if (std::regex_search(text, m, std::regex(R"(create (?:a )?project (?:named |called )?([a-z][a-z0-9-]*))"))) {
+  if (std::regex_search(
+          text, m, std::regex(R"(create (?:a )?project (?:named |called )?([a-z][a-z0-9-]*))"))) {
     const std::string name = m[1];
     auto r = Orchestrator({"project", "create", name, "--json"}, printer, &calls);
     reply = r.exit_code == 0
@@ -154,7 +154,9 @@ int RunScriptedAgent(const std::string& prompt, const std::string& session_id,
     reply = r.exit_code == 0 ? absl::StrCat("Started job ", JsonField(r.out, "job.id"),
                                             "; I will tell you when it finishes.")
                              : "I could not start a job: " + FirstLine(r.err);
-  } else if (std::regex_search(text, m, std::regex(R"(job (job_[a-z0-9]+)[^.]* (succeeded|failed|was cancelled))"))) {
+  } else if (std::regex_search(
+                 text, m,
+                 std::regex(R"(job (job_[a-z0-9]+)[^.]* (succeeded|failed|was cancelled))"))) {
     reply = absl::StrCat("Your job ", std::string(m[1]), " ", std::string(m[2]), ".");
   } else if (std::regex_search(text, m, std::regex(R"((?:wait|sleep) (\d{1,4}) seconds?)"))) {
     // Something that takes a while, as real work does.
@@ -187,7 +189,8 @@ int RunScriptedAgent(const std::string& prompt, const std::string& session_id,
   }
   {
     std::ofstream log(dir / (id + ".log"), std::ios::app);
-    log << "user: " << prompt << "\n" << "agent: " << FirstLine(reply) << "\n";
+    log << "user: " << prompt << "\n"
+        << "agent: " << FirstLine(reply) << "\n";
   }
   v1::AgentEvent said;
   said.mutable_text()->set_text(reply);

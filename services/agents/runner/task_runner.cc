@@ -51,8 +51,8 @@ v1::TaskResult RunAgentTask(const v1::Task& task, AgentAdapter& adapter, const s
     result.set_summary("cancelled");
   } else if (exit->timed_out) {
     result.set_status(v1::TASK_STATUS_TIMEOUT);
-    result.set_summary(absl::StrCat("the task ran past its timeout of ", Describe(timeout),
-                                    " and was killed"));
+    result.set_summary(
+        absl::StrCat("the task ran past its timeout of ", Describe(timeout), " and was killed"));
   } else if (exit->signal != 0) {
     result.set_status(v1::TASK_STATUS_FAILED);
     result.set_summary(absl::StrCat("the agent was killed by signal ", exit->signal));

@@ -25,9 +25,9 @@ namespace {
 // What of /etc a program needs (users, name resolution, TLS roots, the
 // dynamic loader, Debian's alternatives); nothing else of the host's /etc.
 constexpr const char* kEtc[] = {
-    "passwd",   "group",      "hosts",          "resolv.conf", "nsswitch.conf", "ssl",
-    "ca-certificates", "alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime",
-    "mime.types", "gitconfig",
+    "passwd",       "group",           "hosts",        "resolv.conf", "nsswitch.conf",
+    "ssl",          "ca-certificates", "alternatives", "ld.so.cache", "ld.so.conf",
+    "ld.so.conf.d", "localtime",       "mime.types",   "gitconfig",
 };
 
 constexpr int kInfoFd = 3;
@@ -55,7 +55,8 @@ uint64_t PidNamespaceOf(pid_t pid) {
   // "pid:[4026532181]"
   const char* open = strchr(link, '[');
   uint64_t inode = 0;
-  if (open == nullptr || !absl::SimpleAtoi(absl::string_view(open + 1, strlen(open + 1) - 1), &inode)) {
+  if (open == nullptr ||
+      !absl::SimpleAtoi(absl::string_view(open + 1, strlen(open + 1) - 1), &inode)) {
     return 0;
   }
   return inode;
@@ -96,7 +97,8 @@ std::vector<std::string> MakeCgroups(const SandboxSpec& spec) {
       {"pids", spec.max_pids, {{"pids.max", absl::StrCat(spec.max_pids)}}},
       {"cpu",
        spec.cpu_millis,
-       {{"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", absl::StrCat(spec.cpu_millis * 100)}}},
+       {{"cpu.cfs_period_us", "100000"},
+        {"cpu.cfs_quota_us", absl::StrCat(spec.cpu_millis * 100)}}},
   };
   for (const auto& limit : limits) {
     if (limit.value <= 0) continue;
@@ -132,12 +134,12 @@ std::vector<std::string> BwrapCommand(const std::string& bwrap, const SandboxSpe
   if (spec.isolate_network) a.push_back("--unshare-net");
   // An unprivileged user in its own user namespace: no capabilities on the host.
   a.insert(a.end(), {"--unshare-user", "--uid", absl::StrCat(kSandboxUid), "--gid",
-                     absl::StrCat(kSandboxUid), "--die-with-parent", "--new-session",
-                     "--hostname", spec.hostname});
+                     absl::StrCat(kSandboxUid), "--die-with-parent", "--new-session", "--hostname",
+                     spec.hostname});
   // A read-only system: /usr (Debian 12 is merged-/usr) and a few files of /etc.
-  a.insert(a.end(), {"--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink",
-                     "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink",
-                     "usr/sbin", "/sbin"});
+  a.insert(a.end(),
+           {"--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib",
+            "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/sbin", "/sbin"});
   for (const char* e : kEtc) {
     const std::string path = absl::StrCat("/etc/", e);
     a.insert(a.end(), {"--ro-bind-try", path, path});

@@ -26,19 +26,19 @@ struct Mount {
 // read-only system, its workspace at /workspace and its own HOME, and
 // nothing of the host's environment but `env`.
 struct SandboxSpec {
-  std::vector<std::string> argv;  // run inside
-  std::string workspace;          // host directory → /workspace (writable)
-  std::string home;               // host directory → /home/agent (writable)
-  std::vector<Mount> mounts;      // the runner, agent CLIs, the mesh's socket
+  std::vector<std::string> argv;           // run inside
+  std::string workspace;                   // host directory → /workspace (writable)
+  std::string home;                        // host directory → /home/agent (writable)
+  std::vector<Mount> mounts;               // the runner, agent CLIs, the mesh's socket
   std::map<std::string, std::string> env;  // the entire environment
-  bool isolate_network = true;   // own network namespace: only loopback
+  bool isolate_network = true;             // own network namespace: only loopback
   // Limits of the whole tree, 0 = none. Enforced with cgroups (v1: memory,
   // pids, cpu) under /sys/fs/cgroup/<controller>/orchestrator/<cgroup>; a
   // controller that is not writable is logged and left out.
-  std::string cgroup;            // the tree's cgroup name (a worker id)
+  std::string cgroup;  // the tree's cgroup name (a worker id)
   int64_t memory_bytes = 0;
   int64_t max_pids = 0;
-  int64_t cpu_millis = 0;        // thousandths of a core
+  int64_t cpu_millis = 0;  // thousandths of a core
   std::string hostname = "worker";
   std::string log_path;  // stdout and stderr of the tree (host path); empty = /dev/null
   // No bubblewrap: argv runs as a plain process in its own session, in
@@ -95,7 +95,7 @@ class Sandbox {
   pid_t bwrap_pid_;
   pid_t init_pid_;
   std::vector<std::string> cgroups_;  // created for the tree, removed after it
-  uint64_t pid_namespace_;  // 0: unsandboxed, the tree is init_pid_'s session
+  uint64_t pid_namespace_;            // 0: unsandboxed, the tree is init_pid_'s session
   bool reaped_ = false;
   int status_ = 0;
 };

@@ -69,10 +69,10 @@ absl::Status NoWorker(const std::string& id) {
 absl::StatusOr<v1::Worker> PgWorkerStore::CreateWorker(const v1::Worker& w,
                                                        const std::string& request_id,
                                                        const std::string& token_id, bool* created) {
-  auto r = pool_->Exec(kInsertWorker,
-                       {w.id(), w.owner_id(), std::to_string(w.state()), db::NullIfEmpty(request_id),
-                        token_id, ToJsonColumn(w),
-                        std::to_string(TimeUtil::TimestampToMicroseconds(w.create_time()))});
+  auto r = pool_->Exec(
+      kInsertWorker,
+      {w.id(), w.owner_id(), std::to_string(w.state()), db::NullIfEmpty(request_id), token_id,
+       ToJsonColumn(w), std::to_string(TimeUtil::TimestampToMicroseconds(w.create_time()))});
   if (!r.ok()) return r.status();
   *created = r->rows() == 1;
   if (*created) return FromJsonColumn<v1::Worker>(r->Get(0, 0));
@@ -124,8 +124,8 @@ absl::StatusOr<std::vector<v1::Worker>> PgWorkerStore::ListLiveWorkers() {
 
 absl::StatusOr<v1::Task> PgWorkerStore::CreateTask(const v1::Task& task,
                                                    const std::string& request_id, bool* created) {
-  auto r = pool_->Exec(kInsertTask,
-                       {task.id(), task.worker_id(), db::NullIfEmpty(request_id), ToJsonColumn(task)});
+  auto r = pool_->Exec(
+      kInsertTask, {task.id(), task.worker_id(), db::NullIfEmpty(request_id), ToJsonColumn(task)});
   if (!r.ok()) {
     if (absl::IsFailedPrecondition(r.status())) return NoWorker(task.worker_id());
     return r.status();
@@ -157,9 +157,8 @@ absl::Status PgWorkerStore::SaveFinish(const std::string& task_id,
                                        const v1::FinishTaskRequest& finish) {
   auto r = pool_->Exec(kSaveFinish, {task_id, ToJsonColumn(finish)});
   if (!r.ok()) return r.status();
-  return r->affected() == 1
-             ? absl::OkStatus()
-             : absl::NotFoundError(absl::StrCat("task '", task_id, "' not found"));
+  return r->affected() == 1 ? absl::OkStatus()
+                            : absl::NotFoundError(absl::StrCat("task '", task_id, "' not found"));
 }
 
 absl::StatusOr<std::optional<v1::FinishTaskRequest>> PgWorkerStore::FinishOf(

@@ -31,7 +31,8 @@ class PgWorkerStore final : public WorkerStore {
   absl::Status SaveResult(const v1::TaskResult& result) override;
   absl::StatusOr<std::optional<v1::TaskResult>> ResultOf(const std::string& task_id) override;
   absl::Status SaveFinish(const std::string& task_id, const v1::FinishTaskRequest& finish) override;
-  absl::StatusOr<std::optional<v1::FinishTaskRequest>> FinishOf(const std::string& task_id) override;
+  absl::StatusOr<std::optional<v1::FinishTaskRequest>> FinishOf(
+      const std::string& task_id) override;
   absl::StatusOr<std::vector<v1::Task>> RunningTasks(const std::string& worker_id) override;
 
  private:

@@ -36,10 +36,10 @@ struct MeshConfig {
   // kind → RUNNING jobs allowed per owner (--job_owner_limits=deploy=3,...).
   std::map<std::string, int> job_owner_limits{{"deploy", 3}};
   // Agent spawner (when agents is hosted).
-  std::string agents_dir;                     // workspaces and worker logs; "" = a temp dir
-  std::string agent_runtime = "sandboxed";    // or "unsandboxed" (no bubblewrap)
-  std::string agent_bin_dir;                  // orchestrator-runner's directory; "" = ours
-  std::vector<std::string> agent_tool_dirs;   // agent CLI installs (node_modules), read-only inside
+  std::string agents_dir;                    // workspaces and worker logs; "" = a temp dir
+  std::string agent_runtime = "sandboxed";   // or "unsandboxed" (no bubblewrap)
+  std::string agent_bin_dir;                 // orchestrator-runner's directory; "" = ours
+  std::vector<std::string> agent_tool_dirs;  // agent CLI installs (node_modules), read-only inside
   std::chrono::milliseconds agent_connect_timeout{30000};
   // Session manager (when sessions is hosted; needs agents here too).
   std::string session_agent = "scripted";  // scripted, claude-code, codex or factory-droid

@@ -27,9 +27,8 @@ grpc::ServerWriteReactor<v1::SendMessageResponse>* SessionServiceImpl::SendMessa
         auto handle = manager_->Send(caller, req, std::move(listener), &session_id);
         if (!handle.ok()) return writer->End(handle.status());
         // The caller leaving does not stop the turn: its reply becomes a notification.
-        writer->OnFinished([manager = manager_, session_id, h = *handle] {
-          manager->Detach(session_id, h);
-        });
+        writer->OnFinished(
+            [manager = manager_, session_id, h = *handle] { manager->Detach(session_id, h); });
       });
   if (!queued.ok()) writer->End(queued);
   return writer.get();
@@ -63,9 +62,8 @@ grpc::ServerUnaryReactor* SessionServiceImpl::Respond(grpc::CallbackServerContex
                                                       const v1::RespondRequest* req,
                                                       v1::RespondResponse* resp) {
   return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
-    return FillResponse(manager_->Respond(caller, *req), [resp](v1::SessionMessage m) {
-      *resp->mutable_message() = std::move(m);
-    });
+    return FillResponse(manager_->Respond(caller, *req),
+                        [resp](v1::SessionMessage m) { *resp->mutable_message() = std::move(m); });
   });
 }
 

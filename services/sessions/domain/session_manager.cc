@@ -342,9 +342,9 @@ absl::StatusOr<std::string> SessionManager::EnsureWorker(Live& live, Turn& turn)
   spawner_->Unwatch(started->id(), *handle);
   absl::MutexLock lock(&mu);
   if (seen.state() != av1::WORKER_STATE_READY) {
-    return absl::UnavailableError(absl::StrCat(
-        "your agent did not start: ",
-        seen.state_reason().empty() ? "it took too long" : seen.state_reason()));
+    return absl::UnavailableError(
+        absl::StrCat("your agent did not start: ",
+                     seen.state_reason().empty() ? "it took too long" : seen.state_reason()));
   }
   absl::MutexLock l(&live.mu);
   live.session.set_worker_id(seen.id());
@@ -389,12 +389,13 @@ absl::Status SessionManager::RunTurn(Live& live, Turn& turn) {
   finished.WaitForNotification();
   absl::MutexLock lock(&live.mu);
   *live.session.mutable_last_activity_time() = Now();
-  if (!result.agent_session_id().empty()) live.session.set_agent_session_id(result.agent_session_id());
+  if (!result.agent_session_id().empty())
+    live.session.set_agent_session_id(result.agent_session_id());
   Save(live);
   if (result.status() != av1::TASK_STATUS_SUCCEEDED) {
-    const std::string why = absl::StrCat("the agent's turn ended ",
-                                         av1::TaskStatus_Name(result.status()).substr(12), ": ",
-                                         result.summary());
+    const std::string why =
+        absl::StrCat("the agent's turn ended ", av1::TaskStatus_Name(result.status()).substr(12),
+                     ": ", result.summary());
     return result.status() == av1::TASK_STATUS_TIMEOUT ? absl::DeadlineExceededError(why)
                                                        : absl::AbortedError(why);
   }
@@ -442,7 +443,8 @@ void SessionManager::Notify(v1::Notification n) {
   *n.mutable_create_time() = Now();
   auto stored = store_->AddNotification(n);
   if (!stored.ok()) {
-    spdlog::warn("sessions: notification for {} not stored: {}", n.owner_id(), stored.status().ToString());
+    spdlog::warn("sessions: notification for {} not stored: {}", n.owner_id(),
+                 stored.status().ToString());
     return;
   }
   std::vector<std::shared_ptr<Delivery>> to;
@@ -577,7 +579,8 @@ absl::StatusOr<v1::Session> SessionManager::End(const Principal& caller, const s
     (void)spawner_->Stop(OwnerPrincipal(s.owner_id()), s.worker_id(), "the session ended");
   }
   s.set_state(v1::SESSION_STATE_ENDED);
-  s.set_state_reason(absl::StrCat("ended by ", caller.user_name.empty() ? "the user" : caller.user_name));
+  s.set_state_reason(
+      absl::StrCat("ended by ", caller.user_name.empty() ? "the user" : caller.user_name));
   *s.mutable_end_time() = Now();
   Save(**live);
   return s;

@@ -37,7 +37,7 @@ class SessionManager {
   struct Options {
     agents::v1::AgentType agent_type = agents::v1::AGENT_TYPE_SCRIPTED;
     std::map<std::string, std::string> agent_environment;  // e.g. the model API's address
-    std::string instructions;                               // the PO agent's standing instructions
+    std::string instructions;                              // the PO agent's standing instructions
     absl::Duration idle_pause = absl::Minutes(5);
     absl::Duration end_after = absl::Hours(24);
     absl::Duration worker_ready_timeout = absl::Seconds(60);
@@ -66,7 +66,8 @@ class SessionManager {
   absl::StatusOr<v1::Session> Pause(const Principal& caller, const std::string& session_id);
   absl::StatusOr<v1::Session> Resume(const Principal& caller, const std::string& session_id);
   absl::StatusOr<v1::Session> End(const Principal& caller, const std::string& session_id);
-  absl::StatusOr<v1::SessionMessage> Respond(const Principal& caller, const v1::RespondRequest& req);
+  absl::StatusOr<v1::SessionMessage> Respond(const Principal& caller,
+                                             const v1::RespondRequest& req);
 
   // Notifications after `after_sequence`, then live ones; returns a handle.
   absl::StatusOr<uint64_t> Watch(const Principal& caller, const v1::WatchNotificationsRequest& req,

@@ -1,6 +1,5 @@
 #include "services/sessions/store/pg_session_store.h"
 
-
 #include "absl/strings/str_cat.h"
 #include "services/common/db/proto_json.h"
 
@@ -19,7 +18,8 @@ constexpr db::Statement kCreate{
     "$4::jsonb) ON CONFLICT (owner_id) WHERE state <> 3 DO NOTHING"};
 constexpr db::Statement kGet{"sessions_get", "SELECT session FROM sessions.sessions WHERE id = $1"};
 constexpr db::Statement kSave{
-    "sessions_save", "UPDATE sessions.sessions SET session = $2::jsonb, state = $3::int WHERE id = $1"};
+    "sessions_save",
+    "UPDATE sessions.sessions SET session = $2::jsonb, state = $3::int WHERE id = $1"};
 // Newest first; $1 owner ('' = all), $2 state (0 = any), $3 the previous
 // page's last id ('' on the first page).
 constexpr db::Statement kList{
@@ -44,7 +44,8 @@ constexpr db::Statement kAddNotification{
     "sessions_notification_add",
     "INSERT INTO sessions.notifications (owner_id, sequence, notification) "
     "SELECT $1, q.s, jsonb_set($2::jsonb, '{sequence}', to_jsonb(q.s::text)) FROM "
-    "(SELECT coalesce(max(sequence), 0) + 1 AS s FROM sessions.notifications WHERE owner_id = $1) q "
+    "(SELECT coalesce(max(sequence), 0) + 1 AS s FROM sessions.notifications WHERE owner_id = $1) "
+    "q "
     "RETURNING sequence"};
 constexpr db::Statement kNotificationsAfter{
     "sessions_notifications_after",
@@ -105,7 +106,8 @@ absl::StatusOr<v1::SessionMessage> PgSessionStore::AddMessage(const v1::SessionM
   if (*created) return m;
   auto earlier = pool_->Exec(kMessageByRequest, {m.session_id(), m.request_id()});
   if (!earlier.ok()) return earlier.status();
-  if (earlier->rows() != 1) return absl::AbortedError("concurrent message with the same request_id");
+  if (earlier->rows() != 1)
+    return absl::AbortedError("concurrent message with the same request_id");
   return FromJsonColumn<v1::SessionMessage>(earlier->Get(0, 0));
 }
 

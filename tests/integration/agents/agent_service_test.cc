@@ -2,14 +2,13 @@
 // bubblewrap sandboxes and orchestrator-runner inside running the scripted
 // agent, which acts through the real orchestrator CLI with its worker token.
 #include <dirent.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
-#include <map>
-#include <signal.h>
-
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "absl/strings/match.h"
@@ -83,7 +82,8 @@ class AgentServiceTest : public ::testing::Test {
     req.set_worker_id(worker_id);
     req.set_prompt(prompt);
     req.set_agent_session_id(session);
-    if (timeout > absl::ZeroDuration()) req.mutable_timeout()->set_seconds(absl::ToInt64Seconds(timeout));
+    if (timeout > absl::ZeroDuration())
+      req.mutable_timeout()->set_seconds(absl::ToInt64Seconds(timeout));
     auto reader = stub_->RunTask(&ctx, req);
     TaskRun run;
     v1::RunTaskResponse resp;
@@ -98,7 +98,8 @@ class AgentServiceTest : public ::testing::Test {
   static std::string Commands(const TaskRun& run) {
     std::string out;
     for (const auto& e : run.events) {
-      if (e.has_tool_call()) out += e.tool_call().input().fields().at("command").string_value() + "\n";
+      if (e.has_tool_call())
+        out += e.tool_call().input().fields().at("command").string_value() + "\n";
     }
     return out;
   }
@@ -117,13 +118,14 @@ TEST_F(AgentServiceTest, AScriptedAgentInItsSandboxCreatesAProjectThroughTheCli)
 
   TaskRun run = Run(w.id(), "Please create a project named shop");
   ASSERT_TRUE(run.status.ok()) << run.status.error_message();
-  EXPECT_EQ(run.result.status(), v1::TASK_STATUS_SUCCEEDED) << run.result.summary()
-                                                            << run.result.stderr_tail();
+  EXPECT_EQ(run.result.status(), v1::TASK_STATUS_SUCCEEDED)
+      << run.result.summary() << run.result.stderr_tail();
   EXPECT_THAT(Commands(run), HasSubstr("orchestrator project create shop --json"));
   EXPECT_THAT(run.result.summary(), HasSubstr("Created project shop (prj_"));
   ASSERT_FALSE(run.events.empty());
   EXPECT_TRUE(run.events.front().has_session_started());
-  for (size_t i = 0; i < run.events.size(); ++i) EXPECT_EQ(run.events[i].sequence(), int64_t(i + 1));
+  for (size_t i = 0; i < run.events.size(); ++i)
+    EXPECT_EQ(run.events[i].sequence(), int64_t(i + 1));
 
   // The project is alice's, made by her worker's token.
   auto projects = orchestrator::projects::v1::ProjectService::NewStub(mesh_.channel());
@@ -200,7 +202,8 @@ TEST_F(AgentServiceTest, OnlyTheProjectSecretsGrantedByNameReachTheSandbox) {
             v1::WORKER_STATE_READY);
   EXPECT_EQ(Run(resp.worker().id(), "is DATABASE_URL set").result.summary(),
             "DATABASE_URL is set (23 characters).");
-  EXPECT_EQ(Run(resp.worker().id(), "is STRIPE_KEY set").result.summary(), "STRIPE_KEY is not set.");
+  EXPECT_EQ(Run(resp.worker().id(), "is STRIPE_KEY set").result.summary(),
+            "STRIPE_KEY is not set.");
   // The value is nowhere in the worker's record.
   v1::GetWorkerRequest get;
   get.set_worker_id(resp.worker().id());
@@ -336,9 +339,8 @@ TEST_F(AgentServiceTest, BadRequestsNameTheField) {
 class FakeModelApiTest : public AgentServiceTest {
  protected:
   explicit FakeModelApiTest(const char* fake)
-      : AgentServiceTest([](MeshConfig& c) {
-          c.agent_tool_dirs = {std::string(TOOLS_DIR) + "/node_modules"};
-        }) {
+      : AgentServiceTest(
+            [](MeshConfig& c) { c.agent_tool_dirs = {std::string(TOOLS_DIR) + "/node_modules"}; }) {
     char tmpl[] = "/tmp/fake_model_api.XXXXXX";
     dir_ = mkdtemp(tmpl);
     fake_ = fork();
@@ -373,8 +375,8 @@ class FakeModelApiTest : public AgentServiceTest {
               v1::WORKER_STATE_READY);
     TaskRun run = Run(w.id(), "Please create a project named " + project);
     ASSERT_TRUE(run.status.ok()) << run.status.error_message();
-    EXPECT_EQ(run.result.status(), v1::TASK_STATUS_SUCCEEDED)
-        << run.result.summary() << "\n" << run.result.stderr_tail();
+    EXPECT_EQ(run.result.status(), v1::TASK_STATUS_SUCCEEDED) << run.result.summary() << "\n"
+                                                              << run.result.stderr_tail();
     EXPECT_THAT(Commands(run), HasSubstr("orchestrator project create " + project + " --json"));
     EXPECT_THAT(run.result.summary(), HasSubstr("Done: prj_"));
     ASSERT_FALSE(run.result.agent_session_id().empty());
@@ -408,10 +410,10 @@ class ClaudeCodeWorkerTest : public FakeModelApiTest {
 };
 
 TEST_F(ClaudeCodeWorkerTest, ClaudeCodeRunsTheCliThroughItsBashToolAndResumesItsSession) {
-  CreatesAProjectAndResumes(v1::AGENT_TYPE_CLAUDE_CODE,
-                            {{"ANTHROPIC_BASE_URL", "http://127.0.0.1:" + port_},
-                             {"ANTHROPIC_API_KEY", "sk-fake"}},
-                            "cc-shop");
+  CreatesAProjectAndResumes(
+      v1::AGENT_TYPE_CLAUDE_CODE,
+      {{"ANTHROPIC_BASE_URL", "http://127.0.0.1:" + port_}, {"ANTHROPIC_API_KEY", "sk-fake"}},
+      "cc-shop");
 }
 
 class CodexWorkerTest : public FakeModelApiTest {
@@ -420,10 +422,10 @@ class CodexWorkerTest : public FakeModelApiTest {
 };
 
 TEST_F(CodexWorkerTest, CodexRunsTheCliThroughItsShellToolAndResumesItsThread) {
-  CreatesAProjectAndResumes(v1::AGENT_TYPE_CODEX,
-                            {{"OPENAI_BASE_URL", "http://127.0.0.1:" + port_ + "/v1"},
-                             {"OPENAI_API_KEY", "sk-fake"}},
-                            "cx-shop");
+  CreatesAProjectAndResumes(
+      v1::AGENT_TYPE_CODEX,
+      {{"OPENAI_BASE_URL", "http://127.0.0.1:" + port_ + "/v1"}, {"OPENAI_API_KEY", "sk-fake"}},
+      "cx-shop");
 }
 
 }  // namespace

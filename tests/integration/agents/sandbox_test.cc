@@ -71,9 +71,9 @@ TEST_F(SandboxTest, TheTreeCannotSeeHostProcesses) {
 
 TEST_F(SandboxTest, WritesReachOnlyTheWorkspaceAndHome) {
   const std::string marker = absl::StrCat("sandbox-marker-", getpid());
-  const std::string out = Output(Spec(
-      absl::StrCat("echo ws > /workspace/a; echo home > \"$HOME/h\"; echo tmp > /tmp/", marker,
-                   "; (echo usr > /usr/", marker, ") 2>/dev/null || echo usr-is-read-only; id -u")));
+  const std::string out = Output(Spec(absl::StrCat(
+      "echo ws > /workspace/a; echo home > \"$HOME/h\"; echo tmp > /tmp/", marker,
+      "; (echo usr > /usr/", marker, ") 2>/dev/null || echo usr-is-read-only; id -u")));
   EXPECT_TRUE(fs::exists(dir_ + "/ws/a"));
   EXPECT_TRUE(fs::exists(dir_ + "/home/h"));
   EXPECT_FALSE(fs::exists("/tmp/" + marker)) << "the sandbox's /tmp is private";
@@ -102,9 +102,9 @@ TEST_F(SandboxTest, AnIsolatedSandboxHasNoNetworkAndAnOpenOneDoes) {
   ASSERT_EQ(listen(listener, 8), 0);
   socklen_t len = sizeof(addr);
   getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-  const std::string probe = absl::StrCat(
-      "bash -c 'exec 3<>/dev/tcp/127.0.0.1/", ntohs(addr.sin_port),
-      "' 2>/dev/null && echo connected || echo unreachable");
+  const std::string probe =
+      absl::StrCat("bash -c 'exec 3<>/dev/tcp/127.0.0.1/", ntohs(addr.sin_port),
+                   "' 2>/dev/null && echo connected || echo unreachable");
 
   SandboxSpec isolated = Spec(probe);
   isolated.isolate_network = true;

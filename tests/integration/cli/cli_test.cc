@@ -106,9 +106,9 @@ TEST_F(CliTest, ProjectsRoundTripAsTablesAndJson) {
 }
 
 TEST_F(CliTest, FollowStreamsASucceedingJobAndExitsZero) {
-  auto r = Cli({"jobs", "demo", "demo.sleep", "--params", R"({"seconds":0.3,"steps":3})",
-                "--follow"},
-               alice_);
+  auto r =
+      Cli({"jobs", "demo", "demo.sleep", "--params", R"({"seconds":0.3,"steps":3})", "--follow"},
+          alice_);
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("following job"));
   EXPECT_THAT(r.out, HasSubstr("#1  state-changed  queued\n"));
@@ -119,9 +119,9 @@ TEST_F(CliTest, FollowStreamsASucceedingJobAndExitsZero) {
 }
 
 TEST_F(CliTest, FollowOfAFailingJobExitsOneWithItsError) {
-  auto r = Cli({"jobs", "demo", "demo.fail", "--params", R"({"code":"FAILED_PRECONDITION"})",
-                "--follow"},
-               alice_);
+  auto r = Cli(
+      {"jobs", "demo", "demo.fail", "--params", R"({"code":"FAILED_PRECONDITION"})", "--follow"},
+      alice_);
   EXPECT_EQ(r.status, kExitJobFailed) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("running → failed"));
   EXPECT_THAT(r.err, HasSubstr(" failed"));
@@ -163,8 +163,10 @@ TEST_F(CliTest, AnAgentTokenLimitedToProjectGetIsRefusedByTheMeshWithThePermissi
   EXPECT_EQ(get.status, 0) << get.err;
   auto create = Cli({"project", "create", "other"}, value);
   EXPECT_EQ(create.status, kExitDenied);
-  EXPECT_THAT(create.err, HasSubstr("error: PERMISSION_DENIED: missing permission 'project.create'"));
-  EXPECT_THAT(create.err, HasSubstr("'orchestrator project create' needs permission 'project.create'"));
+  EXPECT_THAT(create.err,
+              HasSubstr("error: PERMISSION_DENIED: missing permission 'project.create'"));
+  EXPECT_THAT(create.err,
+              HasSubstr("'orchestrator project create' needs permission 'project.create'"));
   auto whoami = Cli({"whoami"}, value);
   EXPECT_EQ(whoami.status, 0) << whoami.err;
   EXPECT_THAT(whoami.out, HasSubstr("project.get"));
@@ -179,8 +181,9 @@ TEST_F(CliTest, AComponentNotBuiltYetAnswersUnimplementedPlainly) {
   EXPECT_EQ(r.status, kExitUnimplemented);
   EXPECT_EQ(r.out, "");
   EXPECT_THAT(r.err, HasSubstr("error: UNIMPLEMENTED"));
-  EXPECT_THAT(r.err, HasSubstr("does not implement "
-                               "orchestrator.engineering.v1.EngineeringService/TriggerEngineering"));
+  EXPECT_THAT(r.err,
+              HasSubstr("does not implement "
+                        "orchestrator.engineering.v1.EngineeringService/TriggerEngineering"));
   auto scheduler = Cli({"deploy", "releases", "prj_x"}, alice_);
   EXPECT_EQ(scheduler.status, kExitUnimplemented);
   // finish is served, but only means something from a worker's token.

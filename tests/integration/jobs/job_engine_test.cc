@@ -378,13 +378,12 @@ TEST_F(JobEngineTest, AThousandSubscribersOfOneJobEachGetEveryEventOnceInOrder) 
   std::vector<Seen> seen(kSubscribers);
   std::vector<uint64_t> handles;
   for (int i = 0; i < kSubscribers; ++i) {
-    handles.push_back(hub.SubscribeJob(
-        job->id(), job->last_event_sequence(),
-        {[&seen, i](const std::shared_ptr<const v1::JobEvent>& e) {
-           absl::MutexLock lock(&seen[i].mu);
-           seen[i].sequences.push_back(e->sequence());
-         },
-         [] {}}));
+    handles.push_back(hub.SubscribeJob(job->id(), job->last_event_sequence(),
+                                       {[&seen, i](const std::shared_ptr<const v1::JobEvent>& e) {
+                                          absl::MutexLock lock(&seen[i].mu);
+                                          seen[i].sequences.push_back(e->sequence());
+                                        },
+                                        [] {}}));
   }
   auto claimed = store->Claim("w", {"demo.noop"}, {}, 1, absl::Seconds(30), fake_.Now());
   ASSERT_TRUE(claimed.ok());

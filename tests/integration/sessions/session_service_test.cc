@@ -73,7 +73,8 @@ TEST_F(SessionServiceTest, AMessageReachesThePoAgentWhichActsAndAnswers) {
   EXPECT_EQ(turn.steps.front().accepted().queue_position(), 0);
   bool started_worker = false, ran_cli = false;
   for (const auto& s : turn.steps) {
-    if (s.has_progress() && s.progress().stage() == v1::TURN_STAGE_STARTING_WORKER) started_worker = true;
+    if (s.has_progress() && s.progress().stage() == v1::TURN_STAGE_STARTING_WORKER)
+      started_worker = true;
     if (s.has_agent_event() && s.agent_event().has_tool_call() &&
         absl::StrContains(s.agent_event().tool_call().input().fields().at("command").string_value(),
                           "orchestrator project create shop")) {

@@ -36,8 +36,8 @@ TEST(AgentAdapterTest, ClaudeCodeStreamJsonBecomesEventsAndAResult) {
   auto adapter = MakeAdapter(v1::AGENT_TYPE_CLAUDE_CODE, {});
   const auto command = adapter->Command({"create the project", "sess-1"});
   EXPECT_THAT(command, ::testing::IsSupersetOf({std::string("claude"), std::string("-p"),
-                                                std::string("stream-json"),
-                                                std::string("--resume"), std::string("sess-1")}));
+                                                std::string("stream-json"), std::string("--resume"),
+                                                std::string("sess-1")}));
   AgentRun run = Feed(
       *adapter,
       {R"({"type":"system","subtype":"init","session_id":"sess-1","model":"claude-sonnet-4-5","tools":["Bash"]})",
@@ -64,7 +64,9 @@ TEST(AgentAdapterTest, ClaudeCodeStreamJsonBecomesEventsAndAResult) {
 
 TEST(AgentAdapterTest, AClaudeErrorResultFailsTheTask) {
   auto adapter = MakeAdapter(v1::AGENT_TYPE_CLAUDE_CODE, {});
-  AgentRun run = Feed(*adapter, {R"({"type":"result","subtype":"error_max_turns","is_error":true,"session_id":"s"})"}, 1);
+  AgentRun run = Feed(
+      *adapter,
+      {R"({"type":"result","subtype":"error_max_turns","is_error":true,"session_id":"s"})"}, 1);
   EXPECT_EQ(run.result.status(), v1::TASK_STATUS_FAILED);
   EXPECT_EQ(run.result.summary(), "error_max_turns");
 }
@@ -99,10 +101,10 @@ TEST(AgentAdapterTest, AnAgentThatExitsBadlyWithoutSayingSoFails) {
 
 TEST(AgentAdapterTest, DroidsOneResultObjectBecomesTheResult) {
   auto adapter = MakeAdapter(v1::AGENT_TYPE_FACTORY_DROID, {});
-  EXPECT_THAT(adapter->Command({"fix it", "sess-9"}),
-              ::testing::IsSupersetOf({std::string("droid"), std::string("exec"), std::string("-o"),
-                                       std::string("json"), std::string("-s"),
-                                       std::string("sess-9")}));
+  EXPECT_THAT(
+      adapter->Command({"fix it", "sess-9"}),
+      ::testing::IsSupersetOf({std::string("droid"), std::string("exec"), std::string("-o"),
+                               std::string("json"), std::string("-s"), std::string("sess-9")}));
   AgentRun run = Feed(
       *adapter,
       {R"({"type":"result","subtype":"success","is_error":false,"duration_ms":5400,"num_turns":3,"result":"Fixed the failing test.","session_id":"sess-9"})"});
@@ -115,8 +117,9 @@ TEST(AgentAdapterTest, DroidsOneResultObjectBecomesTheResult) {
 
 TEST(AgentAdapterTest, TheScriptedAgentSpeaksTheRunnersOwnLines) {
   auto adapter = MakeAdapter(v1::AGENT_TYPE_SCRIPTED, {"/opt/runner", "scripted-agent"});
-  EXPECT_THAT(adapter->Command({"hello", "s-1"}),
-              ElementsAre("/opt/runner", "scripted-agent", "--prompt", "hello", "--session", "s-1"));
+  EXPECT_THAT(
+      adapter->Command({"hello", "s-1"}),
+      ElementsAre("/opt/runner", "scripted-agent", "--prompt", "hello", "--session", "s-1"));
   AgentRun run = Feed(
       *adapter,
       {R"({"event":{"sessionStarted":{"agentSessionId":"s-1","model":"scripted","resumed":true}}})",

@@ -1,14 +1,14 @@
 // The command table against the contracts: every command calls a real RPC
 // of our services, every argument names a real request field, every column
 // a real field of the listed items, and the groups the CLI promises exist.
-#include <set>
-
 #include <google/protobuf/descriptor.pb.h>
 
+#include <set>
+
 #include "clients/cli/command.h"
-#include "orchestrator/common/v1/options.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "orchestrator/common/v1/options.pb.h"
 
 namespace orchestrator::cli {
 namespace {
@@ -69,16 +69,49 @@ TEST(CommandTableTest, TheGroupsAndCommandsTheCliPromisesAreThere) {
   for (const auto& c : Commands()) {
     EXPECT_TRUE(paths.insert(c.path()).second) << "twice: " << c.path();
   }
-  for (const char* p :
-       {"project create", "project list", "project get", "project update", "project set-secret",
-        "project secrets", "project delete", "jobs list", "jobs get", "jobs events", "jobs watch",
-        "jobs cancel", "jobs retry", "engineering trigger", "engineering status",
-        "engineering latest", "deploy check", "deploy trigger", "deploy status", "deploy logs",
-        "deploy rollback", "deploy releases", "infra servers", "infra register", "infra provision",
-        "infra allocate", "infra allocations", "infra release", "diagnose logs", "diagnose health",
-        "diagnose errors", "session list", "session send", "session pause", "session resume",
-        "session end", "admin users", "admin tokens", "admin steps", "admin trigger",
-        "admin clear", "respond", "finish"}) {
+  for (const char* p : {"project create",
+                        "project list",
+                        "project get",
+                        "project update",
+                        "project set-secret",
+                        "project secrets",
+                        "project delete",
+                        "jobs list",
+                        "jobs get",
+                        "jobs events",
+                        "jobs watch",
+                        "jobs cancel",
+                        "jobs retry",
+                        "engineering trigger",
+                        "engineering status",
+                        "engineering latest",
+                        "deploy check",
+                        "deploy trigger",
+                        "deploy status",
+                        "deploy logs",
+                        "deploy rollback",
+                        "deploy releases",
+                        "infra servers",
+                        "infra register",
+                        "infra provision",
+                        "infra allocate",
+                        "infra allocations",
+                        "infra release",
+                        "diagnose logs",
+                        "diagnose health",
+                        "diagnose errors",
+                        "session list",
+                        "session send",
+                        "session pause",
+                        "session resume",
+                        "session end",
+                        "admin users",
+                        "admin tokens",
+                        "admin steps",
+                        "admin trigger",
+                        "admin clear",
+                        "respond",
+                        "finish"}) {
     EXPECT_TRUE(paths.count(p)) << "missing: " << p;
   }
 }

@@ -63,7 +63,8 @@ TEST_F(SkillsTest, ClaudeExportListsExactlyTheAllowedCommands) {
   EXPECT_EQ(ListedCommands(claude),
             (std::set<std::string>{"deploy check", "deploy trigger", "deploy status", "deploy logs",
                                    "deploy rollback", "deploy releases", "project get", "whoami"}));
-  const std::string deploy = Read(std::filesystem::path(dir_) / ".claude/skills/orchestrator-deploy.md");
+  const std::string deploy =
+      Read(std::filesystem::path(dir_) / ".claude/skills/orchestrator-deploy.md");
   EXPECT_THAT(deploy, HasSubstr("name: orchestrator-deploy"));
   EXPECT_THAT(deploy, HasSubstr("orchestrator deploy trigger PROJECT [--commit VALUE] [--follow]"));
   EXPECT_THAT(deploy, HasSubstr("Needs permission `deploy.trigger`."));
@@ -71,7 +72,8 @@ TEST_F(SkillsTest, ClaudeExportListsExactlyTheAllowedCommands) {
       Read(std::filesystem::path(dir_) / ".claude/skills/orchestrator-project.md");
   EXPECT_THAT(project, HasSubstr("## orchestrator project get"));
   EXPECT_THAT(project, Not(HasSubstr("project create")));
-  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(dir_) / ".claude/skills/orchestrator-infra.md"));
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(dir_) /
+                                       ".claude/skills/orchestrator-infra.md"));
 }
 
 TEST_F(SkillsTest, AgentsExportPutsUsageInlineAndProfilesNameTheirGrants) {
@@ -83,14 +85,13 @@ TEST_F(SkillsTest, AgentsExportPutsUsageInlineAndProfilesNameTheirGrants) {
   EXPECT_FALSE(listed.count("deploy trigger"));
   EXPECT_FALSE(listed.count("project create"));
   EXPECT_THAT(agents, HasSubstr("#### orchestrator finish"));
-  EXPECT_THAT(agents, HasSubstr("- `--summary VALUE`: what was done, or why it could not be (required)"));
+  EXPECT_THAT(agents,
+              HasSubstr("- `--summary VALUE`: what was done, or why it could not be (required)"));
   EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(dir_) / ".claude"));
 }
 
 TEST_F(SkillsTest, ReExportReplacesOnlyTheGeneratedSection) {
-  {
-    std::ofstream(std::filesystem::path(dir_) / "CLAUDE.md") << "# Shop\n\nUse pnpm.\n";
-  }
+  { std::ofstream(std::filesystem::path(dir_) / "CLAUDE.md") << "# Shop\n\nUse pnpm.\n"; }
   ASSERT_EQ(Export({"--allowed", "project.*", "--format", "claude"}), 0);
   ASSERT_EQ(Export({"--allowed", "job.get", "--format", "claude"}), 0);
   const std::string claude = Read(std::filesystem::path(dir_) / "CLAUDE.md");

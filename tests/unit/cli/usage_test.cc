@@ -36,7 +36,8 @@ TEST(UsageTest, HelpAtEveryLevel) {
   EXPECT_EQ(command.status, 0);
   EXPECT_THAT(command.out, HasSubstr("usage: orchestrator deploy trigger PROJECT"));
   EXPECT_THAT(command.out, HasSubstr("needs permission 'deploy.trigger'"));
-  for (const auto* g : {"project", "jobs", "engineering", "infra", "diagnose", "session", "admin"}) {
+  for (const auto* g :
+       {"project", "jobs", "engineering", "infra", "diagnose", "session", "admin"}) {
     EXPECT_EQ(RunCli({g, "--help"}).status, 0) << g;
   }
 }

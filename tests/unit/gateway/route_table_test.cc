@@ -45,8 +45,8 @@ TEST(PathTemplateTest, LiteralsVariablesAndVerbs) {
   EXPECT_EQ(t->segments[2].field, "project.id");
   EXPECT_EQ(t->verb, "deploy");
   EXPECT_EQ(ParsePathTemplate("/v1/{name=*}")->segments[1].field, "name");
-  for (const char* bad : {"v1/projects", "/v1/{project", "/v1/{Project}", "/v1//x", "/v1/x:",
-                          "/v1/{name=projects/*}"}) {
+  for (const char* bad : {"v1/projects", "/v1/{project", "/v1/{Project}", "/v1//x",
+                          "/v1/x:", "/v1/{name=projects/*}"}) {
     EXPECT_FALSE(ParsePathTemplate(bad).ok()) << bad;
   }
 }

@@ -413,7 +413,8 @@ int S5Baseline(const std::map<std::string, std::string>& a) {
   const long rss_after = RssKiB(server);
   const absl::Time signalled = absl::Now();
   kill(server, SIGTERM);
-  for (int i = 0; i < 1000 && told.load() < first.load(); ++i) absl::SleepFor(absl::Milliseconds(10));
+  for (int i = 0; i < 1000 && told.load() < first.load(); ++i)
+    absl::SleepFor(absl::Milliseconds(10));
   std::vector<double> ms;
   for (auto& s : all) {
     if (s->told_at() != absl::InfiniteFuture()) {

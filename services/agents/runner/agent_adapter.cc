@@ -87,7 +87,7 @@ v1::AgentEvent Result(const std::string& id, std::string output, bool is_error) 
 // content blocks), then a result object.
 class ClaudeCodeAdapter final : public AgentAdapter {
  public:
-  std::vector<std::string> Command(const TaskInput& task) const override {
+  std::vector<std::string> Command(const TaskInput& task) override {
     std::vector<std::string> c = {"claude",
                                   "-p",
                                   task.prompt,
@@ -160,7 +160,7 @@ class ClaudeCodeAdapter final : public AgentAdapter {
   }
 
  private:
-  mutable bool resumed_ = false;
+  bool resumed_ = false;  // the task resumes a session
 };
 
 // Codex: `codex exec --json`. Thread and turn events, and items (agent
@@ -191,7 +191,7 @@ class CodexAdapter final : public AgentAdapter {
         << "name = \"OpenAI-compatible (OPENAI_BASE_URL)\"\nbase_url = \"" << base << "\"\n"
         << "env_key = \"OPENAI_API_KEY\"\nwire_api = \"responses\"\n";
   }
-  std::vector<std::string> Command(const TaskInput& task) const override {
+  std::vector<std::string> Command(const TaskInput& task) override {
     std::vector<std::string> c = {"codex", "exec", "--json", "--skip-git-repo-check",
                                   "--dangerously-bypass-approvals-and-sandbox"};
     if (!task.agent_session_id.empty()) c.insert(c.end(), {"resume", task.agent_session_id});
@@ -257,13 +257,13 @@ class CodexAdapter final : public AgentAdapter {
   }
 
  private:
-  mutable bool resumed_ = false;
+  bool resumed_ = false;  // the task resumes a session
 };
 
 // Factory droid: `droid exec -o json` prints one result object at the end.
 class DroidAdapter final : public AgentAdapter {
  public:
-  std::vector<std::string> Command(const TaskInput& task) const override {
+  std::vector<std::string> Command(const TaskInput& task) override {
     std::vector<std::string> c = {"droid", "exec", "-o", "json", "--skip-permissions-unsafe"};
     if (!task.agent_session_id.empty()) c.insert(c.end(), {"-s", task.agent_session_id});
     c.push_back(task.prompt);
@@ -287,7 +287,7 @@ class DroidAdapter final : public AgentAdapter {
 class ScriptedAdapter final : public AgentAdapter {
  public:
   explicit ScriptedAdapter(std::vector<std::string> command) : command_(std::move(command)) {}
-  std::vector<std::string> Command(const TaskInput& task) const override {
+  std::vector<std::string> Command(const TaskInput& task) override {
     std::vector<std::string> c = command_;
     c.insert(c.end(), {"--prompt", task.prompt});
     if (!task.agent_session_id.empty()) c.insert(c.end(), {"--session", task.agent_session_id});

@@ -24,7 +24,7 @@ class AgentAdapter {
  public:
   virtual ~AgentAdapter() = default;
 
-  virtual std::vector<std::string> Command(const TaskInput& task) const = 0;
+  virtual std::vector<std::string> Command(const TaskInput& task) = 0;
   // Extra environment for the agent process.
   virtual std::map<std::string, std::string> Environment() const { return {}; }
   // Before the agent runs: what its HOME needs (e.g. its CLI's config).

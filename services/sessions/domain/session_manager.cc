@@ -223,9 +223,8 @@ absl::StatusOr<uint64_t> SessionManager::Send(const Principal& caller,
       static_cast<int32_t>(l->queue.size() + (l->current ? 1 : 0)));
   listener.on_step(accepted);
   turn->listeners.emplace(handle, std::move(listener));
-  l->mu.Unlock();
-  Enqueue(l, turn);
-  l->mu.Lock();
+  // Under the same lock as its queue position: no other message slips in.
+  EnqueueLocked(l, std::move(turn));
   return handle;
 }
 
@@ -245,6 +244,11 @@ void SessionManager::Detach(const std::string& session_id, uint64_t handle) {
 
 void SessionManager::Enqueue(const std::shared_ptr<Live>& live, std::shared_ptr<Turn> turn) {
   absl::MutexLock lock(&live->mu);
+  EnqueueLocked(live, std::move(turn));
+}
+
+void SessionManager::EnqueueLocked(const std::shared_ptr<Live>& live, std::shared_ptr<Turn> turn) {
+  live->mu.AssertHeld();
   live->queue.push_back(std::move(turn));
   live->session.set_queued_messages(static_cast<int32_t>(live->queue.size()));
   *live->session.mutable_last_activity_time() = Now();

@@ -86,6 +86,7 @@ class SessionManager {
   absl::StatusOr<std::shared_ptr<Live>> Open(const std::string& owner_id, bool create);
   absl::StatusOr<std::shared_ptr<Live>> Visible(const Principal& caller, const std::string& id);
   void Enqueue(const std::shared_ptr<Live>& live, std::shared_ptr<Turn> turn);
+  void EnqueueLocked(const std::shared_ptr<Live>& live, std::shared_ptr<Turn> turn);
   void RunTurns(std::shared_ptr<Live> live);
   absl::Status RunTurn(Live& live, Turn& turn);
   absl::StatusOr<std::string> EnsureWorker(Live& live, Turn& turn);

@@ -7,6 +7,16 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "google/api/annotations.pb.h"
+#include "orchestrator/admin/v1/admin.grpc.pb.h"
+#include "orchestrator/agents/v1/agents.grpc.pb.h"
+#include "orchestrator/deploy/v1/deploy.grpc.pb.h"
+#include "orchestrator/engineering/v1/engineering.grpc.pb.h"
+#include "orchestrator/infra/v1/infra.grpc.pb.h"
+#include "orchestrator/jobs/v1/jobs.grpc.pb.h"
+#include "orchestrator/projects/v1/projects.grpc.pb.h"
+#include "orchestrator/scaffolder/v1/scaffolder.grpc.pb.h"
+#include "orchestrator/scheduler/v1/scheduler.grpc.pb.h"
+#include "orchestrator/sessions/v1/sessions.grpc.pb.h"
 
 namespace orchestrator::gateway {
 namespace {
@@ -206,6 +216,23 @@ absl::StatusOr<RouteTable::Match> RouteTable::Find(absl::string_view http_method
         "method ", http_method, " is not allowed here; use ", absl::StrJoin(allowed, ", ")));
   }
   return absl::NotFoundError(absl::StrCat("no route for ", path));
+}
+
+std::vector<const google::protobuf::ServiceDescriptor*> PublicServices() {
+  std::vector<const google::protobuf::ServiceDescriptor*> out;
+  for (const char* name : {orchestrator::admin::v1::AdminService::service_full_name(),
+                           orchestrator::projects::v1::ProjectService::service_full_name(),
+                           orchestrator::jobs::v1::JobService::service_full_name(),
+                           orchestrator::sessions::v1::SessionService::service_full_name(),
+                           orchestrator::agents::v1::AgentService::service_full_name(),
+                           orchestrator::scaffolder::v1::ScaffolderService::service_full_name(),
+                           orchestrator::engineering::v1::EngineeringService::service_full_name(),
+                           orchestrator::deploy::v1::DeployService::service_full_name(),
+                           orchestrator::infra::v1::InfraService::service_full_name(),
+                           orchestrator::scheduler::v1::SchedulerService::service_full_name()}) {
+    out.push_back(google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(name));
+  }
+  return out;
 }
 
 }  // namespace orchestrator::gateway

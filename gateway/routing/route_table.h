@@ -58,4 +58,7 @@ class RouteTable final {
   std::vector<Route> routes_;
 };
 
+// The mesh's ten public services (not the runner's private one).
+std::vector<const google::protobuf::ServiceDescriptor*> PublicServices();
+
 }  // namespace orchestrator::gateway

@@ -31,11 +31,14 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _read_body(self):
+        """The request's body, as bytes."""
+        return self.rfile.read(int(self.headers.get("content-length", 0)))
+
     def _read_json(self):
         """The request's JSON body, or None after answering 400."""
-        length = int(self.headers.get("content-length", 0))
         try:
-            return json.loads(self.rfile.read(length) or b"{}")
+            return json.loads(self._read_body() or b"{}")
         except ValueError:
             self._json(400, {"type": "error", "error": {"type": "invalid_request_error",
                                                         "message": "body is not JSON"}})
@@ -59,12 +62,17 @@ class JsonHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-def serve(handler):
+def serve(handler, add_arguments=None):
+    """Serve handler; add_arguments(parser), if given, adds the fake's own
+    options, whose parsed values the handler finds in handler.options."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--log")
+    if add_arguments:
+        add_arguments(ap)
     args = ap.parse_args()
     JsonHandler.log_file = args.log
+    handler.options = args
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
     print(server.server_address[1], flush=True)
     server.serve_forever()

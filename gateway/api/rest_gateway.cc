@@ -1,0 +1,313 @@
+#include "gateway/api/rest_gateway.h"
+
+#include <google/protobuf/descriptor.h>
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/client_callback.h>
+
+#include <random>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gateway/openapi/openapi.h"
+#include "gateway/transcode/transcoder.h"
+#include "grpc/health/v1/health.pb.h"
+#include "services/common/status/status.h"
+
+namespace orchestrator::gateway {
+namespace {
+
+namespace http = boost::beast::http;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+
+constexpr const char* kJson = "application/json";
+
+grpc::ByteBuffer ToByteBuffer(const Message& message) {
+  grpc::Slice slice(message.SerializeAsString());
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+bool ParseByteBuffer(const grpc::ByteBuffer& buffer, Message* message) {
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return false;
+  std::string bytes;
+  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return message->ParseFromString(bytes);
+}
+
+std::string NewRequestId() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return absl::StrCat("gw-", absl::Hex(rng(), absl::kZeroPad16));
+}
+
+std::string MethodPath(const google::protobuf::MethodDescriptor* m) {
+  return absl::StrCat("/", m->service()->full_name(), "/", m->name());
+}
+
+// The sequence an event carries: `sequence` on the response or on one of
+// its message fields (WatchJobResponse.event.sequence). 0 when none.
+int64_t SequenceOf(const Message& m) {
+  const auto* d = m.GetDescriptor();
+  const auto* r = m.GetReflection();
+  if (const FieldDescriptor* f = d->FindFieldByName("sequence");
+      f != nullptr && f->cpp_type() == FieldDescriptor::CPPTYPE_INT64 && !f->is_repeated()) {
+    return r->GetInt64(m, f);
+  }
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && !f->is_repeated() &&
+        r->HasField(m, f)) {
+      const Message& inner = r->GetMessage(m, f);
+      const FieldDescriptor* s = inner.GetDescriptor()->FindFieldByName("sequence");
+      if (s != nullptr && s->cpp_type() == FieldDescriptor::CPPTYPE_INT64 && !s->is_repeated()) {
+        return inner.GetReflection()->GetInt64(inner, s);
+      }
+    }
+  }
+  return 0;
+}
+
+// One server-streaming call upstream, relayed event by event: the next
+// message is read only once the previous one is on the wire, so a slow
+// client slows the stream instead of filling memory.
+class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  StreamCall(const google::protobuf::MethodDescriptor* method, bool sse,
+             std::shared_ptr<grpc::ClientContext> context, std::string request_id,
+             std::shared_ptr<Exchange> exchange, const Message& request)
+      : method_(method),
+        sse_(sse),
+        context_(std::move(context)),
+        request_id_(std::move(request_id)),
+        exchange_(std::move(exchange)),
+        request_(ToByteBuffer(request)) {}
+
+  void Start(grpc::GenericStub* stub) {
+    exchange_->OnAbort([context = context_] { context->TryCancel(); });
+    stub->PrepareBidiStreamingCall(context_.get(), MethodPath(method_), grpc::StubOptions(), this);
+    StartWriteLast(&request_, grpc::WriteOptions());
+    StartRead(&response_);
+    StartCall();
+  }
+
+  void OnWriteDone(bool) override {}
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows with the status
+    std::unique_ptr<Message> message = NewMessage(method_->output_type());
+    if (!ParseByteBuffer(response_, message.get())) {
+      context_->TryCancel();
+      return;
+    }
+    StartOnce();
+    std::string chunk;
+    if (sse_) {
+      const int64_t sequence = SequenceOf(*message);
+      if (sequence > 0) absl::StrAppend(&chunk, "id: ", sequence, "\n");
+      absl::StrAppend(&chunk, "data: ", ToJson(*message), "\n\n");
+    } else {
+      absl::StrAppend(&chunk, ToJson(*message), "\n");
+    }
+    AddHold();
+    exchange_->Send(std::move(chunk), [this](bool written) {
+      if (written) {
+        StartRead(&response_);
+      } else {
+        context_->TryCancel();
+      }
+      RemoveHold();
+    });
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    const absl::Status s = FromGrpcStatus(status);
+    if (!started_ && !s.ok()) {
+      ReplyError(*exchange_, s, {{"x-request-id", request_id_}});
+    } else {
+      StartOnce();
+      if (!s.ok()) {
+        exchange_->Send(sse_ ? absl::StrCat("event: error\ndata: ", ErrorJson(s), "\n\n")
+                             : absl::StrCat("{\"error\":", ErrorJson(s), "}\n"),
+                        nullptr);
+      }
+      exchange_->End();
+    }
+    delete this;
+  }
+
+ private:
+  void StartOnce() {
+    if (started_) return;
+    started_ = true;
+    exchange_->StartStream(sse_ ? "text/event-stream" : "application/x-ndjson",
+                           {{"x-request-id", request_id_}});
+  }
+
+  const google::protobuf::MethodDescriptor* method_;
+  const bool sse_;
+  std::shared_ptr<grpc::ClientContext> context_;
+  std::string request_id_;
+  std::shared_ptr<Exchange> exchange_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+  bool started_ = false;
+};
+
+}  // namespace
+
+void ReplyError(Exchange& exchange, const absl::Status& status, HttpHeaders headers) {
+  exchange.Reply(HttpStatusFor(status.code()), kJson, ErrorJson(status), std::move(headers));
+}
+
+RestGateway::RestGateway(RouteTable routes, std::shared_ptr<grpc::Channel> upstream,
+                         Options options)
+    : routes_(std::move(routes)),
+      upstream_(std::move(upstream)),
+      stub_(upstream_),
+      options_(options),
+      openapi_(OpenApiDocument(routes_)) {}
+
+void RestGateway::AddLocalRoute(std::string path, HttpHandler handler) {
+  local_[std::move(path)] = std::move(handler);
+}
+
+void RestGateway::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange) {
+  const absl::string_view target(request.target().data(), request.target().size());
+  const size_t q = target.find('?');
+  const absl::string_view path = target.substr(0, q);
+  const absl::string_view query = q == absl::string_view::npos ? "" : target.substr(q + 1);
+  const std::string method(request.method_string());
+
+  if (auto local = local_.find(std::string(path)); local != local_.end()) {
+    return local->second(std::move(request), std::move(exchange));
+  }
+  if (path == "/healthz") return exchange->Reply(200, kJson, "{\"status\":\"SERVING\"}");
+  if (path == "/readyz") return Readiness(std::move(exchange));
+  if (path == "/openapi.json") {
+    if (method != "GET") {
+      return exchange->Reply(405, kJson,
+                             ErrorJson(absl::FailedPreconditionError(
+                                 "method " + method + " is not allowed here; use GET")),
+                             {{"allow", "GET"}});
+    }
+    return exchange->Reply(200, kJson, openapi_);
+  }
+
+  std::string request_id(request["x-request-id"]);
+  if (request_id.empty() || request_id.size() > 128 || !IsValidUtf8(request_id)) {
+    request_id = NewRequestId();
+  }
+  const HttpHeaders id_header = {{"x-request-id", request_id}};
+
+  auto match = routes_.Find(method, path);
+  if (!match.ok()) {
+    if (match.status().code() == absl::StatusCode::kFailedPrecondition) {
+      return exchange->Reply(405, kJson, ErrorJson(match.status()), id_header);
+    }
+    return ReplyError(*exchange, match.status(), id_header);
+  }
+  const Route& route = *match->route;
+  const std::string& body = request.body();
+  if (!absl::StripAsciiWhitespace(body).empty()) {
+    const absl::string_view content_type(request[http::field::content_type].data(),
+                                         request[http::field::content_type].size());
+    // JSON only; curl -d labels its body as a form, so that label is read as JSON too.
+    const std::string type = absl::AsciiStrToLower(content_type.substr(0, content_type.find(';')));
+    if (!type.empty() && type != kJson && !absl::EndsWith(type, "+json") &&
+        type != "application/x-www-form-urlencoded") {
+      return exchange->Reply(415, kJson,
+                             ErrorJson(absl::InvalidArgumentError(absl::StrCat(
+                                 "content-type '", content_type, "': send application/json"))),
+                             id_header);
+    }
+  }
+  auto message = BuildRequest(route, match->bindings, query, body);
+  if (!message.ok()) return ReplyError(*exchange, message.status(), id_header);
+
+  auto context = std::make_shared<grpc::ClientContext>();
+  const auto authorization = request[http::field::authorization];
+  if (!authorization.empty()) {
+    context->AddMetadata("authorization", std::string(authorization));
+  }
+  context->AddMetadata("x-request-id", request_id);
+
+  if (!route.method->server_streaming()) {
+    context->set_deadline(std::chrono::system_clock::now() + options_.call_deadline);
+    struct Call {
+      std::shared_ptr<grpc::ClientContext> context;
+      grpc::ByteBuffer request;
+      grpc::ByteBuffer response;
+    };
+    auto call = std::make_shared<Call>(Call{context, ToByteBuffer(**message), {}});
+    const auto* method_descriptor = route.method;
+    stub_.UnaryCall(call->context.get(), MethodPath(route.method), grpc::StubOptions(),
+                    &call->request, &call->response,
+                    [call, method_descriptor, exchange, id_header](grpc::Status status) {
+                      if (!status.ok()) {
+                        return ReplyError(*exchange, FromGrpcStatus(status), id_header);
+                      }
+                      auto response = NewMessage(method_descriptor->output_type());
+                      if (!ParseByteBuffer(call->response, response.get())) {
+                        return ReplyError(*exchange,
+                                          absl::InternalError("unreadable upstream response"),
+                                          id_header);
+                      }
+                      exchange->Reply(200, kJson, ToJson(*response), id_header);
+                    });
+    return;
+  }
+
+  // Last-Event-ID resumes a stream whose request takes after_sequence.
+  const auto last_event_id = request["last-event-id"];
+  if (!last_event_id.empty()) {
+    const FieldDescriptor* after = (*message)->GetDescriptor()->FindFieldByName("after_sequence");
+    int64_t sequence = 0;
+    if (after == nullptr || after->cpp_type() != FieldDescriptor::CPPTYPE_INT64) {
+      return ReplyError(*exchange,
+                        absl::InvalidArgumentError("Last-Event-ID: this stream cannot resume"),
+                        id_header);
+    }
+    if (!absl::SimpleAtoi(absl::string_view(last_event_id.data(), last_event_id.size()),
+                          &sequence) ||
+        sequence < 0) {
+      return ReplyError(*exchange,
+                        absl::InvalidArgumentError("Last-Event-ID: not an event id this gateway sent"),
+                        id_header);
+    }
+    (*message)->GetReflection()->SetInt64(message->get(), after, sequence);
+  }
+  const bool sse = absl::StrContains(
+      absl::AsciiStrToLower(absl::string_view(request[http::field::accept].data(),
+                                              request[http::field::accept].size())),
+      "text/event-stream");
+  auto* call = new StreamCall(route.method, sse, std::move(context), request_id,
+                              std::move(exchange), **message);
+  call->Start(&stub_);
+}
+
+void RestGateway::Readiness(std::shared_ptr<Exchange> exchange) {
+  struct Call {
+    grpc::ClientContext context;
+    grpc::ByteBuffer request;
+    grpc::ByteBuffer response;
+  };
+  auto call = std::make_shared<Call>();
+  call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  call->request = ToByteBuffer(grpc::health::v1::HealthCheckRequest());
+  stub_.UnaryCall(&call->context, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+                  &call->request, &call->response, [call, exchange](grpc::Status status) {
+                    grpc::health::v1::HealthCheckResponse health;
+                    if (status.ok() && ParseByteBuffer(call->response, &health) &&
+                        health.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+                      return exchange->Reply(200, kJson, "{\"status\":\"SERVING\"}");
+                    }
+                    ReplyError(*exchange,
+                               absl::UnavailableError(absl::StrCat(
+                                   "the mesh is not serving: ",
+                                   status.ok() ? "NOT_SERVING" : status.error_message())));
+                  });
+}
+
+}  // namespace orchestrator::gateway

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <grpcpp/channel.h>
+#include <grpcpp/generic/generic_stub.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "gateway/http/http_server.h"
+#include "gateway/routing/route_table.h"
+
+namespace orchestrator::gateway {
+
+// Serves the contracts over HTTP/JSON: finds a request's route, builds the
+// request message, calls the mesh through a generic stub with the caller's
+// `authorization` and a request id, and answers in JSON with the HTTP
+// status of the gRPC code. A server stream becomes Server-Sent Events
+// (Accept: text/event-stream; each event's id is its sequence, and a
+// Last-Event-ID resumes after it) or NDJSON otherwise. Also /healthz,
+// /readyz and /openapi.json, and any local routes added (the Telegram
+// webhook).
+class RestGateway {
+ public:
+  struct Options {
+    std::chrono::milliseconds call_deadline{30'000};  // unary calls upstream
+  };
+  RestGateway(RouteTable routes, std::shared_ptr<grpc::Channel> upstream, Options options);
+
+  // A path served by the gateway itself (exact match, any method).
+  void AddLocalRoute(std::string path, HttpHandler handler);
+
+  void Handle(HttpRequest request, std::shared_ptr<Exchange> exchange);
+
+  const RouteTable& routes() const { return routes_; }
+
+ private:
+  void Readiness(std::shared_ptr<Exchange> exchange);
+  void CallUnary(const Route& route, const google::protobuf::Message& request,
+                 std::unique_ptr<grpc::ClientContext> context, std::string request_id,
+                 std::shared_ptr<Exchange> exchange);
+  void CallStream(const Route& route, const google::protobuf::Message& request, bool sse,
+                  std::unique_ptr<grpc::ClientContext> context, std::string request_id,
+                  std::shared_ptr<Exchange> exchange);
+
+  RouteTable routes_;
+  std::shared_ptr<grpc::Channel> upstream_;
+  grpc::GenericStub stub_;
+  Options options_;
+  std::string openapi_;
+  std::map<std::string, HttpHandler> local_;
+};
+
+// Answers with the JSON error body and the HTTP status of the code.
+void ReplyError(Exchange& exchange, const absl::Status& status, HttpHeaders headers = {});
+
+}  // namespace orchestrator::gateway

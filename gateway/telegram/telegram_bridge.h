@@ -1,0 +1,111 @@
+#pragma once
+
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "gateway/http/http_server.h"
+#include "gateway/telegram/bot_api.pb.h"
+#include "gateway/telegram/bot_api_client.h"
+
+namespace orchestrator::gateway {
+
+// Lets allowed Telegram users chat with their Product-Owner session: a text
+// message becomes SessionService.SendMessage as the orchestrator user the
+// allowlist maps the Telegram user to ("typing" shows while the agent
+// works; the reply comes back split at Telegram's limit); the user's
+// notifications are pushed to their chat; /start, /help, /projects,
+// /status and /cancel (confirmed with inline buttons) are answered by the
+// bridge. Updates arrive by long polling (the offset is persisted, and
+// each message is sent with its update id as idempotency key, so a restart
+// neither loses nor repeats one) or by webhook (the secret header checked
+// in constant time).
+class TelegramBridge {
+ public:
+  struct Options {
+    std::string mode = "off";  // off, polling, webhook
+    std::string api_base = "https://api.telegram.org";
+    std::string token_file;
+    std::string webhook_secret_file;
+    std::string users_file;
+    std::string state_file;
+    int poll_timeout_seconds = 20;
+    std::chrono::milliseconds typing_interval{4000};
+    std::chrono::milliseconds call_deadline{30'000};
+    // What is missing or contradictory, naming the flag.
+    absl::Status Validate() const;
+  };
+
+  // nullptr when the mode is off. Reads the token, secret, users and state.
+  static absl::StatusOr<std::unique_ptr<TelegramBridge>> Create(
+      const Options& options, std::shared_ptr<grpc::Channel> mesh);
+  ~TelegramBridge();
+
+  void Start();
+  void Stop();
+
+  // POST /telegram/webhook.
+  void HandleWebhook(HttpRequest request, std::shared_ptr<Exchange> exchange);
+
+ private:
+  struct AllowedUser {
+    int64_t telegram_id;
+    std::string token;
+  };
+  TelegramBridge(Options options, std::shared_ptr<grpc::Channel> mesh, std::string bot_token,
+                 std::string webhook_secret, std::map<int64_t, AllowedUser> users,
+                 telegram::BridgeState state);
+
+  void PollLoop();
+  void WebhookLoop();
+  // Handles one update; returns once its effect is durable (a message is
+  // accepted by its session), so that the update may be confirmed.
+  void HandleUpdate(const telegram::Update& update);
+  void OnMessage(int64_t update_id, const telegram::Message& message);
+  void OnCallback(const telegram::CallbackQuery& query);
+  void StartTurn(const AllowedUser& user, int64_t chat_id, int64_t update_id,
+                 const std::string& text);
+  void WatchNotifications(AllowedUser user);
+  void Say(int64_t chat_id, const std::string& text);  // plain text, escaped and split
+  std::unique_ptr<grpc::ClientContext> Context(const AllowedUser& user, bool deadline);
+  void SaveState();
+  // Runs fn on a thread of its own that Stop waits for.
+  void Spawn(std::function<void()> fn);
+
+  std::string ProjectsText(const AllowedUser& user);
+  std::string StatusText(const AllowedUser& user);
+  void AskCancel(const AllowedUser& user, int64_t chat_id, const std::string& job_id);
+
+  const Options options_;
+  std::shared_ptr<grpc::Channel> mesh_;
+  const std::string webhook_secret_;
+  const std::map<int64_t, AllowedUser> users_;
+  std::atomic<bool> stopping_{false};
+  telegram::BotApiClient bot_;
+
+  absl::Mutex state_mu_;
+  telegram::BridgeState state_ ABSL_GUARDED_BY(state_mu_);
+
+  absl::Mutex mu_;
+  std::set<grpc::ClientContext*> live_calls_ ABSL_GUARDED_BY(mu_);
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  struct Pending {
+    telegram::Update update;
+    std::function<void()> done;
+  };
+  std::deque<Pending> webhook_queue_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace orchestrator::gateway

@@ -37,8 +37,19 @@ running() {
   [ "${stat:0:1}" != Z ]
 }
 
+gateway_pid=""
+gateway_log="$work/gateway.log"
+
 cleanup() {
   local status=$?
+  if [ -n "$gateway_pid" ] && kill -0 "$gateway_pid" 2>/dev/null; then
+    kill -KILL "$gateway_pid" 2>/dev/null || true
+    wait "$gateway_pid" 2>/dev/null || true
+  fi
+  if ((status != 0)) && [ -s "$gateway_log" ]; then
+    echo "--- orchestrator-gateway log (last 30 lines) ---" >&2
+    tail -n 30 "$gateway_log" >&2
+  fi
   if [ -n "$pid" ] && running; then
     # Gracefully first, so its sandboxes and their cgroups are cleaned up.
     kill -TERM "$pid" 2>/dev/null || true
@@ -103,4 +114,31 @@ value = json.load(sys.stdin)
 for key in sys.argv[1].split("."):
     value = value.get(key, "") if isinstance(value, dict) else ""
 print(value)' "$1" 2>/dev/null || true
+}
+
+# start_gateway GATEWAY UPSTREAM [FLAGS...]: orchestrator-gateway on a free
+# port in front of UPSTREAM; sets $gateway_url once /healthz answers.
+start_gateway() {
+  local bin="$1" upstream="$2"
+  shift 2
+  local port
+  port="$(free_port)"
+  gateway_url="http://127.0.0.1:$port"
+  setpriv --pdeathsig KILL -- "$bin" --listen="127.0.0.1:$port" --upstream="$upstream" "$@" \
+    </dev/null >>"$gateway_log" 2>&1 &
+  gateway_pid=$!
+  local deadline=$((SECONDS + 20))
+  until curl -sf "$gateway_url/healthz" >/dev/null 2>&1; do
+    kill -0 "$gateway_pid" 2>/dev/null || fatal "orchestrator-gateway exited during startup"
+    ((SECONDS < deadline)) || fatal "orchestrator-gateway: not up within 20 s"
+    sleep 0.1
+  done
+}
+
+# stop_gateway: SIGTERM, and its exit status in $gateway_status.
+stop_gateway() {
+  kill -TERM "$gateway_pid" 2>/dev/null || true
+  gateway_status=0
+  wait "$gateway_pid" || gateway_status=$?
+  gateway_pid=""
 }

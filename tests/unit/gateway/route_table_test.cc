@@ -19,22 +19,22 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Pair;
 
-std::vector<const google::protobuf::ServiceDescriptor*> OurServices() {
-  // Force the generated files into the pool, then take every service of ours.
-  (void)orchestrator::jobs::v1::Job::descriptor();
-  (void)orchestrator::projects::v1::Project::descriptor();
-  std::vector<const google::protobuf::ServiceDescriptor*> out;
-  for (const char* name :
-       {"orchestrator.admin.v1.AdminService", "orchestrator.projects.v1.ProjectService",
-        "orchestrator.jobs.v1.JobService", "orchestrator.sessions.v1.SessionService",
-        "orchestrator.agents.v1.AgentService", "orchestrator.scaffolder.v1.ScaffolderService",
-        "orchestrator.engineering.v1.EngineeringService", "orchestrator.deploy.v1.DeployService",
-        "orchestrator.infra.v1.InfraService", "orchestrator.scheduler.v1.SchedulerService"}) {
-    const auto* s = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(name);
-    EXPECT_NE(s, nullptr) << name;
-    if (s != nullptr) out.push_back(s);
+std::vector<const google::protobuf::ServiceDescriptor*> OurServices() { return PublicServices(); }
+
+TEST(PublicServicesTest, AreTheMeshsTenServices) {
+  std::set<std::string> names;
+  for (const auto* s : PublicServices()) {
+    ASSERT_NE(s, nullptr);
+    names.insert(s->full_name());
   }
-  return out;
+  EXPECT_EQ(names, (std::set<std::string>{
+                       "orchestrator.admin.v1.AdminService", "orchestrator.projects.v1.ProjectService",
+                       "orchestrator.jobs.v1.JobService", "orchestrator.sessions.v1.SessionService",
+                       "orchestrator.agents.v1.AgentService",
+                       "orchestrator.scaffolder.v1.ScaffolderService",
+                       "orchestrator.engineering.v1.EngineeringService",
+                       "orchestrator.deploy.v1.DeployService", "orchestrator.infra.v1.InfraService",
+                       "orchestrator.scheduler.v1.SchedulerService"}));
 }
 
 TEST(PathTemplateTest, LiteralsVariablesAndVerbs) {

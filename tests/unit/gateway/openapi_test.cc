@@ -1,0 +1,57 @@
+// /openapi.json is generated from the same descriptors as the routes: every
+// route is in it, and every schema it refers to is defined.
+#include "gateway/openapi/openapi.h"
+
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
+#include <regex>
+
+#include "absl/strings/ascii.h"
+#include "gtest/gtest.h"
+
+namespace orchestrator::gateway {
+namespace {
+
+using google::protobuf::Struct;
+
+TEST(OpenApiTest, EveryRouteIsAnOperationAndEveryRefResolves) {
+  auto table = RouteTable::FromServices(PublicServices());
+  ASSERT_TRUE(table.ok());
+  const std::string doc = OpenApiDocument(*table);
+  Struct parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(doc, &parsed).ok()) << doc.substr(0, 200);
+  EXPECT_EQ(parsed.fields().at("openapi").string_value(), "3.0.3");
+  const auto& paths = parsed.fields().at("paths").struct_value().fields();
+  size_t operations = 0;
+  for (const auto& [path, ops] : paths) operations += ops.struct_value().fields().size();
+  EXPECT_EQ(operations, table->routes().size());
+
+  for (const Route& r : table->routes()) {
+    std::string path = std::regex_replace(r.pattern, std::regex(R"(=\*\})"), "}");
+    ASSERT_TRUE(paths.count(path)) << path;
+    const auto& ops = paths.at(path).struct_value().fields();
+    const std::string verb = absl::AsciiStrToLower(r.http_method);
+    ASSERT_TRUE(ops.count(verb)) << r.http_method << " " << path;
+    const auto& op = ops.at(verb).struct_value().fields();
+    const auto& content = op.at("responses").struct_value().fields().at("200").struct_value()
+                              .fields().at("content").struct_value().fields();
+    EXPECT_EQ(content.count("text/event-stream") == 1, r.method->server_streaming()) << path;
+    EXPECT_EQ(op.count("requestBody") == 1, !r.body.empty()) << path;
+  }
+
+  const auto& schemas =
+      parsed.fields().at("components").struct_value().fields().at("schemas").struct_value().fields();
+  std::regex ref(R"re("\$ref":"#/components/schemas/([^"]+)")re");
+  int refs = 0;
+  for (std::sregex_iterator it(doc.begin(), doc.end(), ref), end; it != end; ++it, ++refs) {
+    EXPECT_TRUE(schemas.count((*it)[1].str())) << (*it)[1].str();
+  }
+  EXPECT_GT(refs, 100);
+  // Field names are the JSON mapping's.
+  const auto& project = schemas.at("orchestrator.projects.v1.Project").struct_value().fields();
+  EXPECT_TRUE(project.at("properties").struct_value().fields().count("displayName"));
+}
+
+}  // namespace
+}  // namespace orchestrator::gateway

@@ -23,6 +23,7 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:8080", "HTTP address: host:port (port 
 ABSL_FLAG(std::string, upstream, "127.0.0.1:50051",
           "the mesh's gRPC address (host:port or unix:/path)");
 ABSL_FLAG(int, threads, 2, "io threads serving HTTP connections");
+ABSL_FLAG(int, upstream_threads, 2, "threads completing calls to the mesh and writing their JSON");
 ABSL_FLAG(absl::Duration, call_deadline, absl::Seconds(30), "deadline of unary calls upstream");
 ABSL_FLAG(int64_t, max_body_bytes, 1 << 20, "larger request bodies get 413");
 ABSL_FLAG(int64_t, max_header_bytes, 16 << 10, "larger request headers get 431");
@@ -48,7 +49,7 @@ ABSL_FLAG(std::string, telegram_state, "",
 namespace {
 
 constexpr const char* kEnvFlags =
-    "--tryfromenv=listen,upstream,threads,call_deadline,max_body_bytes,max_header_bytes,"
+    "--tryfromenv=listen,upstream,threads,upstream_threads,call_deadline,max_body_bytes,max_header_bytes,"
     "idle_timeout,read_timeout,drain_deadline,log_level,telegram_mode,telegram_api_base,"
     "telegram_token_file,telegram_webhook_secret_file,telegram_users,telegram_state";
 
@@ -94,10 +95,15 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_upstream),
-                                     grpc::InsecureChannelCredentials());
+  // A proxy does not retry on its callers' behalf (that is theirs to decide,
+  // with their request ids), and gRPC's retry filter costs every call.
+  grpc::ChannelArguments channel_args;
+  channel_args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  auto channel = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_upstream),
+                                           grpc::InsecureChannelCredentials(), channel_args);
   gw::RestGateway gateway(*std::move(routes), channel,
-                          {.call_deadline = Millis(absl::GetFlag(FLAGS_call_deadline))});
+                          {.call_deadline = Millis(absl::GetFlag(FLAGS_call_deadline)),
+                           .upstream_threads = absl::GetFlag(FLAGS_upstream_threads)});
   auto bridge = gw::TelegramBridge::Create(telegram, channel);
   if (!bridge.ok()) return Fail(bridge.status());
   if (*bridge != nullptr && telegram.mode == "webhook") {

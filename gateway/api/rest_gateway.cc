@@ -157,6 +157,14 @@ class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
 
 }  // namespace
 
+struct RestGateway::UnaryCall {
+  std::shared_ptr<grpc::ClientContext> context;
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
+  std::function<void(const grpc::Status&, const grpc::ByteBuffer&)> done;
+};
+
 void ReplyError(Exchange& exchange, const absl::Status& status, HttpHeaders headers) {
   exchange.Reply(HttpStatusFor(status.code()), kJson, ErrorJson(status), std::move(headers));
 }
@@ -167,7 +175,34 @@ RestGateway::RestGateway(RouteTable routes, std::shared_ptr<grpc::Channel> upstr
       upstream_(std::move(upstream)),
       stub_(upstream_),
       options_(options),
-      openapi_(OpenApiDocument(routes_)) {}
+      openapi_(OpenApiDocument(routes_)) {
+  for (int i = 0; i < std::max(1, options_.upstream_threads); ++i) {
+    pollers_.emplace_back([this] {
+      void* tag;
+      bool ok;
+      while (cq_.Next(&tag, &ok)) {
+        auto* call = static_cast<UnaryCall*>(tag);
+        call->done(call->status, call->response);
+        delete call;
+      }
+    });
+  }
+}
+
+RestGateway::~RestGateway() {
+  cq_.Shutdown();
+  for (auto& t : pollers_) t.join();
+}
+
+void RestGateway::CallUnary(
+    std::shared_ptr<grpc::ClientContext> context, const std::string& method,
+    const Message& request,
+    std::function<void(const grpc::Status&, const grpc::ByteBuffer&)> done) {
+  auto* call = new UnaryCall{std::move(context), {}, {}, nullptr, std::move(done)};
+  call->reader = stub_.PrepareUnaryCall(call->context.get(), method, ToByteBuffer(request), &cq_);
+  call->reader->StartCall();
+  call->reader->Finish(&call->response, &call->status, call);
+}
 
 void RestGateway::AddLocalRoute(std::string path, HttpHandler handler) {
   local_[std::move(path)] = std::move(handler);
@@ -235,27 +270,18 @@ void RestGateway::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange
 
   if (!route.method->server_streaming()) {
     context->set_deadline(std::chrono::system_clock::now() + options_.call_deadline);
-    struct Call {
-      std::shared_ptr<grpc::ClientContext> context;
-      grpc::ByteBuffer request;
-      grpc::ByteBuffer response;
-    };
-    auto call = std::make_shared<Call>(Call{context, ToByteBuffer(**message), {}});
     const auto* method_descriptor = route.method;
-    stub_.UnaryCall(call->context.get(), MethodPath(route.method), grpc::StubOptions(),
-                    &call->request, &call->response,
-                    [call, method_descriptor, exchange, id_header](grpc::Status status) {
-                      if (!status.ok()) {
-                        return ReplyError(*exchange, FromGrpcStatus(status), id_header);
-                      }
-                      auto response = NewMessage(method_descriptor->output_type());
-                      if (!ParseByteBuffer(call->response, response.get())) {
-                        return ReplyError(*exchange,
-                                          absl::InternalError("unreadable upstream response"),
-                                          id_header);
-                      }
-                      exchange->Reply(200, kJson, ToJson(*response), id_header);
-                    });
+    CallUnary(std::move(context), MethodPath(route.method), **message,
+              [method_descriptor, exchange, id_header](const grpc::Status& status,
+                                                       const grpc::ByteBuffer& bytes) {
+                if (!status.ok()) return ReplyError(*exchange, FromGrpcStatus(status), id_header);
+                auto response = NewMessage(method_descriptor->output_type());
+                if (!ParseByteBuffer(bytes, response.get())) {
+                  return ReplyError(*exchange, absl::InternalError("unreadable upstream response"),
+                                    id_header);
+                }
+                exchange->Reply(200, kJson, ToJson(*response), id_header);
+              });
     return;
   }
 
@@ -288,18 +314,12 @@ void RestGateway::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange
 }
 
 void RestGateway::Readiness(std::shared_ptr<Exchange> exchange) {
-  struct Call {
-    grpc::ClientContext context;
-    grpc::ByteBuffer request;
-    grpc::ByteBuffer response;
-  };
-  auto call = std::make_shared<Call>();
-  call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  call->request = ToByteBuffer(grpc::health::v1::HealthCheckRequest());
-  stub_.UnaryCall(&call->context, "/grpc.health.v1.Health/Check", grpc::StubOptions(),
-                  &call->request, &call->response, [call, exchange](grpc::Status status) {
+  auto context = std::make_shared<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  CallUnary(context, "/grpc.health.v1.Health/Check", grpc::health::v1::HealthCheckRequest(),
+                  [exchange](const grpc::Status& status, const grpc::ByteBuffer& bytes) {
                     grpc::health::v1::HealthCheckResponse health;
-                    if (status.ok() && ParseByteBuffer(call->response, &health) &&
+                    if (status.ok() && ParseByteBuffer(bytes, &health) &&
                         health.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
                       return exchange->Reply(200, kJson, "{\"status\":\"SERVING\"}");
                     }

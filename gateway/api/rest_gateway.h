@@ -8,6 +8,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gateway/http/http_server.h"
 #include "gateway/routing/route_table.h"
@@ -26,8 +28,12 @@ class RestGateway {
  public:
   struct Options {
     std::chrono::milliseconds call_deadline{30'000};  // unary calls upstream
+    // Threads polling the unary calls' completion queue, which also turn
+    // answers into JSON.
+    int upstream_threads = 2;
   };
   RestGateway(RouteTable routes, std::shared_ptr<grpc::Channel> upstream, Options options);
+  ~RestGateway();
 
   // A path served by the gateway itself (exact match, any method).
   void AddLocalRoute(std::string path, HttpHandler handler);
@@ -38,12 +44,12 @@ class RestGateway {
 
  private:
   void Readiness(std::shared_ptr<Exchange> exchange);
-  void CallUnary(const Route& route, const google::protobuf::Message& request,
-                 std::unique_ptr<grpc::ClientContext> context, std::string request_id,
-                 std::shared_ptr<Exchange> exchange);
-  void CallStream(const Route& route, const google::protobuf::Message& request, bool sse,
-                  std::unique_ptr<grpc::ClientContext> context, std::string request_id,
-                  std::shared_ptr<Exchange> exchange);
+  // One unary call upstream; `done` runs on a poller thread. A completion
+  // queue polled by our own threads: the thread that reads the answer off
+  // the wire is the one that answers, with no hand-off in between.
+  void CallUnary(std::shared_ptr<grpc::ClientContext> context, const std::string& method,
+                 const google::protobuf::Message& request,
+                 std::function<void(const grpc::Status&, const grpc::ByteBuffer&)> done);
 
   RouteTable routes_;
   std::shared_ptr<grpc::Channel> upstream_;
@@ -51,6 +57,9 @@ class RestGateway {
   Options options_;
   std::string openapi_;
   std::map<std::string, HttpHandler> local_;
+  struct UnaryCall;
+  grpc::CompletionQueue cq_;
+  std::vector<std::thread> pollers_;
 };
 
 // Answers with the JSON error body and the HTTP status of the code.

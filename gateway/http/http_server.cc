@@ -6,6 +6,7 @@
 #include <boost/beast/core.hpp>
 
 #include <deque>
+#include <mutex>
 #include <optional>
 
 #include "absl/strings/numbers.h"
@@ -34,23 +35,30 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
       : stream_(std::move(socket)), limits_(limits), handler_(handler) {}
 
   void Start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->ReadHeader(); });
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      Lock lock(self->mu_);
+      self->ReadHeader();
+    });
   }
 
   // From Shutdown: idle connections close now, a request in flight gets its
   // answer (without keep-alive), a stream is aborted.
   void Close() {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
+      Lock lock(self->mu_);
       self->shutting_down_ = true;
       if (self->state_ == State::kReading) self->CloseSocket();
       if (self->state_ == State::kStreaming) self->Abort();
     });
   }
 
-  // The Exchange calls below all run on the strand; `generation` tells a
-  // stale exchange (of an earlier request on this connection) apart.
+  // The Exchange calls below take the connection's lock: the streaming ones
+  // run on the strand, DoReply on whichever thread has the answer, so that
+  // the answer goes out without a hand-off to an io thread. `generation`
+  // tells a stale exchange (of an earlier request on this connection) apart.
   void DoReply(uint64_t generation, int status, std::string content_type, std::string body,
                HttpHeaders headers) {
+    Lock lock(mu_);
     if (generation != generation_ || state_ != State::kHandling) return;
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(status), version_);
@@ -64,12 +72,14 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
     stream_.expires_after(limits_.read_timeout);
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                        Lock lock(self->mu_);
                         if (ec || !res->keep_alive()) return self->CloseSocket();
                         self->ReadHeader();
                       });
   }
 
   void DoStartStream(uint64_t generation, std::string content_type, HttpHeaders headers) {
+    Lock lock(mu_);
     if (generation != generation_ || state_ != State::kHandling) return;
     state_ = State::kStreaming;
     auto res = std::make_shared<http::response<http::empty_body>>(http::status::ok, version_);
@@ -86,6 +96,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void DoSend(uint64_t generation, std::string chunk, std::function<void(bool)> written) {
+    Lock lock(mu_);
     if (generation != generation_ || state_ != State::kStreaming || end_queued_) {
       if (written) written(false);
       return;
@@ -94,12 +105,14 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void DoEnd(uint64_t generation) {
+    Lock lock(mu_);
     if (generation != generation_ || state_ != State::kStreaming || end_queued_) return;
     end_queued_ = true;
     Queue(Item{Item::kLast, {}, nullptr});
   }
 
   void DoOnAbort(uint64_t generation, std::function<void()> abort) {
+    Lock lock(mu_);
     if (generation != generation_) return;
     if (state_ == State::kClosed) {
       abort();
@@ -111,6 +124,8 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
   net::any_io_executor executor() { return stream_.get_executor(); }
 
  private:
+  // Recursive: a callback run under it (a stream's abort) may answer at once.
+  using Lock = std::lock_guard<std::recursive_mutex>;
   enum class State { kReading, kHandling, kWriting, kStreaming, kClosed };
   struct Item {
     enum Kind { kHead, kChunk, kLast } kind;
@@ -127,6 +142,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
     stream_.expires_after(limits_.idle_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) {
+                              Lock lock(self->mu_);
                               self->OnHeader(ec);
                             });
   }
@@ -140,6 +156,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
       stream_.expires_after(limits_.read_timeout);
       http::async_write(stream_, *cont,
                         [self = shared_from_this(), cont](beast::error_code ec2, size_t) {
+                          Lock lock(self->mu_);
                           if (ec2) return self->CloseSocket();
                           self->ReadBody();
                         });
@@ -152,6 +169,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
     stream_.expires_after(limits_.read_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                       Lock lock(self->mu_);
                        if (ec) return self->OnReadError(ec);
                        self->Handle();
                      });
@@ -207,6 +225,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
     auto item = std::make_shared<Item>(std::move(items_.front()));
     items_.pop_front();
     auto done = [self = shared_from_this(), item](beast::error_code ec, size_t) {
+      Lock lock(self->mu_);
       if (ec) {
         if (item->written) item->written(false);
         self->Abort();
@@ -240,6 +259,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
   void WatchForClose() {
     stream_.async_read_some(net::buffer(sink_),
                             [self = shared_from_this()](beast::error_code ec, size_t) {
+                              Lock lock(self->mu_);
                               if (ec) return self->Abort();
                               if (self->state_ == State::kStreaming) self->WatchForClose();
                             });
@@ -269,6 +289,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
     stream_.close();
   }
 
+  std::recursive_mutex mu_;
   beast::tcp_stream stream_;
   const HttpLimits& limits_;
   const HttpHandler& handler_;
@@ -296,11 +317,9 @@ class ExchangeImpl final : public Exchange {
 
   void Reply(int status, std::string content_type, std::string body,
              HttpHeaders headers) override {
-    net::post(connection_->executor(), [c = connection_, g = generation_, status,
-                                        ct = std::move(content_type), b = std::move(body),
-                                        h = std::move(headers)]() mutable {
-      c->DoReply(g, status, std::move(ct), std::move(b), std::move(h));
-    });
+    // Written from this thread: one hand-off fewer on every unary call.
+    connection_->DoReply(generation_, status, std::move(content_type), std::move(body),
+                         std::move(headers));
   }
   void StartStream(std::string content_type, HttpHeaders headers) override {
     net::post(connection_->executor(), [c = connection_, g = generation_,
@@ -334,6 +353,9 @@ class ExchangeImpl final : public Exchange {
 
 void HttpServer::Connection::Handle() {
   HttpRequest request = parser_->release();
+  // Nothing is pending on the stream until the answer: no timer may fire
+  // while another thread writes it.
+  stream_.expires_never();
   keep_alive_ = request.keep_alive();
   version_ = request.version();
   state_ = State::kHandling;

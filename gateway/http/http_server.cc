@@ -2,6 +2,7 @@
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 
@@ -165,11 +166,24 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
     ReadBody();
   }
 
+  // The body has --read_timeout to arrive. Our own timer, because the
+  // stream's would close the socket before the 408 could be written.
   void ReadBody() {
-    stream_.expires_after(limits_.read_timeout);
+    stream_.expires_never();
+    read_timed_out_ = false;
+    read_timer_.expires_after(limits_.read_timeout);
+    read_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      Lock lock(self->mu_);
+      if (ec || self->state_ != State::kReading) return;
+      self->read_timed_out_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        Lock lock(self->mu_);
+                       self->read_timer_.cancel();
+                       if (self->read_timed_out_) ec = beast::error::timeout;
                        if (ec) return self->OnReadError(ec);
                        self->Handle();
                      });
@@ -291,6 +305,8 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
 
   std::recursive_mutex mu_;
   beast::tcp_stream stream_;
+  net::steady_timer read_timer_{stream_.get_executor()};
+  bool read_timed_out_ = false;
   const HttpLimits& limits_;
   const HttpHandler& handler_;
   beast::flat_buffer buffer_;

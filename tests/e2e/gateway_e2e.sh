@@ -21,7 +21,7 @@ source "$here/lib.sh"
 port="$(free_port)"
 start_orchestratord "$orchestratord" "127.0.0.1:$port" --demo_jobs
 wait_for 30 "the bootstrap token" test -s "$work/admin.token"
-start_gateway "$gateway" "127.0.0.1:$port" --drain_deadline=3s
+start_gateway "$gateway" "127.0.0.1:$port" --drain_deadline=3s --read_timeout=1s --idle_timeout=2s
 admin="$(cat "$work/admin.token")"
 wait_for 30 "readiness" curl -sf "$gateway_url/readyz"
 
@@ -103,6 +103,48 @@ expect "still serving" 200 "$(call GET /v1/projects "${as_admin[@]}")"
 rid="$(curl -s -D - -o /dev/null -H 'x-request-id: trace-123' "$gateway_url/v1/projects" "${as_admin[@]}" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-request-id"{print $2}')"
 [ "$rid" = trace-123 ] || fail "request id not echoed: '$rid'"
 pass "bad input gets a clear 4xx; the request id comes back"
+
+mark
+# Connections: keep-alive reuse, a body that never finishes (408 after
+# --read_timeout), a connection that sends nothing (closed after --idle_timeout).
+/usr/bin/python3 - "${gateway_url#http://}" <<'PY' || fail "connection handling"
+import socket, sys, time
+host, port = sys.argv[1].split(":")
+def conn():
+    s = socket.create_connection((host, int(port)), timeout=10)
+    return s
+def read_response(s):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+    while len(body) < length:
+        body += s.recv(4096)
+    return head + b"\r\n\r\n" + body
+s = conn()
+for i in range(3):  # three requests, one connection
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = read_response(s)
+    assert r.startswith(b"HTTP/1.1 200"), r
+s.close()
+s = conn()  # a slow body
+s.sendall(b"POST /v1/projects HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{\"na")
+start = time.time()
+r = read_response(s)
+assert r.startswith(b"HTTP/1.1 408"), r
+assert time.time() - start < 5, time.time() - start
+s.close()
+s = conn()  # an idle connection
+start = time.time()
+assert s.recv(1) == b"", "idle connection not closed"
+assert 1.5 < time.time() - start < 6, time.time() - start
+s.close()
+PY
+pass "keep-alive, a slow body gets 408, an idle connection is closed"
 
 mark
 r="$(call POST /v1/jobs:enqueueDemo "${as_admin[@]}" -d '{"kind":"demo.sleep","params":{"seconds":1,"steps":3}}')"

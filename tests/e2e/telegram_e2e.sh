@@ -160,6 +160,21 @@ curl -s "$tg/control/calls?method=sendMessage&chat_id=4242" | grep -q '"rejected
 pass "a 429 is waited out for its retry_after"
 
 mark
+# SIGKILL while the agent works: after the restart the reply arrives, once.
+say 4242 "please wait 3 seconds" >/dev/null
+wait_sent 30 "typing before the kill" sendChatAction 4242 typing
+sleep 0.5
+kill -KILL "$gateway_pid"
+wait "$gateway_pid" 2>/dev/null || true
+gateway_pid=""
+start_gateway "$gateway" "127.0.0.1:$port" "${telegram_flags[@]}"
+wait_sent 40 "the reply of a turn cut by SIGKILL" sendMessage 4242 "Waited 3 seconds."
+sleep 2
+[ "$(sent sendMessage 4242 | grep -c 'Waited 3 seconds.' || true)" = 1 ] ||
+  fail "the reply after SIGKILL arrived $(sent sendMessage 4242 | grep -c 'Waited 3 seconds.') times"
+pass "a gateway killed mid-turn loses nothing: the reply arrives once after the restart"
+
+mark
 helps_before="$(helps)"
 stop_gateway
 [ "$gateway_status" = 0 ] || fail "gateway exit status $gateway_status"

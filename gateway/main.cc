@@ -49,7 +49,8 @@ ABSL_FLAG(std::string, telegram_state, "",
 namespace {
 
 constexpr const char* kEnvFlags =
-    "--tryfromenv=listen,upstream,threads,upstream_threads,call_deadline,max_body_bytes,max_header_bytes,"
+    "--tryfromenv=listen,upstream,threads,upstream_threads,call_deadline,max_body_bytes,max_header_"
+    "bytes,"
     "idle_timeout,read_timeout,drain_deadline,log_level,telegram_mode,telegram_api_base,"
     "telegram_token_file,telegram_webhook_secret_file,telegram_users,telegram_state";
 

@@ -195,8 +195,7 @@ RestGateway::~RestGateway() {
 }
 
 void RestGateway::CallUnary(
-    std::shared_ptr<grpc::ClientContext> context, const std::string& method,
-    const Message& request,
+    std::shared_ptr<grpc::ClientContext> context, const std::string& method, const Message& request,
     std::function<void(const grpc::Status&, const grpc::ByteBuffer&)> done) {
   auto* call = new UnaryCall{std::move(context), {}, {}, nullptr, std::move(done)};
   call->reader = stub_.PrepareUnaryCall(call->context.get(), method, ToByteBuffer(request), &cq_);
@@ -239,7 +238,13 @@ void RestGateway::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange
   auto match = routes_.Find(method, path);
   if (!match.ok()) {
     if (match.status().code() == absl::StatusCode::kFailedPrecondition) {
-      return exchange->Reply(405, kJson, ErrorJson(match.status()), id_header);
+      // "method PUT is not allowed here; use GET, POST"
+      HttpHeaders headers = id_header;
+      const absl::string_view message = match.status().message();
+      if (const size_t use = message.rfind("; use "); use != absl::string_view::npos) {
+        headers.emplace_back("allow", std::string(message.substr(use + 6)));
+      }
+      return exchange->Reply(405, kJson, ErrorJson(match.status()), std::move(headers));
     }
     return ReplyError(*exchange, match.status(), id_header);
   }
@@ -298,9 +303,9 @@ void RestGateway::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange
     if (!absl::SimpleAtoi(absl::string_view(last_event_id.data(), last_event_id.size()),
                           &sequence) ||
         sequence < 0) {
-      return ReplyError(*exchange,
-                        absl::InvalidArgumentError("Last-Event-ID: not an event id this gateway sent"),
-                        id_header);
+      return ReplyError(
+          *exchange, absl::InvalidArgumentError("Last-Event-ID: not an event id this gateway sent"),
+          id_header);
     }
     (*message)->GetReflection()->SetInt64(message->get(), after, sequence);
   }
@@ -317,17 +322,16 @@ void RestGateway::Readiness(std::shared_ptr<Exchange> exchange) {
   auto context = std::make_shared<grpc::ClientContext>();
   context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
   CallUnary(context, "/grpc.health.v1.Health/Check", grpc::health::v1::HealthCheckRequest(),
-                  [exchange](const grpc::Status& status, const grpc::ByteBuffer& bytes) {
-                    grpc::health::v1::HealthCheckResponse health;
-                    if (status.ok() && ParseByteBuffer(bytes, &health) &&
-                        health.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
-                      return exchange->Reply(200, kJson, "{\"status\":\"SERVING\"}");
-                    }
-                    ReplyError(*exchange,
-                               absl::UnavailableError(absl::StrCat(
-                                   "the mesh is not serving: ",
-                                   status.ok() ? "NOT_SERVING" : status.error_message())));
-                  });
+            [exchange](const grpc::Status& status, const grpc::ByteBuffer& bytes) {
+              grpc::health::v1::HealthCheckResponse health;
+              if (status.ok() && ParseByteBuffer(bytes, &health) &&
+                  health.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+                return exchange->Reply(200, kJson, "{\"status\":\"SERVING\"}");
+              }
+              ReplyError(*exchange, absl::UnavailableError(absl::StrCat(
+                                        "the mesh is not serving: ",
+                                        status.ok() ? "NOT_SERVING" : status.error_message())));
+            });
 }
 
 }  // namespace orchestrator::gateway

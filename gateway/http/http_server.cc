@@ -5,7 +5,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
-
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -153,7 +152,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
     const auto& req = parser_->get();
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_,
-                                                                      req.version());
+                                                                     req.version());
       stream_.expires_after(limits_.read_timeout);
       http::async_write(stream_, *cont,
                         [self = shared_from_this(), cont](beast::error_code ec2, size_t) {
@@ -219,8 +218,8 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
     keep_alive_ = false;
     version_ = 11;
     ++generation_;
-    DoReply(generation_, static_cast<int>(status), "application/json",
-            LimitError(code, message), {});
+    DoReply(generation_, static_cast<int>(status), "application/json", LimitError(code, message),
+            {});
   }
 
   void Handle();
@@ -255,9 +254,8 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
     switch (item->kind) {
       case Item::kHead: {
         auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*stream_head_);
-        http::async_write_header(stream_, *sr, [sr, done](beast::error_code ec, size_t n) {
-          done(ec, n);
-        });
+        http::async_write_header(stream_, *sr,
+                                 [sr, done](beast::error_code ec, size_t n) { done(ec, n); });
         break;
       }
       case Item::kChunk:
@@ -331,33 +329,30 @@ class ExchangeImpl final : public Exchange {
   ExchangeImpl(std::shared_ptr<HttpServer::Connection> c, uint64_t generation)
       : connection_(std::move(c)), generation_(generation) {}
 
-  void Reply(int status, std::string content_type, std::string body,
-             HttpHeaders headers) override {
+  void Reply(int status, std::string content_type, std::string body, HttpHeaders headers) override {
     // Written from this thread: one hand-off fewer on every unary call.
     connection_->DoReply(generation_, status, std::move(content_type), std::move(body),
                          std::move(headers));
   }
   void StartStream(std::string content_type, HttpHeaders headers) override {
-    net::post(connection_->executor(), [c = connection_, g = generation_,
-                                        ct = std::move(content_type),
-                                        h = std::move(headers)]() mutable {
-      c->DoStartStream(g, std::move(ct), std::move(h));
-    });
+    net::post(
+        connection_->executor(),
+        [c = connection_, g = generation_, ct = std::move(content_type),
+         h = std::move(headers)]() mutable { c->DoStartStream(g, std::move(ct), std::move(h)); });
   }
   void Send(std::string chunk, std::function<void(bool)> written) override {
-    net::post(connection_->executor(), [c = connection_, g = generation_, d = std::move(chunk),
-                                        w = std::move(written)]() mutable {
-      c->DoSend(g, std::move(d), std::move(w));
-    });
+    net::post(connection_->executor(),
+              [c = connection_, g = generation_, d = std::move(chunk),
+               w = std::move(written)]() mutable { c->DoSend(g, std::move(d), std::move(w)); });
   }
   void End() override {
     net::post(connection_->executor(), [c = connection_, g = generation_] { c->DoEnd(g); });
   }
   void OnAbort(std::function<void()> abort) override {
-    net::post(connection_->executor(), [c = connection_, g = generation_,
-                                        a = std::move(abort)]() mutable {
-      c->DoOnAbort(g, std::move(a));
-    });
+    net::post(connection_->executor(),
+              [c = connection_, g = generation_, a = std::move(abort)]() mutable {
+                c->DoOnAbort(g, std::move(a));
+              });
   }
 
  private:
@@ -398,7 +393,8 @@ absl::StatusOr<int> HttpServer::Listen(const std::string& host_port) {
   if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
   beast::error_code ec;
   auto address = net::ip::make_address(host.empty() ? "0.0.0.0" : host, ec);
-  if (ec) return absl::InvalidArgumentError(absl::StrCat("listen host '", host, "': ", ec.message()));
+  if (ec)
+    return absl::InvalidArgumentError(absl::StrCat("listen host '", host, "': ", ec.message()));
   acceptor_ = std::make_unique<tcp::acceptor>(net::make_strand(io_));
   tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
   acceptor_->open(endpoint.protocol(), ec);

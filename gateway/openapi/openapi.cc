@@ -107,8 +107,8 @@ class SchemaWriter {
         const FieldDescriptor* f = d->field(i);
         props.push_back(absl::StrCat(JsonQuote(f->json_name()), ":", Field(f)));
       }
-      schemas[d->full_name()] = absl::StrCat(R"({"type":"object","properties":{)",
-                                             absl::StrJoin(props, ","), "}}");
+      schemas[d->full_name()] =
+          absl::StrCat(R"({"type":"object","properties":{)", absl::StrJoin(props, ","), "}}");
     }
     std::vector<std::string> out;
     for (const auto& [name, schema] : schemas) out.push_back(JsonQuote(name) + ":" + schema);
@@ -154,15 +154,15 @@ std::string Operation(const Route& r, SchemaWriter* schemas) {
     }
   }
   std::string op = absl::StrCat(
-      R"({"operationId":)", JsonQuote(absl::StrCat(r.method->service()->name(), "_", r.method->name())),
-      R"(,"tags":[)", JsonQuote(r.method->service()->name()), "]",
-      R"(,"summary":)", JsonQuote(r.method->full_name()),
-      R"(,"parameters":[)", absl::StrJoin(params, ","), "]");
+      R"({"operationId":)",
+      JsonQuote(absl::StrCat(r.method->service()->name(), "_", r.method->name())), R"(,"tags":[)",
+      JsonQuote(r.method->service()->name()), "]", R"(,"summary":)",
+      JsonQuote(r.method->full_name()), R"(,"parameters":[)", absl::StrJoin(params, ","), "]");
   if (!r.body.empty()) {
-    const Descriptor* body =
-        r.body == "*" ? input : input->FindFieldByName(r.body)->message_type();
+    const Descriptor* body = r.body == "*" ? input : input->FindFieldByName(r.body)->message_type();
     schemas->Want(body);
-    absl::StrAppend(&op, R"(,"requestBody":{"required":true,"content":{"application/json":{"schema":)",
+    absl::StrAppend(&op,
+                    R"(,"requestBody":{"required":true,"content":{"application/json":{"schema":)",
                     Ref(body), "}}}");
   }
   schemas->Want(r.method->output_type());

@@ -3,14 +3,13 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <boost/asio/connect.hpp>
-#include <boost/asio/steady_timer.hpp>
-
-#include <functional>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <functional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -46,8 +45,8 @@ std::string KeyboardJson(const Keyboard& keyboard) {
 template <typename Stream>
 beast::error_code Exchange(Stream& stream, tcp::socket& socket, net::io_context& io,
                            const http::request<http::string_body>& req,
-                           http::response<http::string_body>* res,
-                           std::chrono::seconds timeout, const std::atomic<bool>* stopping) {
+                           http::response<http::string_body>* res, std::chrono::seconds timeout,
+                           const std::atomic<bool>* stopping) {
   beast::error_code result;
   beast::flat_buffer buffer;
   // Ticks so that a long poll ends soon after the bridge is told to stop.
@@ -108,7 +107,8 @@ absl::StatusOr<std::string> BotApiClient::Post(const std::string& target, const 
   tcp::resolver resolver(io);
   beast::error_code ec;
   auto endpoints = resolver.resolve(host_, port_, ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("Telegram: resolve ", host_, ": ", ec.message()));
+  if (ec)
+    return absl::UnavailableError(absl::StrCat("Telegram: resolve ", host_, ": ", ec.message()));
   http::request<http::string_body> req{http::verb::post, target, 11};
   req.set(http::field::host, host_);
   req.set(http::field::content_type, "application/json");
@@ -166,12 +166,18 @@ absl::StatusOr<std::string> BotApiClient::Call(const std::string& method,
     const std::string message =
         absl::StrCat("Telegram ", method, ": ", response.error_code(), " ", response.description());
     switch (response.error_code()) {
-      case 400: return absl::InvalidArgumentError(message);
-      case 401: return absl::UnauthenticatedError(message);
-      case 403: return absl::PermissionDeniedError(message);
-      case 404: return absl::NotFoundError(message);
-      case 429: return absl::ResourceExhaustedError(message);
-      default: return absl::UnavailableError(message);
+      case 400:
+        return absl::InvalidArgumentError(message);
+      case 401:
+        return absl::UnauthenticatedError(message);
+      case 403:
+        return absl::PermissionDeniedError(message);
+      case 404:
+        return absl::NotFoundError(message);
+      case 429:
+        return absl::ResourceExhaustedError(message);
+      default:
+        return absl::UnavailableError(message);
     }
   }
 }

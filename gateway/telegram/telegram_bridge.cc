@@ -43,7 +43,8 @@ absl::StatusOr<std::string> ReadSecretFile(const std::string& path, const char* 
   std::stringstream ss;
   ss << in.rdbuf();
   std::string value(absl::StripAsciiWhitespace(ss.str()));
-  if (value.empty()) return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", path, " is empty"));
+  if (value.empty())
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", path, " is empty"));
   return value;
 }
 
@@ -59,7 +60,9 @@ std::string EnumLabel(const std::string& name, absl::string_view prefix) {
   return absl::AsciiStrToLower(label);
 }
 
-std::string JobStateName(jobs::JobState s) { return EnumLabel(jobs::JobState_Name(s), "JOB_STATE_"); }
+std::string JobStateName(jobs::JobState s) {
+  return EnumLabel(jobs::JobState_Name(s), "JOB_STATE_");
+}
 
 }  // namespace
 
@@ -105,8 +108,8 @@ absl::StatusOr<std::unique_ptr<TelegramBridge>> TelegramBridge::Create(
     std::vector<absl::string_view> parts = absl::StrSplit(line, ' ', absl::SkipWhitespace());
     int64_t id = 0;
     if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &id) || id <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--telegram_users: line ", line_number, " is not '<telegram user id> <token>'"));
+      return absl::InvalidArgumentError(absl::StrCat("--telegram_users: line ", line_number,
+                                                     " is not '<telegram user id> <token>'"));
     }
     users[id] = AllowedUser{id, std::string(parts[1])};
   }
@@ -258,10 +261,10 @@ void TelegramBridge::WebhookLoop() {
     Pending next;
     {
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(
-                               +[](std::deque<Pending>* q) { return !q->empty(); },
-                               &webhook_queue_),
-                           absl::Milliseconds(200));
+      mu_.AwaitWithTimeout(
+          absl::Condition(
+              +[](std::deque<Pending>* q) { return !q->empty(); }, &webhook_queue_),
+          absl::Milliseconds(200));
       if (stopping_.load()) return;
       if (webhook_queue_.empty()) continue;
       next = std::move(webhook_queue_.front());
@@ -292,8 +295,8 @@ void TelegramBridge::OnMessage(int64_t update_id, const telegram::Message& messa
   const auto user = users_.find(message.from().id());
   if (user == users_.end()) {
     spdlog::info("telegram: refused user {} (not on the allowlist)", message.from().id());
-    return Say(chat_id, absl::StrCat(
-                            "Sorry, this bot only works for its team. If you should be on it, ask "
+    return Say(chat_id,
+               absl::StrCat("Sorry, this bot only works for its team. If you should be on it, ask "
                             "an admin to add your Telegram id ",
                             message.from().id(), "."));
   }
@@ -381,8 +384,8 @@ std::string TelegramBridge::ProjectsText(const AllowedUser& user) {
   request.set_page_size(20);
   projects::ListProjectsResponse response;
   auto context = Context(user, true);
-  auto status = projects::ProjectService::NewStub(mesh_)->ListProjects(context.get(), request,
-                                                                       &response);
+  auto status =
+      projects::ProjectService::NewStub(mesh_)->ListProjects(context.get(), request, &response);
   if (!status.ok()) return absl::StrCat("Could not list your projects: ", status.error_message());
   if (response.projects().empty()) return "You have no projects yet. Tell me what to build!";
   std::string text = "Your projects:\n";
@@ -402,8 +405,8 @@ std::string TelegramBridge::StatusText(const AllowedUser& user) {
     request.set_page_size(1);
     sessions::ListSessionsResponse response;
     auto context = Context(user, true);
-    auto status = sessions::SessionService::NewStub(mesh_)->ListSessions(context.get(), request,
-                                                                         &response);
+    auto status =
+        sessions::SessionService::NewStub(mesh_)->ListSessions(context.get(), request, &response);
     if (!status.ok()) return absl::StrCat("Could not read your session: ", status.error_message());
     if (response.sessions().empty()) {
       text = "No session yet: your first message starts one.\n";
@@ -443,7 +446,8 @@ void TelegramBridge::AskCancel(const AllowedUser& user, int64_t chat_id,
     jobs::ListJobsResponse response;
     auto context = Context(user, true);
     auto status = jobs::JobService::NewStub(mesh_)->ListJobs(context.get(), request, &response);
-    if (!status.ok()) return Say(chat_id, absl::StrCat("Could not list jobs: ", status.error_message()));
+    if (!status.ok())
+      return Say(chat_id, absl::StrCat("Could not list jobs: ", status.error_message()));
     if (response.jobs().empty()) return Say(chat_id, "No jobs running: nothing to cancel.");
     telegram::Keyboard keyboard;
     for (const auto& j : response.jobs()) {
@@ -459,12 +463,11 @@ void TelegramBridge::AskCancel(const AllowedUser& user, int64_t chat_id,
   auto context = Context(user, true);
   auto status = jobs::JobService::NewStub(mesh_)->GetJob(context.get(), request, &response);
   if (!status.ok()) return Say(chat_id, absl::StrCat("No such job: ", status.error_message()));
-  (void)bot_.SendMessage(
-      chat_id,
-      EscapeHtml(absl::StrCat("Cancel job ", job_id, " (", response.job().kind(), ", ",
-                              JobStateName(response.job().state()), ")?")),
-      {{Button{"Yes, cancel it", absl::StrCat("cancel!:", job_id)},
-        Button{"No, keep it", absl::StrCat("keep:", job_id)}}});
+  (void)bot_.SendMessage(chat_id,
+                         EscapeHtml(absl::StrCat("Cancel job ", job_id, " (", response.job().kind(),
+                                                 ", ", JobStateName(response.job().state()), ")?")),
+                         {{Button{"Yes, cancel it", absl::StrCat("cancel!:", job_id)},
+                           Button{"No, keep it", absl::StrCat("keep:", job_id)}}});
 }
 
 void TelegramBridge::OnCallback(const telegram::CallbackQuery& query) {
@@ -479,9 +482,9 @@ void TelegramBridge::OnCallback(const telegram::CallbackQuery& query) {
   if (absl::ConsumePrefix(&data, "cancel?:")) {
     const std::string job(data);
     (void)bot_.AnswerCallbackQuery(query.id(), "");
-    (void)bot_.EditMessageText(chat_id, message_id, EscapeHtml("Cancel job " + job + "?"),
-                               {{Button{"Yes, cancel it", "cancel!:" + job},
-                                 Button{"No, keep it", "keep:" + job}}});
+    (void)bot_.EditMessageText(
+        chat_id, message_id, EscapeHtml("Cancel job " + job + "?"),
+        {{Button{"Yes, cancel it", "cancel!:" + job}, Button{"No, keep it", "keep:" + job}}});
   } else if (absl::ConsumePrefix(&data, "cancel!:")) {
     jobs::CancelJobRequest request;
     request.set_job_id(std::string(data));
@@ -523,8 +526,8 @@ void TelegramBridge::WatchNotifications(AllowedUser user) {
       if (stopping_.load()) return;
       live_calls_.insert(context.get());
     }
-    auto reader = sessions::SessionService::NewStub(mesh_)->WatchNotifications(context.get(),
-                                                                                request);
+    auto reader =
+        sessions::SessionService::NewStub(mesh_)->WatchNotifications(context.get(), request);
     sessions::WatchNotificationsResponse response;
     while (reader->Read(&response)) {
       backoff_ms = 500;

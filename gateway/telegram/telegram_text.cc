@@ -12,7 +12,11 @@ namespace {
 // invalid sequence yields U+FFFD and consumes one byte.
 std::string NextCodePoint(absl::string_view text, size_t* i, size_t* utf16_units) {
   const unsigned char c = static_cast<unsigned char>(text[*i]);
-  int extra = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
+  int extra = c < 0x80             ? 0
+              : (c & 0xE0) == 0xC0 ? 1
+              : (c & 0xF0) == 0xE0 ? 2
+              : (c & 0xF8) == 0xF0 ? 3
+                                   : -1;
   uint32_t cp = extra == 0 ? c : extra == 1 ? (c & 0x1F) : extra == 2 ? (c & 0x0F) : (c & 0x07);
   bool ok = extra >= 0 && *i + extra < text.size();
   for (int k = 1; ok && k <= extra; ++k) {
@@ -40,10 +44,17 @@ std::string EscapeHtml(absl::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -98,7 +109,8 @@ absl::StatusOr<Update> ParseUpdate(absl::string_view json) {
   auto status = google::protobuf::util::JsonStringToMessage(
       google::protobuf::StringPiece(json.data(), json.size()), &update, options);
   if (!status.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("not a Telegram update: ", status.message().ToString()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a Telegram update: ", status.message().ToString()));
   }
   if (update.update_id() <= 0) {
     return absl::InvalidArgumentError("not a Telegram update: no update_id");

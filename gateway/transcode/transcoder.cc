@@ -62,7 +62,8 @@ bool IsWellKnownScalar(const Descriptor* type) {
 absl::Status SetFromParameter(Message* message, absl::string_view path, absl::string_view value,
                               absl::string_view where) {
   auto field = FindFieldPath(message->GetDescriptor(), path);
-  if (!field.ok()) return absl::InvalidArgumentError(absl::StrCat(where, ": ", field.status().message()));
+  if (!field.ok())
+    return absl::InvalidArgumentError(absl::StrCat(where, ": ", field.status().message()));
   const FieldDescriptor* f = *field;
   if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && !IsWellKnownScalar(f->message_type())) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -72,10 +73,10 @@ absl::Status SetFromParameter(Message* message, absl::string_view path, absl::st
     return absl::InvalidArgumentError(absl::StrCat(where, ": value is not valid UTF-8"));
   }
   // Booleans must be JSON literals; every other scalar may be a JSON string.
-  std::string literal = f->cpp_type() == FieldDescriptor::CPPTYPE_BOOL &&
-                                (value == "true" || value == "false")
-                            ? std::string(value)
-                            : JsonQuote(value);
+  std::string literal =
+      f->cpp_type() == FieldDescriptor::CPPTYPE_BOOL && (value == "true" || value == "false")
+          ? std::string(value)
+          : JsonQuote(value);
   if (f->is_repeated()) literal = absl::StrCat("[", literal, "]");
   std::string json = literal;
   std::vector<absl::string_view> parts = absl::StrSplit(path, '.');
@@ -90,7 +91,8 @@ absl::Status SetFromParameter(Message* message, absl::string_view path, absl::st
     const google::protobuf::Reflection* r = owner->GetReflection();
     for (size_t i = 0; i + 1 < parts.size(); ++i) {
       const FieldDescriptor* step = owner->GetDescriptor()->FindFieldByName(std::string(parts[i]));
-      if (step == nullptr) step = owner->GetDescriptor()->FindFieldByCamelcaseName(std::string(parts[i]));
+      if (step == nullptr)
+        step = owner->GetDescriptor()->FindFieldByCamelcaseName(std::string(parts[i]));
       owner = r->MutableMessage(owner, step);
       r = owner->GetReflection();
     }
@@ -161,8 +163,8 @@ std::string ToJson(const Message& message) {
 }
 
 std::string ErrorJson(const absl::Status& status) {
-  return absl::StrCat("{\"code\":", static_cast<int>(status.code()), ",\"status\":",
-                      JsonQuote(absl::StatusCodeToString(status.code())),
+  return absl::StrCat("{\"code\":", static_cast<int>(status.code()),
+                      ",\"status\":", JsonQuote(absl::StatusCodeToString(status.code())),
                       ",\"message\":", JsonQuote(status.message()), ",\"details\":[]}");
 }
 
@@ -171,11 +173,21 @@ std::string JsonQuote(absl::string_view text) {
   out.reserve(text.size() + 2);
   for (unsigned char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           static const char kHex[] = "0123456789abcdef";

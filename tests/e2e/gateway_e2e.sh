@@ -93,6 +93,8 @@ printf '{"name":"bad\xff"}' >"$work/bad-utf8.json"
 expect "invalid UTF-8" 400 "$(call POST /v1/projects "${as_admin[@]}" --data-binary @"$work/bad-utf8.json")" "UTF-8"
 expect "unmatched path" 404 "$(call GET /v1/nowhere "${as_admin[@]}")" "no route"
 expect "wrong method" 405 "$(call PUT /v1/projects "${as_admin[@]}")" "GET, POST"
+curl -s -D - -o /dev/null -X PUT "$gateway_url/v1/projects" | tr -d '\r' | grep -qi '^allow: GET, POST$' ||
+  fail "405 without an Allow header"
 expect "wrong content type" 415 "$(call POST /v1/projects -H "authorization: Bearer $admin" -H 'content-type: text/xml' -d '<p/>')"
 head -c 1100000 /dev/zero | tr '\0' a >"$work/big"
 expect "oversized body" 413 "$(call POST /v1/projects "${as_admin[@]}" --data-binary @"$work/big")" "larger than"

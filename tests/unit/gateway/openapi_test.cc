@@ -34,14 +34,26 @@ TEST(OpenApiTest, EveryRouteIsAnOperationAndEveryRefResolves) {
     const std::string verb = absl::AsciiStrToLower(r.http_method);
     ASSERT_TRUE(ops.count(verb)) << r.http_method << " " << path;
     const auto& op = ops.at(verb).struct_value().fields();
-    const auto& content = op.at("responses").struct_value().fields().at("200").struct_value()
-                              .fields().at("content").struct_value().fields();
+    const auto& content = op.at("responses")
+                              .struct_value()
+                              .fields()
+                              .at("200")
+                              .struct_value()
+                              .fields()
+                              .at("content")
+                              .struct_value()
+                              .fields();
     EXPECT_EQ(content.count("text/event-stream") == 1, r.method->server_streaming()) << path;
     EXPECT_EQ(op.count("requestBody") == 1, !r.body.empty()) << path;
   }
 
-  const auto& schemas =
-      parsed.fields().at("components").struct_value().fields().at("schemas").struct_value().fields();
+  const auto& schemas = parsed.fields()
+                            .at("components")
+                            .struct_value()
+                            .fields()
+                            .at("schemas")
+                            .struct_value()
+                            .fields();
   std::regex ref(R"re("\$ref":"#/components/schemas/([^"]+)")re");
   int refs = 0;
   for (std::sregex_iterator it(doc.begin(), doc.end(), ref), end; it != end; ++it, ++refs) {

@@ -27,14 +27,14 @@ TEST(PublicServicesTest, AreTheMeshsTenServices) {
     ASSERT_NE(s, nullptr);
     names.insert(s->full_name());
   }
-  EXPECT_EQ(names, (std::set<std::string>{
-                       "orchestrator.admin.v1.AdminService", "orchestrator.projects.v1.ProjectService",
-                       "orchestrator.jobs.v1.JobService", "orchestrator.sessions.v1.SessionService",
-                       "orchestrator.agents.v1.AgentService",
-                       "orchestrator.scaffolder.v1.ScaffolderService",
-                       "orchestrator.engineering.v1.EngineeringService",
-                       "orchestrator.deploy.v1.DeployService", "orchestrator.infra.v1.InfraService",
-                       "orchestrator.scheduler.v1.SchedulerService"}));
+  EXPECT_EQ(
+      names,
+      (std::set<std::string>{
+          "orchestrator.admin.v1.AdminService", "orchestrator.projects.v1.ProjectService",
+          "orchestrator.jobs.v1.JobService", "orchestrator.sessions.v1.SessionService",
+          "orchestrator.agents.v1.AgentService", "orchestrator.scaffolder.v1.ScaffolderService",
+          "orchestrator.engineering.v1.EngineeringService", "orchestrator.deploy.v1.DeployService",
+          "orchestrator.infra.v1.InfraService", "orchestrator.scheduler.v1.SchedulerService"}));
 }
 
 TEST(PathTemplateTest, LiteralsVariablesAndVerbs) {

@@ -48,7 +48,10 @@ TEST(SplitMessageTest, CountsUtf16UnitsAndNeverCutsACharacter) {
 }
 
 TEST(SplitMessageTest, InvalidUtf8BecomesReplacementCharacters) {
-  EXPECT_THAT(SplitMessage("a\xff" "b"), ElementsAre("a\xEF\xBF\xBD" "b"));
+  EXPECT_THAT(SplitMessage("a\xff"
+                           "b"),
+              ElementsAre("a\xEF\xBF\xBD"
+                          "b"));
 }
 
 TEST(EscapeHtmlTest, EscapesWhatHtmlParseModeReads) {
@@ -80,7 +83,8 @@ TEST(ParseUpdateTest, RefusesWhatIsNotAnUpdate) {
 }
 
 TEST(ParseCommandTest, NameAndArgument) {
-  EXPECT_EQ(ParseCommand("/cancel@my_bot job_1 "), std::make_pair(std::string("cancel"), std::string("job_1")));
+  EXPECT_EQ(ParseCommand("/cancel@my_bot job_1 "),
+            std::make_pair(std::string("cancel"), std::string("job_1")));
   EXPECT_EQ(ParseCommand("/HELP"), std::make_pair(std::string("help"), std::string()));
   EXPECT_EQ(ParseCommand("hello /help"), std::make_pair(std::string(), std::string()));
 }

@@ -78,20 +78,27 @@ int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--addr") o.addr = value;
-    else if (flag == "--token") o.token = value;
-    else if (flag == "--project") o.project = value;
-    else if (flag == "--concurrency") o.concurrency = std::stoi(value);
-    else if (flag == "--seconds") o.seconds = std::stoi(value);
-    else if (flag == "--threads") o.threads = std::stoi(value);
+    if (flag == "--addr")
+      o.addr = value;
+    else if (flag == "--token")
+      o.token = value;
+    else if (flag == "--project")
+      o.project = value;
+    else if (flag == "--concurrency")
+      o.concurrency = std::stoi(value);
+    else if (flag == "--seconds")
+      o.seconds = std::stoi(value);
+    else if (flag == "--threads")
+      o.threads = std::stoi(value);
     else {
       std::fprintf(stderr, "bench_gateway: unknown flag %s\n", flag.c_str());
       return 2;
     }
   }
   if (o.addr.empty() || o.project.empty()) {
-    std::fprintf(stderr, "usage: bench_gateway --addr H:P --token T --project ID "
-                         "--concurrency N --seconds S [--threads K]\n");
+    std::fprintf(stderr,
+                 "usage: bench_gateway --addr H:P --token T --project ID "
+                 "--concurrency N --seconds S [--threads K]\n");
     return 2;
   }
   auto channel = grpc::CreateChannel(o.addr, grpc::InsecureChannelCredentials());
@@ -105,8 +112,8 @@ int main(int argc, char** argv) {
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
     const int share = o.concurrency / threads + (t < o.concurrency % threads ? 1 : 0);
-    workers.emplace_back(Drive, std::cref(o), stub.get(), share, measure_from, end,
-                         &latencies[t], &failures[t]);
+    workers.emplace_back(Drive, std::cref(o), stub.get(), share, measure_from, end, &latencies[t],
+                         &failures[t]);
   }
   for (auto& w : workers) w.join();
   std::vector<double> all;

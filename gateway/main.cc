@@ -7,8 +7,6 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -16,6 +14,7 @@
 #include "gateway/http/http_server.h"
 #include "gateway/routing/route_table.h"
 #include "gateway/telegram/telegram_bridge.h"
+#include "services/common/config/process.h"
 #include "services/common/logging/logging.h"
 #include "spdlog/spdlog.h"
 
@@ -49,7 +48,7 @@ ABSL_FLAG(std::string, telegram_state, "",
 namespace {
 
 constexpr const char* kEnvFlags =
-    "--tryfromenv=listen,upstream,threads,upstream_threads,call_deadline,max_body_bytes,max_header_"
+    "listen,upstream,threads,upstream_threads,call_deadline,max_body_bytes,max_header_"
     "bytes,"
     "idle_timeout,read_timeout,drain_deadline,log_level,telegram_mode,telegram_api_base,"
     "telegram_token_file,telegram_webhook_secret_file,telegram_users,telegram_state";
@@ -66,14 +65,10 @@ int Fail(const absl::Status& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "orchestrator-gateway [--listen=host:port] [--upstream=host:port] [--telegram_mode=...]\n"
-      "Every flag may also come from the environment as FLAGS_<name>.");
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  std::vector<char*> args(argv, argv + argc);
-  std::string env_flags = kEnvFlags;
-  args.insert(args.begin() + 1, env_flags.data());
-  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
+  orchestrator::ParseCommandLineAndEnvironment(
+      argc, argv,
+      "orchestrator-gateway [--listen=host:port] [--upstream=host:port] [--telegram_mode=...]",
+      kEnvFlags);
   if (auto s = orchestrator::InitLogging(absl::GetFlag(FLAGS_log_level)); !s.ok()) return Fail(s);
 
   namespace gw = orchestrator::gateway;
@@ -90,11 +85,7 @@ int main(int argc, char** argv) {
   telegram.state_file = absl::GetFlag(FLAGS_telegram_state);
   if (auto s = telegram.Validate(); !s.ok()) return Fail(s);
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const orchestrator::TerminationSignals signals;
 
   // A proxy does not retry on its callers' behalf (that is theirs to decide,
   // with their request ids), and gRPC's retry filter costs every call.
@@ -134,9 +125,7 @@ int main(int argc, char** argv) {
                listen.substr(0, listen.rfind(':')), *port, absl::GetFlag(FLAGS_upstream),
                route_count, telegram.mode);
 
-  int signal = 0;
-  sigwait(&signals, &signal);
-  spdlog::info("signal={} shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  spdlog::info("signal={} shutting down", signals.Wait());
   if (*bridge != nullptr) (*bridge)->Stop();
   server.Shutdown(Millis(absl::GetFlag(FLAGS_drain_deadline)));
   spdlog::info("orchestrator-gateway stopped");

@@ -4,14 +4,13 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "services/common/config/mesh_config.h"
+#include "services/common/config/process.h"
 #include "services/common/logging/logging.h"
 #include "services/orchestratord/mesh.h"
 #include "spdlog/spdlog.h"
@@ -70,7 +69,7 @@ ABSL_FLAG(std::string, scheduler_addr, "", "SchedulerService address when not ho
 namespace {
 
 constexpr const char* kEnvFlags =
-    "--tryfromenv=listen,services,database_url,secrets_key_file,bootstrap_token_file,log_level,"
+    "listen,services,database_url,secrets_key_file,bootstrap_token_file,log_level,"
     "drain_deadline,call_deadline,token_cache_ttl,executor_threads,executor_queue,db_pool_size,"
     "demo_jobs,job_concurrency,job_lease,job_owner_limits,agents_dir,agent_runtime,agent_bin_dir,"
     "agent_tool_dirs,agent_connect_timeout,session_agent,session_agent_env,session_idle_pause,"
@@ -147,19 +146,8 @@ absl::StatusOr<orchestrator::MeshConfig> ConfigFromFlags() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "orchestratord --services=all|<list> [--listen=host:port] ...\n"
-      "Every flag may also come from the environment as FLAGS_<name>.");
-  // Debian builds Abseil without NDEBUG, which turns on deadlock detection:
-  // a global graph updated on every Mutex acquisition, about 5% of the CPU
-  // when thousands of watch streams take their locks. Tests keep it on.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  // Environment first, so flags on the command line win.
-  std::vector<char*> args(argv, argv + argc);
-  std::string env_flags = kEnvFlags;
-  args.insert(args.begin() + 1, env_flags.data());
-  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
-
+  orchestrator::ParseCommandLineAndEnvironment(
+      argc, argv, "orchestratord --services=all|<list> [--listen=host:port] ...", kEnvFlags);
   if (auto s = orchestrator::InitLogging(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
     std::fprintf(stderr, "orchestratord: %s\n", std::string(s.message()).c_str());
     return 2;
@@ -170,12 +158,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // Signals are taken by one thread with sigwait, never by async handlers.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const orchestrator::TerminationSignals signals;
 
   auto mesh = orchestrator::Mesh::Create(*config);
   if (!mesh.ok()) {
@@ -190,9 +173,7 @@ int main(int argc, char** argv) {
                absl::StrJoin(config->services, ","));
 
   std::thread waiter([&] {
-    int signal = 0;
-    sigwait(&signals, &signal);
-    spdlog::info("signal={} shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+    spdlog::info("signal={} shutting down", signals.Wait());
     (*mesh)->Shutdown();
   });
   (*mesh)->Wait();

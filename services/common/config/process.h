@@ -1,0 +1,30 @@
+#pragma once
+
+#include <csignal>
+
+#include "absl/strings/string_view.h"
+
+namespace orchestrator {
+
+// How every binary of the mesh starts: its usage line, the flags listed in
+// `env_flags` ("listen,log_level,...") read from FLAGS_<name> variables of
+// the environment first, then the command line, which wins. Also turns off
+// Abseil's mutex deadlock detection, which Debian's build (without NDEBUG)
+// leaves on: a global graph updated on every lock (tests keep it on).
+void ParseCommandLineAndEnvironment(int argc, char** argv, absl::string_view usage,
+                                    absl::string_view env_flags);
+
+// SIGTERM and SIGINT, blocked in the calling thread and every thread it
+// starts afterwards: they are taken by WaitForTerminationSignal with
+// sigwait, never by asynchronous handlers. Call before starting threads.
+class TerminationSignals {
+ public:
+  TerminationSignals();
+  // Blocks until one arrives; returns "SIGTERM" or "SIGINT".
+  const char* Wait() const;
+
+ private:
+  sigset_t set_;
+};
+
+}  // namespace orchestrator

@@ -1,6 +1,4 @@
 // orchestrator-gateway: the mesh over HTTP/JSON, and the Telegram bridge.
-#include <grpcpp/create_channel.h>
-#include <grpcpp/security/credentials.h>
 
 #include <csignal>
 #include <cstdio>
@@ -21,6 +19,9 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:8080", "HTTP address: host:port (port 0 picks one)");
 ABSL_FLAG(std::string, upstream, "127.0.0.1:50051",
           "the mesh's gRPC address (host:port or unix:/path)");
+ABSL_FLAG(std::string, upstreams, "",
+          "per-component addresses of a split mesh, e.g. projects=host:port,jobs=host:port "
+          "(the others: --upstream)");
 ABSL_FLAG(int, threads, 2, "io threads serving HTTP connections");
 ABSL_FLAG(int, upstream_threads, 2, "threads completing calls to the mesh and writing their JSON");
 ABSL_FLAG(absl::Duration, call_deadline, absl::Seconds(30), "deadline of unary calls upstream");
@@ -48,7 +49,7 @@ ABSL_FLAG(std::string, telegram_state, "",
 namespace {
 
 constexpr const char* kEnvFlags =
-    "listen,upstream,threads,upstream_threads,call_deadline,max_body_bytes,max_header_"
+    "listen,upstream,upstreams,threads,upstream_threads,call_deadline,max_body_bytes,max_header_"
     "bytes,"
     "idle_timeout,read_timeout,drain_deadline,log_level,telegram_mode,telegram_api_base,"
     "telegram_token_file,telegram_webhook_secret_file,telegram_users,telegram_state";
@@ -87,16 +88,13 @@ int main(int argc, char** argv) {
 
   const orchestrator::TerminationSignals signals;
 
-  // A proxy does not retry on its callers' behalf (that is theirs to decide,
-  // with their request ids), and gRPC's retry filter costs every call.
-  grpc::ChannelArguments channel_args;
-  channel_args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-  auto channel = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_upstream),
-                                           grpc::InsecureChannelCredentials(), channel_args);
-  gw::RestGateway gateway(*std::move(routes), channel,
+  auto upstreams =
+      gw::Upstreams::Create(absl::GetFlag(FLAGS_upstream), absl::GetFlag(FLAGS_upstreams));
+  if (!upstreams.ok()) return Fail(upstreams.status());
+  gw::RestGateway gateway(*std::move(routes), *upstreams,
                           {.call_deadline = Millis(absl::GetFlag(FLAGS_call_deadline)),
                            .upstream_threads = absl::GetFlag(FLAGS_upstream_threads)});
-  auto bridge = gw::TelegramBridge::Create(telegram, channel);
+  auto bridge = gw::TelegramBridge::Create(telegram, *upstreams);
   if (!bridge.ok()) return Fail(bridge.status());
   if (*bridge != nullptr && telegram.mode == "webhook") {
     gateway.AddLocalRoute("/telegram/webhook",

@@ -42,6 +42,14 @@ std::string NewRequestId() {
   return absl::StrCat("gw-", absl::Hex(rng(), absl::kZeroPad16));
 }
 
+// What an ASCII gRPC metadata value may hold.
+bool IsPrintableAscii(absl::string_view value) {
+  for (char c : value) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
 std::string MethodPath(const google::protobuf::MethodDescriptor* m) {
   return absl::StrCat("/", m->service()->full_name(), "/", m->name());
 }
@@ -169,13 +177,14 @@ void ReplyError(Exchange& exchange, const absl::Status& status, HttpHeaders head
   exchange.Reply(HttpStatusFor(status.code()), kJson, ErrorJson(status), std::move(headers));
 }
 
-RestGateway::RestGateway(RouteTable routes, std::shared_ptr<grpc::Channel> upstream,
-                         Options options)
+RestGateway::RestGateway(RouteTable routes, Upstreams upstreams, Options options)
     : routes_(std::move(routes)),
-      upstream_(std::move(upstream)),
-      stub_(upstream_),
+      upstreams_(std::move(upstreams)),
       options_(options),
       openapi_(OpenApiDocument(routes_)) {
+  for (const auto& channel : upstreams_.All()) {
+    stubs_.emplace(channel.get(), std::make_unique<grpc::GenericStub>(channel));
+  }
   for (int i = 0; i < std::max(1, options_.upstream_threads); ++i) {
     pollers_.emplace_back([this] {
       void* tag;
@@ -194,11 +203,16 @@ RestGateway::~RestGateway() {
   for (auto& t : pollers_) t.join();
 }
 
+grpc::GenericStub* RestGateway::StubFor(const google::protobuf::ServiceDescriptor* service) {
+  return stubs_.at(upstreams_.For(service).get()).get();
+}
+
 void RestGateway::CallUnary(
-    std::shared_ptr<grpc::ClientContext> context, const std::string& method, const Message& request,
+    grpc::GenericStub* stub, std::shared_ptr<grpc::ClientContext> context,
+    const std::string& method, const Message& request,
     std::function<void(const grpc::Status&, const grpc::ByteBuffer&)> done) {
   auto* call = new UnaryCall{std::move(context), {}, {}, nullptr, std::move(done)};
-  call->reader = stub_.PrepareUnaryCall(call->context.get(), method, ToByteBuffer(request), &cq_);
+  call->reader = stub->PrepareUnaryCall(call->context.get(), method, ToByteBuffer(request), &cq_);
   call->reader->StartCall();
   call->reader->Finish(&call->response, &call->status, call);
 }
@@ -229,8 +243,9 @@ void RestGateway::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange
     return exchange->Reply(200, kJson, openapi_);
   }
 
+  // A caller's request id is kept when it is one gRPC metadata can carry.
   std::string request_id(request["x-request-id"]);
-  if (request_id.empty() || request_id.size() > 128 || !IsValidUtf8(request_id)) {
+  if (request_id.empty() || request_id.size() > 128 || !IsPrintableAscii(request_id)) {
     request_id = NewRequestId();
   }
   const HttpHeaders id_header = {{"x-request-id", request_id}};
@@ -267,16 +282,19 @@ void RestGateway::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange
   if (!message.ok()) return ReplyError(*exchange, message.status(), id_header);
 
   auto context = std::make_shared<grpc::ClientContext>();
-  const auto authorization = request[http::field::authorization];
-  if (!authorization.empty()) {
-    context->AddMetadata("authorization", std::string(authorization));
+  const std::string authorization(request[http::field::authorization]);
+  if (!IsPrintableAscii(authorization)) {
+    return ReplyError(
+        *exchange, absl::UnauthenticatedError("authorization must be 'Bearer <token>'"), id_header);
   }
+  if (!authorization.empty()) context->AddMetadata("authorization", authorization);
   context->AddMetadata("x-request-id", request_id);
 
   if (!route.method->server_streaming()) {
     context->set_deadline(std::chrono::system_clock::now() + options_.call_deadline);
     const auto* method_descriptor = route.method;
-    CallUnary(std::move(context), MethodPath(route.method), **message,
+    CallUnary(StubFor(route.method->service()), std::move(context), MethodPath(route.method),
+              **message,
               [method_descriptor, exchange, id_header](const grpc::Status& status,
                                                        const grpc::ByteBuffer& bytes) {
                 if (!status.ok()) return ReplyError(*exchange, FromGrpcStatus(status), id_header);
@@ -315,23 +333,39 @@ void RestGateway::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange
       "text/event-stream");
   auto* call = new StreamCall(route.method, sse, std::move(context), request_id,
                               std::move(exchange), **message);
-  call->Start(&stub_);
+  call->Start(StubFor(route.method->service()));
 }
 
 void RestGateway::Readiness(std::shared_ptr<Exchange> exchange) {
-  auto context = std::make_shared<grpc::ClientContext>();
-  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  CallUnary(context, "/grpc.health.v1.Health/Check", grpc::health::v1::HealthCheckRequest(),
-            [exchange](const grpc::Status& status, const grpc::ByteBuffer& bytes) {
-              grpc::health::v1::HealthCheckResponse health;
-              if (status.ok() && ParseByteBuffer(bytes, &health) &&
-                  health.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
-                return exchange->Reply(200, kJson, "{\"status\":\"SERVING\"}");
-              }
-              ReplyError(*exchange, absl::UnavailableError(absl::StrCat(
-                                        "the mesh is not serving: ",
-                                        status.ok() ? "NOT_SERVING" : status.error_message())));
-            });
+  // Ready when every upstream's health check says SERVING.
+  struct Tally {
+    absl::Mutex mu;
+    size_t pending;
+    std::string problem;
+  };
+  auto tally = std::make_shared<Tally>();
+  tally->pending = stubs_.size();
+  for (auto& [channel, stub] : stubs_) {
+    auto context = std::make_shared<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    CallUnary(
+        stub.get(), context, "/grpc.health.v1.Health/Check", grpc::health::v1::HealthCheckRequest(),
+        [tally, exchange](const grpc::Status& status, const grpc::ByteBuffer& bytes) {
+          grpc::health::v1::HealthCheckResponse health;
+          const bool serving = status.ok() && ParseByteBuffer(bytes, &health) &&
+                               health.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+          absl::MutexLock lock(&tally->mu);
+          if (!serving && tally->problem.empty()) {
+            tally->problem = status.ok() ? "NOT_SERVING" : status.error_message();
+          }
+          if (--tally->pending > 0) return;
+          if (tally->problem.empty()) {
+            return exchange->Reply(200, kJson, "{\"status\":\"SERVING\"}");
+          }
+          ReplyError(*exchange, absl::UnavailableError(
+                                    absl::StrCat("the mesh is not serving: ", tally->problem)));
+        });
+  }
 }
 
 }  // namespace orchestrator::gateway

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "gateway/api/upstreams.h"
 #include "gateway/http/http_server.h"
 #include "gateway/routing/route_table.h"
 
@@ -32,7 +33,7 @@ class RestGateway {
     // answers into JSON.
     int upstream_threads = 2;
   };
-  RestGateway(RouteTable routes, std::shared_ptr<grpc::Channel> upstream, Options options);
+  RestGateway(RouteTable routes, Upstreams upstreams, Options options);
   ~RestGateway();
 
   // A path served by the gateway itself (exact match, any method).
@@ -47,13 +48,15 @@ class RestGateway {
   // One unary call upstream; `done` runs on a poller thread. A completion
   // queue polled by our own threads: the thread that reads the answer off
   // the wire is the one that answers, with no hand-off in between.
-  void CallUnary(std::shared_ptr<grpc::ClientContext> context, const std::string& method,
-                 const google::protobuf::Message& request,
+  void CallUnary(grpc::GenericStub* stub, std::shared_ptr<grpc::ClientContext> context,
+                 const std::string& method, const google::protobuf::Message& request,
                  std::function<void(const grpc::Status&, const grpc::ByteBuffer&)> done);
 
   RouteTable routes_;
-  std::shared_ptr<grpc::Channel> upstream_;
-  grpc::GenericStub stub_;
+  grpc::GenericStub* StubFor(const google::protobuf::ServiceDescriptor* service);
+
+  Upstreams upstreams_;
+  std::map<const grpc::Channel*, std::unique_ptr<grpc::GenericStub>> stubs_;
   Options options_;
   std::string openapi_;
   std::map<std::string, HttpHandler> local_;

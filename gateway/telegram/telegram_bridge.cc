@@ -85,8 +85,8 @@ absl::Status TelegramBridge::Options::Validate() const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<TelegramBridge>> TelegramBridge::Create(
-    const Options& options, std::shared_ptr<grpc::Channel> mesh) {
+absl::StatusOr<std::unique_ptr<TelegramBridge>> TelegramBridge::Create(const Options& options,
+                                                                       Upstreams mesh) {
   if (auto s = options.Validate(); !s.ok()) return s;
   if (options.mode == "off") return nullptr;
   auto token = ReadSecretFile(options.token_file, "telegram_token_file");
@@ -126,9 +126,9 @@ absl::StatusOr<std::unique_ptr<TelegramBridge>> TelegramBridge::Create(
       options, std::move(mesh), *token, secret, std::move(users), std::move(state)));
 }
 
-TelegramBridge::TelegramBridge(Options options, std::shared_ptr<grpc::Channel> mesh,
-                               std::string bot_token, std::string webhook_secret,
-                               std::map<int64_t, AllowedUser> users, telegram::BridgeState state)
+TelegramBridge::TelegramBridge(Options options, Upstreams mesh, std::string bot_token,
+                               std::string webhook_secret, std::map<int64_t, AllowedUser> users,
+                               telegram::BridgeState state)
     : options_(std::move(options)),
       mesh_(std::move(mesh)),
       webhook_secret_(std::move(webhook_secret)),
@@ -344,7 +344,8 @@ void TelegramBridge::StartTurn(const AllowedUser& user, int64_t chat_id, int64_t
         live_calls_.insert(context.get());
         if (stopping_.load()) context->TryCancel();
       }
-      auto stub = sessions::SessionService::NewStub(mesh_);
+      auto stub = sessions::SessionService::NewStub(
+          mesh_.For(sessions::SessionService::service_full_name()));
       auto reader = stub->SendMessage(context.get(), request);
       sessions::SendMessageResponse response;
       while (reader->Read(&response)) {
@@ -385,7 +386,8 @@ std::string TelegramBridge::ProjectsText(const AllowedUser& user) {
   projects::ListProjectsResponse response;
   auto context = Context(user, true);
   auto status =
-      projects::ProjectService::NewStub(mesh_)->ListProjects(context.get(), request, &response);
+      projects::ProjectService::NewStub(mesh_.For(projects::ProjectService::service_full_name()))
+          ->ListProjects(context.get(), request, &response);
   if (!status.ok()) return absl::StrCat("Could not list your projects: ", status.error_message());
   if (response.projects().empty()) return "You have no projects yet. Tell me what to build!";
   std::string text = "Your projects:\n";
@@ -406,7 +408,8 @@ std::string TelegramBridge::StatusText(const AllowedUser& user) {
     sessions::ListSessionsResponse response;
     auto context = Context(user, true);
     auto status =
-        sessions::SessionService::NewStub(mesh_)->ListSessions(context.get(), request, &response);
+        sessions::SessionService::NewStub(mesh_.For(sessions::SessionService::service_full_name()))
+            ->ListSessions(context.get(), request, &response);
     if (!status.ok()) return absl::StrCat("Could not read your session: ", status.error_message());
     if (response.sessions().empty()) {
       text = "No session yet: your first message starts one.\n";
@@ -424,7 +427,9 @@ std::string TelegramBridge::StatusText(const AllowedUser& user) {
     request.set_state(state);
     jobs::ListJobsResponse response;
     auto context = Context(user, true);
-    if (!jobs::JobService::NewStub(mesh_)->ListJobs(context.get(), request, &response).ok()) {
+    if (!jobs::JobService::NewStub(mesh_.For(jobs::JobService::service_full_name()))
+             ->ListJobs(context.get(), request, &response)
+             .ok()) {
       continue;
     }
     for (const auto& j : response.jobs()) {
@@ -445,7 +450,8 @@ void TelegramBridge::AskCancel(const AllowedUser& user, int64_t chat_id,
     request.set_state(jobs::JOB_STATE_RUNNING);
     jobs::ListJobsResponse response;
     auto context = Context(user, true);
-    auto status = jobs::JobService::NewStub(mesh_)->ListJobs(context.get(), request, &response);
+    auto status = jobs::JobService::NewStub(mesh_.For(jobs::JobService::service_full_name()))
+                      ->ListJobs(context.get(), request, &response);
     if (!status.ok())
       return Say(chat_id, absl::StrCat("Could not list jobs: ", status.error_message()));
     if (response.jobs().empty()) return Say(chat_id, "No jobs running: nothing to cancel.");
@@ -461,7 +467,8 @@ void TelegramBridge::AskCancel(const AllowedUser& user, int64_t chat_id,
   request.set_job_id(job_id);
   jobs::GetJobResponse response;
   auto context = Context(user, true);
-  auto status = jobs::JobService::NewStub(mesh_)->GetJob(context.get(), request, &response);
+  auto status = jobs::JobService::NewStub(mesh_.For(jobs::JobService::service_full_name()))
+                    ->GetJob(context.get(), request, &response);
   if (!status.ok()) return Say(chat_id, absl::StrCat("No such job: ", status.error_message()));
   (void)bot_.SendMessage(chat_id,
                          EscapeHtml(absl::StrCat("Cancel job ", job_id, " (", response.job().kind(),
@@ -492,7 +499,8 @@ void TelegramBridge::OnCallback(const telegram::CallbackQuery& query) {
     request.set_request_id(absl::StrCat("telegram-callback-", query.id()));
     jobs::CancelJobResponse response;
     auto context = Context(user->second, true);
-    auto status = jobs::JobService::NewStub(mesh_)->CancelJob(context.get(), request, &response);
+    auto status = jobs::JobService::NewStub(mesh_.For(jobs::JobService::service_full_name()))
+                      ->CancelJob(context.get(), request, &response);
     if (!status.ok()) {
       (void)bot_.AnswerCallbackQuery(query.id(), status.error_message().substr(0, 190));
       return;
@@ -527,7 +535,8 @@ void TelegramBridge::WatchNotifications(AllowedUser user) {
       live_calls_.insert(context.get());
     }
     auto reader =
-        sessions::SessionService::NewStub(mesh_)->WatchNotifications(context.get(), request);
+        sessions::SessionService::NewStub(mesh_.For(sessions::SessionService::service_full_name()))
+            ->WatchNotifications(context.get(), request);
     sessions::WatchNotificationsResponse response;
     while (reader->Read(&response)) {
       backoff_ms = 500;

@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "gateway/api/upstreams.h"
 #include "gateway/http/http_server.h"
 #include "gateway/telegram/bot_api.pb.h"
 #include "gateway/telegram/bot_api_client.h"
@@ -49,8 +50,8 @@ class TelegramBridge {
   };
 
   // nullptr when the mode is off. Reads the token, secret, users and state.
-  static absl::StatusOr<std::unique_ptr<TelegramBridge>> Create(
-      const Options& options, std::shared_ptr<grpc::Channel> mesh);
+  static absl::StatusOr<std::unique_ptr<TelegramBridge>> Create(const Options& options,
+                                                                Upstreams mesh);
   ~TelegramBridge();
 
   void Start();
@@ -64,9 +65,8 @@ class TelegramBridge {
     int64_t telegram_id;
     std::string token;
   };
-  TelegramBridge(Options options, std::shared_ptr<grpc::Channel> mesh, std::string bot_token,
-                 std::string webhook_secret, std::map<int64_t, AllowedUser> users,
-                 telegram::BridgeState state);
+  TelegramBridge(Options options, Upstreams mesh, std::string bot_token, std::string webhook_secret,
+                 std::map<int64_t, AllowedUser> users, telegram::BridgeState state);
 
   void PollLoop();
   void WebhookLoop();
@@ -89,7 +89,7 @@ class TelegramBridge {
   void AskCancel(const AllowedUser& user, int64_t chat_id, const std::string& job_id);
 
   const Options options_;
-  std::shared_ptr<grpc::Channel> mesh_;
+  Upstreams mesh_;
   const std::string webhook_secret_;
   const std::map<int64_t, AllowedUser> users_;
   std::atomic<bool> stopping_{false};

@@ -99,11 +99,14 @@ expect "wrong content type" 415 "$(call POST /v1/projects -H "authorization: Bea
 head -c 1100000 /dev/zero | tr '\0' a >"$work/big"
 expect "oversized body" 413 "$(call POST /v1/projects "${as_admin[@]}" --data-binary @"$work/big")" "larger than"
 expect "oversized headers" 431 "$(call GET /v1/projects "${as_admin[@]}" -H "x-filler: $(head -c 20000 /dev/zero | tr '\0' a)")"
+expect "a token that is not ASCII" 401 "$(call GET /v1/projects -H $'authorization: Bearer t\xc3\xa9')" "Bearer"
 expect "body on a GET" 400 "$(call GET /v1/projects "${as_admin[@]}" -d '{"pageSize":1}')" "takes no body"
 # After all that, the gateway still serves.
 expect "still serving" 200 "$(call GET /v1/projects "${as_admin[@]}")"
 rid="$(curl -s -D - -o /dev/null -H 'x-request-id: trace-123' "$gateway_url/v1/projects" "${as_admin[@]}" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-request-id"{print $2}')"
 [ "$rid" = trace-123 ] || fail "request id not echoed: '$rid'"
+rid="$(curl -s -D - -o /dev/null -H $'x-request-id: caf\xc3\xa9' "$gateway_url/v1/projects" "${as_admin[@]}" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-request-id"{print $2}')"
+[[ "$rid" == gw-* ]] || fail "a request id gRPC cannot carry was kept: '$rid'"
 pass "bad input gets a clear 4xx; the request id comes back"
 
 mark
@@ -210,5 +213,14 @@ stop_gateway
 wait "$watcher" || true
 grep -q '^id: 1' "$work/long" || fail "the open stream had not delivered"
 pass "SIGTERM with a stream open: the stream ends, the gateway exits 0"
+
+mark
+# A split mesh: projects at an address where nothing listens, the rest at the mesh.
+start_gateway "$gateway" "127.0.0.1:$port" --upstreams="projects=127.0.0.1:$(free_port)" --call_deadline=3s
+expect "a component that is down" 503 "$(call GET /v1/projects "${as_admin[@]}")" UNAVAILABLE
+expect "the others" 200 "$(call GET /v1/jobs "${as_admin[@]}")"
+expect "readiness with a component down" 503 "$(call GET /readyz)" "not serving"
+expect "a typo in --upstreams" 2 "$("$gateway" --upstreams=project=x:1 >/dev/null 2>&1; echo "$? ")"
+pass "--upstreams sends each component's calls to its own address"
 
 finish "REST gateway over the mesh"

@@ -126,6 +126,8 @@ int main(int argc, char** argv) {
   spdlog::info("signal={} shutting down", signals.Wait());
   if (*bridge != nullptr) (*bridge)->Stop();
   server.Shutdown(Millis(absl::GetFlag(FLAGS_drain_deadline)));
+  // Whatever is still upstream is cancelled and answered before the server goes.
+  gateway.Shutdown(std::chrono::seconds(5));
   spdlog::info("orchestrator-gateway stopped");
   return 0;
 }

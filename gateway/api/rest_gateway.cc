@@ -1,6 +1,7 @@
 #include "gateway/api/rest_gateway.h"
 
 #include <google/protobuf/descriptor.h>
+#include <grpcpp/alarm.h>
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/client_callback.h>
 
@@ -80,12 +81,16 @@ int64_t SequenceOf(const Message& m) {
 // One server-streaming call upstream, relayed event by event: the next
 // message is read only once the previous one is on the wire, so a slow
 // client slows the stream instead of filling memory.
+constexpr std::chrono::milliseconds kQuietStart{300};
+
 class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamCall(const google::protobuf::MethodDescriptor* method, bool sse,
              std::shared_ptr<grpc::ClientContext> context, std::string request_id,
-             std::shared_ptr<Exchange> exchange, const Message& request)
-      : method_(method),
+             std::shared_ptr<Exchange> exchange, const Message& request,
+             RestGateway::LiveCalls* live)
+      : live_(live),
+        method_(method),
         sse_(sse),
         context_(std::move(context)),
         request_id_(std::move(request_id)),
@@ -97,13 +102,24 @@ class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
     stub->PrepareBidiStreamingCall(context_.get(), MethodPath(method_), grpc::StubOptions(), this);
     StartWriteLast(&request_, grpc::WriteOptions());
     StartRead(&response_);
+    // A stream that fails at once still gets its own HTTP status (a 404);
+    // one that is merely quiet (a watch with nothing to say yet) gets its
+    // headers after kQuietStart, so the client knows it is in place.
+    AddHold();
+    quiet_.Set(std::chrono::system_clock::now() + kQuietStart, [this](bool fired) {
+      if (fired) StartOnce();
+      RemoveHold();
+    });
     StartCall();
   }
 
   void OnWriteDone(bool) override {}
 
   void OnReadDone(bool ok) override {
-    if (!ok) return;  // OnDone follows with the status
+    if (!ok) {
+      quiet_.Cancel();  // OnDone follows with the status
+      return;
+    }
     std::unique_ptr<Message> message = NewMessage(method_->output_type());
     if (!ParseByteBuffer(response_, message.get())) {
       context_->TryCancel();
@@ -131,28 +147,37 @@ class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
 
   void OnDone(const grpc::Status& status) override {
     const absl::Status s = FromGrpcStatus(status);
-    if (!started_ && !s.ok()) {
-      ReplyError(*exchange_, s, {{"x-request-id", request_id_}});
-    } else {
-      StartOnce();
-      if (!s.ok()) {
-        exchange_->Send(sse_ ? absl::StrCat("event: error\ndata: ", ErrorJson(s), "\n\n")
-                             : absl::StrCat("{\"error\":", ErrorJson(s), "}\n"),
-                        nullptr);
+    {
+      absl::MutexLock lock(&mu_);
+      if (!started_ && !s.ok()) {
+        ReplyError(*exchange_, s, {{"x-request-id", request_id_}});
+      } else {
+        StartOnceLocked();
+        if (!s.ok()) {
+          exchange_->Send(sse_ ? absl::StrCat("event: error\ndata: ", ErrorJson(s), "\n\n")
+                               : absl::StrCat("{\"error\":", ErrorJson(s), "}\n"),
+                          nullptr);
+        }
+        exchange_->End();
       }
-      exchange_->End();
     }
+    live_->Remove(context_.get());
     delete this;
   }
 
  private:
   void StartOnce() {
+    absl::MutexLock lock(&mu_);
+    StartOnceLocked();
+  }
+  void StartOnceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (started_) return;
     started_ = true;
     exchange_->StartStream(sse_ ? "text/event-stream" : "application/x-ndjson",
                            {{"x-request-id", request_id_}});
   }
 
+  RestGateway::LiveCalls* live_;
   const google::protobuf::MethodDescriptor* method_;
   const bool sse_;
   std::shared_ptr<grpc::ClientContext> context_;
@@ -160,7 +185,9 @@ class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
   std::shared_ptr<Exchange> exchange_;
   grpc::ByteBuffer request_;
   grpc::ByteBuffer response_;
-  bool started_ = false;
+  grpc::Alarm quiet_;
+  absl::Mutex mu_;  // the quiet alarm's thread and the reactions both start the stream
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace
@@ -192,13 +219,37 @@ RestGateway::RestGateway(RouteTable routes, Upstreams upstreams, Options options
       while (cq_.Next(&tag, &ok)) {
         auto* call = static_cast<UnaryCall*>(tag);
         call->done(call->status, call->response);
+        live_.Remove(call->context.get());
         delete call;
       }
     });
   }
 }
 
+bool RestGateway::LiveCalls::Add(grpc::ClientContext* context) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return false;
+  calls_.insert(context);
+  return true;
+}
+
+void RestGateway::LiveCalls::Remove(grpc::ClientContext* context) {
+  absl::MutexLock lock(&mu_);
+  calls_.erase(context);
+}
+
+void RestGateway::LiveCalls::CancelAllAndWait(std::chrono::milliseconds grace) {
+  absl::MutexLock lock(&mu_);
+  stopping_ = true;
+  for (auto* c : calls_) c->TryCancel();
+  auto empty = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return calls_.empty(); };
+  mu_.AwaitWithTimeout(absl::Condition(&empty), absl::FromChrono(grace));
+}
+
+void RestGateway::Shutdown(std::chrono::milliseconds grace) { live_.CancelAllAndWait(grace); }
+
 RestGateway::~RestGateway() {
+  Shutdown(std::chrono::milliseconds(2000));
   cq_.Shutdown();
   for (auto& t : pollers_) t.join();
 }
@@ -211,6 +262,10 @@ void RestGateway::CallUnary(
     grpc::GenericStub* stub, std::shared_ptr<grpc::ClientContext> context,
     const std::string& method, const Message& request,
     std::function<void(const grpc::Status&, const grpc::ByteBuffer&)> done) {
+  if (!live_.Add(context.get())) {
+    return done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the gateway is shutting down"),
+                grpc::ByteBuffer());
+  }
   auto* call = new UnaryCall{std::move(context), {}, {}, nullptr, std::move(done)};
   call->reader = stub->PrepareUnaryCall(call->context.get(), method, ToByteBuffer(request), &cq_);
   call->reader->StartCall();
@@ -331,8 +386,11 @@ void RestGateway::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange
       absl::AsciiStrToLower(absl::string_view(request[http::field::accept].data(),
                                               request[http::field::accept].size())),
       "text/event-stream");
+  if (!live_.Add(context.get())) {
+    return ReplyError(*exchange, absl::UnavailableError("the gateway is shutting down"), id_header);
+  }
   auto* call = new StreamCall(route.method, sse, std::move(context), request_id,
-                              std::move(exchange), **message);
+                              std::move(exchange), **message, &live_);
   call->Start(StubFor(route.method->service()));
 }
 

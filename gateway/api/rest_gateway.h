@@ -7,10 +7,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "gateway/api/upstreams.h"
 #include "gateway/http/http_server.h"
 #include "gateway/routing/route_table.h"
@@ -35,6 +37,24 @@ class RestGateway {
   };
   RestGateway(RouteTable routes, Upstreams upstreams, Options options);
   ~RestGateway();
+
+  // Cancels every call upstream still in flight and waits (up to `grace`)
+  // until their answers are given; later requests get 503. Before the HTTP
+  // server goes away: no answer may arrive after it.
+  void Shutdown(std::chrono::milliseconds grace);
+
+  // The calls upstream in flight: what Shutdown cancels.
+  class LiveCalls {
+   public:
+    bool Add(grpc::ClientContext* context);  // false once shutting down
+    void Remove(grpc::ClientContext* context);
+    void CancelAllAndWait(std::chrono::milliseconds grace);
+
+   private:
+    absl::Mutex mu_;
+    std::set<grpc::ClientContext*> calls_ ABSL_GUARDED_BY(mu_);
+    bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  };
 
   // A path served by the gateway itself (exact match, any method).
   void AddLocalRoute(std::string path, HttpHandler handler);
@@ -61,6 +81,7 @@ class RestGateway {
   std::string openapi_;
   std::map<std::string, HttpHandler> local_;
   struct UnaryCall;
+  LiveCalls live_;
   grpc::CompletionQueue cq_;
   std::vector<std::thread> pollers_;
 };

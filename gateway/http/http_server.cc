@@ -48,7 +48,8 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
       Lock lock(self->mu_);
       self->shutting_down_ = true;
       if (self->state_ == State::kReading) self->CloseSocket();
-      if (self->state_ == State::kStreaming) self->Abort();
+      // A stream, or a request waiting for its stream's first message.
+      if (self->state_ == State::kStreaming || self->abort_) self->Abort();
     });
   }
 
@@ -68,6 +69,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
     res->body() = std::move(body);
     res->keep_alive(keep_alive_ && !shutting_down_);
     res->prepare_payload();
+    if (head_) res->body().clear();  // HEAD: the headers of the answer, no body
     state_ = State::kWriting;
     stream_.expires_after(limits_.read_timeout);
     http::async_write(stream_, *res,
@@ -81,6 +83,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
   void DoStartStream(uint64_t generation, std::string content_type, HttpHeaders headers) {
     Lock lock(mu_);
     if (generation != generation_ || state_ != State::kHandling) return;
+    if (shutting_down_) return Abort();
     state_ = State::kStreaming;
     auto res = std::make_shared<http::response<http::empty_body>>(http::status::ok, version_);
     res->set(http::field::content_type, content_type);
@@ -216,6 +219,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
   void Refuse(http::status status, absl::StatusCode code, const std::string& message) {
     state_ = State::kHandling;
     keep_alive_ = false;
+    head_ = false;
     version_ = 11;
     ++generation_;
     DoReply(generation_, static_cast<int>(status), "application/json", LimitError(code, message),
@@ -237,8 +241,15 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
     writing_ = true;
     auto item = std::make_shared<Item>(std::move(items_.front()));
     items_.pop_front();
+    // A client that stops reading is cut off after --idle_timeout.
+    write_timer_.expires_after(limits_.idle_timeout);
+    write_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      Lock lock(self->mu_);
+      if (!ec) self->Abort();
+    });
     auto done = [self = shared_from_this(), item](beast::error_code ec, size_t) {
       Lock lock(self->mu_);
+      self->write_timer_.cancel();
       if (ec) {
         if (item->written) item->written(false);
         self->Abort();
@@ -304,6 +315,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
   std::recursive_mutex mu_;
   beast::tcp_stream stream_;
   net::steady_timer read_timer_{stream_.get_executor()};
+  net::steady_timer write_timer_{stream_.get_executor()};
   bool read_timed_out_ = false;
   const HttpLimits& limits_;
   const HttpHandler& handler_;
@@ -311,6 +323,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
   std::optional<http::request_parser<http::string_body>> parser_;
   State state_ = State::kReading;
   bool keep_alive_ = true;
+  bool head_ = false;
   bool shutting_down_ = false;
   unsigned version_ = 11;
   uint64_t generation_ = 0;
@@ -364,6 +377,7 @@ class ExchangeImpl final : public Exchange {
 
 void HttpServer::Connection::Handle() {
   HttpRequest request = parser_->release();
+  head_ = request.method() == http::verb::head;
   // Nothing is pending on the stream until the answer: no timer may fire
   // while another thread writes it.
   stream_.expires_never();
@@ -418,7 +432,15 @@ void HttpServer::Accept() {
   acceptor_->async_accept(net::make_strand(io_), [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == net::error::operation_aborted) return;
+      // Out of descriptors, say: wait a little instead of spinning.
       spdlog::warn("gateway accept failed: {}", ec.message());
+      auto timer = std::make_shared<net::steady_timer>(acceptor_->get_executor(),
+                                                       std::chrono::milliseconds(100));
+      timer->async_wait([this, timer](beast::error_code) {
+        absl::MutexLock lock(&mu_);
+        if (!stopped_) Accept();
+      });
+      return;
     } else {
       socket.set_option(tcp::no_delay(true), ec);
       auto c = std::make_shared<Connection>(std::move(socket), limits_, handler_);

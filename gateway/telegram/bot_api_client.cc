@@ -42,41 +42,56 @@ std::string KeyboardJson(const Keyboard& keyboard) {
 
 // Writes the request and reads the response on a connected stream, all
 // within the stream's deadline.
-template <typename Stream>
-beast::error_code Exchange(Stream& stream, tcp::socket& socket, net::io_context& io,
-                           const http::request<http::string_body>& req,
+// One request on a fresh connection: resolve, connect, the TLS handshake
+// when there is one (`handshake`), write, read, all asynchronous under one
+// deadline, and ended early (the socket closed) once the bridge stops.
+template <typename Stream, typename Handshake>
+beast::error_code Exchange(net::io_context& io, tcp::resolver& resolver, tcp::socket& socket,
+                           Stream& stream, Handshake handshake, const std::string& host,
+                           const std::string& port, const http::request<http::string_body>& req,
                            http::response<http::string_body>* res, std::chrono::seconds timeout,
                            const std::atomic<bool>* stopping) {
-  beast::error_code result;
+  beast::error_code result = net::error::timed_out;
   beast::flat_buffer buffer;
-  // Ticks so that a long poll ends soon after the bridge is told to stop.
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   net::steady_timer timer(io);
+  bool finished = false;
+  auto finish = [&](beast::error_code ec) {
+    finished = true;
+    result = ec;
+    timer.cancel();
+  };
   std::function<void()> arm = [&] {
     timer.expires_after(std::chrono::milliseconds(200));
     timer.async_wait([&](beast::error_code ec) {
-      if (ec) return;
+      if (ec || finished) return;
       if (stopping->load() || std::chrono::steady_clock::now() >= deadline) {
-        socket.cancel();
+        beast::error_code ignored;
+        resolver.cancel();
+        socket.close(ignored);
         return;
       }
       arm();
     });
   };
   arm();
-  http::async_write(stream, req, [&](beast::error_code ec, size_t) {
-    if (ec) {
-      result = ec;
-      timer.cancel();
-      return;
-    }
-    http::async_read(stream, buffer, *res, [&](beast::error_code ec2, size_t) {
-      result = ec2;
-      timer.cancel();
+  auto exchange = [&] {
+    http::async_write(stream, req, [&](beast::error_code ec, size_t) {
+      if (ec) return finish(ec);
+      http::async_read(stream, buffer, *res, [&](beast::error_code ec2, size_t) { finish(ec2); });
+    });
+  };
+  resolver.async_resolve(host, port, [&](beast::error_code ec, tcp::resolver::results_type r) {
+    if (ec) return finish(ec);
+    net::async_connect(socket, r, [&](beast::error_code ec2, const tcp::endpoint&) {
+      if (ec2) return finish(ec2);
+      handshake([&](beast::error_code ec3) {
+        if (ec3) return finish(ec3);
+        exchange();
+      });
     });
   });
   io.run();
-  io.restart();
   return result;
 }
 
@@ -105,10 +120,6 @@ absl::StatusOr<std::string> BotApiClient::Post(const std::string& target, const 
                                                std::chrono::seconds timeout, int* http_status) {
   net::io_context io;
   tcp::resolver resolver(io);
-  beast::error_code ec;
-  auto endpoints = resolver.resolve(host_, port_, ec);
-  if (ec)
-    return absl::UnavailableError(absl::StrCat("Telegram: resolve ", host_, ": ", ec.message()));
   http::request<http::string_body> req{http::verb::post, target, 11};
   req.set(http::field::host, host_);
   req.set(http::field::content_type, "application/json");
@@ -116,7 +127,7 @@ absl::StatusOr<std::string> BotApiClient::Post(const std::string& target, const 
   req.body() = body;
   req.prepare_payload();
   http::response<http::string_body> res;
-  res.body().reserve(4096);
+  beast::error_code ec;
   if (tls_) {
     net::ssl::context ctx(net::ssl::context::tls_client);
     ctx.set_default_verify_paths();
@@ -124,17 +135,17 @@ absl::StatusOr<std::string> BotApiClient::Post(const std::string& target, const 
     beast::ssl_stream<tcp::socket> stream(io, ctx);
     SSL_set_tlsext_host_name(stream.native_handle(), host_.c_str());
     stream.set_verify_callback(net::ssl::host_name_verification(host_));
-    net::connect(stream.next_layer(), endpoints, ec);
-    if (!ec) stream.handshake(net::ssl::stream_base::client, ec);
-    if (ec) return absl::UnavailableError(absl::StrCat("Telegram: connect: ", ec.message()));
-    ec = Exchange(stream, stream.next_layer(), io, req, &res, timeout, stopping_);
+    ec = Exchange(
+        io, resolver, stream.next_layer(), stream,
+        [&](auto done) { stream.async_handshake(net::ssl::stream_base::client, done); }, host_,
+        port_, req, &res, timeout, stopping_);
   } else {
     tcp::socket socket(io);
-    net::connect(socket, endpoints, ec);
-    if (ec) return absl::UnavailableError(absl::StrCat("Telegram: connect: ", ec.message()));
-    ec = Exchange(socket, socket, io, req, &res, timeout, stopping_);
+    ec = Exchange(
+        io, resolver, socket, socket, [](auto done) { done(beast::error_code()); }, host_, port_,
+        req, &res, timeout, stopping_);
   }
-  if (ec) return absl::UnavailableError(absl::StrCat("Telegram: ", ec.message()));
+  if (ec) return absl::UnavailableError(absl::StrCat("Telegram ", host_, ": ", ec.message()));
   *http_status = res.result_int();
   return std::move(res.body());
 }

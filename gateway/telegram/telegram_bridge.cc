@@ -166,17 +166,25 @@ void TelegramBridge::Spawn(std::function<void()> fn) {
   }).detach();
 }
 
-std::unique_ptr<grpc::ClientContext> TelegramBridge::Context(const AllowedUser& user,
-                                                             bool deadline) {
-  auto context = std::make_unique<grpc::ClientContext>();
-  context->AddMetadata("authorization", "Bearer " + user.token);
+TelegramBridge::LiveContext::LiveContext(TelegramBridge* bridge, const AllowedUser& user,
+                                         bool deadline)
+    : bridge_(bridge) {
+  context_.AddMetadata("authorization", "Bearer " + user.token);
   if (deadline) {
-    context->set_deadline(std::chrono::system_clock::now() + options_.call_deadline);
+    context_.set_deadline(std::chrono::system_clock::now() + bridge_->options_.call_deadline);
   }
-  return context;
+  absl::MutexLock lock(&bridge_->mu_);
+  bridge_->live_calls_.insert(&context_);
+  if (bridge_->stopping_.load()) context_.TryCancel();
+}
+
+TelegramBridge::LiveContext::~LiveContext() {
+  absl::MutexLock lock(&bridge_->mu_);
+  bridge_->live_calls_.erase(&context_);
 }
 
 void TelegramBridge::SaveState() {
+  absl::MutexLock save(&save_mu_);
   std::string json;
   {
     absl::MutexLock lock(&state_mu_);
@@ -218,7 +226,7 @@ void TelegramBridge::PollLoop() {
     for (const auto& update : *updates) {
       if (stopping_.load()) break;
       if (update.update_id() < offset) continue;
-      HandleUpdate(update);
+      if (!HandleUpdate(update)) break;  // cut short by Stop: Telegram sends it again
       {
         absl::MutexLock lock(&state_mu_);
         state_.set_next_update_id(update.update_id() + 1);
@@ -251,9 +259,25 @@ void TelegramBridge::HandleWebhook(HttpRequest request, std::shared_ptr<Exchange
   }
   // Answered once handled: Telegram sends it again if the gateway dies first.
   absl::MutexLock lock(&mu_);
-  webhook_queue_.push_back(Pending{*std::move(update), [exchange] {
-                                     exchange->Reply(200, "application/json", "{\"ok\":true}");
-                                   }});
+  if (stopping_.load()) {
+    return exchange->Reply(503, "application/json",
+                           ErrorJson(absl::UnavailableError("shutting down; send it again")));
+  }
+  if (!recent_updates_.insert(update->update_id()).second) {
+    // Taken already (Telegram thought it lost): once is enough.
+    return exchange->Reply(200, "application/json", "{\"ok\":true}");
+  }
+  recent_order_.push_back(update->update_id());
+  if (recent_order_.size() > 4096) {
+    recent_updates_.erase(recent_order_.front());
+    recent_order_.pop_front();
+  }
+  webhook_queue_.push_back(Pending{
+      *std::move(update), [exchange] { exchange->Reply(200, "application/json", "{\"ok\":true}"); },
+      [exchange] {
+        exchange->Reply(503, "application/json",
+                        ErrorJson(absl::UnavailableError("shutting down; send it again")));
+      }});
 }
 
 void TelegramBridge::WebhookLoop() {
@@ -265,52 +289,75 @@ void TelegramBridge::WebhookLoop() {
           absl::Condition(
               +[](std::deque<Pending>* q) { return !q->empty(); }, &webhook_queue_),
           absl::Milliseconds(200));
-      if (stopping_.load()) return;
+      if (stopping_.load()) {
+        for (auto& p : webhook_queue_) p.refuse();
+        webhook_queue_.clear();
+        return;
+      }
       if (webhook_queue_.empty()) continue;
       next = std::move(webhook_queue_.front());
       webhook_queue_.pop_front();
     }
-    HandleUpdate(next.update);
-    next.done();
-  }
-}
-
-void TelegramBridge::HandleUpdate(const telegram::Update& update) {
-  if (update.has_message()) return OnMessage(update.update_id(), update.message());
-  if (update.has_callback_query()) return OnCallback(update.callback_query());
-  spdlog::debug("telegram update {} ignored: neither a message nor a callback", update.update_id());
-}
-
-void TelegramBridge::Say(int64_t chat_id, const std::string& text) {
-  for (const std::string& part : telegram::SplitMessage(text)) {
-    if (auto id = bot_.SendMessage(chat_id, EscapeHtml(part)); !id.ok()) {
-      spdlog::warn("telegram sendMessage to chat {} failed: {}", chat_id, id.status().ToString());
-      return;
+    if (HandleUpdate(next.update)) {
+      next.done();
+    } else {
+      next.refuse();
     }
   }
 }
 
-void TelegramBridge::OnMessage(int64_t update_id, const telegram::Message& message) {
-  const int64_t chat_id = message.chat().id();
-  const auto user = users_.find(message.from().id());
-  if (user == users_.end()) {
-    spdlog::info("telegram: refused user {} (not on the allowlist)", message.from().id());
-    return Say(chat_id,
-               absl::StrCat("Sorry, this bot only works for its team. If you should be on it, ask "
-                            "an admin to add your Telegram id ",
-                            message.from().id(), "."));
+bool TelegramBridge::HandleUpdate(const telegram::Update& update) {
+  if (update.has_message()) return OnMessage(update.update_id(), update.message());
+  if (update.has_callback_query()) {
+    OnCallback(update.callback_query());
+    return true;
   }
-  if (message.text().empty()) return Say(chat_id, "I can only read text messages.");
-  const auto [command, argument] = telegram::ParseCommand(message.text());
-  if (command.empty()) return StartTurn(user->second, chat_id, update_id, message.text());
-  if (command == "start" || command == "help") return Say(chat_id, kHelp);
-  if (command == "projects") return Say(chat_id, ProjectsText(user->second));
-  if (command == "status") return Say(chat_id, StatusText(user->second));
-  if (command == "cancel") return AskCancel(user->second, chat_id, argument);
-  Say(chat_id, absl::StrCat("I don't know /", command, ". Try /help."));
+  spdlog::debug("telegram update {} ignored: neither a message nor a callback", update.update_id());
+  return true;
 }
 
-void TelegramBridge::StartTurn(const AllowedUser& user, int64_t chat_id, int64_t update_id,
+bool TelegramBridge::Say(int64_t chat_id, const std::string& text) {
+  for (const std::string& part : telegram::SplitMessage(text)) {
+    if (auto id = bot_.SendMessage(chat_id, EscapeHtml(part)); !id.ok()) {
+      spdlog::warn("telegram sendMessage to chat {} failed: {}", chat_id, id.status().ToString());
+      return false;
+    }
+  }
+  return true;
+}
+
+bool TelegramBridge::OnMessage(int64_t update_id, const telegram::Message& message) {
+  const int64_t chat_id = message.chat().id();
+  const auto user = users_.find(message.from().id());
+  // An answer Telegram refuses is logged, not retried: the update is handled.
+  if (user == users_.end()) {
+    spdlog::info("telegram: refused user {} (not on the allowlist)", message.from().id());
+    Say(chat_id, absl::StrCat("Sorry, this bot only works for its team. If you should be on it, "
+                              "ask an admin to add your Telegram id ",
+                              message.from().id(), "."));
+    return true;
+  }
+  if (message.text().empty()) {
+    Say(chat_id, "I can only read text messages.");
+    return true;
+  }
+  const auto [command, argument] = telegram::ParseCommand(message.text());
+  if (command.empty()) return StartTurn(user->second, chat_id, update_id, message.text());
+  if (command == "start" || command == "help") {
+    Say(chat_id, kHelp);
+  } else if (command == "projects") {
+    Say(chat_id, ProjectsText(user->second));
+  } else if (command == "status") {
+    Say(chat_id, StatusText(user->second));
+  } else if (command == "cancel") {
+    AskCancel(user->second, chat_id, argument);
+  } else {
+    Say(chat_id, absl::StrCat("I don't know /", command, ". Try /help."));
+  }
+  return !stopping_.load();
+}
+
+bool TelegramBridge::StartTurn(const AllowedUser& user, int64_t chat_id, int64_t update_id,
                                const std::string& text) {
   struct Turn {
     absl::Mutex mu;
@@ -339,11 +386,6 @@ void TelegramBridge::StartTurn(const AllowedUser& user, int64_t chat_id, int64_t
     std::string reply;
     for (int attempt = 0; attempt < 4 && !stopping_.load(); ++attempt) {
       auto context = Context(user, false);
-      {
-        absl::MutexLock lock(&mu_);
-        live_calls_.insert(context.get());
-        if (stopping_.load()) context->TryCancel();
-      }
       auto stub = sessions::SessionService::NewStub(
           mesh_.For(sessions::SessionService::service_full_name()));
       auto reader = stub->SendMessage(context.get(), request);
@@ -357,10 +399,6 @@ void TelegramBridge::StartTurn(const AllowedUser& user, int64_t chat_id, int64_t
         }
       }
       status = reader->Finish();
-      {
-        absl::MutexLock lock(&mu_);
-        live_calls_.erase(context.get());
-      }
       if (status.error_code() != grpc::StatusCode::UNAVAILABLE) break;
       absl::SleepFor(absl::Milliseconds(500 << attempt));
     }
@@ -378,6 +416,7 @@ void TelegramBridge::StartTurn(const AllowedUser& user, int64_t chat_id, int64_t
   // The update counts as handled once its session has stored the message.
   absl::MutexLock lock(&turn->mu);
   turn->mu.AwaitWithTimeout(absl::Condition(&turn->settled), absl::Seconds(60));
+  return turn->accepted || !stopping_.load();
 }
 
 std::string TelegramBridge::ProjectsText(const AllowedUser& user) {
@@ -453,8 +492,8 @@ void TelegramBridge::AskCancel(const AllowedUser& user, int64_t chat_id,
     auto status = jobs::JobService::NewStub(mesh_.For(jobs::JobService::service_full_name()))
                       ->ListJobs(context.get(), request, &response);
     if (!status.ok())
-      return Say(chat_id, absl::StrCat("Could not list jobs: ", status.error_message()));
-    if (response.jobs().empty()) return Say(chat_id, "No jobs running: nothing to cancel.");
+      return (void)Say(chat_id, absl::StrCat("Could not list jobs: ", status.error_message()));
+    if (response.jobs().empty()) return (void)Say(chat_id, "No jobs running: nothing to cancel.");
     telegram::Keyboard keyboard;
     for (const auto& j : response.jobs()) {
       keyboard.push_back({Button{absl::StrCat(j.kind(), " ", j.id().substr(0, 8)),
@@ -469,7 +508,8 @@ void TelegramBridge::AskCancel(const AllowedUser& user, int64_t chat_id,
   auto context = Context(user, true);
   auto status = jobs::JobService::NewStub(mesh_.For(jobs::JobService::service_full_name()))
                     ->GetJob(context.get(), request, &response);
-  if (!status.ok()) return Say(chat_id, absl::StrCat("No such job: ", status.error_message()));
+  if (!status.ok())
+    return (void)Say(chat_id, absl::StrCat("No such job: ", status.error_message()));
   (void)bot_.SendMessage(chat_id,
                          EscapeHtml(absl::StrCat("Cancel job ", job_id, " (", response.job().kind(),
                                                  ", ", JobStateName(response.job().state()), ")?")),
@@ -528,12 +568,8 @@ void TelegramBridge::WatchNotifications(AllowedUser user) {
       auto it = seqs.find(user.telegram_id);
       request.set_after_sequence(it == seqs.end() ? 0 : it->second);
     }
+    if (stopping_.load()) return;
     auto context = Context(user, false);
-    {
-      absl::MutexLock lock(&mu_);
-      if (stopping_.load()) return;
-      live_calls_.insert(context.get());
-    }
     auto reader =
         sessions::SessionService::NewStub(mesh_.For(sessions::SessionService::service_full_name()))
             ->WatchNotifications(context.get(), request);
@@ -541,8 +577,12 @@ void TelegramBridge::WatchNotifications(AllowedUser user) {
     while (reader->Read(&response)) {
       backoff_ms = 500;
       const auto& n = response.notification();
-      // A private chat's id is its user's id.
-      Say(user.telegram_id, n.text());
+      // A private chat's id is its user's id. What Telegram did not take
+      // is asked for again (from the last sequence saved) after a pause.
+      if (!Say(user.telegram_id, n.text())) {
+        context->TryCancel();
+        break;
+      }
       {
         absl::MutexLock lock(&state_mu_);
         (*state_.mutable_notification_sequence())[user.telegram_id] = n.sequence();
@@ -550,10 +590,6 @@ void TelegramBridge::WatchNotifications(AllowedUser user) {
       SaveState();
     }
     const grpc::Status status = reader->Finish();
-    {
-      absl::MutexLock lock(&mu_);
-      live_calls_.erase(context.get());
-    }
     if (stopping_.load()) return;
     spdlog::warn("telegram: notifications of user {} interrupted: {}", user.telegram_id,
                  status.error_message());

@@ -72,14 +72,28 @@ class TelegramBridge {
   void WebhookLoop();
   // Handles one update; returns once its effect is durable (a message is
   // accepted by its session), so that the update may be confirmed.
-  void HandleUpdate(const telegram::Update& update);
-  void OnMessage(int64_t update_id, const telegram::Message& message);
+  // False when it was cut short by Stop: not to be confirmed.
+  bool HandleUpdate(const telegram::Update& update);
+  bool OnMessage(int64_t update_id, const telegram::Message& message);
   void OnCallback(const telegram::CallbackQuery& query);
-  void StartTurn(const AllowedUser& user, int64_t chat_id, int64_t update_id,
+  bool StartTurn(const AllowedUser& user, int64_t chat_id, int64_t update_id,
                  const std::string& text);
   void WatchNotifications(AllowedUser user);
-  void Say(int64_t chat_id, const std::string& text);  // plain text, escaped and split
-  std::unique_ptr<grpc::ClientContext> Context(const AllowedUser& user, bool deadline);
+  // Plain text, escaped and split; false when Telegram did not take it all.
+  bool Say(int64_t chat_id, const std::string& text);
+  // A call to the mesh as `user`, cancelled by Stop while it lasts.
+  class LiveContext {
+   public:
+    LiveContext(TelegramBridge* bridge, const AllowedUser& user, bool deadline);
+    ~LiveContext();
+    grpc::ClientContext* get() { return &context_; }
+    grpc::ClientContext* operator->() { return &context_; }
+
+   private:
+    TelegramBridge* bridge_;
+    grpc::ClientContext context_;
+  };
+  LiveContext Context(const AllowedUser& user, bool deadline) { return {this, user, deadline}; }
   void SaveState();
   // Runs fn on a thread of its own that Stop waits for.
   void Spawn(std::function<void()> fn);
@@ -95,6 +109,7 @@ class TelegramBridge {
   std::atomic<bool> stopping_{false};
   telegram::BotApiClient bot_;
 
+  absl::Mutex save_mu_;  // one SaveState at a time: snapshot, write, rename
   absl::Mutex state_mu_;
   telegram::BridgeState state_ ABSL_GUARDED_BY(state_mu_);
 
@@ -103,9 +118,13 @@ class TelegramBridge {
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   struct Pending {
     telegram::Update update;
-    std::function<void()> done;
+    std::function<void()> done;    // handled: 200
+    std::function<void()> refuse;  // cut short: 503, Telegram sends it again
   };
   std::deque<Pending> webhook_queue_ ABSL_GUARDED_BY(mu_);
+  // Webhook updates taken recently: Telegram redelivers what it thinks lost.
+  std::set<int64_t> recent_updates_ ABSL_GUARDED_BY(mu_);
+  std::deque<int64_t> recent_order_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace orchestrator::gateway

@@ -31,7 +31,9 @@ absl::Status ParseJsonInto(absl::string_view json, Message* message, absl::strin
 absl::StatusOr<const FieldDescriptor*> FindFieldPath(const Descriptor* type,
                                                      absl::string_view path) {
   const FieldDescriptor* field = nullptr;
-  for (absl::string_view part : absl::StrSplit(path, '.')) {
+  const std::vector<absl::string_view> parts = absl::StrSplit(path, '.');
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const absl::string_view part = parts[i];
     if (type == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("'", path, "' goes through a non-message"));
     }
@@ -41,7 +43,7 @@ absl::StatusOr<const FieldDescriptor*> FindFieldPath(const Descriptor* type,
       return absl::InvalidArgumentError(
           absl::StrCat("'", path, "' is not a field of ", type->full_name()));
     }
-    if (field->is_repeated() && part != path.substr(path.size() - part.size())) {
+    if (field->is_repeated() && i + 1 < parts.size()) {
       return absl::InvalidArgumentError(absl::StrCat("'", path, "' goes through a repeated field"));
     }
     type = field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE ? field->message_type() : nullptr;

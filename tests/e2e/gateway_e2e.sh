@@ -173,6 +173,11 @@ grep -qi '^content-type: application/x-ndjson' "$work/nd.head" || fail "NDJSON c
 import json, sys
 for line in open(sys.argv[1]):
     json.loads(line)["event"]["sequence"]' "$work/nd" || fail "NDJSON lines are not events"
+# A watch with nothing to say yet still answers at once: headers, then events as they come.
+curl -s -N -m 2 -D "$work/quiet.head" -o /dev/null -H "authorization: Bearer $admin" \
+  -H 'accept: text/event-stream' "$gateway_url/v1/jobs:watch" || true
+grep -q '^HTTP/1.1 200' "$work/quiet.head" && grep -qi '^content-type: text/event-stream' "$work/quiet.head" ||
+  fail "a quiet watch sent no headers: $(cat "$work/quiet.head")"
 expect "watch a missing job" 404 "$(call GET /v1/jobs/job_missing:watch "${as_admin[@]}")" NOT_FOUND
 expect "Last-Event-ID that is no id" 400 "$(call GET "/v1/jobs/$job_id:watch" "${as_admin[@]}" -H 'Last-Event-ID: x')" "Last-Event-ID"
 pass "a job watched as SSE, resumed by Last-Event-ID, and as NDJSON"

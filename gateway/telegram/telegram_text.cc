@@ -61,44 +61,43 @@ std::string EscapeHtml(absl::string_view text) {
 }
 
 std::vector<std::string> SplitMessage(absl::string_view text, size_t limit) {
+  struct CodePoint {
+    std::string bytes;
+    size_t units;
+  };
+  std::vector<CodePoint> cps;
+  for (size_t i = 0; i < text.size();) {
+    size_t units = 0;
+    std::string bytes = NextCodePoint(text, &i, &units);
+    cps.push_back({std::move(bytes), units});
+  }
   std::vector<std::string> parts;
-  std::string current;
-  size_t units = 0;
-  // Where current could be cut: after its last line break, else its last space.
-  size_t last_break = std::string::npos, last_break_units = 0;
-  size_t last_space = std::string::npos, last_space_units = 0;
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t n = 0;
-    std::string cp = NextCodePoint(text, &i, &n);
-    if (units + n > limit) {
-      size_t cut = current.size(), cut_units = units;
-      if (last_break != std::string::npos) {
-        cut = last_break;
-        cut_units = last_break_units;
-      } else if (last_space != std::string::npos) {
-        cut = last_space;
-        cut_units = last_space_units;
-      }
-      parts.push_back(current.substr(0, cut));
-      current = current.substr(cut);
-      units -= cut_units;
-      last_break = last_space = std::string::npos;
-      // What remains starts the next part; find its own cut points.
-      for (size_t k = 0, u = 0; k < current.size();) {
-        size_t nn = 0;
-        std::string c2 = NextCodePoint(current, &k, &nn);
-        u += nn;
-        if (c2 == "\n") last_break = k, last_break_units = u;
-        if (c2 == " ") last_space = k, last_space_units = u;
+  size_t start = 0;
+  while (start < cps.size()) {
+    // As many code points as fit, then back to just after the last line
+    // break (else space) among them, when there is one.
+    size_t end = start, units = 0;
+    size_t last_break = 0, last_space = 0;
+    while (end < cps.size() && units + cps[end].units <= std::max<size_t>(limit, 2)) {
+      units += cps[end].units;
+      if (cps[end].bytes == "\n") last_break = end + 1;
+      if (cps[end].bytes == " ") last_space = end + 1;
+      ++end;
+    }
+    if (end == start) end = start + 1;  // a limit below one character: one per part
+    if (end < cps.size()) {
+      if (last_break > start) {
+        end = last_break;
+      } else if (last_space > start) {
+        end = last_space;
       }
     }
-    current += cp;
-    units += n;
-    if (cp == "\n") last_break = current.size(), last_break_units = units;
-    if (cp == " ") last_space = current.size(), last_space_units = units;
+    std::string part;
+    for (size_t k = start; k < end; ++k) part += cps[k].bytes;
+    parts.push_back(std::move(part));
+    start = end;
   }
-  if (!current.empty() || parts.empty()) parts.push_back(current);
+  if (parts.empty()) parts.emplace_back();
   return parts;
 }
 

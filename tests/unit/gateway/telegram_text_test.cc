@@ -47,6 +47,26 @@ TEST(SplitMessageTest, CountsUtf16UnitsAndNeverCutsACharacter) {
   EXPECT_EQ(SplitMessage(std::string(9000, 'x')).size(), 3u);
 }
 
+// What the fuzzer found: after a cut at a space, the rest plus the next
+// character could overflow the part. Every small limit, many texts.
+TEST(SplitMessageTest, NoPartIsOverTheLimitWhateverTheText) {
+  const std::string pieces[] = {"a", " ", "\n", "é", "😀", "bc", "\x01"};
+  uint32_t seed = 12345;
+  for (int round = 0; round < 2000; ++round) {
+    std::string text;
+    const int n = round % 40;
+    for (int i = 0; i < n; ++i) {
+      seed = seed * 1103515245 + 12345;
+      text += pieces[(seed >> 16) % 7];
+    }
+    for (size_t limit : {2u, 3u, 4u, 7u, 16u}) {
+      const auto parts = SplitMessage(text, limit);
+      for (const auto& p : parts) ASSERT_LE(Utf16Units(p), limit) << text << " / " << limit;
+      ASSERT_EQ(absl::StrJoin(parts, ""), text) << limit;
+    }
+  }
+}
+
 TEST(SplitMessageTest, InvalidUtf8BecomesReplacementCharacters) {
   EXPECT_THAT(SplitMessage("a\xff"
                            "b"),

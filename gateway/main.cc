@@ -75,7 +75,6 @@ int main(int argc, char** argv) {
   namespace gw = orchestrator::gateway;
   auto routes = gw::RouteTable::FromServices(gw::PublicServices());
   if (!routes.ok()) return Fail(routes.status());
-  const size_t route_count = routes->routes().size();
 
   gw::TelegramBridge::Options telegram;
   telegram.mode = absl::GetFlag(FLAGS_telegram_mode);
@@ -121,7 +120,7 @@ int main(int argc, char** argv) {
   const std::string listen = absl::GetFlag(FLAGS_listen);
   spdlog::info("orchestrator-gateway ready url=http://{}:{} upstream={} routes={} telegram={}",
                listen.substr(0, listen.rfind(':')), *port, absl::GetFlag(FLAGS_upstream),
-               route_count, telegram.mode);
+               gateway.routes().routes().size(), telegram.mode);
 
   spdlog::info("signal={} shutting down", signals.Wait());
   if (*bridge != nullptr) (*bridge)->Stop();

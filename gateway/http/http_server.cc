@@ -23,10 +23,6 @@ namespace http = boost::beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-std::string LimitError(absl::StatusCode code, absl::string_view message) {
-  return ErrorJson(absl::Status(code, message));
-}
-
 }  // namespace
 
 class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
@@ -222,8 +218,8 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
     head_ = false;
     version_ = 11;
     ++generation_;
-    DoReply(generation_, static_cast<int>(status), "application/json", LimitError(code, message),
-            {});
+    DoReply(generation_, static_cast<int>(status), "application/json",
+            ErrorJson(absl::Status(code, message)), {});
   }
 
   void Handle();

@@ -1,7 +1,5 @@
 #include "gateway/telegram/bot_api_client.h"
 
-#include <google/protobuf/util/json_util.h>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -16,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "gateway/telegram/telegram_text.h"
 #include "gateway/transcode/transcoder.h"
 #include "spdlog/spdlog.h"
 
@@ -150,22 +149,20 @@ absl::StatusOr<std::string> BotApiClient::Post(const std::string& target, const 
   return std::move(res.body());
 }
 
-absl::StatusOr<std::string> BotApiClient::Call(const std::string& method,
-                                               const std::string& json_body,
-                                               std::chrono::seconds timeout) {
+template <typename Response>
+absl::StatusOr<Response> BotApiClient::Call(const std::string& method, const std::string& json_body,
+                                            std::chrono::seconds timeout) {
   const std::string target = absl::StrCat(path_prefix_, "/bot", token_, "/", method);
   for (int attempt = 0;; ++attempt) {
     int http_status = 0;
     auto body = Post(target, json_body, timeout, &http_status);
     if (!body.ok()) return body.status();
-    ApiResponse response;
-    google::protobuf::util::JsonParseOptions options;
-    options.ignore_unknown_fields = true;
-    if (!google::protobuf::util::JsonStringToMessage(*body, &response, options).ok()) {
+    Response response;
+    if (!ParseBotApiJson(*body, &response).ok()) {
       return absl::UnavailableError(
           absl::StrCat("Telegram ", method, ": HTTP ", http_status, " without a Bot API answer"));
     }
-    if (response.ok()) return body;
+    if (response.ok()) return response;
     if (response.error_code() == 429 && attempt < max_retries) {
       const int wait = std::max(1, response.parameters().retry_after());
       spdlog::warn("telegram {} rate limited; retrying after {}s", method, wait);
@@ -194,18 +191,13 @@ absl::StatusOr<std::string> BotApiClient::Call(const std::string& method,
 }
 
 absl::StatusOr<std::vector<Update>> BotApiClient::GetUpdates(int64_t offset, int timeout_seconds) {
-  auto body = Call("getUpdates",
-                   absl::StrCat("{\"offset\":", offset, ",\"timeout\":", timeout_seconds,
-                                ",\"allowed_updates\":[\"message\",\"callback_query\"]}"),
-                   std::chrono::seconds(timeout_seconds + 10));
-  if (!body.ok()) return body.status();
-  UpdatesResponse response;
-  google::protobuf::util::JsonParseOptions options;
-  options.ignore_unknown_fields = true;
-  if (!google::protobuf::util::JsonStringToMessage(*body, &response, options).ok()) {
-    return absl::UnavailableError("Telegram getUpdates: an answer that is not a list of updates");
-  }
-  return std::vector<Update>(response.result().begin(), response.result().end());
+  auto response =
+      Call<UpdatesResponse>("getUpdates",
+                            absl::StrCat("{\"offset\":", offset, ",\"timeout\":", timeout_seconds,
+                                         ",\"allowed_updates\":[\"message\",\"callback_query\"]}"),
+                            std::chrono::seconds(timeout_seconds + 10));
+  if (!response.ok()) return response.status();
+  return std::vector<Update>(response->result().begin(), response->result().end());
 }
 
 absl::StatusOr<int64_t> BotApiClient::SendMessage(int64_t chat_id, const std::string& html,
@@ -214,13 +206,9 @@ absl::StatusOr<int64_t> BotApiClient::SendMessage(int64_t chat_id, const std::st
                                   ",\"parse_mode\":\"HTML\"");
   if (!keyboard.empty()) absl::StrAppend(&json, ",\"reply_markup\":", KeyboardJson(keyboard));
   json += "}";
-  auto body = Call("sendMessage", json, std::chrono::seconds(30));
-  if (!body.ok()) return body.status();
-  ApiResponse response;
-  google::protobuf::util::JsonParseOptions options;
-  options.ignore_unknown_fields = true;
-  (void)google::protobuf::util::JsonStringToMessage(*body, &response, options);
-  const auto& fields = response.result().struct_value().fields();
+  auto response = Call<ApiResponse>("sendMessage", json, std::chrono::seconds(30));
+  if (!response.ok()) return response.status();
+  const auto& fields = response->result().struct_value().fields();
   auto id = fields.find("message_id");
   return id == fields.end() ? 0 : static_cast<int64_t>(id->second.number_value());
 }
@@ -231,21 +219,22 @@ absl::Status BotApiClient::EditMessageText(int64_t chat_id, int64_t message_id,
                                   ",\"text\":", JsonQuote(html), ",\"parse_mode\":\"HTML\"");
   if (!keyboard.empty()) absl::StrAppend(&json, ",\"reply_markup\":", KeyboardJson(keyboard));
   json += "}";
-  return Call("editMessageText", json, std::chrono::seconds(30)).status();
+  return Call<ApiResponse>("editMessageText", json, std::chrono::seconds(30)).status();
 }
 
 absl::Status BotApiClient::SendChatAction(int64_t chat_id, const std::string& action) {
-  return Call("sendChatAction",
-              absl::StrCat("{\"chat_id\":", chat_id, ",\"action\":", JsonQuote(action), "}"),
-              std::chrono::seconds(10))
+  return Call<ApiResponse>(
+             "sendChatAction",
+             absl::StrCat("{\"chat_id\":", chat_id, ",\"action\":", JsonQuote(action), "}"),
+             std::chrono::seconds(10))
       .status();
 }
 
 absl::Status BotApiClient::AnswerCallbackQuery(const std::string& id, const std::string& text) {
-  return Call("answerCallbackQuery",
-              absl::StrCat("{\"callback_query_id\":", JsonQuote(id), ",\"text\":", JsonQuote(text),
-                           "}"),
-              std::chrono::seconds(10))
+  return Call<ApiResponse>("answerCallbackQuery",
+                           absl::StrCat("{\"callback_query_id\":", JsonQuote(id),
+                                        ",\"text\":", JsonQuote(text), "}"),
+                           std::chrono::seconds(10))
       .status();
 }
 

@@ -39,9 +39,11 @@ class BotApiClient {
   int max_retries = 5;
 
  private:
-  // The Bot API's answer to one call, after waiting out any 429s.
-  absl::StatusOr<std::string> Call(const std::string& method, const std::string& json_body,
-                                   std::chrono::seconds timeout);
+  // The Bot API's answer to one call, after waiting out any 429s, read once
+  // into its envelope: ApiResponse, or UpdatesResponse for getUpdates.
+  template <typename Response>
+  absl::StatusOr<Response> Call(const std::string& method, const std::string& json_body,
+                                std::chrono::seconds timeout);
   absl::StatusOr<std::string> Post(const std::string& target, const std::string& body,
                                    std::chrono::seconds timeout, int* http_status);
 

@@ -101,15 +101,19 @@ std::vector<std::string> SplitMessage(absl::string_view text, size_t limit) {
   return parts;
 }
 
+absl::Status ParseBotApiJson(absl::string_view json, google::protobuf::Message* out) {
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;
+  auto status = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(json.data(), json.size()), out, options);
+  if (status.ok()) return absl::OkStatus();
+  return absl::InvalidArgumentError(status.message().ToString());
+}
+
 absl::StatusOr<Update> ParseUpdate(absl::string_view json) {
   Update update;
-  google::protobuf::util::JsonParseOptions options;
-  options.ignore_unknown_fields = true;  // the Bot API adds fields over time
-  auto status = google::protobuf::util::JsonStringToMessage(
-      google::protobuf::StringPiece(json.data(), json.size()), &update, options);
-  if (!status.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("not a Telegram update: ", status.message().ToString()));
+  if (auto s = ParseBotApiJson(json, &update); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("not a Telegram update: ", s.message()));
   }
   if (update.update_id() <= 0) {
     return absl::InvalidArgumentError("not a Telegram update: no update_id");

@@ -21,6 +21,10 @@ std::string EscapeHtml(absl::string_view text);
 // UTF-8 bytes become U+FFFD.
 std::vector<std::string> SplitMessage(absl::string_view text, size_t limit = kMaxMessageLength);
 
+// The Bot API's JSON into one of its shapes. Fields this bridge does not
+// know are ignored: the Bot API adds fields over time.
+absl::Status ParseBotApiJson(absl::string_view json, google::protobuf::Message* out);
+
 // One Update from the Bot API's JSON (a webhook body). INVALID_ARGUMENT
 // for anything that is not one: malformed JSON, wrong types, no update_id.
 absl::StatusOr<Update> ParseUpdate(absl::string_view json);

@@ -27,17 +27,18 @@ absl::Status ParseJsonInto(absl::string_view json, Message* message, absl::strin
   return absl::InvalidArgumentError(absl::StrCat(where, ": ", text));
 }
 
-// The field a dotted path names, walking through singular messages.
-absl::StatusOr<const FieldDescriptor*> FindFieldPath(const Descriptor* type,
-                                                     absl::string_view path) {
-  const FieldDescriptor* field = nullptr;
+// The fields a dotted path walks through singular messages, the named one
+// last.
+absl::StatusOr<std::vector<const FieldDescriptor*>> FindFieldPath(const Descriptor* type,
+                                                                  absl::string_view path) {
+  std::vector<const FieldDescriptor*> steps;
   const std::vector<absl::string_view> parts = absl::StrSplit(path, '.');
   for (size_t i = 0; i < parts.size(); ++i) {
     const absl::string_view part = parts[i];
     if (type == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("'", path, "' goes through a non-message"));
     }
-    field = type->FindFieldByName(std::string(part));
+    const FieldDescriptor* field = type->FindFieldByName(std::string(part));
     if (field == nullptr) field = type->FindFieldByCamelcaseName(std::string(part));
     if (field == nullptr) {
       return absl::InvalidArgumentError(
@@ -47,8 +48,9 @@ absl::StatusOr<const FieldDescriptor*> FindFieldPath(const Descriptor* type,
       return absl::InvalidArgumentError(absl::StrCat("'", path, "' goes through a repeated field"));
     }
     type = field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE ? field->message_type() : nullptr;
+    steps.push_back(field);
   }
-  return field;
+  return steps;
 }
 
 bool IsWellKnownScalar(const Descriptor* type) {
@@ -63,10 +65,11 @@ bool IsWellKnownScalar(const Descriptor* type) {
 // variable) by the same JSON mapping as bodies: {"a":{"b":"value"}}.
 absl::Status SetFromParameter(Message* message, absl::string_view path, absl::string_view value,
                               absl::string_view where) {
-  auto field = FindFieldPath(message->GetDescriptor(), path);
-  if (!field.ok())
-    return absl::InvalidArgumentError(absl::StrCat(where, ": ", field.status().message()));
-  const FieldDescriptor* f = *field;
+  auto steps = FindFieldPath(message->GetDescriptor(), path);
+  if (!steps.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": ", steps.status().message()));
+  }
+  const FieldDescriptor* f = steps->back();
   if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && !IsWellKnownScalar(f->message_type())) {
     return absl::InvalidArgumentError(absl::StrCat(
         where, ": '", path, "' is a message; set its fields one by one ('", path, ".<field>')"));
@@ -81,24 +84,18 @@ absl::Status SetFromParameter(Message* message, absl::string_view path, absl::st
           : JsonQuote(value);
   if (f->is_repeated()) literal = absl::StrCat("[", literal, "]");
   std::string json = literal;
-  std::vector<absl::string_view> parts = absl::StrSplit(path, '.');
-  for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
-    json = absl::StrCat("{", JsonQuote(*it), ":", json, "}");
+  for (auto it = steps->rbegin(); it != steps->rend(); ++it) {
+    json = absl::StrCat("{", JsonQuote((*it)->name()), ":", json, "}");
   }
   std::unique_ptr<Message> part(message->New());
   if (auto s = ParseJsonInto(json, part.get(), where); !s.ok()) return s;
   // A path variable or a singular query parameter replaces; a repeated one adds.
   if (!f->is_repeated()) {
     Message* owner = message;
-    const google::protobuf::Reflection* r = owner->GetReflection();
-    for (size_t i = 0; i + 1 < parts.size(); ++i) {
-      const FieldDescriptor* step = owner->GetDescriptor()->FindFieldByName(std::string(parts[i]));
-      if (step == nullptr)
-        step = owner->GetDescriptor()->FindFieldByCamelcaseName(std::string(parts[i]));
-      owner = r->MutableMessage(owner, step);
-      r = owner->GetReflection();
+    for (size_t i = 0; i + 1 < steps->size(); ++i) {
+      owner = owner->GetReflection()->MutableMessage(owner, (*steps)[i]);
     }
-    r->ClearField(owner, f);
+    owner->GetReflection()->ClearField(owner, f);
   }
   message->MergeFrom(*part);
   return absl::OkStatus();

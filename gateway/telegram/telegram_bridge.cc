@@ -386,8 +386,7 @@ bool TelegramBridge::StartTurn(const AllowedUser& user, int64_t chat_id, int64_t
     std::string reply;
     for (int attempt = 0; attempt < 4 && !stopping_.load(); ++attempt) {
       auto context = Context(user, false);
-      auto stub = sessions::SessionService::NewStub(
-          mesh_.For(sessions::SessionService::service_full_name()));
+      auto stub = Stub<sessions::SessionService>();
       auto reader = stub->SendMessage(context.get(), request);
       sessions::SendMessageResponse response;
       while (reader->Read(&response)) {
@@ -424,9 +423,7 @@ std::string TelegramBridge::ProjectsText(const AllowedUser& user) {
   request.set_page_size(20);
   projects::ListProjectsResponse response;
   auto context = Context(user, true);
-  auto status =
-      projects::ProjectService::NewStub(mesh_.For(projects::ProjectService::service_full_name()))
-          ->ListProjects(context.get(), request, &response);
+  auto status = Stub<projects::ProjectService>()->ListProjects(context.get(), request, &response);
   if (!status.ok()) return absl::StrCat("Could not list your projects: ", status.error_message());
   if (response.projects().empty()) return "You have no projects yet. Tell me what to build!";
   std::string text = "Your projects:\n";
@@ -446,9 +443,7 @@ std::string TelegramBridge::StatusText(const AllowedUser& user) {
     request.set_page_size(1);
     sessions::ListSessionsResponse response;
     auto context = Context(user, true);
-    auto status =
-        sessions::SessionService::NewStub(mesh_.For(sessions::SessionService::service_full_name()))
-            ->ListSessions(context.get(), request, &response);
+    auto status = Stub<sessions::SessionService>()->ListSessions(context.get(), request, &response);
     if (!status.ok()) return absl::StrCat("Could not read your session: ", status.error_message());
     if (response.sessions().empty()) {
       text = "No session yet: your first message starts one.\n";
@@ -466,9 +461,7 @@ std::string TelegramBridge::StatusText(const AllowedUser& user) {
     request.set_state(state);
     jobs::ListJobsResponse response;
     auto context = Context(user, true);
-    if (!jobs::JobService::NewStub(mesh_.For(jobs::JobService::service_full_name()))
-             ->ListJobs(context.get(), request, &response)
-             .ok()) {
+    if (!Stub<jobs::JobService>()->ListJobs(context.get(), request, &response).ok()) {
       continue;
     }
     for (const auto& j : response.jobs()) {
@@ -489,8 +482,7 @@ void TelegramBridge::AskCancel(const AllowedUser& user, int64_t chat_id,
     request.set_state(jobs::JOB_STATE_RUNNING);
     jobs::ListJobsResponse response;
     auto context = Context(user, true);
-    auto status = jobs::JobService::NewStub(mesh_.For(jobs::JobService::service_full_name()))
-                      ->ListJobs(context.get(), request, &response);
+    auto status = Stub<jobs::JobService>()->ListJobs(context.get(), request, &response);
     if (!status.ok())
       return (void)Say(chat_id, absl::StrCat("Could not list jobs: ", status.error_message()));
     if (response.jobs().empty()) return (void)Say(chat_id, "No jobs running: nothing to cancel.");
@@ -506,8 +498,7 @@ void TelegramBridge::AskCancel(const AllowedUser& user, int64_t chat_id,
   request.set_job_id(job_id);
   jobs::GetJobResponse response;
   auto context = Context(user, true);
-  auto status = jobs::JobService::NewStub(mesh_.For(jobs::JobService::service_full_name()))
-                    ->GetJob(context.get(), request, &response);
+  auto status = Stub<jobs::JobService>()->GetJob(context.get(), request, &response);
   if (!status.ok())
     return (void)Say(chat_id, absl::StrCat("No such job: ", status.error_message()));
   (void)bot_.SendMessage(chat_id,
@@ -539,16 +530,24 @@ void TelegramBridge::OnCallback(const telegram::CallbackQuery& query) {
     request.set_request_id(absl::StrCat("telegram-callback-", query.id()));
     jobs::CancelJobResponse response;
     auto context = Context(user->second, true);
-    auto status = jobs::JobService::NewStub(mesh_.For(jobs::JobService::service_full_name()))
-                      ->CancelJob(context.get(), request, &response);
+    auto status = Stub<jobs::JobService>()->CancelJob(context.get(), request, &response);
     if (!status.ok()) {
       (void)bot_.AnswerCallbackQuery(query.id(), status.error_message().substr(0, 190));
       return;
     }
+    // A running job stops at its next heartbeat; say so rather than "running".
+    const jobs::Job& job = response.job();
+    std::string outcome;
+    if (job.state() == jobs::JOB_STATE_CANCELLED) {
+      outcome = absl::StrCat("Job ", data, " is cancelled.");
+    } else if (job.cancel_requested() &&
+               (job.state() == jobs::JOB_STATE_QUEUED || job.state() == jobs::JOB_STATE_RUNNING)) {
+      outcome = absl::StrCat("Job ", data, " is being cancelled: it stops at its next step.");
+    } else {
+      outcome = absl::StrCat("Job ", data, " had already ended: ", JobStateName(job.state()), ".");
+    }
     (void)bot_.AnswerCallbackQuery(query.id(), "Cancelled");
-    (void)bot_.EditMessageText(
-        chat_id, message_id,
-        EscapeHtml(absl::StrCat("Job ", data, " is ", JobStateName(response.job().state()), ".")));
+    (void)bot_.EditMessageText(chat_id, message_id, EscapeHtml(outcome));
   } else if (absl::ConsumePrefix(&data, "keep:")) {
     (void)bot_.AnswerCallbackQuery(query.id(), "Kept");
     (void)bot_.EditMessageText(chat_id, message_id,
@@ -570,9 +569,7 @@ void TelegramBridge::WatchNotifications(AllowedUser user) {
     }
     if (stopping_.load()) return;
     auto context = Context(user, false);
-    auto reader =
-        sessions::SessionService::NewStub(mesh_.For(sessions::SessionService::service_full_name()))
-            ->WatchNotifications(context.get(), request);
+    auto reader = Stub<sessions::SessionService>()->WatchNotifications(context.get(), request);
     sessions::WatchNotificationsResponse response;
     while (reader->Read(&response)) {
       backoff_ms = 500;

@@ -94,6 +94,11 @@ class TelegramBridge {
     grpc::ClientContext context_;
   };
   LiveContext Context(const AllowedUser& user, bool deadline) { return {this, user, deadline}; }
+  // A stub of one of the mesh's services, at wherever that service is.
+  template <typename Service>
+  std::unique_ptr<typename Service::Stub> Stub() const {
+    return Service::NewStub(mesh_.For(Service::service_full_name()));
+  }
   void SaveState();
   // Runs fn on a thread of its own that Stop waits for.
   void Spawn(std::function<void()> fn);

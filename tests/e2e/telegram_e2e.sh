@@ -130,12 +130,16 @@ job="$(curl -s -H "authorization: Bearer $ann_token" -H 'content-type: applicati
   -d '{"kind":"demo.sleep","params":{"seconds":120,"steps":2}}' "$gateway_url/v1/jobs:enqueueDemo" | json_get job.id)"
 say 4242 "/cancel $job" >/dev/null
 wait_sent 15 "/cancel" sendMessage 4242 "cancel!:$job"
-confirm_id="$(sent sendMessage 4242 | grep -F "cancel!:$job" | tail -1 | /usr/bin/python3 -c 'import json, sys; print(json.loads(sys.stdin.read())["chat_id"])')"
+# The confirmation the bot sent: its id, and a button carrying the job.
 msg_id="$(curl -s "$tg/control/calls?method=sendMessage&chat_id=4242" | /usr/bin/python3 -c '
 import json, sys
-calls = [c for c in json.load(sys.stdin)["calls"] if "cancel!:" in json.dumps(c["params"])]
-print(calls[-1]["result"]["message_id"] if "result" in calls[-1] else "")')"
-[ -n "$msg_id" ] || msg_id=1
+job = sys.argv[1]
+for c in reversed(json.load(sys.stdin)["calls"]):
+    rows = (c["params"].get("reply_markup") or {}).get("inline_keyboard") or []
+    if any(b.get("callback_data") == "cancel!:" + job for row in rows for b in row) and "result" in c:
+        print(c["result"]["message_id"])
+        break' "$job")"
+[ -n "$msg_id" ] || fatal "no confirmation with a 'cancel!:$job' button"
 curl -s -d "{\"from_id\":4242,\"data\":\"cancel!:$job\",\"message_id\":$msg_id}" "$tg/control/callback" >/dev/null
 deadline=$((SECONDS + 15))
 until curl -s -H "authorization: Bearer $ann_token" "$gateway_url/v1/jobs/$job" | grep -q JOB_STATE_CANCELLED; do
@@ -145,7 +149,22 @@ until curl -s -H "authorization: Bearer $ann_token" "$gateway_url/v1/jobs/$job" 
   }
   sleep 0.3
 done
-[ -n "$confirm_id" ] || fail "no confirmation keyboard"
+# The button is answered, and the question becomes the outcome.
+deadline=$((SECONDS + 10))
+until curl -s "$tg/control/calls?method=editMessageText&chat_id=4242" | grep -q "$job is"; do
+  ((SECONDS < deadline)) || break
+  sleep 0.2
+done
+curl -s "$tg/control/calls?method=answerCallbackQuery" | grep -q '"Cancelled"' ||
+  fail "the button press was not answered"
+curl -s "$tg/control/calls?method=editMessageText&chat_id=4242" | /usr/bin/python3 -c '
+import json, sys
+msg, job = int(sys.argv[1]), sys.argv[2]
+edits = [c for c in json.load(sys.stdin)["calls"] if c["params"].get("message_id") == msg and "error" not in c]
+# It was running: the question becomes "being cancelled" (or "cancelled"), never "running".
+texts = [e["params"]["text"] for e in edits]
+assert any(job in t and ("is being cancelled" in t or "is cancelled" in t) for t in texts), texts
+' "$msg_id" "$job" || fail "the confirmation was not turned into the outcome"
 pass "/cancel asks with inline buttons; the button cancels the job"
 
 mark

@@ -594,6 +594,7 @@ class Handler(JsonHandler):
                     raise TelegramError(429, "Too Many Requests: retry after %d" % limit[1],
                                         {"retry_after": limit[1]})
                 result = method(BOT, call["params"])
+                call["result"] = result
         except TelegramError as e:
             with BOT.cond:
                 call["error"] = e.description

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gateway/transcode/transcoder.h"
+#include "orchestrator/common/v1/options.pb.h"
 
 namespace orchestrator::gateway {
 namespace {
@@ -41,6 +42,47 @@ std::string WellKnownSchema(const Descriptor* d) {
     return R"({"type":"number"})";
   }
   return "";
+}
+
+// A field's declared bound (option (orchestrator.common.v1.bounds), the one
+// table the mesh enforces) as JSON Schema keywords, each with a leading
+// comma: for one value of the field, or for the array or map holding them.
+std::string BoundKeywords(const FieldDescriptor* f, bool container) {
+  const auto& b = f->options().GetExtension(common::v1::bounds);
+  std::string out;
+  if (container) {
+    if (b.max_items() > 0) {
+      absl::StrAppend(&out, f->is_map() ? R"(,"maxProperties":)" : R"(,"maxItems":)",
+                      b.max_items());
+    }
+    return out;
+  }
+  const FieldDescriptor* value = f->is_map() ? f->message_type()->map_value() : f;
+  if (value->cpp_type() == FieldDescriptor::CPPTYPE_STRING && b.max_bytes() > 0) {
+    // maxLength counts characters; the mesh counts UTF-8 bytes, stated exactly.
+    absl::StrAppend(&out, R"(,"maxLength":)", b.max_bytes(), R"(,"x-max-bytes":)", b.max_bytes());
+    if (b.text() == common::v1::TEXT_TOKEN) absl::StrAppend(&out, R"(,"pattern":"^[!-~]*$")");
+    if (b.text() == common::v1::TEXT_LINE) absl::StrAppend(&out, R"(,"x-text":"one line")");
+    if (b.text() == common::v1::TEXT_MULTILINE) absl::StrAppend(&out, R"(,"x-text":"multi-line")");
+  } else if (value->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+    if (value->message_type()->full_name() == "google.protobuf.Duration" &&
+        b.min_seconds() < b.max_seconds()) {
+      absl::StrAppend(&out, R"(,"x-min-seconds":)", b.min_seconds(), R"(,"x-max-seconds":)",
+                      b.max_seconds());
+    } else if (b.max_bytes() > 0) {
+      absl::StrAppend(&out, R"(,"x-max-bytes":)", b.max_bytes());
+    }
+  } else if (b.min() < b.max()) {
+    absl::StrAppend(&out, R"(,"minimum":)", b.min(), R"(,"maximum":)", b.max());
+  }
+  return out;
+}
+
+// `schema` (a JSON object) with `keywords` added; a $ref takes none.
+std::string WithKeywords(const std::string& schema, const std::string& keywords) {
+  if (keywords.empty() || schema.rfind(R"({"$ref")", 0) == 0) return schema;
+  if (schema == "{}") return absl::StrCat("{", keywords.substr(1), "}");
+  return absl::StrCat(schema.substr(0, schema.size() - 1), keywords, "}");
 }
 
 class SchemaWriter {
@@ -84,12 +126,19 @@ class SchemaWriter {
   }
 
   std::string Field(const FieldDescriptor* f) {
+    const std::string value_bounds = BoundKeywords(f, false);
     if (f->is_map()) {
-      return absl::StrCat(R"({"type":"object","additionalProperties":)",
-                          Scalar(f->message_type()->map_value()), "}");
+      return WithKeywords(
+          absl::StrCat(R"({"type":"object","additionalProperties":)",
+                       WithKeywords(Scalar(f->message_type()->map_value()), value_bounds), "}"),
+          BoundKeywords(f, true));
     }
-    if (f->is_repeated()) return absl::StrCat(R"({"type":"array","items":)", Scalar(f), "}");
-    return Scalar(f);
+    if (f->is_repeated()) {
+      return WithKeywords(
+          absl::StrCat(R"({"type":"array","items":)", WithKeywords(Scalar(f), value_bounds), "}"),
+          BoundKeywords(f, true));
+    }
+    return WithKeywords(Scalar(f), value_bounds);
   }
 
   void Want(const Descriptor* d) {

@@ -26,6 +26,9 @@ TestMesh::TestMesh(const std::string& services, const std::function<void(MeshCon
   config_.executor_threads = 4;
   config_.db_pool_size = 4;
   config_.drain_deadline = std::chrono::milliseconds(2000);
+  // Tests call as fast as they can; the tests of rate limits turn them on.
+  config_.rate_limit_per_token = {0, 0};
+  config_.rate_limit_per_user = {0, 0};
   if (tweak) tweak(config_);
   StartMesh();
   std::ifstream in(config_.bootstrap_token_file);

@@ -1,5 +1,6 @@
 # Writes a .cc defining the MigrationSet for one schema from numbered SQL files.
-# Inputs: OUT, SCHEMA, NAME, FILES (a ;-list, sorted).
+# Inputs: OUT, SCHEMA, NAME, FILES (comma-separated, sorted).
+string(REPLACE "," ";" FILES "${FILES}")
 set(body "")
 foreach(f IN LISTS FILES)
   get_filename_component(base "${f}" NAME_WE)

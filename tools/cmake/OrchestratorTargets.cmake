@@ -19,10 +19,12 @@ function(orchestrator_migrations name)
   file(GLOB sql_files CONFIGURE_DEPENDS "${ARG_DIR}/[0-9][0-9][0-9][0-9]_*.sql")
   list(SORT sql_files)
   set(out "${CMAKE_CURRENT_BINARY_DIR}/${name}_migrations.cc")
+  # A ;-list would split the command line: pass the files comma-separated.
+  string(REPLACE ";" "," files_arg "${sql_files}")
   add_custom_command(
     OUTPUT "${out}"
     COMMAND ${CMAKE_COMMAND} -DOUT=${out} -DSCHEMA=${ARG_SCHEMA} -DNAME=${name}
-            "-DFILES=${sql_files}" -P ${PROJECT_SOURCE_DIR}/tools/cmake/EmbedMigrations.cmake
+            "-DFILES=${files_arg}" -P ${PROJECT_SOURCE_DIR}/tools/cmake/EmbedMigrations.cmake
     DEPENDS ${sql_files} ${PROJECT_SOURCE_DIR}/tools/cmake/EmbedMigrations.cmake
     COMMENT "Embedding ${ARG_SCHEMA} migrations")
   orchestrator_library(${name} SOURCES "${out}" DEPS orchestrator::db)

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "services/common/crypto/secret_box.h"
 #include "services/common/validation/fields.h"
+#include "services/common/validation/request_bounds.h"
 
 namespace orchestrator::admin {
 namespace {
@@ -15,6 +16,7 @@ using google::protobuf::util::TimeUtil;
 constexpr int32_t kDefaultPageSize = 50;
 constexpr int32_t kMaxPageSize = 500;
 constexpr size_t kMaxPermissions = 64;
+constexpr int64_t kMaxTokenTtlSeconds = 366 * 24 * 3600;
 
 absl::Time ToTime(const google::protobuf::Timestamp& t) {
   return absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(t));
@@ -60,6 +62,7 @@ Principal PrincipalFor(const v1::User& user, const v1::Token& token,
                                                  : PrincipalKind::kUser;
   p.role_grants = std::move(role_grants);
   p.token_grants.assign(token.permissions().begin(), token.permissions().end());
+  if (token.has_expire_time()) p.expire_time = ToTime(token.expire_time());
   return p;
 }
 
@@ -183,6 +186,13 @@ absl::StatusOr<v1::User> UserDirectory::DisableUser(const Principal& caller,
 
 absl::StatusOr<v1::CreateTokenResponse> UserDirectory::CreateToken(
     const Principal& caller, const v1::CreateTokenRequest& req) {
+  // A token never holds more than the token that creates it: an agent's
+  // token creates none; grants are a subset of the creator's; the expiry no
+  // later than the creator's.
+  if (caller.kind == PrincipalKind::kAgent) {
+    return absl::PermissionDeniedError(
+        "an agent's token cannot create tokens; ask the user to create one");
+  }
   if (!v1::TokenKind_IsValid(req.kind())) {
     return InvalidField("kind", absl::StrCat("unknown token kind ", req.kind()));
   }
@@ -195,18 +205,33 @@ absl::StatusOr<v1::CreateTokenResponse> UserDirectory::CreateToken(
   }
   for (const auto& p : req.permissions()) {
     if (!IsValidPermissionPattern(p)) {
-      return InvalidField("permissions", absl::StrCat("'", p,
+      return InvalidField("permissions", absl::StrCat("'", Truncated(p, 128),
                                                       "' is not a permission such as "
                                                       "'project.get' or 'deploy.*'"));
     }
-    // A token never grants more than its creator holds.
+    // Allows() holds `p` against the role and the token's own grants alike;
+    // a wildcard is held only by a grant that covers all of it.
     if (!caller.Allows(p)) {
       return absl::PermissionDeniedError(
-          absl::StrCat("permissions: you cannot grant '", p, "', which you do not hold"));
+          absl::StrCat("permissions: you cannot grant '", p, "', which your token does not hold"));
     }
   }
-  if (req.has_ttl() && TimeUtil::DurationToSeconds(req.ttl()) <= 0) {
-    return InvalidField("ttl", "must be positive");
+  absl::Time expire = caller.expire_time;
+  if (req.has_ttl()) {
+    const int64_t seconds = req.ttl().seconds();
+    const int32_t nanos = req.ttl().nanos();
+    if (seconds < 0 || nanos < 0 || nanos > 999999999 || (seconds == 0 && nanos == 0)) {
+      return InvalidField("ttl", "must be positive");
+    }
+    if (seconds > kMaxTokenTtlSeconds) {
+      return InvalidField("ttl", absl::StrCat("at most ", kMaxTokenTtlSeconds, "s is allowed"));
+    }
+    expire = clock_() + absl::Seconds(seconds) + absl::Nanoseconds(nanos);
+    if (expire > caller.expire_time) {
+      return InvalidField(
+          "ttl", absl::StrCat("your token expires at ", absl::FormatTime(caller.expire_time),
+                              "; a token it creates cannot outlive it"));
+    }
   }
   if (auto s = CheckToken("request_id", req.request_id()); !s.ok()) return s;
   auto user = VisibleUser(caller, "user_id", req.user_id());
@@ -218,11 +243,15 @@ absl::StatusOr<v1::CreateTokenResponse> UserDirectory::CreateToken(
   token.set_user_id(user->id());
   token.set_kind(req.kind() == v1::TOKEN_KIND_UNSPECIFIED ? v1::TOKEN_KIND_USER : req.kind());
   token.set_description(req.description());
-  *token.mutable_permissions() = req.permissions();
-  if (req.has_ttl()) {
-    *token.mutable_expire_time() = TimeUtil::MicrosecondsToTimestamp(
-        absl::ToUnixMicros(clock_()) + TimeUtil::DurationToMicroseconds(req.ttl()));
+  if (req.permissions_size() > 0) {
+    *token.mutable_permissions() = req.permissions();
+  } else {
+    for (const auto& g : caller.token_grants) token.add_permissions(g);
   }
+  if (expire != absl::InfiniteFuture()) {
+    *token.mutable_expire_time() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(expire));
+  }
+  token.set_parent_token_id(caller.token_id);
   std::string value = NewTokenValue();
   auto stored = store_->InsertToken(token, HashToken(value), req.request_id());
   if (!stored.ok()) return stored.status();

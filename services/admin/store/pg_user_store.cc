@@ -20,7 +20,7 @@ using google::protobuf::util::TimeUtil;
   "t.id, t.user_id, t.kind, t.description, t.permissions, " \
   "(extract(epoch FROM t.create_time) * 1000000)::bigint, " \
   "(extract(epoch FROM t.expire_time) * 1000000)::bigint, " \
-  "(extract(epoch FROM t.revoke_time) * 1000000)::bigint"
+  "(extract(epoch FROM t.revoke_time) * 1000000)::bigint, t.parent_token_id"
 
 constexpr db::Statement kInsertUser{
     "users_insert",
@@ -46,8 +46,8 @@ constexpr db::Statement kInsertToken{
     "tokens_insert",
     "WITH ins AS (INSERT INTO admin.tokens (id, user_id, token_hash, kind, description, "
     "permissions, "
-    "expire_time, create_request_id) VALUES ($1, $2, $3, $4, $5, $6, "
-    "to_timestamp($7::bigint / 1000000.0), $8) "
+    "expire_time, create_request_id, parent_token_id) VALUES ($1, $2, $3, $4, $5, $6, "
+    "to_timestamp($7::bigint / 1000000.0), $8, $9) "
     "ON CONFLICT (user_id, create_request_id) WHERE create_request_id IS NOT NULL DO NOTHING "
     "RETURNING *) "
     "SELECT " TOKEN_COLUMNS
@@ -67,10 +67,14 @@ constexpr db::Statement kListTokens{
     " FROM admin.tokens t WHERE t.user_id = $1 AND ($2::bigint IS NULL OR "
     "((extract(epoch FROM t.create_time) * 1000000)::bigint, t.id) < ($2::bigint, $3::text)) "
     "ORDER BY t.create_time DESC, t.id DESC LIMIT $4"};
+// The token and every token derived from it, however deep.
 constexpr db::Statement kRevokeToken{
     "tokens_revoke",
-    "UPDATE admin.tokens t SET revoke_time = coalesce(revoke_time, now()) "
-    "WHERE t.id = $1 RETURNING " TOKEN_COLUMNS};
+    "WITH RECURSIVE tree AS (SELECT id FROM admin.tokens WHERE id = $1 "
+    "UNION SELECT c.id FROM admin.tokens c JOIN tree ON c.parent_token_id = tree.id), "
+    "upd AS (UPDATE admin.tokens t SET revoke_time = coalesce(revoke_time, now()) "
+    "WHERE t.id IN (SELECT id FROM tree) RETURNING t.*) "
+    "SELECT " TOKEN_COLUMNS " FROM upd t WHERE t.id = $1"};
 
 v1::User UserFromRow(const db::Result& r, int row, int col) {
   v1::User u;
@@ -98,9 +102,10 @@ v1::Token TokenFromRow(const db::Result& r, int row) {
     *t.mutable_expire_time() = TimeUtil::MicrosecondsToTimestamp(r.GetInt64(row, 6));
   if (!r.IsNull(row, 7))
     *t.mutable_revoke_time() = TimeUtil::MicrosecondsToTimestamp(r.GetInt64(row, 7));
+  if (!r.IsNull(row, 8)) t.set_parent_token_id(std::string(r.Get(row, 8)));
   return t;
 }
-constexpr int kTokenColumns = 8;
+constexpr int kTokenColumns = 9;
 
 }  // namespace
 
@@ -150,10 +155,10 @@ absl::StatusOr<v1::Token> PgUserStore::InsertToken(const v1::Token& t, absl::str
   std::optional<std::string> expire;
   if (t.has_expire_time())
     expire = std::to_string(TimeUtil::TimestampToMicroseconds(t.expire_time()));
-  auto r = pool_->Exec(
-      kInsertToken,
-      {t.id(), t.user_id(), std::string(token_hash), std::to_string(t.kind()), t.description(),
-       absl::StrJoin(t.permissions(), " "), expire, db::NullIfEmpty(request_id)});
+  auto r = pool_->Exec(kInsertToken,
+                       {t.id(), t.user_id(), std::string(token_hash), std::to_string(t.kind()),
+                        t.description(), absl::StrJoin(t.permissions(), " "), expire,
+                        db::NullIfEmpty(request_id), db::NullIfEmpty(t.parent_token_id())});
   if (!r.ok()) {
     if (absl::IsFailedPrecondition(r.status())) {
       return absl::NotFoundError(absl::StrCat("user '", t.user_id(), "' not found"));

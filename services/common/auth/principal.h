@@ -4,7 +4,9 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace orchestrator {
 
@@ -30,6 +32,8 @@ struct Principal {
   std::vector<std::string> role_grants = {};
   // What the token is limited to; empty means no limit beyond the role.
   std::vector<std::string> token_grants = {};
+  // When the token stops working.
+  absl::Time expire_time = absl::InfiniteFuture();
 
   bool Allows(absl::string_view permission) const;
 };
@@ -40,8 +44,11 @@ struct Principal {
 // so ids of other owners' resources leak nothing.
 bool CanSeeOwner(const Principal& principal, absl::string_view owner_id);
 
-// The owner filter for a List call: the caller's own id, or for admins the
-// requested owner ("" = everyone).
-std::string OwnerFilter(const Principal& principal, absl::string_view requested_owner);
+// The owner filter for a List or Watch call: for admins the requested owner
+// ("" = everyone); for everyone else their own id, and PERMISSION_DENIED when
+// they name any other owner (whether or not that user exists, so the answer
+// leaks nothing, and never silently their own list instead).
+absl::StatusOr<std::string> OwnerFilter(const Principal& principal,
+                                        absl::string_view requested_owner);
 
 }  // namespace orchestrator

@@ -5,8 +5,11 @@
 namespace orchestrator {
 
 CachingTokenVerifier::CachingTokenVerifier(TokenVerifierPtr inner, std::chrono::milliseconds ttl,
-                                           Clock clock)
-    : inner_(std::move(inner)), ttl_(ttl), clock_(std::move(clock)) {}
+                                           Clock clock, WallClock wall_clock)
+    : inner_(std::move(inner)),
+      ttl_(ttl),
+      clock_(std::move(clock)),
+      wall_clock_(std::move(wall_clock)) {}
 
 absl::StatusOr<Principal> CachingTokenVerifier::Verify(absl::string_view token) {
   const std::string key = HashToken(token);
@@ -15,7 +18,9 @@ absl::StatusOr<Principal> CachingTokenVerifier::Verify(absl::string_view token) 
     absl::MutexLock lock(&mu_);
     auto it = entries_.find(key);
     if (it != entries_.end()) {
-      if (it->second.expires > now) return it->second.principal;
+      if (it->second.expires > now && it->second.principal.expire_time > wall_clock_()) {
+        return it->second.principal;
+      }
       entries_.erase(it);
     }
   }

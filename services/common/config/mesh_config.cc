@@ -141,4 +141,21 @@ absl::Status MeshConfig::Validate() const {
   return absl::OkStatus();
 }
 
+absl::Status ParseRateLimit(absl::string_view flag, absl::string_view spec,
+                            std::pair<double, double>* out) {
+  if (spec == "0") {
+    *out = {0, 0};
+    return absl::OkStatus();
+  }
+  std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(spec, '/');
+  double rate = 0, burst = 0;
+  if (!absl::SimpleAtod(parts.first, &rate) || !absl::SimpleAtod(parts.second, &burst) ||
+      !(rate > 0) || !(burst >= 1) || rate > 1e6 || burst > 1e6) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, ": '", spec, "' is not RATE/BURST (calls per second > 0, burst >= 1), or 0"));
+  }
+  *out = {rate, burst};
+  return absl::OkStatus();
+}
+
 }  // namespace orchestrator

@@ -26,6 +26,9 @@ struct MeshConfig {
   std::chrono::milliseconds drain_deadline{10000};
   std::chrono::milliseconds call_deadline{10000};
   std::chrono::milliseconds token_cache_ttl{5000};
+  // Calls per second and burst, per token and per user ({0, 0} = unlimited).
+  std::pair<double, double> rate_limit_per_token{50, 100};
+  std::pair<double, double> rate_limit_per_user{100, 200};
   int executor_threads = 8;
   int executor_queue = 4096;
   int db_pool_size = 8;
@@ -41,6 +44,10 @@ struct MeshConfig {
   std::string agent_bin_dir;                 // orchestrator-runner's directory; "" = ours
   std::vector<std::string> agent_tool_dirs;  // agent CLI installs (node_modules), read-only inside
   std::chrono::milliseconds agent_connect_timeout{30000};
+  // host:port every networked worker may reach through the egress proxy,
+  // at any address (e.g. an internal git server); the model APIs come from
+  // session_agent_env's ANTHROPIC_BASE_URL / OPENAI_BASE_URL.
+  std::vector<std::string> agent_egress_allow;
   // Session manager (when sessions is hosted; needs agents here too).
   std::string session_agent = "scripted";  // scripted, claude-code, codex or factory-droid
   std::map<std::string, std::string> session_agent_env;  // e.g. ANTHROPIC_BASE_URL
@@ -55,6 +62,10 @@ struct MeshConfig {
 
 // Parses --services: "all" or a comma-separated list of component names.
 absl::Status ParseServices(absl::string_view spec, std::vector<std::string>* out);
+
+// Parses a rate limit: "RATE/BURST" calls (e.g. "50/100"), or "0" for none.
+absl::Status ParseRateLimit(absl::string_view flag, absl::string_view spec,
+                            std::pair<double, double>* out);
 
 // Parses --job_owner_limits: "kind=N,kind=N" ("" = none).
 absl::Status ParseJobOwnerLimits(absl::string_view spec, std::map<std::string, int>* out);

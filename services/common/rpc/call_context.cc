@@ -41,5 +41,12 @@ void UnregisterCall(const grpc::ServerContextBase* context) {
   r.calls.erase(context);
 }
 
+void RefuseCall(const grpc::ServerContextBase* context, absl::Status refusal) {
+  Registry& r = Calls();
+  absl::MutexLock lock(&r.mu);
+  auto it = r.calls.find(context);
+  if (it != r.calls.end() && it->second.caller.ok()) it->second.caller = std::move(refusal);
+}
+
 }  // namespace internal
 }  // namespace orchestrator

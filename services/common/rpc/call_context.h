@@ -24,6 +24,9 @@ absl::StatusOr<Principal> CallerOf(const grpc::ServerContextBase* context);
 namespace internal {
 void RegisterCall(const grpc::ServerContextBase* context, CallInfo info);
 void UnregisterCall(const grpc::ServerContextBase* context);
+// A request of the call was refused after authentication (out of bounds):
+// from now on CallerOf answers `refusal`.
+void RefuseCall(const grpc::ServerContextBase* context, absl::Status refusal);
 }  // namespace internal
 
 }  // namespace orchestrator

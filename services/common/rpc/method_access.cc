@@ -30,7 +30,8 @@ absl::StatusOr<MethodAccessTable> MethodAccessTable::FromServices(
                                                           access.permission(), "'"));
       }
       table.methods_[absl::StrCat("/", service->full_name(), "/", method->name())] =
-          MethodAccess{access.permission(), access.any_authenticated()};
+          MethodAccess{access.permission(), access.any_authenticated(),
+                       method->input_type()->full_name(), method->client_streaming()};
     }
   }
   return table;

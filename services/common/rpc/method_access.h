@@ -19,6 +19,8 @@ namespace orchestrator {
 struct MethodAccess {
   std::string permission;  // empty when any_authenticated
   bool any_authenticated = false;
+  std::string request_type;  // full name of the request message
+  bool client_streaming = false;
 };
 
 // "/pkg.Service/Method" → access, for the services a process hosts. Built

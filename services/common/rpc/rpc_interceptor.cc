@@ -1,5 +1,7 @@
 #include "services/common/rpc/rpc_interceptor.h"
 
+#include <google/protobuf/message.h>
+
 #include <chrono>
 #include <string>
 
@@ -9,6 +11,7 @@
 #include "services/common/logging/format.h"
 #include "services/common/rpc/call_context.h"
 #include "services/common/status/status.h"
+#include "services/common/validation/request_bounds.h"
 #include "spdlog/spdlog.h"
 
 namespace orchestrator {
@@ -34,8 +37,7 @@ bool IsPrintable(absl::string_view s) {
   return true;
 }
 
-absl::StatusOr<Principal> Authenticate(const MethodAccess& access, absl::string_view authorization,
-                                       TokenVerifier& verifier) {
+absl::StatusOr<Principal> Authenticate(absl::string_view authorization, TokenVerifier& verifier) {
   if (authorization.empty()) {
     return absl::UnauthenticatedError(
         "missing credentials: send metadata 'authorization: Bearer <token>'");
@@ -45,23 +47,19 @@ absl::StatusOr<Principal> Authenticate(const MethodAccess& access, absl::string_
       authorization.size() == kBearer.size()) {
     return absl::UnauthenticatedError("authorization must be 'Bearer <token>'");
   }
-  auto principal = verifier.Verify(authorization.substr(kBearer.size()));
-  if (!principal.ok()) return principal.status();
-  if (!access.any_authenticated && !principal->Allows(access.permission)) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("missing permission '", access.permission, "'"));
-  }
-  return principal;
+  return verifier.Verify(authorization.substr(kBearer.size()));
 }
 
 class RpcInterceptor final : public grpc::experimental::Interceptor {
  public:
   RpcInterceptor(grpc::experimental::ServerRpcInfo* info, const MethodAccess* access,
-                 TokenVerifier* verifier)
+                 TokenVerifier* verifier, RateLimiter* per_token, RateLimiter* per_user)
       : context_(info->server_context()),
         method_(info->method()),
         access_(access),
         verifier_(verifier),
+        per_token_(per_token),
+        per_user_(per_user),
         start_(std::chrono::steady_clock::now()) {}
 
   ~RpcInterceptor() override {
@@ -73,11 +71,25 @@ class RpcInterceptor final : public grpc::experimental::Interceptor {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
       OnMetadata(*methods->GetRecvInitialMetadata());
     }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE)) {
+      OnMessage(methods->GetRecvMessage());
+    }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
       methods->GetSendInitialMetadata()->emplace(std::string(kRequestIdHeader), request_id_);
       sent_request_id_ = true;
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      if (refusal_.ok() && access_ != nullptr && !access_->client_streaming && !received_message_ &&
+          authenticated_) {
+        // gRPC answers a request it could not parse itself, before any
+        // handler ran, with a bare UNIMPLEMENTED or INTERNAL.
+        const auto code = methods->GetSendStatus().error_code();
+        if (code == grpc::StatusCode::UNIMPLEMENTED || code == grpc::StatusCode::INTERNAL) {
+          refusal_ = absl::InvalidArgumentError(
+              absl::StrCat("the request could not be parsed as ", access_->request_type,
+                           ": send that message serialized in protobuf's binary format"));
+        }
+      }
       if (!refusal_.ok()) methods->ModifySendStatus(ToGrpcStatus(refusal_));
       grpc::Status status = methods->GetSendStatus();
       code_ = status.error_code();
@@ -96,13 +108,49 @@ class RpcInterceptor final : public grpc::experimental::Interceptor {
                       : RandomUrlSafe(12);
     CallInfo info{method_, request_id_};
     if (access_ != nullptr) {
-      info.caller = Authenticate(*access_, MetadataValue(md, "authorization"), *verifier_);
-      if (!info.caller.ok())
-        refusal_ = info.caller.status();
-      else
-        user_id_ = info.caller->user_id;
+      info.caller = Admit(MetadataValue(md, "authorization"));
+      if (!info.caller.ok()) refusal_ = info.caller.status();
     }
     internal::RegisterCall(context_, std::move(info));
+  }
+
+  // Who calls, if they may call this method now.
+  absl::StatusOr<Principal> Admit(absl::string_view authorization) {
+    auto principal = Authenticate(authorization, *verifier_);
+    if (!principal.ok()) return principal.status();
+    authenticated_ = true;
+    user_id_ = principal->user_id;
+    if (!access_->any_authenticated && !principal->Allows(access_->permission)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("missing permission '", access_->permission, "'"));
+    }
+    if (principal->kind != PrincipalKind::kMesh) {
+      absl::string_view whose = "token";
+      auto wait = per_token_->Acquire(principal->token_id);
+      if (wait.count() == 0) {
+        whose = "user";
+        wait = per_user_->Acquire(principal->user_id);
+      }
+      if (wait.count() > 0) {
+        return RetryLater(absl::StrCat("rate limit: too many calls from this ", whose,
+                                       "; retry in ", wait.count(), " ms"),
+                          wait);
+      }
+    }
+    return principal;
+  }
+
+  void OnMessage(void* message) {
+    if (message == nullptr || access_ == nullptr) return;
+    received_message_ = true;
+    if (!refusal_.ok()) return;
+    // Every method in our contracts takes a generated protobuf message.
+    absl::Status bounds =
+        CheckRequestBounds(*static_cast<const google::protobuf::Message*>(message));
+    if (!bounds.ok()) {
+      refusal_ = bounds;
+      internal::RefuseCall(context_, std::move(bounds));
+    }
   }
 
   void Log() const {
@@ -124,10 +172,14 @@ class RpcInterceptor final : public grpc::experimental::Interceptor {
   std::string method_;
   const MethodAccess* access_;
   TokenVerifier* verifier_;
+  RateLimiter* per_token_;
+  RateLimiter* per_user_;
   std::chrono::steady_clock::time_point start_;
   std::string request_id_;
-  std::string user_id_;
+  std::string user_id_;  // once authenticated, allowed or not
   absl::Status refusal_;
+  bool authenticated_ = false;
+  bool received_message_ = false;
   bool sent_request_id_ = false;
   grpc::StatusCode code_ = grpc::StatusCode::UNKNOWN;
 };
@@ -136,7 +188,8 @@ class RpcInterceptor final : public grpc::experimental::Interceptor {
 
 grpc::experimental::Interceptor* RpcInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
-  return new RpcInterceptor(info, access_->Find(info->method()), verifier_.get());
+  return new RpcInterceptor(info, access_->Find(info->method()), verifier_.get(), per_token_.get(),
+                            per_user_.get());
 }
 
 }  // namespace orchestrator

@@ -6,20 +6,38 @@
 
 #include "services/common/auth/token_verifier.h"
 #include "services/common/rpc/method_access.h"
+#include "services/common/rpc/rate_limiter.h"
 
 namespace orchestrator {
+
+// How often callers may call, per token and per user (each off when its
+// rate is 0). The mesh's own credential is never limited.
+struct CallRateLimits {
+  RateLimit per_token;
+  RateLimit per_user;
+};
 
 // The mesh's one per-call mechanism, installed on every server:
 //  - request id: read from `x-request-id` or generated, echoed back;
 //  - authentication: every method declared in our contracts needs
 //    `authorization: Bearer <token>` (health and reflection need none);
 //  - authorization: the permission the contract declares for the method;
-//  - one log line per completed RPC: svc, rpc, request_id, code, latency_ms.
+//  - rate limits per token and per user: RESOURCE_EXHAUSTED with a
+//    google.rpc.RetryInfo detail;
+//  - request bounds: every request message checked against the contract's
+//    declared bounds before the handler sees it (INVALID_ARGUMENT naming the
+//    field); a request that cannot be parsed is INVALID_ARGUMENT too;
+//  - one log line per completed RPC: svc, rpc, request_id, user, code,
+//    latency_ms (the user also on refusals: an audit trail of who tried what).
 // A call refused here ends with the refusal whatever its handler does.
 class RpcInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  RpcInterceptorFactory(std::shared_ptr<const MethodAccessTable> access, TokenVerifierPtr verifier)
-      : access_(std::move(access)), verifier_(std::move(verifier)) {}
+  RpcInterceptorFactory(std::shared_ptr<const MethodAccessTable> access, TokenVerifierPtr verifier,
+                        CallRateLimits limits = {})
+      : access_(std::move(access)),
+        verifier_(std::move(verifier)),
+        per_token_(std::make_shared<RateLimiter>(limits.per_token)),
+        per_user_(std::make_shared<RateLimiter>(limits.per_user)) {}
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override;
@@ -27,6 +45,8 @@ class RpcInterceptorFactory final : public grpc::experimental::ServerInterceptor
  private:
   std::shared_ptr<const MethodAccessTable> access_;
   TokenVerifierPtr verifier_;
+  std::shared_ptr<RateLimiter> per_token_;
+  std::shared_ptr<RateLimiter> per_user_;
 };
 
 }  // namespace orchestrator

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "services/common/auth/token_verifier.h"
 #include "services/common/rpc/method_access.h"
+#include "services/common/rpc/rpc_interceptor.h"
 
 namespace google::protobuf {
 class ServiceDescriptor;
@@ -24,6 +25,7 @@ struct HostOptions {
   // More addresses serving the same services (e.g. the unix socket
   // sandboxes reach the mesh on); may be added until Start.
   std::vector<std::string> also_listen = {};
+  CallRateLimits rate_limits = {};
 };
 
 // One gRPC server hosting any set of components: the RPC interceptor on

@@ -49,5 +49,19 @@ TEST(CachingTokenVerifier, FailuresAreNotCachedAndForgetAllRechecks) {
   EXPECT_EQ(cache.Verify("orc_rev").status().code(), absl::StatusCode::kUnauthenticated);
 }
 
+TEST(CachingTokenVerifier, AnExpiredTokenIsRefusedAtOnceEvenWhenRemembered) {
+  auto source = std::make_shared<StrictMock<MockTokenVerifier>>();
+  FakeClock clock;
+  absl::Time wall = absl::FromUnixSeconds(1000);
+  CachingTokenVerifier cache(
+      source, std::chrono::seconds(5), [&] { return clock.now; }, [&] { return wall; });
+  EXPECT_CALL(*source, Verify(absl::string_view("orc_short")))
+      .WillOnce(Return(Principal{.user_id = "u1", .expire_time = absl::FromUnixSeconds(1001)}))
+      .WillOnce(Return(absl::UnauthenticatedError("token expired; ask for a new one")));
+  EXPECT_TRUE(cache.Verify("orc_short").ok());
+  wall = absl::FromUnixSeconds(1001);  // the token's expire_time; the cache entry is 0 s old
+  EXPECT_EQ(cache.Verify("orc_short").status().code(), absl::StatusCode::kUnauthenticated);
+}
+
 }  // namespace
 }  // namespace orchestrator

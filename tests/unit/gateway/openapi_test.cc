@@ -63,6 +63,16 @@ TEST(OpenApiTest, EveryRouteIsAnOperationAndEveryRefResolves) {
   // Field names are the JSON mapping's.
   const auto& project = schemas.at("orchestrator.projects.v1.Project").struct_value().fields();
   EXPECT_TRUE(project.at("properties").struct_value().fields().count("displayName"));
+  // The contract's bounds table is the document's too.
+  const auto& props = project.at("properties").struct_value().fields();
+  EXPECT_EQ(props.at("displayName").struct_value().fields().at("x-max-bytes").number_value(), 200);
+  EXPECT_EQ(props.at("name").struct_value().fields().at("pattern").string_value(), "^[!-~]*$");
+  const auto& token_req =
+      schemas.at("orchestrator.admin.v1.CreateTokenRequest").struct_value().fields();
+  const auto& perms = token_req.at("properties").struct_value().fields().at("permissions");
+  EXPECT_EQ(perms.struct_value().fields().at("maxItems").number_value(), 64);
+  const auto& ttl = token_req.at("properties").struct_value().fields().at("ttl");
+  EXPECT_EQ(ttl.struct_value().fields().at("x-max-seconds").number_value(), 31622400);
 }
 
 }  // namespace

@@ -201,6 +201,10 @@ struct RestGateway::UnaryCall {
 };
 
 void ReplyError(Exchange& exchange, const absl::Status& status, HttpHeaders headers) {
+  // A rate limit's retry delay (google.rpc.RetryInfo) as whole seconds.
+  if (auto delay = RetryDelayOf(status); delay.has_value()) {
+    headers.emplace_back("retry-after", absl::StrCat(std::max<int64_t>(1, (delay->count() + 999) / 1000)));
+  }
   exchange.Reply(HttpStatusFor(status.code()), kJson, ErrorJson(status), std::move(headers));
 }
 
@@ -323,14 +327,8 @@ void RestGateway::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange
   if (!absl::StripAsciiWhitespace(body).empty()) {
     const absl::string_view content_type(request[http::field::content_type].data(),
                                          request[http::field::content_type].size());
-    // JSON only; curl -d labels its body as a form, so that label is read as JSON too.
-    const std::string type = absl::AsciiStrToLower(content_type.substr(0, content_type.find(';')));
-    if (!type.empty() && type != kJson && !absl::EndsWith(type, "+json") &&
-        type != "application/x-www-form-urlencoded") {
-      return exchange->Reply(415, kJson,
-                             ErrorJson(absl::InvalidArgumentError(absl::StrCat(
-                                 "content-type '", content_type, "': send application/json"))),
-                             id_header);
+    if (auto s = CheckJsonContentType(content_type); !s.ok()) {
+      return exchange->Reply(415, kJson, ErrorJson(s), id_header);
     }
   }
   auto message = BuildRequest(route, match->bindings, query, body);

@@ -4,6 +4,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "services/common/status/status.h"
@@ -106,6 +107,21 @@ int HexValue(char c) {
 }
 
 }  // namespace
+
+absl::Status CheckJsonContentType(absl::string_view content_type) {
+  const std::string type = absl::AsciiStrToLower(
+      absl::StripAsciiWhitespace(content_type.substr(0, content_type.find(';'))));
+  if (type == "application/json" ||
+      (absl::StartsWith(type, "application/") && absl::EndsWith(type, "+json"))) {
+    return absl::OkStatus();
+  }
+  if (type.empty()) {
+    return absl::InvalidArgumentError(
+        "content-type: a request body needs 'Content-Type: application/json'");
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("content-type '", content_type.substr(0, 100), "': send application/json"));
+}
 
 std::unique_ptr<Message> NewMessage(const Descriptor* type) {
   return std::unique_ptr<Message>(

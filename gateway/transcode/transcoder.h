@@ -23,6 +23,13 @@ absl::StatusOr<std::unique_ptr<google::protobuf::Message>> BuildRequest(
     const Route& route, const std::vector<std::pair<std::string, std::string>>& bindings,
     absl::string_view query_string, absl::string_view body);
 
+// Whether a request body labelled `content_type` may be read as JSON:
+// application/json or any +json type, parameters (charset) aside. Anything
+// else is refused, a form (what a browser or `curl -d` sends) and a missing
+// label included, so nothing is ever parsed as what it was not declared to
+// be. The error says what to send; the caller answers it with 415.
+absl::Status CheckJsonContentType(absl::string_view content_type);
+
 // A message as proto3 JSON on one line (lowerCamelCase names, defaults left out).
 std::string ToJson(const google::protobuf::Message& message);
 

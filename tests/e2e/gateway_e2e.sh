@@ -79,7 +79,7 @@ user_id="$(body_of "$me" | json_get user.id)"
 r="$(call POST "/v1/users/$user_id/tokens" "${as_admin[@]}" -d '{"permissions":["project.get"],"description":"read only"}')"
 expect "create a narrow token" 200 "$r"
 narrow="$(body_of "$r" | json_get value)"
-r="$(call POST /v1/projects -H "authorization: Bearer $narrow" -d '{"name":"nope"}')"
+r="$(call POST /v1/projects -H "authorization: Bearer $narrow" -H 'content-type: application/json' -d '{"name":"nope"}')"
 expect "create with a read-only token" 403 "$r" "project.create"
 pass "project CRUD over REST with the right statuses"
 
@@ -96,6 +96,10 @@ expect "wrong method" 405 "$(call PUT /v1/projects "${as_admin[@]}")" "GET, POST
 curl -s -D - -o /dev/null -X PUT "$gateway_url/v1/projects" | tr -d '\r' | grep -qi '^allow: GET, POST$' ||
   fail "405 without an Allow header"
 expect "wrong content type" 415 "$(call POST /v1/projects -H "authorization: Bearer $admin" -H 'content-type: text/xml' -d '<p/>')"
+# A form (curl -d's and a browser's default) is never read as JSON, nor is an unlabelled body.
+expect "form body" 415 "$(call POST /v1/projects -H "authorization: Bearer $admin" -d '{"name":"formed"}')" "application/json"
+expect "unlabelled body" 415 "$(call POST /v1/projects -H "authorization: Bearer $admin" -H 'content-type:' -d '{"name":"bare"}')" "application/json"
+expect "JSON with a charset" 200 "$(call POST /v1/projects -H "authorization: Bearer $admin" -H 'content-type: application/json; charset=utf-8' -d '{"name":"charset"}')" '"name":"charset"'
 head -c 1100000 /dev/zero | tr '\0' a >"$work/big"
 expect "oversized body" 413 "$(call POST /v1/projects "${as_admin[@]}" --data-binary @"$work/big")" "larger than"
 expect "oversized headers" 431 "$(call GET /v1/projects "${as_admin[@]}" -H "x-filler: $(head -c 20000 /dev/zero | tr '\0' a)")"

@@ -45,8 +45,13 @@ bool CanSeeOwner(const Principal& principal, absl::string_view owner_id) {
   return principal.admin || principal.user_id == owner_id;
 }
 
-std::string OwnerFilter(const Principal& principal, absl::string_view requested_owner) {
+absl::StatusOr<std::string> OwnerFilter(const Principal& principal,
+                                        absl::string_view requested_owner) {
   if (principal.admin) return std::string(requested_owner);
+  if (!requested_owner.empty() && requested_owner != principal.user_id) {
+    return absl::PermissionDeniedError(
+        "owner_id: only admins may name another owner; leave it empty for your own");
+  }
   return principal.user_id;
 }
 

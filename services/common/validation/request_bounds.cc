@@ -262,6 +262,79 @@ class BoundsChecker {
   }
 };
 
+// `text` as valid UTF-8 holding only what `kind` allows (U+FFFD for the rest;
+// '_' in tokens).
+std::string Cleaned(absl::string_view text, common::v1::Text kind) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t start = i;
+    const int32_t cp = NextCodePoint(text, &i);
+    bool allowed = cp >= 0;
+    if (allowed && kind == common::v1::TEXT_TOKEN) allowed = cp >= 0x21 && cp <= 0x7e;
+    if (allowed && (kind == common::v1::TEXT_LINE || kind == common::v1::TEXT_MULTILINE)) {
+      allowed = IsHuman(text.substr(start, i - start), kind == common::v1::TEXT_MULTILINE);
+    }
+    if (allowed) {
+      out.append(text.data() + start, i - start);
+    } else {
+      out.append(kind == common::v1::TEXT_TOKEN ? "_" : "\xEF\xBF\xBD");
+      if (cp < 0) i = start + 1;  // resynchronise after a malformed byte
+    }
+  }
+  return out;
+}
+
+void Fit(google::protobuf::Message* m, int depth) {
+  if (depth > kMaxDepth) return;
+  const Reflection* r = m->GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  r->ListFields(*m, &fields);
+  for (const FieldDescriptor* f : fields) {
+    const auto& b = f->options().GetExtension(common::v1::bounds);
+    const int n = f->is_repeated() ? r->FieldSize(*m, f) : 1;
+    if (f->is_repeated() && b.max_items() > 0 && static_cast<uint32_t>(n) > b.max_items()) {
+      for (int extra = n - static_cast<int>(b.max_items()); extra > 0; --extra) {
+        r->RemoveLast(m, f);
+      }
+    }
+    const int kept = f->is_repeated() ? r->FieldSize(*m, f) : 1;
+    for (int i = 0; i < kept; ++i) {
+      if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING &&
+          f->type() == FieldDescriptor::TYPE_STRING) {
+        std::string value = f->is_repeated() ? r->GetRepeatedString(*m, f, i) : r->GetString(*m, f);
+        std::string fitted = Cleaned(value, b.text());
+        if (b.max_bytes() > 3 && fitted.size() > b.max_bytes()) {
+          fitted = Truncated(fitted, b.max_bytes() - 3);
+        }
+        if (fitted != value) {
+          if (f->is_repeated()) {
+            r->SetRepeatedString(m, f, i, std::move(fitted));
+          } else {
+            r->SetString(m, f, std::move(fitted));
+          }
+        }
+      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING && b.max_bytes() > 0) {
+        std::string value = f->is_repeated() ? r->GetRepeatedString(*m, f, i) : r->GetString(*m, f);
+        if (value.size() > b.max_bytes()) {
+          value.resize(b.max_bytes());
+          if (f->is_repeated()) {
+            r->SetRepeatedString(m, f, i, std::move(value));
+          } else {
+            r->SetString(m, f, std::move(value));
+          }
+        }
+      } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && !f->is_map()) {
+        Message* sub = f->is_repeated() ? r->MutableRepeatedMessage(m, f, i)
+                                        : r->MutableMessage(m, f);
+        if (!IsWellKnown(sub->GetDescriptor())) Fit(sub, depth + 1);
+        if (b.max_bytes() > 0 && sub->ByteSizeLong() > b.max_bytes()) sub->Clear();
+      }
+    }
+  }
+}
+
 bool NeedsDeclaration(const FieldDescriptor* f, const common::v1::Bounds& b) {
   if (f->is_map()) {
     if (b.max_items() == 0) return true;
@@ -311,6 +384,8 @@ std::vector<std::string> UnboundedFields(const Descriptor* request) {
   CollectUnbounded(request, &seen, &out);
   return out;
 }
+
+void FitToBounds(Message* message) { Fit(message, 0); }
 
 bool IsHumanLine(absl::string_view text) { return IsHuman(text, false); }
 bool IsHumanText(absl::string_view text) { return IsHuman(text, true); }

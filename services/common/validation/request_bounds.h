@@ -30,6 +30,13 @@ namespace orchestrator {
 // and never echoing the value.
 absl::Status CheckRequestBounds(const google::protobuf::Message& request);
 
+// For a client that produces what it sends (the runner reporting an agent's
+// output): `message` clipped to the same declared bounds, so the mesh never
+// has to refuse it. Strings are cut on a character boundary (with an
+// ellipsis), made valid UTF-8, and stripped of what their text kind forbids;
+// repeated fields lose their tail; an oversized message field is cleared.
+void FitToBounds(google::protobuf::Message* message);
+
 // The fields reachable from `request` that a request could carry unbounded
 // (a string, bytes, repeated, map, Duration or well-known message field
 // without a declaration), as "pkg.Message.field"; empty when the contract is

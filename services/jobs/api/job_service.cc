@@ -3,6 +3,7 @@
 #include <deque>
 
 #include "absl/strings/str_cat.h"
+#include "services/common/peers/serve_for_project.h"
 #include "services/common/rpc/serve_unary.h"
 #include "services/common/validation/fields.h"
 #include "services/jobs/engine/demo_handlers.h"
@@ -227,10 +228,12 @@ class WatchJobsReactor final : public WatchStream<v1::WatchJobsResponse, WatchJo
     if (auto s = CheckToken("owner_id", req_.owner_id()); !s.ok()) return End(s);
     if (auto s = CheckToken("project_id", req_.project_id()); !s.ok()) return End(s);
     caller_ = *caller;
+    auto owner = OwnerFilter(caller_, req_.owner_id());
+    if (!owner.ok()) return End(owner.status());
     std::weak_ptr<WatchJobsReactor> weak = self_;
     absl::MutexLock lock(&mu_);
     subscription_ = shared_->hub->SubscribeOwner(JobEventHub::OwnerSubscriber{
-        OwnerFilter(caller_, req_.owner_id()),
+        *owner,
         [weak](const JobNotice& n) {
           if (auto s = weak.lock()) s->OnNotice(n);
         },
@@ -318,6 +321,21 @@ class WatchJobsReactor final : public WatchStream<v1::WatchJobsResponse, WatchJo
   bool fetching_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// What EnqueueDemoJob checks before anything is read or written.
+absl::Status CheckDemoRequest(const JobServiceOptions& options,
+                              const v1::EnqueueDemoJobRequest& req) {
+  if (!options.demo_jobs) {
+    return absl::FailedPreconditionError(
+        "demo jobs are disabled on this server; start it with --demo_jobs");
+  }
+  if (auto s = ValidateDemoParams(req.kind(), req.params()); !s.ok()) return s;
+  if (req.max_attempts() < 0 || req.max_attempts() > 100) {
+    return InvalidField("max_attempts", "must be between 1 and 100 (0 = default 3)");
+  }
+  if (auto s = CheckToken("request_id", req.request_id()); !s.ok()) return s;
+  return CheckToken("project_id", req.project_id());
+}
+
 }  // namespace
 
 JobServiceImpl::JobServiceImpl(std::shared_ptr<JobBoard> board, std::shared_ptr<PgJobStore> store,
@@ -388,32 +406,25 @@ grpc::ServerUnaryReactor* JobServiceImpl::RetryJob(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* JobServiceImpl::EnqueueDemoJob(grpc::CallbackServerContext* ctx,
                                                          const v1::EnqueueDemoJobRequest* req,
                                                          v1::EnqueueDemoJobResponse* resp) {
-  return ServeUnary(ctx, *shared_->executor, [this, req, resp](const Principal& caller) {
-    if (!shared_->options.demo_jobs) {
-      return absl::FailedPreconditionError(
-          "demo jobs are disabled on this server; start it with --demo_jobs");
-    }
-    bool known = false;
-    for (const char* k : kDemoKinds) known = known || req->kind() == k;
-    if (!known) {
-      return InvalidField("kind", absl::StrCat("'", req->kind(),
-                                               "' is not one of demo.sleep, demo.fail, demo.noop"));
-    }
-    if (req->max_attempts() < 0 || req->max_attempts() > 100) {
-      return InvalidField("max_attempts", "must be between 1 and 100 (0 = default 3)");
-    }
-    if (auto s = CheckToken("request_id", req->request_id()); !s.ok()) return s;
-    if (auto s = CheckToken("project_id", req->project_id()); !s.ok()) return s;
-    EnqueueRequest e;
-    e.kind = req->kind();
-    e.owner_id = caller.user_id;
-    e.project_id = req->project_id();
-    e.params = req->params();
-    e.request_id = req->request_id();
-    e.max_attempts = req->max_attempts() == 0 ? 3 : req->max_attempts();
-    return FillResponse(shared_->store->Enqueue(e, absl::Now()),
-                        [resp](v1::Job j) { *resp->mutable_job() = std::move(j); });
-  });
+  // Bad input is refused before anyone is asked about the project.
+  if (auto s = CheckDemoRequest(shared_->options, *req); !s.ok()) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(s));
+    return reactor;
+  }
+  return ServeUnaryForProject(ctx, shared_->executor, shared_->options.projects.get(), "project_id",
+                              req->project_id(), [this, req, resp](const Principal& caller) {
+                                EnqueueRequest e;
+                                e.kind = req->kind();
+                                e.owner_id = caller.user_id;
+                                e.project_id = req->project_id();
+                                e.params = req->params();
+                                e.request_id = req->request_id();
+                                e.max_attempts = req->max_attempts() == 0 ? 3 : req->max_attempts();
+                                return FillResponse(
+                                    shared_->store->Enqueue(e, absl::Now()),
+                                    [resp](v1::Job j) { *resp->mutable_job() = std::move(j); });
+                              });
 }
 
 }  // namespace orchestrator::jobs

@@ -4,6 +4,7 @@
 
 #include "orchestrator/jobs/v1/jobs.grpc.pb.h"
 #include "services/common/executor/bounded_executor.h"
+#include "services/common/peers/project_visibility.h"
 #include "services/jobs/domain/job_board.h"
 #include "services/jobs/store/job_event_hub.h"
 #include "services/jobs/store/pg_job_store.h"
@@ -12,6 +13,9 @@ namespace orchestrator::jobs {
 
 struct JobServiceOptions {
   bool demo_jobs = false;
+  // Checks that the caller may see a project id a request names, through
+  // ProjectService; null where projects cannot be reached (such ids are refused).
+  ProjectVisibilityPtr projects = nullptr;
   // Live events a watcher may have queued before it falls back to reading
   // from the database (WatchJob) or is ended with RESOURCE_EXHAUSTED
   // (WatchJobs), so one slow client never holds memory or others up.

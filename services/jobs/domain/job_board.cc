@@ -2,6 +2,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "services/common/pagination/page_budget.h"
 #include "services/common/validation/fields.h"
 
 namespace orchestrator::jobs {
@@ -40,7 +41,9 @@ absl::StatusOr<v1::ListJobsResponse> JobBoard::List(const Principal& caller,
         {"kind", req.kind()}}) {
     if (auto s = CheckToken(field, value); !s.ok()) return s;
   }
-  JobFilter filter{OwnerFilter(caller, req.owner_id()), req.project_id(), req.kind(), req.state()};
+  auto owner = OwnerFilter(caller, req.owner_id());
+  if (!owner.ok()) return owner.status();
+  JobFilter filter{*owner, req.project_id(), req.kind(), req.state()};
   const std::string filters =
       absl::StrCat("owner=", filter.owner_id, ";project=", filter.project_id, ";kind=", filter.kind,
                    ";state=", filter.state);
@@ -50,7 +53,18 @@ absl::StatusOr<v1::ListJobsResponse> JobBoard::List(const Principal& caller,
   auto rows = jobs_->List(filter, *page);
   if (!rows.ok()) return rows.status();
   v1::ListJobsResponse out;
-  for (auto& j : rows->jobs) *out.add_jobs() = std::move(j);
+  PageBudget budget;
+  for (auto& j : rows->jobs) {
+    if (!budget.Take(j)) {
+      // Full by size: the next page starts after the last job sent (keys as the store's).
+      const v1::Job& last = out.jobs(out.jobs_size() - 1);
+      const int64_t micros =
+          last.create_time().seconds() * 1000000 + last.create_time().nanos() / 1000;
+      out.set_next_page_token(MakePageToken(filters, {absl::StrCat(micros), last.id()}));
+      return out;
+    }
+    *out.add_jobs() = std::move(j);
+  }
   if (!rows->last_keys.empty()) out.set_next_page_token(MakePageToken(filters, rows->last_keys));
   return out;
 }
@@ -72,9 +86,13 @@ absl::StatusOr<v1::ListJobEventsResponse> JobBoard::ListEvents(
   if (!events.ok()) return events.status();
   v1::ListJobEventsResponse out;
   const int n = std::min<int>(events->size(), page->page_size);
-  for (int i = 0; i < n; ++i) *out.add_events() = std::move((*events)[i]);
-  if (static_cast<int>(events->size()) > page->page_size) {
-    out.set_next_page_token(MakePageToken(filters, {std::to_string(out.events(n - 1).sequence())}));
+  PageBudget budget;
+  for (int i = 0; i < n && budget.Take((*events)[i]); ++i) {
+    *out.add_events() = std::move((*events)[i]);
+  }
+  if (static_cast<int>(events->size()) > out.events_size()) {
+    out.set_next_page_token(
+        MakePageToken(filters, {std::to_string(out.events(out.events_size() - 1).sequence())}));
   }
   return out;
 }

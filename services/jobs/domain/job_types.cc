@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "services/common/validation/request_bounds.h"
+
 namespace orchestrator::jobs {
 
 absl::Duration BackoffPolicy::Delay(int32_t attempt, double jitter01) const {
@@ -24,6 +26,35 @@ bool IsTransient(absl::StatusCode code) {
     default:
       return false;
   }
+}
+
+google::protobuf::Struct BoundedResult(google::protobuf::Struct result) {
+  const size_t bytes = result.ByteSizeLong();
+  if (bytes <= kMaxResultBytes) return result;
+  google::protobuf::Struct marker;
+  (*marker.mutable_fields())["truncated"].set_bool_value(true);
+  (*marker.mutable_fields())["bytes"].set_number_value(static_cast<double>(bytes));
+  return marker;
+}
+
+absl::Status BoundedError(const absl::Status& error) {
+  if (error.message().size() <= kMaxErrorMessageBytes) return error;
+  return absl::Status(error.code(), Truncated(error.message(), kMaxErrorMessageBytes));
+}
+
+v1::JobEvent BoundedEvent(v1::JobEvent event) {
+  if (event.has_progress() && event.progress().message().size() > kMaxProgressMessageBytes) {
+    event.mutable_progress()->set_message(
+        Truncated(event.progress().message(), kMaxProgressMessageBytes));
+  }
+  if (event.has_log_line()) {
+    auto* line = event.mutable_log_line();
+    if (line->text().size() > kMaxLogTextBytes) {
+      line->set_text(Truncated(line->text(), kMaxLogTextBytes));
+    }
+    if (line->source().size() > 128) line->set_source(Truncated(line->source(), 128));
+  }
+  return event;
 }
 
 bool IsTerminal(v1::JobState state) {

@@ -45,4 +45,18 @@ bool IsTransient(absl::StatusCode code);
 
 bool IsTerminal(v1::JobState state);
 
+// Bounds on what handlers write: no request field bounds these, so one
+// handler's output can never outgrow a page of ListJobs or ListJobEvents.
+inline constexpr size_t kMaxResultBytes = 64 * 1024;
+inline constexpr size_t kMaxErrorMessageBytes = 4 * 1024;
+inline constexpr size_t kMaxProgressMessageBytes = 1024;
+inline constexpr size_t kMaxLogTextBytes = 16 * 1024;
+
+// A result over kMaxResultBytes becomes {"truncated": true, "bytes": N}.
+google::protobuf::Struct BoundedResult(google::protobuf::Struct result);
+// The error with its message cut to kMaxErrorMessageBytes (ending in "…").
+absl::Status BoundedError(const absl::Status& error);
+// A progress or log event with its text cut (ending in "…").
+v1::JobEvent BoundedEvent(v1::JobEvent event);
+
 }  // namespace orchestrator::jobs

@@ -475,7 +475,8 @@ absl::StatusOr<absl::flat_hash_map<std::string, bool>> PgJobStore::Heartbeat(
 }
 
 absl::Status PgJobStore::AppendEvent(const std::string& worker_id, const std::string& job_id,
-                                     const v1::JobEvent& event, absl::Time now) {
+                                     const v1::JobEvent& unbounded, absl::Time now) {
+  const v1::JobEvent event = BoundedEvent(unbounded);
   std::string body;
   int percent = 0;
   std::string message;
@@ -505,11 +506,12 @@ absl::StatusOr<bool> PgJobStore::Finish(const std::string& worker_id, const v1::
   change.set_to_state(outcome.state);
   change.set_attempt(job.attempt());
   std::optional<std::string> result, code, message;
-  if (outcome.state == v1::JOB_STATE_SUCCEEDED) result = ToJson(outcome.result);
+  if (outcome.state == v1::JOB_STATE_SUCCEEDED) result = ToJson(BoundedResult(outcome.result));
   if (!outcome.error.ok()) {
-    code = std::to_string(static_cast<int>(outcome.error.code()));
-    message = std::string(outcome.error.message());
-    change.mutable_error()->set_code(static_cast<int32_t>(outcome.error.code()));
+    const absl::Status error = BoundedError(outcome.error);
+    code = std::to_string(static_cast<int>(error.code()));
+    message = std::string(error.message());
+    change.mutable_error()->set_code(static_cast<int32_t>(error.code()));
     change.mutable_error()->set_message(*message);
   }
   if (outcome.state == v1::JOB_STATE_QUEUED) {
@@ -531,7 +533,7 @@ absl::StatusOr<std::vector<std::string>> PgJobStore::FinishSucceeded(
   for (const auto& a : attempts) {
     ids.push_back(a.job_id);
     numbers.push_back(std::to_string(a.attempt));
-    results.push_back(ToJson(a.result));
+    results.push_back(ToJson(BoundedResult(a.result)));
   }
   auto r = pool_->Exec(kFinishSucceeded,
                        {Micros(now), TextArray(ids), "{" + absl::StrJoin(numbers, ",") + "}",

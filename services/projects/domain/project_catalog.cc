@@ -1,12 +1,19 @@
 #include "services/projects/domain/project_catalog.h"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "services/common/pagination/page_budget.h"
 #include "services/common/validation/fields.h"
 
 namespace orchestrator::projects {
@@ -38,24 +45,73 @@ absl::Status ValidateStatus(absl::string_view field, int status, bool allow_unsp
   return absl::OkStatus();
 }
 
-absl::Status ValidateTemplateId(absl::string_view field, absl::string_view id) {
-  if (id.size() > 128) return InvalidField(field, "is longer than 128 characters");
-  for (char c : id) {
-    if (!IsLowerAlnum(c) && c != '-' && c != '_' && c != '.' && c != '/') {
-      return InvalidField(field, "may contain only a-z, 0-9, '-', '_', '.' and '/'");
-    }
-  }
-  return absl::OkStatus();
+enum class HostKind { kInvalid, kPublic, kLocal };
+
+bool IsLocalIpv4(const unsigned char b[4]) {
+  return b[0] == 0 || b[0] == 10 || b[0] == 127 || (b[0] == 100 && (b[1] & 0xc0) == 64) ||
+         (b[0] == 169 && b[1] == 254) || (b[0] == 172 && (b[1] & 0xf0) == 16) ||
+         (b[0] == 192 && b[1] == 168) || b[0] >= 224;
 }
 
-absl::Status ValidateMutableField(const v1::Project& p, absl::string_view path) {
+// Whether `host` is a host name or address a repository may live at. Only
+// canonical forms count as addresses ("127.1" or "2130706433" are neither
+// names nor addresses), so no spelling of a local address slips through.
+HostKind ClassifyHost(absl::string_view host) {
+  if (host.empty() || host.size() > 253) return HostKind::kInvalid;
+  if (host.front() == '[') {
+    if (host.back() != ']') return HostKind::kInvalid;
+    const std::string literal(host.substr(1, host.size() - 2));
+    unsigned char b[16];
+    if (inet_pton(AF_INET6, literal.c_str(), b) != 1) return HostKind::kInvalid;
+    static constexpr unsigned char kZero[16] = {};
+    const bool unspecified_or_loopback = std::memcmp(b, kZero, 15) == 0 && b[15] <= 1;
+    const bool v4_mapped = std::memcmp(b, kZero, 10) == 0 && b[10] == 0xff && b[11] == 0xff;
+    if (unspecified_or_loopback || (b[0] & 0xfe) == 0xfc ||
+        (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || b[0] == 0xff ||
+        (v4_mapped && IsLocalIpv4(b + 12))) {
+      return HostKind::kLocal;
+    }
+    return HostKind::kPublic;
+  }
+  const std::string name = absl::AsciiStrToLower(host);
+  unsigned char b[4];
+  if (inet_pton(AF_INET, name.c_str(), b) == 1) {
+    return IsLocalIpv4(b) ? HostKind::kLocal : HostKind::kPublic;
+  }
+  in_addr legacy;
+  if (inet_aton(name.c_str(), &legacy) != 0) return HostKind::kInvalid;  // "0x7f000001", "127.1"
+  size_t label_start = 0;
+  for (size_t i = 0; i <= name.size(); ++i) {
+    if (i < name.size() && name[i] != '.') {
+      const char c = name[i];
+      if (!absl::ascii_isalnum(c) && c != '-') return HostKind::kInvalid;
+      continue;
+    }
+    const absl::string_view label = absl::string_view(name).substr(label_start, i - label_start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+      return HostKind::kInvalid;
+    }
+    label_start = i + 1;
+  }
+  // The top-level label of a name is never all digits (that is an address).
+  const absl::string_view tld = absl::string_view(name).substr(name.rfind('.') + 1);
+  if (std::all_of(tld.begin(), tld.end(), absl::ascii_isdigit)) return HostKind::kInvalid;
+  if (name == "localhost" || absl::EndsWith(name, ".localhost") || absl::EndsWith(name, ".local") ||
+      absl::EndsWith(name, ".internal")) {
+    return HostKind::kLocal;
+  }
+  return HostKind::kPublic;
+}
+
+absl::Status ValidateMutableField(const v1::Project& p, absl::string_view path,
+                                  const RepositoryUrlPolicy& urls) {
   if (path == "display_name")
     return CheckText("project.display_name", p.display_name(), kMaxDisplayName);
   if (path == "description")
     return CheckText("project.description", p.description(), kMaxDescription);
   if (path == "status") return ValidateStatus("project.status", p.status(), false);
   if (path == "repository_url")
-    return ValidateRepositoryUrl("project.repository_url", p.repository_url());
+    return ValidateRepositoryUrl("project.repository_url", p.repository_url(), urls);
   if (path == "template_id") return ValidateTemplateId("project.template_id", p.template_id());
   return InvalidField("update_mask", absl::StrCat("unknown field '", path, "'"));
 }
@@ -69,6 +125,31 @@ std::string SecretAssociatedData(absl::string_view project_id, absl::string_view
 }
 
 }  // namespace
+
+absl::Status ValidateTemplateId(absl::string_view field, absl::string_view id) {
+  if (id.empty()) return absl::OkStatus();
+  constexpr absl::string_view kShape = "must look like 'python-http' or 'python-http@1.2.0'";
+  if (id.size() > 128) return InvalidField(field, "is longer than 128 characters");
+  const size_t at = id.find('@');
+  const absl::string_view name = id.substr(0, at);
+  if (name.empty() || !IsLowerAlnum(name.front())) return InvalidField(field, kShape);
+  for (char c : name) {
+    if (!IsLowerAlnum(c) && c != '-' && c != '_') return InvalidField(field, kShape);
+  }
+  if (at == absl::string_view::npos) return absl::OkStatus();
+  // A version: letters, digits, '.', '-', '_', starting with a letter or digit.
+  const absl::string_view version = id.substr(at + 1);
+  if (version.empty() || !absl::ascii_isalnum(version.front()) ||
+      absl::StrContains(version, "..")) {
+    return InvalidField(field, kShape);
+  }
+  for (char c : version) {
+    if (!absl::ascii_isalnum(c) && c != '.' && c != '-' && c != '_') {
+      return InvalidField(field, kShape);
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ValidateProjectName(absl::string_view field, absl::string_view name) {
   if (name.empty()) return InvalidField(field, "is required");
@@ -102,27 +183,90 @@ absl::Status ValidateSecretName(absl::string_view field, absl::string_view name)
   return absl::OkStatus();
 }
 
-absl::Status ValidateRepositoryUrl(absl::string_view field, absl::string_view url) {
+absl::Status ValidateRepositoryUrl(absl::string_view field, absl::string_view url,
+                                   const RepositoryUrlPolicy& policy) {
   if (url.empty()) return absl::OkStatus();
   if (url.size() > kMaxRepositoryUrl) {
     return InvalidField(field, absl::StrCat("is longer than ", kMaxRepositoryUrl, " characters"));
   }
   for (unsigned char c : url) {
-    if (c <= 0x20 || c == 0x7f)
-      return InvalidField(field, "must not contain spaces or control characters");
+    if (c <= 0x20 || c >= 0x7f)
+      return InvalidField(field, "must not contain spaces, control or non-ASCII characters");
   }
-  for (absl::string_view scheme : {"https://", "http://", "ssh://", "git://", "file:///"}) {
-    if (absl::StartsWith(url, scheme) && url.size() > scheme.size()) return absl::OkStatus();
+  constexpr absl::string_view kShape =
+      "must be an https://host/path, ssh://[user@]host/path or user@host:path URL";
+  absl::string_view authority, path;
+  bool ssh = false, http = false;
+  if (const size_t scheme_end = url.find("://"); scheme_end != absl::string_view::npos) {
+    const absl::string_view scheme = url.substr(0, scheme_end);
+    ssh = scheme == "ssh";
+    http = scheme == "http";
+    if (scheme != "https" && !ssh && !(http && policy.allow_local_hosts)) {
+      return InvalidField(field, kShape);
+    }
+    const absl::string_view rest = url.substr(scheme_end + 3);
+    const size_t slash = rest.find('/');
+    if (slash == absl::string_view::npos) return InvalidField(field, kShape);
+    authority = rest.substr(0, slash);
+    path = rest.substr(slash + 1);
+  } else {
+    // scp-like syntax: user@host:path (never a password: there is no place for one).
+    ssh = true;
+    const size_t colon = url.find(':');
+    const size_t at = url.find('@');
+    if (at == absl::string_view::npos || colon == absl::string_view::npos || colon < at) {
+      return InvalidField(field, kShape);
+    }
+    authority = url.substr(0, colon);
+    path = url.substr(colon + 1);
   }
-  // scp-like syntax: user@host:path
-  size_t at = url.find('@');
-  size_t colon = url.find(':');
-  if (at != absl::string_view::npos && colon != absl::string_view::npos && at > 0 &&
-      colon > at + 1 && colon + 1 < url.size()) {
-    return absl::OkStatus();
+  if (path.empty() || path.front() == '-') return InvalidField(field, kShape);
+  absl::string_view host = authority;
+  if (const size_t at = authority.rfind('@'); at != absl::string_view::npos) {
+    const absl::string_view userinfo = authority.substr(0, at);
+    host = authority.substr(at + 1);
+    // Credentials in a URL are stored and shown to everyone who can read the
+    // project; they belong in a project secret.
+    if (!ssh) {
+      return InvalidField(field, "must not carry credentials (user@); store them as a secret");
+    }
+    if (userinfo.find(':') != absl::string_view::npos) {
+      return InvalidField(field, "must not carry a password; store it as a secret");
+    }
+    if (userinfo.empty() || userinfo.front() == '-') return InvalidField(field, kShape);
+    for (char c : userinfo) {
+      if (!absl::ascii_isalnum(c) && c != '.' && c != '_' && c != '-') {
+        return InvalidField(field, kShape);
+      }
+    }
   }
-  return InvalidField(
-      field, "must be an https://, http://, ssh://, git://, file:/// or user@host:path URL");
+  if (!host.empty() && host.front() != '[') {
+    if (const size_t colon = host.rfind(':'); colon != absl::string_view::npos) {
+      int port = 0;
+      if (!absl::SimpleAtoi(host.substr(colon + 1), &port) || port < 1 || port > 65535) {
+        return InvalidField(field, "has a bad port");
+      }
+      host = host.substr(0, colon);
+    }
+  } else if (const size_t close = host.find(']'); close != absl::string_view::npos) {
+    const absl::string_view port = host.substr(close + 1);
+    int n = 0;
+    if (!port.empty() &&
+        (port.front() != ':' || !absl::SimpleAtoi(port.substr(1), &n) || n < 1 || n > 65535)) {
+      return InvalidField(field, "has a bad port");
+    }
+    host = host.substr(0, close + 1);
+  }
+  auto kind = ClassifyHost(host);
+  if (kind == HostKind::kInvalid) return InvalidField(field, "has no valid host name");
+  if (kind == HostKind::kLocal && !policy.allow_local_hosts) {
+    return InvalidField(field,
+                        "must name a public host, not a loopback, link-local or private address");
+  }
+  if (http && kind != HostKind::kLocal) {
+    return InvalidField(field, "must use https:// (plain http:// only for local hosts)");
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::Project> ProjectCatalog::Visible(const Principal& caller,
@@ -146,7 +290,7 @@ absl::StatusOr<v1::Project> ProjectCatalog::Create(const Principal& caller,
   if (auto s = ValidateProjectName("project.name", in.name()); !s.ok()) return s;
   for (absl::string_view path : MutableFields()) {
     if (path == "status") continue;
-    if (auto s = ValidateMutableField(in, path); !s.ok()) return s;
+    if (auto s = ValidateMutableField(in, path, options_.repository_urls); !s.ok()) return s;
   }
   if (auto s = ValidateStatus("project.status", in.status(), true); !s.ok()) return s;
   if (auto s = CheckToken("request_id", req.request_id()); !s.ok()) return s;
@@ -178,7 +322,9 @@ absl::StatusOr<v1::ListProjectsResponse> ProjectCatalog::List(const Principal& c
                                                               const v1::ListProjectsRequest& req) {
   if (auto s = ValidateStatus("status", req.status(), true); !s.ok()) return s;
   if (auto s = CheckToken("owner_id", req.owner_id()); !s.ok()) return s;
-  ProjectFilter filter{OwnerFilter(caller, req.owner_id()), req.status()};
+  auto owner = OwnerFilter(caller, req.owner_id());
+  if (!owner.ok()) return owner.status();
+  ProjectFilter filter{*owner, req.status()};
   const std::string filters = ListFilters(filter.owner_id, filter.status);
   auto page =
       ParsePageRequest(req.page_size(), req.page_token(), filters, kDefaultPageSize, kMaxPageSize);
@@ -186,7 +332,18 @@ absl::StatusOr<v1::ListProjectsResponse> ProjectCatalog::List(const Principal& c
   auto rows = store_->List(filter, *page);
   if (!rows.ok()) return rows.status();
   v1::ListProjectsResponse out;
-  for (auto& p : rows->items) *out.add_projects() = std::move(p);
+  PageBudget budget;
+  for (auto& p : rows->items) {
+    if (!budget.Take(p)) {
+      // Full by size: the next page starts after the last project sent.
+      const v1::Project& last = out.projects(out.projects_size() - 1);
+      const int64_t micros =
+          last.create_time().seconds() * 1000000 + last.create_time().nanos() / 1000;
+      out.set_next_page_token(MakePageToken(filters, {absl::StrCat(micros), last.id()}));
+      return out;
+    }
+    *out.add_projects() = std::move(p);
+  }
   if (!rows->last_keys.empty()) out.set_next_page_token(MakePageToken(filters, rows->last_keys));
   return out;
 }
@@ -219,7 +376,7 @@ absl::StatusOr<v1::Project> ProjectCatalog::Update(const Principal& caller,
     }
   }
   for (const auto& path : fields) {
-    if (auto s = ValidateMutableField(in, path); !s.ok()) return s;
+    if (auto s = ValidateMutableField(in, path, options_.repository_urls); !s.ok()) return s;
   }
   auto current = Visible(caller, "project.id", in.id());
   if (!current.ok()) return current.status();

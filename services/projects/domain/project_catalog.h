@@ -11,13 +11,25 @@
 
 namespace orchestrator::projects {
 
+// Which repository URLs a project may record. Strict by default: https://
+// and ssh:// (or user@host:path) to public hosts, never a password.
+struct RepositoryUrlPolicy {
+  // Also loopback, link-local and private hosts, and plain http:// to them
+  // (a git server on the operator's own machine or network).
+  bool allow_local_hosts = false;
+};
+
+struct CatalogOptions {
+  RepositoryUrlPolicy repository_urls;
+};
+
 // The rules of ProjectService, independent of gRPC: validation (errors name
 // the field), owner scoping (another owner's project is NOT_FOUND), field
 // masks, and sealing secret values before they reach the store.
 class ProjectCatalog final {
  public:
-  ProjectCatalog(ProjectStorePtr store, SecretBox secrets)
-      : store_(std::move(store)), secrets_(std::move(secrets)) {}
+  ProjectCatalog(ProjectStorePtr store, SecretBox secrets, CatalogOptions options = {})
+      : store_(std::move(store)), secrets_(std::move(secrets)), options_(options) {}
 
   absl::StatusOr<v1::Project> Create(const Principal& caller, const v1::CreateProjectRequest& req);
   absl::StatusOr<v1::Project> Get(const Principal& caller, const v1::GetProjectRequest& req);
@@ -41,11 +53,16 @@ class ProjectCatalog final {
 
   ProjectStorePtr store_;
   SecretBox secrets_;
+  const CatalogOptions options_;
 };
 
 // Field checks, exposed for unit tests. Each error names the field.
 absl::Status ValidateProjectName(absl::string_view field, absl::string_view name);
 absl::Status ValidateSecretName(absl::string_view field, absl::string_view name);
-absl::Status ValidateRepositoryUrl(absl::string_view field, absl::string_view url);
+absl::Status ValidateRepositoryUrl(absl::string_view field, absl::string_view url,
+                                   const RepositoryUrlPolicy& policy = {});
+// A template id: "python-http" or "python-http@1.2.0" (no slashes, no dots
+// outside the version).
+absl::Status ValidateTemplateId(absl::string_view field, absl::string_view id);
 
 }  // namespace orchestrator::projects

@@ -130,6 +130,51 @@ TEST_F(ProjectServiceTest, BadInputIsInvalidArgumentNamingTheFieldAndChangesNoth
   EXPECT_THAT(s.error_message(), HasSubstr("page_size"));
 }
 
+TEST_F(ProjectServiceTest, LocalFilesLocalHostsPasswordsAndPathTemplatesAreRefused) {
+  v1::Project created;
+  ASSERT_TRUE(Create(alice_, "careful", &created).ok());
+  for (const char* url : {"file:///etc/passwd", "http://127.0.0.1:54329/",
+                          "https://user:hunter2@git.example.com/a.git", "https://[::1]/a.git",
+                          "https://169.254.169.254/latest"}) {
+    v1::CreateProjectRequest create;
+    create.mutable_project()->set_name("other");
+    create.mutable_project()->set_repository_url(url);
+    v1::CreateProjectResponse made;
+    grpc::Status s = stub_->CreateProject(TestMesh::Context(alice_).get(), create, &made);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << url;
+    EXPECT_THAT(s.error_message(), HasSubstr("project.repository_url")) << url;
+    EXPECT_THAT(s.error_message(), Not(HasSubstr("hunter2")));
+
+    v1::UpdateProjectRequest update;
+    update.mutable_project()->set_id(created.id());
+    update.mutable_project()->set_repository_url(url);
+    update.mutable_update_mask()->add_paths("repository_url");
+    v1::UpdateProjectResponse updated;
+    s = stub_->UpdateProject(TestMesh::Context(alice_).get(), update, &updated);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << url;
+  }
+  v1::UpdateProjectRequest update;
+  update.mutable_project()->set_id(created.id());
+  update.mutable_project()->set_template_id("../../etc/passwd");
+  update.mutable_update_mask()->add_paths("template_id");
+  v1::UpdateProjectResponse updated;
+  grpc::Status s = stub_->UpdateProject(TestMesh::Context(alice_).get(), update, &updated);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("project.template_id"));
+
+  v1::Project got;
+  ASSERT_TRUE(Get(alice_, created.id(), &got).ok());
+  EXPECT_EQ(got.repository_url(), "");
+  EXPECT_EQ(got.template_id(), "");
+  update.mutable_project()->set_template_id("python-http@1.2.0");
+  update.mutable_project()->set_repository_url("git@github.com:alice/careful.git");
+  update.mutable_update_mask()->add_paths("repository_url");
+  s = stub_->UpdateProject(TestMesh::Context(alice_).get(), update, &updated);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(updated.project().template_id(), "python-http@1.2.0");
+  EXPECT_EQ(updated.project().repository_url(), "git@github.com:alice/careful.git");
+}
+
 TEST_F(ProjectServiceTest, DuplicateNamesPerOwnerAreAlreadyExistsButOtherOwnersMayReuseThem) {
   ASSERT_TRUE(Create(alice_, "blog", nullptr).ok());
   grpc::Status dup = Create(alice_, "blog", nullptr);
@@ -173,6 +218,40 @@ TEST_F(ProjectServiceTest, OwnersSeeOnlyTheirOwnProjects) {
   ASSERT_TRUE(
       stub_->ListProjects(TestMesh::Context(mesh_.admin_token()).get(), list, &everyone).ok());
   EXPECT_EQ(everyone.projects_size(), 1);  // admins see every owner's
+}
+
+TEST_F(ProjectServiceTest, NamingAnotherOwnerIsRefusedTheSameWhetherOrNotTheyExist) {
+  v1::Project bobs;
+  ASSERT_TRUE(Create(bob_, "bobs-own", &bobs).ok());
+  v1::Project alices;
+  ASSERT_TRUE(Create(alice_, "alices", &alices).ok());
+  // Never bob's own projects passed off as the answer, never alice's.
+  grpc::Status answers[2];
+  int i = 0;
+  for (const std::string& owner : {alice_id_, std::string("usr_nobody")}) {
+    v1::ListProjectsRequest list;
+    list.set_owner_id(owner);
+    v1::ListProjectsResponse resp;
+    answers[i] = stub_->ListProjects(TestMesh::Context(bob_).get(), list, &resp);
+    EXPECT_EQ(answers[i].error_code(), grpc::StatusCode::PERMISSION_DENIED) << owner;
+    EXPECT_THAT(answers[i].error_message(), HasSubstr("owner_id"));
+    EXPECT_EQ(resp.projects_size(), 0);
+    ++i;
+  }
+  EXPECT_EQ(answers[0].error_message(), answers[1].error_message());
+
+  v1::ListProjectsRequest own;
+  own.set_owner_id(bob_id_);  // naming oneself is fine
+  v1::ListProjectsResponse resp;
+  ASSERT_TRUE(stub_->ListProjects(TestMesh::Context(bob_).get(), own, &resp).ok());
+  ASSERT_EQ(resp.projects_size(), 1);
+  EXPECT_EQ(resp.projects(0).id(), bobs.id());
+  v1::ListProjectsRequest by_admin;
+  by_admin.set_owner_id(alice_id_);
+  ASSERT_TRUE(
+      stub_->ListProjects(TestMesh::Context(mesh_.admin_token()).get(), by_admin, &resp).ok());
+  ASSERT_EQ(resp.projects_size(), 1);
+  EXPECT_EQ(resp.projects(0).id(), alices.id());
 }
 
 TEST_F(ProjectServiceTest, PaginationWalksEveryProjectOnceNewestFirst) {

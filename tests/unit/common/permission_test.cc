@@ -1,3 +1,4 @@
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/common/auth/principal.h"
 
@@ -47,9 +48,20 @@ TEST(OwnerScope, AdminsSeeEveryoneOthersOnlyThemselves) {
   EXPECT_TRUE(CanSeeOwner(user, "u1"));
   EXPECT_FALSE(CanSeeOwner(user, "u2"));
   EXPECT_TRUE(CanSeeOwner(admin, "u2"));
-  EXPECT_EQ(OwnerFilter(user, "u2"), "u1");
-  EXPECT_EQ(OwnerFilter(admin, "u2"), "u2");
-  EXPECT_EQ(OwnerFilter(admin, ""), "");
+  EXPECT_EQ(*OwnerFilter(user, ""), "u1");
+  EXPECT_EQ(*OwnerFilter(user, "u1"), "u1");
+  EXPECT_EQ(*OwnerFilter(admin, "u2"), "u2");
+  EXPECT_EQ(*OwnerFilter(admin, ""), "");
+}
+
+TEST(OwnerScope, NonAdminNamingAnotherOwnerIsRefusedNotServedTheirOwnList) {
+  Principal user{.user_id = "u1"};
+  // The same answer whether or not the other owner exists: nothing leaks.
+  for (const char* other : {"u2", "usr_nobody"}) {
+    auto filter = OwnerFilter(user, other);
+    EXPECT_EQ(filter.status().code(), absl::StatusCode::kPermissionDenied);
+    EXPECT_THAT(filter.status().message(), ::testing::HasSubstr("owner_id"));
+  }
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "orchestrator/admin/v1/admin.pb.h"
 #include "orchestrator/agents/v1/agents.pb.h"
+#include "orchestrator/agents/v1/runner.pb.h"
 #include "orchestrator/jobs/v1/jobs.pb.h"
 #include "orchestrator/projects/v1/projects.pb.h"
 
@@ -153,6 +154,29 @@ TEST(RequestBounds, MapKeysAndValuesAreChecked) {
     (*req.mutable_config()->mutable_environment())["K" + std::to_string(i)] = "v";
   }
   ExpectRefused(req, "config.environment");
+}
+
+TEST(FitToBounds, WhatAnAgentProducedIsClippedUntilTheMeshAcceptsIt) {
+  agents::v1::ConnectRequest event;
+  auto* result = event.mutable_event()->mutable_tool_result();
+  result->set_call_id("call\x1b[1\n");
+  // Binary tool output: invalid UTF-8, and far over 64 KiB.
+  std::string output(200000, 'o');
+  output[70000] = '\xff';
+  output += "\xc3";  // a character cut in half
+  result->set_output(output);
+  EXPECT_FALSE(Check(event).ok());
+  FitToBounds(&event);
+  EXPECT_TRUE(Check(event).ok()) << Check(event);
+  EXPECT_TRUE(event.ParseFromString(event.SerializeAsString()));  // valid UTF-8 again
+  EXPECT_LE(event.event().tool_result().output().size(), 65536u);
+  EXPECT_EQ(event.event().tool_result().call_id().substr(0, 4), "call");
+
+  agents::v1::ConnectRequest text;
+  text.mutable_event()->mutable_text()->set_text(std::string(3 << 20, 't'));
+  FitToBounds(&text);
+  EXPECT_TRUE(Check(text).ok()) << Check(text);
+  EXPECT_GT(text.event().text().text().size(), 1000000u);  // cut, not emptied
 }
 
 TEST(RequestBounds, TruncatedCutsOnACharacterBoundary) {

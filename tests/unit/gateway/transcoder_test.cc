@@ -108,5 +108,19 @@ TEST(Utf8Test, RejectsWhatIsNotUtf8) {
   EXPECT_FALSE(IsValidUtf8("\xe2\x9c"));          // cut short
 }
 
+TEST(ContentType, OnlyJsonBodiesAreRead) {
+  for (const char* ok : {"application/json", "Application/JSON; charset=utf-8",
+                         "application/merge-patch+json", " application/json "}) {
+    EXPECT_TRUE(CheckJsonContentType(ok).ok()) << ok;
+  }
+  // A form (a browser's or `curl -d`'s default) is not JSON, nor is a body without a label.
+  for (const char* bad : {"application/x-www-form-urlencoded", "text/plain", "multipart/form-data",
+                          "text/xml", "", "json", "text/json+xml", "application/jsonx"}) {
+    auto s = CheckJsonContentType(bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(s.message(), HasSubstr("application/json")) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace orchestrator::gateway

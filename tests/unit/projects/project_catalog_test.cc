@@ -108,15 +108,68 @@ TEST_F(ProjectCatalogTest, UpdateMaskProblemsNameTheMask) {
 }
 
 TEST_F(ProjectCatalogTest, RepositoryUrlsAreChecked) {
-  for (const char* ok : {"https://github.com/a/b.git", "ssh://git@host/a.git",
-                         "git@github.com:a/b.git", "file:///var/lib/orchestrator/repos/a.git"}) {
+  for (const char* ok :
+       {"https://github.com/a/b.git", "https://git.example.com:8443/a/b", "ssh://git@host.io/a.git",
+        "ssh://host.io:2222/srv/a.git", "git@github.com:a/b.git", "https://[2001:db8::1]/a.git",
+        "https://93.184.216.34/a.git"}) {
     EXPECT_TRUE(ValidateRepositoryUrl("project.repository_url", ok).ok()) << ok;
   }
-  for (const char* bad : {"github.com/a/b", "https://", "ftp://x/y", "https://a b", "@:"}) {
+  for (const char* bad : {"github.com/a/b", "https://", "ftp://x/y", "https://a b",
+                          "@:", "git://github.com/a/b.git", "https://github.com", "host:a/b.git",
+                          "https://github.com:99999/a", "git@-oProxyCommand=x:a", "git@host:-x"}) {
     auto s = ValidateRepositoryUrl("project.repository_url", bad);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(s.message(), HasSubstr("project.repository_url")) << bad;
   }
+}
+
+TEST_F(ProjectCatalogTest, RepositoryUrlsNeverReachLocalFilesHostsOrCarryPasswords) {
+  // Every spelling of this machine, its network and local files is refused by default.
+  for (const char* bad : {"file:///etc/passwd",       "http://127.0.0.1:54329/",
+                          "https://127.0.0.1/a.git",  "https://localhost/a.git",
+                          "https://db.localhost/a",   "https://127.1/a.git",
+                          "https://2130706433/a.git", "https://0x7f000001/a",
+                          "https://[::1]/a.git",      "https://[::ffff:127.0.0.1]/a",
+                          "https://[fe80::1]/a",      "https://[fd00::1]/a",
+                          "https://10.0.0.5/a.git",   "https://172.16.3.4/a",
+                          "https://192.168.1.1/a",    "https://169.254.169.254/latest/meta-data",
+                          "https://0.0.0.0/a",        "ssh://git@10.1.2.3/a",
+                          "git@192.168.0.2:a.git",    "http://github.com/a/b.git"}) {
+    auto s = ValidateRepositoryUrl("project.repository_url", bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(s.message(), HasSubstr("project.repository_url")) << bad;
+  }
+  for (const char* bad : {"https://user:hunter2@github.com/a/b.git", "https://hunter2@github.com/a",
+                          "ssh://git:hunter2@github.com/a.git"}) {
+    auto s = ValidateRepositoryUrl("project.repository_url", bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(s.message(), Not(HasSubstr("hunter2"))) << "the message must not echo credentials";
+  }
+  // An operator running its own git server opts in; passwords stay out anyway.
+  RepositoryUrlPolicy local{.allow_local_hosts = true};
+  EXPECT_TRUE(
+      ValidateRepositoryUrl("project.repository_url", "http://127.0.0.1:54329/a.git", local).ok());
+  EXPECT_TRUE(ValidateRepositoryUrl("project.repository_url", "ssh://git@10.0.0.5/a", local).ok());
+  EXPECT_FALSE(ValidateRepositoryUrl("project.repository_url", "file:///etc/passwd", local).ok());
+  EXPECT_FALSE(ValidateRepositoryUrl("project.repository_url", "http://github.com/a", local).ok());
+  EXPECT_FALSE(
+      ValidateRepositoryUrl("project.repository_url", "https://u:p@127.0.0.1/a", local).ok());
+}
+
+TEST_F(ProjectCatalogTest, TemplateIdsAreNamesNotPaths) {
+  for (const char* ok : {"", "python-http", "node_api", "python-http@1.2.0", "go@v2"}) {
+    EXPECT_TRUE(ValidateTemplateId("project.template_id", ok).ok()) << ok;
+  }
+  for (const char* bad : {"../../etc/passwd", "..", ".", "a/b", "/etc", "python-http@../x",
+                          "python-http@", "@1.0", "Python", "a@1..2", "a@.1"}) {
+    auto s = ValidateTemplateId("project.template_id", bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(s.message(), HasSubstr("project.template_id")) << bad;
+  }
+  v1::CreateProjectRequest req;  // refused before the store sees it (the mock is strict)
+  req.mutable_project()->set_name("shop-api");
+  req.mutable_project()->set_template_id("../../etc/passwd");
+  EXPECT_THAT(catalog_.Create(alice_, req).status().message(), HasSubstr("project.template_id"));
 }
 
 TEST_F(ProjectCatalogTest, SecretValuesAreSealedBeforeTheStoreSeesThem) {

@@ -1,0 +1,61 @@
+#include "services/common/peers/project_visibility.h"
+
+#include <grpcpp/client_context.h>
+
+#include "absl/strings/str_cat.h"
+#include "services/common/status/status.h"
+
+namespace orchestrator {
+namespace {
+
+absl::Status Interpret(const grpc::Status& answer, const std::string& field,
+                       const std::string& project_id) {
+  const absl::Status s = FromGrpcStatus(answer);
+  switch (s.code()) {
+    case absl::StatusCode::kOk:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kResourceExhausted:
+      return s;
+    case absl::StatusCode::kNotFound:
+      return absl::NotFoundError(absl::StrCat("project '", project_id, "' not found"));
+    case absl::StatusCode::kInvalidArgument:
+      return absl::InvalidArgumentError(absl::StrCat(field, ": ", s.message()));
+    case absl::StatusCode::kPermissionDenied:
+      return absl::PermissionDeniedError(
+          absl::StrCat(field, ": naming a project needs permission 'project.get'"));
+    default:
+      return absl::UnavailableError(
+          absl::StrCat("cannot check ", field, " with ProjectService: ", s.message()));
+  }
+}
+
+}  // namespace
+
+void RemoteProjectVisibility::CheckVisible(absl::string_view authorization, absl::string_view field,
+                                           absl::string_view project_id, Done done) {
+  struct Call {
+    grpc::ClientContext context;
+    projects::v1::GetProjectRequest request;
+    projects::v1::GetProjectResponse response;
+  };
+  auto call = std::make_shared<Call>();
+  call->context.set_deadline(std::chrono::system_clock::now() + deadline_);
+  if (!authorization.empty())
+    call->context.AddMetadata("authorization", std::string(authorization));
+  call->request.set_project_id(std::string(project_id));
+  absl::call_once(once_, [this] { stub_ = make_stub_(); });
+  stub_->async()->GetProject(
+      &call->context, &call->request, &call->response,
+      [call, done = std::move(done), field = std::string(field)](grpc::Status answer) {
+        done(Interpret(answer, field, call->request.project_id()));
+      });
+}
+
+std::string AuthorizationOf(const grpc::ServerContextBase& context) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) return "";
+  return std::string(it->second.data(), it->second.size());
+}
+
+}  // namespace orchestrator

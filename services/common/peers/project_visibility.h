@@ -1,0 +1,59 @@
+#pragma once
+
+#include <grpcpp/server_context.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/base/call_once.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "orchestrator/projects/v1/projects.grpc.pb.h"
+
+namespace orchestrator {
+
+// Whether a caller may see a project, for components that take a project id
+// but do not own projects. Asks ProjectService (its stub: in-process or
+// remote, with a deadline) with the caller's own credentials, so the answer
+// is exactly what the caller would get from GetProject.
+class ProjectVisibility {
+ public:
+  using Done = std::function<void(absl::Status)>;
+  virtual ~ProjectVisibility() = default;
+
+  // Calls `done` (possibly on another thread, never blocking the caller) with
+  // OK when the caller whose credentials are `authorization` ("Bearer …")
+  // may see `project_id`; NOT_FOUND for a project that does not exist or is
+  // another owner's (the same answer); PERMISSION_DENIED naming `field` when
+  // the caller may not read projects at all; UNAVAILABLE when ProjectService
+  // cannot be asked.
+  virtual void CheckVisible(absl::string_view authorization, absl::string_view field,
+                            absl::string_view project_id, Done done) = 0;
+};
+
+using ProjectVisibilityPtr = std::shared_ptr<ProjectVisibility>;
+
+class RemoteProjectVisibility final : public ProjectVisibility {
+ public:
+  using StubPtr = std::unique_ptr<projects::v1::ProjectService::StubInterface>;
+  // `make_stub` runs once, at the first check: a server's in-process channel
+  // exists only once it serves.
+  RemoteProjectVisibility(std::function<StubPtr()> make_stub, std::chrono::milliseconds deadline)
+      : make_stub_(std::move(make_stub)), deadline_(deadline) {}
+
+  void CheckVisible(absl::string_view authorization, absl::string_view field,
+                    absl::string_view project_id, Done done) override;
+
+ private:
+  std::function<StubPtr()> make_stub_;
+  const std::chrono::milliseconds deadline_;
+  absl::once_flag once_;
+  StubPtr stub_;  // set once, under once_
+};
+
+// The caller's "authorization" metadata, to act for them on another component.
+std::string AuthorizationOf(const grpc::ServerContextBase& context);
+
+}  // namespace orchestrator

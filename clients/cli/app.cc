@@ -176,11 +176,14 @@ std::string CommandHelp(const Command& c) {
 }
 
 const char kSkillsHelp[] =
-    "usage: orchestrator skills export (--allowed GRANTS | --profile NAME) --format claude|agents "
-    "--out DIR\n"
+    "usage: orchestrator skills export (--allowed GRANTS | --profile NAME) "
+    "--format claude|codex|agents --out DIR\n"
     "       orchestrator skills profiles\n\n"
     "export writes the commands a token with GRANTS may run, with their usage, for an agent:\n"
-    "  --format claude  CLAUDE.md (its generated section) and .claude/skills/orchestrator-*.md\n"
+    "  --format claude  CLAUDE.md (its generated section) and the skills\n"
+    "                   .claude/skills/orchestrator-GROUP/SKILL.md (Claude Code)\n"
+    "  --format codex   AGENTS.md (its generated section) and the skills\n"
+    "                   .agents/skills/orchestrator-GROUP/SKILL.md (Codex)\n"
     "  --format agents  AGENTS.md (its generated section, every command's usage inline)\n"
     "An existing instruction file keeps everything outside the generated section.\n"
     "GRANTS: comma-separated permissions, wildcards allowed ('deploy.*,project.get').\n"
@@ -488,10 +491,12 @@ int RunSkills(const Invocation& inv, std::ostream& out, std::ostream& err) {
   SkillsFormat format;
   if (flag("format") == "claude") {
     format = SkillsFormat::kClaude;
+  } else if (flag("format") == "codex") {
+    format = SkillsFormat::kCodex;
   } else if (flag("format") == "agents") {
     format = SkillsFormat::kAgents;
   } else {
-    return Usage("--format: expected claude or agents", kSkillsHelp, err);
+    return Usage("--format: expected claude, codex or agents", kSkillsHelp, err);
   }
   if (flag("out").empty()) return Usage("missing --out DIR", kSkillsHelp, err);
   auto written = WriteSkills(flag("out"), grants, format);

@@ -62,6 +62,42 @@ std::string Intro() {
          "it succeeded, 1 when it failed or was cancelled.\n\n";
 }
 
+constexpr char kSkillPrefix[] = "orchestrator-";
+
+std::string SkillsDir(SkillsFormat format) {
+  return format == SkillsFormat::kClaude ? ".claude/skills" : ".agents/skills";
+}
+
+// Group names are lower-case words, so this is a valid skill name.
+std::string SkillName(const std::string& group) { return kSkillPrefix + group; }
+
+// What the agent sees of a skill before it reads it: what it covers and when
+// to use it, at most 1024 characters.
+std::string SkillDescription(const std::string& group,
+                             const std::vector<const Command*>& commands) {
+  std::string out =
+      absl::StrCat("The orchestrator CLI's ", group, " commands (", GroupSummary(group), "): ");
+  for (size_t i = 0; i < commands.size(); ++i) {
+    absl::StrAppend(&out, i == 0 ? "" : ", ", commands[i]->path());
+  }
+  absl::StrAppend(&out,
+                  ". Use it before running any of them: their arguments, flags and the permission "
+                  "each needs.");
+  constexpr size_t kMax = 1024;
+  if (out.size() > kMax) out = out.substr(0, kMax - 3) + "...";
+  return out;
+}
+
+// A YAML double-quoted scalar: any text stays one valid value.
+std::string YamlQuoted(const std::string& text) {
+  std::string out = "\"";
+  for (char ch : text) {
+    if (ch == '"' || ch == '\\') out.push_back('\\');
+    out.push_back(ch == '\n' ? ' ' : ch);
+  }
+  return out + "\"";
+}
+
 }  // namespace
 
 const std::vector<Profile>& Profiles() {
@@ -116,23 +152,8 @@ std::map<std::string, std::string> RenderSkills(const std::vector<std::string>& 
     if (by_group[GroupName(*c)].empty()) order.push_back(GroupName(*c));
     by_group[GroupName(*c)].push_back(c);
   }
-  if (format == SkillsFormat::kClaude) {
-    absl::StrAppend(&section,
-                    "\nUsage and flags of each: the orchestrator skills in .claude/skills/ (",
-                    absl::StrJoin(order, ", ",
-                                  [](std::string* out, const std::string& g) {
-                                    absl::StrAppend(out, "orchestrator-", g);
-                                  }),
-                    ").\n", kSectionEnd, "\n");
-    files["CLAUDE.md"] = section;
-    for (const auto& group : order) {
-      std::string skill = absl::StrCat(
-          "---\nname: orchestrator-", group, "\ndescription: Use the orchestrator CLI for ",
-          GroupSummary(group), ".\n---\n\n# orchestrator ", group, "\n\n", Intro());
-      for (const Command* c : by_group[group]) absl::StrAppend(&skill, CommandSection(*c, "##"));
-      files[absl::StrCat(".claude/skills/orchestrator-", group, ".md")] = skill;
-    }
-  } else {
+  const std::string instructions = format == SkillsFormat::kClaude ? "CLAUDE.md" : "AGENTS.md";
+  if (format == SkillsFormat::kAgents) {
     absl::StrAppend(&section, "\n");
     for (const auto& group : order) {
       absl::StrAppend(&section, "### orchestrator ", group, ": ", GroupSummary(group), "\n\n");
@@ -140,7 +161,24 @@ std::map<std::string, std::string> RenderSkills(const std::vector<std::string>& 
         absl::StrAppend(&section, CommandSection(*c, "####"));
     }
     absl::StrAppend(&section, kSectionEnd, "\n");
-    files["AGENTS.md"] = section;
+    files[instructions] = section;
+    return files;
+  }
+  const std::string skills_dir = SkillsDir(format);
+  absl::StrAppend(&section, "\nUsage and flags of each: the skills in ", skills_dir, "/ (",
+                  absl::StrJoin(order, ", ",
+                                [](std::string* out, const std::string& g) {
+                                  absl::StrAppend(out, SkillName(g));
+                                }),
+                  ").\n", kSectionEnd, "\n");
+  files[instructions] = section;
+  for (const auto& group : order) {
+    std::string skill =
+        absl::StrCat("---\nname: ", SkillName(group),
+                     "\ndescription: ", YamlQuoted(SkillDescription(group, by_group[group])),
+                     "\n---\n\n# orchestrator ", group, "\n\n", Intro());
+    for (const Command* c : by_group[group]) absl::StrAppend(&skill, CommandSection(*c, "##"));
+    files[absl::StrCat(skills_dir, "/", SkillName(group), "/SKILL.md")] = skill;
   }
   return files;
 }
@@ -149,8 +187,22 @@ absl::StatusOr<std::vector<std::string>> WriteSkills(const std::string& dir,
                                                      const std::vector<std::string>& grants,
                                                      SkillsFormat format) {
   namespace fs = std::filesystem;
+  const auto files = RenderSkills(grants, format);
+  if (format != SkillsFormat::kAgents) {
+    // Orchestrator skills an earlier export wrote that this one does not.
+    const fs::path skills = fs::path(dir) / SkillsDir(format);
+    std::error_code ec;
+    std::vector<fs::path> stale;
+    for (fs::directory_iterator it(skills, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.rfind(kSkillPrefix, 0) != 0) continue;
+      const std::string skill = absl::StrCat(SkillsDir(format), "/", name, "/SKILL.md");
+      if (!files.count(skill)) stale.push_back(it->path());
+    }
+    for (const auto& p : stale) fs::remove_all(p, ec);
+  }
   std::vector<std::string> written;
-  for (auto& [relative, text] : RenderSkills(grants, format)) {
+  for (auto& [relative, text] : files) {
     const fs::path path = fs::path(dir) / relative;
     std::error_code ec;
     fs::create_directories(path.parent_path(), ec);

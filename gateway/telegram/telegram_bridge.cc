@@ -383,7 +383,7 @@ bool TelegramBridge::StartTurn(const AllowedUser& user, int64_t chat_id, int64_t
     // The update id makes a redelivered update attach to the same turn.
     request.set_request_id(absl::StrCat("telegram-", update_id));
     grpc::Status status;
-    std::string reply;
+    std::vector<std::string> replies;  // everything the agent said, in order
     for (int attempt = 0; attempt < 4 && !stopping_.load(); ++attempt) {
       auto context = Context(user, false);
       auto stub = Stub<sessions::SessionService>();
@@ -394,7 +394,7 @@ bool TelegramBridge::StartTurn(const AllowedUser& user, int64_t chat_id, int64_t
           absl::MutexLock lock(&turn->mu);
           turn->accepted = turn->settled = true;
         } else if (response.has_reply()) {
-          reply = response.reply().text();
+          replies.push_back(response.reply().text());
         }
       }
       status = reader->Finish();
@@ -406,10 +406,11 @@ bool TelegramBridge::StartTurn(const AllowedUser& user, int64_t chat_id, int64_t
       turn->settled = turn->finished = true;
     }
     if (stopping_.load()) return;
+    for (const auto& reply : replies) {
+      if (!reply.empty()) Say(chat_id, reply);
+    }
     if (!status.ok()) {
       Say(chat_id, absl::StrCat("Your message could not be handled: ", status.error_message()));
-    } else if (!reply.empty()) {
-      Say(chat_id, reply);
     }
   });
   // The update counts as handled once its session has stored the message.

@@ -24,8 +24,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/lib.sh"
 
 case "$agent" in
-  claude-code) agent_bin=claude fake=anthropic_api.py ;;
-  codex) agent_bin=codex fake=openai_api.py ;;
+  claude-code) agent_bin=claude fake=anthropic_api.py skills_format=claude skills_dir=.claude/skills ;;
+  codex) agent_bin=codex fake=openai_api.py skills_format=codex skills_dir=.agents/skills ;;
   *) fatal "unknown agent $agent (claude-code or codex)" ;;
 esac
 [ -x "$tools/node_modules/.bin/$agent_bin" ] || fatal "$agent is not installed; run tools/setup"
@@ -35,7 +35,8 @@ fake_pid=""
 /usr/bin/python3 "$here/../fakes/$fake" --port 0 --log "$work/requests.jsonl" \
   >"$work/fake.port" 2>"$work/fake.log" &
 fake_pid=$!
-trap 'kill "$fake_pid" 2>/dev/null || true; cleanup' EXIT
+# cleanup exits with the status it is called with: keep the script's.
+trap 'status=$?; kill "$fake_pid" 2>/dev/null; (exit "$status"); cleanup' EXIT
 wait_for 10 "the fake Messages API" test -s "$work/fake.port"
 fake_port="$(head -n1 "$work/fake.port")"
 
@@ -65,6 +66,45 @@ grep -q 'orchestrator project create e2e-shop --json' "$work/requests.jsonl" ||
 pass "$agent in its sandbox created a project through the CLI, and the reply came back"
 
 mark
+# The sandbox has only loopback: the model API was reached through the
+# mesh's egress proxy, which logged it with the worker's id.
+grep -Eq "egress worker=wrk_[a-z0-9]+ target=127\.0\.0\.1:$fake_port allowed" "$log_file" ||
+  fail "the model API was not reached through the egress proxy"
+pass "$agent reached its model API only through the egress proxy"
+
+mark
+# The PO's skills, as the runner writes them into its workspace: the agent
+# CLI loaded them if the model was told each one's name and description.
+"$cli" skills export --profile PRODUCT_OWNER --format "$skills_format" --out "$work/skills" \
+  >/dev/null || fail "skills export failed"
+/usr/bin/python3 - "$work/requests.jsonl" "$work/skills/$skills_dir" <<'PY' ||
+import json, os, sys
+
+def strings(v):
+    if isinstance(v, str):
+        yield v
+    elif isinstance(v, dict):
+        for x in v.values():
+            yield from strings(x)
+    elif isinstance(v, list):
+        for x in v:
+            yield from strings(x)
+
+skills = []
+for name in sorted(os.listdir(sys.argv[2])):
+    front = open(os.path.join(sys.argv[2], name, "SKILL.md")).read().split("---\n")[1]
+    fields = dict(line.split(": ", 1) for line in front.splitlines())
+    skills.append((fields["name"], json.loads(fields["description"])))
+assert skills, "no skills exported"
+requests = ["\n".join(strings(json.loads(l)["body"])) for l in open(sys.argv[1]) if l.strip()]
+missing = min(([n for n, d in skills if "%s: %s" % (n, d) not in text] for text in requests), key=len)
+if missing:
+    sys.exit("no request names these skills with their descriptions: %s" % ", ".join(missing))
+PY
+  fail "$agent did not load the skills in its workspace's $skills_dir"
+pass "$agent loaded the PO's skills: the model API was sent each one's name and description"
+
+mark
 agent_session="$("$cli" session list --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sessions"][0].get("agentSessionId",""))')"
 [ -n "$agent_session" ] || fail "the session has no agent session id"
 send "thanks" >/dev/null || fail "second message failed: $(cat "$work/send.err")"
@@ -78,6 +118,25 @@ reply="$(send "run: orchestrator admin create-user mallory")" || fail "session s
 grep -q "PERMISSION_DENIED" <<<"$reply" || fail "a command outside the grants was not refused: $reply"
 "$cli" admin users | grep -q mallory && fail "mallory was created"
 pass "a command outside the PO's grants is refused by the mesh"
+
+mark
+# The agent answers with `orchestrator respond`, then ends its turn with
+# other words: the user receives both, in that order.
+reply="$(send "run: orchestrator respond 'Your shop is on its way.'")" || fail "session send failed"
+said="$(grep -n -x 'Your shop is on its way.' <<<"$reply" | head -n1 | cut -d: -f1)"
+closing="$(grep -n '^Done: ' <<<"$reply" | head -n1 | cut -d: -f1)"
+[ -n "$said" ] && [ -n "$closing" ] && [ "$said" -lt "$closing" ] ||
+  fail "the respond and the closing text did not both reach the user in order: $reply"
+pass "what $agent said with respond, and its different closing text, both reached the user in order"
+
+mark
+# The operator's model key reached the agent (it answered), but no record.
+workers="$(timeout 20 "$buf" curl --protocol grpc --http2-prior-knowledge \
+  -H "authorization: Bearer $ORCHESTRATOR_TOKEN" -d '{}' \
+  "http://127.0.0.1:$port/orchestrator.agents.v1.AgentService/ListWorkers" 2>&1)"
+grep -q WORKER_TYPE_PO <<<"$workers" || fail "ListWorkers shows no PO worker: $workers"
+if grep -q "sk-fake" <<<"$workers"; then fail "the operator's model key is in a worker record"; fi
+pass "the operator's model key is in no worker record"
 
 mark
 timeout 60 "$buf" curl --protocol grpc --http2-prior-knowledge -H "authorization: Bearer $ORCHESTRATOR_TOKEN" \

@@ -84,7 +84,8 @@ mark
 expect_status 0 skills export --allowed 'deploy.*,project.get' --format claude --out "$work/agent"
 grep -q 'orchestrator deploy trigger PROJECT' "$work/agent/CLAUDE.md" || fail "CLAUDE.md lacks deploy trigger"
 grep -q 'project create' "$work/agent/CLAUDE.md" && fail "CLAUDE.md lists project create"
-[ -s "$work/agent/.claude/skills/orchestrator-deploy.md" ] || fail "no deploy skill written"
+head -n2 "$work/agent/.claude/skills/orchestrator-deploy/SKILL.md" | grep -qx "name: orchestrator-deploy" ||
+  fail "no deploy skill written where Claude Code loads it"
 pass "skills export writes CLAUDE.md and the skills"
 
 finish "CLI end to end"

@@ -27,7 +27,7 @@ bot_token="123456:TEST-token"
 /usr/bin/python3 "$here/../fakes/telegram_api.py" --port 0 --token "$bot_token" \
   --log "$work/telegram.log" >"$work/telegram.port" 2>"$work/telegram.err" &
 fake_pid=$!
-trap 'kill $fake_pid 2>/dev/null || true; cleanup' EXIT
+trap 'status=$?; kill "$fake_pid" 2>/dev/null; (exit "$status"); cleanup' EXIT
 for _ in $(seq 50); do [ -s "$work/telegram.port" ] && break; sleep 0.1; done
 tg="http://127.0.0.1:$(cat "$work/telegram.port")"
 

@@ -2,10 +2,12 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "clients/cli/skills.h"
 #include "services/common/crypto/secret_box.h"
+#include "services/common/pagination/page_budget.h"
 #include "spdlog/spdlog.h"
 
 namespace orchestrator::sessions {
@@ -34,13 +36,28 @@ const char kDefaultInstructions[] =
     "Act on the platform only through the `orchestrator` command line; answer the user plainly "
     "with what you did and what happens next.";
 
+// What the user receives of a turn; part of every PO's instructions, since
+// the session manager does exactly this.
+const char kDeliveryRule[] =
+    "Everything you say reaches the user, in order: each `orchestrator respond TEXT` as soon as "
+    "you run it (use it to tell the user something while you keep working), then the text you "
+    "end your turn with, unless it is exactly your last `respond` message, which is not sent "
+    "twice. So end your turn with what the user should read last (your answer, or nothing new "
+    "when a `respond` already said it), never with remarks about having answered.";
+
+// Whether the closing text of a turn only repeats what the agent responded.
+bool SameText(absl::string_view a, absl::string_view b) {
+  return absl::StripAsciiWhitespace(a) == absl::StripAsciiWhitespace(b);
+}
+
 }  // namespace
 
 struct SessionManager::Turn {
   std::string text;
   std::string job_id;  // set when the turn tells the agent a job ended
   std::map<uint64_t, TurnListener> listeners;
-  std::string responded;  // what the agent said with `orchestrator respond`
+  bool responded = false;      // the agent ran `orchestrator respond` in this turn
+  std::string last_responded;  // the text of the last one
   std::string message_id;
 };
 
@@ -324,10 +341,13 @@ absl::StatusOr<std::string> SessionManager::EnsureWorker(Live& live, Turn& turn)
     c->set_agent_type(live.session.agent_type());
     c->set_workspace_id(live.session.workspace_id());
   }
-  c->set_instructions(options_.instructions.empty() ? kDefaultInstructions : options_.instructions);
+  c->set_instructions(
+      absl::StrCat(options_.instructions.empty() ? kDefaultInstructions : options_.instructions,
+                   "\n\n", kDeliveryRule));
   for (const auto& g : cli::FindProfile("PRODUCT_OWNER")->grants) c->add_allowed_commands(g);
-  for (const auto& [k, v] : options_.agent_environment) (*c->mutable_environment())[k] = v;
-  auto started = spawner_->Start(principal, req);
+  // The operator's model credentials reach the sandbox's environment only,
+  // never the worker's record the user can read.
+  auto started = spawner_->Start(principal, req, {.operator_environment = true});
   if (!started.ok()) return started.status();
   // Wait until its runner is in.
   absl::Mutex mu;
@@ -362,12 +382,11 @@ absl::StatusOr<std::string> SessionManager::EnsureWorker(Live& live, Turn& turn)
 absl::Status SessionManager::RunTurn(Live& live, Turn& turn) {
   auto worker = EnsureWorker(live, turn);
   if (!worker.ok()) return worker.status();
-  std::string owner, agent_session, session_id;
+  std::string owner, agent_session;
   {
     absl::MutexLock lock(&live.mu);
     owner = live.session.owner_id();
     agent_session = live.session.agent_session_id();
-    session_id = live.session.id();
     for (auto& [h, l] : turn.listeners) l.on_step(Progress(v1::TURN_STAGE_RUNNING, "thinking"));
   }
   av1::RunTaskRequest req;
@@ -403,33 +422,50 @@ absl::Status SessionManager::RunTurn(Live& live, Turn& turn) {
     return result.status() == av1::TASK_STATUS_TIMEOUT ? absl::DeadlineExceededError(why)
                                                        : absl::AbortedError(why);
   }
+  // The closing text reaches the user after what the agent responded, unless
+  // it only repeats the last of it.
+  if (turn.responded && (absl::StripAsciiWhitespace(result.summary()).empty() ||
+                         SameText(result.summary(), turn.last_responded))) {
+    return absl::OkStatus();
+  }
+  auto delivered = DeliverLocked(live, turn, result.summary(), "");
+  return delivered.ok() ? absl::OkStatus() : delivered.status();
+}
+
+absl::StatusOr<v1::SessionMessage> SessionManager::DeliverLocked(Live& live, Turn& turn,
+                                                                 const std::string& text,
+                                                                 const std::string& request_id) {
+  live.mu.AssertHeld();
   v1::SessionMessage reply;
   reply.set_id(NewId("msg_"));
-  reply.set_session_id(session_id);
+  reply.set_session_id(live.session.id());
   reply.set_role(v1::MESSAGE_ROLE_ASSISTANT);
-  reply.set_text(turn.responded.empty() ? result.summary() : turn.responded);
+  reply.set_text(text);
+  reply.set_request_id(request_id);
   *reply.mutable_create_time() = Now();
   bool created = false;
-  if (auto stored = store_->AddMessage(reply, &created); !stored.ok()) return stored.status();
+  auto stored = store_->AddMessage(reply, &created);
+  if (!stored.ok()) return stored.status();
+  if (!created) return stored;  // a retried respond: delivered the first time
   if (!turn.listeners.empty() && turn.job_id.empty()) {
     v1::SendMessageResponse r;
-    *r.mutable_reply() = reply;
+    *r.mutable_reply() = *stored;
     for (auto& [h, t] : turn.listeners) t.on_step(r);
-    return absl::OkStatus();
+    return stored;
   }
   // Nobody is listening (the caller left, or the agent was told of a job):
   // the answer reaches the user as a notification.
   v1::Notification n;
-  n.set_owner_id(owner);
-  n.set_session_id(session_id);
+  n.set_owner_id(live.session.owner_id());
+  n.set_session_id(live.session.id());
   n.set_kind(turn.job_id.empty() ? v1::NOTIFICATION_KIND_REPLY : v1::NOTIFICATION_KIND_JOB_UPDATE);
-  n.set_text(reply.text());
+  n.set_text(text);
   n.set_job_id(turn.job_id);
-  n.set_message_id(turn.job_id.empty() ? turn.message_id : reply.id());
+  n.set_message_id(turn.job_id.empty() ? turn.message_id : stored->id());
   live.mu.Unlock();
   Notify(std::move(n));
   live.mu.Lock();
-  return absl::OkStatus();
+  return stored;
 }
 
 void SessionManager::OnJobEnded(const std::string& owner_id, const std::string& job_id,
@@ -528,14 +564,17 @@ absl::StatusOr<v1::ListSessionsResponse> SessionManager::List(const Principal& c
                                                               const v1::ListSessionsRequest& req) {
   if (req.page_size() < 0) return absl::InvalidArgumentError("page_size: must not be negative");
   const int size = req.page_size() == 0 ? 50 : std::min(req.page_size(), 500);
-  auto rows = store_->ListSessions(OwnerFilter(caller, req.owner_id()), req.state(), size + 1,
-                                   req.page_token());
+  auto owner = OwnerFilter(caller, req.owner_id());
+  if (!owner.ok()) return owner.status();
+  auto rows = store_->ListSessions(*owner, req.state(), size + 1, req.page_token());
   if (!rows.ok()) return rows.status();
   v1::ListSessionsResponse resp;
-  for (int i = 0; i < std::min<int>(size, static_cast<int>(rows->size())); ++i) {
-    *resp.add_sessions() = (*rows)[i];
+  PageBudget budget;  // a page also stops at a byte budget
+  const int n = std::min<int>(size, static_cast<int>(rows->size()));
+  for (int i = 0; i < n && budget.Take((*rows)[i]); ++i) *resp.add_sessions() = (*rows)[i];
+  if (static_cast<int>(rows->size()) > resp.sessions_size()) {
+    resp.set_next_page_token(resp.sessions(resp.sessions_size() - 1).id());
   }
-  if (static_cast<int>(rows->size()) > size) resp.set_next_page_token((*rows)[size - 1].id());
   return resp;
 }
 
@@ -613,13 +652,12 @@ absl::StatusOr<v1::SessionMessage> SessionManager::Respond(const Principal& call
   }
   absl::MutexLock lock(&live->mu);
   if (live->current) {
-    // The reply of the turn in progress.
-    live->current->responded = req.text();
-    v1::SessionMessage m;
-    m.set_session_id(live->session.id());
-    m.set_role(v1::MESSAGE_ROLE_ASSISTANT);
-    m.set_text(req.text());
-    return m;
+    // Part of the turn in progress: it reaches the user now, in order with
+    // the turn's other replies.
+    std::shared_ptr<Turn> turn = live->current;
+    turn->responded = true;
+    turn->last_responded = req.text();
+    return DeliverLocked(*live, *turn, req.text(), req.request_id());
   }
   v1::SessionMessage m;
   m.set_id(NewId("msg_"));

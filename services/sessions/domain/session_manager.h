@@ -36,8 +36,9 @@ class SessionManager {
  public:
   struct Options {
     agents::v1::AgentType agent_type = agents::v1::AGENT_TYPE_SCRIPTED;
-    std::map<std::string, std::string> agent_environment;  // e.g. the model API's address
-    std::string instructions;                              // the PO agent's standing instructions
+    // The PO workers get the operator's environment (the model API's key
+    // and address) from the spawner (SpawnerOptions::operator_environment).
+    std::string instructions;  // the PO agent's standing instructions
     absl::Duration idle_pause = absl::Minutes(5);
     absl::Duration end_after = absl::Hours(24);
     absl::Duration worker_ready_timeout = absl::Seconds(60);
@@ -90,6 +91,10 @@ class SessionManager {
   void RunTurns(std::shared_ptr<Live> live);
   absl::Status RunTurn(Live& live, Turn& turn);
   absl::StatusOr<std::string> EnsureWorker(Live& live, Turn& turn);
+  // Stores one of the agent's replies in `turn` and sends it to the turn's
+  // listeners, or as a notification when nobody listens (live.mu held).
+  absl::StatusOr<v1::SessionMessage> DeliverLocked(Live& live, Turn& turn, const std::string& text,
+                                                   const std::string& request_id);
   void Notify(v1::Notification n);
   void Save(Live& live);
   void MonitorLoop();

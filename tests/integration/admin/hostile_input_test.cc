@@ -46,6 +46,23 @@ TEST(HostileInput, ATtlBeyondAnyClockIsRefusedAndTheServerLives) {
   EXPECT_TRUE(Identity(mesh, alice).ok());  // still serving
 }
 
+TEST(HostileInput, TheContractsBoundsAreEnforcedBeforeTheDomainRuns) {
+  TestMesh mesh;
+  auto projects = projects::v1::ProjectService::NewStub(mesh.channel());
+  projects::v1::CreateProjectRequest req;
+  req.mutable_project()->set_name("shop");
+  // The domain's own check of display names never looked for bidi overrides.
+  req.mutable_project()->set_display_name("invoice\u202Efdp.exe");
+  projects::v1::CreateProjectResponse resp;
+  grpc::Status s = projects->CreateProject(TestMesh::Context(mesh.admin_token()).get(), req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), ::testing::StartsWith("project.display_name:"));
+  projects::v1::ListProjectsResponse list;
+  ASSERT_TRUE(
+      projects->ListProjects(TestMesh::Context(mesh.admin_token()).get(), {}, &list).ok());
+  EXPECT_EQ(list.projects_size(), 0) << "nothing was created";
+}
+
 TEST(HostileInput, BytesThatAreNoRequestAreInvalidArgument) {
   TestMesh mesh;
   grpc::GenericStub stub(mesh.channel());

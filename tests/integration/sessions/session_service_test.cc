@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "orchestrator/agents/v1/agents.grpc.pb.h"
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
 #include "orchestrator/sessions/v1/sessions.grpc.pb.h"
 #include "tests/support/test_mesh.h"
@@ -15,6 +16,7 @@ namespace orchestrator::sessions {
 namespace {
 
 namespace v1 = ::orchestrator::sessions::v1;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using testing::TestMesh;
 
@@ -26,6 +28,14 @@ struct Turn {
       if (s.has_reply()) return s.reply().text();
     }
     return "";
+  }
+  // Every reply the user received, in order.
+  std::vector<std::string> replies() const {
+    std::vector<std::string> out;
+    for (const auto& s : steps) {
+      if (s.has_reply()) out.push_back(s.reply().text());
+    }
+    return out;
   }
 };
 
@@ -178,6 +188,44 @@ TEST_F(SessionServiceTest, AfterARestartTheNextMessageResumesTheSameAgentSession
   EXPECT_EQ(now.agent_session_id(), before.agent_session_id());
   EXPECT_NE(now.worker_id(), before.worker_id());
   EXPECT_EQ(now.workspace_id(), before.workspace_id());
+}
+
+// What the PO says with `orchestrator respond` reaches the user as it is
+// said, and its closing text after it: nothing the agent said is dropped.
+TEST_F(SessionServiceTest, ARespondAndADifferentClosingTextBothReachTheUserInOrder) {
+  Turn turn = Send(R"(respond "On it: building shop now." then say "Shop is built and live.")");
+  ASSERT_TRUE(turn.status.ok()) << turn.status.error_message();
+  EXPECT_THAT(turn.replies(), ElementsAre("On it: building shop now.", "Shop is built and live."));
+  EXPECT_TRUE(turn.steps.back().has_reply());
+  // The respond reached the user while the agent was still at work: before
+  // the agent's closing words.
+  size_t respond_at = 0, closing_at = 0;
+  for (size_t i = 0; i < turn.steps.size(); ++i) {
+    const auto& s = turn.steps[i];
+    if (s.has_reply() && s.reply().text() == "On it: building shop now.") respond_at = i;
+    if (s.has_agent_event() && s.agent_event().has_text() &&
+        s.agent_event().text().text() == "Shop is built and live.")
+      closing_at = i;
+  }
+  EXPECT_GT(closing_at, respond_at);
+}
+
+TEST_F(SessionServiceTest, AClosingTextThatRepeatsTheRespondIsSentOnce) {
+  Turn turn = Send(R"(respond "Your shop is live." then say "Your shop is live.")");
+  ASSERT_TRUE(turn.status.ok()) << turn.status.error_message();
+  EXPECT_THAT(turn.replies(), ElementsAre("Your shop is live."));
+}
+
+TEST_F(SessionServiceTest, ThePoIsToldWhatTheUserReceives) {
+  Turn turn = Send("hello");
+  ASSERT_TRUE(turn.status.ok()) << turn.status.error_message();
+  auto agents = orchestrator::agents::v1::AgentService::NewStub(mesh_.channel());
+  orchestrator::agents::v1::GetWorkerRequest req;
+  req.set_worker_id(Session(turn.steps.front().accepted().session_id()).worker_id());
+  orchestrator::agents::v1::GetWorkerResponse worker;
+  ASSERT_TRUE(agents->GetWorker(TestMesh::Context(alice_).get(), req, &worker).ok());
+  EXPECT_THAT(worker.worker().config().instructions(),
+              HasSubstr("unless it is exactly your last `respond` message"));
 }
 
 TEST_F(SessionServiceTest, BadMessagesAreRefusedWithTheField) {

@@ -5,6 +5,7 @@
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/util/time_util.h>
 
+#include <fstream>
 #include <map>
 #include <random>
 
@@ -257,6 +258,28 @@ TEST_F(TokenChains, TheReportedEscalationsAreRefused) {
   req.set_kind(v1::TOKEN_KIND_USER);
   EXPECT_EQ(directory_.CreateToken(agent, req).status().code(),
             absl::StatusCode::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace orchestrator::admin
+
+namespace orchestrator::admin {
+namespace {
+
+// The README's list of what ROLE_USER grants is the code's, word for word.
+TEST(Roles, TheReadmeListsExactlyWhatUsersAreGranted) {
+  std::ifstream in(README_PATH);
+  std::string readme((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t start = readme.find("`ROLE_USER` = ");
+  ASSERT_NE(start, std::string::npos);
+  const std::string line = readme.substr(start + 14, readme.find('(', start) - start - 14);
+  std::vector<std::string> listed;
+  for (size_t at = line.find('`'); at != std::string::npos; at = line.find('`', at)) {
+    const size_t end = line.find('`', at + 1);
+    listed.push_back(line.substr(at + 1, end - at - 1));
+    at = end + 1;
+  }
+  EXPECT_EQ(listed, RoleGrants(v1::ROLE_USER));
 }
 
 }  // namespace

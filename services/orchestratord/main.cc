@@ -29,6 +29,10 @@ ABSL_FLAG(absl::Duration, drain_deadline, absl::Seconds(10),
 ABSL_FLAG(absl::Duration, call_deadline, absl::Seconds(10), "deadline of calls between components");
 ABSL_FLAG(absl::Duration, token_cache_ttl, absl::Seconds(5),
           "how long a verified token is remembered");
+ABSL_FLAG(std::string, rate_limit_per_token, "50/100",
+          "calls per second/burst one token may make (\"0\" = unlimited)");
+ABSL_FLAG(std::string, rate_limit_per_user, "100/200",
+          "calls per second/burst one user's tokens may make together (\"0\" = unlimited)");
 ABSL_FLAG(int, executor_threads, 8, "threads running RPC work off the gRPC threads");
 ABSL_FLAG(int, executor_queue, 4096, "queued RPC work before calls are refused");
 ABSL_FLAG(int, db_pool_size, 8, "PostgreSQL connections");
@@ -46,6 +50,9 @@ ABSL_FLAG(std::string, agent_bin_dir, "",
           "directory holding orchestrator-runner and orchestrator; empty: orchestratord's own");
 ABSL_FLAG(std::string, agent_tool_dirs, "",
           "comma-separated installs of agent CLIs (node_modules), visible read-only to agents");
+ABSL_FLAG(std::string, agent_egress_allow, "",
+          "host:port,... every agent with network may reach through the egress proxy, besides "
+          "its model API (from --session_agent_env) and the registries its capabilities name");
 ABSL_FLAG(absl::Duration, agent_connect_timeout, absl::Seconds(30),
           "a worker whose runner has not connected by then is FAILED");
 ABSL_FLAG(std::string, session_agent, "scripted",
@@ -70,9 +77,11 @@ namespace {
 
 constexpr const char* kEnvFlags =
     "listen,services,database_url,secrets_key_file,bootstrap_token_file,log_level,"
-    "drain_deadline,call_deadline,token_cache_ttl,executor_threads,executor_queue,db_pool_size,"
+    "drain_deadline,call_deadline,token_cache_ttl,rate_limit_per_token,rate_limit_per_user,"
+    "executor_threads,executor_queue,db_pool_size,"
     "demo_jobs,job_concurrency,job_lease,job_owner_limits,agents_dir,agent_runtime,agent_bin_dir,"
-    "agent_tool_dirs,agent_connect_timeout,session_agent,session_agent_env,session_idle_pause,"
+    "agent_tool_dirs,agent_egress_allow,agent_connect_timeout,session_agent,session_agent_env,"
+    "session_idle_pause,"
     "session_end_after,admin_addr,projects_addr,jobs_addr,"
     "sessions_addr,agents_"
     "addr,scaffolder_addr,"
@@ -94,6 +103,18 @@ absl::StatusOr<orchestrator::MeshConfig> ConfigFromFlags() {
   c.drain_deadline = Millis(absl::GetFlag(FLAGS_drain_deadline));
   c.call_deadline = Millis(absl::GetFlag(FLAGS_call_deadline));
   c.token_cache_ttl = Millis(absl::GetFlag(FLAGS_token_cache_ttl));
+  if (auto s = orchestrator::ParseRateLimit("--rate_limit_per_token",
+                                            absl::GetFlag(FLAGS_rate_limit_per_token),
+                                            &c.rate_limit_per_token);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = orchestrator::ParseRateLimit("--rate_limit_per_user",
+                                            absl::GetFlag(FLAGS_rate_limit_per_user),
+                                            &c.rate_limit_per_user);
+      !s.ok()) {
+    return s;
+  }
   c.executor_threads = absl::GetFlag(FLAGS_executor_threads);
   c.executor_queue = absl::GetFlag(FLAGS_executor_queue);
   c.db_pool_size = absl::GetFlag(FLAGS_db_pool_size);
@@ -111,6 +132,10 @@ absl::StatusOr<orchestrator::MeshConfig> ConfigFromFlags() {
   for (absl::string_view d :
        absl::StrSplit(absl::GetFlag(FLAGS_agent_tool_dirs), ',', absl::SkipEmpty())) {
     c.agent_tool_dirs.emplace_back(d);
+  }
+  for (absl::string_view t :
+       absl::StrSplit(absl::GetFlag(FLAGS_agent_egress_allow), ',', absl::SkipEmpty())) {
+    c.agent_egress_allow.emplace_back(t);
   }
   c.agent_connect_timeout = Millis(absl::GetFlag(FLAGS_agent_connect_timeout));
   c.session_agent = absl::GetFlag(FLAGS_session_agent);

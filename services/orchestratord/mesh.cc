@@ -26,9 +26,11 @@
 #include "services/admin/api/remote_token_verifier.h"
 #include "services/admin/store/pg_user_store.h"
 #include "services/agents/api/agent_service.h"
+#include "services/agents/egress/egress_proxy.h"
 #include "services/agents/store/pg_worker_store.h"
 #include "services/common/crypto/secret_box.h"
 #include "services/common/db/migrations.h"
+#include "services/common/peers/project_visibility.h"
 #include "services/jobs/api/job_service.h"
 #include "services/jobs/engine/demo_handlers.h"
 #include "services/jobs/engine/worker.h"
@@ -86,26 +88,6 @@ class DirectoryTokenMinter final : public agents::TokenMinter {
   std::shared_ptr<admin::UserDirectory> directory_;
 };
 
-// Directories of the shared libraries this process uses that are not part
-// of the system (/usr): the runner and the CLI, built alongside, need them
-// inside the sandbox too.
-std::vector<std::string> OwnLibraryDirs() {
-  std::ifstream maps("/proc/self/maps");
-  std::set<std::string> dirs;
-  std::string line;
-  while (std::getline(maps, line)) {
-    const size_t slash = line.find('/');
-    if (slash == std::string::npos) continue;
-    const std::string path = line.substr(slash);
-    if (path.find(".so") == std::string::npos || absl::StartsWith(path, "/usr/") ||
-        absl::StartsWith(path, "/lib")) {
-      continue;
-    }
-    dirs.insert(path.substr(0, path.rfind('/')));
-  }
-  return {dirs.begin(), dirs.end()};
-}
-
 // Project secrets granted to workers by name, from the catalog hosted in
 // the same process.
 class CatalogSecretSource final : public agents::SecretSource {
@@ -139,7 +121,13 @@ void HostContractOnly(std::vector<std::unique_ptr<grpc::Service>>& services, Ser
 }  // namespace
 
 Mesh::Mesh(const MeshConfig& config)
-    : config_(config), host_(HostOptions{config.listen, config.drain_deadline}) {}
+    : config_(config),
+      host_(HostOptions{.listen = config.listen,
+                        .drain_deadline = config.drain_deadline,
+                        .rate_limits = {.per_token = {config.rate_limit_per_token.first,
+                                                      config.rate_limit_per_token.second},
+                                        .per_user = {config.rate_limit_per_user.first,
+                                                     config.rate_limit_per_user.second}}}) {}
 
 Mesh::~Mesh() {
   Shutdown();
@@ -209,6 +197,15 @@ absl::Status Mesh::Build() {
     catalog_ = catalog;
   }
 
+  // Project ids other components' requests name are checked with
+  // ProjectService, as the caller; without it they are refused.
+  ProjectVisibilityPtr project_visibility;
+  if (config_.Hosts("projects") || config_.remote_addrs.contains("projects")) {
+    project_visibility = std::make_shared<RemoteProjectVisibility>(
+        [this] { return projects::v1::ProjectService::NewStub(ChannelTo("projects")); },
+        config_.call_deadline);
+  }
+
   if (config_.Hosts("jobs")) {
     if (auto s = db::ApplyMigrations(*pool_, db::JobsMigrations()); !s.ok()) return s;
     auto store = std::make_shared<jobs::PgJobStore>(pool_);
@@ -222,9 +219,10 @@ absl::Status Mesh::Build() {
                                     config_.job_owner_limits.end());
     auto worker = std::make_shared<jobs::Worker>(store, hub.get(), options);
     if (config_.demo_jobs) jobs::RegisterDemoHandlers(*worker);
+    jobs::JobServiceOptions service_options{config_.demo_jobs};
+    service_options.projects = project_visibility;
     auto service = std::make_unique<jobs::JobServiceImpl>(
-        std::make_shared<jobs::JobBoard>(store), store, hub.get(), executor_,
-        jobs::JobServiceOptions{config_.demo_jobs});
+        std::make_shared<jobs::JobBoard>(store), store, hub.get(), executor_, service_options);
     host_.Register(service.get(), jobs::v1::JobService::service_full_name());
     services_.push_back(std::move(service));
     hub->Start();
@@ -264,7 +262,11 @@ absl::Status Mesh::Build() {
       // Bound into sandboxes at the same path: it must be absolute.
       options.tool_dirs.push_back(std::filesystem::absolute(dir).lexically_normal().string());
     }
-    options.library_dirs = OwnLibraryDirs();
+    // No library directories: the runner and the CLI are linked without
+    // the mesh's own shared libraries (orchestrator_static_executable), so
+    // nothing of the build or the install but those two files is bound in.
+    // For the PO sessions' workers only, and never in a worker's record.
+    options.operator_environment = config_.session_agent_env;
     options.unsandboxed = config_.agent_runtime == "unsandboxed";
     options.connect_timeout = absl::FromChrono(config_.agent_connect_timeout);
     // Sandboxes reach the mesh on a unix socket bound into them.
@@ -278,15 +280,41 @@ absl::Status Mesh::Build() {
     } else if (auto bwrap = agents::FindBwrap(); !bwrap.ok()) {
       return bwrap.status();
     }
+    // Sandboxes reach the outside only through the egress proxy: the model
+    // APIs the operator configured, and what each worker is granted.
+    auto env = [&](const char* name) {
+      auto it = config_.session_agent_env.find(name);
+      return it == config_.session_agent_env.end() ? std::string() : it->second;
+    };
+    options.egress.anthropic_base_url = env("ANTHROPIC_BASE_URL");
+    options.egress.openai_base_url = env("OPENAI_BASE_URL");
+    for (const char* name : {"ANTHROPIC_BASE_URL", "OPENAI_BASE_URL"}) {
+      if (env(name).empty()) continue;
+      if (auto t = agents::EgressTargetOfUrl(env(name)); !t.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--session_agent_env: ", name, ": ", t.status().message()));
+      }
+    }
+    for (const auto& target : config_.agent_egress_allow) {
+      if (auto t = agents::ParseEgressTarget(target); !t.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--agent_egress_allow: ", t.status().message()));
+      }
+      options.egress.extra.push_back(target);
+    }
+    auto egress = agents::EgressProxy::Start({.socket_dir = options.root_dir + "/egress"});
+    if (!egress.ok()) return egress.status();
     auto spawner = std::make_shared<agents::WorkerSpawner>(
         options, std::make_shared<agents::PgWorkerStore>(pool_),
         std::make_shared<DirectoryTokenMinter>(directory),
         catalog_ ? std::make_shared<CatalogSecretSource>(
                        std::static_pointer_cast<projects::ProjectCatalog>(catalog_))
-                 : nullptr);
+                 : nullptr,
+        std::shared_ptr<agents::EgressProxy>(std::move(*egress)));
     if (auto s = spawner->Recover(); !s.ok()) return s;
     spawner->StartMonitor();
-    auto service = std::make_unique<agents::AgentServiceImpl>(spawner, executor_);
+    auto service =
+        std::make_unique<agents::AgentServiceImpl>(spawner, executor_, project_visibility);
     host_.Register(service.get(), agents::v1::AgentService::service_full_name());
     services_.push_back(std::move(service));
     auto runner = std::make_unique<agents::RunnerServiceImpl>(spawner, executor_);
@@ -324,7 +352,6 @@ absl::Status Mesh::BuildSessions() {
       {"codex", agents::v1::AGENT_TYPE_CODEX},
       {"factory-droid", agents::v1::AGENT_TYPE_FACTORY_DROID}};
   options.agent_type = agents_by_name.at(config_.session_agent);
-  options.agent_environment = config_.session_agent_env;
   options.idle_pause = absl::FromChrono(config_.session_idle_pause);
   options.end_after = absl::FromChrono(config_.session_end_after);
   auto manager = std::make_shared<sessions::SessionManager>(

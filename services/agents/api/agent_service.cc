@@ -3,6 +3,7 @@
 #include <deque>
 
 #include "absl/strings/str_cat.h"
+#include "services/common/peers/serve_for_project.h"
 #include "services/common/rpc/call_context.h"
 #include "services/common/rpc/queued_writer.h"
 #include "services/common/rpc/serve_unary.h"
@@ -51,6 +52,13 @@ class ConnectReactor final
     if (!ok) {
       Close(absl::OkStatus());
       Gone("the runner closed its stream");
+      return;
+    }
+    // Every message is held to the contract's bounds by the interceptor; one
+    // out of bounds ends the connection (and the worker) with the reason.
+    if (auto refused = CallerOf(ctx_); !refused.ok()) {
+      Close(refused.status());
+      Gone(absl::StrCat("the runner sent a message out of bounds: ", refused.status().message()));
       return;
     }
     {
@@ -168,10 +176,12 @@ class ConnectReactor final
 grpc::ServerUnaryReactor* AgentServiceImpl::StartWorker(grpc::CallbackServerContext* ctx,
                                                         const v1::StartWorkerRequest* req,
                                                         v1::StartWorkerResponse* resp) {
-  return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
-    return FillResponse(spawner_->Start(caller, *req),
-                        [resp](v1::Worker w) { *resp->mutable_worker() = std::move(w); });
-  });
+  return ServeUnaryForProject(
+      ctx, executor_, projects_.get(), "config.project_id", req->config().project_id(),
+      [this, req, resp](const Principal& caller) {
+        return FillResponse(spawner_->Start(caller, *req),
+                            [resp](v1::Worker w) { *resp->mutable_worker() = std::move(w); });
+      });
 }
 
 grpc::ServerUnaryReactor* AgentServiceImpl::PauseWorker(grpc::CallbackServerContext* ctx,

@@ -6,6 +6,7 @@
 #include "orchestrator/agents/v1/runner.grpc.pb.h"
 #include "services/agents/domain/worker_spawner.h"
 #include "services/common/executor/bounded_executor.h"
+#include "services/common/peers/project_visibility.h"
 
 namespace orchestrator::agents {
 
@@ -13,8 +14,13 @@ namespace orchestrator::agents {
 // WatchWorker as queued server streams.
 class AgentServiceImpl final : public v1::AgentService::CallbackService {
  public:
-  AgentServiceImpl(std::shared_ptr<WorkerSpawner> spawner, BoundedExecutorPtr executor)
-      : spawner_(std::move(spawner)), executor_(std::move(executor)) {}
+  // `projects` checks a worker's config.project_id as the caller; null
+  // refuses project ids.
+  AgentServiceImpl(std::shared_ptr<WorkerSpawner> spawner, BoundedExecutorPtr executor,
+                   ProjectVisibilityPtr projects = nullptr)
+      : spawner_(std::move(spawner)),
+        executor_(std::move(executor)),
+        projects_(std::move(projects)) {}
 
   grpc::ServerUnaryReactor* StartWorker(grpc::CallbackServerContext* ctx,
                                         const v1::StartWorkerRequest* req,
@@ -45,6 +51,7 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
  private:
   std::shared_ptr<WorkerSpawner> spawner_;
   BoundedExecutorPtr executor_;
+  ProjectVisibilityPtr projects_;
 };
 
 // RunnerService: each runner's one bidirectional connection.

@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "services/common/crypto/secret_box.h"
+#include "services/common/pagination/page_budget.h"
 #include "services/common/pagination/page_token.h"
 #include "spdlog/spdlog.h"
 
@@ -25,6 +26,7 @@ namespace fs = std::filesystem;
 using google::protobuf::util::TimeUtil;
 
 constexpr char kMeshSocketInside[] = "/run/orchestrator/mesh.sock";
+constexpr char kEgressSocketInside[] = "/run/orchestrator/egress.sock";
 constexpr char kBinInside[] = "/opt/orchestrator/bin";
 
 google::protobuf::Timestamp Now() {
@@ -81,6 +83,12 @@ absl::Status CheckConfig(const v1::WorkerConfig& c) {
       return Invalid(field, absl::StrCat("'", c.secret_names(i), "' is in config.environment too"));
     }
   }
+  for (int i = 0; i < c.egress_allow_size(); ++i) {
+    if (auto t = ParseEgressTarget(c.egress_allow(i)); !t.ok()) {
+      return Invalid(absl::StrCat("config.egress_allow[", i, "]"),
+                     std::string(t.status().message()));
+    }
+  }
   if (c.secret_names_size() > 0 && c.project_id().empty()) {
     return Invalid("config.project_id", "required to grant project secrets");
   }
@@ -126,11 +134,13 @@ std::string RuntimeKey(v1::AgentType agent, const std::vector<std::string>& capa
 
 WorkerSpawner::WorkerSpawner(SpawnerOptions options, std::shared_ptr<WorkerStore> store,
                              std::shared_ptr<TokenMinter> minter,
-                             std::shared_ptr<SecretSource> secrets)
+                             std::shared_ptr<SecretSource> secrets,
+                             std::shared_ptr<EgressGateway> egress)
     : options_(std::move(options)),
       store_(std::move(store)),
       minter_(std::move(minter)),
-      secrets_(std::move(secrets)) {}
+      secrets_(std::move(secrets)),
+      egress_(std::move(egress)) {}
 
 WorkerSpawner::~WorkerSpawner() { Shutdown(); }
 
@@ -218,6 +228,7 @@ void WorkerSpawner::TransitionLocked(Live& l, v1::WorkerState state, const std::
     if (l.link != nullptr) l.link->Close(absl::CancelledError(reason));
     l.link = nullptr;
     if (l.sandbox) l.sandbox->Kill();
+    if (egress_) egress_->Close(w.id());
     if (!l.token_id.empty()) minter_->Revoke(l.token_id);
   }
   Persist(*store_, w);
@@ -272,7 +283,7 @@ absl::StatusOr<std::shared_ptr<WorkerSpawner::Live>> WorkerSpawner::Visible(
 
 absl::StatusOr<std::unique_ptr<Sandbox>> WorkerSpawner::Launch(
     const v1::Worker& w, const std::string& token,
-    const std::map<std::string, std::string>& secrets) {
+    const std::map<std::string, std::string>& secrets, bool operator_environment) {
   const fs::path workspace = fs::path(options_.root_dir) / "workspaces" / w.workspace_id();
   std::error_code ec;
   fs::create_directories(workspace / "work", ec);
@@ -289,7 +300,7 @@ absl::StatusOr<std::unique_ptr<Sandbox>> WorkerSpawner::Launch(
   spec.workspace = (workspace / "work").string();
   spec.home = (workspace / "home").string();
   spec.log_path = (fs::path(options_.root_dir) / "workers" / (w.id() + ".log")).string();
-  spec.isolate_network = w.config().network_mode() != v1::NETWORK_MODE_OPEN;
+  spec.isolate_network = true;  // never the host's network: out only through the egress proxy
   spec.cgroup = w.id();
   spec.memory_bytes = w.config().limits().memory_bytes();
   spec.max_pids = w.config().limits().max_pids() > 0 ? w.config().limits().max_pids()
@@ -302,13 +313,28 @@ absl::StatusOr<std::unique_ptr<Sandbox>> WorkerSpawner::Launch(
     spec.mounts.push_back({dir, "", false});
   }
   absl::StrAppend(&path, ":/usr/local/bin:/usr/bin:/bin");
-  spec.mounts.push_back({options_.bin_dir, kBinInside, false});
+  // The runner and the CLI only, each a read-only file: nothing else of
+  // the build (test binaries) or the install is visible inside.
+  for (const char* binary : {"orchestrator-runner", "orchestrator"}) {
+    spec.mounts.push_back({absl::StrCat(options_.bin_dir, "/", binary),
+                           absl::StrCat(kBinInside, "/", binary), false});
+  }
   for (const auto& dir : options_.library_dirs) spec.mounts.push_back({dir, "", false});
   spec.mounts.push_back({options_.mesh_socket, kMeshSocketInside, true});
+  auto egress = OpenEgress(w);
+  if (!egress.ok()) return egress.status();
+  if (!egress->empty()) {  // the runner serves it to agents as HTTP(S)_PROXY
+    spec.mounts.push_back({*egress, kEgressSocketInside, true});
+    spec.env["ORCHESTRATOR_EGRESS_SOCKET"] = options_.unsandboxed ? *egress : kEgressSocketInside;
+  }
   for (const auto& [k, v] : w.config().environment()) spec.env[k] = v;
-  // Granted secrets by name, in the sandbox's environment only: never in
-  // the worker's record, its logs or its events.
+  // Granted secrets by name and the operator's environment (for the
+  // workers given it), in the sandbox's environment only: never in the
+  // worker's record, its logs or its events. The operator's values win.
   for (const auto& [k, v] : secrets) spec.env[k] = v;
+  if (operator_environment) {
+    for (const auto& [k, v] : options_.operator_environment) spec.env[k] = v;
+  }
   spec.env["PATH"] = path;
   spec.env["HOME"] = options_.unsandboxed ? spec.home : "/home/agent";
   spec.env["LANG"] = "C.UTF-8";
@@ -321,8 +347,20 @@ absl::StatusOr<std::unique_ptr<Sandbox>> WorkerSpawner::Launch(
   return Sandbox::Start(spec);
 }
 
+absl::StatusOr<std::string> WorkerSpawner::OpenEgress(const v1::Worker& w) {
+  if (w.config().network_mode() == v1::NETWORK_MODE_ISOLATED) return std::string();
+  auto allow = AllowlistFor(w.config(), options_.egress);
+  if (!allow.ok()) return allow.status();
+  if (egress_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "config.network_mode: no egress proxy runs here; only NETWORK_MODE_ISOLATED workers");
+  }
+  return egress_->Open(w.id(), std::move(*allow));
+}
+
 absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
-                                                const v1::StartWorkerRequest& req) {
+                                                const v1::StartWorkerRequest& req,
+                                                const StartExtras& extras) {
   v1::WorkerConfig config = req.config();
   if (auto s = CheckConfig(config); !s.ok()) return s;
   if (!options_.unsandboxed) {
@@ -332,7 +370,8 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
     config.set_agent_type(v1::AGENT_TYPE_SCRIPTED);
   }
   if (config.network_mode() == v1::NETWORK_MODE_UNSPECIFIED) {
-    // Agents that call a model API need the network; the scripted one does not.
+    // Agents that call a model API need a way out (the egress proxy, never
+    // the host's network); the scripted one does not.
     config.set_network_mode(config.agent_type() == v1::AGENT_TYPE_SCRIPTED
                                 ? v1::NETWORK_MODE_ISOLATED
                                 : v1::NETWORK_MODE_OPEN);
@@ -400,18 +439,20 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
       absl::UnavailableError("the sandbox launcher is shutting down");
   absl::Notification launched;
   const std::string token_value = token->value;
-  const bool submitted = launcher_
-                             .Submit([&, worker = w] {
-                               sandbox = Launch(worker, token_value, secrets);
-                               launched.Notify();
-                             })
-                             .ok();
+  const bool submitted =
+      launcher_
+          .Submit([&, worker = w] {
+            sandbox = Launch(worker, token_value, secrets, extras.operator_environment);
+            launched.Notify();
+          })
+          .ok();
   bool created = false;
   auto stored = store_->CreateWorker(w, req.request_id(), token->token_id, &created);
   if (submitted) launched.WaitForNotification();
   if (!stored.ok() || !created) {
     // A failure, or a retry of a request that started a worker already.
     if (sandbox.ok()) (*sandbox)->Kill();
+    if (egress_) egress_->Close(w.id());
     {
       absl::MutexLock all(&mu_);
       live_.erase(w.id());
@@ -441,7 +482,9 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Get(const Principal& caller, const std
 
 absl::StatusOr<v1::ListWorkersResponse> WorkerSpawner::List(const Principal& caller,
                                                             const v1::ListWorkersRequest& req) {
-  const std::string owner = OwnerFilter(caller, req.owner_id());
+  auto owner_filter = OwnerFilter(caller, req.owner_id());
+  if (!owner_filter.ok()) return owner_filter.status();
+  const std::string& owner = *owner_filter;
   const std::string filters = absl::StrCat(owner, "|", static_cast<int>(req.state()), "|",
                                            static_cast<int>(req.worker_type()));
   auto page = ParsePageRequest(req.page_size(), req.page_token(), filters, 50, 500);
@@ -457,9 +500,10 @@ absl::StatusOr<v1::ListWorkersResponse> WorkerSpawner::List(const Principal& cal
   if (!rows.ok()) return rows.status();
   v1::ListWorkersResponse resp;
   const int n = std::min<int>(static_cast<int>(rows->size()), page->page_size);
-  for (int i = 0; i < n; ++i) *resp.add_workers() = (*rows)[i];
-  if (static_cast<int>(rows->size()) > page->page_size) {
-    const auto& last = (*rows)[n - 1];
+  PageBudget budget;  // a page also stops at a byte budget
+  for (int i = 0; i < n && budget.Take((*rows)[i]); ++i) *resp.add_workers() = (*rows)[i];
+  if (static_cast<int>(rows->size()) > resp.workers_size()) {
+    const auto& last = resp.workers(resp.workers_size() - 1);
     resp.set_next_page_token(MakePageToken(
         filters, {absl::StrCat(TimeUtil::TimestampToMicroseconds(last.create_time())), last.id()}));
   }
@@ -672,16 +716,14 @@ std::string WorkerSpawner::WorkerOfToken(const std::string& token_id) {
 absl::StatusOr<v1::WorkerConfig> WorkerSpawner::RunnerConnected(const Principal& runner,
                                                                 const v1::RunnerHello& hello,
                                                                 RunnerLink* link) {
+  // Only the worker's own token may connect; any other caller learns the same
+  // as for an unknown id, so a worker's existence leaks nothing.
+  const absl::Status not_found =
+      absl::NotFoundError(absl::StrCat("worker '", hello.worker_id(), "' is not running here"));
   auto l = Find(hello.worker_id());
-  if (l == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("worker '", hello.worker_id(), "' is not running here"));
-  }
+  if (l == nullptr) return not_found;
   absl::MutexLock lock(&l->mu);
-  if (runner.token_id.empty() || runner.token_id != l->token_id) {
-    return absl::PermissionDeniedError(absl::StrCat("the runner of worker '", hello.worker_id(),
-                                                    "' must use that worker's token"));
-  }
+  if (runner.token_id.empty() || runner.token_id != l->token_id) return not_found;
   if (l->worker.state() != v1::WORKER_STATE_STARTING || l->link != nullptr) {
     return absl::FailedPreconditionError(absl::StrCat("worker '", hello.worker_id(), "' is ",
                                                       StateName(l->worker.state()),

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "orchestrator/agents/v1/runner.pb.h"
+#include "services/agents/domain/egress.h"
 #include "services/agents/domain/worker_store.h"
 #include "services/agents/runtime/sandbox.h"
 #include "services/common/auth/principal.h"
@@ -26,13 +27,28 @@ struct SpawnerOptions {
   std::string root_dir;                   // workspaces/ and workers/ (logs) live here
   std::string bin_dir;                    // orchestrator-runner and orchestrator (read-only inside)
   std::vector<std::string> tool_dirs;     // agent CLIs' installs (read-only, same path inside)
-  std::vector<std::string> library_dirs;  // shared libraries of the binaries outside /usr
+  std::vector<std::string> library_dirs;  // shared libraries of the binaries outside /usr, if any
   std::string mesh_socket;   // host path of the unix socket sandboxes reach the mesh on
   bool unsandboxed = false;  // run runners as plain processes (explicit choice)
   absl::Duration connect_timeout = absl::Seconds(30);
   absl::Duration default_task_timeout = absl::Minutes(30);
   absl::Duration monitor_interval = absl::Milliseconds(200);
   int64_t default_max_pids = 1024;  // a fork bomb stays inside its sandbox
+  // The operator's part of every networked worker's egress allowlist.
+  EgressGrants egress;
+  // The operator's environment for the agents it pays for (e.g.
+  // ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL; --session_agent_env): given only
+  // to workers started with StartExtras::operator_environment, in their
+  // sandbox's environment only, never in a worker's record.
+  std::map<std::string, std::string> operator_environment;
+};
+
+// What only in-process callers inside the mesh may ask of Start (the
+// session manager, for the PO workers it drives); StartWorker over gRPC
+// never sets it.
+struct StartExtras {
+  // The sandbox gets SpawnerOptions::operator_environment.
+  bool operator_environment = false;
 };
 
 // Mints and revokes a worker's agent token.
@@ -80,9 +96,12 @@ struct TaskListener {
 class WorkerSpawner {
  public:
   // `secrets` may be null: workers then cannot be granted project secrets.
+  // `egress` may be null: workers then get no network (NETWORK_MODE_OPEN
+  // fails to start).
   WorkerSpawner(SpawnerOptions options, std::shared_ptr<WorkerStore> store,
                 std::shared_ptr<TokenMinter> minter,
-                std::shared_ptr<SecretSource> secrets = nullptr);
+                std::shared_ptr<SecretSource> secrets = nullptr,
+                std::shared_ptr<EgressGateway> egress = nullptr);
   ~WorkerSpawner();
 
   // After a restart: workers the store still calls live lost their
@@ -91,7 +110,8 @@ class WorkerSpawner {
   void StartMonitor();
   void Shutdown();  // stops every sandbox
 
-  absl::StatusOr<v1::Worker> Start(const Principal& caller, const v1::StartWorkerRequest& req);
+  absl::StatusOr<v1::Worker> Start(const Principal& caller, const v1::StartWorkerRequest& req,
+                                   const StartExtras& extras = {});
   absl::StatusOr<v1::Worker> Get(const Principal& caller, const std::string& worker_id);
   absl::StatusOr<v1::ListWorkersResponse> List(const Principal& caller,
                                                const v1::ListWorkersRequest& req);
@@ -130,9 +150,12 @@ class WorkerSpawner {
   std::shared_ptr<Live> Find(const std::string& worker_id);
   absl::StatusOr<std::shared_ptr<Live>> Visible(const Principal& caller,
                                                 const std::string& worker_id);
-  absl::StatusOr<std::unique_ptr<Sandbox>> Launch(
-      const v1::Worker& worker, const std::string& token,
-      const std::map<std::string, std::string>& secrets);
+  absl::StatusOr<std::unique_ptr<Sandbox>> Launch(const v1::Worker& worker,
+                                                  const std::string& token,
+                                                  const std::map<std::string, std::string>& secrets,
+                                                  bool operator_environment);
+  // The host path of `w`'s egress proxy socket; "" when it has no network.
+  absl::StatusOr<std::string> OpenEgress(const v1::Worker& w);
   void MonitorLoop();
   // With `l.mu` held: the new state persisted and told to watchers; on a
   // terminal state the sandbox and the token go and a running task fails.
@@ -144,6 +167,7 @@ class WorkerSpawner {
   std::shared_ptr<WorkerStore> store_;
   std::shared_ptr<TokenMinter> minter_;
   std::shared_ptr<SecretSource> secrets_;
+  std::shared_ptr<EgressGateway> egress_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Live>> live_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> next_handle_{1};

@@ -1,5 +1,6 @@
 #include "services/agents/runner/child_process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -8,7 +9,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <fstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 extern char** environ;
@@ -20,7 +25,7 @@ absl::StatusOr<ChildExit> RunChild(const std::vector<std::string>& argv,
                                    const std::string& cwd,
                                    const std::function<void(const std::string&)>& on_line,
                                    absl::Time deadline, const std::atomic<bool>* cancel,
-                                   size_t stderr_bytes) {
+                                   size_t stderr_bytes, const std::function<void()>& after_exit) {
   if (argv.empty()) return absl::InvalidArgumentError("nothing to run");
   // The child's environment: ours, with `env` on top.
   std::map<std::string, std::string> merged;
@@ -75,13 +80,17 @@ absl::StatusOr<ChildExit> RunChild(const std::vector<std::string>& argv,
   };
   bool killed = false, reaped = false;
   int status = 0;
+  absl::Time drained_by = absl::InfiniteFuture();
   while (out_open || err_open) {
     // The agent is done: whatever it left behind in its group goes too, so
     // that its pipes close.
     if (!reaped && waitpid(child, &status, WNOHANG) == child) {
       reaped = true;
       kill(-child, SIGKILL);
+      if (after_exit) after_exit();
+      drained_by = absl::Now() + absl::Seconds(2);
     }
+    if (absl::Now() >= drained_by) break;  // held open by a process that left the group
     if (!killed) {
       if (cancel != nullptr && cancel->load()) {
         result.cancelled = true;
@@ -130,9 +139,90 @@ absl::StatusOr<ChildExit> RunChild(const std::vector<std::string>& argv,
   while (!reaped && waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
   kill(-child, SIGKILL);  // anything the agent left running in its group
+  if (!reaped && after_exit) after_exit();
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
   return result;
+}
+
+absl::Status BecomeSubreaper() {
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    return absl::InternalError(absl::StrCat("prctl(PR_SET_CHILD_SUBREAPER): ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+struct ProcessInfo {
+  pid_t parent = 0;
+  char state = '?';
+};
+
+// Every process this process can see: its parent and state.
+std::map<pid_t, ProcessInfo> Processes() {
+  std::map<pid_t, ProcessInfo> all;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return all;
+  while (dirent* e = readdir(proc)) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(e->d_name, &pid)) continue;
+    std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+    std::string line;
+    std::getline(in, line);
+    // "pid (comm) S ppid …": the command may hold spaces and parentheses.
+    const size_t close = line.rfind(')');
+    if (close == std::string::npos || close + 4 >= line.size()) continue;
+    ProcessInfo info;
+    info.state = line[close + 2];
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::string_view(line).substr(
+                              close + 4, line.find(' ', close + 4) - (close + 4))),
+                          &info.parent)) {
+      continue;
+    }
+    all[pid] = info;
+  }
+  closedir(proc);
+  return all;
+}
+
+}  // namespace
+
+int KillDescendants(const std::set<pid_t>& keep) {
+  const pid_t self = getpid();
+  std::set<pid_t> killed;
+  for (int pass = 0; pass < 200; ++pass) {
+    const auto all = Processes();
+    std::vector<pid_t> found;
+    for (const auto& [pid, info] : all) {
+      // A descendant: its chain of parents reaches this process without
+      // passing a kept one.
+      bool descendant = false;
+      pid_t at = pid;
+      for (int depth = 0; depth < 1024 && at > 1 && !keep.contains(at); ++depth) {
+        auto it = all.find(at);
+        if (it == all.end()) break;
+        if (it->second.parent == self) {
+          descendant = true;
+          break;
+        }
+        at = it->second.parent;
+      }
+      if (descendant && at > 1 && !keep.contains(at)) found.push_back(pid);
+    }
+    if (found.empty()) break;
+    for (pid_t pid : found) {
+      const ProcessInfo& info = all.at(pid);
+      if (info.state != 'Z' && info.state != 'X') {
+        kill(pid, SIGKILL);
+        killed.insert(pid);
+      }
+      // Ours now (orphans come to us): reap it once it is gone.
+      if (info.parent == self) waitpid(pid, nullptr, WNOHANG);
+    }
+    usleep(5000);
+  }
+  return static_cast<int>(killed.size());
 }
 
 }  // namespace orchestrator::agents

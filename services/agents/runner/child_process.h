@@ -5,9 +5,11 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
@@ -26,12 +28,28 @@ struct ChildExit {
 // to this process's environment and `cwd` as working directory; calls
 // `on_line` for each line of its standard output as it comes; keeps the
 // last `stderr_bytes` of its standard error. Kills the whole group at
-// `deadline` or when `*cancel` turns true.
+// `deadline` or when `*cancel` turns true. Once it has exited, its group
+// is killed and `after_exit` (if set) runs; output that processes outside
+// the group (started with setsid) keep writing is read for at most two
+// more seconds, so such a process cannot hold the call open.
 absl::StatusOr<ChildExit> RunChild(const std::vector<std::string>& argv,
                                    const std::map<std::string, std::string>& env,
                                    const std::string& cwd,
                                    const std::function<void(const std::string& line)>& on_line,
                                    absl::Time deadline, const std::atomic<bool>* cancel,
-                                   size_t stderr_bytes = 8192);
+                                   size_t stderr_bytes = 8192,
+                                   const std::function<void()>& after_exit = nullptr);
+
+// Makes this process the reaper of its orphaned descendants
+// (PR_SET_CHILD_SUBREAPER): whatever a child starts and detaches (nohup,
+// setsid, a double fork) stays a descendant of this process, so
+// KillDescendants finds it.
+absl::Status BecomeSubreaper();
+
+// Kills every descendant of this process except the processes in `keep`
+// and theirs, again until none is left (they may fork meanwhile, for about
+// a second at most), and reaps those that were its children. Returns how
+// many processes it killed.
+int KillDescendants(const std::set<pid_t>& keep = {});
 
 }  // namespace orchestrator::agents

@@ -23,8 +23,11 @@
 #include "clients/cli/skills.h"
 #include "orchestrator/agents/v1/runner.grpc.pb.h"
 #include "services/agents/runner/agent_adapter.h"
+#include "services/agents/runner/child_process.h"
+#include "services/agents/runner/egress_forwarder.h"
 #include "services/agents/runner/scripted_agent.h"
 #include "services/agents/runner/task_runner.h"
+#include "services/common/validation/request_bounds.h"
 
 namespace orchestrator::agents {
 
@@ -44,7 +47,8 @@ std::string SelfPath() {
 }
 
 // The worker's instructions file (CLAUDE.md or AGENTS.md) with the commands
-// its token allows, and for Claude Code the skills.
+// its token allows, and the skills where its agent CLI loads them (Claude
+// Code: .claude/skills/, Codex: .agents/skills/; others get the usage inline).
 void WriteInstructions(const v1::WorkerConfig& config, const std::string& workspace) {
   const bool claude = config.agent_type() == v1::AGENT_TYPE_CLAUDE_CODE;
   const std::string file = workspace + (claude ? "/CLAUDE.md" : "/AGENTS.md");
@@ -54,8 +58,11 @@ void WriteInstructions(const v1::WorkerConfig& config, const std::string& worksp
   }
   std::vector<std::string> grants(config.allowed_commands().begin(),
                                   config.allowed_commands().end());
-  auto written = cli::WriteSkills(workspace, grants,
-                                  claude ? cli::SkillsFormat::kClaude : cli::SkillsFormat::kAgents);
+  const cli::SkillsFormat format = claude ? cli::SkillsFormat::kClaude
+                                   : config.agent_type() == v1::AGENT_TYPE_CODEX
+                                       ? cli::SkillsFormat::kCodex
+                                       : cli::SkillsFormat::kAgents;
+  auto written = cli::WriteSkills(workspace, grants, format);
   if (!written.ok()) std::cerr << "runner: skills not written: " << written.status() << "\n";
 }
 
@@ -67,14 +74,39 @@ int RunRunner() {
                  "be set\n";
     return 2;
   }
+  // The sandbox has only loopback: what its agents reach outside, they
+  // reach through the mesh's egress proxy, announced as HTTP(S)_PROXY.
+  std::unique_ptr<EgressForwarder> egress;
+  if (const std::string socket = Env("ORCHESTRATOR_EGRESS_SOCKET"); !socket.empty()) {
+    auto started = EgressForwarder::Start(socket);
+    if (!started.ok()) {
+      std::cerr << "runner: " << started.status() << "\n";
+      return 1;
+    }
+    egress = std::move(*started);
+    const std::string proxy = "http://127.0.0.1:" + std::to_string(egress->port());
+    for (const char* name : {"HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"})
+      setenv(name, proxy.c_str(), 1);
+    // Nothing bypasses it: 127.0.0.1 here is the sandbox's own loopback, so
+    // even a model API on the host's loopback is reached through the proxy.
+    for (const char* name : {"NO_PROXY", "no_proxy"}) setenv(name, "", 1);
+  }
   const std::string workspace = std::filesystem::current_path().string();
+  // What an agent starts in the background (nohup, setsid, a double fork)
+  // stays ours, and ends with its turn (KillDescendants below).
+  if (auto s = BecomeSubreaper(); !s.ok()) {
+    std::cerr << "runner: background processes may outlive their turn: " << s << "\n";
+  }
   auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
   auto stub = v1::RunnerService::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.AddMetadata("authorization", "Bearer " + token);
   auto stream = stub->Connect(&ctx);
   absl::Mutex write_mu;
-  auto write = [&](const v1::ConnectRequest& r) {
+  // What an agent produced, clipped to the contract's bounds: the mesh
+  // would end the connection over a message out of bounds.
+  auto write = [&](v1::ConnectRequest r) {
+    FitToBounds(&r);
     absl::MutexLock lock(&write_mu);
     return stream->Write(r);
   };
@@ -113,12 +145,15 @@ int RunRunner() {
     running_task = msg.task().id();
     running = std::thread([&, task = msg.task()] {
       auto adapter = MakeAdapter(config.agent_type(), scripted);
-      v1::TaskResult result = RunAgentTask(task, *adapter, workspace, default_timeout, &cancel,
-                                           [&](const v1::AgentEvent& e) {
-                                             v1::ConnectRequest r;
-                                             *r.mutable_event() = e;
-                                             write(r);
-                                           });
+      v1::TaskResult result = RunAgentTask(
+          task, *adapter, workspace, default_timeout, &cancel,
+          [&](const v1::AgentEvent& e) {
+            v1::ConnectRequest r;
+            *r.mutable_event() = e;
+            write(r);
+          },
+          // The turn is over: nothing the agent started outlives it.
+          [] { KillDescendants(); });
       v1::ConnectRequest r;
       *r.mutable_result() = result;
       write(r);

@@ -132,8 +132,33 @@ int RunScriptedAgent(const std::string& prompt, const std::string& session_id, s
   std::smatch m;
   std::string reply;
   int calls = 0;
-  if (std::regex_search(
-          text, m, std::regex(R"(create (?:a )?project (?:named |called )?([a-z][a-z0-9-]*))"))) {
+  if (absl::StartsWith(prompt, "run: ")) {
+    // A shell command, as a model asks its Bash tool to run one.
+    const std::string command = prompt.substr(strlen("run: "));
+    v1::AgentEvent e;
+    const std::string id = absl::StrCat("call_", ++calls);
+    e.mutable_tool_call()->set_call_id(id);
+    e.mutable_tool_call()->set_tool_name("Bash");
+    (*e.mutable_tool_call()->mutable_input()->mutable_fields())["command"].set_string_value(
+        command);
+    printer.Event(e);
+    std::string output;
+    auto exit = RunChild(
+        {"/bin/sh", "-c", command}, {}, "", [&](const std::string& line) { output += line + "\n"; },
+        absl::Now() + absl::Minutes(5), nullptr);
+    constexpr size_t kMaxOutput = 64 * 1024;
+    if (output.size() > kMaxOutput) output.resize(kMaxOutput);
+    const int code = exit.ok() ? exit->exit_code : -1;
+    const std::string err = exit.ok() ? exit->stderr_tail : std::string(exit.status().message());
+    v1::AgentEvent r;
+    r.mutable_tool_result()->set_call_id(id);
+    r.mutable_tool_result()->set_output(output + err);
+    r.mutable_tool_result()->set_is_error(code != 0);
+    printer.Event(r);
+    reply = absl::StrCat("exit ", code, "\n", output, err);
+  } else if (std::regex_search(
+                 text, m,
+                 std::regex(R"(create (?:a )?project (?:named |called )?([a-z][a-z0-9-]*))"))) {
     const std::string name = m[1];
     auto r = Orchestrator({"project", "create", name, "--json"}, printer, &calls);
     reply = r.exit_code == 0
@@ -175,6 +200,11 @@ int RunScriptedAgent(const std::string& prompt, const std::string& session_id, s
     const char* value = std::getenv(name.c_str());
     reply = value != nullptr ? absl::StrCat(name, " is set (", strlen(value), " characters).")
                              : absl::StrCat(name, " is not set.");
+  } else if (std::regex_search(prompt, m,
+                               std::regex(R"re(respond "([^"]+)" then say "([^"]*)")re"))) {
+    // Answers with `orchestrator respond`, then ends the turn with these words.
+    auto r = Orchestrator({"respond", m[1]}, printer, &calls);
+    reply = r.exit_code == 0 ? std::string(m[2]) : "I could not respond: " + FirstLine(r.err);
   } else if (std::regex_search(text, std::regex(R"(what did i (?:ask|say))"))) {
     std::string last;
     for (const auto& h : history) {

@@ -18,7 +18,8 @@ std::string Describe(absl::Duration d) { return absl::FormatDuration(d); }
 
 v1::TaskResult RunAgentTask(const v1::Task& task, AgentAdapter& adapter, const std::string& cwd,
                             absl::Duration default_timeout, const std::atomic<bool>* cancel,
-                            const std::function<void(const v1::AgentEvent&)>& emit) {
+                            const std::function<void(const v1::AgentEvent&)>& emit,
+                            const std::function<void()>& after_agent) {
   v1::TaskResult result;
   result.set_task_id(task.id());
   *result.mutable_start_time() = Now();
@@ -39,7 +40,7 @@ v1::TaskResult RunAgentTask(const v1::Task& task, AgentAdapter& adapter, const s
   adapter.Prepare();
   TaskInput input{task.prompt(), task.agent_session_id()};
   auto exit = RunChild(adapter.Command(input), adapter.Environment(), cwd, on_line,
-                       absl::Now() + timeout, cancel);
+                       absl::Now() + timeout, cancel, 8192, after_agent);
   *result.mutable_end_time() = Now();
   if (!exit.ok()) {
     result.set_status(v1::TASK_STATUS_FAILED);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -22,16 +23,51 @@
 namespace orchestrator::agents {
 namespace {
 
-// What of /etc a program needs (users, name resolution, TLS roots, the
-// dynamic loader, Debian's alternatives); nothing else of the host's /etc.
+// What of /etc a program needs (name resolution, TLS roots, the dynamic
+// loader, Debian's alternatives); nothing else of the host's /etc. Users
+// and groups are the sandbox's own (SandboxPasswd, SandboxGroup).
 constexpr const char* kEtc[] = {
-    "passwd",       "group",           "hosts",        "resolv.conf", "nsswitch.conf",
-    "ssl",          "ca-certificates", "alternatives", "ld.so.cache", "ld.so.conf",
-    "ld.so.conf.d", "localtime",       "mime.types",   "gitconfig",
+    "hosts",       "resolv.conf", "nsswitch.conf", "ssl",       "ca-certificates", "alternatives",
+    "ld.so.cache", "ld.so.conf",  "ld.so.conf.d",  "localtime", "mime.types",      "gitconfig",
 };
 
-constexpr int kInfoFd = 3;
+// The descriptors bwrap is started with (contiguous, from kInfoFd).
+constexpr int kInfoFd = 3;    // bwrap writes the tree's pids here
+constexpr int kArgsFd = 4;    // --args: the environment, NUL-separated
+constexpr int kPasswdFd = 5;  // the sandbox's /etc/passwd
+constexpr int kGroupFd = 6;   // the sandbox's /etc/group
 constexpr uid_t kSandboxUid = 1000;
+
+// An in-memory file holding `data`, read from its start; -1 on failure.
+int MemFile(const char* name, const std::string& data) {
+  const int fd = memfd_create(name, MFD_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      close(fd);
+      return -1;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (lseek(fd, 0, SEEK_SET) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Closes the descriptors it holds when it goes.
+struct Fds {
+  std::vector<int> fds;
+  ~Fds() {
+    for (int fd : fds) {
+      if (fd >= 0) close(fd);
+    }
+  }
+};
 
 // "…"child-pid": 1234,…" → 1234.
 bool JsonNumber(const std::string& json, const std::string& key, uint64_t* out) {
@@ -144,17 +180,42 @@ std::vector<std::string> BwrapCommand(const std::string& bwrap, const SandboxSpe
     const std::string path = absl::StrCat("/etc/", e);
     a.insert(a.end(), {"--ro-bind-try", path, path});
   }
+  a.insert(a.end(), {"--perms", "0644", "--ro-bind-data", absl::StrCat(kPasswdFd), "/etc/passwd",
+                     "--perms", "0644", "--ro-bind-data", absl::StrCat(kGroupFd), "/etc/group"});
   a.insert(a.end(), {"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind",
                      spec.workspace, "/workspace", "--bind", spec.home, "/home/agent"});
   for (const auto& m : spec.mounts) {
     a.insert(a.end(), {m.writable ? "--bind" : "--ro-bind", m.source,
                        m.target.empty() ? m.source : m.target});
   }
-  a.insert(a.end(), {"--chdir", "/workspace", "--clearenv"});
-  for (const auto& [k, v] : spec.env) a.insert(a.end(), {"--setenv", k, v});
+  // The environment's values come through a descriptor: argv is readable
+  // by every local user in /proc/<pid>/cmdline.
+  a.insert(a.end(), {"--chdir", "/workspace", "--clearenv", "--args", absl::StrCat(kArgsFd)});
   a.insert(a.end(), {"--info-fd", absl::StrCat(kInfoFd), "--"});
   a.insert(a.end(), spec.argv.begin(), spec.argv.end());
   return a;
+}
+
+std::string BwrapEnvArguments(const SandboxSpec& spec) {
+  std::string args;
+  for (const auto& [k, v] : spec.env) {
+    for (absl::string_view part :
+         {absl::string_view("--setenv"), absl::string_view(k), absl::string_view(v)}) {
+      args.append(part.data(), part.size());
+      args.push_back('\0');
+    }
+  }
+  return args;
+}
+
+std::string SandboxPasswd() {
+  return absl::StrCat("root:x:0:0:root:/root:/usr/sbin/nologin\n", "agent:x:", kSandboxUid, ":",
+                      kSandboxUid, ":agent:/home/agent:/bin/sh\n",
+                      "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
+}
+
+std::string SandboxGroup() {
+  return absl::StrCat("root:x:0:\n", "agent:x:", kSandboxUid, ":\n", "nogroup:x:65534:\n");
 }
 
 void RemoveCgroups(const std::string& cgroup) {
@@ -184,11 +245,27 @@ absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Start(const SandboxSpec& spec)
   for (const auto& s : command) argv.push_back(const_cast<char*>(s.c_str()));
   argv.push_back(nullptr);
 
+  // bwrap's own environment is empty: the tree's first process (bwrap's
+  // init, pid 1 inside) shows it in /proc/1/environ.
+  char* const no_env[] = {nullptr};
+
+  // What bwrap reads from descriptors: the environment, passwd and group.
+  Fds files;
+  files.fds = {MemFile("sandbox-args", BwrapEnvArguments(spec)),
+               MemFile("sandbox-passwd", SandboxPasswd()),
+               MemFile("sandbox-group", SandboxGroup())};
+  for (int fd : files.fds) {
+    if (fd < 0) return absl::InternalError("sandbox: cannot create its in-memory files");
+  }
   const std::vector<std::string> cgroups = MakeCgroups(spec);
   std::vector<std::string> procs;
   for (const auto& dir : cgroups) procs.push_back(dir + "/cgroup.procs");
   int info[2];
   if (pipe2(info, O_CLOEXEC) != 0) return absl::InternalError("sandbox: pipe failed");
+  // The descriptors bwrap gets, in the order of their numbers from kInfoFd.
+  const int passed[] = {info[1], files.fds[0], files.fds[1], files.fds[2]};
+  static_assert(kArgsFd == kInfoFd + 1 && kPasswdFd == kInfoFd + 2 && kGroupFd == kInfoFd + 3);
+  constexpr int kPassed = 4;
   const pid_t child = fork();
   if (child < 0) {
     close(info[0]);
@@ -198,6 +275,12 @@ absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Start(const SandboxSpec& spec)
   if (child == 0) {
     // Only async-signal-safe calls from here to exec.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // Out of the way of the numbers they move to (and of stdio).
+    int high[kPassed];
+    for (int i = 0; i < kPassed; ++i) {
+      high[i] = fcntl(passed[i], F_DUPFD, 64);
+      if (high[i] < 0) _exit(126);
+    }
     for (const auto& p : procs) {  // join the tree's cgroups; descendants follow
       const int fd = open(p.c_str(), O_WRONLY);
       if (fd < 0 || write(fd, "0", 1) != 1) _exit(125);
@@ -213,9 +296,10 @@ absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Start(const SandboxSpec& spec)
     dup2(in, 0);
     dup2(out, 1);
     dup2(out, 2);
-    dup2(info[1], kInfoFd);  // dup2 clears FD_CLOEXEC on the copy
-    close_range(kInfoFd + 1, ~0U, 0);
-    execv(argv[0], argv.data());
+    // dup2 clears FD_CLOEXEC on the copies.
+    for (int i = 0; i < kPassed; ++i) dup2(high[i], kInfoFd + i);
+    close_range(kInfoFd + kPassed, ~0U, 0);
+    execve(argv[0], argv.data(), no_env);
     _exit(127);
   }
   close(info[1]);

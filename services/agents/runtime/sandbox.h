@@ -13,8 +13,8 @@
 
 namespace orchestrator::agents {
 
-// A host path made visible inside the sandbox at `target` (same path when
-// empty), read-only unless `writable`.
+// A host path (a directory or a single file) made visible inside the
+// sandbox at `target` (same path when empty), read-only unless `writable`.
 struct Mount {
   std::string source;
   std::string target;
@@ -22,9 +22,13 @@ struct Mount {
 };
 
 // What a worker's sandbox is: one process tree in its own pid, ipc and uts
-// (and optionally network) namespaces, as an unprivileged user, seeing a
-// read-only system, its workspace at /workspace and its own HOME, and
-// nothing of the host's environment but `env`.
+// (and optionally network) namespaces, as an unprivileged user (uid 1000,
+// "agent"), seeing a read-only system with an /etc/passwd and /etc/group of
+// its own (root and agent only), its workspace at /workspace and its own
+// HOME, and nothing of the host's environment but `env`: bwrap itself starts
+// with an empty environment, and `env` reaches it through a file descriptor
+// (--args), never its command line, so no value of `env` (tokens, keys,
+// granted secrets) is in any process's /proc/<pid>/cmdline.
 struct SandboxSpec {
   std::vector<std::string> argv;           // run inside
   std::string workspace;                   // host directory → /workspace (writable)
@@ -47,8 +51,19 @@ struct SandboxSpec {
   bool unsandboxed = false;
 };
 
-// The bwrap command line for `spec` (bwrap path first).
+// The bwrap command line for `spec` (bwrap path first). It holds no value
+// of `spec.env`: bwrap reads those from descriptor 4 (see BwrapEnvArguments),
+// the generated /etc/passwd and /etc/group from 5 and 6.
 std::vector<std::string> BwrapCommand(const std::string& bwrap, const SandboxSpec& spec);
+
+// What bwrap reads from descriptor 4 (--args): `spec.env` as NUL-separated
+// --setenv arguments.
+std::string BwrapEnvArguments(const SandboxSpec& spec);
+
+// The sandbox's own /etc/passwd and /etc/group: root and the agent user
+// (uid and gid 1000, HOME /home/agent), nothing of the host's.
+std::string SandboxPasswd();
+std::string SandboxGroup();
 
 // Removes the cgroups a sandbox named `cgroup` left when its process
 // died without cleaning up (e.g. orchestratord was SIGKILLed).

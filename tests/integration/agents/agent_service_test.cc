@@ -16,7 +16,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "orchestrator/agents/v1/agents.grpc.pb.h"
+#include "orchestrator/agents/v1/runner.grpc.pb.h"
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
+#include "tests/support/log_capture.h"
 #include "tests/support/test_mesh.h"
 
 namespace orchestrator::agents {
@@ -332,32 +334,94 @@ TEST_F(AgentServiceTest, BadRequestsNameTheField) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("config.allowed_commands[0]"));
   EXPECT_EQ(Run("wrk_missing", "hi").status.error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // A worker may name only a project its user can see: another owner's is
+  // answered exactly like one that does not exist.
+  auto projects = orchestrator::projects::v1::ProjectService::NewStub(mesh_.channel());
+  orchestrator::projects::v1::CreateProjectRequest create;
+  create.mutable_project()->set_name("bobs");
+  orchestrator::projects::v1::CreateProjectResponse bobs;
+  ASSERT_TRUE(projects->CreateProject(TestMesh::Context(bob_).get(), create, &bobs).ok());
+  req.mutable_config()->clear_allowed_commands();
+  for (const std::string& project : {bobs.project().id(), std::string("prj_missing")}) {
+    req.mutable_config()->set_project_id(project);
+    s = stub_->StartWorker(TestMesh::Context(alice_).get(), req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << project;
+    EXPECT_THAT(s.error_message(), HasSubstr("project '" + project + "' not found"));
+  }
+}
+
+// Connecting as a worker's runner with any token but that worker's answers
+// exactly as for an id that does not exist: existence leaks nothing.
+TEST_F(AgentServiceTest, ARunnerConnectWithAnotherTokenIsNotFoundLikeAnUnknownWorker) {
+  v1::Worker w = Start({"project.get"});
+  auto runner = v1::RunnerService::NewStub(mesh_.channel());
+  auto connect = [&](const std::string& token, const std::string& worker_id) {
+    auto ctx = TestMesh::Context(token);
+    auto stream = runner->Connect(ctx.get());
+    v1::ConnectRequest hello;
+    hello.mutable_hello()->set_worker_id(worker_id);
+    stream->Write(hello);
+    stream->WritesDone();
+    v1::ConnectResponse resp;
+    EXPECT_FALSE(stream->Read(&resp)) << "no welcome for a stranger";
+    return stream->Finish();
+  };
+  const grpc::Status unknown = connect(mesh_.admin_token(), "wrk_missing");
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
+  // The admin and the worker's own user are not its runner either.
+  for (const std::string& token : {mesh_.admin_token(), alice_}) {
+    const grpc::Status s = connect(token, w.id());
+    if (token == alice_ && s.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+      EXPECT_THAT(s.error_message(), HasSubstr("runner.connect"));  // refused before: no leak
+      continue;
+    }
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << s.error_message();
+    EXPECT_THAT(s.error_message(), HasSubstr("is not running here"));
+  }
 }
 
 // A real agent CLI (tools/node_modules, pinned in tools/package.json) in the
 // sandbox, against one of the scripted fakes of its model API (tests/fakes).
 class FakeModelApiTest : public AgentServiceTest {
  protected:
-  explicit FakeModelApiTest(const char* fake)
-      : AgentServiceTest(
-            [](MeshConfig& c) { c.agent_tool_dirs = {std::string(TOOLS_DIR) + "/node_modules"}; }) {
+  // The fake runs before the mesh starts: the operator's configured model
+  // API (--session_agent_env's base URLs) is what the egress proxy lets the
+  // sandbox reach, and the only way the agent reaches it.
+  struct Fake {
+    std::string dir, port;
+    pid_t pid = 0;
+  };
+  static Fake StartFake(const char* fake) {
+    Fake f;
     char tmpl[] = "/tmp/fake_model_api.XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    fake_ = fork();
-    if (fake_ == 0) {
-      const std::string out = dir_ + "/port", log = dir_ + "/requests.jsonl";
+    f.dir = mkdtemp(tmpl);
+    f.pid = fork();
+    if (f.pid == 0) {
+      const std::string out = f.dir + "/port", log = f.dir + "/requests.jsonl";
       const std::string script = std::string(FAKES_DIR) + "/" + fake;
       if (freopen(out.c_str(), "w", stdout) == nullptr) _exit(126);
       execl("/usr/bin/python3", "python3", script.c_str(), "--port", "0", "--log", log.c_str(),
             nullptr);
       _exit(127);
     }
-    for (int i = 0; i < 100 && port_.empty(); ++i) {
+    for (int i = 0; i < 100 && f.port.empty(); ++i) {
       absl::SleepFor(absl::Milliseconds(50));
-      std::ifstream in(dir_ + "/port");
-      std::getline(in, port_);
+      std::ifstream in(f.dir + "/port");
+      std::getline(in, f.port);
     }
+    return f;
   }
+  explicit FakeModelApiTest(const char* fake) : FakeModelApiTest(StartFake(fake)) {}
+  explicit FakeModelApiTest(const Fake& f)
+      : AgentServiceTest([f](MeshConfig& c) {
+          c.agent_tool_dirs = {std::string(TOOLS_DIR) + "/node_modules"};
+          c.session_agent_env["ANTHROPIC_BASE_URL"] = "http://127.0.0.1:" + f.port;
+          c.session_agent_env["OPENAI_BASE_URL"] = "http://127.0.0.1:" + f.port + "/v1";
+        }),
+        dir_(f.dir),
+        port_(f.port),
+        fake_(f.pid) {}
   ~FakeModelApiTest() override {
     kill(fake_, SIGKILL);
     waitpid(fake_, nullptr, 0);
@@ -379,6 +443,10 @@ class FakeModelApiTest : public AgentServiceTest {
                                                               << run.result.stderr_tail();
     EXPECT_THAT(Commands(run), HasSubstr("orchestrator project create " + project + " --json"));
     EXPECT_THAT(run.result.summary(), HasSubstr("Done: prj_"));
+    // The sandbox has no network of its own: the model API was reached
+    // through the mesh's egress proxy.
+    EXPECT_THAT(log_.text(), HasSubstr(absl::StrCat("egress worker=", w.id(),
+                                                    " target=127.0.0.1:", port_, " allowed")));
     ASSERT_FALSE(run.result.agent_session_id().empty());
     auto projects = orchestrator::projects::v1::ProjectService::NewStub(mesh_.channel());
     orchestrator::projects::v1::ListProjectsResponse listed;
@@ -402,6 +470,7 @@ class FakeModelApiTest : public AgentServiceTest {
 
   std::string dir_, port_;
   pid_t fake_ = 0;
+  testing::LogCapture log_;
 };
 
 class ClaudeCodeWorkerTest : public FakeModelApiTest {

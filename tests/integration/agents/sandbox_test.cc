@@ -93,6 +93,75 @@ TEST_F(SandboxTest, TheEnvironmentIsOnlyWhatWasGiven) {
   EXPECT_THAT(out, Not(HasSubstr("PGHOST")));
 }
 
+// Every process of the host with `needle` on its command line.
+std::vector<pid_t> HostCommandLinesHolding(const std::string& needle) {
+  std::vector<pid_t> found;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(e.path().filename().string(), &pid)) continue;
+    std::ifstream in(e.path() / "cmdline");
+    std::stringstream s;
+    s << in.rdbuf();
+    if (s.str().find(needle) != std::string::npos) found.push_back(pid);
+  }
+  return found;
+}
+
+TEST_F(SandboxTest, NoProcessInsideSeesTheHostEnvironment) {
+  // bwrap's own process is the sandbox's pid 1: its /proc/1/environ is
+  // what bwrap was started with.
+  const std::string marker = absl::StrCat("host-secret-", getpid());
+  setenv("PGPASSWORD", marker.c_str(), 1);
+  SandboxSpec spec = Spec("for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < $f; done");
+  spec.env["GRANTED"] = "yes";
+  const std::string out = Output(spec);
+  unsetenv("PGPASSWORD");
+  EXPECT_THAT(out, HasSubstr("GRANTED=yes")) << "the probe read no environment at all";
+  EXPECT_THAT(out, Not(HasSubstr(marker)));
+  EXPECT_THAT(out, Not(HasSubstr("PGPASSWORD")));
+}
+
+TEST_F(SandboxTest, ItsEnvironmentIsOnNoCommandLineOfTheHost) {
+  const std::string secret = absl::StrCat("orc_token-", getpid(), "-value");
+  SandboxSpec spec = Spec("echo started; exec sleep 37");
+  spec.env["ORCHESTRATOR_TOKEN"] = secret;
+  auto sandbox = Sandbox::Start(spec);
+  ASSERT_TRUE(sandbox.ok()) << sandbox.status();
+  // Once the sleep inside runs, every process of the tree exists.
+  const std::string sleeper = std::string("sleep") + '\0' + "37" + '\0';
+  auto sleeping = [&] {
+    for (pid_t p : (*sandbox)->Processes()) {
+      std::ifstream in(absl::StrCat("/proc/", p, "/cmdline"));
+      std::stringstream s;
+      s << in.rdbuf();
+      if (s.str() == sleeper) return p;
+    }
+    return pid_t{0};
+  };
+  for (int i = 0; i < 500 && sleeping() == 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+  const pid_t inside = sleeping();
+  ASSERT_NE(inside, 0);
+  EXPECT_FALSE(HostCommandLinesHolding("bwrap").empty());
+  EXPECT_THAT(HostCommandLinesHolding(secret), ::testing::IsEmpty());
+  // It is in the environment of the process it was meant for.
+  std::ifstream env(absl::StrCat("/proc/", inside, "/environ"));
+  std::stringstream environments;
+  environments << env.rdbuf();
+  EXPECT_THAT(environments.str(), HasSubstr("ORCHESTRATOR_TOKEN=" + secret));
+}
+
+TEST_F(SandboxTest, UsersAreTheSandboxsOwnNotTheHosts) {
+  std::ifstream host_passwd("/etc/passwd");
+  std::stringstream host;
+  host << host_passwd.rdbuf();
+  ASSERT_THAT(host.str(), HasSubstr("daemon:")) << "the check needs a host user besides root";
+  const std::string out = Output(Spec("cat /etc/passwd /etc/group; echo \"~$(whoami)~$HOME~\""));
+  EXPECT_THAT(out, HasSubstr("agent:x:1000:1000:agent:/home/agent:"));
+  EXPECT_THAT(out, HasSubstr("agent:x:1000:"));
+  EXPECT_THAT(out, HasSubstr("~agent~/home/agent~"));
+  EXPECT_THAT(out, Not(HasSubstr("daemon:")));
+}
+
 TEST_F(SandboxTest, AnIsolatedSandboxHasNoNetworkAndAnOpenOneDoes) {
   const int listener = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -220,8 +289,9 @@ TEST(BwrapCommandTest, IsolationFlagsFollowTheSpec) {
   };
   auto isolated = BwrapCommand("/usr/bin/bwrap", spec);
   EXPECT_TRUE(has(isolated, {"--unshare-net"}));
-  EXPECT_TRUE(has(isolated, {"--clearenv"}));
-  EXPECT_TRUE(has(isolated, {"--setenv", "A", "1"}));
+  EXPECT_TRUE(has(isolated, {"--clearenv", "--args", "4"}));
+  EXPECT_FALSE(has(isolated, {"--setenv"})) << "values belong in the --args descriptor";
+  EXPECT_EQ(BwrapEnvArguments(spec), std::string("--setenv") + '\0' + "A" + '\0' + "1" + '\0');
   EXPECT_TRUE(has(isolated, {"--ro-bind", "/usr", "/usr"}));
   EXPECT_TRUE(has(isolated, {"--bind", "/w", "/workspace"}));
   EXPECT_TRUE(has(isolated, {"--ro-bind", "/srv/runner", "/opt/runner"}));

@@ -12,8 +12,6 @@
 
 namespace orchestrator::admin {
 
-namespace v1 = ::orchestrator::admin::v1;
-
 template <typename T>
 struct Page {
   std::vector<T> items;

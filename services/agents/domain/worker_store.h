@@ -9,8 +9,6 @@
 
 namespace orchestrator::agents {
 
-namespace v1 = ::orchestrator::agents::v1;
-
 // Where workers and tasks are kept. Every method is one transaction.
 class WorkerStore {
  public:

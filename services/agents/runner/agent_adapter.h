@@ -9,8 +9,6 @@
 
 namespace orchestrator::agents {
 
-namespace v1 = ::orchestrator::agents::v1;
-
 // One task as an adapter sees it.
 struct TaskInput {
   std::string prompt;

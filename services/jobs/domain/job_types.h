@@ -11,8 +11,6 @@
 
 namespace orchestrator::jobs {
 
-namespace v1 = ::orchestrator::jobs::v1;
-
 // What a component asks the engine to run.
 struct EnqueueRequest {
   std::string kind;

@@ -19,8 +19,6 @@
 
 namespace orchestrator::jobs {
 
-namespace v1 = ::orchestrator::jobs::v1;
-
 // A job changed: its latest event's sequence, owner, state and event type.
 struct JobNotice {
   std::string job_id;

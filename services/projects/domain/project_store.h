@@ -12,8 +12,6 @@
 
 namespace orchestrator::projects {
 
-namespace v1 = ::orchestrator::projects::v1;
-
 struct ProjectFilter {
   std::string owner_id;                                       // "" = every owner
   v1::ProjectStatus status = v1::PROJECT_STATUS_UNSPECIFIED;  // UNSPECIFIED = any

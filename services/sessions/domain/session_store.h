@@ -9,7 +9,14 @@
 
 namespace orchestrator::sessions {
 
-namespace v1 = ::orchestrator::sessions::v1;
+// A message that starts a turn (the user's, or the platform's news of a job)
+// and where its turn stands.
+struct MessageTurn {
+  v1::SessionMessage message;
+  bool pending = true;   // its turn has not ended (queued, running, or cut off)
+  int attempts = 0;      // how many times its turn started
+  absl::Status outcome;  // once ended: OK (answered) or why it failed
+};
 
 // Where sessions, messages and notifications are kept.
 class SessionStore {
@@ -28,9 +35,22 @@ class SessionStore {
   virtual absl::StatusOr<std::vector<v1::Session>> ListOpenSessions() = 0;
 
   // Inserts a message; with a request_id already used in the session,
-  // returns the message that request stored (and `*created` is false).
+  // returns the message that request stored (and `*created` is false). A
+  // user's or the platform's message is stored pending until EndTurn.
   virtual absl::StatusOr<v1::SessionMessage> AddMessage(const v1::SessionMessage& message,
                                                         bool* created) = 0;
+
+  // The session's pending messages, in the order they were sent.
+  virtual absl::StatusOr<std::vector<MessageTurn>> PendingTurns(const std::string& session_id) = 0;
+  // The turn of one message (NOT_FOUND if no such message).
+  virtual absl::StatusOr<MessageTurn> TurnOf(const std::string& message_id) = 0;
+  // Its turn starts (again); returns how many times it has started.
+  virtual absl::StatusOr<int> StartTurn(const std::string& message_id) = 0;
+  // Its turn ended: answered (OK) or failed with `outcome`; no longer pending.
+  virtual absl::Status EndTurn(const std::string& message_id, const absl::Status& outcome) = 0;
+  // The agent's replies in a message's turn, in order.
+  virtual absl::StatusOr<std::vector<v1::SessionMessage>> RepliesTo(
+      const std::string& message_id) = 0;
 
   // Appends a notification, numbering it after the owner's last one.
   virtual absl::StatusOr<v1::Notification> AddNotification(v1::Notification notification) = 0;

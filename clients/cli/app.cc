@@ -304,6 +304,20 @@ std::string NewRequestId() {
   return id;
 }
 
+// Inside an agent's task (ORCHESTRATOR_IDEMPOTENCY_KEY set): the same call
+// in the same piece of work gets the same request id, so work run again
+// after a restart repeats none of its calls. Otherwise a random one.
+std::string RequestIdFor(const Command& c, const Message& request, const Environment& env) {
+  auto key = env.vars.find("ORCHESTRATOR_IDEMPOTENCY_KEY");
+  if (key == env.vars.end() || key->second.empty()) return NewRequestId();
+  // FNV-1a: stable across processes and builds, unlike absl::Hash.
+  uint64_t hash = 14695981039346656037ull;
+  for (char ch : absl::StrCat(c.path(), "\n", request.ShortDebugString())) {
+    hash = (hash ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
+  }
+  return absl::StrCat(key->second, ".", absl::Hex(hash, absl::kZeroPad16));
+}
+
 // Fills the request from the invocation; a usage error names the argument.
 absl::Status BuildRequest(const Invocation& inv, const Environment& env, Message* request) {
   const Command& c = *inv.command;
@@ -368,7 +382,8 @@ absl::Status BuildRequest(const Invocation& inv, const Environment& env, Message
   if (const FieldDescriptor* f = d->FindFieldByName("request_id");
       f != nullptr && f->type() == FieldDescriptor::TYPE_STRING &&
       r->GetString(*request, f).empty()) {
-    r->SetString(request, f, inv.request_id.empty() ? NewRequestId() : inv.request_id);
+    r->SetString(request, f,
+                 inv.request_id.empty() ? RequestIdFor(c, *request, env) : inv.request_id);
   }
   return absl::OkStatus();
 }

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -214,7 +216,8 @@ absl::Status Mesh::Build() {
     options.concurrency = config_.job_concurrency;
     options.lease = absl::FromChrono(config_.job_lease);
     options.heartbeat = options.lease / 3;
-    options.reap = std::min(options.lease / 2, absl::Seconds(2));
+    // Orphaned jobs run again within the lease and a second.
+    options.reap = std::min(options.lease / 4, absl::Seconds(1));
     options.limits.per_owner.assign(config_.job_owner_limits.begin(),
                                     config_.job_owner_limits.end());
     auto worker = std::make_shared<jobs::Worker>(store, hub.get(), options);
@@ -232,10 +235,10 @@ absl::Status Mesh::Build() {
       return absl::UnavailableError("jobs: cannot LISTEN for job events on the database");
     }
     worker->Start();
-    stop_jobs_ = [hub, worker, drain = config_.drain_deadline] {
-      worker->Stop(absl::FromChrono(drain));
-      hub->Stop();
-    };
+    // The job drain runs alongside the gRPC drain; watchers need the hub
+    // until both are over.
+    stop_jobs_ = [worker, drain = config_.drain_deadline] { worker->Stop(absl::FromChrono(drain)); };
+    stop_job_events_ = [hub] { hub->Stop(); };
     job_hub_ = hub;
     job_worker_ = worker;
   }
@@ -385,7 +388,12 @@ absl::Status Mesh::BuildSessions() {
                                            },
                                            [] {}});
   }
-  stop_sessions_ = [manager] { manager->Shutdown(); };
+  start_sessions_ = [manager] { manager->ResumeTurns(); };
+  // Running turns may end within the drain deadline; then they are cut off
+  // and run again after the restart.
+  stop_sessions_ = [manager, drain = config_.drain_deadline] {
+    manager->Shutdown(absl::Now() + absl::FromChrono(drain));
+  };
   return absl::OkStatus();
 }
 
@@ -409,9 +417,15 @@ absl::Status Mesh::WriteBootstrapToken(const std::string& token) const {
   return absl::OkStatus();
 }
 
-absl::Status Mesh::Start() { return host_.Start(); }
+absl::Status Mesh::Start() {
+  if (auto s = host_.Start(); !s.ok()) return s;
+  if (start_sessions_) start_sessions_();
+  return absl::OkStatus();
+}
 
 void Mesh::Shutdown() {
+  // NOT_SERVING at once: nothing new is sent here while the rest drains.
+  host_.StopServing();
   // Workers first: their runners' streams would otherwise hold the drain
   // to its deadline, and they end STOPPED for the right reason.
   if (stop_sessions_) {
@@ -422,11 +436,12 @@ void Mesh::Shutdown() {
     stop_agents_();
     stop_agents_ = nullptr;
   }
+  // Each drain may take the whole deadline: together they take one.
+  std::thread job_drain;
+  if (stop_jobs_) job_drain = std::thread(std::exchange(stop_jobs_, nullptr));
   host_.Shutdown();
-  if (stop_jobs_) {
-    stop_jobs_();
-    stop_jobs_ = nullptr;
-  }
+  if (job_drain.joinable()) job_drain.join();
+  if (stop_job_events_) std::exchange(stop_job_events_, nullptr)();
 }
 
 void Mesh::Wait() { host_.Wait(); }

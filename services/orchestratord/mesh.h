@@ -56,8 +56,10 @@ class Mesh final {
   std::shared_ptr<void> job_hub_;
   std::shared_ptr<void> job_worker_;
   std::function<void()> stop_jobs_;
+  std::function<void()> stop_job_events_;
   std::function<void()> stop_agents_;
   std::function<void()> stop_sessions_;
+  std::function<void()> start_sessions_;  // once serving: turns a restart cut off
   std::shared_ptr<void> spawner_;  // the agent spawner, for sessions
   std::shared_ptr<void> catalog_;  // the project catalog, for workers' secrets
 };

@@ -187,6 +187,26 @@ expect "Last-Event-ID that is no id" 400 "$(call GET "/v1/jobs/$job_id:watch" "$
 pass "a job watched as SSE, resumed by Last-Event-ID, and as NDJSON"
 
 mark
+# A flood from one user's token: once its bucket (the default 50/s, bursts of
+# 100) is empty, 429 with Retry-After; the admin's own calls still go through.
+r="$(call POST /v1/users "${as_admin[@]}" -d '{"name":"flooder"}')"
+expect "create a user to flood with" 200 "$r"
+flooder_id="$(body_of "$r" | json_get user.id)"
+r="$(call POST "/v1/users/$flooder_id/tokens" "${as_admin[@]}" -d '{}')"
+expect "give it a token" 200 "$r"
+flooder="$(body_of "$r" | json_get value)"
+urls=()  # curl's -o applies to one URL: each gets its own
+for _ in $(seq 400); do urls+=(-o /dev/null "$gateway_url/v1/identity"); done
+curl -s -Z --parallel-max 64 -w '%{http_code} %header{retry-after}\n' \
+  -H "authorization: Bearer $flooder" "${urls[@]}" >"$work/flood"
+ok_calls="$(grep -c '^200 ' "$work/flood" || true)"
+limited="$(grep -c '^429 [0-9]' "$work/flood" || true)"
+((ok_calls >= 50 && limited >= 100)) ||
+  fail "flood of 400: $ok_calls answered, $limited refused with Retry-After ($(sort "$work/flood" | uniq -c | tr '\n' ' '))"
+expect "another caller during the flood" 200 "$(call GET /v1/identity "${as_admin[@]}")"
+pass "a flooding token gets 429 with Retry-After ($ok_calls of 400 answered), others do not"
+
+mark
 curl -s "$gateway_url/openapi.json" >"$work/openapi.json"
 /usr/bin/python3 - "$work/openapi.json" "$here/../../proto" <<'PY' || fail "openapi.json does not list every annotated route"
 import json, pathlib, re, sys

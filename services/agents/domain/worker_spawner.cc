@@ -606,6 +606,7 @@ absl::StatusOr<std::string> WorkerSpawner::RunTask(const Principal& caller,
   task.set_worker_id(live.worker.id());
   task.set_prompt(req.prompt());
   task.set_agent_session_id(req.agent_session_id());
+  task.set_idempotency_key(req.idempotency_key());
   if (req.has_timeout()) *task.mutable_timeout() = req.timeout();
   *task.mutable_create_time() = Now();
   if (!req.request_id().empty()) {

@@ -39,8 +39,12 @@ v1::TaskResult RunAgentTask(const v1::Task& task, AgentAdapter& adapter, const s
   };
   adapter.Prepare();
   TaskInput input{task.prompt(), task.agent_session_id()};
-  auto exit = RunChild(adapter.Command(input), adapter.Environment(), cwd, on_line,
-                       absl::Now() + timeout, cancel, 8192, after_agent);
+  std::map<std::string, std::string> env = adapter.Environment();
+  // The agent's `orchestrator` calls derive their request ids from it: a
+  // task run again for the same work repeats none of them.
+  if (!task.idempotency_key().empty()) env["ORCHESTRATOR_IDEMPOTENCY_KEY"] = task.idempotency_key();
+  auto exit = RunChild(adapter.Command(input), env, cwd, on_line, absl::Now() + timeout, cancel,
+                       8192, after_agent);
   *result.mutable_end_time() = Now();
   if (!exit.ok()) {
     result.set_status(v1::TASK_STATUS_FAILED);

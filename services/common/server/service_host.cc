@@ -72,6 +72,10 @@ std::shared_ptr<grpc::Channel> ServiceHost::InProcessChannel() {
   return server_->InProcessChannel(grpc::ChannelArguments());
 }
 
+void ServiceHost::StopServing() {
+  if (server_ != nullptr) server_->GetHealthCheckService()->Shutdown();
+}
+
 void ServiceHost::Shutdown() {
   if (server_ == nullptr || shut_down_) return;
   shut_down_ = true;

@@ -58,6 +58,10 @@ class ServiceHost final {
   // A channel to this very server, without a socket.
   std::shared_ptr<grpc::Channel> InProcessChannel();
 
+  // Reports every component NOT_SERVING at once (calls are still served):
+  // the first step of a shutdown, before anything drains.
+  void StopServing();
+
   // Marks every component NOT_SERVING, stops accepting calls and waits up to
   // the drain deadline for calls in flight, then cancels the rest.
   void Shutdown();

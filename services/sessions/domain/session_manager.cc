@@ -2,8 +2,11 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "clients/cli/skills.h"
 #include "services/common/crypto/secret_box.h"
@@ -45,6 +48,34 @@ const char kDeliveryRule[] =
     "twice. So end your turn with what the user should read last (your answer, or nothing new "
     "when a `respond` already said it), never with remarks about having answered.";
 
+// A turn a restart or a shutdown cut off runs again after the restart; one
+// that keeps being cut off (it may be what brings the process down) fails.
+constexpr int kMaxTurnStarts = 3;
+// The request ids of the platform's news of a job, and of a turn's closing
+// reply: a turn run again stores and sends neither twice.
+constexpr char kJobEndedPrefix[] = "job-ended.";
+constexpr char kAnswerPrefix[] = "answer.";
+
+const char kShuttingDown[] =
+    "orchestratord is shutting down; send the message again in a moment, with the same "
+    "request_id";
+const char kCutOff[] =
+    "orchestratord is shutting down; your message is kept and is answered after the restart "
+    "(send it again with the same request_id to follow its turn)";
+// Told to the agent when it works again on a message a restart cut off.
+const char kRunAgainNote[] =
+    "\n\n(The platform restarted while you were working on this message, so part of it may be "
+    "done already. Your `orchestrator` commands for this message are idempotent: a command you "
+    "ran already returns what it did the first time.)";
+
+v1::SendMessageResponse Accepted(const v1::SessionMessage& message, int queue_position) {
+  v1::SendMessageResponse r;
+  r.mutable_accepted()->set_session_id(message.session_id());
+  *r.mutable_accepted()->mutable_message() = message;
+  r.mutable_accepted()->set_queue_position(queue_position);
+  return r;
+}
+
 // Whether the closing text of a turn only repeats what the agent responded.
 bool SameText(absl::string_view a, absl::string_view b) {
   return absl::StripAsciiWhitespace(a) == absl::StripAsciiWhitespace(b);
@@ -58,7 +89,11 @@ struct SessionManager::Turn {
   std::map<uint64_t, TurnListener> listeners;
   bool responded = false;      // the agent ran `orchestrator respond` in this turn
   std::string last_responded;  // the text of the last one
-  std::string message_id;
+  std::string message_id;      // the stored message that started the turn
+  int starts = 0;              // how many times the turn has started, this time included
+  bool interrupted = false;    // cut off by a shutdown: runs again after the restart
+  // Replies sent to this process's listeners of the turn.
+  absl::flat_hash_set<std::string> delivered;
 };
 
 struct SessionManager::Live {
@@ -67,6 +102,8 @@ struct SessionManager::Live {
   std::deque<std::shared_ptr<Turn>> queue ABSL_GUARDED_BY(mu);
   std::shared_ptr<Turn> current ABSL_GUARDED_BY(mu);
   bool running ABSL_GUARDED_BY(mu) = false;
+  // The worker the current turn runs on (or is starting), to cut it off.
+  std::string worker_in_use ABSL_GUARDED_BY(mu);
   std::thread thread;
 };
 
@@ -98,35 +135,96 @@ Principal SessionManager::OwnerPrincipal(const std::string& owner_id) const {
   return p;
 }
 
+std::shared_ptr<SessionManager::Turn> SessionManager::TurnFrom(const MessageTurn& stored) {
+  auto turn = std::make_shared<Turn>();
+  turn->text = stored.message.text();
+  turn->message_id = stored.message.id();
+  turn->starts = stored.attempts;
+  if (absl::StartsWith(stored.message.request_id(), kJobEndedPrefix)) {
+    turn->job_id = std::string(absl::StripPrefix(stored.message.request_id(), kJobEndedPrefix));
+  }
+  return turn;
+}
+
 absl::Status SessionManager::Recover() {
   auto open = store_->ListOpenSessions();
   if (!open.ok()) return open.status();
   for (auto& s : *open) {
-    if (s.worker_id().empty() && !s.turn_in_progress()) continue;
-    // Its worker ended with the old process; the next message starts another
+    auto pending = store_->PendingTurns(s.id());
+    if (!pending.ok()) return pending.status();
+    if (s.worker_id().empty() && !s.turn_in_progress() && pending->empty()) continue;
+    // Its worker ended with the old process; the next turn starts another
     // over the same workspace and resumes the same agent session.
     s.clear_worker_id();
     s.set_turn_in_progress(false);
-    s.set_queued_messages(0);
+    s.set_queued_messages(static_cast<int32_t>(pending->size()));
     s.set_state(v1::SESSION_STATE_PAUSED);
-    s.set_state_reason("orchestratord restarted; the next message resumes the session");
+    s.set_state_reason(pending->empty()
+                           ? "orchestratord restarted; the next message resumes the session"
+                           : absl::StrCat("orchestratord restarted; resuming to answer ",
+                                          pending->size(), " message(s) sent before"));
     *s.mutable_update_time() = Now();
     if (auto st = store_->SaveSession(s); !st.ok()) return st;
+    if (pending->empty()) continue;
+    // Every message accepted and not answered yet runs again, in order.
+    auto live = std::make_shared<Live>();
+    {
+      absl::MutexLock l(&live->mu);
+      live->session = s;
+      for (const auto& t : *pending) live->queue.push_back(TurnFrom(t));
+    }
+    absl::MutexLock lock(&mu_);
+    by_owner_[s.owner_id()] = live;
+    recovered_.push_back(live);
   }
   return absl::OkStatus();
+}
+
+void SessionManager::ResumeTurns() {
+  std::vector<std::shared_ptr<Live>> lives;
+  {
+    absl::MutexLock lock(&mu_);
+    lives.swap(recovered_);
+  }
+  for (auto& live : lives) {
+    absl::MutexLock lock(&live->mu);
+    if (live->running || live->queue.empty() || stopping_) continue;
+    spdlog::info("sessions: session {} resumes {} unanswered message(s)", live->session.id(),
+                 live->queue.size());
+    live->running = true;
+    live->thread = std::thread([this, live] { RunTurns(live); });
+  }
 }
 
 void SessionManager::StartMonitor() {
   if (!monitor_.joinable()) monitor_ = std::thread([this] { MonitorLoop(); });
 }
 
-void SessionManager::Shutdown() {
-  stopping_ = true;
+void SessionManager::Shutdown(absl::Time interrupt_at) {
+  if (!stopping_.exchange(true)) stop_monitor_.Notify();
   if (monitor_.joinable()) monitor_.join();
   std::vector<std::shared_ptr<Live>> all;
   {
     absl::MutexLock lock(&mu_);
     for (auto& [owner, l] : by_owner_) all.push_back(l);
+  }
+  // Running turns may end until `interrupt_at`; then they are cut off and
+  // stay pending, to run again after the restart.
+  std::vector<std::pair<std::string, std::string>> cut;  // {owner, worker}
+  for (auto& l : all) {
+    absl::MutexLock lock(&l->mu);
+    Live* live = l.get();
+    auto idle = [live]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(live->mu) { return !live->running; };
+    l->mu.AwaitWithDeadline(absl::Condition(&idle), interrupt_at);
+    if (!l->running || l->current == nullptr) continue;
+    l->current->interrupted = true;
+    if (!l->worker_in_use.empty()) cut.emplace_back(l->session.owner_id(), l->worker_in_use);
+  }
+  for (const auto& [owner, worker] : cut) {
+    spdlog::info("sessions: cutting off the turn on worker {}; it runs again after the restart",
+                 worker);
+    (void)spawner_->Stop(OwnerPrincipal(owner), worker,
+                         "orchestratord is shutting down; the turn runs again after the restart");
   }
   for (auto& l : all) {
     if (l->thread.joinable()) l->thread.join();
@@ -194,6 +292,7 @@ absl::StatusOr<uint64_t> SessionManager::Send(const Principal& caller,
                                               TurnListener listener, std::string* session_id) {
   if (req.text().empty()) return absl::InvalidArgumentError("text: required");
   if (req.text().size() > 32 * 1024) return absl::InvalidArgumentError("text: at most 32 KiB");
+  if (stopping_) return absl::UnavailableError(kShuttingDown);
   absl::StatusOr<std::shared_ptr<Live>> live =
       req.session_id().empty() ? Open(caller.user_id, true) : Visible(caller, req.session_id());
   if (!live.ok()) return live.status();
@@ -214,35 +313,74 @@ absl::StatusOr<uint64_t> SessionManager::Send(const Principal& caller,
   if (!stored.ok()) return stored.status();
   const uint64_t handle = next_handle_++;
   absl::MutexLock lock(&l->mu);
-  if (!created) {
-    // A retry: attach to the turn the first request queued, if still on.
-    for (auto& t : l->queue) {
-      if (t->message_id == stored->id()) {
-        t->listeners.emplace(handle, std::move(listener));
-        return handle;
-      }
-    }
-    if (l->current && l->current->message_id == stored->id()) {
-      l->current->listeners.emplace(handle, std::move(listener));
+  // A retry (or a request racing its own retry) attaches to the message's
+  // turn: it hears the replies sent so far, then the rest.
+  int position = l->current ? 1 : 0;
+  std::shared_ptr<Turn> on;
+  if (l->current && l->current->message_id == stored->id()) {
+    on = l->current;
+    position = 0;
+  }
+  for (auto it = l->queue.begin(); on == nullptr && it != l->queue.end(); ++it, ++position) {
+    if ((*it)->message_id == stored->id()) on = *it;
+  }
+  if (on != nullptr) {
+    listener.on_step(Accepted(*stored, position));
+    ReplayRepliesLocked(*l, *on, listener);
+    on->listeners.emplace(handle, std::move(listener));
+    return handle;
+  }
+  std::shared_ptr<Turn> turn;
+  if (created) {
+    turn = std::make_shared<Turn>();
+    turn->text = req.text();
+    turn->message_id = stored->id();
+  } else {
+    auto earlier = store_->TurnOf(stored->id());
+    if (!earlier.ok()) return earlier.status();
+    if (!earlier->pending) {
+      // Answered (or failed) already: the same answer again.
+      ReplayEnded(*earlier, listener);
       return handle;
     }
-    return absl::AlreadyExistsError(
-        "request_id: this message was sent and answered already; its reply is among your "
-        "notifications");
+    // Accepted, never run (refused by a shutdown, say): it runs now.
+    turn = TurnFrom(*earlier);
   }
-  auto turn = std::make_shared<Turn>();
-  turn->text = req.text();
-  turn->message_id = stored->id();
-  v1::SendMessageResponse accepted;
-  accepted.mutable_accepted()->set_session_id(l->session.id());
-  *accepted.mutable_accepted()->mutable_message() = *stored;
-  accepted.mutable_accepted()->set_queue_position(
-      static_cast<int32_t>(l->queue.size() + (l->current ? 1 : 0)));
-  listener.on_step(accepted);
+  // Kept pending: the restart runs it.
+  if (stopping_) return absl::UnavailableError(kCutOff);
+  listener.on_step(Accepted(*stored, static_cast<int>(l->queue.size()) + (l->current ? 1 : 0)));
   turn->listeners.emplace(handle, std::move(listener));
   // Under the same lock as its queue position: no other message slips in.
   EnqueueLocked(l, std::move(turn));
   return handle;
+}
+
+void SessionManager::ReplayEnded(const MessageTurn& earlier, TurnListener& listener) {
+  listener.on_step(Accepted(earlier.message, 0));
+  auto replies = store_->RepliesTo(earlier.message.id());
+  if (!replies.ok()) return listener.on_end(replies.status());
+  for (const auto& m : *replies) {
+    v1::SendMessageResponse r;
+    *r.mutable_reply() = m;
+    listener.on_step(r);
+  }
+  listener.on_end(earlier.outcome);
+}
+
+void SessionManager::ReplayRepliesLocked(Live& live, Turn& turn, TurnListener& listener) {
+  live.mu.AssertHeld();
+  auto replies = store_->RepliesTo(turn.message_id);
+  if (!replies.ok()) {
+    spdlog::warn("sessions: replies to {} not read: {}", turn.message_id,
+                 replies.status().ToString());
+    return;
+  }
+  for (const auto& m : *replies) {
+    v1::SendMessageResponse r;
+    *r.mutable_reply() = m;
+    listener.on_step(r);
+    turn.delivered.insert(m.id());
+  }
 }
 
 void SessionManager::Detach(const std::string& session_id, uint64_t handle) {
@@ -257,11 +395,6 @@ void SessionManager::Detach(const std::string& session_id, uint64_t handle) {
     if (l->current) l->current->listeners.erase(handle);
     for (auto& t : l->queue) t->listeners.erase(handle);
   }
-}
-
-void SessionManager::Enqueue(const std::shared_ptr<Live>& live, std::shared_ptr<Turn> turn) {
-  absl::MutexLock lock(&live->mu);
-  EnqueueLocked(live, std::move(turn));
 }
 
 void SessionManager::EnqueueLocked(const std::shared_ptr<Live>& live, std::shared_ptr<Turn> turn) {
@@ -282,9 +415,15 @@ void SessionManager::RunTurns(std::shared_ptr<Live> live) {
     {
       absl::MutexLock lock(&live->mu);
       if (live->queue.empty() || stopping_) {
+        // Turns a shutdown leaves queued stay pending: the restart runs them.
+        for (auto& t : live->queue) {
+          for (auto& [h, l] : t->listeners) l.on_end(absl::UnavailableError(kCutOff));
+          t->listeners.clear();
+        }
         live->current.reset();
         live->session.set_turn_in_progress(false);
-        live->session.set_queued_messages(0);
+        live->session.set_queued_messages(static_cast<int32_t>(live->queue.size()));
+        live->queue.clear();
         Save(*live);
         live->running = false;
         return;
@@ -296,8 +435,27 @@ void SessionManager::RunTurns(std::shared_ptr<Live> live) {
       live->session.set_queued_messages(static_cast<int32_t>(live->queue.size()));
       Save(*live);
     }
-    absl::Status s = RunTurn(*live, *turn);
+    absl::Status s;
+    if (auto starts = store_->StartTurn(turn->message_id); !starts.ok()) {
+      s = starts.status();
+    } else if ((turn->starts = *starts) > kMaxTurnStarts) {
+      s = absl::AbortedError(absl::StrCat("its turn was cut off ", kMaxTurnStarts,
+                                          " times; send it again to try once more"));
+    } else {
+      s = RunTurn(*live, *turn);
+    }
     absl::MutexLock lock(&live->mu);
+    live->worker_in_use.clear();
+    if (turn->interrupted && !s.ok()) {
+      for (auto& [h, l] : turn->listeners) l.on_end(absl::UnavailableError(kCutOff));
+      turn->listeners.clear();
+      continue;
+    }
+    // Answered (or failed) once and for all: a retry gets this outcome.
+    if (auto ended = store_->EndTurn(turn->message_id, s); !ended.ok()) {
+      spdlog::warn("sessions: the end of {}'s turn not saved: {}", turn->message_id,
+                   ended.ToString());
+    }
     for (auto& [h, l] : turn->listeners) l.on_end(s);
     if (!s.ok() && turn->listeners.empty()) {
       v1::Notification n;
@@ -330,8 +488,12 @@ absl::StatusOr<std::string> SessionManager::EnsureWorker(Live& live, Turn& turn)
       return worker_id;
     }
   }
-  for (auto& [h, l] : turn.listeners) {
-    l.on_step(Progress(v1::TURN_STAGE_STARTING_WORKER, "starting your agent"));
+  {
+    absl::MutexLock lock(&live.mu);
+    if (turn.interrupted) return absl::UnavailableError(kCutOff);
+    for (auto& [h, l] : turn.listeners) {
+      l.on_step(Progress(v1::TURN_STAGE_STARTING_WORKER, "starting your agent"));
+    }
   }
   av1::StartWorkerRequest req;
   auto* c = req.mutable_config();
@@ -349,6 +511,14 @@ absl::StatusOr<std::string> SessionManager::EnsureWorker(Live& live, Turn& turn)
   // never the worker's record the user can read.
   auto started = spawner_->Start(principal, req, {.operator_environment = true});
   if (!started.ok()) return started.status();
+  bool cut_off;
+  {
+    // A shutdown cuts the start off from now on, or has already.
+    absl::MutexLock lock(&live.mu);
+    live.worker_in_use = started->id();
+    cut_off = turn.interrupted;
+  }
+  if (cut_off) (void)spawner_->Stop(principal, started->id(), "orchestratord is shutting down");
   // Wait until its runner is in.
   absl::Mutex mu;
   av1::Worker seen;
@@ -385,21 +555,35 @@ absl::Status SessionManager::RunTurn(Live& live, Turn& turn) {
   std::string owner, agent_session;
   {
     absl::MutexLock lock(&live.mu);
+    live.worker_in_use = *worker;
+    if (turn.interrupted) return absl::UnavailableError(kCutOff);
     owner = live.session.owner_id();
     agent_session = live.session.agent_session_id();
     for (auto& [h, l] : turn.listeners) l.on_step(Progress(v1::TURN_STAGE_RUNNING, "thinking"));
   }
   av1::RunTaskRequest req;
   req.set_worker_id(*worker);
-  req.set_prompt(turn.text);
+  // Run again after a restart cut it off, the agent learns so, and its
+  // commands repeat nothing: they carry request ids derived from the message.
+  // (The scripted agent takes its prompt literally: it gets none.)
+  const bool told_again = turn.starts > 1 && options_.agent_type != av1::AGENT_TYPE_SCRIPTED;
+  req.set_prompt(told_again ? absl::StrCat(turn.text, kRunAgainNote) : turn.text);
   req.set_agent_session_id(agent_session);
+  req.set_idempotency_key(turn.message_id);
   absl::Notification finished;
   av1::TaskResult result;
   Live* l = &live;
-  agents::TaskListener listener{[l, &turn](const av1::AgentEvent& e) {
+  agents::TaskListener listener{[this, l, &turn](const av1::AgentEvent& e) {
                                   v1::SendMessageResponse r;
                                   *r.mutable_agent_event() = e;
                                   absl::MutexLock lock(&l->mu);
+                                  // Known at once, so a turn cut off before
+                                  // its end resumes the same agent session.
+                                  const std::string& id = e.session_started().agent_session_id();
+                                  if (!id.empty() && id != l->session.agent_session_id()) {
+                                    l->session.set_agent_session_id(id);
+                                    Save(*l);
+                                  }
                                   for (auto& [h, t] : turn.listeners) t.on_step(r);
                                 },
                                 [&](const av1::TaskResult& r) {
@@ -428,7 +612,8 @@ absl::Status SessionManager::RunTurn(Live& live, Turn& turn) {
                          SameText(result.summary(), turn.last_responded))) {
     return absl::OkStatus();
   }
-  auto delivered = DeliverLocked(live, turn, result.summary(), "");
+  auto delivered =
+      DeliverLocked(live, turn, result.summary(), absl::StrCat(kAnswerPrefix, turn.message_id));
   return delivered.ok() ? absl::OkStatus() : delivered.status();
 }
 
@@ -442,17 +627,25 @@ absl::StatusOr<v1::SessionMessage> SessionManager::DeliverLocked(Live& live, Tur
   reply.set_role(v1::MESSAGE_ROLE_ASSISTANT);
   reply.set_text(text);
   reply.set_request_id(request_id);
+  reply.set_reply_to_message_id(turn.message_id);
   *reply.mutable_create_time() = Now();
   bool created = false;
   auto stored = store_->AddMessage(reply, &created);
   if (!stored.ok()) return stored.status();
-  if (!created) return stored;  // a retried respond: delivered the first time
+  // Stored already (a retried respond, or a turn run again after a restart):
+  // it reached the user then; only a listener of this process that has not
+  // heard it (a caller who retried) hears it now.
+  if (!created && (turn.listeners.empty() || turn.delivered.contains(stored->id()))) {
+    return stored;
+  }
   if (!turn.listeners.empty() && turn.job_id.empty()) {
     v1::SendMessageResponse r;
     *r.mutable_reply() = *stored;
     for (auto& [h, t] : turn.listeners) t.on_step(r);
+    turn.delivered.insert(stored->id());
     return stored;
   }
+  if (!created) return stored;
   // Nobody is listening (the caller left, or the agent was told of a job):
   // the answer reaches the user as a notification.
   v1::Notification n;
@@ -476,7 +669,29 @@ void SessionManager::OnJobEnded(const std::string& owner_id, const std::string& 
   turn->job_id = job_id;
   turn->text = absl::StrCat("Job ", job_id, " that you started ", outcome,
                             ". Tell the user in one or two sentences.");
-  Enqueue(*live, std::move(turn));
+  // Kept like a user's message, so the news survives a restart and is told
+  // once even if it arrives twice.
+  v1::SessionMessage m;
+  m.set_id(NewId("msg_"));
+  {
+    absl::MutexLock lock(&(*live)->mu);
+    m.set_session_id((*live)->session.id());
+  }
+  m.set_role(v1::MESSAGE_ROLE_SYSTEM);
+  m.set_text(turn->text);
+  m.set_request_id(absl::StrCat(kJobEndedPrefix, job_id));
+  *m.mutable_create_time() = Now();
+  bool created = false;
+  auto stored = store_->AddMessage(m, &created);
+  if (!stored.ok()) {
+    spdlog::warn("sessions: the end of job {} not kept: {}", job_id, stored.status().ToString());
+    return;
+  }
+  if (!created) return;  // told already, or being told
+  turn->message_id = stored->id();
+  absl::MutexLock lock(&(*live)->mu);
+  if (stopping_) return;  // pending: the restart tells it
+  EnqueueLocked(*live, std::move(turn));
 }
 
 void SessionManager::Notify(v1::Notification n) {
@@ -684,8 +899,7 @@ absl::StatusOr<v1::SessionMessage> SessionManager::Respond(const Principal& call
 }
 
 void SessionManager::MonitorLoop() {
-  while (!stopping_) {
-    absl::SleepFor(options_.monitor_interval);
+  while (!stop_monitor_.WaitForNotificationWithTimeout(options_.monitor_interval)) {
     std::vector<std::shared_ptr<Live>> all;
     {
       absl::MutexLock lock(&mu_);
@@ -695,7 +909,7 @@ void SessionManager::MonitorLoop() {
     for (auto& l : all) {
       absl::MutexLock lock(&l->mu);
       v1::Session& s = l->session;
-      if (l->running || s.state() == v1::SESSION_STATE_ENDED) continue;
+      if (l->running || !l->queue.empty() || s.state() == v1::SESSION_STATE_ENDED) continue;
       const absl::Duration idle = now - TimeOf(s.last_activity_time());
       if (idle > options_.end_after) {
         if (!s.worker_id().empty()) {

@@ -11,6 +11,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "services/agents/domain/worker_spawner.h"
 #include "services/common/auth/principal.h"
@@ -49,10 +50,17 @@ class SessionManager {
                  std::shared_ptr<agents::WorkerSpawner> spawner);
   ~SessionManager();
 
-  // After a restart: the open sessions' workers died with the old process.
+  // After a restart: the open sessions' workers died with the old process;
+  // the messages whose turns had not ended are queued again, in order.
   absl::Status Recover();
+  // Runs the turns Recover queued; once the server serves (their workers
+  // connect back to it).
+  void ResumeTurns();
   void StartMonitor();
-  void Shutdown();
+  // Refuses new messages (UNAVAILABLE) at once and starts no more turns;
+  // running turns may end until `interrupt_at`, then are cut off. Every
+  // message not answered stays pending and is run after the restart.
+  void Shutdown(absl::Time interrupt_at = absl::InfinitePast());
 
   // Stores the message and queues its turn; the listener hears it out.
   // Returns a handle for Detach.
@@ -86,11 +94,17 @@ class SessionManager {
  private:
   absl::StatusOr<std::shared_ptr<Live>> Open(const std::string& owner_id, bool create);
   absl::StatusOr<std::shared_ptr<Live>> Visible(const Principal& caller, const std::string& id);
-  void Enqueue(const std::shared_ptr<Live>& live, std::shared_ptr<Turn> turn);
   void EnqueueLocked(const std::shared_ptr<Live>& live, std::shared_ptr<Turn> turn);
   void RunTurns(std::shared_ptr<Live> live);
   absl::Status RunTurn(Live& live, Turn& turn);
   absl::StatusOr<std::string> EnsureWorker(Live& live, Turn& turn);
+  // Ends the turn of a message whose turn has ended already for `listener`:
+  // the stored replies, then how the turn ended.
+  void ReplayEnded(const MessageTurn& stored, TurnListener& listener);
+  // Sends the replies stored so far in `turn` to a listener attaching to it
+  // (live.mu held).
+  void ReplayRepliesLocked(Live& live, Turn& turn, TurnListener& listener);
+  static std::shared_ptr<Turn> TurnFrom(const MessageTurn& stored);
   // Stores one of the agent's replies in `turn` and sends it to the turn's
   // listeners, or as a notification when nobody listens (live.mu held).
   absl::StatusOr<v1::SessionMessage> DeliverLocked(Live& live, Turn& turn, const std::string& text,
@@ -108,6 +122,9 @@ class SessionManager {
   std::map<uint64_t, std::shared_ptr<Delivery>> watchers_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> next_handle_{1};
   std::atomic<bool> stopping_{false};
+  absl::Notification stop_monitor_;
+  // Sessions Recover queued turns for; ResumeTurns starts them.
+  std::vector<std::shared_ptr<Live>> recovered_ ABSL_GUARDED_BY(mu_);
   std::thread monitor_;
 };
 

@@ -32,9 +32,27 @@ constexpr db::Statement kListOpen{"sessions_list_open",
                                   "SELECT session FROM sessions.sessions WHERE state <> 3"};
 constexpr db::Statement kAddMessage{
     "sessions_message_add",
-    "INSERT INTO sessions.messages (id, session_id, request_id, message) VALUES ($1, $2, $3, "
-    "$4::jsonb) ON CONFLICT (session_id, request_id) WHERE request_id IS NOT NULL DO NOTHING "
-    "RETURNING message"};
+    "INSERT INTO sessions.messages (id, session_id, request_id, message, pending, reply_to) "
+    "VALUES ($1, $2, $3, $4::jsonb, $5::boolean, $6) ON CONFLICT (session_id, request_id) WHERE "
+    "request_id IS NOT NULL DO NOTHING RETURNING message"};
+constexpr db::Statement kPendingTurns{
+    "sessions_turns_pending",
+    "SELECT message, pending, attempts, outcome_code, outcome_message FROM sessions.messages "
+    "WHERE session_id = $1 AND pending ORDER BY seq"};
+constexpr db::Statement kTurnOf{
+    "sessions_turn_of",
+    "SELECT message, pending, attempts, outcome_code, outcome_message FROM sessions.messages "
+    "WHERE id = $1"};
+constexpr db::Statement kStartTurn{
+    "sessions_turn_start",
+    "UPDATE sessions.messages SET attempts = attempts + 1 WHERE id = $1 RETURNING attempts"};
+constexpr db::Statement kEndTurn{
+    "sessions_turn_end",
+    "UPDATE sessions.messages SET pending = false, outcome_code = $2::int, outcome_message = $3 "
+    "WHERE id = $1"};
+constexpr db::Statement kRepliesTo{
+    "sessions_replies_to",
+    "SELECT message FROM sessions.messages WHERE reply_to = $1 ORDER BY seq"};
 constexpr db::Statement kMessageByRequest{
     "sessions_message_by_request",
     "SELECT message FROM sessions.messages WHERE session_id = $1 AND request_id = $2"};
@@ -99,8 +117,10 @@ absl::StatusOr<std::vector<v1::Session>> PgSessionStore::ListOpenSessions() {
 
 absl::StatusOr<v1::SessionMessage> PgSessionStore::AddMessage(const v1::SessionMessage& m,
                                                               bool* created) {
+  const bool pending = m.role() != v1::MESSAGE_ROLE_ASSISTANT;
   auto r = pool_->Exec(kAddMessage,
-                       {m.id(), m.session_id(), db::NullIfEmpty(m.request_id()), ToJsonColumn(m)});
+                       {m.id(), m.session_id(), db::NullIfEmpty(m.request_id()), ToJsonColumn(m),
+                        pending ? "true" : "false", db::NullIfEmpty(m.reply_to_message_id())});
   if (!r.ok()) return r.status();
   *created = r->rows() == 1;
   if (*created) return m;
@@ -109,6 +129,67 @@ absl::StatusOr<v1::SessionMessage> PgSessionStore::AddMessage(const v1::SessionM
   if (earlier->rows() != 1)
     return absl::AbortedError("concurrent message with the same request_id");
   return FromJsonColumn<v1::SessionMessage>(earlier->Get(0, 0));
+}
+
+namespace {
+
+absl::StatusOr<MessageTurn> TurnAt(const db::Result& r, int row) {
+  MessageTurn t;
+  auto m = FromJsonColumn<v1::SessionMessage>(r.Get(row, 0));
+  if (!m.ok()) return m.status();
+  t.message = std::move(*m);
+  t.pending = r.Get(row, 1) == "t";
+  t.attempts = static_cast<int>(r.GetInt64(row, 2));
+  if (!r.IsNull(row, 3)) {
+    t.outcome = absl::Status(static_cast<absl::StatusCode>(r.GetInt64(row, 3)), r.Get(row, 4));
+  }
+  return t;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<MessageTurn>> PgSessionStore::PendingTurns(
+    const std::string& session_id) {
+  auto r = pool_->Exec(kPendingTurns, {session_id});
+  if (!r.ok()) return r.status();
+  std::vector<MessageTurn> out;
+  for (int i = 0; i < r->rows(); ++i) {
+    auto t = TurnAt(*r, i);
+    if (!t.ok()) return t.status();
+    out.push_back(std::move(*t));
+  }
+  return out;
+}
+
+absl::StatusOr<MessageTurn> PgSessionStore::TurnOf(const std::string& message_id) {
+  auto r = pool_->Exec(kTurnOf, {message_id});
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) {
+    return absl::NotFoundError(absl::StrCat("message '", message_id, "' not found"));
+  }
+  return TurnAt(*r, 0);
+}
+
+absl::StatusOr<int> PgSessionStore::StartTurn(const std::string& message_id) {
+  auto r = pool_->Exec(kStartTurn, {message_id});
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) {
+    return absl::NotFoundError(absl::StrCat("message '", message_id, "' not found"));
+  }
+  return static_cast<int>(r->GetInt64(0, 0));
+}
+
+absl::Status PgSessionStore::EndTurn(const std::string& message_id, const absl::Status& outcome) {
+  auto r = pool_->Exec(kEndTurn, {message_id, std::to_string(static_cast<int>(outcome.code())),
+                                  std::string(outcome.message())});
+  return r.ok() ? absl::OkStatus() : r.status();
+}
+
+absl::StatusOr<std::vector<v1::SessionMessage>> PgSessionStore::RepliesTo(
+    const std::string& message_id) {
+  auto r = pool_->Exec(kRepliesTo, {message_id});
+  if (!r.ok()) return r.status();
+  return FromJsonRows<v1::SessionMessage>(*r);
 }
 
 absl::StatusOr<v1::Notification> PgSessionStore::AddNotification(v1::Notification n) {

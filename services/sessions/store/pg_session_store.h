@@ -26,6 +26,11 @@ class PgSessionStore final : public SessionStore {
   absl::StatusOr<std::vector<v1::Session>> ListOpenSessions() override;
   absl::StatusOr<v1::SessionMessage> AddMessage(const v1::SessionMessage& message,
                                                 bool* created) override;
+  absl::StatusOr<std::vector<MessageTurn>> PendingTurns(const std::string& session_id) override;
+  absl::StatusOr<MessageTurn> TurnOf(const std::string& message_id) override;
+  absl::StatusOr<int> StartTurn(const std::string& message_id) override;
+  absl::Status EndTurn(const std::string& message_id, const absl::Status& outcome) override;
+  absl::StatusOr<std::vector<v1::SessionMessage>> RepliesTo(const std::string& message_id) override;
   absl::StatusOr<v1::Notification> AddNotification(v1::Notification notification) override;
   absl::StatusOr<std::vector<v1::Notification>> NotificationsAfter(const std::string& owner_id,
                                                                    int64_t after_sequence,

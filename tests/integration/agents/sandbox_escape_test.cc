@@ -22,6 +22,7 @@
 #include "orchestrator/agents/v1/agents.grpc.pb.h"
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
 #include "orchestrator/sessions/v1/sessions.grpc.pb.h"
+#include "tests/support/scripted_worker.h"
 #include "tests/support/test_mesh.h"
 
 namespace orchestrator::agents {
@@ -100,44 +101,12 @@ class SandboxEscapeTest : public ::testing::Test {
   }
 
   v1::Worker StartReady(v1::StartWorkerRequest req) {
-    if (req.config().worker_type() == v1::WORKER_TYPE_UNSPECIFIED)
-      req.mutable_config()->set_worker_type(v1::WORKER_TYPE_DEVELOPER);
-    req.mutable_config()->set_agent_type(v1::AGENT_TYPE_SCRIPTED);
-    v1::StartWorkerResponse resp;
-    grpc::Status s = stub_->StartWorker(TestMesh::Context(alice_).get(), req, &resp);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + alice_);
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
-    v1::WatchWorkerRequest watch;
-    watch.set_worker_id(resp.worker().id());
-    auto reader = stub_->WatchWorker(&ctx, watch);
-    v1::WatchWorkerResponse seen;
-    while (reader->Read(&seen) && seen.worker().state() == v1::WORKER_STATE_STARTING) {
-    }
-    ctx.TryCancel();
-    reader->Finish();
-    EXPECT_EQ(seen.worker().state(), v1::WORKER_STATE_READY) << seen.worker().state_reason();
-    return seen.worker();
+    return testing::ScriptedWorkers(stub_.get(), alice_).StartReady(std::move(req));
   }
 
   // What the agent's shell command printed (the reply: "exit N\n" + output).
   v1::TaskResult Run(const std::string& worker_id, const std::string& command) {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + alice_);
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
-    v1::RunTaskRequest req;
-    req.set_worker_id(worker_id);
-    req.set_prompt("run: " + command);
-    auto reader = stub_->RunTask(&ctx, req);
-    v1::RunTaskResponse resp;
-    v1::TaskResult result;
-    while (reader->Read(&resp)) {
-      if (resp.has_result()) result = resp.result();
-    }
-    grpc::Status s = reader->Finish();
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return result;
+    return testing::ScriptedWorkers(stub_.get(), alice_).Run(worker_id, command);
   }
 
   HostEnvironment host_;

@@ -20,6 +20,7 @@
 #include "orchestrator/agents/v1/agents.grpc.pb.h"
 #include "tests/support/echo_http_server.h"
 #include "tests/support/log_capture.h"
+#include "tests/support/scripted_worker.h"
 #include "tests/support/test_mesh.h"
 
 namespace orchestrator::agents {
@@ -65,48 +66,14 @@ class SandboxNetworkTest : public ::testing::Test {
   // A ready scripted worker with the given network mode.
   v1::Worker StartWorker(v1::NetworkMode mode) {
     v1::StartWorkerRequest req;
-    req.mutable_config()->set_worker_type(v1::WORKER_TYPE_DEVELOPER);
-    req.mutable_config()->set_agent_type(v1::AGENT_TYPE_SCRIPTED);
     req.mutable_config()->set_network_mode(mode);
-    v1::StartWorkerResponse resp;
-    grpc::Status s = stub_->StartWorker(TestMesh::Context(token_).get(), req, &resp);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + token_);
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
-    v1::WatchWorkerRequest watch;
-    watch.set_worker_id(resp.worker().id());
-    auto reader = stub_->WatchWorker(&ctx, watch);
-    v1::WatchWorkerResponse seen;
-    while (reader->Read(&seen)) {
-      if (seen.worker().state() != v1::WORKER_STATE_STARTING) {
-        ctx.TryCancel();
-        break;
-      }
-    }
-    reader->Finish();
-    EXPECT_EQ(seen.worker().state(), v1::WORKER_STATE_READY) << seen.worker().state_reason();
-    return seen.worker();
+    return testing::ScriptedWorkers(stub_.get(), token_).StartReady(req);
   }
 
   // Runs `command` with /bin/sh inside the worker's sandbox; "exit N\n" and
   // what it printed.
   std::string Inside(const std::string& worker_id, const std::string& command) {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + token_);
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
-    v1::RunTaskRequest req;
-    req.set_worker_id(worker_id);
-    req.set_prompt("run: " + command);
-    auto reader = stub_->RunTask(&ctx, req);
-    v1::RunTaskResponse resp;
-    std::string summary;
-    while (reader->Read(&resp)) {
-      if (resp.has_result()) summary = resp.result().summary();
-    }
-    grpc::Status s = reader->Finish();
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return summary;
+    return testing::ScriptedWorkers(stub_.get(), token_).Run(worker_id, command).summary();
   }
 
   // A python3 probe: for each port, "PORT reached" or "PORT unreachable".

@@ -39,10 +39,11 @@ class CliTest : public ::testing::Test {
   }
 
   Result Cli(const std::vector<std::string>& args, const std::string& token,
-             const std::string& stdin_text = "") {
+             const std::string& stdin_text = "", const std::string& idempotency_key = "") {
     Environment env;
     env.vars["ORCHESTRATOR_ADDR"] = mesh_.address();
     env.vars["ORCHESTRATOR_TOKEN"] = token;
+    if (!idempotency_key.empty()) env.vars["ORCHESTRATOR_IDEMPOTENCY_KEY"] = idempotency_key;
     env.read_stdin = [stdin_text] { return stdin_text; };
     std::ostringstream out, err;
     const int status = cli::Run(args, env, out, err);
@@ -103,6 +104,32 @@ TEST_F(CliTest, ProjectsRoundTripAsTablesAndJson) {
   auto invalid = Cli({"project", "create", "Bad Name!"}, alice_);
   EXPECT_EQ(invalid.status, kExitRejected);
   EXPECT_THAT(invalid.err, HasSubstr("error: INVALID_ARGUMENT: project.name"));
+}
+
+// An agent's task run again (after a restart cut it off) repeats nothing:
+// in one task, the same command is the same request.
+TEST_F(CliTest, InsideATaskTheSameCommandIsOneRequestAndAnotherIsNew) {
+  const std::vector<std::string> demo = {
+      "jobs", "demo", "demo.sleep", "--params", R"({"seconds":0.1,"steps":1})", "--json"};
+  auto job = [](const Result& r) {
+    orchestrator::jobs::v1::EnqueueDemoJobResponse parsed;
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &parsed).ok()) << r.out;
+    return parsed.job().id();
+  };
+  auto first = Cli(demo, alice_, "", "msg_task1");
+  ASSERT_EQ(first.status, 0) << first.err;
+  auto again = Cli(demo, alice_, "", "msg_task1");
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_EQ(job(again), job(first));
+  // Another task, or no task at all: a new job each time.
+  auto other_task = Cli(demo, alice_, "", "msg_task2");
+  EXPECT_NE(job(other_task), job(first));
+  auto untasked = Cli(demo, alice_);
+  auto untasked_again = Cli(demo, alice_);
+  EXPECT_NE(job(untasked), job(untasked_again));
+  // Another command in the same task is another request.
+  auto project = Cli({"project", "create", "shop", "--json"}, alice_, "", "msg_task1");
+  EXPECT_EQ(project.status, 0) << project.err;
 }
 
 TEST_F(CliTest, FollowStreamsASucceedingJobAndExitsZero) {

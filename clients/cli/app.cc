@@ -54,6 +54,8 @@ const char kGlobalFlags[] =
     "  --token TOKEN               bearer token (env ORCHESTRATOR_TOKEN)\n"
     "  --json                      protobuf JSON, one object per line, instead of tables\n"
     "  --timeout DURATION          deadline of each call, streams excepted (default 30s)\n"
+    "  --give-up DURATION          how long `jobs watch` and --follow retry an unreachable server\n"
+    "                              (default 5m)\n"
     "  --request-id ID             idempotency key of a mutation (default: a fresh one)\n"
     "  -h, --help                  help for the program, a group or a command\n";
 
@@ -66,6 +68,7 @@ struct Invocation {
   std::string addr, token, request_id;
   bool json = false, help = false, follow = false, confirm = false;
   absl::Duration timeout = absl::Seconds(30);
+  absl::Duration give_up = absl::Minutes(5);
   std::vector<std::string> words;
   const Command* command = nullptr;
   std::string local;  // "skills export", "skills profiles"
@@ -257,7 +260,8 @@ absl::StatusOr<Invocation> Parse(const std::vector<std::string>& args) {
       }
       continue;
     }
-    if (name == "addr" || name == "token" || name == "timeout" || name == "request-id") {
+    if (name == "addr" || name == "token" || name == "timeout" || name == "request-id" ||
+        name == "give-up") {
       auto v = take();
       if (!v.ok()) return v.status();
       if (name == "addr") inv.addr = *v;
@@ -267,6 +271,11 @@ absl::StatusOr<Invocation> Parse(const std::vector<std::string>& args) {
           (!ParseHumanDuration(*v, &inv.timeout) || inv.timeout <= absl::ZeroDuration())) {
         return absl::InvalidArgumentError(
             "--timeout: expected a duration such as 30s or 2m, got '" + *v + "'");
+      }
+      if (name == "give-up" &&
+          (!ParseHumanDuration(*v, &inv.give_up) || inv.give_up <= absl::ZeroDuration())) {
+        return absl::InvalidArgumentError(
+            "--give-up: expected a duration such as 5m or 1h, got '" + *v + "'");
       }
       continue;
     }
@@ -617,7 +626,7 @@ int Run(const std::vector<std::string>& args, const Environment& env, std::ostre
     (void)absl::SimpleAtoi(FormatPath(*request, "after_sequence", absl::Now(), false), &after);
     auto result =
         FollowJob(channel, context, FormatPath(*request, c.job_id_path, absl::Now(), false), after,
-                  inv.json, out, err);
+                  inv.json, inv.give_up, out, err);
     return Outcome(result, &c, addr, inv.json, out, err);
   }
   if (c.rpc.streaming()) {
@@ -659,8 +668,8 @@ int Run(const std::vector<std::string>& args, const Environment& env, std::ostre
   }
   if (!inv.json) out << "\nfollowing job " << job_id << " (Ctrl-C stops watching, not the job)\n";
   out.flush();
-  return Outcome(FollowJob(channel, context, job_id, 0, inv.json, out, err), &c, addr, inv.json,
-                 out, err);
+  return Outcome(FollowJob(channel, context, job_id, 0, inv.json, inv.give_up, out, err), &c, addr,
+                 inv.json, out, err);
 }
 
 }  // namespace orchestrator::cli

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -71,11 +72,12 @@ std::string EventLine(const jobs_v1::JobEvent& e, absl::Time now) {
 FollowResult FollowJob(
     const std::shared_ptr<grpc::Channel>& channel,
     const std::function<std::unique_ptr<grpc::ClientContext>(bool deadline)>& context,
-    const std::string& job_id, int64_t after_sequence, bool json, std::ostream& out,
-    std::ostream& err) {
+    const std::string& job_id, int64_t after_sequence, bool json, absl::Duration give_up,
+    std::ostream& out, std::ostream& err) {
   jobs_v1::JobService::Stub stub(channel);
   int64_t last = after_sequence;
   int broken = 0;
+  absl::Time broken_since = absl::InfiniteFuture();
   while (true) {
     auto ctx = context(false);
     jobs_v1::WatchJobRequest req;
@@ -85,6 +87,7 @@ FollowResult FollowJob(
     jobs_v1::WatchJobResponse resp;
     while (reader->Read(&resp)) {
       broken = 0;
+      broken_since = absl::InfiniteFuture();
       last = resp.event().sequence();
       if (json) {
         std::string line;
@@ -97,10 +100,22 @@ FollowResult FollowJob(
     }
     grpc::Status status = reader->Finish();
     if (status.ok()) break;
-    if (!Resumable(status.error_code()) || ++broken > 10) return {status, {}};
+    if (!Resumable(status.error_code())) return {status, {}};
+    const absl::Time now = absl::Now();
+    broken_since = std::min(broken_since, now);
+    if (now - broken_since >= give_up) {
+      err << "gave up after " << absl::FormatDuration(now - broken_since)
+          << " without reaching the server (--give-up " << absl::FormatDuration(give_up)
+          << "); the job goes on: resume with 'orchestrator jobs watch " << job_id << " --after "
+          << last << "'\n";
+      return {status, {}};
+    }
     err << "stream interrupted (" << status.error_message() << "); resuming after #" << last
         << "\n";
-    std::this_thread::sleep_for(std::chrono::milliseconds(500 * broken));
+    // Backs off to one try every 5 s, never past the give-up time.
+    const absl::Duration wait = std::min(
+        {absl::Milliseconds(500) * ++broken, absl::Seconds(5), broken_since + give_up - now});
+    std::this_thread::sleep_for(absl::ToChronoNanoseconds(wait));
   }
   // The stream ended after the terminal event; the job as it ended.
   auto ctx = context(true);

@@ -22,8 +22,10 @@ std::string EventLine(const jobs_v1::JobEvent& event, absl::Time now);
 
 // Streams a job's events from `after_sequence` to its end, printing each
 // (one JSON object per line with `json`), and resumes from the last one
-// seen when the stream breaks. Returns the final job, or the error that
-// stopped it; `context` makes each call's context (metadata, no deadline).
+// seen when the stream breaks, until the server has been unreachable for
+// `give_up` (then says so on `err`). Returns the final job, or the error
+// that stopped it; `context` makes each call's context (metadata, no
+// deadline).
 struct FollowResult {
   grpc::Status status;
   jobs_v1::Job job;  // when status is OK
@@ -31,7 +33,7 @@ struct FollowResult {
 FollowResult FollowJob(
     const std::shared_ptr<grpc::Channel>& channel,
     const std::function<std::unique_ptr<grpc::ClientContext>(bool deadline)>& context,
-    const std::string& job_id, int64_t after_sequence, bool json, std::ostream& out,
-    std::ostream& err);
+    const std::string& job_id, int64_t after_sequence, bool json, absl::Duration give_up,
+    std::ostream& out, std::ostream& err);
 
 }  // namespace orchestrator::cli

@@ -68,9 +68,9 @@ void Worker::Register(const std::string& kind, JobHandler handler) {
 }
 
 void Worker::Start() {
-  // The executor's queue is the local queue of claimed jobs waiting for a handler.
-  handlers_ = std::make_unique<BoundedExecutor>(options_.concurrency,
-                                                options_.concurrency + 2 * options_.claim_batch);
+  // Jobs are started only for free handlers, so nothing waits in the
+  // executor's queue: the local queue is reserved_.
+  handlers_ = std::make_unique<BoundedExecutor>(options_.concurrency, options_.concurrency);
   if (hub_ != nullptr) {
     ready_handle_ = hub_->SubscribeReady([this](const std::string& kind) {
       if (!kind.empty() && !registry_.contains(kind)) return;
@@ -109,6 +109,18 @@ void Worker::Stop(absl::Duration drain) {
     hub_->Unsubscribe(cancel_handle_);
   }
   if (dispatcher_.joinable()) dispatcher_.join();
+  // Reserved jobs never started: back to the queue now, charged nothing, so
+  // another worker runs them without waiting for their lease.
+  std::vector<std::string> reserved;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& job : reserved_) reserved.push_back(job.id());
+    reserved_.clear();
+  }
+  if (auto s = store_->Unreserve(options_.worker_id, reserved); !s.ok()) {
+    spdlog::warn("jobs: {} reserved jobs not given back (their lease will lapse): {}",
+                 reserved.size(), s.ToString());
+  }
   // Let running handlers finish within the drain deadline.
   {
     absl::MutexLock lock(&mu_);
@@ -150,10 +162,10 @@ void Worker::DispatchLoop() {
       mu_.AwaitWithTimeout(absl::Condition(&woken), options_.poll);
       if (stopping_) return;
       poke_ = false;
-      // Claims prefetch up to claim_batch jobs beyond what the handlers run,
+      // Claims reserve up to claim_batch jobs beyond what the handlers run,
       // and wait while that local queue is still more than half full, so
       // claims go out in batches rather than one job per finished job.
-      const int held = static_cast<int>(running_.size());
+      const int held = busy_ + static_cast<int>(reserved_.size());
       room = options_.concurrency + options_.claim_batch - held;
       if (held > options_.concurrency && room < options_.claim_batch / 2) room = 0;
     }
@@ -164,30 +176,67 @@ void Worker::DispatchLoop() {
         spdlog::info("jobs: re-queued {} jobs with expired leases", *reaped);
       next_reap = now + options_.reap;
     }
-    if (room <= 0) continue;
-    auto claimed = store_->Claim(options_.worker_id, kinds_, options_.limits,
-                                 std::min(room, options_.claim_batch), options_.lease, now);
-    if (!claimed.ok()) {
-      spdlog::warn("jobs: claim failed: {}", claimed.status().ToString());
-      continue;
-    }
-    for (auto& job : *claimed) {
-      auto ctx = std::shared_ptr<JobContext>(new JobContext(this, std::move(job)));
-      {
+    if (room > 0) {
+      const int want = std::min(room, options_.claim_batch);
+      auto claimed =
+          store_->Claim(options_.worker_id, kinds_, options_.limits, want, options_.lease, now);
+      if (!claimed.ok()) {
+        spdlog::warn("jobs: claim failed: {}", claimed.status().ToString());
+      } else {
         absl::MutexLock lock(&mu_);
-        auto& slot = running_[ctx->job().id()];
-        // Our own earlier attempt, reaped after a long database outage and
-        // claimed again: that attempt must stop, this one takes its place.
-        if (slot) slot->Stop(JobContext::StopReason::kLeaseLost);
-        slot = ctx;
-      }
-      if (!handlers_->Submit([this, ctx] { Run(ctx); }).ok()) {
-        Done(ctx);
-        (void)store_->Release(options_.worker_id, ctx->job(), clock_());
+        for (auto& job : *claimed) reserved_.push_back(std::move(job));
+        if (static_cast<int>(claimed->size()) == want) poke_ = true;  // more may wait
       }
     }
-    if (static_cast<int>(claimed->size()) == std::min(room, options_.claim_batch))
-      Poke();  // more may wait
+    StartReserved();
+  }
+}
+
+void Worker::StartReserved() {
+  std::vector<std::string> ids;
+  {
+    absl::MutexLock lock(&mu_);
+    while (busy_ < options_.concurrency && !reserved_.empty()) {
+      ids.push_back(reserved_.front().id());
+      reserved_.pop_front();
+      ++busy_;  // the handler is taken until its job ends
+    }
+  }
+  if (ids.empty()) return;
+  auto started = store_->Start(options_.worker_id, ids, options_.lease, clock_());
+  if (!started.ok()) {
+    spdlog::warn("jobs: start failed: {}", started.status().ToString());
+    absl::MutexLock lock(&mu_);
+    // Still reserved by us: they keep their place for the next round.
+    for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
+      v1::Job job;
+      job.set_id(*it);
+      reserved_.push_front(std::move(job));
+    }
+    busy_ -= static_cast<int>(ids.size());
+    return;
+  }
+  {
+    // The others were cancelled, or lapsed and are someone else's now.
+    absl::MutexLock lock(&mu_);
+    busy_ -= static_cast<int>(ids.size() - started->size());
+  }
+  for (auto& job : *started) {
+    auto ctx = std::shared_ptr<JobContext>(new JobContext(this, std::move(job)));
+    {
+      absl::MutexLock lock(&mu_);
+      auto& slot = running_[ctx->job().id()];
+      // Our own earlier attempt, reaped after a long database outage and
+      // started again: that attempt must stop, this one takes its place.
+      if (slot) slot->Stop(JobContext::StopReason::kLeaseLost);
+      slot = ctx;
+    }
+    if (!handlers_->Submit([this, ctx] { Run(ctx); }).ok()) {
+      Done(ctx);
+      (void)store_->Release(options_.worker_id, ctx->job(), clock_());
+      absl::MutexLock lock(&mu_);
+      --busy_;
+    }
   }
 }
 
@@ -202,6 +251,7 @@ void Worker::HeartbeatLoop() {
       mu_.AwaitWithTimeout(absl::Condition(&stop), options_.heartbeat);
       if (stop()) return;
       for (auto& [id, ctx] : running_) ids.push_back(id);
+      for (const auto& job : reserved_) ids.push_back(job.id());
     }
     auto held = store_->Heartbeat(options_.worker_id, ids, options_.lease, clock_());
     if (!held.ok()) {
@@ -209,6 +259,8 @@ void Worker::HeartbeatLoop() {
       continue;
     }
     absl::MutexLock lock(&mu_);
+    // A lapsed reservation may already be another worker's: never start it.
+    std::erase_if(reserved_, [&](const v1::Job& job) { return !held->contains(job.id()); });
     for (const auto& id : ids) {
       auto it = running_.find(id);
       if (it == running_.end()) continue;
@@ -276,6 +328,13 @@ void Worker::FinishWithRetries(const std::shared_ptr<JobContext>& ctx,
 }
 
 void Worker::Run(std::shared_ptr<JobContext> ctx) {
+  Attempt(ctx);
+  absl::MutexLock lock(&mu_);
+  --busy_;
+  poke_ = true;  // a handler is free
+}
+
+void Worker::Attempt(const std::shared_ptr<JobContext>& ctx) {
   const v1::Job& job = ctx->job();
   // Stopped while it waited in the local queue: Stop already gave it back
   // (shutdown) or another worker owns it (lease lost).

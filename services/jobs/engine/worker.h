@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -21,7 +22,9 @@ namespace orchestrator::jobs {
 struct WorkerOptions {
   std::string worker_id;  // unique per process; generated when empty
   int concurrency = 8;    // handlers running at once
-  int claim_batch = 32;   // jobs claimed per round at most
+  // Jobs reserved ahead of free handlers (the local queue) at most; they
+  // are charged an attempt only when a handler starts them.
+  int claim_batch = 32;
   absl::Duration lease = absl::Seconds(30);
   absl::Duration heartbeat = absl::Seconds(10);
   // Claims also happen on this period when no notification arrives.
@@ -86,8 +89,9 @@ class Worker final {
 
   void Register(const std::string& kind, JobHandler handler);
   void Start();
-  // Stops claiming, asks running handlers to stop, waits up to `drain` for
-  // them, then gives back (releases) what is still running.
+  // Stops claiming, gives back at once the jobs it reserved but did not
+  // start, asks running handlers to stop, waits up to `drain` for them, then
+  // gives back (releases) what is still running.
   void Stop(absl::Duration drain = absl::Seconds(10));
 
   const std::string& id() const { return options_.worker_id; }
@@ -97,8 +101,12 @@ class Worker final {
  private:
   friend class JobContext;
   void DispatchLoop();
+  // Starts as many reserved jobs as there are free handlers.
+  void StartReserved();
   void HeartbeatLoop();
+  // Runs one started job on a handler thread, then frees the handler.
   void Run(std::shared_ptr<JobContext> ctx);
+  void Attempt(const std::shared_ptr<JobContext>& ctx);
   AttemptOutcome OutcomeOf(const v1::Job& job, const absl::StatusOr<google::protobuf::Struct>& r,
                            bool cancel_requested);
   void FinishWithRetries(const std::shared_ptr<JobContext>& ctx, const AttemptOutcome& outcome);
@@ -123,9 +131,12 @@ class Worker final {
   uint64_t cancel_handle_ = 0;
 
   absl::Mutex mu_;
-  // Jobs this worker runs, the dispatcher's wake-up flag and the stop flag.
+  // Jobs this worker runs, the jobs it reserved (in queue order), how many
+  // handlers are busy, the dispatcher's wake-up flag and the stop flag.
   absl::flat_hash_map<std::string, std::shared_ptr<JobContext>> running_ ABSL_GUARDED_BY(mu_);
-  bool poke_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<v1::Job> reserved_ ABSL_GUARDED_BY(mu_);
+  int busy_ ABSL_GUARDED_BY(mu_) = 0;
+  bool poke_ ABSL_GUARDED_BY(mu_) = true;  // the first round claims at once
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   // Successful attempts waiting for the completer.
   std::vector<std::pair<std::shared_ptr<JobContext>, google::protobuf::Struct>> succeeded_

@@ -61,66 +61,99 @@ constexpr db::Statement kListEvents{
     "SELECT e.sequence, e.type, " US("e.create_time") ", e.body::text FROM jobs.events e "
     "WHERE e.job_id = $1 AND e.sequence > $2::bigint ORDER BY e.sequence LIMIT $3"};
 
+// A claim reserves jobs for a worker: they stay QUEUED (no attempt charged,
+// no event) with a lease the worker's heartbeat renews; kStart makes them
+// RUNNING when a handler is free. A reservation whose lease ran out (its
+// worker died) is claimable again, in its original place.
+#define RESERVABLE(alias, now) \
+  "(" alias "lease_expires IS NULL OR " alias "lease_expires < " now ")"
+
 // Unlimited kinds: plain SKIP LOCKED, no coordination between claimers.
 constexpr db::Statement kClaim{
     "jobs_claim",
     "WITH picked AS (SELECT id FROM jobs.jobs WHERE state = 1 AND run_after <= " TS(1) " "
-    "AND kind = ANY($2::text[]) AND concurrency_key IS NULL "
+    "AND " RESERVABLE("", TS(1)) " AND kind = ANY($2::text[]) AND concurrency_key IS NULL "
     "ORDER BY priority DESC, run_after, id LIMIT $3 FOR UPDATE SKIP LOCKED), "
-    "j AS (UPDATE jobs.jobs j SET state = 2, attempt = j.attempt + 1, lease_owner = $4, "
-    "lease_expires = " TS(1) " + $5::bigint * interval '1 microsecond', "
+    "j AS (UPDATE jobs.jobs j SET lease_owner = $4, "
+    "lease_expires = " TS(1) " + $5::bigint * interval '1 microsecond' "
+    "FROM picked WHERE j.id = picked.id RETURNING j.*) "
+    "SELECT " JOB_COLUMNS " FROM j ORDER BY j.priority DESC, j.run_after, j.id"};
+
+// Reserved jobs whose handler starts now: RUNNING, and the attempt charged.
+constexpr db::Statement kStart{
+    "jobs_start",
+    "WITH j AS (UPDATE jobs.jobs j SET state = 2, attempt = j.attempt + 1, "
+    "lease_expires = " TS(1) " + $3::bigint * interval '1 microsecond', "
     "start_time = coalesce(j.start_time, " TS(1) "), update_time = " TS(1) ", "
-    "last_event_sequence = j.last_event_sequence + 1 FROM picked WHERE j.id = picked.id "
-    "RETURNING j.*), "
+    "last_event_sequence = j.last_event_sequence + 1 "
+    "WHERE j.id = ANY($2::text[]) AND j.lease_owner = $4 AND j.state = 1 RETURNING j.*), "
     "ev AS (INSERT INTO jobs.events (job_id, sequence, type, create_time, body) "
     "SELECT id, last_event_sequence, 1, " TS(1) ", jsonb_build_object('fromState', "
     "'JOB_STATE_QUEUED', 'toState', 'JOB_STATE_RUNNING', 'attempt', attempt) FROM j) "
     "SELECT " JOB_COLUMNS ", " NOTIFY_EVENT("j", "1") " FROM j"};
+
+// Reservations given back (a stopping worker): claimable by anyone at once.
+constexpr db::Statement kUnreserve{
+    "jobs_unreserve",
+    "WITH j AS (UPDATE jobs.jobs SET lease_owner = NULL, lease_expires = NULL "
+    "WHERE id = ANY($1::text[]) AND lease_owner = $2 AND state = 1 RETURNING kind) "
+    "SELECT pg_notify('orchestrator_jobs_ready', kind) FROM j"};
+
+// Reservations of dead workers: cleared, and announced so idle workers
+// claim them now rather than at their next poll.
+constexpr db::Statement kReapReservations{
+    "jobs_reap_reservations",
+    "WITH expired AS (SELECT id FROM jobs.jobs WHERE state = 1 AND lease_expires < " TS(1) " "
+    "ORDER BY lease_expires LIMIT 1000 FOR UPDATE SKIP LOCKED), "
+    "j AS (UPDATE jobs.jobs j SET lease_owner = NULL, lease_expires = NULL FROM expired "
+    "WHERE j.id = expired.id RETURNING j.kind) "
+    "SELECT pg_notify('orchestrator_jobs_ready', kind) FROM j"};
 
 // Whether any keyed or limited job is ready, so the locked claim below runs
 // only when there is something for it.
 constexpr db::Statement kHasLimitedWork{
     "jobs_has_limited_work",
     "SELECT EXISTS (SELECT 1 FROM jobs.jobs WHERE state = 1 AND run_after <= " TS(1) " "
-    "AND kind = ANY($2::text[]) AND concurrency_key IS NOT NULL) OR EXISTS (SELECT 1 FROM "
-    "jobs.jobs WHERE cardinality($3::text[]) > 0 AND state = 1 AND run_after <= " TS(1) " "
+    "AND " RESERVABLE("", TS(1)) " AND kind = ANY($2::text[]) AND concurrency_key IS NOT NULL) "
+    "OR EXISTS (SELECT 1 FROM jobs.jobs WHERE cardinality($3::text[]) > 0 AND state = 1 "
+    "AND run_after <= " TS(1) " AND " RESERVABLE("", TS(1)) " "
     "AND kind = ANY($2::text[]) AND kind = ANY($3::text[]))"};
 
 // Limited kinds and keyed jobs: claimed by one claimer at a time (advisory
 // lock held by the caller's transaction), counting what already runs.
 constexpr db::Statement kClaimLock{
     "jobs_claim_lock", "SELECT pg_advisory_xact_lock(hashtext('orchestrator.jobs.limited_claim'))"};
+// Reserved jobs count as running: they start without asking again.
+#define HELD(alias, now) \
+  "(" alias "state = 2 OR (" alias "state = 1 AND " alias "lease_expires >= " now "))"
 constexpr db::Statement kClaimLimited{
     "jobs_claim_limited",
     "WITH limits AS (SELECT * FROM unnest($6::text[], $7::int[]) AS l(kind, max_running)), "
-    "running AS (SELECT owner_id, kind, count(*) AS n FROM jobs.jobs WHERE state = 2 "
+    "running AS (SELECT owner_id, kind, count(*) AS n FROM jobs.jobs WHERE " HELD("", TS(1)) " "
     "GROUP BY owner_id, kind), "
     "candidates AS (SELECT c.id, c.owner_id, c.kind, c.concurrency_key, c.priority, c.run_after, "
     "row_number() OVER (PARTITION BY c.owner_id, c.kind ORDER BY c.priority DESC, c.run_after, "
     "c.id) AS rank_owner, row_number() OVER (PARTITION BY c.concurrency_key ORDER BY "
     "c.priority DESC, c.run_after, c.id) AS rank_key FROM jobs.jobs c WHERE c.state = 1 "
-    "AND c.run_after <= " TS(1) " AND c.kind = ANY($2::text[]) "
+    "AND c.run_after <= " TS(1) " AND " RESERVABLE("c.", TS(1)) " AND c.kind = ANY($2::text[]) "
     "AND (c.concurrency_key IS NOT NULL OR c.kind IN (SELECT kind FROM limits))), "
     "picked AS (SELECT c.id FROM candidates c LEFT JOIN limits l ON l.kind = c.kind "
     "LEFT JOIN running r ON r.owner_id = c.owner_id AND r.kind = c.kind "
     "WHERE (l.max_running IS NULL OR coalesce(r.n, 0) + c.rank_owner <= l.max_running) "
     "AND (c.concurrency_key IS NULL OR (c.rank_key = 1 AND NOT EXISTS (SELECT 1 FROM "
-    "jobs.jobs k WHERE k.state = 2 AND k.concurrency_key = c.concurrency_key))) "
+    "jobs.jobs k WHERE " HELD("k.", TS(1)) " AND k.concurrency_key = c.concurrency_key))) "
     "ORDER BY c.priority DESC, c.run_after, c.id LIMIT $3), "
-    "j AS (UPDATE jobs.jobs j SET state = 2, attempt = j.attempt + 1, lease_owner = $4, "
-    "lease_expires = " TS(1) " + $5::bigint * interval '1 microsecond', "
-    "start_time = coalesce(j.start_time, " TS(1) "), update_time = " TS(1) ", "
-    "last_event_sequence = j.last_event_sequence + 1 FROM picked WHERE j.id = picked.id "
-    "AND j.state = 1 RETURNING j.*), "
-    "ev AS (INSERT INTO jobs.events (job_id, sequence, type, create_time, body) "
-    "SELECT id, last_event_sequence, 1, " TS(1) ", jsonb_build_object('fromState', "
-    "'JOB_STATE_QUEUED', 'toState', 'JOB_STATE_RUNNING', 'attempt', attempt) FROM j) "
-    "SELECT " JOB_COLUMNS ", " NOTIFY_EVENT("j", "1") " FROM j"};
+    "j AS (UPDATE jobs.jobs j SET lease_owner = $4, "
+    "lease_expires = " TS(1) " + $5::bigint * interval '1 microsecond' "
+    "FROM picked WHERE j.id = picked.id AND j.state = 1 AND " RESERVABLE("j.", TS(1)) " "
+    "RETURNING j.*) "
+    "SELECT " JOB_COLUMNS " FROM j ORDER BY j.priority DESC, j.run_after, j.id"};
 
 constexpr db::Statement kHeartbeat{
     "jobs_heartbeat",
     "UPDATE jobs.jobs SET lease_expires = " TS(1) " + $2::bigint * interval '1 microsecond' "
-    "WHERE id = ANY($3::text[]) AND lease_owner = $4 AND state = 2 RETURNING id, cancel_requested"};
+    "WHERE id = ANY($3::text[]) AND lease_owner = $4 AND state IN (1, 2) "
+    "RETURNING id, cancel_requested"};
 
 constexpr db::Statement kAppend{
     "jobs_append",
@@ -175,8 +208,7 @@ constexpr db::Statement kFinishSucceeded{
 constexpr db::Statement kRelease{
     "jobs_release",
     "WITH j AS (UPDATE jobs.jobs j SET state = CASE WHEN j.cancel_requested THEN 5 ELSE 1 END, "
-    "end_time = CASE WHEN j.cancel_requested THEN " TS(1) " END, "
-    "run_after = " TS(1) ", lease_owner = NULL, "
+    "end_time = CASE WHEN j.cancel_requested THEN " TS(1) " END, lease_owner = NULL, "
     "lease_expires = NULL, update_time = " TS(1) ", last_event_sequence = "
     "j.last_event_sequence + 1 WHERE j.id = $2 AND j.lease_owner = $3 AND j.state = 2 "
     "RETURNING j.*), "
@@ -188,13 +220,14 @@ constexpr db::Statement kRelease{
     "SELECT " NOTIFY_EVENT("j", "1") ", CASE WHEN j.state = 1 THEN "
     "pg_notify('orchestrator_jobs_ready', j.kind) END FROM j"};
 
+// Keeps run_after: a re-queued job goes back to its place, not to the end.
 constexpr db::Statement kReap{
     "jobs_reap",
     "WITH expired AS (SELECT id FROM jobs.jobs WHERE state = 2 AND lease_expires < " TS(1) " "
     "ORDER BY lease_expires LIMIT 1000 FOR UPDATE SKIP LOCKED), "
     "j AS (UPDATE jobs.jobs j SET state = CASE WHEN j.cancel_requested THEN 5 "
     "WHEN j.attempt >= j.max_attempts THEN 4 ELSE 1 END, "
-    "run_after = " TS(1) ", lease_owner = NULL, lease_expires = NULL, "
+    "lease_owner = NULL, lease_expires = NULL, "
     "error_code = 14, error_message = 'the worker running it stopped or was killed (lease "
     "expired)', end_time = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts THEN "
     TS(1) " END, "
@@ -463,6 +496,21 @@ absl::StatusOr<std::vector<v1::Job>> PgJobStore::Claim(const std::string& worker
   return claimed;
 }
 
+absl::StatusOr<std::vector<v1::Job>> PgJobStore::Start(const std::string& worker_id,
+                                                       const std::vector<std::string>& job_ids,
+                                                       absl::Duration lease, absl::Time now) {
+  if (job_ids.empty()) return std::vector<v1::Job>();
+  auto r = pool_->Exec(kStart, {Micros(now), TextArray(job_ids), Micros(lease), worker_id});
+  if (!r.ok()) return r.status();
+  return Jobs(*r);
+}
+
+absl::Status PgJobStore::Unreserve(const std::string& worker_id,
+                                   const std::vector<std::string>& job_ids) {
+  if (job_ids.empty()) return absl::OkStatus();
+  return pool_->Exec(kUnreserve, {TextArray(job_ids), worker_id}).status();
+}
+
 absl::StatusOr<absl::flat_hash_map<std::string, bool>> PgJobStore::Heartbeat(
     const std::string& worker_id, const std::vector<std::string>& job_ids, absl::Duration lease,
     absl::Time now) {
@@ -551,6 +599,8 @@ absl::Status PgJobStore::Release(const std::string& worker_id, const v1::Job& jo
 absl::StatusOr<int> PgJobStore::ReapExpiredLeases(absl::Time now) {
   auto r = pool_->Exec(kReap, {Micros(now)});
   if (!r.ok()) return r.status();
+  auto reservations = pool_->Exec(kReapReservations, {Micros(now)});
+  if (!reservations.ok()) return reservations.status();
   return r->rows();
 }
 

@@ -52,17 +52,29 @@ class PgJobStore final : public JobRepository {
   absl::StatusOr<std::vector<v1::JobEvent>> ListEvents(absl::string_view job_id,
                                                        int64_t after_sequence, int limit) override;
 
-  // Claims up to `batch` ready jobs of `kinds` for `worker_id` with a lease
-  // until now + lease. `limits` apply to their kinds; jobs with a
-  // concurrency key or a limited kind are claimed under one advisory lock so
-  // limits hold across processes.
+  // Reserves up to `batch` ready jobs of `kinds` for `worker_id` until
+  // now + lease, in queue order. They stay QUEUED, charged nothing, until
+  // Start; a reservation nobody renews lapses and the job is claimable again
+  // in its place. `limits` apply to their kinds (reserved jobs count as
+  // running); jobs with a concurrency key or a limited kind are claimed
+  // under one advisory lock so limits hold across processes.
   absl::StatusOr<std::vector<v1::Job>> Claim(const std::string& worker_id,
                                              const std::vector<std::string>& kinds,
                                              const ClaimLimits& limits, int batch,
                                              absl::Duration lease, absl::Time now);
 
-  // Extends the leases `worker_id` still holds. Returns id → cancel requested,
-  // for the jobs whose lease it still holds; the others were lost.
+  // Starts reserved jobs whose handlers run now: RUNNING, attempt + 1, lease
+  // until now + lease. Returns those started; the others are no longer
+  // reserved by `worker_id` (cancelled, or lapsed and claimed elsewhere).
+  absl::StatusOr<std::vector<v1::Job>> Start(const std::string& worker_id,
+                                             const std::vector<std::string>& job_ids,
+                                             absl::Duration lease, absl::Time now);
+
+  // Gives reservations back (graceful shutdown): claimable at once, in place.
+  absl::Status Unreserve(const std::string& worker_id, const std::vector<std::string>& job_ids);
+
+  // Extends the leases (running or reserved jobs) `worker_id` still holds. Returns id → cancel
+  // requested, for the jobs whose lease it still holds; the others were lost.
   absl::StatusOr<absl::flat_hash_map<std::string, bool>> Heartbeat(
       const std::string& worker_id, const std::vector<std::string>& job_ids, absl::Duration lease,
       absl::Time now);
@@ -86,10 +98,11 @@ class PgJobStore final : public JobRepository {
   absl::StatusOr<std::vector<std::string>> FinishSucceeded(
       const std::string& worker_id, const std::vector<SuccessfulAttempt>& attempts, absl::Time now);
 
-  // Gives a claimed job back (graceful shutdown): QUEUED, runnable at once.
+  // Gives a started job back (graceful shutdown): QUEUED, runnable at once.
   absl::Status Release(const std::string& worker_id, const v1::Job& job, absl::Time now);
 
-  // Re-queues (or fails, past max_attempts) jobs whose lease expired.
+  // Re-queues (or fails, past max_attempts) started jobs whose lease
+  // expired, and clears lapsed reservations; returns the jobs re-queued.
   absl::StatusOr<int> ReapExpiredLeases(absl::Time now);
 
   // QUEUED → CANCELLED at once; RUNNING → cancel requested (the handler sees

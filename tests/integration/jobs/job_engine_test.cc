@@ -238,7 +238,9 @@ TEST_F(JobEngineTest, AJobWhoseCancelWasRequestedNeverGoesBackToTheQueue) {
   std::vector<std::string> ids;
   for (int i = 0; i < 3; ++i)
     ids.push_back(node.store->Enqueue(Demo("demo.noop"), fake_.Now())->id());
-  auto claimed = node.store->Claim("w", {"demo.noop"}, {}, 3, absl::Seconds(30), fake_.Now());
+  ASSERT_EQ(node.store->Claim("w", {"demo.noop"}, {}, 3, absl::Seconds(30), fake_.Now())->size(),
+            3u);
+  auto claimed = node.store->Start("w", ids, absl::Seconds(30), fake_.Now());
   ASSERT_EQ(claimed->size(), 3u);
   for (const auto& id : ids) ASSERT_TRUE(node.store->Cancel(id, "alice", "stop", fake_.Now()).ok());
   std::map<std::string, v1::Job> by_id;
@@ -328,8 +330,10 @@ TEST_F(JobEngineTest, PerOwnerLimitsAndKeysHoldAcrossTwoWorkers) {
 TEST_F(JobEngineTest, AnExpiredLeaseIsReapedAndTheJobRunsElsewhere) {
   Node node(db_, clock_);
   auto job = node.store->Enqueue(Demo("demo.noop"), fake_.Now());
-  // A worker that claims and then vanishes (as if killed).
-  auto claimed = node.store->Claim("ghost", {"demo.noop"}, {}, 1, absl::Seconds(30), fake_.Now());
+  // A worker that starts it and then vanishes (as if killed).
+  ASSERT_EQ(
+      node.store->Claim("ghost", {"demo.noop"}, {}, 1, absl::Seconds(30), fake_.Now())->size(), 1u);
+  auto claimed = node.store->Start("ghost", {job->id()}, absl::Seconds(30), fake_.Now());
   ASSERT_EQ(claimed->size(), 1u);
   EXPECT_EQ(*node.store->ReapExpiredLeases(fake_.Now() + absl::Seconds(29)), 0);
   EXPECT_EQ(*node.store->ReapExpiredLeases(fake_.Now() + absl::Seconds(31)), 1);
@@ -385,7 +389,8 @@ TEST_F(JobEngineTest, AThousandSubscribersOfOneJobEachGetEveryEventOnceInOrder) 
                                         },
                                         [] {}}));
   }
-  auto claimed = store->Claim("w", {"demo.noop"}, {}, 1, absl::Seconds(30), fake_.Now());
+  ASSERT_EQ(store->Claim("w", {"demo.noop"}, {}, 1, absl::Seconds(30), fake_.Now())->size(), 1u);
+  auto claimed = store->Start("w", {job->id()}, absl::Seconds(30), fake_.Now());
   ASSERT_TRUE(claimed.ok());
   ASSERT_EQ(claimed->size(), 1u);
   for (int i = 0; i < 5; ++i) {

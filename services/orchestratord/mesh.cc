@@ -237,7 +237,7 @@ absl::Status Mesh::Build() {
     worker->Start();
     // The job drain runs alongside the gRPC drain; watchers need the hub
     // until both are over.
-    stop_jobs_ = [worker, drain = config_.drain_deadline] { worker->Stop(absl::FromChrono(drain)); };
+    stop_jobs_ = [worker](absl::Time deadline) { worker->Stop(deadline - absl::Now()); };
     stop_job_events_ = [hub] { hub->Stop(); };
     job_hub_ = hub;
     job_worker_ = worker;
@@ -391,9 +391,7 @@ absl::Status Mesh::BuildSessions() {
   start_sessions_ = [manager] { manager->ResumeTurns(); };
   // Running turns may end within the drain deadline; then they are cut off
   // and run again after the restart.
-  stop_sessions_ = [manager, drain = config_.drain_deadline] {
-    manager->Shutdown(absl::Now() + absl::FromChrono(drain));
-  };
+  stop_sessions_ = [manager](absl::Time deadline) { manager->Shutdown(deadline); };
   return absl::OkStatus();
 }
 
@@ -426,20 +424,21 @@ absl::Status Mesh::Start() {
 void Mesh::Shutdown() {
   // NOT_SERVING at once: nothing new is sent here while the rest drains.
   host_.StopServing();
-  // Workers first: their runners' streams would otherwise hold the drain
-  // to its deadline, and they end STOPPED for the right reason.
-  if (stop_sessions_) {
-    stop_sessions_();
-    stop_sessions_ = nullptr;
-  }
-  if (stop_agents_) {
-    stop_agents_();
-    stop_agents_ = nullptr;
-  }
-  // Each drain may take the whole deadline: together they take one.
+  // One deadline for every drain, so together they take at most one.
+  const absl::Time deadline = absl::Now() + absl::FromChrono(config_.drain_deadline);
   std::thread job_drain;
-  if (stop_jobs_) job_drain = std::thread(std::exchange(stop_jobs_, nullptr));
-  host_.Shutdown();
+  if (stop_jobs_) {
+    job_drain =
+        std::thread([stop = std::exchange(stop_jobs_, nullptr), deadline] { stop(deadline); });
+  }
+  // Workers before the gRPC drain: their runners' streams would otherwise
+  // hold it to its deadline, and they end STOPPED for the right reason.
+  // Turns are cut off a little before it, so their callers still hear why.
+  const absl::Duration margin =
+      std::min(absl::Seconds(1), absl::FromChrono(config_.drain_deadline) / 5);
+  if (stop_sessions_) std::exchange(stop_sessions_, nullptr)(deadline - margin);
+  if (stop_agents_) std::exchange(stop_agents_, nullptr)();
+  host_.Shutdown(absl::ToChronoTime(deadline));
   if (job_drain.joinable()) job_drain.join();
   if (stop_job_events_) std::exchange(stop_job_events_, nullptr)();
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "services/common/auth/token_verifier.h"
 #include "services/common/config/mesh_config.h"
 #include "services/common/db/pool.h"
@@ -55,13 +56,14 @@ class Mesh final {
   // The job engine's moving parts, when jobs is hosted here.
   std::shared_ptr<void> job_hub_;
   std::shared_ptr<void> job_worker_;
-  std::function<void()> stop_jobs_;
+  // Stop steps that drain are given the one shutdown deadline.
+  std::function<void(absl::Time)> stop_jobs_;
   std::function<void()> stop_job_events_;
   std::function<void()> stop_agents_;
-  std::function<void()> stop_sessions_;
+  std::function<void(absl::Time)> stop_sessions_;
   std::function<void()> start_sessions_;  // once serving: turns a restart cut off
-  std::shared_ptr<void> spawner_;  // the agent spawner, for sessions
-  std::shared_ptr<void> catalog_;  // the project catalog, for workers' secrets
+  std::shared_ptr<void> spawner_;         // the agent spawner, for sessions
+  std::shared_ptr<void> catalog_;         // the project catalog, for workers' secrets
 };
 
 }  // namespace orchestrator

@@ -86,7 +86,7 @@ grpc::Status CallUnary(const std::string& method, const std::string& token,
 grpc::Status CallStreaming(const std::string& method, const std::string& token,
                            const std::string& payload) {
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(300));
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
   ctx.AddMetadata("authorization", "Bearer " + token);
   grpc::CompletionQueue cq;
   auto call = TheTarget().stub->PrepareCall(&ctx, method, &cq);

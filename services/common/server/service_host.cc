@@ -77,11 +77,17 @@ void ServiceHost::StopServing() {
 }
 
 void ServiceHost::Shutdown() {
+  Shutdown(std::chrono::system_clock::now() + options_.drain_deadline);
+}
+
+void ServiceHost::Shutdown(std::chrono::system_clock::time_point deadline) {
   if (server_ == nullptr || shut_down_) return;
   shut_down_ = true;
   server_->GetHealthCheckService()->Shutdown();  // every component → NOT_SERVING
-  spdlog::info("draining deadline_ms={}", options_.drain_deadline.count());
-  server_->Shutdown(std::chrono::system_clock::now() + options_.drain_deadline);
+  spdlog::info("draining deadline_ms={}", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              deadline - std::chrono::system_clock::now())
+                                              .count());
+  server_->Shutdown(deadline);
   spdlog::info("stopped");
 }
 

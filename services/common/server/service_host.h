@@ -65,6 +65,8 @@ class ServiceHost final {
   // Marks every component NOT_SERVING, stops accepting calls and waits up to
   // the drain deadline for calls in flight, then cancels the rest.
   void Shutdown();
+  // The same, with the calls in flight given until `deadline`.
+  void Shutdown(std::chrono::system_clock::time_point deadline);
   void Wait();
 
  private:

@@ -75,7 +75,9 @@ absl::StatusOr<Principal> UserDirectory::Verify(absl::string_view token) {
   if (absl::IsNotFound(grant.status())) return absl::UnauthenticatedError(kInvalid);
   if (!grant.ok()) return grant.status();
   const v1::Token& t = grant->token;
-  if (t.has_revoke_time()) return absl::UnauthenticatedError("token revoked");
+  if (t.has_revoke_time() || grant->ancestor_revoked) {
+    return absl::UnauthenticatedError("token revoked");
+  }
   if (t.has_expire_time() && ToTime(t.expire_time()) <= clock_()) {
     return absl::UnauthenticatedError("token expired; ask for a new one");
   }

@@ -22,6 +22,8 @@ struct Page {
 struct TokenGrant {
   v1::Token token;
   v1::User user;
+  // A token it was derived from is revoked: it is, too.
+  bool ancestor_revoked = false;
 };
 
 // Persistence of users and hashed tokens. NOT_FOUND for missing rows,

@@ -55,10 +55,18 @@ constexpr db::Statement kInsertToken{
     "SELECT " TOKEN_COLUMNS
     " FROM admin.tokens t WHERE t.user_id = $2 AND t.create_request_id = $8 "
     "AND NOT EXISTS (SELECT 1 FROM ins)"};
-constexpr db::Statement kFindToken{"tokens_find",
-                                   "SELECT " TOKEN_COLUMNS ", " USER_COLUMNS
-                                   " FROM admin.tokens t JOIN admin.users u ON u.id = t.user_id "
-                                   "WHERE t.token_hash = $1"};
+// The token with its user, and whether any token it was derived from is
+// revoked (a child created while its parent was being revoked is caught here).
+constexpr db::Statement kFindToken{
+    "tokens_find",
+    "WITH RECURSIVE chain AS (SELECT id, parent_token_id, revoke_time, 0 AS depth "
+    "FROM admin.tokens WHERE token_hash = $1 "
+    "UNION ALL SELECT p.id, p.parent_token_id, p.revoke_time, c.depth + 1 "
+    "FROM admin.tokens p JOIN chain c ON p.id = c.parent_token_id WHERE c.depth < 64) "
+    "SELECT " TOKEN_COLUMNS ", " USER_COLUMNS
+    ", EXISTS (SELECT 1 FROM chain WHERE depth > 0 AND revoke_time IS NOT NULL)"
+    " FROM admin.tokens t JOIN admin.users u ON u.id = t.user_id "
+    "WHERE t.token_hash = $1"};
 constexpr db::Statement kGetToken{"tokens_get",
                                   "SELECT " TOKEN_COLUMNS " FROM admin.tokens t WHERE t.id = $1"};
 constexpr db::Statement kListTokens{
@@ -173,7 +181,8 @@ absl::StatusOr<TokenGrant> PgUserStore::FindTokenByHash(absl::string_view token_
   auto r = pool_->Exec(kFindToken, {std::string(token_hash)});
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return absl::NotFoundError("token not found");
-  return TokenGrant{TokenFromRow(*r, 0), UserFromRow(*r, 0, kTokenColumns)};
+  return TokenGrant{TokenFromRow(*r, 0), UserFromRow(*r, 0, kTokenColumns),
+                    r->GetBool(0, kTokenColumns + kUserColumns)};
 }
 
 absl::StatusOr<v1::Token> PgUserStore::GetToken(absl::string_view token_id) {

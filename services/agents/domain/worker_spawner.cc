@@ -279,6 +279,15 @@ absl::StatusOr<std::shared_ptr<WorkerSpawner::Live>> WorkerSpawner::Visible(
   return absl::NotFoundError(absl::StrCat("worker '", worker_id, "' not found"));
 }
 
+// A workspace id as NewId("wsp_") makes them: one path component, no dots.
+static bool IsWorkspaceId(absl::string_view id) {
+  if (!absl::StartsWith(id, "wsp_") || id.size() < 5 || id.size() > 64) return false;
+  for (char c : id.substr(4)) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
+  }
+  return true;
+}
+
 // --- starting ----------------------------------------------------------------------
 
 absl::StatusOr<std::unique_ptr<Sandbox>> WorkerSpawner::Launch(
@@ -288,6 +297,15 @@ absl::StatusOr<std::unique_ptr<Sandbox>> WorkerSpawner::Launch(
   std::error_code ec;
   fs::create_directories(workspace / "work", ec);
   fs::create_directories(workspace / "home", ec);
+  // What is bound into the sandbox must be the directories themselves: bind
+  // follows symlinks.
+  for (const fs::path& dir : {workspace, workspace / "work", workspace / "home"}) {
+    std::error_code stat_ec;
+    if (!ec &&
+        (fs::is_symlink(fs::symlink_status(dir, stat_ec)) || !fs::is_directory(dir, stat_ec))) {
+      ec = std::make_error_code(std::errc::not_a_directory);
+    }
+  }
   fs::create_directories(fs::path(options_.root_dir) / "workers", ec);
   if (ec)
     return absl::FailedPreconditionError(
@@ -378,6 +396,12 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
   }
   std::string workspace_id = config.workspace_id();
   if (!workspace_id.empty()) {
+    // One path component the spawner made, never a path: "wsp_a/work/d" with
+    // a symlink planted by an agent would bind any host directory.
+    if (!IsWorkspaceId(workspace_id)) {
+      return absl::NotFoundError(
+          absl::StrCat("config.workspace_id: workspace '", workspace_id, "' not found"));
+    }
     std::ifstream owner(fs::path(options_.root_dir) / "workspaces" / workspace_id / "owner");
     std::string owner_id;
     std::getline(owner, owner_id);

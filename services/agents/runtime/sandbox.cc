@@ -237,6 +237,17 @@ absl::StatusOr<std::string> FindBwrap() {
 
 absl::StatusOr<std::unique_ptr<Sandbox>> Sandbox::Start(const SandboxSpec& spec) {
   if (spec.argv.empty()) return absl::InvalidArgumentError("sandbox: nothing to run");
+  // The environment reaches bwrap as NUL-separated arguments: a NUL inside a
+  // name or value would smuggle in options of its own (--bind / /host). An
+  // environment variable cannot hold one anyway.
+  for (const auto& [k, v] : spec.env) {
+    if (k.empty() || k.find('\0') != std::string::npos || k.find('=') != std::string::npos ||
+        v.find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sandbox: environment variable '", k.substr(0, std::min<size_t>(k.find('\0'), 64)),
+          "' has a name or value no environment can hold (empty, '=' in the name, or a NUL)"));
+    }
+  }
   if (spec.unsandboxed) return StartUnsandboxed(spec);
   auto bwrap = FindBwrap();
   if (!bwrap.ok()) return bwrap.status();

@@ -394,6 +394,11 @@ absl::StatusOr<v1::Secret> ProjectCatalog::SetSecret(const Principal& caller,
                                                      const v1::SetSecretRequest& req) {
   if (auto s = ValidateSecretName("name", req.name()); !s.ok()) return s;
   if (req.value().empty()) return InvalidField("value", "is required");
+  // Secrets reach agents as environment variables, which cannot hold a NUL.
+  if (req.value().find('\0') != std::string::npos) {
+    return InvalidField("value",
+                        "must not contain a NUL byte (it becomes an environment variable)");
+  }
   if (req.value().size() > kMaxSecretValue) {
     return InvalidField("value", absl::StrCat("is ", req.value().size(), " bytes; at most ",
                                               kMaxSecretValue, " are allowed"));

@@ -161,6 +161,17 @@ TEST(HostileInput, RevokingATokenRevokesEveryTokenDerivedFromIt) {
   ASSERT_TRUE(admin->RevokeToken(TestMesh::Context(alice).get(), revoke, &revoked).ok());
   EXPECT_EQ(Identity(mesh, grandchild.value()).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(Identity(mesh, alice).ok());  // the parent's own token is untouched
+
+  // A child created while its parent was being revoked (the cascade did not
+  // see it yet) still dies with the parent: verification walks the chain.
+  auto parent = derive(alice, {"project.*", "admin.token.*"});
+  auto late_child = derive(parent.value(), {});
+  auto pool = mesh.database().NewPool(1);
+  ASSERT_TRUE(pool->Exec({"revoke_only_parent",
+                          "UPDATE admin.tokens SET revoke_time = now() WHERE id = $1"},
+                         {parent.token().id()})
+                  .ok());
+  EXPECT_EQ(Identity(mesh, late_child.value()).error_code(), grpc::StatusCode::UNAUTHENTICATED);
 }
 
 }  // namespace

@@ -137,6 +137,44 @@ TEST_F(SandboxEscapeTest, NoProcessInsideShowsAnythingOfTheHostsEnvironment) {
   }
 }
 
+TEST_F(SandboxEscapeTest, AWorkspaceIdIsNeverAPathIntoWhatAnAgentPlanted) {
+  // An agent plants a fake workspace whose work directory links to the host's
+  // root, then asks for a worker over it with a path for a workspace id.
+  const v1::Worker w = StartReady({});
+  const std::string planted =
+      Run(w.id(), absl::StrCat("mkdir -p d && echo ", alice_id_,
+                               " > d/owner && ln -s / d/work && ln -s / d/home && echo planted"))
+          .summary();
+  ASSERT_THAT(planted, HasSubstr("planted"));
+  for (const std::string& id :
+       {absl::StrCat(w.workspace_id(), "/work/d"), std::string("../workspaces/x"),
+        absl::StrCat(w.workspace_id(), "/.."), std::string("wsp_a/../../..")}) {
+    v1::StartWorkerRequest req;
+    req.mutable_config()->set_workspace_id(id);
+    req.mutable_config()->set_worker_type(v1::WORKER_TYPE_DEVELOPER);
+    req.mutable_config()->set_agent_type(v1::AGENT_TYPE_SCRIPTED);
+    v1::StartWorkerResponse resp;
+    grpc::Status s = stub_->StartWorker(TestMesh::Context(alice_).get(), req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << id << ": " << s.error_message();
+  }
+}
+
+TEST_F(SandboxEscapeTest, ASecretWithANulCannotBecomeBwrapOptions) {
+  auto projects = orchestrator::projects::v1::ProjectService::NewStub(mesh_.channel());
+  orchestrator::projects::v1::CreateProjectRequest create;
+  create.mutable_project()->set_name("nul");
+  orchestrator::projects::v1::CreateProjectResponse created;
+  ASSERT_TRUE(projects->CreateProject(TestMesh::Context(alice_).get(), create, &created).ok());
+  orchestrator::projects::v1::SetSecretRequest set;
+  set.set_project_id(created.project().id());
+  set.set_name("EVIL");
+  set.set_value(std::string("x\0--bind\0/\0/host", 17));
+  orchestrator::projects::v1::SetSecretResponse done;
+  grpc::Status s = projects->SetSecret(TestMesh::Context(alice_).get(), set, &done);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_THAT(s.error_message(), ::testing::StartsWith("value:"));
+}
+
 TEST_F(SandboxEscapeTest, NoSecretIsOnAnyCommandLineOfTheHostOrTheSandbox) {
   auto projects = orchestrator::projects::v1::ProjectService::NewStub(mesh_.channel());
   orchestrator::projects::v1::CreateProjectRequest create;

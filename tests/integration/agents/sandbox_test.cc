@@ -150,6 +150,17 @@ TEST_F(SandboxTest, ItsEnvironmentIsOnNoCommandLineOfTheHost) {
   EXPECT_THAT(environments.str(), HasSubstr("ORCHESTRATOR_TOKEN=" + secret));
 }
 
+TEST_F(SandboxTest, ANulInTheEnvironmentCannotSmuggleInOptions) {
+  // Through --args, "x\0--bind\0/\0/host" would mount the host's root.
+  SandboxSpec spec = Spec("ls /host && echo ESCAPED");
+  spec.env["SECRET"] = std::string("x\0--bind\0/\0/host", 17);
+  auto sandbox = Sandbox::Start(spec);
+  EXPECT_EQ(sandbox.status().code(), absl::StatusCode::kInvalidArgument);
+  spec.env.clear();
+  spec.env[std::string("K\0--bind", 8)] = "v";
+  EXPECT_EQ(Sandbox::Start(spec).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(SandboxTest, UsersAreTheSandboxsOwnNotTheHosts) {
   std::ifstream host_passwd("/etc/passwd");
   std::stringstream host;

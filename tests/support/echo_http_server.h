@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,10 +16,14 @@ namespace orchestrator::testing {
 
 // An HTTP server on 127.0.0.1 (a free port) that answers every request with
 // the request head it received, then closes: what a test's "outside"
-// service is, and a record of what reached it.
+// service is, and a record of what reached it. With `Reads::kToEnd` it
+// answers with every byte the connection carried, once its peer has ended
+// (or been silent 5 s): a record of whatever followed the head.
 class EchoHttpServer final {
  public:
-  EchoHttpServer() {
+  enum class Reads { kHead, kToEnd };
+
+  explicit EchoHttpServer(Reads reads = Reads::kHead) {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -29,14 +34,18 @@ class EchoHttpServer final {
       return;
     }
     port_ = ntohs(a.sin_port);
-    thread_ = std::thread([this] {
+    thread_ = std::thread([this, reads] {
       while (true) {
         const int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
         if (c < 0) return;
         ++accepted_;
         std::string head;
         char buf[4096];
-        while (head.find("\r\n\r\n") == std::string::npos) {
+        if (reads == Reads::kToEnd) {
+          timeval tv{5, 0};
+          setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        }
+        while (reads == Reads::kToEnd || head.find("\r\n\r\n") == std::string::npos) {
           const ssize_t n = read(c, buf, sizeof(buf));
           if (n <= 0) break;
           head.append(buf, static_cast<size_t>(n));

@@ -10,10 +10,12 @@
 #include <functional>
 #include <future>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -28,7 +30,10 @@ using tcp = asio::ip::tcp;
 using local = asio::local::stream_protocol;
 using boost::system::error_code;
 
-constexpr size_t kMaxHead = 16 * 1024;
+constexpr size_t kMaxHead = 16 * 1024;      // a request head; a chunked body's trailers
+constexpr size_t kMaxChunkLine = 4 * 1024;  // a chunk-size line, extensions included
+constexpr size_t kMaxChunkSizeDigits = 15;  // < 2^60 bytes
+constexpr size_t kMaxLengthDigits = 18;     // a Content-Length < 10^18 bytes
 
 // Whether `a` is an address on the public internet: not loopback, private,
 // link-local, shared (CGNAT), multicast, reserved or unspecified.
@@ -63,6 +68,112 @@ bool IsMethod(absl::string_view m) {
          std::all_of(m.begin(), m.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
 }
 
+// Whether `text` has a byte a header line never has: CR or LF (a bare one,
+// once the head is split at CRLF), NUL or another control but HTAB, DEL.
+bool HasControl(absl::string_view text) {
+  return std::any_of(text.begin(), text.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return (u < 0x20 && u != '\t') || u == 0x7f;
+  });
+}
+
+bool IsTokenChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+         absl::string_view("!#$%&'*+-.^_`|~").find(c) != absl::string_view::npos;
+}
+
+// `name: value` with a token name (no whitespace before the colon, no
+// obs-fold continuation) and no control bytes: what every server reads the
+// same way.
+bool IsHeaderLine(absl::string_view line) {
+  const size_t colon = line.find(':');
+  if (colon == absl::string_view::npos || colon == 0 || HasControl(line)) return false;
+  return std::all_of(line.begin(), line.begin() + colon, IsTokenChar);
+}
+
+// The framing of one request's body, for a plain-HTTP request: how many of
+// the bytes that follow the head belong to the request (they are forwarded)
+// before it ends (what comes after is another request, never forwarded).
+// A chunked body is checked as it goes; its state is bounded (a chunk-size
+// line at most kMaxChunkLine, trailers at most kMaxHead).
+class BodyFramer {
+ public:
+  void SetLength(uint64_t n) {
+    mode_ = n > 0 ? kLength : kDone;
+    left_ = n;
+  }
+  void SetChunked() { mode_ = kSize; }
+  bool done() const { return mode_ == kDone; }
+
+  // How many of the `n` bytes at `p` belong to the body; nullopt if the body
+  // is malformed.
+  std::optional<size_t> Take(const char* p, size_t n) {
+    size_t i = 0;
+    while (i < n && mode_ != kDone) {
+      if (mode_ == kLength || mode_ == kData) {
+        const size_t k = static_cast<size_t>(std::min<uint64_t>(left_, n - i));
+        i += k;
+        left_ -= k;
+        if (left_ == 0) mode_ = mode_ == kLength ? kDone : kDataEnd;
+        continue;
+      }
+      if (line_.size() >= kMaxChunkLine) return std::nullopt;
+      line_.push_back(p[i++]);
+      if (line_.back() == '\n' && !EndLine()) return std::nullopt;
+    }
+    return i;
+  }
+
+ private:
+  enum Mode { kDone, kLength, kSize, kData, kDataEnd, kTrailer };
+
+  // line_ ends with LF.
+  bool EndLine() {
+    if (line_.size() < 2 || line_[line_.size() - 2] != '\r') return false;  // a bare LF
+    const absl::string_view text(line_.data(), line_.size() - 2);
+    if (HasControl(text)) return false;
+    switch (mode_) {
+      case kDataEnd:  // the CRLF after a chunk's data
+        if (!text.empty()) return false;
+        mode_ = kSize;
+        break;
+      case kSize: {  // 1*HEXDIG [ BWS ";" chunk-ext ]
+        size_t j = 0;
+        uint64_t size = 0;
+        for (; j < text.size() && absl::ascii_isxdigit(static_cast<unsigned char>(text[j])); ++j) {
+          if (j == kMaxChunkSizeDigits) return false;
+          const char c = absl::ascii_tolower(static_cast<unsigned char>(text[j]));
+          size = size * 16 + static_cast<uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
+        }
+        if (j == 0) return false;
+        const absl::string_view ext = absl::StripLeadingAsciiWhitespace(text.substr(j));
+        if (!ext.empty() && ext[0] != ';') return false;
+        left_ = size;
+        mode_ = size > 0 ? kData : kTrailer;
+        break;
+      }
+      case kTrailer:
+        trailers_ += line_.size();
+        if (trailers_ > kMaxHead) return false;
+        if (text.empty()) {
+          mode_ = kDone;
+        } else if (!IsHeaderLine(text)) {
+          return false;
+        }
+        break;
+      default:
+        return false;
+    }
+    line_.clear();
+    return true;
+  }
+
+  Mode mode_ = kDone;
+  uint64_t left_ = 0;  // of the body (kLength) or of the chunk (kData)
+  std::string line_;   // the chunk-size or trailer line so far
+  size_t trailers_ = 0;
+};
+
 struct Listener;
 
 // One connection from a sandbox: its request head, the decision, then the
@@ -80,6 +191,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void Refuse(int code, const std::string& target, absl::string_view why);
   void Connect(const tcp::resolver::results_type& results);
   void Connected();
+  // For a plain-HTTP request: the rest of its body, client → upstream; then
+  // the client's bytes are read and dropped until it ends.
+  void RelayBody(std::function<void(bool clean)> ended);
+  void Dropped();  // logs (once) that the client sent more than one request
 
   std::weak_ptr<Listener> listener_;
   std::string worker_id_;
@@ -91,6 +206,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string head_;
   std::string send_first_;  // what goes upstream before the relay
   bool tunnel_ = false;
+  BodyFramer body_;       // plain HTTP: what of the client's bytes is the request
+  bool dropped_ = false;  // plain HTTP: bytes after the request were dropped
   EgressTarget target_;
   bool public_only_ = false;
   bool stopped_ = false;
@@ -184,7 +301,7 @@ void Session::ReadHead() {
     const size_t from = self->head_.size() > 3 ? self->head_.size() - 3 : 0;
     self->head_.append(self->up_.data(), n);
     const size_t end = self->head_.find("\r\n\r\n", from);
-    if (end != std::string::npos) return self->OnHead(end + 4);
+    if (end != std::string::npos && end + 4 <= kMaxHead) return self->OnHead(end + 4);
     if (self->head_.size() > kMaxHead) {
       return self->Refuse(431, "-", "the request head is too large");
     }
@@ -252,17 +369,55 @@ void Session::OnHead(size_t head_end) {
   if (tunnel_) {
     send_first_ = rest;
   } else {
-    // The request in origin form, for this one request only.
-    send_first_ = absl::StrCat(method, " ", path, " ", words[2], "\r\n");
+    // The request in origin form, for this one request only, to the target
+    // it names whatever Host the client said (a target may route by Host, or
+    // be a proxy itself). Only what the head's framing says is the request's
+    // body follows it: never a second, pipelined request.
+    const std::string name = target_.ToString();
+    if (HasControl(lines[0])) return Refuse(400, name, "a control byte in the request line");
+    send_first_ =
+        absl::StrCat(method, " ", path, " ", words[2], "\r\n",
+                     "Host: ", target_.port == 80 ? name.substr(0, name.rfind(':')) : name, "\r\n");
+    int lengths = 0, encodings = 0;
+    uint64_t length = 0;
     for (size_t i = 1; i < lines.size(); ++i) {
-      const std::string name = absl::AsciiStrToLower(lines[i].substr(0, lines[i].find(':')));
-      if (name == "proxy-connection" || name == "proxy-authorization" || name == "connection" ||
-          name == "keep-alive") {
+      if (!IsHeaderLine(lines[i])) return Refuse(400, name, "a malformed header line");
+      const size_t colon = lines[i].find(':');
+      const std::string field = absl::AsciiStrToLower(lines[i].substr(0, colon));
+      const absl::string_view value =
+          absl::StripAsciiWhitespace(absl::string_view(lines[i]).substr(colon + 1));
+      if (field == "content-length") {
+        if (++lengths > 1 || value.empty() || value.size() > kMaxLengthDigits ||
+            !std::all_of(
+                value.begin(), value.end(),
+                [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); }) ||
+            !absl::SimpleAtoi(value, &length)) {
+          return Refuse(400, name, "a bad or repeated Content-Length");
+        }
+      } else if (field == "transfer-encoding") {
+        if (++encodings > 1 || !absl::EqualsIgnoreCase(value, "chunked")) {
+          return Refuse(400, name, "a Transfer-Encoding other than one chunked");
+        }
+      }
+      if (field == "host" || field == "proxy-connection" || field == "proxy-authorization" ||
+          field == "connection" || field == "keep-alive" || field == "upgrade") {
         continue;
       }
       absl::StrAppend(&send_first_, lines[i], "\r\n");
     }
-    absl::StrAppend(&send_first_, "Connection: close\r\n\r\n", rest);
+    if (lengths > 0 && encodings > 0) {
+      return Refuse(400, name, "both Content-Length and Transfer-Encoding");
+    }
+    if (encodings > 0) {
+      body_.SetChunked();
+    } else {
+      body_.SetLength(length);  // none: no body
+    }
+    const std::optional<size_t> taken = body_.Take(rest.data(), rest.size());
+    if (!taken) return Refuse(400, name, "a malformed chunked body");
+    if (*taken < rest.size()) Dropped();
+    absl::StrAppend(&send_first_, "Connection: close\r\n\r\n",
+                    absl::string_view(rest).substr(0, *taken));
   }
   timer_.expires_after(absl::ToChronoMilliseconds(options_->connect_timeout));
   timer_.async_wait([self = shared_from_this()](error_code ec) {
@@ -317,7 +472,11 @@ void Session::Connected() {
     auto ended = [self](bool clean) {
       if (!clean || ++self->relay_ends_ == 2) self->Stop();
     };
-    Relay(self->client_, self->upstream_, self->up_, self, ended);
+    if (self->tunnel_) {
+      Relay(self->client_, self->upstream_, self->up_, self, ended);
+    } else {
+      self->RelayBody(ended);
+    }
     Relay(self->upstream_, self->client_, self->down_, self, ended);
   };
   auto forward = [self, relay] {
@@ -325,6 +484,8 @@ void Session::Connected() {
     asio::async_write(self->upstream_, asio::buffer(self->send_first_),
                       [self, relay](error_code ec, size_t) {
                         if (ec || self->stopped_) return self->Stop();
+                        self->send_first_.clear();
+                        self->send_first_.shrink_to_fit();
                         relay();
                       });
   };
@@ -335,6 +496,45 @@ void Session::Connected() {
                       if (ec || self->stopped_) return self->Stop();
                       forward();
                     });
+}
+
+void Session::Dropped() {
+  if (dropped_) return;
+  dropped_ = true;
+  spdlog::info(
+      "egress worker={} target={}: what follows the request is dropped (one request "
+      "per connection)",
+      worker_id_, target_.ToString());
+}
+
+void Session::RelayBody(std::function<void(bool clean)> ended) {
+  auto self = shared_from_this();
+  client_.async_read_some(asio::buffer(up_), [self, ended](error_code ec, size_t n) {
+    if (self->stopped_) return;
+    if (ec == asio::error::eof) {  // the client is done sending: so is the request
+      error_code ignored;
+      self->upstream_.shutdown(tcp::socket::shutdown_send, ignored);
+      return ended(true);
+    }
+    if (ec) return ended(false);
+    size_t taken = 0;
+    if (!self->body_.done()) {
+      const std::optional<size_t> t = self->body_.Take(self->up_.data(), n);
+      if (!t) {
+        spdlog::info("egress worker={} target={} ended: a malformed chunked body", self->worker_id_,
+                     self->target_.ToString());
+        return ended(false);
+      }
+      taken = *t;
+    }
+    if (taken < n) self->Dropped();
+    if (taken == 0) return self->RelayBody(ended);  // after the request: dropped
+    asio::async_write(self->upstream_, asio::buffer(self->up_.data(), taken),
+                      [self, ended](error_code ec, size_t) {
+                        if (ec || self->stopped_) return ended(false);
+                        self->RelayBody(ended);
+                      });
+  });
 }
 
 bool IsSafeName(absl::string_view id) {

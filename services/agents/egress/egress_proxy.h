@@ -24,10 +24,22 @@ struct EgressProxyOptions {
 // the socket a connection arrives on, never by anything the sandbox says.
 //
 // A connection carries one request: `CONNECT host:port` (a tunnel, for
-// https) or an absolute-form plain-HTTP request (`GET http://host:port/…`,
-// forwarded with `Connection: close`). The target must be on the worker's
-// allowlist as host:port; anything else is answered 403. Every connection
-// is logged: `egress worker=<id> target=<host:port> allowed|refused…`.
+// https) or an absolute-form plain-HTTP request (`GET http://host:port/…`).
+// The target must be on the worker's allowlist as host:port; anything else
+// is answered 403. Every connection is logged:
+// `egress worker=<id> target=<host:port> allowed|refused…`.
+//
+// A plain-HTTP request is forwarded in origin form with `Connection: close`
+// and `Host: <the target>` (whatever Host the client sent: a target may
+// route by Host, or be a proxy itself), then only its body as its head
+// frames it (Content-Length bytes, or chunks up to the last one and its
+// trailers); what the client sends after it (a pipelined request) never
+// goes upstream, and the client's end is passed on only when it ends. A head
+// that frames its body ambiguously (Content-Length and Transfer-Encoding,
+// either repeated, a Transfer-Encoding other than chunked, a malformed
+// header line or a bare CR/LF) is answered 400. Every buffer a connection
+// keeps is bounded: the head 16 KiB, a chunk-size line 4 KiB, trailers
+// 16 KiB, the relay 16 KiB each way.
 //
 // One thread serves every connection (Boost.Asio's epoll loop).
 class EgressProxy final : public EgressGateway {

@@ -7,9 +7,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <thread>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -51,6 +54,7 @@ class Client {
   ~Client() { close(fd_); }
   bool connected() const { return connected_; }
   void Send(const std::string& s) { (void)!write(fd_, s.data(), s.size()); }
+  void EndSending() { shutdown(fd_, SHUT_WR); }
   // Reads until `until` is seen, or the end (or 10 s).
   std::string Read(const std::string& until = "") {
     char buf[4096];
@@ -116,6 +120,126 @@ TEST_F(EgressProxyTest, PlainHttpToAnAllowedTargetIsForwardedOnceInOriginForm) {
   EXPECT_THAT(
       log_.text(),
       HasSubstr(absl::StrCat("egress worker=wrk_test target=", Local(server_.port()), " allowed")));
+}
+
+// How often `what` is in `text`.
+int Count(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+void Pause() { std::this_thread::sleep_for(std::chrono::milliseconds(100)); }
+
+TEST_F(EgressProxyTest, TheForwardedHostIsAlwaysTheTargetWhateverTheClientSaid) {
+  const std::string path = Open(AnyAddress(Local(server_.port())));
+  const std::string answer =
+      Request(path, absl::StrCat("GET http://", Local(server_.port()), "/x HTTP/1.1\r\n",
+                                 "Host: other-tenant.local\r\nX-Before: 1\r\n"
+                                 "host: second.local:80\r\n\r\n"));
+  EXPECT_THAT(answer, StartsWith("HTTP/1.0 200 OK"));
+  EXPECT_THAT(answer, HasSubstr(absl::StrCat("\r\nHost: ", Local(server_.port()), "\r\n")));
+  EXPECT_EQ(Count(absl::AsciiStrToLower(answer), "\r\nhost:"), 1) << answer;
+  EXPECT_THAT(answer, Not(HasSubstr("other-tenant")));
+  EXPECT_THAT(answer, Not(HasSubstr("second.local")));
+  EXPECT_THAT(answer, HasSubstr("X-Before: 1\r\n"));
+  // Without a Host, the request gets the target's.
+  EXPECT_THAT(
+      Request(path, absl::StrCat("GET http://", Local(server_.port()), "/ HTTP/1.0\r\n\r\n")),
+      HasSubstr(absl::StrCat("\r\nHost: ", Local(server_.port()), "\r\n")));
+}
+
+TEST_F(EgressProxyTest, APipelinedSecondRequestNeverGoesUpstream) {
+  EchoServer whole(EchoServer::Reads::kToEnd);  // answers with all it got
+  EchoServer elsewhere;
+  EgressAllowlist allow = AnyAddress(whole.address());
+  allow.any_address.push_back(*ParseEgressTarget(elsewhere.address()));
+  const std::string path = Open(std::move(allow));
+  const std::string second =
+      absl::StrCat("GET http://", elsewhere.address(),
+                   "/second HTTP/1.1\r\nHost: ", elsewhere.address(), "\r\n\r\n");
+  {  // in the same write as the first
+    Client c(path);
+    ASSERT_TRUE(c.connected());
+    c.Send(absl::StrCat("GET http://", whole.address(),
+                        "/first HTTP/1.1\r\nHost: ", whole.address(), "\r\n\r\n", second));
+    c.EndSending();
+    const std::string answer = c.Read();
+    EXPECT_THAT(answer, StartsWith("HTTP/1.0 200 OK"));
+    EXPECT_THAT(answer, HasSubstr("\r\n\r\nGET /first HTTP/1.1\r\n"));
+    EXPECT_THAT(answer, Not(HasSubstr("second")));
+    EXPECT_TRUE(absl::EndsWith(answer, "Connection: close\r\n\r\n")) << answer;
+  }
+  {  // after the first one's body, in later writes
+    Client c(path);
+    ASSERT_TRUE(c.connected());
+    c.Send(absl::StrCat("POST http://", whole.address(),
+                        "/first HTTP/1.1\r\nContent-Length: 5\r\n\r\nhe"));
+    Pause();
+    c.Send("llo" + second);
+    Pause();
+    c.Send(second);
+    c.EndSending();
+    const std::string answer = c.Read();
+    EXPECT_THAT(answer, StartsWith("HTTP/1.0 200 OK"));
+    EXPECT_TRUE(absl::EndsWith(answer, "Connection: close\r\n\r\nhello")) << answer;
+  }
+  {  // after a chunked body
+    Client c(path);
+    ASSERT_TRUE(c.connected());
+    c.Send(absl::StrCat("POST http://", whole.address(),
+                        "/first HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"));
+    Pause();
+    c.Send("lo\r\n3;ext=1\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n" + second);
+    Pause();
+    c.Send(second);
+    c.EndSending();
+    const std::string answer = c.Read();
+    EXPECT_THAT(answer, StartsWith("HTTP/1.0 200 OK"));
+    EXPECT_TRUE(
+        absl::EndsWith(answer, "\r\n\r\n5\r\nhello\r\n3;ext=1\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n"))
+        << answer;
+  }
+  EXPECT_EQ(whole.accepted(), 3);
+  EXPECT_EQ(elsewhere.accepted(), 0);
+  EXPECT_THAT(log_.text(), HasSubstr("what follows the request is dropped"));
+}
+
+TEST_F(EgressProxyTest, AHeadThatFramesItsBodyAmbiguouslyIsRefusedWith400) {
+  const std::string path = Open(AnyAddress(Local(server_.port())));
+  const std::string start = absl::StrCat("POST http://", Local(server_.port()), "/ HTTP/1.1\r\n");
+  for (const char* smuggle : {
+           "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+           "Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n",
+           "Transfer-Encoding: gzip\r\n\r\n",
+           "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+           "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+           "Content-Length: 0\r\nContent-Length: 0\r\n\r\n",
+           "Content-Length: +1\r\n\r\nx",
+           "Content-Length: 1, 1\r\n\r\nx",
+           "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+           "X-A: 1\r\n Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+           "X-A: 1\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+           "Transfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",
+           "Transfer-Encoding: chunked\r\n\r\n1\nx\r\n0\r\n\r\n",
+           "Transfer-Encoding: chunked\r\n\r\n1\r\nxy\r\n0\r\n\r\n",
+       }) {
+    EXPECT_THAT(Request(path, start + smuggle), StartsWith("HTTP/1.1 400 Bad Request")) << smuggle;
+  }
+  EXPECT_EQ(server_.accepted(), 0);
+}
+
+TEST_F(EgressProxyTest, AChunkedBodyThatGoesWrongLaterEndsTheConnection) {
+  EchoServer whole(EchoServer::Reads::kToEnd);
+  const std::string path = Open(AnyAddress(whole.address()));
+  Client c(path);
+  ASSERT_TRUE(c.connected());
+  c.Send(absl::StrCat("POST http://", whole.address(),
+                      "/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  Pause();
+  c.Send("1;" + std::string(8000, 'a'));  // a chunk-size line longer than 4 KiB
+  EXPECT_THAT(c.Read(), Not(HasSubstr("aaaa")));
+  EXPECT_THAT(log_.text(), HasSubstr("a malformed chunked body"));
 }
 
 TEST_F(EgressProxyTest, ConnectTunnelsBytesBothWays) {

@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "services/common/crypto/secret_box.h"
 #include "services/common/logging/format.h"
@@ -114,7 +115,7 @@ void Worker::Stop(absl::Duration drain) {
   std::vector<std::string> reserved;
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& job : reserved_) reserved.push_back(job.id());
+    for (const auto& r : reserved_) reserved.push_back(r.job.id());
     reserved_.clear();
   }
   if (auto s = store_->Unreserve(options_.worker_id, reserved); !s.ok()) {
@@ -156,20 +157,27 @@ void Worker::DispatchLoop() {
   absl::Time next_reap = absl::InfinitePast();
   for (;;) {
     int room = 0;
+    absl::Time now;
     {
       absl::MutexLock lock(&mu_);
       auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return poke_ || stopping_; };
       mu_.AwaitWithTimeout(absl::Condition(&woken), options_.poll);
       if (stopping_) return;
       poke_ = false;
-      // Claims reserve up to claim_batch jobs beyond what the handlers run,
-      // and wait while that local queue is still more than half full, so
-      // claims go out in batches rather than one job per finished job.
+      now = clock_();
       const int held = busy_ + static_cast<int>(reserved_.size());
-      room = options_.concurrency + options_.claim_batch - held;
-      if (held > options_.concurrency && room < options_.claim_batch / 2) room = 0;
+      if (now < prefetch_after_) {
+        // We just gave back jobs our handlers could not start: claim only
+        // for free handlers, so those jobs go to idle workers, not back here.
+        room = options_.concurrency - held;
+      } else {
+        // Claims reserve up to claim_batch jobs beyond what the handlers run,
+        // and wait while that local queue is still more than half full, so
+        // claims go out in batches rather than one job per finished job.
+        room = options_.concurrency + options_.claim_batch - held;
+        if (held > options_.concurrency && room < options_.claim_batch / 2) room = 0;
+      }
     }
-    const absl::Time now = clock_();
     if (now >= next_reap) {
       auto reaped = store_->ReapExpiredLeases(now);
       if (reaped.ok() && *reaped > 0)
@@ -184,7 +192,7 @@ void Worker::DispatchLoop() {
         spdlog::warn("jobs: claim failed: {}", claimed.status().ToString());
       } else {
         absl::MutexLock lock(&mu_);
-        for (auto& job : *claimed) reserved_.push_back(std::move(job));
+        for (auto& job : *claimed) reserved_.push_back({std::move(job), now});
         if (static_cast<int>(claimed->size()) == want) poke_ = true;  // more may wait
       }
     }
@@ -193,11 +201,13 @@ void Worker::DispatchLoop() {
 }
 
 void Worker::StartReserved() {
+  std::vector<Reservation> taken;
   std::vector<std::string> ids;
   {
     absl::MutexLock lock(&mu_);
     while (busy_ < options_.concurrency && !reserved_.empty()) {
-      ids.push_back(reserved_.front().id());
+      ids.push_back(reserved_.front().job.id());
+      taken.push_back(std::move(reserved_.front()));
       reserved_.pop_front();
       ++busy_;  // the handler is taken until its job ends
     }
@@ -207,12 +217,8 @@ void Worker::StartReserved() {
   if (!started.ok()) {
     spdlog::warn("jobs: start failed: {}", started.status().ToString());
     absl::MutexLock lock(&mu_);
-    // Still reserved by us: they keep their place for the next round.
-    for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
-      v1::Job job;
-      job.set_id(*it);
-      reserved_.push_front(std::move(job));
-    }
+    // Still reserved by us: they keep their place (and age) for the next round.
+    for (auto it = taken.rbegin(); it != taken.rend(); ++it) reserved_.push_front(std::move(*it));
     busy_ -= static_cast<int>(ids.size());
     return;
   }
@@ -242,7 +248,10 @@ void Worker::StartReserved() {
 
 void Worker::HeartbeatLoop() {
   for (;;) {
-    std::vector<std::string> ids;
+    std::vector<std::string> ids;  // running and reserved: leases to renew
+    absl::flat_hash_set<std::string> asked_reserved;
+    std::vector<std::string> stale;  // reservations to give back
+    absl::Time now;
     {
       absl::MutexLock lock(&mu_);
       auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -250,17 +259,46 @@ void Worker::HeartbeatLoop() {
       };
       mu_.AwaitWithTimeout(absl::Condition(&stop), options_.heartbeat);
       if (stop()) return;
+      now = clock_();
+      // A reservation is renewed for about one lease at most. One that has
+      // waited longer while every handler is busy is given back (no attempt
+      // charged), so idle workers run it instead of it waiting here behind
+      // slow jobs, and a reserved job of a limited kind or with a
+      // concurrency key stops holding its owner's limit or its key. For one
+      // lease after that, claims only fill free handlers, so the jobs given
+      // back are not claimed straight back by this busy worker.
+      if (busy_ >= options_.concurrency) {
+        std::erase_if(reserved_, [&](const Reservation& r) {
+          if (r.since + options_.lease > now) return false;
+          stale.push_back(r.job.id());
+          return true;
+        });
+        if (!stale.empty()) prefetch_after_ = now + options_.lease;
+      }
       for (auto& [id, ctx] : running_) ids.push_back(id);
-      for (const auto& job : reserved_) ids.push_back(job.id());
+      for (const auto& r : reserved_) {
+        ids.push_back(r.job.id());
+        asked_reserved.insert(r.job.id());
+      }
     }
-    auto held = store_->Heartbeat(options_.worker_id, ids, options_.lease, clock_());
+    if (!stale.empty()) {
+      if (auto s = store_->Unreserve(options_.worker_id, stale); !s.ok()) {
+        spdlog::warn("jobs: {} waiting reservations not given back (their lease will lapse): {}",
+                     stale.size(), s.ToString());
+      }
+    }
+    auto held = store_->Heartbeat(options_.worker_id, ids, options_.lease, now);
     if (!held.ok()) {
       spdlog::warn("jobs: heartbeat failed: {}", held.status().ToString());
       continue;
     }
     absl::MutexLock lock(&mu_);
     // A lapsed reservation may already be another worker's: never start it.
-    std::erase_if(reserved_, [&](const v1::Job& job) { return !held->contains(job.id()); });
+    // Only the ones this round asked about: jobs reserved while it talked to
+    // the database were not in `ids`, so they are missing from `held` too.
+    std::erase_if(reserved_, [&](const Reservation& r) {
+      return asked_reserved.contains(r.job.id()) && !held->contains(r.job.id());
+    });
     for (const auto& id : ids) {
       auto it = running_.find(id);
       if (it == running_.end()) continue;

@@ -23,7 +23,9 @@ struct WorkerOptions {
   std::string worker_id;  // unique per process; generated when empty
   int concurrency = 8;    // handlers running at once
   // Jobs reserved ahead of free handlers (the local queue) at most; they
-  // are charged an attempt only when a handler starts them.
+  // are charged an attempt only when a handler starts them. A reservation
+  // still waiting for a handler after one lease is given back (see
+  // Worker::HeartbeatLoop).
   int claim_batch = 32;
   absl::Duration lease = absl::Seconds(30);
   absl::Duration heartbeat = absl::Seconds(10);
@@ -134,7 +136,15 @@ class Worker final {
   // Jobs this worker runs, the jobs it reserved (in queue order), how many
   // handlers are busy, the dispatcher's wake-up flag and the stop flag.
   absl::flat_hash_map<std::string, std::shared_ptr<JobContext>> running_ ABSL_GUARDED_BY(mu_);
-  std::deque<v1::Job> reserved_ ABSL_GUARDED_BY(mu_);
+  // A job reserved by a claim, and when (this worker's clock).
+  struct Reservation {
+    v1::Job job;
+    absl::Time since;
+  };
+  std::deque<Reservation> reserved_ ABSL_GUARDED_BY(mu_);
+  // After giving back reservations that waited too long, claims only fill
+  // free handlers (no jobs ahead) until then: see HeartbeatLoop.
+  absl::Time prefetch_after_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   int busy_ ABSL_GUARDED_BY(mu_) = 0;
   bool poke_ ABSL_GUARDED_BY(mu_) = true;  // the first round claims at once
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -241,10 +241,15 @@ constexpr db::Statement kReap{
     "SELECT " NOTIFY_EVENT("j", "1") ", CASE WHEN j.state = 1 THEN "
     "pg_notify('orchestrator_jobs_ready', j.kind) END FROM j"};
 
+// A queued job ends at once and loses any reservation on it (the worker
+// holding it finds out at Start or its heartbeat); a running one keeps its
+// lease until its handler stops.
 constexpr db::Statement kCancel{
     "jobs_cancel",
     "WITH j AS (UPDATE jobs.jobs j SET state = CASE WHEN j.state = 1 THEN 5 ELSE j.state END, "
     "cancel_requested = true, end_time = CASE WHEN j.state = 1 THEN " TS(1) " ELSE j.end_time END, "
+    "lease_owner = CASE WHEN j.state = 1 THEN NULL ELSE j.lease_owner END, "
+    "lease_expires = CASE WHEN j.state = 1 THEN NULL ELSE j.lease_expires END, "
     "update_time = " TS(1) ", last_event_sequence = j.last_event_sequence + 1 "
     "WHERE j.id = $2 AND j.state IN (1, 2) RETURNING j.*), "
     "ev AS (INSERT INTO jobs.events (job_id, sequence, type, create_time, body) "
@@ -258,6 +263,7 @@ constexpr db::Statement kRetry{
     "jobs_retry",
     "WITH old AS (SELECT id, state FROM jobs.jobs WHERE id = $2 AND state IN (4, 5) FOR UPDATE), "
     "j AS (UPDATE jobs.jobs j SET state = 1, attempt = 0, run_after = " TS(1) ", "
+    "lease_owner = NULL, lease_expires = NULL, "
     "cancel_requested = false, result = NULL, error_code = NULL, error_message = NULL, "
     "end_time = NULL, progress_percent = 0, progress_message = '', update_time = " TS(1) ", "
     "last_event_sequence = j.last_event_sequence + 1 FROM old WHERE j.id = old.id "

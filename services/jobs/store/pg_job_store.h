@@ -105,11 +105,13 @@ class PgJobStore final : public JobRepository {
   // expired, and clears lapsed reservations; returns the jobs re-queued.
   absl::StatusOr<int> ReapExpiredLeases(absl::Time now);
 
-  // QUEUED → CANCELLED at once; RUNNING → cancel requested (the handler sees
-  // it at its next heartbeat). FAILED_PRECONDITION once the job has ended.
+  // QUEUED → CANCELLED at once, dropping any reservation on it; RUNNING →
+  // cancel requested (the handler sees it at its next heartbeat).
+  // FAILED_PRECONDITION once the job has ended.
   absl::StatusOr<v1::Job> Cancel(absl::string_view job_id, absl::string_view requester,
                                  absl::string_view reason, absl::Time now) override;
-  // FAILED or CANCELLED → QUEUED with a fresh attempt count.
+  // FAILED or CANCELLED → QUEUED with a fresh attempt count, reserved by
+  // nobody (claimable at once).
   absl::StatusOr<v1::Job> Retry(absl::string_view job_id, absl::Time now) override;
 
   // Deletes jobs (and their events) that ended before `cutoff`.

@@ -5,8 +5,10 @@
 #include <google/protobuf/util/time_util.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -32,6 +34,38 @@ struct FakeClock {
 
 absl::Time TimeOf(const google::protobuf::Timestamp& t) {
   return absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(t));
+}
+
+// A job's lease as stored: who holds it (empty: nobody) and until when.
+struct StoredLease {
+  std::string owner;
+  absl::Time expires = absl::InfinitePast();
+  v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
+};
+
+StoredLease LeaseOf(db::Pool& pool, const std::string& job_id) {
+  auto r = pool.Exec(db::Statement{"test_lease_of",
+                                   "SELECT coalesce(lease_owner, ''), (extract(epoch FROM "
+                                   "lease_expires) * 1000000)::bigint, state FROM jobs.jobs "
+                                   "WHERE id = $1"},
+                     {job_id});
+  StoredLease out;
+  EXPECT_TRUE(r.ok()) << r.status();
+  if (!r.ok() || r->rows() != 1) return out;
+  out.owner = std::string(r->Get(0, 0));
+  if (!r->IsNull(0, 1)) out.expires = absl::FromUnixMicros(r->GetInt64(0, 1));
+  out.state = static_cast<v1::JobState>(r->GetInt64(0, 2));
+  return out;
+}
+
+// Polls `done` (real time) until it holds or `timeout` passes.
+bool Eventually(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(10)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
 }
 
 // One "process": its own connections, its own hub, optionally a worker.
@@ -261,6 +295,165 @@ TEST_F(JobEngineTest, AJobWhoseCancelWasRequestedNeverGoesBackToTheQueue) {
   auto again = node.store->Claim("w2", {"demo.noop"}, {}, 3, absl::Seconds(30),
                                  fake_.Now() + absl::Minutes(2));
   EXPECT_TRUE(again->empty());
+}
+
+TEST_F(JobEngineTest, ACancelledReservationRetriedWithinItsLeaseIsClaimableAtOnce) {
+  Node node(db_, clock_);
+  const absl::Duration lease = absl::Seconds(30);
+  // A plain job, and a deploy under a per-owner limit of one.
+  auto plain = node.store->Enqueue(Demo("demo.noop"), fake_.Now());
+  auto deploy = node.store->Enqueue(Demo("deploy"), fake_.Now());
+  fake_.Advance(absl::Seconds(1));  // queue order: `deploy` first
+  auto next_deploy = node.store->Enqueue(Demo("deploy"), fake_.Now());
+  ASSERT_TRUE(plain.ok() && deploy.ok() && next_deploy.ok());
+  ClaimLimits limits;
+  limits.per_owner = {{"deploy", 1}};
+  auto reserved = node.store->Claim("w", {"demo.noop", "deploy"}, limits, 10, lease, fake_.Now());
+  ASSERT_TRUE(reserved.ok());
+  ASSERT_EQ(reserved->size(), 2u);  // the plain job and the first deploy
+  EXPECT_EQ(LeaseOf(*node.pool, deploy->id()).owner, "w");
+
+  // Both cancelled while reserved, then retried well within the lease (the
+  // retried deploy goes behind the other one).
+  fake_.Advance(absl::Seconds(1));
+  for (const auto& id : {plain->id(), deploy->id()}) {
+    ASSERT_TRUE(node.store->Cancel(id, "alice", "oops", fake_.Now()).ok());
+    EXPECT_EQ(LeaseOf(*node.pool, id).owner, "") << id;
+    ASSERT_TRUE(node.store->Retry(id, fake_.Now()).ok());
+    EXPECT_EQ(LeaseOf(*node.pool, id).owner, "") << id;
+  }
+  // The old reservation neither starts them nor counts against the limit.
+  auto stale = node.store->Start("w", {plain->id(), deploy->id()}, lease, fake_.Now());
+  ASSERT_TRUE(stale.ok());
+  EXPECT_TRUE(stale->empty());
+  auto again = node.store->Claim("w2", {"demo.noop", "deploy"}, limits, 10, lease,
+                                 fake_.Now() + absl::Seconds(1));
+  ASSERT_TRUE(again.ok());
+  std::vector<std::string> got;
+  for (const auto& j : *again) got.push_back(j.id());
+  // One deploy only (the limit): the one now first in line.
+  EXPECT_THAT(got, ::testing::UnorderedElementsAre(plain->id(), next_deploy->id()));
+}
+
+TEST_F(JobEngineTest, AJobReservedWhileAHeartbeatIsInFlightStillStarts) {
+  Node node(db_, clock_);
+  absl::Notification release_first;
+  std::atomic<int> started{0};
+  WorkerOptions options;
+  options.concurrency = 1;  // the second job waits reserved while the first runs
+  options.heartbeat = absl::Milliseconds(50);
+  options.lease = absl::Seconds(30);
+  Worker& worker = node.StartWorker(options, [&](Worker& w) {
+    w.Register("hold", [&](JobContext&) -> absl::StatusOr<google::protobuf::Struct> {
+      if (started++ == 0) release_first.WaitForNotificationWithTimeout(absl::Seconds(30));
+      return google::protobuf::Struct();
+    });
+  });
+  auto first = node.store->Enqueue(Demo("hold"), fake_.Now());
+  ASSERT_TRUE(first.ok());
+  JobEventLog first_log(node.hub, first->id());
+  worker.Poke();
+  ASSERT_NE(first_log.WaitForState(v1::JOB_STATE_RUNNING).sequence(), 0);
+
+  // Another session locks the running job's row: the next heartbeat, which
+  // renews it, blocks in the database after taking its snapshot.
+  auto locker = db::Connection::Open(db_.conninfo(), std::chrono::seconds(5));
+  ASSERT_TRUE(locker.ok()) << locker.status();
+  ASSERT_TRUE((*locker)
+                  ->ExecScript(absl::StrCat("BEGIN; SELECT 1 FROM jobs.jobs WHERE id = '",
+                                            first->id(), "' FOR UPDATE"))
+                  .ok());
+  auto waiting_on_lock = [&] {
+    auto r = node.pool->Exec(
+        db::Statement{"test_lock_waiters",
+                      "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND wait_event_type = 'Lock'"});
+    return r.ok() && r->GetInt64(0, 0) > 0;
+  };
+  ASSERT_TRUE(Eventually(waiting_on_lock)) << "the heartbeat never reached the locked row";
+
+  // Meanwhile the dispatcher reserves a second job (no handler is free).
+  auto second = node.store->Enqueue(Demo("hold"), fake_.Now());
+  ASSERT_TRUE(second.ok());
+  JobEventLog second_log(node.hub, second->id());
+  worker.Poke();
+  ASSERT_TRUE(Eventually([&] { return LeaseOf(*node.pool, second->id()).owner == worker.id(); }));
+
+  // The heartbeat completes; a later round (at a later time) renews the
+  // first job, so the blocked round's bookkeeping is done.
+  ASSERT_TRUE((*locker)->ExecScript("COMMIT").ok());
+  fake_.Advance(absl::Seconds(1));
+  ASSERT_TRUE(Eventually(
+      [&] { return LeaseOf(*node.pool, first->id()).expires == fake_.Now() + options.lease; }));
+  EXPECT_EQ(LeaseOf(*node.pool, second->id()).expires, fake_.Now() + options.lease)
+      << "the reservation made during the heartbeat is no longer renewed";
+
+  // The handler frees up: the reserved job starts now, not after its lease.
+  release_first.Notify();
+  EXPECT_NE(second_log.WaitForState(v1::JOB_STATE_SUCCEEDED, 1, absl::Seconds(10)).sequence(), 0)
+      << "the job reserved during the heartbeat was forgotten by its worker";
+}
+
+TEST_F(JobEngineTest, ReservationsWaitingBehindBusyHandlersGoToAnIdleWorkerWithinALease) {
+  const absl::Duration lease = absl::Seconds(30);
+  const absl::Duration step = absl::Seconds(5);
+  absl::Notification release;
+  std::atomic<int> ran_on_b{0};
+  WorkerOptions options;
+  options.lease = lease;
+  options.heartbeat = absl::Milliseconds(50);
+  Node a(db_, clock_), b(db_, clock_);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(a.store->Enqueue(Demo("slow"), fake_.Now())->id());
+
+  // Worker a: one handler, stuck on the first job; it reserves the rest.
+  WorkerOptions busy = options;
+  busy.concurrency = 1;
+  a.StartWorker(busy, [&](Worker& w) {
+    w.Register("slow", [&](JobContext&) -> absl::StatusOr<google::protobuf::Struct> {
+      release.WaitForNotificationWithTimeout(absl::Seconds(60));
+      return google::protobuf::Struct();
+    });
+  });
+  a.worker->Poke();
+  ASSERT_TRUE(Eventually([&] {
+    int reserved = 0, running = 0;
+    for (const auto& id : ids) {
+      auto l = LeaseOf(*a.pool, id);
+      if (l.owner != a.worker->id()) continue;
+      (l.state == v1::JOB_STATE_RUNNING ? running : reserved)++;
+    }
+    return running == 1 && reserved == 4;
+  }));
+  // Worker b: idle, with handlers to spare.
+  b.StartWorker(options, [&](Worker& w) {
+    w.Register("slow", [&](JobContext&) -> absl::StatusOr<google::protobuf::Struct> {
+      ++ran_on_b;
+      return google::protobuf::Struct();
+    });
+  });
+  b.worker->Poke();
+
+  // Time passes in steps shorter than a lease; after each, a's heartbeat has
+  // renewed what it still holds, so nothing lapses on its own.
+  absl::Duration waited;
+  for (waited = step; waited <= 3 * lease; waited += step) {
+    fake_.Advance(step);
+    int still_reserved = 0;
+    for (const auto& id : ids) {
+      ASSERT_TRUE(Eventually([&] {
+        auto l = LeaseOf(*a.pool, id);
+        return l.owner != a.worker->id() || l.expires == fake_.Now() + lease;
+      })) << id;
+      auto l = LeaseOf(*a.pool, id);
+      if (l.owner == a.worker->id() && l.state == v1::JOB_STATE_QUEUED) ++still_reserved;
+    }
+    if (still_reserved == 0) break;
+  }
+  EXPECT_LE(waited, lease + step) << "worker a kept its waiting reservations";
+  EXPECT_TRUE(Eventually([&] { return ran_on_b.load() == 4; }))
+      << ran_on_b.load() << " of 4 waiting jobs ran on the idle worker";
+  release.Notify();
 }
 
 TEST_F(JobEngineTest, PerOwnerLimitsAndKeysHoldAcrossTwoWorkers) {

@@ -384,6 +384,9 @@ bool TelegramBridge::StartTurn(const AllowedUser& user, int64_t chat_id, int64_t
     request.set_request_id(absl::StrCat("telegram-", update_id));
     grpc::Status status;
     std::vector<std::string> replies;  // everything the agent said, in order
+    // A retry attaches to the same turn and hears its replies from the
+    // start again: each is kept once, by its message id.
+    std::set<std::string> heard;
     for (int attempt = 0; attempt < 4 && !stopping_.load(); ++attempt) {
       auto context = Context(user, false);
       auto stub = Stub<sessions::SessionService>();
@@ -393,7 +396,8 @@ bool TelegramBridge::StartTurn(const AllowedUser& user, int64_t chat_id, int64_t
         if (response.has_accepted()) {
           absl::MutexLock lock(&turn->mu);
           turn->accepted = turn->settled = true;
-        } else if (response.has_reply()) {
+        } else if (response.has_reply() &&
+                   (response.reply().id().empty() || heard.insert(response.reply().id()).second)) {
           replies.push_back(response.reply().text());
         }
       }

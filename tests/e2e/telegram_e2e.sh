@@ -194,6 +194,62 @@ sleep 2
 pass "a gateway killed mid-turn loses nothing: the reply arrives once after the restart"
 
 mark
+# The mesh's stream of a turn breaks (UNAVAILABLE) after the agent said
+# something: the bridge's retry attaches to the same turn and hears its
+# replies from the start again; each still reaches the chat once.
+stop_gateway
+/usr/bin/python3 -c '
+import asyncio, signal, sys
+upstream_port = int(sys.argv[1])
+conns = set()
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except Exception:
+        pass
+    finally:
+        writer.close()
+async def handle(reader, writer):
+    try:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
+    except OSError:
+        writer.close()
+        return
+    conns.update({writer, up_writer})
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+    conns.difference_update({writer, up_writer})
+def cut():  # SIGUSR1: every connection through the proxy breaks
+    for w in list(conns):
+        w.transport.abort()
+    conns.clear()
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, cut)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+asyncio.run(main())' "$port" >"$work/proxy.port" 2>"$work/proxy.err" &
+proxy_pid=$!
+for _ in $(seq 50); do [ -s "$work/proxy.port" ] && break; sleep 0.1; done
+start_gateway "$gateway" "127.0.0.1:$(cat "$work/proxy.port")" "${telegram_flags[@]}"
+cut_streams() { grep -c 'rpc=SendMessage.*code=CANCELLED' "$log_file" || true; }
+cut_before="$(cut_streams)"
+say 4242 'run: orchestrator respond "Part one of the broken turn." >/dev/null && sleep 4 && echo broken turn done' >/dev/null
+sleep 1.5 # the agent has responded, and sleeps
+kill -USR1 "$proxy_pid"
+wait_sent 40 "the broken turn's end" sendMessage 4242 "broken turn done"
+sleep 1
+(($(cut_streams) > cut_before)) || fail "the turn's stream was not broken: nothing was retried"
+parts="$(sent sendMessage 4242 | grep -c 'Part one of the broken turn.' || true)"
+[ "$parts" = 1 ] || fail "a reply heard again by the retry was sent $parts times, not once"
+stop_gateway
+kill "$proxy_pid" 2>/dev/null || true
+wait "$proxy_pid" 2>/dev/null || true
+start_gateway "$gateway" "127.0.0.1:$port" "${telegram_flags[@]}"
+pass "a turn's stream broken and retried: each reply reaches the chat once"
+
+mark
 helps_before="$(helps)"
 stop_gateway
 [ "$gateway_status" = 0 ] || fail "gateway exit status $gateway_status"

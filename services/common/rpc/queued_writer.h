@@ -2,10 +2,13 @@
 
 #include <grpcpp/support/server_callback.h>
 
+#include <cstddef>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "services/common/status/status.h"
 
@@ -15,21 +18,45 @@ namespace orchestrator {
 // it when the previous write is done, End finishes the call once the queue
 // is drained. It keeps itself alive (shared_from_this) until gRPC is done
 // with it; `on_done` runs once then, off gRPC's thread of no concern to it.
+//
+// What waits for a client that does not read is bounded: past
+// `max_queued_bytes` of queued messages the waiting ones are dropped and
+// the call ends with RESOURCE_EXHAUSTED; what the stream's producer
+// registered with OnFinished runs at once then (on a thread of its own,
+// since Push may be called under the producer's locks), as if the client
+// had left.
 template <typename Response>
 class QueuedWriter : public grpc::ServerWriteReactor<Response>,
                      public std::enable_shared_from_this<QueuedWriter<Response>> {
  public:
-  static std::shared_ptr<QueuedWriter> Create() {
-    auto w = std::shared_ptr<QueuedWriter>(new QueuedWriter());
+  static constexpr size_t kDefaultMaxQueuedBytes = size_t{8} << 20;  // 8 MiB
+
+  static std::shared_ptr<QueuedWriter> Create(size_t max_queued_bytes = kDefaultMaxQueuedBytes) {
+    auto w = std::shared_ptr<QueuedWriter>(new QueuedWriter(max_queued_bytes));
     w->self_ = w;
     return w;
   }
 
   void Push(Response r) {
-    absl::MutexLock lock(&mu_);
-    if (done_ || ending_) return;
-    queue_.push_back(std::move(r));
-    PumpLocked();
+    std::function<void()> overflowed;
+    {
+      absl::MutexLock lock(&mu_);
+      if (done_ || ending_) return;
+      const size_t bytes = r.ByteSizeLong();
+      // One message always fits (a lone large one is not the client's fault).
+      if (!queue_.empty() && queued_bytes_ + bytes > max_queued_bytes_) {
+        overflowed = OverflowLocked();
+      } else {
+        queued_bytes_ += bytes;
+        queue_.push_back(Entry{std::move(r), bytes});
+        PumpLocked();
+        return;
+      }
+    }
+    if (overflowed) {
+      // Off the caller's thread: it may hold the locks `overflowed` takes.
+      std::thread([f = std::move(overflowed), keep = this->shared_from_this()] { f(); }).detach();
+    }
   }
 
   void End(const absl::Status& status) {
@@ -40,18 +67,25 @@ class QueuedWriter : public grpc::ServerWriteReactor<Response>,
     PumpLocked();
   }
 
-  // Runs when the call is over (at once if it already is).
+  // Runs when the call is over, or the client stopped reading (at once if
+  // either happened already).
   void OnFinished(std::function<void()> f) {
     bool now = false;
     {
       absl::MutexLock lock(&mu_);
-      if (done_) {
+      if (done_ || overflowed_) {
         now = true;
       } else {
         on_done_ = std::move(f);
       }
     }
     if (now) f();
+  }
+
+  // Bytes of messages waiting for the client (the one being written included).
+  size_t queued_bytes() {
+    absl::MutexLock lock(&mu_);
+    return queued_bytes_;
   }
 
   bool done() {
@@ -64,12 +98,14 @@ class QueuedWriter : public grpc::ServerWriteReactor<Response>,
     writing_ = false;
     if (!ok) {
       queue_.clear();
+      queued_bytes_ = 0;
       if (!finished_) {
         finished_ = true;
         this->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client went away"));
       }
       return;
     }
+    queued_bytes_ -= queue_.front().bytes;
     queue_.pop_front();
     PumpLocked();
   }
@@ -88,13 +124,37 @@ class QueuedWriter : public grpc::ServerWriteReactor<Response>,
   }
 
  private:
-  QueuedWriter() = default;
+  struct Entry {
+    Response response;
+    size_t bytes;
+  };
+
+  explicit QueuedWriter(size_t max_queued_bytes) : max_queued_bytes_(max_queued_bytes) {}
+
+  // The client is not reading: what waits is dropped (but the message being
+  // written), the call ends after it; returns what is to run now.
+  std::function<void()> OverflowLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const size_t waited = queued_bytes_;
+    while (queue_.size() > (writing_ ? 1 : 0)) {
+      queued_bytes_ -= queue_.back().bytes;
+      queue_.pop_back();
+    }
+    ending_ = true;
+    overflowed_ = true;
+    end_status_ = absl::ResourceExhaustedError(
+        absl::StrCat("the client is not reading; the stream ended with ", waited,
+                     " bytes of messages waiting for it (at most ", max_queued_bytes_, ")"));
+    PumpLocked();
+    std::function<void()> f = std::move(on_done_);
+    on_done_ = nullptr;  // runs once: not again in OnDone
+    return f;
+  }
 
   void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (writing_ || finished_) return;
     if (!queue_.empty()) {
       writing_ = true;
-      this->StartWrite(&queue_.front());
+      this->StartWrite(&queue_.front().response);
       return;
     }
     if (ending_) {
@@ -103,9 +163,12 @@ class QueuedWriter : public grpc::ServerWriteReactor<Response>,
     }
   }
 
+  const size_t max_queued_bytes_;
   absl::Mutex mu_;
   // The front of the queue is being written while writing_.
-  std::deque<Response> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Entry> queue_ ABSL_GUARDED_BY(mu_);
+  size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool overflowed_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool ending_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;

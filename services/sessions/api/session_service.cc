@@ -36,7 +36,9 @@ grpc::ServerWriteReactor<v1::SendMessageResponse>* SessionServiceImpl::SendMessa
 
 grpc::ServerWriteReactor<v1::WatchNotificationsResponse>* SessionServiceImpl::WatchNotifications(
     grpc::CallbackServerContext* ctx, const v1::WatchNotificationsRequest* req) {
-  auto writer = QueuedWriter<v1::WatchNotificationsResponse>::Create();
+  // The replay of stored notifications is queued at once: room for a long
+  // history (a client further behind resumes with a later after_sequence).
+  auto writer = QueuedWriter<v1::WatchNotificationsResponse>::Create(size_t{64} << 20);
   auto caller = CallerOf(ctx);
   if (!caller.ok()) {
     writer->End(caller.status());

@@ -59,6 +59,8 @@ constexpr char kAnswerPrefix[] = "answer.";
 const char kShuttingDown[] =
     "orchestratord is shutting down; send the message again in a moment, with the same "
     "request_id";
+// How the turns of a session its user (or its idleness) ended end.
+const char kSessionEnded[] = "the session ended";
 const char kCutOff[] =
     "orchestratord is shutting down; your message is kept and is answered after the restart "
     "(send it again with the same request_id to follow its turn)";
@@ -207,6 +209,9 @@ void SessionManager::Shutdown(absl::Time interrupt_at) {
   {
     absl::MutexLock lock(&mu_);
     for (auto& [owner, l] : by_owner_) all.push_back(l);
+    // Ended sessions a new one replaced: their last turn may still be
+    // winding down on its thread.
+    for (auto& l : retired_) all.push_back(l);
   }
   // Running turns may end until `interrupt_at`; then they are cut off and
   // stay pending, to run again after the restart.
@@ -229,6 +234,8 @@ void SessionManager::Shutdown(absl::Time interrupt_at) {
   for (auto& l : all) {
     if (l->thread.joinable()) l->thread.join();
   }
+  absl::MutexLock lock(&mu_);
+  retired_.clear();
 }
 
 void SessionManager::Save(Live& live) {
@@ -267,10 +274,22 @@ absl::StatusOr<std::shared_ptr<SessionManager::Live>> SessionManager::Open(const
     absl::MutexLock l(&live->mu);
     live->session = s;
   }
-  if (it != by_owner_.end() && it->second->thread.joinable()) {
-    // An ended session's turn thread is done with; let it go.
-    it->second->thread.detach();
+  // Ended sessions whose turn thread has returned are done with; the one
+  // replaced now is kept until its thread is, for Shutdown to cut and join.
+  for (auto r = retired_.begin(); r != retired_.end();) {
+    bool running;
+    {
+      absl::MutexLock l(&(*r)->mu);
+      running = (*r)->running;
+    }
+    if (running) {
+      ++r;
+      continue;
+    }
+    if ((*r)->thread.joinable()) (*r)->thread.join();  // returning, or returned
+    r = retired_.erase(r);
   }
+  if (it != by_owner_.end() && it->second->thread.joinable()) retired_.push_back(it->second);
   by_owner_[owner] = live;
   return live;
 }
@@ -313,6 +332,14 @@ absl::StatusOr<uint64_t> SessionManager::Send(const Principal& caller,
   if (!stored.ok()) return stored.status();
   const uint64_t handle = next_handle_++;
   absl::MutexLock lock(&l->mu);
+  if (l->session.state() == v1::SESSION_STATE_ENDED) {
+    // Ended since it was opened: the message is not answered in it.
+    if (created) {
+      (void)store_->EndTurn(stored->id(), absl::FailedPreconditionError(kSessionEnded));
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat("session '", l->session.id(), "' has ended; send the message again"));
+  }
   // A retry (or a request racing its own retry) attaches to the message's
   // turn: it hears the replies sent so far, then the rest.
   int position = l->current ? 1 : 0;
@@ -388,6 +415,7 @@ void SessionManager::Detach(const std::string& session_id, uint64_t handle) {
   {
     absl::MutexLock lock(&mu_);
     for (auto& [owner, l] : by_owner_) all.push_back(l);
+    for (auto& l : retired_) all.push_back(l);
   }
   for (auto& l : all) {
     absl::MutexLock lock(&l->mu);
@@ -399,6 +427,7 @@ void SessionManager::Detach(const std::string& session_id, uint64_t handle) {
 
 void SessionManager::EnqueueLocked(const std::shared_ptr<Live>& live, std::shared_ptr<Turn> turn) {
   live->mu.AssertHeld();
+  if (live->session.state() == v1::SESSION_STATE_ENDED) return;  // callers check first
   live->queue.push_back(std::move(turn));
   live->session.set_queued_messages(static_cast<int32_t>(live->queue.size()));
   *live->session.mutable_last_activity_time() = Now();
@@ -446,7 +475,14 @@ void SessionManager::RunTurns(std::shared_ptr<Live> live) {
     }
     absl::MutexLock lock(&live->mu);
     live->worker_in_use.clear();
-    if (turn->interrupted && !s.ok()) {
+    // The session ended while the turn ran (End cut it off): it ends so.
+    const bool session_ended = live->session.state() == v1::SESSION_STATE_ENDED;
+    if (session_ended && !s.ok()) s = absl::FailedPreconditionError(kSessionEnded);
+    // Whatever happens next, the turn is no longer the current one: a retry
+    // of its message finds its end in the store (or its pending message),
+    // never a turn that has ended for its listeners already.
+    live->current.reset();
+    if (turn->interrupted && !s.ok() && !session_ended) {
       for (auto& [h, l] : turn->listeners) l.on_end(absl::UnavailableError(kCutOff));
       turn->listeners.clear();
       continue;
@@ -457,7 +493,7 @@ void SessionManager::RunTurns(std::shared_ptr<Live> live) {
                    ended.ToString());
     }
     for (auto& [h, l] : turn->listeners) l.on_end(s);
-    if (!s.ok() && turn->listeners.empty()) {
+    if (!s.ok() && turn->listeners.empty() && !session_ended) {
       v1::Notification n;
       n.set_owner_id(live->session.owner_id());
       n.set_session_id(live->session.id());
@@ -541,6 +577,14 @@ absl::StatusOr<std::string> SessionManager::EnsureWorker(Live& live, Turn& turn)
                      seen.state_reason().empty() ? "it took too long" : seen.state_reason()));
   }
   absl::MutexLock l(&live.mu);
+  if (live.session.state() == v1::SESSION_STATE_ENDED) {
+    // Ended while the worker started: it is not the session's, and the
+    // session stays ended (the spawner is called without live.mu held).
+    live.mu.Unlock();
+    (void)spawner_->Stop(principal, seen.id(), kSessionEnded);
+    live.mu.Lock();
+    return absl::FailedPreconditionError(kSessionEnded);
+  }
   live.session.set_worker_id(seen.id());
   live.session.set_workspace_id(seen.workspace_id());
   live.session.set_state(v1::SESSION_STATE_ACTIVE);
@@ -690,6 +734,11 @@ void SessionManager::OnJobEnded(const std::string& owner_id, const std::string& 
   if (!created) return;  // told already, or being told
   turn->message_id = stored->id();
   absl::MutexLock lock(&(*live)->mu);
+  if ((*live)->session.state() == v1::SESSION_STATE_ENDED) {
+    // Ended meanwhile: no agent to tell.
+    (void)store_->EndTurn(turn->message_id, absl::FailedPreconditionError(kSessionEnded));
+    return;
+  }
   if (stopping_) return;  // pending: the restart tells it
   EnqueueLocked(*live, std::move(turn));
 }
@@ -726,8 +775,11 @@ absl::StatusOr<uint64_t> SessionManager::Watch(
   if (req.after_sequence() < 0) {
     return absl::InvalidArgumentError("after_sequence: must not be negative");
   }
+  // Like every list: an admin may name any owner, anyone else only themself.
+  auto owner = OwnerFilter(caller, req.owner_id());
+  if (!owner.ok()) return owner.status();
   auto d = std::make_shared<Delivery>();
-  d->owner_id = caller.admin && !req.owner_id().empty() ? req.owner_id() : caller.user_id;
+  d->owner_id = owner->empty() ? caller.user_id : *owner;
   d->last = req.after_sequence();
   d->on_notification = std::move(on_notification);
   const uint64_t handle = next_handle_++;
@@ -798,6 +850,9 @@ absl::StatusOr<v1::Session> SessionManager::Pause(const Principal& caller, const
   if (!live.ok()) return live.status();
   absl::MutexLock lock(&(*live)->mu);
   v1::Session& s = (*live)->session;
+  if (s.state() == v1::SESSION_STATE_ENDED) {
+    return absl::FailedPreconditionError(absl::StrCat("session '", id, "' has ended"));
+  }
   if ((*live)->running) {
     return absl::FailedPreconditionError("a turn is in progress; pause after it");
   }
@@ -815,6 +870,9 @@ absl::StatusOr<v1::Session> SessionManager::Resume(const Principal& caller, cons
   if (!live.ok()) return live.status();
   absl::MutexLock lock(&(*live)->mu);
   v1::Session& s = (*live)->session;
+  if (s.state() == v1::SESSION_STATE_ENDED) {
+    return absl::FailedPreconditionError(absl::StrCat("session '", id, "' has ended"));
+  }
   if (!s.worker_id().empty()) {
     (void)spawner_->Resume(OwnerPrincipal(s.owner_id()), s.worker_id());
   }
@@ -831,17 +889,42 @@ absl::StatusOr<v1::Session> SessionManager::End(const Principal& caller, const s
     if (absl::IsFailedPrecondition(live.status())) return Get(caller, id);  // ended already
     return live.status();
   }
-  absl::MutexLock lock(&(*live)->mu);
-  v1::Session& s = (*live)->session;
-  if (!s.worker_id().empty()) {
-    (void)spawner_->Stop(OwnerPrincipal(s.owner_id()), s.worker_id(), "the session ended");
+  Live& l = **live;
+  std::vector<std::string> workers;  // to stop: the session's, and the one a turn starts
+  v1::Session ended;
+  {
+    absl::MutexLock lock(&l.mu);
+    v1::Session& s = l.session;
+    if (s.state() == v1::SESSION_STATE_ENDED) return s;  // ended meanwhile
+    s.set_state(v1::SESSION_STATE_ENDED);
+    s.set_state_reason(
+        absl::StrCat("ended by ", caller.user_name.empty() ? "the user" : caller.user_name));
+    *s.mutable_end_time() = Now();
+    // The queued messages are not answered: their turns end now, for good.
+    const absl::Status why = absl::FailedPreconditionError(kSessionEnded);
+    for (auto& t : l.queue) {
+      if (auto st = store_->EndTurn(t->message_id, why); !st.ok()) {
+        spdlog::warn("sessions: the end of {}'s turn not saved: {}", t->message_id, st.ToString());
+      }
+      for (auto& [h, c] : t->listeners) c.on_end(why);
+      t->listeners.clear();
+    }
+    l.queue.clear();
+    s.set_queued_messages(0);
+    // The turn in progress is cut off: its worker stops, and RunTurns ends
+    // the turn so (EnsureWorker stops a worker it starts from now on).
+    if (l.current) l.current->interrupted = true;
+    if (!s.worker_id().empty()) workers.push_back(s.worker_id());
+    if (!l.worker_in_use.empty() && l.worker_in_use != s.worker_id()) {
+      workers.push_back(l.worker_in_use);
+    }
+    Save(l);
+    ended = s;
   }
-  s.set_state(v1::SESSION_STATE_ENDED);
-  s.set_state_reason(
-      absl::StrCat("ended by ", caller.user_name.empty() ? "the user" : caller.user_name));
-  *s.mutable_end_time() = Now();
-  Save(**live);
-  return s;
+  for (const auto& w : workers) {
+    (void)spawner_->Stop(OwnerPrincipal(ended.owner_id()), w, kSessionEnded);
+  }
+  return ended;
 }
 
 absl::StatusOr<v1::SessionMessage> SessionManager::Respond(const Principal& caller,

@@ -125,6 +125,9 @@ class SessionManager {
   absl::Notification stop_monitor_;
   // Sessions Recover queued turns for; ResumeTurns starts them.
   std::vector<std::shared_ptr<Live>> recovered_ ABSL_GUARDED_BY(mu_);
+  // Ended sessions a new one replaced in by_owner_ while their turn thread
+  // still ran; Shutdown cuts and joins them (threads are never detached).
+  std::vector<std::shared_ptr<Live>> retired_ ABSL_GUARDED_BY(mu_);
   std::thread monitor_;
 };
 

@@ -5,11 +5,13 @@
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "orchestrator/agents/v1/agents.grpc.pb.h"
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
 #include "orchestrator/sessions/v1/sessions.grpc.pb.h"
+#include "services/common/db/pool.h"
 #include "tests/support/test_mesh.h"
 
 namespace orchestrator::sessions {
@@ -38,6 +40,73 @@ struct Turn {
     return out;
   }
 };
+
+// A SendMessage stream read on its own thread; steps are visible as they
+// arrive, and the caller may leave (Cancel).
+class Stream final {
+ public:
+  Stream(v1::SessionService::Stub& stub, const std::string& token, const std::string& text,
+         const std::string& request_id, absl::Duration deadline = absl::Seconds(60)) {
+    ctx_.AddMetadata("authorization", "Bearer " + token);
+    ctx_.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+    v1::SendMessageRequest req;
+    req.set_text(text);
+    req.set_request_id(request_id);
+    reader_ = stub.SendMessage(&ctx_, req);
+    thread_ = std::thread([this] {
+      v1::SendMessageResponse r;
+      while (reader_->Read(&r)) {
+        absl::MutexLock lock(&mu_);
+        turn_.steps.push_back(r);
+      }
+      grpc::Status s = reader_->Finish();
+      absl::MutexLock lock(&mu_);
+      turn_.status = s;
+      done_ = true;
+    });
+  }
+  ~Stream() {
+    ctx_.TryCancel();
+    thread_.join();
+  }
+  void Cancel() { ctx_.TryCancel(); }
+
+  // Waits until a step matches; false after `timeout`.
+  bool WaitFor(const std::function<bool(const v1::SendMessageResponse&)>& match,
+               absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto seen = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      for (const auto& s : turn_.steps) {
+        if (match(s)) return true;
+      }
+      return done_;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&seen), timeout);
+    for (const auto& s : turn_.steps) {
+      if (match(s)) return true;
+    }
+    return false;
+  }
+  // The turn once the stream ended; `ended` false when it had not after `timeout`.
+  Turn Finish(absl::Duration timeout, bool* ended = nullptr) {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(&done_), timeout);
+    if (ended != nullptr) *ended = done_;
+    return turn_;
+  }
+
+ private:
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReader<v1::SendMessageResponse>> reader_;
+  absl::Mutex mu_;
+  Turn turn_ ABSL_GUARDED_BY(mu_);
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+bool Running(const v1::SendMessageResponse& r) {
+  return r.has_agent_event() && r.agent_event().has_tool_call();
+}
 
 class SessionServiceTest : public ::testing::Test {
  protected:
@@ -226,6 +295,160 @@ TEST_F(SessionServiceTest, ThePoIsToldWhatTheUserReceives) {
   ASSERT_TRUE(agents->GetWorker(TestMesh::Context(alice_).get(), req, &worker).ok());
   EXPECT_THAT(worker.worker().config().instructions(),
               HasSubstr("unless it is exactly your last `respond` message"));
+}
+
+// Ending a session ends its turns: the queued ones fail at once, the running
+// one is cut off, and nothing brings the ended session back; the user's next
+// message opens a new one, and the mesh still stops in bounded time.
+TEST_F(SessionServiceTest, EndingASessionEndsItsQueuedAndRunningTurnsForGood) {
+  Turn warm = Send("hello");  // the worker is up
+  ASSERT_TRUE(warm.status.ok()) << warm.status.error_message();
+  const std::string session_id = warm.steps.front().accepted().session_id();
+  const std::string first_worker = Session(session_id).worker_id();
+  auto running =
+      std::make_unique<Stream>(*stub_, alice_, "wait 20 seconds", "end-running", absl::Seconds(60));
+  ASSERT_TRUE(running->WaitFor(Running, absl::Seconds(30)));
+  auto queued = std::make_unique<Stream>(*stub_, alice_, "what did i ask", "end-queued");
+  ASSERT_TRUE(queued->WaitFor([](const auto& r) { return r.has_accepted(); }, absl::Seconds(10)));
+
+  const absl::Time end = absl::Now();
+  v1::EndSessionRequest req;
+  req.set_session_id(session_id);
+  v1::EndSessionResponse resp;
+  ASSERT_TRUE(stub_->EndSession(TestMesh::Context(alice_).get(), req, &resp).ok());
+  EXPECT_EQ(resp.session().state(), v1::SESSION_STATE_ENDED);
+
+  bool ended = false;
+  const Turn q = queued->Finish(absl::Seconds(10), &ended);
+  ASSERT_TRUE(ended) << "the queued message's caller still waits";
+  EXPECT_EQ(q.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(q.status.error_message(), HasSubstr("the session ended"));
+  EXPECT_TRUE(q.replies().empty()) << "the queued message ran after the session ended";
+  const Turn r = running->Finish(absl::Seconds(15), &ended);
+  ASSERT_TRUE(ended) << "the running turn was not cut off";
+  EXPECT_LT(absl::Now() - end, absl::Seconds(15)) << "the running turn ran on";
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(r.status.error_message(), HasSubstr("the session ended"));
+
+  // It stays ended: no worker started for it, no state brought back.
+  absl::SleepFor(absl::Seconds(2));
+  const v1::Session after = Session(session_id);
+  EXPECT_EQ(after.state(), v1::SESSION_STATE_ENDED);
+  EXPECT_EQ(after.queued_messages(), 0);
+  EXPECT_FALSE(after.turn_in_progress());
+  EXPECT_EQ(after.worker_id(), first_worker);
+  // The next message opens a new session, answered.
+  Turn next = Send("what did i ask");
+  ASSERT_TRUE(next.status.ok()) << next.status.error_message();
+  EXPECT_NE(next.steps.front().accepted().session_id(), session_id);
+  v1::ListSessionsResponse listed;
+  ASSERT_TRUE(
+      stub_->ListSessions(TestMesh::Context(alice_).get(), v1::ListSessionsRequest(), &listed)
+          .ok());
+  int open = 0;
+  for (const auto& s : listed.sessions()) open += s.state() != v1::SESSION_STATE_ENDED;
+  EXPECT_EQ(open, 1);
+  EXPECT_EQ(Session(session_id).state(), v1::SESSION_STATE_ENDED);
+
+  // Ended again with a turn running, and replaced by a new session at once:
+  // the mesh still stops, in bounded time.
+  const std::string second = next.steps.front().accepted().session_id();
+  auto cut = std::make_unique<Stream>(*stub_, alice_, "wait 20 seconds", "end-again");
+  ASSERT_TRUE(cut->WaitFor(Running, absl::Seconds(30)));
+  req.set_session_id(second);
+  ASSERT_TRUE(stub_->EndSession(TestMesh::Context(alice_).get(), req, &resp).ok());
+  auto third = std::make_unique<Stream>(*stub_, alice_, "hello", "end-third");
+  ASSERT_TRUE(third->WaitFor([](const auto& r) { return r.has_accepted(); }, absl::Seconds(10)));
+  const absl::Time stop = absl::Now();
+  mesh_.Stop();
+  EXPECT_LT(absl::Now() - stop, absl::Seconds(20)) << "the mesh's stop waited for ended turns";
+  cut->Finish(absl::Seconds(15), &ended);
+  EXPECT_TRUE(ended);
+  third->Finish(absl::Seconds(15), &ended);
+  EXPECT_TRUE(ended);
+}
+
+// A retry of a message whose turn has just ended (its caller left, so the
+// failure becomes a notification) gets how it ended: it never attaches to
+// the finished turn and waits forever.
+TEST_F(SessionServiceTest, ARetryRightAfterItsTurnEndedGetsTheOutcome) {
+  Turn warm = Send("hello");
+  ASSERT_TRUE(warm.status.ok()) << warm.status.error_message();
+  const std::string worker = Session(warm.steps.front().accepted().session_id()).worker_id();
+  ASSERT_FALSE(worker.empty());
+  {
+    Stream first(*stub_, alice_, "wait 20 seconds", "gap");
+    ASSERT_TRUE(first.WaitFor(Running, absl::Seconds(30)));
+    first.Cancel();  // the caller leaves: the turn goes on without a listener
+    first.Finish(absl::Seconds(10));
+  }
+  absl::SleepFor(absl::Milliseconds(500));  // its Detach is done
+
+  // The notification of the failure waits on the table while the turn,
+  // ended in the store, is still the session's current one.
+  auto pool = mesh_.database().NewPool(2);
+  auto locker = pool->Acquire();
+  ASSERT_TRUE(locker.ok());
+  ASSERT_TRUE((*locker)
+                  ->ExecScript("BEGIN; LOCK TABLE sessions.notifications IN ACCESS EXCLUSIVE MODE")
+                  .ok());
+  auto agents = orchestrator::agents::v1::AgentService::NewStub(mesh_.channel());
+  orchestrator::agents::v1::StopWorkerRequest stop;
+  stop.set_worker_id(worker);
+  orchestrator::agents::v1::StopWorkerResponse stopped;
+  ASSERT_TRUE(
+      agents->StopWorker(TestMesh::Context(mesh_.admin_token()).get(), stop, &stopped).ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (true) {
+    auto watcher = pool->Acquire();
+    ASSERT_TRUE(watcher.ok());
+    auto waiting = (*watcher)->ExecScript(
+        "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE "
+        "'%sessions.notifications%'");
+    ASSERT_TRUE(waiting.ok());
+    if (waiting->rows() > 0) break;
+    ASSERT_LT(absl::Now(), deadline) << "the failed turn's notification never came";
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+
+  Stream retry(*stub_, alice_, "wait 20 seconds", "gap", absl::Seconds(20));
+  bool ended = false;
+  Turn again = retry.Finish(absl::Seconds(5), &ended);
+  (void)(*locker)->ExecScript("ROLLBACK");
+  if (!ended) again = retry.Finish(absl::Seconds(20), &ended);
+  ASSERT_TRUE(ended);
+  EXPECT_NE(again.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
+      << "the retry attached to the ended turn and never heard its end";
+  EXPECT_FALSE(again.status.ok()) << "the turn was cut off; its retry got: success";
+  ASSERT_FALSE(again.steps.empty());
+  EXPECT_TRUE(again.steps.front().has_accepted());
+}
+
+// WatchNotifications is filtered like every list: only an admin may name
+// another owner.
+TEST_F(SessionServiceTest, OnlyAnAdminWatchesAnotherOwnersNotifications) {
+  ASSERT_TRUE(Send("start a demo job please").status.ok());
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + bob_);
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  v1::WatchNotificationsRequest req;
+  req.set_owner_id(alice_id_);
+  auto reader = stub_->WatchNotifications(&ctx, req);
+  v1::WatchNotificationsResponse n;
+  EXPECT_FALSE(reader->Read(&n)) << "bob watched: " << n.notification().text();
+  const grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("owner_id"));
+
+  // An admin may, and gets alice's.
+  grpc::ClientContext admin;
+  admin.AddMetadata("authorization", "Bearer " + mesh_.admin_token());
+  admin.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  auto watched = stub_->WatchNotifications(&admin, req);
+  ASSERT_TRUE(watched->Read(&n));
+  EXPECT_EQ(n.notification().owner_id(), alice_id_);
+  admin.TryCancel();
+  watched->Finish();
 }
 
 TEST_F(SessionServiceTest, BadMessagesAreRefusedWithTheField) {

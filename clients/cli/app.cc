@@ -274,8 +274,8 @@ absl::StatusOr<Invocation> Parse(const std::vector<std::string>& args) {
       }
       if (name == "give-up" &&
           (!ParseHumanDuration(*v, &inv.give_up) || inv.give_up <= absl::ZeroDuration())) {
-        return absl::InvalidArgumentError(
-            "--give-up: expected a duration such as 5m or 1h, got '" + *v + "'");
+        return absl::InvalidArgumentError("--give-up: expected a duration such as 5m or 1h, got '" +
+                                          *v + "'");
       }
       continue;
     }

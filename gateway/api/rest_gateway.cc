@@ -203,7 +203,8 @@ struct RestGateway::UnaryCall {
 void ReplyError(Exchange& exchange, const absl::Status& status, HttpHeaders headers) {
   // A rate limit's retry delay (google.rpc.RetryInfo) as whole seconds.
   if (auto delay = RetryDelayOf(status); delay.has_value()) {
-    headers.emplace_back("retry-after", absl::StrCat(std::max<int64_t>(1, (delay->count() + 999) / 1000)));
+    headers.emplace_back("retry-after",
+                         absl::StrCat(std::max<int64_t>(1, (delay->count() + 999) / 1000)));
   }
   exchange.Reply(HttpStatusFor(status.code()), kJson, ErrorJson(status), std::move(headers));
 }

@@ -326,8 +326,8 @@ void Fit(google::protobuf::Message* m, int depth) {
           }
         }
       } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && !f->is_map()) {
-        Message* sub = f->is_repeated() ? r->MutableRepeatedMessage(m, f, i)
-                                        : r->MutableMessage(m, f);
+        Message* sub =
+            f->is_repeated() ? r->MutableRepeatedMessage(m, f, i) : r->MutableMessage(m, f);
         if (!IsWellKnown(sub->GetDescriptor())) Fit(sub, depth + 1);
         if (b.max_bytes() > 0 && sub->ByteSizeLong() > b.max_bytes()) sub->Clear();
       }

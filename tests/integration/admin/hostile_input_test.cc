@@ -58,8 +58,7 @@ TEST(HostileInput, TheContractsBoundsAreEnforcedBeforeTheDomainRuns) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), ::testing::StartsWith("project.display_name:"));
   projects::v1::ListProjectsResponse list;
-  ASSERT_TRUE(
-      projects->ListProjects(TestMesh::Context(mesh.admin_token()).get(), {}, &list).ok());
+  ASSERT_TRUE(projects->ListProjects(TestMesh::Context(mesh.admin_token()).get(), {}, &list).ok());
   EXPECT_EQ(list.projects_size(), 0) << "nothing was created";
 }
 

@@ -29,6 +29,7 @@
 #include "services/common/crypto/secret_box.h"
 #include "services/jobs/store/job_event_hub.h"
 #include "services/jobs/store/pg_job_store.h"
+#include "tests/support/orchestratord_process.h"
 #include "tests/support/test_database.h"
 
 namespace orchestrator::jobs {
@@ -38,7 +39,16 @@ namespace {
 class WorkerProcess final {
  public:
   WorkerProcess(const std::string& conninfo, const std::string& dir, int index,
-                const std::vector<std::string>& flags = {"--job_lease=1s", "--job_concurrency=4"}) {
+                const std::vector<std::string>& flags = {"--job_lease=1s", "--job_concurrency=4"})
+      : process_(Args(conninfo, dir, flags), absl::StrCat(dir, "/orchestratord.", index, ".log")) {}
+
+  void Kill() { process_.Kill(); }
+  // SIGTERM, then waits for the exit; returns how long the process took.
+  absl::Duration Terminate() { return process_.Signal(SIGTERM); }
+
+ private:
+  static std::vector<std::string> Args(const std::string& conninfo, const std::string& dir,
+                                       const std::vector<std::string>& flags) {
     const char* bin = std::getenv("KILL_LOOP_ORCHESTRATORD");
     std::vector<std::string> args = {bin != nullptr ? bin : ORCHESTRATORD_BIN,
                                      "--services=admin,jobs",
@@ -48,41 +58,10 @@ class WorkerProcess final {
                                      "--database_url=" + conninfo,
                                      "--bootstrap_token_file=" + dir + "/admin.token"};
     args.insert(args.end(), flags.begin(), flags.end());
-    const std::string log = absl::StrCat(dir, "/orchestratord.", index, ".log");
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-  }
-  ~WorkerProcess() { Kill(); }
-
-  void Kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
+    return args;
   }
 
-  // SIGTERM, then waits for the exit; returns how long the process took.
-  absl::Duration Terminate() {
-    const absl::Time start = absl::Now();
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return absl::Now() - start;
-  }
-
- private:
-  pid_t pid_ = -1;
+  testing::OrchestratordProcess process_;
 };
 
 TEST(CrashRecovery, JobsSurviveTwentySigkilledWorkersAndCompleteOnce) {
@@ -290,7 +269,10 @@ TEST(CrashRecovery, AKillChargesAnAttemptOnlyToTheJobsThatWereRunning) {
                  absl::StrContains(change.reason(), "lease expired")) {
         bool cut_short = false;
         for (absl::Time k : kills) {
-          cut_short |= k >= running_since && k - running_since < kStep + absl::Milliseconds(300);
+          // A loaded machine may take a while to report a started job's
+          // first step; a job prefetched as RUNNING (the old engine) sat
+          // there for several jobs' time.
+          cut_short |= k >= running_since && k - running_since < kStep + absl::Milliseconds(1500);
         }
         if (!cut_short) ++charged_never_started;
       }

@@ -26,6 +26,7 @@
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
 #include "orchestrator/sessions/v1/sessions.grpc.pb.h"
 #include "services/common/crypto/secret_box.h"
+#include "tests/support/orchestratord_process.h"
 #include "tests/support/test_database.h"
 
 namespace orchestrator::sessions {
@@ -53,45 +54,21 @@ int FreePort() {
 class Orchestratord final {
  public:
   Orchestratord(const std::string& conninfo, const std::string& dir, int port, int index,
-                const std::string& drain_deadline) {
-    std::vector<std::string> args = {ORCHESTRATORD_BIN,
-                                     "--services=all",
-                                     absl::StrCat("--listen=127.0.0.1:", port),
-                                     "--log_level=info",
-                                     "--drain_deadline=" + drain_deadline,
-                                     "--database_url=" + conninfo,
-                                     "--secrets_key_file=" + dir + "/secrets.key",
-                                     "--bootstrap_token_file=" + dir + "/admin.token",
-                                     "--agents_dir=" + dir + "/agents",
-                                     "--rate_limit_per_token=0",
-                                     "--rate_limit_per_user=0"};
-    const std::string log = absl::StrCat(dir, "/orchestratord.", index, ".log");
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-  }
-  ~Orchestratord() { Kill(); }
+                const std::string& drain_deadline)
+      : process_(
+            {ORCHESTRATORD_BIN, "--services=all", absl::StrCat("--listen=127.0.0.1:", port),
+             "--log_level=info", "--drain_deadline=" + drain_deadline, "--database_url=" + conninfo,
+             "--secrets_key_file=" + dir + "/secrets.key",
+             "--bootstrap_token_file=" + dir + "/admin.token", "--agents_dir=" + dir + "/agents",
+             "--rate_limit_per_token=0", "--rate_limit_per_user=0"},
+            absl::StrCat(dir, "/orchestratord.", index, ".log")) {}
 
-  void Kill() { Signal(SIGKILL); }
+  void Kill() { process_.Kill(); }
   // Sends `sig` and waits for the process to exit.
-  void Signal(int sig) {
-    if (pid_ <= 0) return;
-    ::kill(pid_, sig);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
+  void Signal(int sig) { process_.Signal(sig); }
 
  private:
-  pid_t pid_ = -1;
+  testing::OrchestratordProcess process_;
 };
 
 // What a SendMessage caller received.

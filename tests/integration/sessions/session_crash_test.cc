@@ -27,6 +27,7 @@
 #include "orchestrator/sessions/v1/sessions.grpc.pb.h"
 #include "services/common/crypto/secret_box.h"
 #include "tests/support/orchestratord_process.h"
+#include "tests/support/send_message_stream.h"
 #include "tests/support/test_database.h"
 
 namespace orchestrator::sessions {
@@ -71,85 +72,8 @@ class Orchestratord final {
   testing::OrchestratordProcess process_;
 };
 
-// What a SendMessage caller received.
-struct Call {
-  std::vector<v1::SendMessageResponse> steps;
-  grpc::Status status;
-  std::vector<std::string> replies() const {
-    std::vector<std::string> out;
-    for (const auto& s : steps) {
-      if (s.has_reply()) out.push_back(s.reply().text());
-    }
-    return out;
-  }
-  std::string message_id() const {
-    return !steps.empty() && steps[0].has_accepted() ? steps[0].accepted().message().id() : "";
-  }
-};
-
-// A SendMessage stream read on its own thread; steps are visible as they
-// arrive.
-class Stream final {
- public:
-  Stream(v1::SessionService::Stub& stub, const std::string& token, const std::string& text,
-         const std::string& request_id) {
-    ctx_.AddMetadata("authorization", "Bearer " + token);
-    ctx_.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
-    v1::SendMessageRequest req;
-    req.set_text(text);
-    req.set_request_id(request_id);
-    reader_ = stub.SendMessage(&ctx_, req);
-    thread_ = std::thread([this] {
-      v1::SendMessageResponse r;
-      while (reader_->Read(&r)) {
-        absl::MutexLock lock(&mu_);
-        call_.steps.push_back(r);
-      }
-      grpc::Status s = reader_->Finish();
-      absl::MutexLock lock(&mu_);
-      call_.status = s;
-      done_ = true;
-    });
-  }
-  ~Stream() {
-    ctx_.TryCancel();
-    thread_.join();
-  }
-
-  // Waits until a step matches; false after `timeout`.
-  bool WaitFor(const std::function<bool(const v1::SendMessageResponse&)>& match,
-               absl::Duration timeout) {
-    absl::MutexLock lock(&mu_);
-    auto seen = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      for (const auto& s : call_.steps) {
-        if (match(s)) return true;
-      }
-      return done_;
-    };
-    mu_.AwaitWithTimeout(absl::Condition(&seen), timeout);
-    for (const auto& s : call_.steps) {
-      if (match(s)) return true;
-    }
-    return false;
-  }
-  Call Finish(absl::Duration timeout = absl::Seconds(90)) {
-    absl::MutexLock lock(&mu_);
-    mu_.AwaitWithTimeout(absl::Condition(&done_), timeout);
-    return call_;
-  }
-  Call Snapshot() {
-    absl::MutexLock lock(&mu_);
-    return call_;
-  }
-
- private:
-  grpc::ClientContext ctx_;
-  std::unique_ptr<grpc::ClientReader<v1::SendMessageResponse>> reader_;
-  absl::Mutex mu_;
-  Call call_ ABSL_GUARDED_BY(mu_);
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
-};
+using Turn = testing::Turn;
+using Stream = testing::SendMessageStream;
 
 bool IsReply(const v1::SendMessageResponse& r, const std::string& text) {
   return r.has_reply() && r.reply().text() == text;
@@ -215,7 +139,7 @@ class SessionCrashTest : public ::testing::Test {
     return ctx;
   }
 
-  Call Send(const std::string& text, const std::string& request_id) {
+  Turn Send(const std::string& text, const std::string& request_id) {
     Stream s(*stub_, token_, text, request_id);
     return s.Finish();
   }
@@ -287,8 +211,8 @@ TEST_F(SessionCrashTest, MessagesCutOffByAKillAreAnsweredOnceAfterTheRestart) {
       ASSERT_TRUE(
           second.WaitFor([](const auto& r) { return r.has_accepted(); }, absl::Seconds(10)));
       process_->Kill();
-      const Call cut = first.Finish();
-      const Call queued = second.Finish();
+      const Turn cut = first.Finish();
+      const Turn queued = second.Finish();
       EXPECT_FALSE(cut.status.ok());
       EXPECT_FALSE(queued.status.ok());
       EXPECT_THAT(cut.replies(), ElementsAre(said));  // only what it said before the kill
@@ -305,7 +229,7 @@ TEST_F(SessionCrashTest, MessagesCutOffByAKillAreAnsweredOnceAfterTheRestart) {
     Start();
     // The caller of the queued message is back: its retry follows the turn
     // and gets the answer; it ran after the first message's turn ran again.
-    const Call retried = Send("what did i ask", second_id);
+    const Turn retried = Send("what did i ask", second_id);
     ASSERT_TRUE(retried.status.ok()) << retried.status.error_message();
     EXPECT_EQ(retried.message_id(), second_message);
     ASSERT_EQ(retried.replies().size(), 1u);
@@ -327,7 +251,7 @@ TEST_F(SessionCrashTest, MessagesCutOffByAKillAreAnsweredOnceAfterTheRestart) {
         << "the cut-off turn ran again, but did not do the same";
 
     // Asking again gets the same answer, and the turn's earlier reply.
-    const Call again = Send("never mind the text", first_id);
+    const Turn again = Send("never mind the text", first_id);
     ASSERT_TRUE(again.status.ok()) << again.status.error_message();
     EXPECT_EQ(again.message_id(), first_message);
     EXPECT_THAT(again.replies(), ElementsAre(said, notified));
@@ -376,11 +300,11 @@ TEST_F(SessionCrashTest, SigtermDuringALongTurnIsBoundedAndTheTurnIsAnsweredAfte
   EXPECT_EQ(health, HealthStatus::NOT_SERVING);
   EXPECT_LT(absl::Now() - term, absl::Milliseconds(1500));
   // New messages are refused with a code that says: retry.
-  const Call late = Send("hello again", "late");
+  const Turn late = Send("hello again", "late");
   EXPECT_EQ(late.status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(late.status.error_message(), HasSubstr("shutting down"));
   // The running turn is cut off at the drain deadline: its caller hears so.
-  const Call cut = long_turn->Finish();
+  const Turn cut = long_turn->Finish();
   EXPECT_EQ(cut.status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(cut.status.error_message(), HasSubstr("answered after the restart"));
   EXPECT_TRUE(cut.replies().empty());
@@ -399,12 +323,12 @@ TEST_F(SessionCrashTest, SigtermDuringALongTurnIsBoundedAndTheTurnIsAnsweredAfte
 
   Start();
   // The cut-off turn runs again; its caller, back, follows it to the answer.
-  const Call resumed = Send("wait 6 seconds", "long-turn");
+  const Turn resumed = Send("wait 6 seconds", "long-turn");
   ASSERT_TRUE(resumed.status.ok()) << resumed.status.error_message();
   EXPECT_EQ(resumed.message_id(), message);
   EXPECT_THAT(resumed.replies(), ElementsAre("Waited 6 seconds."));
   // The refused message was never accepted: sent again, it is answered.
-  const Call late_again = Send("hello again", "late");
+  const Turn late_again = Send("hello again", "late");
   ASSERT_TRUE(late_again.status.ok()) << late_again.status.error_message();
   EXPECT_EQ(late_again.replies().size(), 1u);
   // Answered once: to the caller, not also as a notification.

@@ -17,8 +17,6 @@ namespace orchestrator::jobs {
 //   demo.noop   no params; does nothing (benchmarks).
 void RegisterDemoHandlers(Worker& worker);
 
-inline constexpr const char* kDemoKinds[] = {"demo.sleep", "demo.fail", "demo.noop"};
-
 // Each kind's params, parsed by the one definition both EnqueueDemoJob and
 // the handler use: INVALID_ARGUMENT naming the field ("params.seconds: ...").
 struct SleepParams {

@@ -48,12 +48,6 @@ ABSL_FLAG(std::string, telegram_state, "",
 
 namespace {
 
-constexpr const char* kEnvFlags =
-    "listen,upstream,upstreams,threads,upstream_threads,call_deadline,max_body_bytes,max_header_"
-    "bytes,"
-    "idle_timeout,read_timeout,drain_deadline,log_level,telegram_mode,telegram_api_base,"
-    "telegram_token_file,telegram_webhook_secret_file,telegram_users,telegram_state";
-
 std::chrono::milliseconds Millis(absl::Duration d) {
   return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
 }
@@ -68,8 +62,7 @@ int Fail(const absl::Status& s) {
 int main(int argc, char** argv) {
   orchestrator::ParseCommandLineAndEnvironment(
       argc, argv,
-      "orchestrator-gateway [--listen=host:port] [--upstream=host:port] [--telegram_mode=...]",
-      kEnvFlags);
+      "orchestrator-gateway [--listen=host:port] [--upstream=host:port] [--telegram_mode=...]");
   if (auto s = orchestrator::InitLogging(absl::GetFlag(FLAGS_log_level)); !s.ok()) return Fail(s);
 
   namespace gw = orchestrator::gateway;

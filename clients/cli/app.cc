@@ -20,15 +20,37 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "clients/cli/command.h"
 #include "clients/cli/follow.h"
-#include "clients/cli/format.h"
 #include "clients/cli/output.h"
 #include "clients/cli/request.h"
-#include "clients/cli/skills.h"
 #include "services/common/auth/principal.h"
+#include "services/common/commands/command.h"
+#include "services/common/commands/format.h"
+#include "services/common/commands/profiles.h"
+#include "services/common/commands/skills.h"
 
 namespace orchestrator::cli {
+
+using commands::AllowedCommands;
+using commands::Command;
+using commands::Commands;
+using commands::DurationText;
+using commands::EnumLabel;
+using commands::EnumLabels;
+using commands::FindCommand;
+using commands::FindProfile;
+using commands::FormatMessage;
+using commands::FormatPath;
+using commands::Groups;
+using commands::KeyValues;
+using commands::Param;
+using commands::Profile;
+using commands::Profiles;
+using commands::RenderKeyValues;
+using commands::SkillsFormat;
+using commands::WriteSkills;
+using google::protobuf::Message;
+
 namespace {
 
 using google::protobuf::FieldDescriptor;

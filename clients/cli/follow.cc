@@ -5,16 +5,11 @@
 #include <algorithm>
 #include <thread>
 
-#include "absl/strings/str_cat.h"
-#include "clients/cli/format.h"
 #include "orchestrator/jobs/v1/jobs.grpc.pb.h"
+#include "services/common/commands/job_event_text.h"
 
 namespace orchestrator::cli {
 namespace {
-
-std::string Label(jobs_v1::JobState s) {
-  return EnumLabel(jobs_v1::JobState_descriptor()->FindValueByNumber(s));
-}
 
 // The stream broke in a way a new call with the last sequence mends.
 bool Resumable(grpc::StatusCode code) {
@@ -22,52 +17,6 @@ bool Resumable(grpc::StatusCode code) {
 }
 
 }  // namespace
-
-std::string EventDetail(const jobs_v1::JobEvent& e, absl::Time now) {
-  switch (e.payload_case()) {
-    case jobs_v1::JobEvent::kStateChanged: {
-      const auto& c = e.state_changed();
-      std::string out = c.from_state() == jobs_v1::JOB_STATE_UNSPECIFIED
-                            ? Label(c.to_state())  // the job was created
-                            : absl::StrCat(Label(c.from_state()), " → ", Label(c.to_state()));
-      if (c.to_state() == jobs_v1::JOB_STATE_RUNNING)
-        absl::StrAppend(&out, " (attempt ", c.attempt(), ")");
-      if (c.has_error()) absl::StrAppend(&out, "  ", FormatMessage(c.error(), now, true));
-      if (c.to_state() == jobs_v1::JOB_STATE_QUEUED && c.has_run_after()) {
-        absl::StrAppend(&out, "  retry ",
-                        AgoText(absl::FromUnixSeconds(c.run_after().seconds()), now));
-      }
-      if (!c.reason().empty() && !c.has_error()) absl::StrAppend(&out, "  ", c.reason());
-      return out;
-    }
-    case jobs_v1::JobEvent::kProgress:
-      return absl::StrCat(e.progress().percent(), "%",
-                          e.progress().message().empty() ? "" : "  " + e.progress().message());
-    case jobs_v1::JobEvent::kLogLine: {
-      const auto& line = e.log_line();
-      std::string from = line.source();
-      if (from.empty() && line.stream() != common::v1::LOG_STREAM_UNSPECIFIED) {
-        from = EnumLabel(common::v1::LogStream_descriptor()->FindValueByNumber(line.stream()));
-      }
-      return from.empty() ? line.text() : absl::StrCat(from, ": ", line.text());
-    }
-    case jobs_v1::JobEvent::kResult:
-      return FormatMessage(e.result().result(), now, true);
-    case jobs_v1::JobEvent::kCancelRequested:
-      return absl::StrCat("cancel requested", e.cancel_requested().reason().empty()
-                                                  ? ""
-                                                  : ": " + e.cancel_requested().reason());
-    default:
-      return "";
-  }
-}
-
-std::string EventLine(const jobs_v1::JobEvent& e, absl::Time now) {
-  const std::string type =
-      EnumLabel(jobs_v1::JobEventType_descriptor()->FindValueByNumber(e.type()));
-  return absl::StrCat(ClockText(absl::FromUnixSeconds(e.create_time().seconds())), "  #",
-                      e.sequence(), "  ", type, "  ", EventDetail(e, now));
-}
 
 FollowResult FollowJob(
     const std::shared_ptr<grpc::Channel>& channel,
@@ -94,7 +43,7 @@ FollowResult FollowJob(
         (void)google::protobuf::util::MessageToJsonString(resp.event(), &line);
         out << line << "\n";
       } else {
-        out << EventLine(resp.event(), absl::Now()) << "\n";
+        out << commands::EventLine(resp.event(), absl::Now()) << "\n";
       }
       out.flush();
     }

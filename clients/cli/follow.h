@@ -14,12 +14,6 @@ namespace orchestrator::cli {
 
 namespace jobs_v1 = ::orchestrator::jobs::v1;
 
-// What an event says, for people: "queued → running (attempt 1)",
-// "33% step 1 of 3", "stdout: building…", "result {"ok":true}".
-std::string EventDetail(const jobs_v1::JobEvent& event, absl::Time now);
-// "10:12:03  #3  progress  33% step 1 of 3"
-std::string EventLine(const jobs_v1::JobEvent& event, absl::Time now);
-
 // Streams a job's events from `after_sequence` to its end, printing each
 // (one JSON object per line with `json`), and resumes from the last one
 // seen when the stream breaks, until the server has been unreachable for

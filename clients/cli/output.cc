@@ -3,11 +3,17 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_replace.h"
-#include "clients/cli/format.h"
+#include "services/common/commands/format.h"
 
 namespace orchestrator::cli {
 
+using commands::Command;
+using commands::FormatPath;
+using commands::KeyValues;
+using commands::RenderKeyValues;
+using commands::RenderTable;
 using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
 
 std::string Json(const Message& m) {
   std::string out;

@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "clients/cli/format.h"
+#include "services/common/commands/format.h"
 
 namespace orchestrator::cli {
 namespace {
@@ -126,7 +126,7 @@ absl::Status SetOne(Message* m, const FieldDescriptor* f, const std::string& tex
       return absl::OkStatus();
     }
     case FieldDescriptor::CPPTYPE_ENUM: {
-      auto v = ParseEnumLabel(f->enum_type(), text);
+      auto v = commands::ParseEnumLabel(f->enum_type(), text);
       if (!v.ok()) return v.status();
       rep ? r->AddEnum(m, f, *v) : r->SetEnum(m, f, *v);
       return absl::OkStatus();

@@ -20,13 +20,13 @@
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
-#include "clients/cli/skills.h"
 #include "orchestrator/agents/v1/runner.grpc.pb.h"
 #include "services/agents/runner/agent_adapter.h"
 #include "services/agents/runner/child_process.h"
 #include "services/agents/runner/egress_forwarder.h"
 #include "services/agents/runner/scripted_agent.h"
 #include "services/agents/runner/task_runner.h"
+#include "services/common/commands/skills.h"
 #include "services/common/validation/request_bounds.h"
 
 namespace orchestrator::agents {
@@ -58,11 +58,11 @@ void WriteInstructions(const v1::WorkerConfig& config, const std::string& worksp
   }
   std::vector<std::string> grants(config.allowed_commands().begin(),
                                   config.allowed_commands().end());
-  const cli::SkillsFormat format = claude ? cli::SkillsFormat::kClaude
-                                   : config.agent_type() == v1::AGENT_TYPE_CODEX
-                                       ? cli::SkillsFormat::kCodex
-                                       : cli::SkillsFormat::kAgents;
-  auto written = cli::WriteSkills(workspace, grants, format);
+  const commands::SkillsFormat format = claude ? commands::SkillsFormat::kClaude
+                                        : config.agent_type() == v1::AGENT_TYPE_CODEX
+                                            ? commands::SkillsFormat::kCodex
+                                            : commands::SkillsFormat::kAgents;
+  auto written = commands::WriteSkills(workspace, grants, format);
   if (!written.ok()) std::cerr << "runner: skills not written: " << written.status() << "\n";
 }
 

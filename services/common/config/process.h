@@ -6,13 +6,12 @@
 
 namespace orchestrator {
 
-// How every binary of the mesh starts: its usage line, the flags listed in
-// `env_flags` ("listen,log_level,...") read from FLAGS_<name> variables of
-// the environment first, then the command line, which wins. Also turns off
+// How every binary of the mesh starts: its usage line, every flag of our own
+// sources read from a FLAGS_<name> variable of the environment first, then
+// from the command line, which wins. Also turns off
 // Abseil's mutex deadlock detection, which Debian's build (without NDEBUG)
 // leaves on: a global graph updated on every lock (tests keep it on).
-void ParseCommandLineAndEnvironment(int argc, char** argv, absl::string_view usage,
-                                    absl::string_view env_flags);
+void ParseCommandLineAndEnvironment(int argc, char** argv, absl::string_view usage);
 
 // SIGTERM and SIGINT, blocked in the calling thread and every thread it
 // starts afterwards: they are taken by WaitForTerminationSignal with

@@ -5,12 +5,12 @@
 
 #include <set>
 
-#include "clients/cli/command.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "orchestrator/common/v1/options.pb.h"
+#include "services/common/commands/command.h"
 
-namespace orchestrator::cli {
+namespace orchestrator::commands {
 namespace {
 
 using google::protobuf::Descriptor;
@@ -136,4 +136,4 @@ TEST(CommandTableTest, UsageShowsArgumentsFlagsFollowAndConfirm) {
 }
 
 }  // namespace
-}  // namespace orchestrator::cli
+}  // namespace orchestrator::commands

@@ -9,16 +9,19 @@
 #include <fstream>
 #include <sstream>
 
-#include "clients/cli/command.h"
-#include "clients/cli/follow.h"
 #include "clients/cli/output.h"
 #include "gtest/gtest.h"
 #include "orchestrator/jobs/v1/jobs.pb.h"
 #include "orchestrator/projects/v1/projects.pb.h"
+#include "services/common/commands/command.h"
+#include "services/common/commands/job_event_text.h"
 
 namespace orchestrator::cli {
 namespace {
 
+using commands::Command;
+using commands::EventLine;
+using commands::FindCommand;
 using google::protobuf::util::TimeUtil;
 namespace jobs_v1 = ::orchestrator::jobs::v1;
 

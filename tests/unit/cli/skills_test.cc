@@ -1,6 +1,6 @@
 // skills export: exactly the allowed commands, with their usage, from the
 // same table the CLI runs; an instruction file keeps what people wrote.
-#include "clients/cli/skills.h"
+#include "services/common/commands/skills.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -15,6 +15,8 @@
 
 namespace orchestrator::cli {
 namespace {
+
+using commands::kSectionBegin;
 
 using ::testing::HasSubstr;
 using ::testing::Not;

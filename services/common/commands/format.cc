@@ -1,4 +1,4 @@
-#include "clients/cli/format.h"
+#include "services/common/commands/format.h"
 
 #include <google/protobuf/util/json_util.h>
 
@@ -13,7 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 
-namespace orchestrator::cli {
+namespace orchestrator::commands {
 namespace {
 
 using google::protobuf::Descriptor;
@@ -319,4 +319,4 @@ std::string RenderKeyValues(const std::vector<std::pair<std::string, std::string
   return out;
 }
 
-}  // namespace orchestrator::cli
+}  // namespace orchestrator::commands

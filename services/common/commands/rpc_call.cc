@@ -1,6 +1,6 @@
-#include "clients/cli/rpc_call.h"
+#include "services/common/commands/rpc_call.h"
 
-namespace orchestrator::cli::internal {
+namespace orchestrator::commands::internal {
 
 const google::protobuf::MethodDescriptor* FindMethod(const char* service,
                                                      const google::protobuf::Descriptor* request,
@@ -14,4 +14,4 @@ const google::protobuf::MethodDescriptor* FindMethod(const char* service,
   return nullptr;
 }
 
-}  // namespace orchestrator::cli::internal
+}  // namespace orchestrator::commands::internal

@@ -9,7 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
-namespace orchestrator::cli {
+namespace orchestrator::commands {
 
 // How values look to people. Enums lose their type prefix and go lower case
 // with dashes (JOB_STATE_RUNNING → running, AGENT_TYPE_CLAUDE_CODE →
@@ -52,4 +52,4 @@ std::string RenderTable(const std::vector<std::string>& headers,
                         const std::vector<std::vector<std::string>>& rows, size_t max_cell = 60);
 std::string RenderKeyValues(const std::vector<std::pair<std::string, std::string>>& pairs);
 
-}  // namespace orchestrator::cli
+}  // namespace orchestrator::commands

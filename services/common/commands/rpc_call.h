@@ -9,7 +9,7 @@
 #include <functional>
 #include <memory>
 
-namespace orchestrator::cli {
+namespace orchestrator::commands {
 
 using google::protobuf::Message;
 
@@ -83,4 +83,4 @@ RpcCall ServerStream(std::unique_ptr<grpc::ClientReader<Resp>> (Service::Stub::*
   return c;
 }
 
-}  // namespace orchestrator::cli
+}  // namespace orchestrator::commands

@@ -1,13 +1,18 @@
 #pragma once
 
+// The command table: the CLI (clients/cli) builds its commands from it, the
+// runner writes the skills export of it into each sandbox, and sessions give
+// agents the grants of its role profiles (profiles.h). It lives here because
+// services/ never depends on clients/.
+
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
-#include "clients/cli/rpc_call.h"
+#include "services/common/commands/rpc_call.h"
 
-namespace orchestrator::cli {
+namespace orchestrator::commands {
 
 // A value the user gives: a positional argument or a --flag, and the
 // request field it sets ("project.name" reaches into a sub-message).
@@ -75,4 +80,4 @@ const std::vector<Group>& Groups();
 
 const Command* FindCommand(const std::string& group, const std::string& name);
 
-}  // namespace orchestrator::cli
+}  // namespace orchestrator::commands

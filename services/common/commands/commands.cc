@@ -5,9 +5,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "clients/cli/command.h"
-#include "clients/cli/follow.h"
-#include "clients/cli/format.h"
 #include "orchestrator/admin/v1/admin.grpc.pb.h"
 #include "orchestrator/agents/v1/agents.grpc.pb.h"
 #include "orchestrator/common/v1/options.pb.h"
@@ -17,8 +14,11 @@
 #include "orchestrator/jobs/v1/jobs.grpc.pb.h"
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
 #include "orchestrator/sessions/v1/sessions.grpc.pb.h"
+#include "services/common/commands/command.h"
+#include "services/common/commands/format.h"
+#include "services/common/commands/job_event_text.h"
 
-namespace orchestrator::cli {
+namespace orchestrator::commands {
 namespace {
 
 namespace admin = ::orchestrator::admin::v1;
@@ -624,4 +624,4 @@ const Command* FindCommand(const std::string& group, const std::string& name) {
   return nullptr;
 }
 
-}  // namespace orchestrator::cli
+}  // namespace orchestrator::commands

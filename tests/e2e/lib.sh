@@ -1,6 +1,7 @@
 # Shared by the e2e scripts: check bookkeeping, and one orchestratord over
 # its own database, killed with the script. Source it, then call
-# start_orchestratord LISTEN [FLAGS...]. Needs PGHOST etc. from pg_virtualenv.
+# start_orchestratord LISTEN [FLAGS...] (or start_component once per
+# component for a split mesh). Needs PGHOST etc. from pg_virtualenv.
 
 failures=0
 failures_before=0
@@ -29,13 +30,20 @@ db="e2e_$$_$RANDOM"
 log_file="$work/orchestratord.log"
 pid=""
 
-# True while $pid runs; an exited child we have not waited for yet is a zombie.
-running() {
+# True while process $1 runs; an exited child we have not waited for yet is a zombie.
+pid_running() {
   local stat
-  stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || return 1
+  [ -n "$1" ] || return 1
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
   stat="${stat##*) }"
   [ "${stat:0:1}" != Z ]
 }
+# True while $pid runs.
+running() { pid_running "$pid"; }
+
+# A split mesh: component name → the pid of the orchestratord hosting it
+# alone ("" once stopped).
+declare -A component_pids=()
 
 gateway_pid=""
 gateway_log="$work/gateway.log"
@@ -60,6 +68,15 @@ cleanup() {
   if ((status != 0)) && [ -s "$log_file" ]; then
     echo "--- orchestratord log (last 50 lines) ---" >&2
     tail -n 50 "$log_file" >&2
+  fi
+  stop_components
+  if ((status != 0)); then
+    local name
+    for name in "${!component_pids[@]}"; do
+      [ -s "$work/$name.log" ] || continue
+      echo "--- orchestratord --services=$name log (last 20 lines) ---" >&2
+      tail -n 20 "$work/$name.log" >&2
+    done
   fi
   dropdb --if-exists "$db" >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -100,7 +117,7 @@ wait_for() {
   shift 2
   local deadline=$((SECONDS + seconds))
   until "$@" >/dev/null 2>&1; do
-    running || fatal "orchestratord exited while waiting for $what"
+    [ -z "$pid" ] || running || fatal "orchestratord exited while waiting for $what"
     ((SECONDS < deadline)) || fatal "$what: not within $seconds s"
     sleep 0.3
   done
@@ -135,10 +152,79 @@ start_gateway() {
   done
 }
 
+# call METHOD PATH [curl args...]: a request to the gateway; prints
+# "<status> <body>", the body also in $work/body.
+call() {
+  local method="$1" path="$2"
+  shift 2
+  local code
+  code="$(curl -s -o "$work/body" -w '%{http_code}' -X "$method" "$@" "$gateway_url$path")"
+  echo "$code $(cat "$work/body")"
+}
+status_of() { echo "${1%% *}"; }
+body_of() { echo "${1#* }"; }
+# expect WHAT WANT_STATUS RESPONSE [BODY_SUBSTRING]: checks what call printed.
+expect() {
+  local got
+  got="$(status_of "$3")"
+  [ "$got" = "$2" ] || fail "$1: status $got, want $2: $(body_of "$3")"
+  if [ -n "${4:-}" ]; then
+    [[ "$(body_of "$3")" == *"$4"* ]] || fail "$1: body lacks '$4': $(body_of "$3")"
+  fi
+}
+
 # stop_gateway: SIGTERM, and its exit status in $gateway_status.
 stop_gateway() {
   kill -TERM "$gateway_pid" 2>/dev/null || true
   gateway_status=0
   wait "$gateway_pid" || gateway_status=$?
   gateway_pid=""
+}
+
+# start_component ORCHESTRATORD NAME LISTEN [FLAGS...]: orchestratord hosting
+# the component NAME alone over $db (created by the caller), its output
+# appended to $work/NAME.log (a restart keeps the earlier run's lines).
+start_component() {
+  local bin="$1" name="$2" listen="$3"
+  shift 3
+  setpriv --pdeathsig KILL -- "$bin" --services="$name" --listen="$listen" \
+    --database_url="dbname=$db" "$@" </dev/null >>"$work/$name.log" 2>&1 &
+  component_pids[$name]=$!
+}
+
+# component_running NAME: true while the process hosting NAME runs.
+component_running() { pid_running "${component_pids[$1]:-}"; }
+
+# stop_component NAME SECONDS: SIGTERM, then SIGKILL after SECONDS; its exit
+# status in $component_status (137 when it had to be killed). Its log stays.
+stop_component() {
+  local name="$1" seconds="$2" p="${component_pids[$1]:-}"
+  component_status=0
+  [ -n "$p" ] || return 0
+  kill -TERM "$p" 2>/dev/null || true
+  local deadline=$((SECONDS + seconds))
+  while pid_running "$p" && ((SECONDS < deadline)); do sleep 0.1; done
+  kill -KILL "$p" 2>/dev/null || true
+  wait "$p" 2>/dev/null || component_status=$?
+  component_pids[$name]=""
+}
+
+# stop_components: every component still running, all at once (gracefully
+# first, so agents' sandboxes and their cgroups are cleaned up).
+stop_components() {
+  local name p left
+  for p in "${component_pids[@]}"; do [ -z "$p" ] || kill -TERM "$p" 2>/dev/null || true; done
+  for _ in $(seq 100); do
+    left=0
+    for p in "${component_pids[@]}"; do pid_running "$p" && left=1; done
+    ((left)) || break
+    sleep 0.1
+  done
+  for name in "${!component_pids[@]}"; do
+    p="${component_pids[$name]}"
+    [ -n "$p" ] || continue
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    component_pids[$name]=""
+  done
 }

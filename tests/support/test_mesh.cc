@@ -9,7 +9,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "services/common/auth/mesh_identity.h"
 #include "services/common/crypto/secret_box.h"
+#include "services/orchestratord/components.h"
 
 namespace orchestrator::testing {
 
@@ -18,7 +20,10 @@ TestMesh::TestMesh(const std::string& services, const std::function<void(MeshCon
   std::filesystem::create_directories(dir_);
   std::ofstream(dir_ + "/key") << GenerateSecretKeyBase64() << "\n";
   config_.listen = "127.0.0.1:0";
-  EXPECT_TRUE(ParseServices(services, &config_.services).ok());
+  EXPECT_TRUE(ParseServices(services, ComponentNames(), &config_.services).ok());
+  // Every process of a split mesh shares one mesh credential.
+  std::ofstream(dir_ + "/mesh.credential") << MeshCredential::NewSecret() << "\n";
+  config_.mesh_credential_file = dir_ + "/mesh.credential";
   config_.database_url = db_.conninfo();
   config_.secrets_key_file = dir_ + "/key";
   config_.bootstrap_token_file = dir_ + "/admin.token";

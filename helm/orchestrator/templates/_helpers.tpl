@@ -42,3 +42,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "orchestrator.secretsKeySecretName" -}}
 {{- .Values.secretsKey.existingSecret | default (printf "%s-secrets-key" (include "orchestrator.fullname" .)) -}}
 {{- end -}}
+
+{{- define "orchestrator.meshCredentialSecretName" -}}
+{{- .Values.meshCredential.existingSecret | default (printf "%s-mesh-credential" (include "orchestrator.fullname" .)) -}}
+{{- end -}}

@@ -75,4 +75,22 @@ grpc::ServerUnaryReactor* AdminServiceImpl::RevokeToken(grpc::CallbackServerCont
   });
 }
 
+grpc::ServerUnaryReactor* AdminServiceImpl::MintWorkerToken(grpc::CallbackServerContext* ctx,
+                                                            const v1::MintWorkerTokenRequest* req,
+                                                            v1::MintWorkerTokenResponse* resp) {
+  return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
+    return FillResponse(directory_->MintWorkerToken(caller, *req),
+                        [resp](v1::MintWorkerTokenResponse r) { *resp = std::move(r); });
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::RevokeWorkerToken(
+    grpc::CallbackServerContext* ctx, const v1::RevokeWorkerTokenRequest* req,
+    v1::RevokeWorkerTokenResponse* resp) {
+  return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
+    return FillResponse(directory_->RevokeWorkerToken(caller, *req),
+                        [resp](v1::Token t) { *resp->mutable_token() = std::move(t); });
+  });
+}
+
 }  // namespace orchestrator::admin

@@ -39,6 +39,12 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* RevokeToken(grpc::CallbackServerContext* ctx,
                                         const v1::RevokeTokenRequest* req,
                                         v1::RevokeTokenResponse* resp) override;
+  grpc::ServerUnaryReactor* MintWorkerToken(grpc::CallbackServerContext* ctx,
+                                            const v1::MintWorkerTokenRequest* req,
+                                            v1::MintWorkerTokenResponse* resp) override;
+  grpc::ServerUnaryReactor* RevokeWorkerToken(grpc::CallbackServerContext* ctx,
+                                              const v1::RevokeWorkerTokenRequest* req,
+                                              v1::RevokeWorkerTokenResponse* resp) override;
 
  private:
   std::shared_ptr<UserDirectory> directory_;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "services/common/auth/mesh_identity.h"
 #include "services/common/crypto/secret_box.h"
 #include "services/common/validation/fields.h"
 #include "services/common/validation/request_bounds.h"
@@ -63,6 +64,7 @@ Principal PrincipalFor(const v1::User& user, const v1::Token& token,
   p.role_grants = std::move(role_grants);
   p.token_grants.assign(token.permissions().begin(), token.permissions().end());
   if (token.has_expire_time()) p.expire_time = ToTime(token.expire_time());
+  p.worker_id = token.worker_id();
   return p;
 }
 
@@ -188,6 +190,12 @@ absl::StatusOr<v1::User> UserDirectory::DisableUser(const Principal& caller,
 
 absl::StatusOr<v1::CreateTokenResponse> UserDirectory::CreateToken(
     const Principal& caller, const v1::CreateTokenRequest& req) {
+  return IssueToken(caller, req, "");
+}
+
+absl::StatusOr<v1::CreateTokenResponse> UserDirectory::IssueToken(const Principal& caller,
+                                                                  const v1::CreateTokenRequest& req,
+                                                                  absl::string_view worker_id) {
   // A token never holds more than the token that creates it: an agent's
   // token creates none; grants are a subset of the creator's; the expiry no
   // later than the creator's.
@@ -254,6 +262,7 @@ absl::StatusOr<v1::CreateTokenResponse> UserDirectory::CreateToken(
     *token.mutable_expire_time() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(expire));
   }
   token.set_parent_token_id(caller.token_id);
+  token.set_worker_id(std::string(worker_id));
   std::string value = NewTokenValue();
   auto stored = store_->InsertToken(token, HashToken(value), req.request_id());
   if (!stored.ok()) return stored.status();
@@ -298,6 +307,77 @@ absl::StatusOr<v1::Token> UserDirectory::RevokeToken(const Principal& caller,
   auto revoked = store_->RevokeToken(req.token_id());
   if (revoked.ok()) Changed();
   return revoked;
+}
+
+absl::StatusOr<v1::MintWorkerTokenResponse> UserDirectory::MintWorkerToken(
+    const Principal& caller, const v1::MintWorkerTokenRequest& req) {
+  // The interceptor lets only the mesh call this; checked again here so no
+  // other path can reach it.
+  if (!IsMesh(caller)) {
+    return absl::PermissionDeniedError("only the mesh mints workers' tokens");
+  }
+  for (const auto& [field, value] :
+       {std::pair<absl::string_view, const std::string&>{"user_id", req.user_id()},
+        {"worker_id", req.worker_id()}}) {
+    if (auto s = RequireNonEmpty(field, value); !s.ok()) return s;
+    if (auto s = CheckToken(field, value); !s.ok()) return s;
+  }
+  if (auto s = CheckToken("parent_token_id", req.parent_token_id()); !s.ok()) return s;
+  auto user = store_->GetUser(req.user_id());
+  if (!user.ok()) return user.status();
+  if (user->disabled()) return absl::FailedPreconditionError("user_id: the user is disabled");
+  // The worker's token is created as its parent token would create it: no
+  // more grants, no later expiry, revoked with it.
+  v1::Token parent;
+  if (!req.parent_token_id().empty()) {
+    auto p = store_->GetToken(req.parent_token_id());
+    if (absl::IsNotFound(p.status())) {
+      return absl::NotFoundError(
+          absl::StrCat("parent_token_id: token '", req.parent_token_id(), "' not found"));
+    }
+    if (!p.ok()) return p.status();
+    if (p->user_id() != user->id()) {
+      return absl::InvalidArgumentError("parent_token_id: the token belongs to another user");
+    }
+    if (p->has_revoke_time()) {
+      return absl::FailedPreconditionError("parent_token_id: the token is revoked");
+    }
+    parent = *std::move(p);
+  }
+  Principal creator = PrincipalFor(*user, parent, RoleGrants(user->role()));
+  if (req.parent_token_id().empty()) creator.kind = PrincipalKind::kUser;
+  v1::CreateTokenRequest create;
+  create.set_user_id(user->id());
+  create.set_kind(v1::TOKEN_KIND_AGENT);
+  create.set_description(absl::StrCat("worker ", req.worker_id()));
+  for (const auto& p : req.permissions()) {
+    // Started by a token: what that token holds, or refused (as CreateToken
+    // refuses). Started by the mesh for the user (a PO session): what the
+    // user's role allows of it, since the profile is the same for every user
+    // (an admin's PO may list servers, a user's may not).
+    if (req.parent_token_id().empty() && IsValidPermissionPattern(p) && !creator.Allows(p))
+      continue;
+    create.add_permissions(p);
+  }
+  if (create.permissions().empty() && req.permissions_size() > 0) {
+    return absl::PermissionDeniedError("permissions: the user's role allows none of them");
+  }
+  auto issued = IssueToken(creator, create, req.worker_id());
+  if (!issued.ok()) return issued.status();
+  v1::MintWorkerTokenResponse out;
+  *out.mutable_token() = std::move(*issued->mutable_token());
+  out.set_value(std::move(*issued->mutable_value()));
+  return out;
+}
+
+absl::StatusOr<v1::Token> UserDirectory::RevokeWorkerToken(
+    const Principal& caller, const v1::RevokeWorkerTokenRequest& req) {
+  if (!IsMesh(caller)) {
+    return absl::PermissionDeniedError("only the mesh revokes workers' tokens");
+  }
+  v1::RevokeTokenRequest revoke;
+  revoke.set_token_id(req.token_id());
+  return RevokeToken(MeshPrincipal(), revoke);
 }
 
 }  // namespace orchestrator::admin

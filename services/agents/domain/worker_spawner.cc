@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
+#include "services/common/auth/mesh_identity.h"
 #include "services/common/crypto/secret_box.h"
 #include "services/common/pagination/page_budget.h"
 #include "services/common/pagination/page_token.h"
@@ -377,8 +378,11 @@ absl::StatusOr<std::string> WorkerSpawner::OpenEgress(const v1::Worker& w) {
 }
 
 absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
-                                                const v1::StartWorkerRequest& req,
-                                                const StartExtras& extras) {
+                                                const v1::StartWorkerRequest& req) {
+  if (req.operator_environment() && !IsMesh(caller)) {
+    return absl::PermissionDeniedError(
+        "operator_environment: only the mesh may give a worker the operator's environment");
+  }
   v1::WorkerConfig config = req.config();
   if (auto s = CheckConfig(config); !s.ok()) return s;
   if (!options_.unsandboxed) {
@@ -429,8 +433,8 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
   if (config.secret_names_size() > 0) {
     if (secrets_ == nullptr) {
       return absl::FailedPreconditionError(
-          "config.secret_names: project secrets can be granted only when projects is hosted with "
-          "agents");
+          "config.secret_names: this agents component cannot reach ProjectService to reveal "
+          "project secrets");
     }
     for (int i = 0; i < config.secret_names_size(); ++i) {
       auto value = secrets_->Reveal(caller, config.project_id(), config.secret_names(i));
@@ -445,7 +449,7 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
                                   config.allowed_commands().end());
   grants.push_back("runner.connect");
   grants.push_back("agent.task.finish");
-  auto token = minter_->Mint(caller, grants, absl::StrCat("worker ", w.id()));
+  auto token = minter_->Mint(caller, w.id(), grants);
   if (!token.ok()) return token.status();
 
   auto live = std::make_shared<Live>();
@@ -463,13 +467,13 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
       absl::UnavailableError("the sandbox launcher is shutting down");
   absl::Notification launched;
   const std::string token_value = token->value;
-  const bool submitted =
-      launcher_
-          .Submit([&, worker = w] {
-            sandbox = Launch(worker, token_value, secrets, extras.operator_environment);
-            launched.Notify();
-          })
-          .ok();
+  const bool submitted = launcher_
+                             .Submit([&, worker = w] {
+                               sandbox =
+                                   Launch(worker, token_value, secrets, req.operator_environment());
+                               launched.Notify();
+                             })
+                             .ok();
   bool created = false;
   auto stored = store_->CreateWorker(w, req.request_id(), token->token_id, &created);
   if (submitted) launched.WaitForNotification();

@@ -38,17 +38,10 @@ struct SpawnerOptions {
   EgressGrants egress;
   // The operator's environment for the agents it pays for (e.g.
   // ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL; --session_agent_env): given only
-  // to workers started with StartExtras::operator_environment, in their
-  // sandbox's environment only, never in a worker's record.
+  // to workers the mesh starts with StartWorkerRequest.operator_environment
+  // (the session manager's PO workers), in their sandbox's environment
+  // only, never in a worker's record.
   std::map<std::string, std::string> operator_environment;
-};
-
-// What only in-process callers inside the mesh may ask of Start (the
-// session manager, for the PO workers it drives); StartWorker over gRPC
-// never sets it.
-struct StartExtras {
-  // The sandbox gets SpawnerOptions::operator_environment.
-  bool operator_environment = false;
 };
 
 // Mints and revokes a worker's agent token.
@@ -58,10 +51,12 @@ class TokenMinter {
   struct Minted {
     std::string token_id, value;
   };
-  // A token acting for `caller`'s user, limited to `grants`.
-  virtual absl::StatusOr<Minted> Mint(const Principal& caller,
-                                      const std::vector<std::string>& grants,
-                                      const std::string& description) = 0;
+  // A token for worker `worker_id`, acting for `caller`'s user, limited to
+  // `grants` (and to what `caller`'s own token holds).
+  virtual absl::StatusOr<Minted> Mint(const Principal& caller, const std::string& worker_id,
+                                      const std::vector<std::string>& grants) = 0;
+  // Never blocks (it is called with a worker's lock held): the revocation
+  // may complete later, and is retried while the token's issuer is away.
   virtual void Revoke(const std::string& token_id) = 0;
 };
 
@@ -110,8 +105,8 @@ class WorkerSpawner {
   void StartMonitor();
   void Shutdown();  // stops every sandbox
 
-  absl::StatusOr<v1::Worker> Start(const Principal& caller, const v1::StartWorkerRequest& req,
-                                   const StartExtras& extras = {});
+  // PERMISSION_DENIED for req.operator_environment unless `caller` is the mesh.
+  absl::StatusOr<v1::Worker> Start(const Principal& caller, const v1::StartWorkerRequest& req);
   absl::StatusOr<v1::Worker> Get(const Principal& caller, const std::string& worker_id);
   absl::StatusOr<v1::ListWorkersResponse> List(const Principal& caller,
                                                const v1::ListWorkersRequest& req);

@@ -34,6 +34,8 @@ struct Principal {
   std::vector<std::string> token_grants = {};
   // When the token stops working.
   absl::Time expire_time = absl::InfiniteFuture();
+  // For a worker's agent token: the worker it belongs to.
+  std::string worker_id = {};
 
   bool Allows(absl::string_view permission) const;
 };

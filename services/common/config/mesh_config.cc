@@ -12,9 +12,8 @@
 namespace orchestrator {
 namespace {
 
-bool IsKnown(absl::string_view component) {
-  const auto& all = AllComponents();
-  return std::find(all.begin(), all.end(), component) != all.end();
+bool IsKnown(const std::vector<std::string>& known, absl::string_view component) {
+  return std::find(known.begin(), known.end(), component) != known.end();
 }
 
 absl::Status CheckHostPort(absl::string_view flag, absl::string_view value) {
@@ -34,29 +33,22 @@ absl::Status CheckHostPort(absl::string_view flag, absl::string_view value) {
 
 }  // namespace
 
-const std::vector<std::string>& AllComponents() {
-  static const auto* all =
-      new std::vector<std::string>{"admin",      "projects",    "jobs",   "sessions", "agents",
-                                   "scaffolder", "engineering", "deploy", "infra",    "scheduler"};
-  return *all;
-}
-
 bool MeshConfig::Hosts(absl::string_view component) const {
   return std::find(services.begin(), services.end(), component) != services.end();
 }
 
-absl::Status ParseServices(absl::string_view spec, std::vector<std::string>* out) {
+absl::Status ParseServices(absl::string_view spec, const std::vector<std::string>& known,
+                           std::vector<std::string>* out) {
   out->clear();
   if (absl::StripAsciiWhitespace(spec) == "all") {
-    *out = AllComponents();
+    *out = known;
     return absl::OkStatus();
   }
   for (absl::string_view part : absl::StrSplit(spec, ',', absl::SkipWhitespace())) {
     std::string name(absl::StripAsciiWhitespace(part));
-    if (!IsKnown(name)) {
-      return absl::InvalidArgumentError(absl::StrCat("--services: unknown component '", name,
-                                                     "'; known: all, ",
-                                                     absl::StrJoin(AllComponents(), ", ")));
+    if (!IsKnown(known, name)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--services: unknown component '", name, "'; known: all, ", absl::StrJoin(known, ", ")));
     }
     if (std::find(out->begin(), out->end(), name) == out->end()) out->push_back(name);
   }
@@ -80,16 +72,16 @@ absl::Status ParseJobOwnerLimits(absl::string_view spec, std::map<std::string, i
   return absl::OkStatus();
 }
 
-absl::Status MeshConfig::Validate() const {
+absl::Status MeshConfig::Validate(const std::vector<std::string>& known) const {
   if (auto s = CheckHostPort("listen", listen); !s.ok()) return s;
   if (services.empty())
     return absl::InvalidArgumentError("--services: name at least one component");
   for (const auto& s : services) {
-    if (!IsKnown(s))
+    if (!IsKnown(known, s))
       return absl::InvalidArgumentError(absl::StrCat("--services: unknown '", s, "'"));
   }
   for (const auto& [component, addr] : remote_addrs) {
-    if (!IsKnown(component)) {
+    if (!IsKnown(known, component)) {
       return absl::InvalidArgumentError(absl::StrCat("unknown component '", component, "'"));
     }
     if (auto s = CheckHostPort(absl::StrCat(component, "_addr"), addr); !s.ok()) return s;
@@ -99,6 +91,13 @@ absl::Status MeshConfig::Validate() const {
     return absl::InvalidArgumentError(
         "--admin_addr is required when admin is not in --services (tokens are verified by "
         "AdminService)");
+  }
+  if (mesh_credential_file.empty() && services.size() < known.size()) {
+    return absl::InvalidArgumentError(
+        "--mesh_credential_file is required unless this process hosts every component: the "
+        "components prove to each other that they are the mesh with the secret it holds (the "
+        "same file for every process, e.g. a Kubernetes Secret; make one with "
+        "`openssl rand -hex 32`)");
   }
   if (Hosts("projects") && secrets_key_file.empty()) {
     return absl::InvalidArgumentError(

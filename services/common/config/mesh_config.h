@@ -11,9 +11,6 @@
 
 namespace orchestrator {
 
-// The components a process can host, in the order they start.
-const std::vector<std::string>& AllComponents();
-
 // Everything orchestratord is configured with. Filled from flags in main()
 // only, validated once, then handed down; nothing below main reads flags.
 struct MeshConfig {
@@ -23,6 +20,9 @@ struct MeshConfig {
   std::string database_url;                         // libpq conninfo; "" = PG* environment
   std::string secrets_key_file;
   std::string bootstrap_token_file;
+  // The mesh's shared secret (see MeshCredential); "" = a random one, which
+  // only a process hosting every component may use.
+  std::string mesh_credential_file;
   std::chrono::milliseconds drain_deadline{10000};
   std::chrono::milliseconds call_deadline{10000};
   std::chrono::milliseconds token_cache_ttl{5000};
@@ -56,12 +56,15 @@ struct MeshConfig {
 
   bool Hosts(absl::string_view component) const;
 
-  // INVALID_ARGUMENT naming the flag at fault.
-  absl::Status Validate() const;
+  // INVALID_ARGUMENT naming the flag at fault; `known` is every component
+  // of the mesh.
+  absl::Status Validate(const std::vector<std::string>& known) const;
 };
 
-// Parses --services: "all" or a comma-separated list of component names.
-absl::Status ParseServices(absl::string_view spec, std::vector<std::string>* out);
+// Parses --services: "all" or a comma-separated list of the `known`
+// components' names.
+absl::Status ParseServices(absl::string_view spec, const std::vector<std::string>& known,
+                           std::vector<std::string>* out);
 
 // Parses a rate limit: "RATE/BURST" calls (e.g. "50/100"), or "0" for none.
 absl::Status ParseRateLimit(absl::string_view flag, absl::string_view spec,

@@ -3,6 +3,7 @@
 #include <grpcpp/client_context.h>
 
 #include "absl/strings/str_cat.h"
+#include "services/common/auth/mesh_identity.h"
 #include "services/common/status/status.h"
 
 namespace orchestrator {
@@ -31,7 +32,7 @@ absl::Status Interpret(const grpc::Status& answer, const std::string& field,
 
 }  // namespace
 
-void RemoteProjectVisibility::CheckVisible(absl::string_view authorization, absl::string_view field,
+void RemoteProjectVisibility::CheckVisible(const CallerCredentials& caller, absl::string_view field,
                                            absl::string_view project_id, Done done) {
   struct Call {
     grpc::ClientContext context;
@@ -40,8 +41,7 @@ void RemoteProjectVisibility::CheckVisible(absl::string_view authorization, absl
   };
   auto call = std::make_shared<Call>();
   call->context.set_deadline(std::chrono::system_clock::now() + deadline_);
-  if (!authorization.empty())
-    call->context.AddMetadata("authorization", std::string(authorization));
+  ForwardCredentials(call->context, caller);
   call->request.set_project_id(std::string(project_id));
   absl::call_once(once_, [this] { stub_ = make_stub_(); });
   stub_->async()->GetProject(
@@ -51,11 +51,18 @@ void RemoteProjectVisibility::CheckVisible(absl::string_view authorization, absl
       });
 }
 
-std::string AuthorizationOf(const grpc::ServerContextBase& context) {
+CallerCredentials CredentialsOf(const grpc::ServerContextBase& context) {
   const auto& metadata = context.client_metadata();
-  auto it = metadata.find("authorization");
-  if (it == metadata.end()) return "";
-  return std::string(it->second.data(), it->second.size());
+  auto value = [&](absl::string_view key) {
+    auto it = metadata.find(grpc::string_ref(key.data(), key.size()));
+    return it == metadata.end() ? std::string() : std::string(it->second.data(), it->second.size());
+  };
+  return {value("authorization"), value(kActForHeader)};
+}
+
+void ForwardCredentials(grpc::ClientContext& context, const CallerCredentials& caller) {
+  if (!caller.authorization.empty()) context.AddMetadata("authorization", caller.authorization);
+  if (!caller.act_for.empty()) context.AddMetadata(std::string(kActForHeader), caller.act_for);
 }
 
 }  // namespace orchestrator

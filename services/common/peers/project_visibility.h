@@ -1,5 +1,6 @@
 #pragma once
 
+#include <grpcpp/client_context.h>
 #include <grpcpp/server_context.h>
 
 #include <chrono>
@@ -14,6 +15,16 @@
 
 namespace orchestrator {
 
+// What a call was made with, to make another call as the same caller: its
+// "authorization" metadata and, for the mesh acting for a user, whom for.
+struct CallerCredentials {
+  std::string authorization;
+  std::string act_for;
+};
+CallerCredentials CredentialsOf(const grpc::ServerContextBase& context);
+// Sends `caller`'s credentials on `context`.
+void ForwardCredentials(grpc::ClientContext& context, const CallerCredentials& caller);
+
 // Whether a caller may see a project, for components that take a project id
 // but do not own projects. Asks ProjectService (its stub: in-process or
 // remote, with a deadline) with the caller's own credentials, so the answer
@@ -24,12 +35,12 @@ class ProjectVisibility {
   virtual ~ProjectVisibility() = default;
 
   // Calls `done` (possibly on another thread, never blocking the caller) with
-  // OK when the caller whose credentials are `authorization` ("Bearer …")
+  // OK when the caller whose credentials are `caller`
   // may see `project_id`; NOT_FOUND for a project that does not exist or is
   // another owner's (the same answer); PERMISSION_DENIED naming `field` when
   // the caller may not read projects at all; UNAVAILABLE when ProjectService
   // cannot be asked.
-  virtual void CheckVisible(absl::string_view authorization, absl::string_view field,
+  virtual void CheckVisible(const CallerCredentials& caller, absl::string_view field,
                             absl::string_view project_id, Done done) = 0;
 };
 
@@ -43,7 +54,7 @@ class RemoteProjectVisibility final : public ProjectVisibility {
   RemoteProjectVisibility(std::function<StubPtr()> make_stub, std::chrono::milliseconds deadline)
       : make_stub_(std::move(make_stub)), deadline_(deadline) {}
 
-  void CheckVisible(absl::string_view authorization, absl::string_view field,
+  void CheckVisible(const CallerCredentials& caller, absl::string_view field,
                     absl::string_view project_id, Done done) override;
 
  private:
@@ -52,8 +63,5 @@ class RemoteProjectVisibility final : public ProjectVisibility {
   absl::once_flag once_;
   StubPtr stub_;  // set once, under once_
 };
-
-// The caller's "authorization" metadata, to act for them on another component.
-std::string AuthorizationOf(const grpc::ServerContextBase& context);
 
 }  // namespace orchestrator

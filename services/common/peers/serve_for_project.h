@@ -38,7 +38,7 @@ grpc::ServerUnaryReactor* ServeUnaryForProject(grpc::CallbackServerContext* cont
         absl::StrCat(field, ": this server cannot reach ProjectService to check the project"))));
     return reactor;
   }
-  projects->CheckVisible(AuthorizationOf(*context), field, project_id,
+  projects->CheckVisible(CredentialsOf(*context), field, project_id,
                          [reactor, executor = std::move(executor), caller = std::move(*caller),
                           body = std::move(body)](absl::Status visible) mutable {
                            if (!visible.ok()) return reactor->Finish(ToGrpcStatus(visible));

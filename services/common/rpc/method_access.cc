@@ -29,9 +29,9 @@ absl::StatusOr<MethodAccessTable> MethodAccessTable::FromServices(
                                                           " declares malformed permission '",
                                                           access.permission(), "'"));
       }
-      table.methods_[absl::StrCat("/", service->full_name(), "/", method->name())] =
-          MethodAccess{access.permission(), access.any_authenticated(),
-                       method->input_type()->full_name(), method->client_streaming()};
+      table.methods_[absl::StrCat("/", service->full_name(), "/", method->name())] = MethodAccess{
+          access.permission(), access.any_authenticated(), method->input_type()->full_name(),
+          method->client_streaming(), access.mesh_only()};
     }
   }
   return table;

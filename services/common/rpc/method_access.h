@@ -21,6 +21,7 @@ struct MethodAccess {
   bool any_authenticated = false;
   std::string request_type;  // full name of the request message
   bool client_streaming = false;
+  bool mesh_only = false;  // callable with the mesh credential only
 };
 
 // "/pkg.Service/Method" → access, for the services a process hosts. Built

@@ -37,7 +37,8 @@ bool IsPrintable(absl::string_view s) {
   return true;
 }
 
-absl::StatusOr<Principal> Authenticate(absl::string_view authorization, TokenVerifier& verifier) {
+absl::StatusOr<Principal> Authenticate(absl::string_view authorization, TokenVerifier& verifier,
+                                       const MeshCredential* mesh) {
   if (authorization.empty()) {
     return absl::UnauthenticatedError(
         "missing credentials: send metadata 'authorization: Bearer <token>'");
@@ -47,17 +48,21 @@ absl::StatusOr<Principal> Authenticate(absl::string_view authorization, TokenVer
       authorization.size() == kBearer.size()) {
     return absl::UnauthenticatedError("authorization must be 'Bearer <token>'");
   }
-  return verifier.Verify(authorization.substr(kBearer.size()));
+  const absl::string_view token = authorization.substr(kBearer.size());
+  if (mesh != nullptr && mesh->Matches(token)) return MeshPrincipal();
+  return verifier.Verify(token);
 }
 
 class RpcInterceptor final : public grpc::experimental::Interceptor {
  public:
   RpcInterceptor(grpc::experimental::ServerRpcInfo* info, const MethodAccess* access,
-                 TokenVerifier* verifier, RateLimiter* per_token, RateLimiter* per_user)
+                 TokenVerifier* verifier, const MeshCredential* mesh, RateLimiter* per_token,
+                 RateLimiter* per_user)
       : context_(info->server_context()),
         method_(info->method()),
         access_(access),
         verifier_(verifier),
+        mesh_(mesh),
         per_token_(per_token),
         per_user_(per_user),
         start_(std::chrono::steady_clock::now()) {}
@@ -108,18 +113,36 @@ class RpcInterceptor final : public grpc::experimental::Interceptor {
                       : RandomUrlSafe(12);
     CallInfo info{method_, request_id_};
     if (access_ != nullptr) {
-      info.caller = Admit(MetadataValue(md, "authorization"));
+      info.caller = Admit(MetadataValue(md, "authorization"), MetadataValue(md, kActForHeader));
       if (!info.caller.ok()) refusal_ = info.caller.status();
     }
     internal::RegisterCall(context_, std::move(info));
   }
 
   // Who calls, if they may call this method now.
-  absl::StatusOr<Principal> Admit(absl::string_view authorization) {
-    auto principal = Authenticate(authorization, *verifier_);
+  absl::StatusOr<Principal> Admit(absl::string_view authorization, absl::string_view act_for) {
+    auto principal = Authenticate(authorization, *verifier_, mesh_);
     if (!principal.ok()) return principal.status();
     authenticated_ = true;
     user_id_ = principal->user_id;
+    if (!act_for.empty()) {
+      if (!IsMesh(*principal)) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            kActForHeader, ": only the mesh may act for another user; send your own token only"));
+      }
+      if (act_for.size() > kMaxRequestIdLength || !IsPrintable(act_for)) {
+        return absl::InvalidArgumentError(absl::StrCat(kActForHeader,
+                                                       ": must be a user id (printable, at most ",
+                                                       kMaxRequestIdLength, " bytes)"));
+      }
+      principal = MeshPrincipal(act_for);
+      user_id_ = absl::StrCat("mesh:", act_for);
+    }
+    if (access_->mesh_only && !IsMesh(*principal)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("'", access_->permission, "' is for the mesh itself: ", method_,
+                       " is callable only with the mesh credential"));
+    }
     if (!access_->any_authenticated && !principal->Allows(access_->permission)) {
       return absl::PermissionDeniedError(
           absl::StrCat("missing permission '", access_->permission, "'"));
@@ -172,6 +195,7 @@ class RpcInterceptor final : public grpc::experimental::Interceptor {
   std::string method_;
   const MethodAccess* access_;
   TokenVerifier* verifier_;
+  const MeshCredential* mesh_;
   RateLimiter* per_token_;
   RateLimiter* per_user_;
   std::chrono::steady_clock::time_point start_;
@@ -188,8 +212,8 @@ class RpcInterceptor final : public grpc::experimental::Interceptor {
 
 grpc::experimental::Interceptor* RpcInterceptorFactory::CreateServerInterceptor(
     grpc::experimental::ServerRpcInfo* info) {
-  return new RpcInterceptor(info, access_->Find(info->method()), verifier_.get(), per_token_.get(),
-                            per_user_.get());
+  return new RpcInterceptor(info, access_->Find(info->method()), verifier_.get(), mesh_.get(),
+                            per_token_.get(), per_user_.get());
 }
 
 }  // namespace orchestrator

@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "services/common/auth/mesh_identity.h"
 #include "services/common/auth/token_verifier.h"
 #include "services/common/rpc/method_access.h"
 #include "services/common/rpc/rate_limiter.h"
@@ -21,6 +22,10 @@ struct CallRateLimits {
 //  - request id: read from `x-request-id` or generated, echoed back;
 //  - authentication: every method declared in our contracts needs
 //    `authorization: Bearer <token>` (health and reflection need none);
+//  - mesh identity: the mesh credential is the mesh itself; with it alone
+//    the caller may act for the user named in `x-orchestrator-act-for` and
+//    call the methods the contract declares mesh_only (PERMISSION_DENIED
+//    for any other caller, whatever its grants);
 //  - authorization: the permission the contract declares for the method;
 //  - rate limits per token and per user: RESOURCE_EXHAUSTED with a
 //    google.rpc.RetryInfo detail;
@@ -33,9 +38,10 @@ struct CallRateLimits {
 class RpcInterceptorFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
   RpcInterceptorFactory(std::shared_ptr<const MethodAccessTable> access, TokenVerifierPtr verifier,
-                        CallRateLimits limits = {})
+                        MeshCredentialPtr mesh, CallRateLimits limits = {})
       : access_(std::move(access)),
         verifier_(std::move(verifier)),
+        mesh_(std::move(mesh)),
         per_token_(std::make_shared<RateLimiter>(limits.per_token)),
         per_user_(std::make_shared<RateLimiter>(limits.per_user)) {}
 
@@ -45,6 +51,7 @@ class RpcInterceptorFactory final : public grpc::experimental::ServerInterceptor
  private:
   std::shared_ptr<const MethodAccessTable> access_;
   TokenVerifierPtr verifier_;
+  MeshCredentialPtr mesh_;  // null: no caller is the mesh
   std::shared_ptr<RateLimiter> per_token_;
   std::shared_ptr<RateLimiter> per_user_;
 };

@@ -46,8 +46,8 @@ absl::Status ServiceHost::Start() {
   }
   for (const auto& [service, name] : services_) builder.RegisterService(service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> factories;
-  factories.push_back(
-      std::make_unique<RpcInterceptorFactory>(access, verifier_, options_.rate_limits));
+  factories.push_back(std::make_unique<RpcInterceptorFactory>(
+      access, verifier_, options_.mesh_credential, options_.rate_limits));
   builder.experimental().SetInterceptorCreators(std::move(factories));
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || (port_ == 0 && !absl::StartsWith(listen, "unix:"))) {

@@ -26,6 +26,8 @@ struct HostOptions {
   // sandboxes reach the mesh on); may be added until Start.
   std::vector<std::string> also_listen = {};
   CallRateLimits rate_limits = {};
+  // Callers presenting it are the mesh; null: none is.
+  MeshCredentialPtr mesh_credential = nullptr;
 };
 
 // One gRPC server hosting any set of components: the RPC interceptor on

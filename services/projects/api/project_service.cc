@@ -65,6 +65,15 @@ grpc::ServerUnaryReactor* ProjectServiceImpl::ListSecrets(grpc::CallbackServerCo
   });
 }
 
+grpc::ServerUnaryReactor* ProjectServiceImpl::RevealSecrets(grpc::CallbackServerContext* ctx,
+                                                            const v1::RevealSecretsRequest* req,
+                                                            v1::RevealSecretsResponse* resp) {
+  return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
+    return FillResponse(catalog_->RevealSecrets(caller, *req),
+                        [resp](v1::RevealSecretsResponse r) { *resp = std::move(r); });
+  });
+}
+
 grpc::ServerUnaryReactor* ProjectServiceImpl::DeleteSecret(grpc::CallbackServerContext* ctx,
                                                            const v1::DeleteSecretRequest* req,
                                                            v1::DeleteSecretResponse*) {

@@ -35,6 +35,9 @@ class ProjectServiceImpl final : public v1::ProjectService::CallbackService {
   grpc::ServerUnaryReactor* ListSecrets(grpc::CallbackServerContext* ctx,
                                         const v1::ListSecretsRequest* req,
                                         v1::ListSecretsResponse* resp) override;
+  grpc::ServerUnaryReactor* RevealSecrets(grpc::CallbackServerContext* ctx,
+                                          const v1::RevealSecretsRequest* req,
+                                          v1::RevealSecretsResponse* resp) override;
   grpc::ServerUnaryReactor* DeleteSecret(grpc::CallbackServerContext* ctx,
                                          const v1::DeleteSecretRequest* req,
                                          v1::DeleteSecretResponse* resp) override;

@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "services/common/auth/mesh_identity.h"
 #include "services/common/pagination/page_budget.h"
 #include "services/common/validation/fields.h"
 
@@ -450,6 +451,22 @@ absl::StatusOr<std::string> ProjectCatalog::RevealSecret(const Principal& caller
     return absl::DataLossError("stored secret is not valid base64");
   }
   return secrets_.Open(sealed, SecretAssociatedData(project_id, name));
+}
+
+absl::StatusOr<v1::RevealSecretsResponse> ProjectCatalog::RevealSecrets(
+    const Principal& caller, const v1::RevealSecretsRequest& req) {
+  if (!IsMesh(caller)) return absl::PermissionDeniedError("only the mesh reveals secrets");
+  if (auto s = RequireNonEmpty("project_id", req.project_id()); !s.ok()) return s;
+  v1::RevealSecretsResponse out;
+  for (int i = 0; i < req.names_size(); ++i) {
+    auto value = RevealSecret(caller, req.project_id(), req.names(i));
+    if (!value.ok()) {
+      return absl::Status(value.status().code(),
+                          absl::StrCat("names[", i, "]: ", value.status().message()));
+    }
+    (*out.mutable_values())[req.names(i)] = *std::move(value);
+  }
+  return out;
 }
 
 }  // namespace orchestrator::projects

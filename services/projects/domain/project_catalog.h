@@ -43,11 +43,16 @@ class ProjectCatalog final {
                                                       const v1::ListSecretsRequest& req);
   absl::Status DeleteSecret(const Principal& caller, const v1::DeleteSecretRequest& req);
 
-  // For components granted a secret by name (never exposed over the API).
+  // Mesh only: the values of secrets a worker was granted by name, for a
+  // caller acting for the worker's user (NOT_FOUND for another owner's
+  // project or a secret that does not exist, naming it).
+  absl::StatusOr<v1::RevealSecretsResponse> RevealSecrets(const Principal& caller,
+                                                          const v1::RevealSecretsRequest& req);
+
+ private:
   absl::StatusOr<std::string> RevealSecret(const Principal& caller, absl::string_view project_id,
                                            absl::string_view name);
 
- private:
   absl::StatusOr<v1::Project> Visible(const Principal& caller, absl::string_view field,
                                       absl::string_view project_id);
 

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
-#include "clients/cli/skills.h"
+#include "services/common/commands/profiles.h"
 #include "services/common/crypto/secret_box.h"
 #include "services/common/pagination/page_budget.h"
 #include "spdlog/spdlog.h"
@@ -94,6 +94,8 @@ struct SessionManager::Turn {
   std::string message_id;      // the stored message that started the turn
   int starts = 0;              // how many times the turn has started, this time included
   bool interrupted = false;    // cut off by a shutdown: runs again after the restart
+  // Ends the turn's wait for its worker, or its task, when it is cut off.
+  Cancellation cancel;
   // Replies sent to this process's listeners of the turn.
   absl::flat_hash_set<std::string> delivered;
 };
@@ -106,6 +108,10 @@ struct SessionManager::Live {
   bool running ABSL_GUARDED_BY(mu) = false;
   // The worker the current turn runs on (or is starting), to cut it off.
   std::string worker_in_use ABSL_GUARDED_BY(mu);
+  // Held (before mu, never inside it) around pausing or resuming the
+  // session's worker and a turn getting it ready: a pause decided while no
+  // turn ran never lands after a turn has found the worker ready.
+  absl::Mutex worker_calls;
   std::thread thread;
 };
 
@@ -119,23 +125,10 @@ struct SessionManager::Delivery {
 };
 
 SessionManager::SessionManager(Options options, std::shared_ptr<SessionStore> store,
-                               std::shared_ptr<agents::WorkerSpawner> spawner)
-    : options_(std::move(options)), store_(std::move(store)), spawner_(std::move(spawner)) {}
+                               AgentDriverPtr agents)
+    : options_(std::move(options)), store_(std::move(store)), agents_(std::move(agents)) {}
 
 SessionManager::~SessionManager() { Shutdown(); }
-
-Principal SessionManager::OwnerPrincipal(const std::string& owner_id) const {
-  // The session manager acts for the owner inside the mesh; every call the
-  // worker's token makes is still checked against the owner's role.
-  Principal p;
-  p.user_id = owner_id;
-  p.kind = PrincipalKind::kUser;
-  p.role_grants = cli::FindProfile("PRODUCT_OWNER")->grants;
-  for (const char* g : {"session.respond", "runner.connect", "agent.task.finish", "agent.*"}) {
-    p.role_grants.push_back(g);
-  }
-  return p;
-}
 
 std::shared_ptr<SessionManager::Turn> SessionManager::TurnFrom(const MessageTurn& stored) {
   auto turn = std::make_shared<Turn>();
@@ -215,7 +208,11 @@ void SessionManager::Shutdown(absl::Time interrupt_at) {
   }
   // Running turns may end until `interrupt_at`; then they are cut off and
   // stay pending, to run again after the restart.
-  std::vector<std::pair<std::string, std::string>> cut;  // {owner, worker}
+  struct Cut {
+    std::string session_id, owner, worker;
+    std::shared_ptr<Turn> turn;
+  };
+  std::vector<Cut> cut;
   for (auto& l : all) {
     absl::MutexLock lock(&l->mu);
     Live* live = l.get();
@@ -223,13 +220,18 @@ void SessionManager::Shutdown(absl::Time interrupt_at) {
     l->mu.AwaitWithDeadline(absl::Condition(&idle), interrupt_at);
     if (!l->running || l->current == nullptr) continue;
     l->current->interrupted = true;
-    if (!l->worker_in_use.empty()) cut.emplace_back(l->session.owner_id(), l->worker_in_use);
+    cut.push_back({l->session.id(), l->session.owner_id(), l->worker_in_use, l->current});
   }
-  for (const auto& [owner, worker] : cut) {
-    spdlog::info("sessions: cutting off the turn on worker {}; it runs again after the restart",
-                 worker);
-    (void)spawner_->Stop(OwnerPrincipal(owner), worker,
-                         "orchestratord is shutting down; the turn runs again after the restart");
+  for (const auto& c : cut) {
+    spdlog::info("sessions: cutting off the turn of session {}; it runs again after the restart",
+                 c.session_id);
+    // Its call to the worker ends at once; the worker goes too (a new one
+    // resumes the agent's session after the restart).
+    c.turn->cancel.Cancel();
+    if (!c.worker.empty()) {
+      (void)agents_->Stop(c.owner, c.worker,
+                          "orchestratord is shutting down; the turn runs again after the restart");
+    }
   }
   for (auto& l : all) {
     if (l->thread.joinable()) l->thread.join();
@@ -514,12 +516,10 @@ absl::StatusOr<std::string> SessionManager::EnsureWorker(Live& live, Turn& turn)
     worker_id = live.session.worker_id();
     owner = live.session.owner_id();
   }
-  const Principal principal = OwnerPrincipal(owner);
   if (!worker_id.empty()) {
-    auto w = spawner_->Get(principal, worker_id);
-    if (w.ok() && w->state() == av1::WORKER_STATE_PAUSED) {
-      w = spawner_->Resume(principal, worker_id);
-    }
+    absl::MutexLock calls(&live.worker_calls);
+    auto w = agents_->Get(owner, worker_id);
+    if (w.ok() && w->state() == av1::WORKER_STATE_PAUSED) w = agents_->Resume(owner, worker_id);
     if (w.ok() && (w->state() == av1::WORKER_STATE_READY || w->state() == av1::WORKER_STATE_BUSY)) {
       return worker_id;
     }
@@ -542,10 +542,11 @@ absl::StatusOr<std::string> SessionManager::EnsureWorker(Live& live, Turn& turn)
   c->set_instructions(
       absl::StrCat(options_.instructions.empty() ? kDefaultInstructions : options_.instructions,
                    "\n\n", kDeliveryRule));
-  for (const auto& g : cli::FindProfile("PRODUCT_OWNER")->grants) c->add_allowed_commands(g);
+  for (const auto& g : commands::FindProfile("PRODUCT_OWNER")->grants) c->add_allowed_commands(g);
   // The operator's model credentials reach the sandbox's environment only,
   // never the worker's record the user can read.
-  auto started = spawner_->Start(principal, req, {.operator_environment = true});
+  req.set_operator_environment(true);
+  auto started = agents_->Start(owner, req);
   if (!started.ok()) return started.status();
   bool cut_off;
   {
@@ -554,43 +555,35 @@ absl::StatusOr<std::string> SessionManager::EnsureWorker(Live& live, Turn& turn)
     live.worker_in_use = started->id();
     cut_off = turn.interrupted;
   }
-  if (cut_off) (void)spawner_->Stop(principal, started->id(), "orchestratord is shutting down");
-  // Wait until its runner is in.
-  absl::Mutex mu;
-  av1::Worker seen;
-  bool done = false;
-  auto handle = spawner_->Watch(principal, started->id(), [&](const av1::Worker& w) {
-    absl::MutexLock lock(&mu);
-    seen = w;
-    done = w.state() != av1::WORKER_STATE_STARTING;
-  });
-  if (!handle.ok()) return handle.status();
-  {
-    absl::MutexLock lock(&mu);
-    mu.AwaitWithTimeout(absl::Condition(&done), options_.worker_ready_timeout);
+  if (cut_off) {
+    (void)agents_->Stop(owner, started->id(), "the turn it was started for was cut off");
+    return absl::UnavailableError(kCutOff);
   }
-  spawner_->Unwatch(started->id(), *handle);
-  absl::MutexLock lock(&mu);
-  if (seen.state() != av1::WORKER_STATE_READY) {
-    return absl::UnavailableError(
-        absl::StrCat("your agent did not start: ",
-                     seen.state_reason().empty() ? "it took too long" : seen.state_reason()));
+  // Wait until its runner is in.
+  auto seen =
+      agents_->WaitUntilStarted(owner, started->id(), options_.worker_ready_timeout, turn.cancel);
+  if (!seen.ok() && !absl::IsDeadlineExceeded(seen.status())) return seen.status();
+  if (!seen.ok() || seen->state() != av1::WORKER_STATE_READY) {
+    if (!seen.ok()) (void)agents_->Stop(owner, started->id(), "it did not start in time");
+    return absl::UnavailableError(absl::StrCat(
+        "your agent did not start: ",
+        !seen.ok() || seen->state_reason().empty() ? "it took too long" : seen->state_reason()));
   }
   absl::MutexLock l(&live.mu);
   if (live.session.state() == v1::SESSION_STATE_ENDED) {
     // Ended while the worker started: it is not the session's, and the
-    // session stays ended (the spawner is called without live.mu held).
+    // session stays ended (the driver is called without live.mu held).
     live.mu.Unlock();
-    (void)spawner_->Stop(principal, seen.id(), kSessionEnded);
+    (void)agents_->Stop(owner, seen->id(), kSessionEnded);
     live.mu.Lock();
     return absl::FailedPreconditionError(kSessionEnded);
   }
-  live.session.set_worker_id(seen.id());
-  live.session.set_workspace_id(seen.workspace_id());
+  live.session.set_worker_id(seen->id());
+  live.session.set_workspace_id(seen->workspace_id());
   live.session.set_state(v1::SESSION_STATE_ACTIVE);
   live.session.clear_state_reason();
   Save(live);
-  return seen.id();
+  return seen->id();
 }
 
 absl::Status SessionManager::RunTurn(Live& live, Turn& turn) {
@@ -614,30 +607,22 @@ absl::Status SessionManager::RunTurn(Live& live, Turn& turn) {
   req.set_prompt(told_again ? absl::StrCat(turn.text, kRunAgainNote) : turn.text);
   req.set_agent_session_id(agent_session);
   req.set_idempotency_key(turn.message_id);
-  absl::Notification finished;
-  av1::TaskResult result;
-  Live* l = &live;
-  agents::TaskListener listener{[this, l, &turn](const av1::AgentEvent& e) {
-                                  v1::SendMessageResponse r;
-                                  *r.mutable_agent_event() = e;
-                                  absl::MutexLock lock(&l->mu);
-                                  // Known at once, so a turn cut off before
-                                  // its end resumes the same agent session.
-                                  const std::string& id = e.session_started().agent_session_id();
-                                  if (!id.empty() && id != l->session.agent_session_id()) {
-                                    l->session.set_agent_session_id(id);
-                                    Save(*l);
-                                  }
-                                  for (auto& [h, t] : turn.listeners) t.on_step(r);
-                                },
-                                [&](const av1::TaskResult& r) {
-                                  result = r;
-                                  finished.Notify();
-                                }};
-  uint64_t handle = 0;
-  auto task = spawner_->RunTask(OwnerPrincipal(owner), req, std::move(listener), &handle);
+  auto on_event = [this, &live, &turn](const av1::AgentEvent& e) {
+    v1::SendMessageResponse r;
+    *r.mutable_agent_event() = e;
+    absl::MutexLock lock(&live.mu);
+    // Known at once, so a turn cut off before its end resumes the same
+    // agent session.
+    const std::string& id = e.session_started().agent_session_id();
+    if (!id.empty() && id != live.session.agent_session_id()) {
+      live.session.set_agent_session_id(id);
+      Save(live);
+    }
+    for (auto& [h, t] : turn.listeners) t.on_step(r);
+  };
+  auto task = agents_->RunTask(owner, req, on_event, turn.cancel);
   if (!task.ok()) return task.status();
-  finished.WaitForNotification();
+  const av1::TaskResult& result = *task;
   absl::MutexLock lock(&live.mu);
   *live.session.mutable_last_activity_time() = Now();
   if (!result.agent_session_id().empty())
@@ -848,38 +833,49 @@ absl::StatusOr<v1::ListSessionsResponse> SessionManager::List(const Principal& c
 absl::StatusOr<v1::Session> SessionManager::Pause(const Principal& caller, const std::string& id) {
   auto live = Visible(caller, id);
   if (!live.ok()) return live.status();
-  absl::MutexLock lock(&(*live)->mu);
-  v1::Session& s = (*live)->session;
-  if (s.state() == v1::SESSION_STATE_ENDED) {
-    return absl::FailedPreconditionError(absl::StrCat("session '", id, "' has ended"));
+  Live& l = **live;
+  absl::MutexLock calls(&l.worker_calls);
+  v1::Session paused;
+  {
+    absl::MutexLock lock(&l.mu);
+    v1::Session& s = l.session;
+    if (s.state() == v1::SESSION_STATE_ENDED) {
+      return absl::FailedPreconditionError(absl::StrCat("session '", id, "' has ended"));
+    }
+    if (l.running) return absl::FailedPreconditionError("a turn is in progress; pause after it");
+    s.set_state(v1::SESSION_STATE_PAUSED);
+    s.set_state_reason("paused");
+    Save(l);
+    paused = s;
   }
-  if ((*live)->running) {
-    return absl::FailedPreconditionError("a turn is in progress; pause after it");
-  }
-  if (!s.worker_id().empty()) {
-    (void)spawner_->Pause(OwnerPrincipal(s.owner_id()), s.worker_id());
-  }
-  s.set_state(v1::SESSION_STATE_PAUSED);
-  s.set_state_reason("paused");
-  Save(**live);
-  return s;
+  if (!paused.worker_id().empty()) (void)agents_->Pause(paused.owner_id(), paused.worker_id());
+  return paused;
 }
 
 absl::StatusOr<v1::Session> SessionManager::Resume(const Principal& caller, const std::string& id) {
   auto live = Visible(caller, id);
   if (!live.ok()) return live.status();
-  absl::MutexLock lock(&(*live)->mu);
-  v1::Session& s = (*live)->session;
+  Live& l = **live;
+  absl::MutexLock calls(&l.worker_calls);
+  std::string owner, worker;
+  {
+    absl::MutexLock lock(&l.mu);
+    if (l.session.state() == v1::SESSION_STATE_ENDED) {
+      return absl::FailedPreconditionError(absl::StrCat("session '", id, "' has ended"));
+    }
+    owner = l.session.owner_id();
+    worker = l.session.worker_id();
+  }
+  if (!worker.empty()) (void)agents_->Resume(owner, worker);
+  absl::MutexLock lock(&l.mu);
+  v1::Session& s = l.session;
   if (s.state() == v1::SESSION_STATE_ENDED) {
     return absl::FailedPreconditionError(absl::StrCat("session '", id, "' has ended"));
-  }
-  if (!s.worker_id().empty()) {
-    (void)spawner_->Resume(OwnerPrincipal(s.owner_id()), s.worker_id());
   }
   s.set_state(v1::SESSION_STATE_ACTIVE);
   s.clear_state_reason();
   *s.mutable_last_activity_time() = Now();
-  Save(**live);
+  Save(l);
   return s;
 }
 
@@ -891,6 +887,7 @@ absl::StatusOr<v1::Session> SessionManager::End(const Principal& caller, const s
   }
   Live& l = **live;
   std::vector<std::string> workers;  // to stop: the session's, and the one a turn starts
+  std::shared_ptr<Turn> cut;
   v1::Session ended;
   {
     absl::MutexLock lock(&l.mu);
@@ -913,7 +910,10 @@ absl::StatusOr<v1::Session> SessionManager::End(const Principal& caller, const s
     s.set_queued_messages(0);
     // The turn in progress is cut off: its worker stops, and RunTurns ends
     // the turn so (EnsureWorker stops a worker it starts from now on).
-    if (l.current) l.current->interrupted = true;
+    if (l.current) {
+      l.current->interrupted = true;
+      cut = l.current;
+    }
     if (!s.worker_id().empty()) workers.push_back(s.worker_id());
     if (!l.worker_in_use.empty() && l.worker_in_use != s.worker_id()) {
       workers.push_back(l.worker_in_use);
@@ -921,9 +921,8 @@ absl::StatusOr<v1::Session> SessionManager::End(const Principal& caller, const s
     Save(l);
     ended = s;
   }
-  for (const auto& w : workers) {
-    (void)spawner_->Stop(OwnerPrincipal(ended.owner_id()), w, kSessionEnded);
-  }
+  if (cut) cut->cancel.Cancel();
+  for (const auto& w : workers) (void)agents_->Stop(ended.owner_id(), w, kSessionEnded);
   return ended;
 }
 
@@ -937,7 +936,8 @@ absl::StatusOr<v1::SessionMessage> SessionManager::Respond(const Principal& call
     if (!l.ok()) return l.status();
     live = *l;
   } else {
-    const std::string worker = spawner_->WorkerOfToken(caller.token_id);
+    // An agent's token names its worker.
+    const std::string& worker = caller.worker_id;
     absl::MutexLock lock(&mu_);
     for (auto& [owner, l] : by_owner_) {
       absl::MutexLock ll(&l->mu);
@@ -990,27 +990,33 @@ void SessionManager::MonitorLoop() {
     }
     const absl::Time now = absl::Now();
     for (auto& l : all) {
-      absl::MutexLock lock(&l->mu);
-      v1::Session& s = l->session;
-      if (l->running || !l->queue.empty() || s.state() == v1::SESSION_STATE_ENDED) continue;
-      const absl::Duration idle = now - TimeOf(s.last_activity_time());
-      if (idle > options_.end_after) {
-        if (!s.worker_id().empty()) {
-          (void)spawner_->Stop(OwnerPrincipal(s.owner_id()), s.worker_id(), "the session ended");
+      absl::MutexLock calls(&l->worker_calls);
+      bool end = false, pause = false;
+      std::string owner, worker;
+      {
+        absl::MutexLock lock(&l->mu);
+        v1::Session& s = l->session;
+        if (l->running || !l->queue.empty() || s.state() == v1::SESSION_STATE_ENDED) continue;
+        const absl::Duration idle = now - TimeOf(s.last_activity_time());
+        end = idle > options_.end_after;
+        pause = !end && idle > options_.idle_pause && s.state() == v1::SESSION_STATE_ACTIVE;
+        if (end) {
+          s.set_state(v1::SESSION_STATE_ENDED);
+          s.set_state_reason(absl::StrCat("ended after ", absl::FormatDuration(options_.end_after),
+                                          " without messages"));
+          *s.mutable_end_time() = Now();
+          Save(*l);
+        } else if (pause) {
+          s.set_state(v1::SESSION_STATE_PAUSED);
+          s.set_state_reason(absl::StrCat("idle for ", absl::FormatDuration(options_.idle_pause)));
+          Save(*l);
         }
-        s.set_state(v1::SESSION_STATE_ENDED);
-        s.set_state_reason(absl::StrCat("ended after ", absl::FormatDuration(options_.end_after),
-                                        " without messages"));
-        *s.mutable_end_time() = Now();
-        Save(*l);
-      } else if (idle > options_.idle_pause && s.state() == v1::SESSION_STATE_ACTIVE) {
-        if (!s.worker_id().empty()) {
-          (void)spawner_->Pause(OwnerPrincipal(s.owner_id()), s.worker_id());
-        }
-        s.set_state(v1::SESSION_STATE_PAUSED);
-        s.set_state_reason(absl::StrCat("idle for ", absl::FormatDuration(options_.idle_pause)));
-        Save(*l);
+        owner = s.owner_id();
+        worker = s.worker_id();
       }
+      if (worker.empty()) continue;
+      if (end) (void)agents_->Stop(owner, worker, kSessionEnded);
+      if (pause) (void)agents_->Pause(owner, worker);
     }
   }
 }

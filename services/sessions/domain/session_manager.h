@@ -13,8 +13,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "services/agents/domain/worker_spawner.h"
 #include "services/common/auth/principal.h"
+#include "services/sessions/domain/agent_driver.h"
 #include "services/sessions/domain/session_store.h"
 
 namespace orchestrator::sessions {
@@ -38,7 +38,7 @@ class SessionManager {
   struct Options {
     agents::v1::AgentType agent_type = agents::v1::AGENT_TYPE_SCRIPTED;
     // The PO workers get the operator's environment (the model API's key
-    // and address) from the spawner (SpawnerOptions::operator_environment).
+    // and address): the manager starts them with operator_environment.
     std::string instructions;  // the PO agent's standing instructions
     absl::Duration idle_pause = absl::Minutes(5);
     absl::Duration end_after = absl::Hours(24);
@@ -46,8 +46,7 @@ class SessionManager {
     absl::Duration monitor_interval = absl::Seconds(1);
   };
 
-  SessionManager(Options options, std::shared_ptr<SessionStore> store,
-                 std::shared_ptr<agents::WorkerSpawner> spawner);
+  SessionManager(Options options, std::shared_ptr<SessionStore> store, AgentDriverPtr agents);
   ~SessionManager();
 
   // After a restart: the open sessions' workers died with the old process;
@@ -112,11 +111,10 @@ class SessionManager {
   void Notify(v1::Notification n);
   void Save(Live& live);
   void MonitorLoop();
-  Principal OwnerPrincipal(const std::string& owner_id) const;
 
   const Options options_;
   std::shared_ptr<SessionStore> store_;
-  std::shared_ptr<agents::WorkerSpawner> spawner_;
+  AgentDriverPtr agents_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<Live>> by_owner_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, std::shared_ptr<Delivery>> watchers_ ABSL_GUARDED_BY(mu_);

@@ -217,6 +217,7 @@ TEST(SplitMesh, AComponentHostedElsewhereAuthenticatesThroughAdminService) {
     std::fclose(f);
   }
   config.secrets_key_file = key_file;
+  config.mesh_credential_file = admin_side.config().mesh_credential_file;
   auto projects_side = Mesh::Create(config);
   ASSERT_TRUE(projects_side.ok()) << projects_side.status();
   ASSERT_TRUE((*projects_side)->Start().ok());

@@ -26,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "orchestrator/jobs/v1/jobs.grpc.pb.h"
+#include "services/common/auth/mesh_identity.h"
 #include "services/common/crypto/secret_box.h"
 #include "services/jobs/store/job_event_hub.h"
 #include "services/jobs/store/pg_job_store.h"
@@ -50,8 +51,16 @@ class WorkerProcess final {
   static std::vector<std::string> Args(const std::string& conninfo, const std::string& dir,
                                        const std::vector<std::string>& flags) {
     const char* bin = std::getenv("KILL_LOOP_ORCHESTRATORD");
+    // The job engine, the component verifying tokens and the one it asks
+    // about project ids; nothing of sessions or sandboxes.
+    if (!std::filesystem::exists(dir + "/mesh.credential")) {
+      std::ofstream(dir + "/mesh.credential") << MeshCredential::NewSecret() << "\n";
+      std::ofstream(dir + "/secrets.key") << GenerateSecretKeyBase64() << "\n";
+    }
     std::vector<std::string> args = {bin != nullptr ? bin : ORCHESTRATORD_BIN,
-                                     "--services=admin,jobs",
+                                     "--services=admin,projects,jobs",
+                                     "--mesh_credential_file=" + dir + "/mesh.credential",
+                                     "--secrets_key_file=" + dir + "/secrets.key",
                                      "--demo_jobs",
                                      "--listen=127.0.0.1:0",
                                      "--log_level=warn",

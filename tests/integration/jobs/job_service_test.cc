@@ -60,7 +60,7 @@ std::vector<int64_t> Range(int64_t from, int64_t to) {
 class JobServiceTest : public ::testing::Test {
  protected:
   explicit JobServiceTest(bool demo = true)
-      : mesh_("all", [demo](MeshConfig& c) { c.demo_jobs = demo; }),
+      : mesh_("admin,projects,jobs", [demo](MeshConfig& c) { c.demo_jobs = demo; }),
         stub_(v1::JobService::NewStub(mesh_.channel())) {
     std::tie(alice_id_, alice_) = mesh_.NewUser("alice");
     std::tie(bob_id_, bob_) = mesh_.NewUser("bob");

@@ -34,7 +34,10 @@ as_owner "$pg_bin/pg_ctl" start -D "$work/pg" -l "$work/pg/server.log" -w \
 
 port="$(free_port)"
 url="http://127.0.0.1:$port"
-"$orchestratord" --services=admin,jobs --demo_jobs --job_lease=2s --listen="127.0.0.1:$port" \
+# The job engine with the components it needs (tokens, project ids).
+(umask 077 && openssl rand -hex 32 >"$work/mesh.credential" && head -c 32 /dev/urandom | base64 >"$work/secrets.key")
+"$orchestratord" --services=admin,projects,jobs --demo_jobs --job_lease=2s --listen="127.0.0.1:$port" \
+  --mesh_credential_file="$work/mesh.credential" --secrets_key_file="$work/secrets.key" \
   --database_url="host=$work/sock port=$pg_port dbname=postgres user=$owner" \
   --bootstrap_token_file="$work/admin.token" </dev/null >"$work/orch.log" 2>&1 &
 pid=$!

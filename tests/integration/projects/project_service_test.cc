@@ -44,7 +44,9 @@ class ProjectServiceTest : public ::testing::Test {
     return s;
   }
 
-  TestMesh mesh_;
+  // Projects and the component verifying its callers' tokens: nothing else
+  // (no sandboxes, no job engine).
+  TestMesh mesh_{"admin,projects"};
   std::unique_ptr<v1::ProjectService::Stub> stub_;
   std::string alice_id_, alice_, bob_id_, bob_;
 };

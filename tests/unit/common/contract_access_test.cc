@@ -67,6 +67,11 @@ TEST(Contracts, EveryPublicRpcHasAnHttpRoute) {
     if (service->full_name() == "orchestrator.agents.v1.RunnerService") continue;  // internal
     for (int i = 0; i < service->method_count(); ++i) {
       const auto* m = service->method(i);
+      // The mesh's own RPCs are for its components only: no REST route.
+      if (m->options().GetExtension(common::v1::access).mesh_only()) {
+        EXPECT_FALSE(m->options().HasExtension(google::api::http)) << m->full_name();
+        continue;
+      }
       ASSERT_TRUE(m->options().HasExtension(google::api::http)) << m->full_name();
       const auto& rule = m->options().GetExtension(google::api::http);
       std::string verb = rule.has_get()       ? "GET"

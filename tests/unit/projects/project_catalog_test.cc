@@ -2,6 +2,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "services/common/auth/mesh_identity.h"
 #include "tests/mocks/mock_project_store.h"
 
 namespace orchestrator::projects {
@@ -194,9 +195,15 @@ TEST_F(ProjectCatalogTest, SecretValuesAreSealedBeforeTheStoreSeesThem) {
   EXPECT_CALL(*store_,
               GetSealedSecret(absl::string_view("prj_a"), absl::string_view("DB_PASSWORD")))
       .WillOnce(Return(stored));
-  auto revealed = catalog_.RevealSecret(alice_, "prj_a", "DB_PASSWORD");
+  v1::RevealSecretsRequest reveal;
+  reveal.set_project_id("prj_a");
+  reveal.add_names("DB_PASSWORD");
+  // Only the mesh reveals, acting for the project's owner.
+  EXPECT_EQ(catalog_.RevealSecrets(alice_, reveal).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  auto revealed = catalog_.RevealSecrets(MeshPrincipal(alice_.user_id), reveal);
   ASSERT_TRUE(revealed.ok()) << revealed.status();
-  EXPECT_EQ(*revealed, "correct horse battery staple");
+  EXPECT_EQ(revealed->values().at("DB_PASSWORD"), "correct horse battery staple");
 }
 
 TEST_F(ProjectCatalogTest, SecretNamesAndSizesAreChecked) {

@@ -22,6 +22,7 @@
 #include "orchestrator/sessions/v1/sessions.grpc.pb.h"
 #include "services/agents/runtime/sandbox.h"
 #include "services/common/crypto/secret_box.h"
+#include "services/orchestratord/components.h"
 #include "services/orchestratord/mesh.h"
 #include "spdlog/spdlog.h"
 
@@ -45,7 +46,7 @@ struct Harness {
     std::ofstream(dir + "/key") << GenerateSecretKeyBase64() << "\n";
     MeshConfig c;
     c.listen = "127.0.0.1:0";
-    c.services = AllComponents();
+    c.services = ComponentNames();
     c.secrets_key_file = dir + "/key";
     c.bootstrap_token_file = dir + "/admin.token";
     c.agents_dir = dir + "/agents";

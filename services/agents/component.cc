@@ -1,0 +1,169 @@
+#include "services/agents/component.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "orchestrator/admin/v1/admin.grpc.pb.h"
+#include "orchestrator/projects/v1/projects.grpc.pb.h"
+#include "services/agents/api/agent_service.h"
+#include "services/agents/api/sandbox_mesh_proxy.h"
+#include "services/agents/egress/egress_proxy.h"
+#include "services/agents/peers/admin_token_minter.h"
+#include "services/agents/peers/project_secret_source.h"
+#include "services/agents/store/pg_worker_store.h"
+#include "services/common/crypto/secret_box.h"
+#include "spdlog/spdlog.h"
+
+namespace orchestrator::agents {
+namespace {
+
+std::string OwnBinaryDir() {
+  char path[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0) return ".";
+  std::string p(path, static_cast<size_t>(n));
+  return p.substr(0, p.rfind('/'));
+}
+
+// Where workers run and what their sandboxes see, from the mesh's config.
+absl::StatusOr<SpawnerOptions> SpawnerOptionsOf(const MeshConfig& config) {
+  SpawnerOptions options;
+  options.root_dir = config.agents_dir;
+  if (options.root_dir.empty()) {
+    options.root_dir =
+        (std::filesystem::temp_directory_path() / NewId("orchestrator-agents-")).string();
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.root_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--agents_dir: cannot create '", options.root_dir, "': ", ec.message()));
+  }
+  options.bin_dir = config.agent_bin_dir.empty() ? OwnBinaryDir() : config.agent_bin_dir;
+  for (const auto& dir : config.agent_tool_dirs) {
+    // Bound into sandboxes at the same path: it must be absolute.
+    options.tool_dirs.push_back(std::filesystem::absolute(dir).lexically_normal().string());
+  }
+  // No library directories: the runner and the CLI are linked without the
+  // mesh's own shared libraries (orchestrator_static_executable), so nothing
+  // of the build or the install but those two files is bound in.
+  // For the PO sessions' workers only, and never in a worker's record.
+  options.operator_environment = config.session_agent_env;
+  options.unsandboxed = config.agent_runtime == "unsandboxed";
+  options.connect_timeout = absl::FromChrono(config.agent_connect_timeout);
+  // Sandboxes reach the mesh on a unix socket bound into them.
+  options.mesh_socket = options.root_dir + "/mesh.sock";
+  if (options.unsandboxed) {
+    spdlog::warn(
+        "agents: --agent_runtime=unsandboxed: agents run as plain processes, without isolation");
+  } else if (auto bwrap = FindBwrap(); !bwrap.ok()) {
+    return bwrap.status();
+  }
+  // Sandboxes reach the outside only through the egress proxy: the model
+  // APIs the operator configured, and what each worker is granted.
+  auto env = [&](const char* name) {
+    auto it = config.session_agent_env.find(name);
+    return it == config.session_agent_env.end() ? std::string() : it->second;
+  };
+  options.egress.anthropic_base_url = env("ANTHROPIC_BASE_URL");
+  options.egress.openai_base_url = env("OPENAI_BASE_URL");
+  for (const char* name : {"ANTHROPIC_BASE_URL", "OPENAI_BASE_URL"}) {
+    if (env(name).empty()) continue;
+    if (auto t = EgressTargetOfUrl(env(name)); !t.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--session_agent_env: ", name, ": ", t.status().message()));
+    }
+  }
+  for (const auto& target : config.agent_egress_allow) {
+    if (auto t = ParseEgressTarget(target); !t.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--agent_egress_allow: ", t.status().message()));
+    }
+    options.egress.extra.push_back(target);
+  }
+  return options;
+}
+
+class AgentsComponent final : public Component {
+ public:
+  AgentsComponent(ComponentContext& ctx, const SpawnerOptions& options,
+                  std::unique_ptr<EgressProxy> egress)
+      : minter_(std::make_shared<AdminTokenMinter>(
+            [channel = ctx.channel_to] {
+              return admin::v1::AdminService::NewStub(channel("admin"));
+            },
+            ctx.mesh, ctx.call_deadline)),
+        spawner_(std::make_shared<WorkerSpawner>(
+            options, std::make_shared<PgWorkerStore>(ctx.pool), minter_,
+            std::make_shared<ProjectSecretSource>(
+                [channel = ctx.channel_to] {
+                  return projects::v1::ProjectService::NewStub(channel("projects"));
+                },
+                ctx.mesh, ctx.call_deadline),
+            std::shared_ptr<EgressProxy>(std::move(egress)))),
+        mesh_socket_(options.mesh_socket),
+        channel_to_(ctx.channel_to) {
+    Serve(ctx.host,
+          std::make_unique<AgentServiceImpl>(spawner_, ctx.executor, ctx.project_visibility),
+          v1::AgentService::service_full_name());
+    Serve(ctx.host, std::make_unique<RunnerServiceImpl>(spawner_, ctx.executor),
+          v1::RunnerService::service_full_name());
+  }
+  ~AgentsComponent() override { spawner_->Shutdown(); }
+
+  // Sandboxes reach the mesh through the proxy on their socket, once the
+  // components it forwards to can be reached.
+  void Start() override {
+    auto proxy = SandboxMeshProxy::Start(mesh_socket_, channel_to_);
+    if (!proxy.ok()) {
+      spdlog::error("agents: {}; workers cannot reach the mesh", proxy.status().ToString());
+      return;
+    }
+    proxy_ = *std::move(proxy);
+  }
+
+  absl::Status Recover() {
+    if (auto s = spawner_->Recover(); !s.ok()) return s;
+    spawner_->StartMonitor();
+    return absl::OkStatus();
+  }
+
+  // Workers before the gRPC drain: their runners' streams would otherwise
+  // hold it to its deadline, and they end STOPPED for the right reason.
+  void Drain(absl::Time deadline) override {
+    spawner_->Shutdown();
+    // Their tokens revoked while AdminService can still be reached (briefly:
+    // with admin gone too, the next start revokes them, see Recover).
+    minter_->WaitIdle(std::min(deadline, absl::Now() + absl::Seconds(2)));
+    if (proxy_) proxy_->Shutdown(absl::ToChronoTime(deadline));
+  }
+
+ private:
+  std::shared_ptr<AdminTokenMinter> minter_;
+  std::shared_ptr<WorkerSpawner> spawner_;
+  const std::string mesh_socket_;
+  std::function<std::shared_ptr<grpc::Channel>(const std::string&)> channel_to_;
+  std::unique_ptr<SandboxMeshProxy> proxy_;
+};
+
+}  // namespace
+
+ComponentSpec Registration() {
+  return {.name = "agents",
+          .service = v1::AgentService::service_full_name(),
+          .peers = {"admin", "projects"},
+          .migrations = &db::AgentsMigrations,
+          .build = [](ComponentContext& ctx) -> absl::StatusOr<std::unique_ptr<Component>> {
+            auto options = SpawnerOptionsOf(ctx.config);
+            if (!options.ok()) return options.status();
+            auto egress = EgressProxy::Start({.socket_dir = options->root_dir + "/egress"});
+            if (!egress.ok()) return egress.status();
+            auto agents = std::make_unique<AgentsComponent>(ctx, *options, *std::move(egress));
+            if (auto s = agents->Recover(); !s.ok()) return s;
+            return agents;
+          }};
+}
+
+}  // namespace orchestrator::agents

@@ -1,0 +1,76 @@
+#include "services/orchestratord/components.h"
+
+#include "absl/flags/flag.h"
+#include "orchestrator/deploy/v1/deploy.grpc.pb.h"
+#include "orchestrator/engineering/v1/engineering.grpc.pb.h"
+#include "orchestrator/infra/v1/infra.grpc.pb.h"
+#include "orchestrator/scaffolder/v1/scaffolder.grpc.pb.h"
+#include "orchestrator/scheduler/v1/scheduler.grpc.pb.h"
+#include "services/admin/component.h"
+#include "services/agents/component.h"
+#include "services/jobs/component.h"
+#include "services/projects/component.h"
+#include "services/sessions/component.h"
+
+// THE list: one line per component, in build order (a component after the
+// peers it reaches in-process while being built). Each line gives the
+// component's name (its --<name>_addr flag) and its registration.
+#define ORCHESTRATOR_COMPONENTS(X)                                           \
+  X(admin, admin::Registration())                                            \
+  X(projects, projects::Registration())                                      \
+  X(jobs, jobs::Registration())                                              \
+  X(agents, agents::Registration())                                          \
+  X(sessions, sessions::Registration())                                      \
+  X(scaffolder, ContractOnlyComponent<scaffolder::v1::ScaffolderService>)    \
+  X(engineering, ContractOnlyComponent<engineering::v1::EngineeringService>) \
+  X(deploy, ContractOnlyComponent<deploy::v1::DeployService>)                \
+  X(infra, ContractOnlyComponent<infra::v1::InfraService>)                   \
+  X(scheduler, ContractOnlyComponent<scheduler::v1::SchedulerService>)
+
+#define ORCHESTRATOR_ADDR_FLAG(name, registration) \
+  ABSL_FLAG(std::string, name##_addr, "",          \
+            "address (host:port) of the " #name    \
+            " component when it "                  \
+            "is not hosted in this process");
+ORCHESTRATOR_COMPONENTS(ORCHESTRATOR_ADDR_FLAG)
+
+namespace orchestrator {
+namespace {
+
+// A registration is a spec, or a contract-only template taking the name.
+ComponentSpec Named(const char* name, ComponentSpec spec) {
+  spec.name = name;  // the list's name wins (it also names the flag)
+  return spec;
+}
+ComponentSpec Named(const char* name, ComponentSpec (*contract_only)(std::string)) {
+  return contract_only(name);
+}
+
+}  // namespace
+
+const std::vector<ComponentSpec>& Components() {
+#define ORCHESTRATOR_SPEC(name, registration) Named(#name, registration),
+  static const auto* list =
+      new std::vector<ComponentSpec>{ORCHESTRATOR_COMPONENTS(ORCHESTRATOR_SPEC)};
+#undef ORCHESTRATOR_SPEC
+  return *list;
+}
+
+std::vector<std::string> ComponentNames() {
+  std::vector<std::string> names;
+  for (const auto& c : Components()) names.push_back(c.name);
+  return names;
+}
+
+std::map<std::string, std::string> RemoteAddrsFromFlags() {
+  std::map<std::string, std::string> addrs;
+#define ORCHESTRATOR_READ_ADDR(name, registration)                      \
+  if (std::string a = absl::GetFlag(FLAGS_##name##_addr); !a.empty()) { \
+    addrs[#name] = std::move(a);                                        \
+  }
+  ORCHESTRATOR_COMPONENTS(ORCHESTRATOR_READ_ADDR)
+#undef ORCHESTRATOR_READ_ADDR
+  return addrs;
+}
+
+}  // namespace orchestrator

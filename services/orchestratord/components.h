@@ -1,0 +1,23 @@
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "services/common/component/component.h"
+
+namespace orchestrator {
+
+// The mesh's components, in the order a process builds them (and the
+// reverse of the order it stops them in). The one list: --services, the
+// --<name>_addr flags and --list_components (which the Helm chart's and
+// the split tests' component lists are checked against) all come from it.
+const std::vector<ComponentSpec>& Components();
+
+// Their names, in the same order.
+std::vector<std::string> ComponentNames();
+
+// component → address, from the --<name>_addr flags that are set.
+std::map<std::string, std::string> RemoteAddrsFromFlags();
+
+}  // namespace orchestrator

@@ -1,0 +1,56 @@
+#include "services/projects/component.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "services/common/crypto/secret_box.h"
+#include "services/projects/api/project_service.h"
+#include "services/projects/store/pg_project_store.h"
+
+namespace orchestrator::projects {
+namespace {
+
+absl::StatusOr<SecretBox> SecretBoxFromFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--secrets_key_file: cannot read '", path, "'"));
+  }
+  std::stringstream key;
+  key << in.rdbuf();
+  auto box = SecretBox::FromBase64Key(key.str());
+  if (!box.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--secrets_key_file: ", box.status().message()));
+  }
+  return box;
+}
+
+class ProjectsComponent final : public Component {
+ public:
+  ProjectsComponent(ComponentContext& ctx, SecretBox box)
+      : catalog_(std::make_shared<ProjectCatalog>(std::make_shared<PgProjectStore>(ctx.pool),
+                                                  std::move(box))) {
+    Serve(ctx.host, std::make_unique<ProjectServiceImpl>(catalog_, ctx.executor),
+          v1::ProjectService::service_full_name());
+  }
+
+ private:
+  std::shared_ptr<ProjectCatalog> catalog_;
+};
+
+}  // namespace
+
+ComponentSpec Registration() {
+  return {.name = "projects",
+          .service = v1::ProjectService::service_full_name(),
+          .peers = {},
+          .migrations = &db::ProjectsMigrations,
+          .build = [](ComponentContext& ctx) -> absl::StatusOr<std::unique_ptr<Component>> {
+            auto box = SecretBoxFromFile(ctx.config.secrets_key_file);
+            if (!box.ok()) return box.status();
+            return std::make_unique<ProjectsComponent>(ctx, *std::move(box));
+          }};
+}
+
+}  // namespace orchestrator::projects

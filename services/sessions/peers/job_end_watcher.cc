@@ -1,0 +1,188 @@
+#include "services/sessions/peers/job_end_watcher.h"
+
+#include <algorithm>
+#include <atomic>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "services/common/peers/mesh_call.h"
+#include "spdlog/spdlog.h"
+
+namespace orchestrator::sessions {
+namespace {
+
+namespace jv1 = ::orchestrator::jobs::v1;
+
+// How many ends are remembered to tell each once.
+constexpr size_t kRemembered = 4096;
+
+// The word the session manager tells the agent, for a terminal state.
+const char* OutcomeOf(jv1::JobState state) {
+  switch (state) {
+    case jv1::JOB_STATE_SUCCEEDED:
+      return "succeeded";
+    case jv1::JOB_STATE_FAILED:
+      return "failed";
+    case jv1::JOB_STATE_CANCELLED:
+      return "was cancelled";
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace
+
+// One WatchJobs call. Each change read is handled on the dispatcher before
+// the next read starts, so a slow handler slows the stream (the server ends
+// a watcher that falls too far behind) rather than queueing without bound.
+class JobEndWatcher::Stream final : public grpc::ClientReadReactor<jv1::WatchJobsResponse> {
+ public:
+  explicit Stream(JobEndWatcher* watcher) : watcher_(watcher) {}
+
+  void Begin(jv1::JobService::StubInterface::async_interface& stub) {
+    // No one to act for: the mesh itself sees every owner's jobs.
+    PrepareMeshCall(ctx_, *watcher_->mesh_, watcher_->options_.stream_lifetime);
+    stub.WatchJobs(&ctx_, &request_, this);
+    StartRead(&change_);
+    StartCall();
+  }
+  void Cancel() { ctx_.TryCancel(); }
+  void AwaitDone() { done_.WaitForNotification(); }
+  // Whether the watch was in place (the server answered with its headers).
+  bool connected() const { return connected_; }
+  const grpc::Status& status() const { return status_; }
+
+  void OnReadInitialMetadataDone(bool ok) override {
+    if (!ok) return;
+    connected_ = true;
+    watcher_->Connected();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    AddHold();
+    absl::Status queued = watcher_->dispatcher_.Submit([this] {
+      watcher_->Handle(change_);
+      StartRead(&change_);
+      RemoveHold();
+    });
+    if (!queued.ok()) {
+      ctx_.TryCancel();
+      RemoveHold();
+    }
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    status_ = status;
+    done_.Notify();
+  }
+
+ private:
+  JobEndWatcher* const watcher_;
+  grpc::ClientContext ctx_;
+  const jv1::WatchJobsRequest request_;
+  jv1::WatchJobsResponse change_;
+  std::atomic<bool> connected_{false};
+  grpc::Status status_;
+  absl::Notification done_;
+};
+
+JobEndWatcher::JobEndWatcher(std::function<StubPtr()> make_stub, MeshCredentialPtr mesh,
+                             OnJobEnded on_job_ended, Options options)
+    : make_stub_(std::move(make_stub)),
+      mesh_(std::move(mesh)),
+      on_job_ended_(std::move(on_job_ended)),
+      options_(options) {}
+
+JobEndWatcher::~JobEndWatcher() { Stop(); }
+
+void JobEndWatcher::Start() {
+  absl::MutexLock lock(&mu_);
+  if (thread_.joinable() || stopping_) return;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void JobEndWatcher::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      stopping_ = true;
+      stop_.Notify();
+    }
+    if (stream_ != nullptr) stream_->Cancel();
+  }
+  if (thread_.joinable()) thread_.join();
+  dispatcher_.Shutdown();
+}
+
+void JobEndWatcher::Run() {
+  auto backoff = options_.min_backoff;
+  while (true) {
+    StubPtr stub = make_stub_();
+    auto* async = stub ? stub->async() : nullptr;
+    if (async == nullptr) {
+      spdlog::error("sessions: job ends are not watched: the JobService stub has no callback API");
+      return;
+    }
+    Stream stream(this);
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      stream_ = &stream;
+    }
+    stream.Begin(*async);
+    stream.AwaitDone();
+    {
+      absl::MutexLock lock(&mu_);
+      stream_ = nullptr;
+      if (stopping_) return;
+    }
+    const grpc::Status& status = stream.status();
+    if (stream.connected()) {
+      backoff = options_.min_backoff;
+      // Its lifetime ran out: the next one at once.
+      if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) continue;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      if (!outage_) {
+        outage_ = true;
+        spdlog::warn(
+            "sessions: job ends are not watched: JobService.WatchJobs ended ({}: {}); watching "
+            "again once it is back",
+            static_cast<int>(status.error_code()), status.error_message());
+      }
+    }
+    if (stop_.WaitForNotificationWithTimeout(absl::FromChrono(backoff))) return;
+    if (!stream.connected()) backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+void JobEndWatcher::Connected() {
+  absl::MutexLock lock(&mu_);
+  if (!outage_) return;
+  outage_ = false;
+  spdlog::info("sessions: watching job ends again");
+}
+
+void JobEndWatcher::Handle(const jv1::WatchJobsResponse& change) {
+  const jv1::JobEvent& event = change.event();
+  if (event.type() != jv1::JOB_EVENT_TYPE_STATE_CHANGED) return;
+  const char* outcome = OutcomeOf(event.state_changed().to_state());
+  const std::string& owner = change.job().owner_id();
+  const std::string& job = change.job().id().empty() ? event.job_id() : change.job().id();
+  if (outcome == nullptr || owner.empty() || job.empty()) return;
+  {
+    absl::MutexLock lock(&mu_);
+    std::string key = absl::StrCat(job, "#", event.sequence());
+    if (!told_.insert(key).second) return;
+    told_order_.push_back(std::move(key));
+    if (told_order_.size() > kRemembered) {
+      told_.erase(told_order_.front());
+      told_order_.pop_front();
+    }
+  }
+  on_job_ended_(owner, job, outcome);
+}
+
+}  // namespace orchestrator::sessions

@@ -1,0 +1,203 @@
+// JobEndWatcher against a fake JobService on in-process channels: it
+// watches as the mesh, tells each job end once, comes back after the jobs
+// component restarts, and stops promptly.
+#include "services/sessions/peers/job_end_watcher.h"
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+
+#include <tuple>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "services/common/rpc/queued_writer.h"
+
+namespace orchestrator::sessions {
+namespace {
+
+namespace jv1 = ::orchestrator::jobs::v1;
+using ::testing::ElementsAre;
+using Writer = QueuedWriter<jv1::WatchJobsResponse>;
+
+constexpr absl::Duration kWait = absl::Seconds(30);
+
+// One change as WatchJobs sends it.
+jv1::WatchJobsResponse Change(const std::string& owner, const std::string& job, int64_t sequence,
+                              jv1::JobState to) {
+  jv1::WatchJobsResponse r;
+  r.mutable_job()->set_id(job);
+  r.mutable_job()->set_owner_id(owner);
+  r.mutable_job()->set_state(to);
+  r.mutable_event()->set_job_id(job);
+  r.mutable_event()->set_sequence(sequence);
+  r.mutable_event()->set_type(jv1::JOB_EVENT_TYPE_STATE_CHANGED);
+  r.mutable_event()->mutable_state_changed()->set_to_state(to);
+  return r;
+}
+
+// JobService's WatchJobs: like the real one, it answers with its headers
+// once the watch is in place, then streams what the test pushes.
+class FakeJobService final : public jv1::JobService::CallbackService {
+ public:
+  grpc::ServerWriteReactor<jv1::WatchJobsResponse>* WatchJobs(
+      grpc::CallbackServerContext* ctx, const jv1::WatchJobsRequest*) override {
+    auto writer = Writer::Create();
+    writer->StartSendInitialMetadata();
+    writer->OnFinished([this] {
+      absl::MutexLock lock(&mu_);
+      ++left_;
+    });
+    absl::MutexLock lock(&mu_);
+    writer_ = writer;
+    for (const auto& [k, v] : ctx->client_metadata()) {
+      if (k == "authorization") authorization_ = std::string(v.data(), v.size());
+      if (k == "x-orchestrator-act-for") act_for_ = std::string(v.data(), v.size());
+    }
+    return writer.get();
+  }
+
+  // The stream open now, once there is one.
+  std::shared_ptr<Writer> AwaitStream() {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(
+                             +[](std::shared_ptr<Writer>* w) { return *w != nullptr; }, &writer_),
+                         kWait);
+    return writer_;
+  }
+  // Whether every stream opened has ended (the watcher left).
+  bool AwaitAllLeft() {
+    absl::MutexLock lock(&mu_);
+    auto all_left = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return writer_ != nullptr && left_ == 1;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&all_left), kWait);
+  }
+  std::string authorization() {
+    absl::MutexLock lock(&mu_);
+    return authorization_;
+  }
+  std::string act_for() {
+    absl::MutexLock lock(&mu_);
+    return act_for_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::shared_ptr<Writer> writer_ ABSL_GUARDED_BY(mu_);
+  int left_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string authorization_ ABSL_GUARDED_BY(mu_);
+  std::string act_for_ ABSL_GUARDED_BY(mu_) = "(none)";
+};
+
+// The jobs component: a server that can be stopped and started again.
+class JobsComponent {
+ public:
+  void Start(FakeJobService* service) {
+    grpc::ServerBuilder builder;
+    builder.RegisterService(service);
+    auto server = builder.BuildAndStart();
+    absl::MutexLock lock(&mu_);
+    channel_ = server->InProcessChannel({});
+    servers_.push_back(std::move(server));
+  }
+  void Stop() {
+    absl::MutexLock lock(&mu_);
+    servers_.back()->Shutdown(std::chrono::system_clock::now());
+  }
+  ~JobsComponent() {
+    for (auto& s : servers_) s->Shutdown(std::chrono::system_clock::now());
+  }
+  JobEndWatcher::StubPtr NewStub() {
+    absl::MutexLock lock(&mu_);
+    return jv1::JobService::NewStub(channel_);
+  }
+
+ private:
+  absl::Mutex mu_;
+  // Before the first start: nothing answers (as in the mesh before it serves).
+  std::shared_ptr<grpc::Channel> channel_ ABSL_GUARDED_BY(mu_) = grpc::CreateChannel(
+      "unix:/nonexistent/orchestrator-jobs.sock", grpc::InsecureChannelCredentials());
+  std::vector<std::unique_ptr<grpc::Server>> servers_ ABSL_GUARDED_BY(mu_);
+};
+
+using Told = std::tuple<std::string, std::string, std::string>;
+
+class JobEndWatcherTest : public ::testing::Test {
+ protected:
+  JobEndWatcherTest() {
+    JobEndWatcher::Options options;
+    options.min_backoff = std::chrono::milliseconds(10);
+    options.max_backoff = std::chrono::milliseconds(50);
+    watcher_ = std::make_unique<JobEndWatcher>(
+        [this] { return jobs_.NewStub(); }, mesh_,
+        [this](const std::string& owner, const std::string& job, const std::string& outcome) {
+          absl::MutexLock lock(&mu_);
+          told_.emplace_back(owner, job, outcome);
+        },
+        options);
+  }
+  ~JobEndWatcherTest() override { watcher_->Stop(); }
+
+  std::vector<Told> AwaitTold(size_t n) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return told_.size() >= n; };
+    mu_.AwaitWithTimeout(absl::Condition(&enough), kWait);
+    return told_;
+  }
+
+  MeshCredentialPtr mesh_ = std::make_shared<const MeshCredential>(MeshCredential::Random());
+  FakeJobService first_, second_;
+  JobsComponent jobs_;
+  std::unique_ptr<JobEndWatcher> watcher_;
+  absl::Mutex mu_;
+  std::vector<Told> told_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(JobEndWatcherTest, TellsEachJobEndOnceAcrossARestartOfTheJobsComponent) {
+  jobs_.Start(&first_);
+  watcher_->Start();
+  auto stream = first_.AwaitStream();
+  ASSERT_NE(stream, nullptr);
+  // As the mesh itself, acting for nobody: it sees every owner's jobs.
+  EXPECT_EQ(first_.authorization(), "Bearer " + mesh_->value());
+  EXPECT_EQ(first_.act_for(), "(none)");
+
+  stream->Push(Change("u1", "job_1", 2, jv1::JOB_STATE_RUNNING));
+  jv1::WatchJobsResponse progress = Change("u1", "job_1", 3, jv1::JOB_STATE_RUNNING);
+  progress.mutable_event()->set_type(jv1::JOB_EVENT_TYPE_PROGRESS);
+  stream->Push(progress);
+  stream->Push(Change("u1", "job_1", 5, jv1::JOB_STATE_SUCCEEDED));
+  EXPECT_THAT(AwaitTold(1), ElementsAre(Told{"u1", "job_1", "succeeded"}));
+
+  // The jobs component goes away and comes back: the watcher reconnects.
+  jobs_.Stop();
+  jobs_.Start(&second_);
+  stream = second_.AwaitStream();
+  ASSERT_NE(stream, nullptr);
+  stream->Push(Change("u1", "job_1", 5, jv1::JOB_STATE_SUCCEEDED));  // told already
+  stream->Push(Change("u2", "job_2", 7, jv1::JOB_STATE_FAILED));
+  stream->Push(Change("u1", "job_3", 4, jv1::JOB_STATE_CANCELLED));
+  EXPECT_THAT(AwaitTold(3),
+              ElementsAre(Told{"u1", "job_1", "succeeded"}, Told{"u2", "job_2", "failed"},
+                          Told{"u1", "job_3", "was cancelled"}));
+
+  // Stopping leaves the open stream at once.
+  watcher_->Stop();
+  EXPECT_TRUE(second_.AwaitAllLeft());
+}
+
+TEST_F(JobEndWatcherTest, WaitsForAJobsComponentThatIsNotUpYet) {
+  watcher_->Start();  // nothing serves yet: its first tries fail
+  jobs_.Start(&first_);
+  auto stream = first_.AwaitStream();
+  ASSERT_NE(stream, nullptr);
+  stream->Push(Change("u1", "job_1", 3, jv1::JOB_STATE_FAILED));
+  EXPECT_THAT(AwaitTold(1), ElementsAre(Told{"u1", "job_1", "failed"}));
+}
+
+}  // namespace
+}  // namespace orchestrator::sessions

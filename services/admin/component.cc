@@ -4,10 +4,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "services/admin/api/admin_service.h"
 #include "services/admin/store/pg_user_store.h"
 #include "spdlog/spdlog.h"
+
+// The flags this component reads (ReadFlags), wherever it is hosted.
+ABSL_FLAG(std::string, bootstrap_token_file, "",
+          "on an install without users, the first admin token is written here (mode 0600)");
 
 namespace orchestrator::admin {
 namespace {
@@ -56,6 +62,11 @@ class AdminComponent final : public Component {
   std::shared_ptr<UserDirectory> directory_;
 };
 
+absl::Status ReadFlags(MeshConfig& config) {
+  config.bootstrap_token_file = absl::GetFlag(FLAGS_bootstrap_token_file);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 ComponentSpec Registration() {
@@ -63,6 +74,7 @@ ComponentSpec Registration() {
           .service = v1::AdminService::service_full_name(),
           .peers = {},
           .migrations = &db::AdminMigrations,
+          .read_flags = &ReadFlags,
           .build = [](ComponentContext& ctx) -> absl::StatusOr<std::unique_ptr<Component>> {
             auto admin = std::make_unique<AdminComponent>(ctx);
             if (auto s = admin->Bootstrap(ctx.config.bootstrap_token_file); !s.ok()) return s;

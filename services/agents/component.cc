@@ -4,7 +4,9 @@
 
 #include <filesystem>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "orchestrator/admin/v1/admin.grpc.pb.h"
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
 #include "services/agents/api/agent_service.h"
@@ -15,6 +17,21 @@
 #include "services/agents/store/pg_worker_store.h"
 #include "services/common/crypto/secret_box.h"
 #include "spdlog/spdlog.h"
+
+// The flags this component reads (ReadFlags), wherever it is hosted.
+ABSL_FLAG(std::string, agents_dir, "",
+          "agent workspaces and worker logs; empty: a directory under the system temp dir");
+ABSL_FLAG(std::string, agent_runtime, "sandboxed",
+          "sandboxed (bubblewrap) or unsandboxed (agents run as plain processes: no isolation)");
+ABSL_FLAG(std::string, agent_bin_dir, "",
+          "directory holding orchestrator-runner and orchestrator; empty: orchestratord's own");
+ABSL_FLAG(std::string, agent_tool_dirs, "",
+          "comma-separated installs of agent CLIs (node_modules), visible read-only to agents");
+ABSL_FLAG(std::string, agent_egress_allow, "",
+          "host:port,... every agent with network may reach through the egress proxy, besides "
+          "its model API (from --session_agent_env) and the registries its capabilities name");
+ABSL_FLAG(absl::Duration, agent_connect_timeout, absl::Seconds(30),
+          "a worker whose runner has not connected by then is FAILED");
 
 namespace orchestrator::agents {
 namespace {
@@ -148,6 +165,22 @@ class AgentsComponent final : public Component {
   std::unique_ptr<SandboxMeshProxy> proxy_;
 };
 
+absl::Status ReadFlags(MeshConfig& config) {
+  config.agents_dir = absl::GetFlag(FLAGS_agents_dir);
+  config.agent_runtime = absl::GetFlag(FLAGS_agent_runtime);
+  config.agent_bin_dir = absl::GetFlag(FLAGS_agent_bin_dir);
+  for (absl::string_view d :
+       absl::StrSplit(absl::GetFlag(FLAGS_agent_tool_dirs), ',', absl::SkipEmpty())) {
+    config.agent_tool_dirs.emplace_back(d);
+  }
+  for (absl::string_view t :
+       absl::StrSplit(absl::GetFlag(FLAGS_agent_egress_allow), ',', absl::SkipEmpty())) {
+    config.agent_egress_allow.emplace_back(t);
+  }
+  config.agent_connect_timeout = Millis(absl::GetFlag(FLAGS_agent_connect_timeout));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 ComponentSpec Registration() {
@@ -155,6 +188,7 @@ ComponentSpec Registration() {
           .service = v1::AgentService::service_full_name(),
           .peers = {"admin", "projects"},
           .migrations = &db::AgentsMigrations,
+          .read_flags = &ReadFlags,
           .build = [](ComponentContext& ctx) -> absl::StatusOr<std::unique_ptr<Component>> {
             auto options = SpawnerOptionsOf(ctx.config);
             if (!options.ok()) return options.status();

@@ -2,9 +2,20 @@
 
 #include <thread>
 
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "services/jobs/api/job_service.h"
 #include "services/jobs/engine/demo_handlers.h"
 #include "services/jobs/engine/worker.h"
+
+// The flags this component reads (ReadFlags), wherever it is hosted.
+ABSL_FLAG(bool, demo_jobs, false, "run the demo.sleep / demo.fail / demo.noop job kinds");
+ABSL_FLAG(int, job_concurrency, 8, "jobs this process runs at once");
+ABSL_FLAG(std::string, job_owner_limits, "deploy=3",
+          "RUNNING jobs allowed per owner for a kind: kind=N,kind=N (\"\" = no limits)");
+ABSL_FLAG(absl::Duration, job_lease, absl::Seconds(30),
+          "how long a claimed job stays leased without a heartbeat");
 
 namespace orchestrator::jobs {
 namespace {
@@ -71,6 +82,13 @@ class JobsComponent final : public Component {
   bool drained_ = false;
 };
 
+absl::Status ReadFlags(MeshConfig& config) {
+  config.demo_jobs = absl::GetFlag(FLAGS_demo_jobs);
+  config.job_concurrency = absl::GetFlag(FLAGS_job_concurrency);
+  config.job_lease = Millis(absl::GetFlag(FLAGS_job_lease));
+  return ParseJobOwnerLimits(absl::GetFlag(FLAGS_job_owner_limits), &config.job_owner_limits);
+}
+
 }  // namespace
 
 ComponentSpec Registration() {
@@ -78,6 +96,7 @@ ComponentSpec Registration() {
           .service = v1::JobService::service_full_name(),
           .peers = {"projects"},
           .migrations = &db::JobsMigrations,
+          .read_flags = &ReadFlags,
           .build = [](ComponentContext& ctx) -> absl::StatusOr<std::unique_ptr<Component>> {
             auto jobs = std::make_unique<JobsComponent>(ctx);
             if (auto s = jobs->Listen(absl::FromChrono(ctx.config.call_deadline)); !s.ok())

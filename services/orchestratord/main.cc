@@ -20,10 +20,6 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC address: host:port (port 0 picks one) or unix:/path");
 ABSL_FLAG(std::string, services, "all", "components to host: all, or a comma-separated list");
 ABSL_FLAG(std::string, database_url, "", "libpq conninfo; empty uses PGHOST, PGPORT, PGUSER, ...");
-ABSL_FLAG(std::string, secrets_key_file, "",
-          "file with the base64 32-byte key sealing project secrets");
-ABSL_FLAG(std::string, bootstrap_token_file, "",
-          "on an install without users, the first admin token is written here (mode 0600)");
 ABSL_FLAG(std::string, mesh_credential_file, "",
           "file holding the mesh's shared secret (first line, 32+ characters): the same for every "
           "process of one install; required unless this process hosts every component");
@@ -42,38 +38,10 @@ ABSL_FLAG(std::string, rate_limit_per_user, "100/200",
 ABSL_FLAG(int, executor_threads, 8, "threads running RPC work off the gRPC threads");
 ABSL_FLAG(int, executor_queue, 4096, "queued RPC work before calls are refused");
 ABSL_FLAG(int, db_pool_size, 8, "PostgreSQL connections");
-ABSL_FLAG(bool, demo_jobs, false, "run the demo.sleep / demo.fail / demo.noop job kinds");
-ABSL_FLAG(int, job_concurrency, 8, "jobs this process runs at once");
-ABSL_FLAG(std::string, job_owner_limits, "deploy=3",
-          "RUNNING jobs allowed per owner for a kind: kind=N,kind=N (\"\" = no limits)");
-ABSL_FLAG(absl::Duration, job_lease, absl::Seconds(30),
-          "how long a claimed job stays leased without a heartbeat");
-ABSL_FLAG(std::string, agents_dir, "",
-          "agent workspaces and worker logs; empty: a directory under the system temp dir");
-ABSL_FLAG(std::string, agent_runtime, "sandboxed",
-          "sandboxed (bubblewrap) or unsandboxed (agents run as plain processes: no isolation)");
-ABSL_FLAG(std::string, agent_bin_dir, "",
-          "directory holding orchestrator-runner and orchestrator; empty: orchestratord's own");
-ABSL_FLAG(std::string, agent_tool_dirs, "",
-          "comma-separated installs of agent CLIs (node_modules), visible read-only to agents");
-ABSL_FLAG(std::string, agent_egress_allow, "",
-          "host:port,... every agent with network may reach through the egress proxy, besides "
-          "its model API (from --session_agent_env) and the registries its capabilities name");
-ABSL_FLAG(absl::Duration, agent_connect_timeout, absl::Seconds(30),
-          "a worker whose runner has not connected by then is FAILED");
-ABSL_FLAG(std::string, session_agent, "scripted",
-          "the PO agent: scripted (no model key needed), claude-code, codex or factory-droid");
-ABSL_FLAG(std::string, session_agent_env, "",
-          "KEY=VALUE,... for the PO agent, e.g. ANTHROPIC_BASE_URL=...,ANTHROPIC_API_KEY=...");
-ABSL_FLAG(absl::Duration, session_idle_pause, absl::Minutes(5),
-          "an idle session's worker is paused after this");
-ABSL_FLAG(absl::Duration, session_end_after, absl::Hours(24), "an idle session ends after this");
 
 namespace {
 
-std::chrono::milliseconds Millis(absl::Duration d) {
-  return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
-}
+using orchestrator::Millis;
 
 absl::StatusOr<orchestrator::MeshConfig> ConfigFromFlags() {
   orchestrator::MeshConfig c;
@@ -84,8 +52,6 @@ absl::StatusOr<orchestrator::MeshConfig> ConfigFromFlags() {
     return s;
   }
   c.database_url = absl::GetFlag(FLAGS_database_url);
-  c.secrets_key_file = absl::GetFlag(FLAGS_secrets_key_file);
-  c.bootstrap_token_file = absl::GetFlag(FLAGS_bootstrap_token_file);
   c.mesh_credential_file = absl::GetFlag(FLAGS_mesh_credential_file);
   c.drain_deadline = Millis(absl::GetFlag(FLAGS_drain_deadline));
   c.call_deadline = Millis(absl::GetFlag(FLAGS_call_deadline));
@@ -105,38 +71,11 @@ absl::StatusOr<orchestrator::MeshConfig> ConfigFromFlags() {
   c.executor_threads = absl::GetFlag(FLAGS_executor_threads);
   c.executor_queue = absl::GetFlag(FLAGS_executor_queue);
   c.db_pool_size = absl::GetFlag(FLAGS_db_pool_size);
-  c.demo_jobs = absl::GetFlag(FLAGS_demo_jobs);
-  c.job_concurrency = absl::GetFlag(FLAGS_job_concurrency);
-  c.job_lease = Millis(absl::GetFlag(FLAGS_job_lease));
-  if (auto s = orchestrator::ParseJobOwnerLimits(absl::GetFlag(FLAGS_job_owner_limits),
-                                                 &c.job_owner_limits);
-      !s.ok()) {
-    return s;
+  // Each component reads the flags it declares (in its component.cc).
+  for (const auto& component : orchestrator::Components()) {
+    if (!component.read_flags) continue;
+    if (auto s = component.read_flags(c); !s.ok()) return s;
   }
-  c.agents_dir = absl::GetFlag(FLAGS_agents_dir);
-  c.agent_runtime = absl::GetFlag(FLAGS_agent_runtime);
-  c.agent_bin_dir = absl::GetFlag(FLAGS_agent_bin_dir);
-  for (absl::string_view d :
-       absl::StrSplit(absl::GetFlag(FLAGS_agent_tool_dirs), ',', absl::SkipEmpty())) {
-    c.agent_tool_dirs.emplace_back(d);
-  }
-  for (absl::string_view t :
-       absl::StrSplit(absl::GetFlag(FLAGS_agent_egress_allow), ',', absl::SkipEmpty())) {
-    c.agent_egress_allow.emplace_back(t);
-  }
-  c.agent_connect_timeout = Millis(absl::GetFlag(FLAGS_agent_connect_timeout));
-  c.session_agent = absl::GetFlag(FLAGS_session_agent);
-  for (absl::string_view kv :
-       absl::StrSplit(absl::GetFlag(FLAGS_session_agent_env), ',', absl::SkipEmpty())) {
-    const size_t eq = kv.find('=');
-    if (eq == absl::string_view::npos || eq == 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--session_agent_env: '", kv, "' is not KEY=VALUE"));
-    }
-    c.session_agent_env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
-  }
-  c.session_idle_pause = Millis(absl::GetFlag(FLAGS_session_idle_pause));
-  c.session_end_after = Millis(absl::GetFlag(FLAGS_session_end_after));
   c.remote_addrs = orchestrator::RemoteAddrsFromFlags();
   if (auto s = c.Validate(orchestrator::ComponentNames()); !s.ok()) return s;
   return c;

@@ -3,10 +3,16 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "services/common/crypto/secret_box.h"
 #include "services/projects/api/project_service.h"
 #include "services/projects/store/pg_project_store.h"
+
+// The flags this component reads (ReadFlags), wherever it is hosted.
+ABSL_FLAG(std::string, secrets_key_file, "",
+          "file with the base64 32-byte key sealing project secrets");
 
 namespace orchestrator::projects {
 namespace {
@@ -39,6 +45,11 @@ class ProjectsComponent final : public Component {
   std::shared_ptr<ProjectCatalog> catalog_;
 };
 
+absl::Status ReadFlags(MeshConfig& config) {
+  config.secrets_key_file = absl::GetFlag(FLAGS_secrets_key_file);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 ComponentSpec Registration() {
@@ -46,6 +57,7 @@ ComponentSpec Registration() {
           .service = v1::ProjectService::service_full_name(),
           .peers = {},
           .migrations = &db::ProjectsMigrations,
+          .read_flags = &ReadFlags,
           .build = [](ComponentContext& ctx) -> absl::StatusOr<std::unique_ptr<Component>> {
             auto box = SecretBoxFromFile(ctx.config.secrets_key_file);
             if (!box.ok()) return box.status();

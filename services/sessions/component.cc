@@ -2,12 +2,24 @@
 
 #include <map>
 
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "orchestrator/agents/v1/agents.grpc.pb.h"
 #include "orchestrator/jobs/v1/jobs.grpc.pb.h"
 #include "services/sessions/api/session_service.h"
 #include "services/sessions/peers/agent_service_driver.h"
 #include "services/sessions/peers/job_end_watcher.h"
 #include "services/sessions/store/pg_session_store.h"
+
+// The flags this component reads (ReadFlags), wherever it is hosted.
+ABSL_FLAG(std::string, session_agent, "scripted",
+          "the PO agent: scripted (no model key needed), claude-code, codex or factory-droid");
+ABSL_FLAG(std::string, session_agent_env, "",
+          "KEY=VALUE,... for the PO agent, e.g. ANTHROPIC_BASE_URL=...,ANTHROPIC_API_KEY=...");
+ABSL_FLAG(absl::Duration, session_idle_pause, absl::Minutes(5),
+          "an idle session's worker is paused after this");
+ABSL_FLAG(absl::Duration, session_end_after, absl::Hours(24), "an idle session ends after this");
 
 namespace orchestrator::sessions {
 namespace {
@@ -76,6 +88,23 @@ class SessionsComponent final : public Component {
   std::unique_ptr<JobEndWatcher> watcher_;  // after manager_: stops first
 };
 
+absl::Status ReadFlags(MeshConfig& config) {
+  config.session_agent = absl::GetFlag(FLAGS_session_agent);
+  // Also the agents component's: it gives the PO workers this environment.
+  for (absl::string_view kv :
+       absl::StrSplit(absl::GetFlag(FLAGS_session_agent_env), ',', absl::SkipEmpty())) {
+    const size_t eq = kv.find('=');
+    if (eq == absl::string_view::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--session_agent_env: '", kv, "' is not KEY=VALUE"));
+    }
+    config.session_agent_env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
+  }
+  config.session_idle_pause = Millis(absl::GetFlag(FLAGS_session_idle_pause));
+  config.session_end_after = Millis(absl::GetFlag(FLAGS_session_end_after));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 ComponentSpec Registration() {
@@ -83,6 +112,7 @@ ComponentSpec Registration() {
           .service = v1::SessionService::service_full_name(),
           .peers = {"agents", "jobs"},
           .migrations = &db::SessionsMigrations,
+          .read_flags = &ReadFlags,
           .build = [](ComponentContext& ctx) -> absl::StatusOr<std::unique_ptr<Component>> {
             auto sessions = std::make_unique<SessionsComponent>(ctx);
             if (auto s = sessions->Recover(); !s.ok()) return s;

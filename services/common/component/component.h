@@ -82,6 +82,9 @@ struct ComponentSpec {
   std::vector<std::string> peers;
   // Its schema, applied before it is built; null when it keeps no state.
   const db::MigrationSet& (*migrations)() = nullptr;
+  // Reads the flags it declares (in its component.cc) into the config;
+  // INVALID_ARGUMENT naming the flag. Null when it has none.
+  std::function<absl::Status(MeshConfig&)> read_flags;
   std::function<absl::StatusOr<std::unique_ptr<Component>>(ComponentContext&)> build;
 };
 

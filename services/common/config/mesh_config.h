@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace orchestrator {
 
@@ -60,6 +61,11 @@ struct MeshConfig {
   // of the mesh.
   absl::Status Validate(const std::vector<std::string>& known) const;
 };
+
+// A flag's Duration as the config keeps it.
+inline std::chrono::milliseconds Millis(absl::Duration d) {
+  return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
+}
 
 // Parses --services: "all" or a comma-separated list of the `known`
 // components' names.

@@ -41,7 +41,7 @@ void JobContext::Stop(StopReason reason) {
   wake_ = true;
 }
 
-Worker::Worker(std::shared_ptr<PgJobStore> store, JobEventHub* hub, WorkerOptions options,
+Worker::Worker(std::shared_ptr<JobQueue> store, JobEventHub* hub, WorkerOptions options,
                Clock clock, Jitter jitter)
     : store_(std::move(store)),
       hub_(hub),
@@ -424,7 +424,7 @@ void Worker::CompleteLoop() {
                    std::make_move_iterator(succeeded_.begin() + n));
       succeeded_.erase(succeeded_.begin(), succeeded_.begin() + n);
     }
-    std::vector<PgJobStore::SuccessfulAttempt> attempts;
+    std::vector<SuccessfulAttempt> attempts;
     for (auto& [ctx, result] : batch) {
       attempts.push_back({ctx->job().id(), ctx->job().attempt(), std::move(result)});
     }

@@ -14,8 +14,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "services/common/executor/bounded_executor.h"
+#include "services/jobs/domain/job_queue.h"
 #include "services/jobs/store/job_event_hub.h"
-#include "services/jobs/store/pg_job_store.h"
 
 namespace orchestrator::jobs {
 
@@ -85,7 +85,7 @@ using JobHandler = std::function<absl::StatusOr<google::protobuf::Struct>(JobCon
 // any worker re-queued, and on Stop() running jobs finish or are released.
 class Worker final {
  public:
-  Worker(std::shared_ptr<PgJobStore> store, JobEventHub* hub, WorkerOptions options,
+  Worker(std::shared_ptr<JobQueue> store, JobEventHub* hub, WorkerOptions options,
          Clock clock = &absl::Now, Jitter jitter = nullptr);
   ~Worker();
 
@@ -121,7 +121,7 @@ class Worker final {
   void CompleteLoop();
   void Done(const std::shared_ptr<JobContext>& ctx);
 
-  std::shared_ptr<PgJobStore> store_;
+  std::shared_ptr<JobQueue> store_;
   JobEventHub* hub_;
   WorkerOptions options_;
   Clock clock_;

@@ -9,6 +9,7 @@
 #include "services/common/db/migrations.h"
 #include "services/common/db/pool.h"
 #include "services/common/pagination/page_token.h"
+#include "services/jobs/domain/job_queue.h"
 #include "services/jobs/domain/job_repository.h"
 #include "services/jobs/domain/job_types.h"
 
@@ -23,14 +24,6 @@ namespace orchestrator::jobs {
 inline constexpr absl::string_view kEventsChannel = "orchestrator_job_events";
 inline constexpr absl::string_view kReadyChannel = "orchestrator_jobs_ready";
 
-// How an attempt ended, as the worker reports it.
-struct AttemptOutcome {
-  v1::JobState state;               // SUCCEEDED, FAILED, CANCELLED, or QUEUED for a retry
-  google::protobuf::Struct result;  // SUCCEEDED only
-  absl::Status error;               // FAILED / QUEUED / CANCELLED
-  absl::Time retry_at;              // QUEUED only
-};
-
 // An event read back from its stored columns.
 v1::JobEvent EventFromColumns(absl::string_view job_id, int64_t sequence, int type,
                               int64_t create_micros, absl::string_view body);
@@ -39,7 +32,7 @@ v1::JobEvent EventFromColumns(absl::string_view job_id, int64_t sequence, int ty
 // (never the server's now()), so tests can drive leases and backoff.
 // Each change appends its events and notifies kEventsChannel in the same
 // transaction.
-class PgJobStore final : public JobRepository {
+class PgJobStore final : public JobRepository, public JobQueue {
  public:
   explicit PgJobStore(db::PoolPtr pool) : pool_(std::move(pool)) {}
 
@@ -61,49 +54,46 @@ class PgJobStore final : public JobRepository {
   absl::StatusOr<std::vector<v1::Job>> Claim(const std::string& worker_id,
                                              const std::vector<std::string>& kinds,
                                              const ClaimLimits& limits, int batch,
-                                             absl::Duration lease, absl::Time now);
+                                             absl::Duration lease, absl::Time now) override;
 
   // Starts reserved jobs whose handlers run now: RUNNING, attempt + 1, lease
   // until now + lease. Returns those started; the others are no longer
   // reserved by `worker_id` (cancelled, or lapsed and claimed elsewhere).
   absl::StatusOr<std::vector<v1::Job>> Start(const std::string& worker_id,
                                              const std::vector<std::string>& job_ids,
-                                             absl::Duration lease, absl::Time now);
+                                             absl::Duration lease, absl::Time now) override;
 
   // Gives reservations back (graceful shutdown): claimable at once, in place.
-  absl::Status Unreserve(const std::string& worker_id, const std::vector<std::string>& job_ids);
+  absl::Status Unreserve(const std::string& worker_id,
+                         const std::vector<std::string>& job_ids) override;
 
   // Extends the leases (running or reserved jobs) `worker_id` still holds. Returns id → cancel
   // requested, for the jobs whose lease it still holds; the others were lost.
   absl::StatusOr<absl::flat_hash_map<std::string, bool>> Heartbeat(
       const std::string& worker_id, const std::vector<std::string>& job_ids, absl::Duration lease,
-      absl::Time now);
+      absl::Time now) override;
 
   // Progress or a log line from the worker holding the lease.
   absl::Status AppendEvent(const std::string& worker_id, const std::string& job_id,
-                           const v1::JobEvent& event, absl::Time now);
+                           const v1::JobEvent& event, absl::Time now) override;
 
   // Ends an attempt; false when the worker no longer held the lease (the job
   // was reaped and belongs to someone else now), so nothing changed.
   absl::StatusOr<bool> Finish(const std::string& worker_id, const v1::Job& job,
-                              const AttemptOutcome& outcome, absl::Time now);
+                              const AttemptOutcome& outcome, absl::Time now) override;
 
   // Many successful attempts in one statement; returns the ids whose lease
   // the worker still held (the others were finished by nobody).
-  struct SuccessfulAttempt {
-    std::string job_id;
-    int32_t attempt;
-    google::protobuf::Struct result;
-  };
   absl::StatusOr<std::vector<std::string>> FinishSucceeded(
-      const std::string& worker_id, const std::vector<SuccessfulAttempt>& attempts, absl::Time now);
+      const std::string& worker_id, const std::vector<SuccessfulAttempt>& attempts,
+      absl::Time now) override;
 
   // Gives a started job back (graceful shutdown): QUEUED, runnable at once.
-  absl::Status Release(const std::string& worker_id, const v1::Job& job, absl::Time now);
+  absl::Status Release(const std::string& worker_id, const v1::Job& job, absl::Time now) override;
 
   // Re-queues (or fails, past max_attempts) started jobs whose lease
   // expired, and clears lapsed reservations; returns the jobs re-queued.
-  absl::StatusOr<int> ReapExpiredLeases(absl::Time now);
+  absl::StatusOr<int> ReapExpiredLeases(absl::Time now) override;
 
   // QUEUED → CANCELLED at once, dropping any reservation on it; RUNNING →
   // cancel requested (the handler sees it at its next heartbeat).

@@ -12,6 +12,7 @@
 #include "services/common/pagination/page_budget.h"
 #include "services/jobs/engine/demo_handlers.h"
 #include "services/jobs/engine/worker.h"
+#include "services/jobs/store/pg_job_store.h"
 #include "tests/support/test_mesh.h"
 
 namespace orchestrator::jobs {

@@ -11,6 +11,16 @@ function(orchestrator_library name)
   target_link_libraries(orchestrator_${name} PUBLIC ${ARG_DEPS})
 endfunction()
 
+# orchestrator_component(<name> SOURCES component.cc DEPS ...)
+# A component's registration (services/<name>/component.cc) as the library
+# orchestrator::<name>_component; orchestratord links every one of them.
+function(orchestrator_component name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  orchestrator_library(${name}_component SOURCES ${ARG_SOURCES}
+                       DEPS ${ARG_DEPS} orchestrator::component absl::flags)
+  set_property(GLOBAL APPEND PROPERTY ORCHESTRATOR_COMPONENT_LIBRARIES orchestrator::${name}_component)
+endfunction()
+
 # orchestrator_migrations(<name> SCHEMA <schema> DIR <dir>)
 # Embeds <dir>/NNNN_*.sql into orchestrator::<name> as a MigrationSet, so a
 # deployed binary carries its schema with it.

@@ -58,21 +58,10 @@ bool IsPrintableAscii(absl::string_view value) {
 // one thing they need to know.
 absl::Status UpstreamStatus(const grpc::Status& status,
                             const google::protobuf::ServiceDescriptor* service) {
-  absl::Status s = FromGrpcStatus(status);
-  if (s.code() != absl::StatusCode::kUnavailable) return s;
-  bool transport = false;
-  for (absl::string_view marker :
-       {"failed to connect to all addresses", "Connection refused", "Socket closed",
-        "Connection reset", "Broken pipe", "connections to all backends failing",
-        "Transport closed", "GOAWAY"}) {
-    transport = transport || absl::StrContains(s.message(), marker);
-  }
-  if (!transport) return s;
   std::vector<absl::string_view> parts = absl::StrSplit(service->full_name(), '.');
   const absl::string_view component = parts.size() > 1 ? parts[1] : service->full_name();
-  return absl::UnavailableError(absl::StrCat("the ", component, " component (",
-                                             service->full_name(),
-                                             ") cannot be reached: ", s.message()));
+  return FromPeerStatus(status,
+                        absl::StrCat("the ", component, " component (", service->full_name(), ")"));
 }
 
 std::string MethodPath(const google::protobuf::MethodDescriptor* m) {

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -121,6 +122,7 @@ class AgentsComponent final : public Component {
                 ctx.mesh, ctx.call_deadline),
             std::shared_ptr<EgressProxy>(std::move(egress)))),
         mesh_socket_(options.mesh_socket),
+        components_(ctx.components.begin(), ctx.components.end()),
         channel_to_(ctx.channel_to) {
     Serve(ctx.host,
           std::make_unique<AgentServiceImpl>(spawner_, ctx.executor, ctx.project_visibility),
@@ -133,7 +135,7 @@ class AgentsComponent final : public Component {
   // Sandboxes reach the mesh through the proxy on their socket, once the
   // components it forwards to can be reached.
   void Start() override {
-    auto proxy = SandboxMeshProxy::Start(mesh_socket_, channel_to_);
+    auto proxy = SandboxMeshProxy::Start(mesh_socket_, components_, channel_to_);
     if (!proxy.ok()) {
       spdlog::error("agents: {}; workers cannot reach the mesh", proxy.status().ToString());
       return;
@@ -161,6 +163,7 @@ class AgentsComponent final : public Component {
   std::shared_ptr<AdminTokenMinter> minter_;
   std::shared_ptr<WorkerSpawner> spawner_;
   const std::string mesh_socket_;
+  const std::set<std::string> components_;
   std::function<std::shared_ptr<grpc::Channel>(const std::string&)> channel_to_;
   std::unique_ptr<SandboxMeshProxy> proxy_;
 };

@@ -29,7 +29,8 @@ Mesh::Mesh(const MeshConfig& config, MeshCredentialPtr mesh)
 
 Mesh::~Mesh() {
   Shutdown();
-  components_.clear();
+  // In reverse build order: a component before the peers it uses.
+  while (!components_.empty()) components_.pop_back();
   // Work still queued runs now, while the server its in-process channels
   // lead to still exists.
   if (executor_) executor_->Shutdown();
@@ -99,6 +100,7 @@ absl::Status Mesh::Build() {
                            .mesh = mesh_,
                            .host = host_,
                            .channel_to = [this](const std::string& c) { return ChannelTo(c); },
+                           .components = ComponentNames(),
                            .project_visibility = project_visibility,
                            .call_deadline = config_.call_deadline};
   TokenVerifierPtr local_verifier;

@@ -15,7 +15,7 @@ absl::StatusOr<Principal> RemoteTokenVerifier::Verify(absl::string_view token) {
   v1::GetIdentityResponse identity;
   grpc::Status status = stub_->GetIdentity(&ctx, v1::GetIdentityRequest(), &identity);
   if (!status.ok()) {
-    absl::Status s = FromGrpcStatus(status);
+    absl::Status s = FromPeerStatus(status, "AdminService (admin), which verifies tokens,");
     if (absl::IsUnauthenticated(s) || absl::IsUnavailable(s)) return s;
     return absl::UnavailableError(
         absl::StrCat("verifying the token with AdminService: ", s.message()));

@@ -58,9 +58,8 @@ Principal PrincipalFor(const v1::User& user, const v1::Token& token,
   p.user_name = user.name();
   p.token_id = token.id();
   p.admin = user.role() == v1::ROLE_ADMIN;
-  p.kind = token.kind() == v1::TOKEN_KIND_AGENT  ? PrincipalKind::kAgent
-           : token.kind() == v1::TOKEN_KIND_MESH ? PrincipalKind::kMesh
-                                                 : PrincipalKind::kUser;
+  // No token is ever the mesh: only the mesh credential is (MeshPrincipal).
+  p.kind = token.kind() == v1::TOKEN_KIND_AGENT ? PrincipalKind::kAgent : PrincipalKind::kUser;
   p.role_grants = std::move(role_grants);
   p.token_grants.assign(token.permissions().begin(), token.permissions().end());
   if (token.has_expire_time()) p.expire_time = ToTime(token.expire_time());
@@ -206,8 +205,10 @@ absl::StatusOr<v1::CreateTokenResponse> UserDirectory::IssueToken(const Principa
   if (!v1::TokenKind_IsValid(req.kind())) {
     return InvalidField("kind", absl::StrCat("unknown token kind ", req.kind()));
   }
-  if (req.kind() == v1::TOKEN_KIND_MESH && !caller.admin) {
-    return absl::PermissionDeniedError("kind: only admins may create mesh tokens");
+  if (req.kind() == v1::TOKEN_KIND_MESH) {
+    return InvalidField("kind",
+                        "TOKEN_KIND_MESH is retired: the components prove they are the mesh with "
+                        "the mesh credential (--mesh_credential_file), never with a token");
   }
   if (auto s = CheckText("description", req.description(), 200); !s.ok()) return s;
   if (req.permissions_size() > static_cast<int>(kMaxPermissions)) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <set>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -24,28 +25,35 @@ bool Forwarded(absl::string_view key) {
          key != "content-type" && key != "user-agent" && key != "host";
 }
 
-// One forwarded call: the sandbox's side (a server reactor) and the
-// component's side (a client reactor), message by message with flow control
-// (the next message is read only once the previous one is written). Deleted
-// once both sides are done.
+// One forwarded call: the sandbox's side (a server reactor, "up") and the
+// component's side (a client reactor, "down"), message by message with flow
+// control (the next message is read only once the previous one is written).
+//
+// The down side may be called only while it is held: `open_hold` from the
+// start until nothing more can go down (the sandbox half-closed, or the
+// component's answer ended), plus one hold per operation in flight that
+// will touch it again (an up write followed by a down read, a down write).
+// The mutex orders taking a hold against dropping `open_hold`, so no call
+// reaches the down side once it may have finished. Deleted once both sides
+// are done.
 class ProxyCall {
  public:
-  ProxyCall(grpc::GenericCallbackServerContext* ctx, std::shared_ptr<grpc::Channel> channel)
-      : ctx_(ctx), stub_(std::move(channel)) {}
+  ProxyCall(grpc::GenericCallbackServerContext* ctx, std::shared_ptr<grpc::Channel> channel,
+            std::atomic<int>* open_calls)
+      : ctx_(ctx), stub_(std::move(channel)), open_calls_(open_calls) {}
 
   grpc::ServerGenericBidiReactor* Begin() {
     for (const auto& [key, value] : ctx_->client_metadata()) {
       absl::string_view k(key.data(), key.size());
-      if (Forwarded(k))
+      if (Forwarded(k)) {
         client_ctx_.AddMetadata(std::string(k), std::string(value.data(), value.size()));
+      }
     }
     if (ctx_->deadline() != std::chrono::system_clock::time_point::max()) {
       client_ctx_.set_deadline(ctx_->deadline());
     }
     stub_.PrepareBidiStreamingCall(&client_ctx_, ctx_->method(), grpc::StubOptions(), &down_);
-    // Held until no more messages go up: the component's side cannot end
-    // (and be deleted) while the sandbox's side may still write to it.
-    down_.AddHold();
+    down_.AddHold();  // open_hold
     down_.StartRead(&down_message_);
     up_.StartRead(&up_message_);
     down_.StartCall();
@@ -57,21 +65,15 @@ class ProxyCall {
   class Up final : public grpc::ServerGenericBidiReactor {
    public:
     explicit Up(ProxyCall* call) : call_(call) {}
-    void OnReadDone(bool ok) override {
-      if (ok) {
-        call_->down_.StartWrite(&call_->up_message_);
-      } else {
-        // The sandbox half-closed, or went away.
-        call_->down_.StartWritesDone();
-        call_->ReleaseHold();
-      }
-    }
+    void OnReadDone(bool ok) override { call_->UpRead(ok); }
     void OnWriteDone(bool ok) override {
+      // Held since the component's message was read (DownRead).
       if (ok) {
         call_->down_.StartRead(&call_->down_message_);
       } else {
         call_->client_ctx_.TryCancel();  // nobody to answer
       }
+      call_->down_.RemoveHold();
     }
     void OnCancel() override { call_->client_ctx_.TryCancel(); }
     void OnDone() override { call_->Done(); }
@@ -84,17 +86,12 @@ class ProxyCall {
   class Down final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
    public:
     explicit Down(ProxyCall* call) : call_(call) {}
-    void OnReadDone(bool ok) override {
-      if (ok) call_->up_.StartWrite(&call_->down_message_);
-      // else: the component's answer ends; OnDone brings its status.
-    }
+    void OnReadDone(bool ok) override { call_->DownRead(ok); }
     void OnWriteDone(bool ok) override {
-      if (ok) {
-        call_->up_.StartRead(&call_->up_message_);
-      } else {
-        // The call is ending upstream: nothing more goes up.
-        call_->ReleaseHold();
-      }
+      // Held since the sandbox's message was read (UpRead).
+      if (ok) call_->up_.StartRead(&call_->up_message_);
+      // else: the call is ending at the component; its status comes.
+      call_->down_.RemoveHold();
     }
     void OnDone(const grpc::Status& status) override {
       for (const auto& [key, value] : call_->client_ctx_.GetServerTrailingMetadata()) {
@@ -111,21 +108,63 @@ class ProxyCall {
     ProxyCall* call_;
   };
 
-  void ReleaseHold() {
-    if (!hold_released_.exchange(true)) down_.RemoveHold();
+  // A message from the sandbox (ok), or its half-close / departure.
+  void UpRead(bool ok) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (ok && !closed_) {
+        down_.AddHold();  // until the down write is done
+      } else if (ok) {
+        return;  // the component's answer is over: nothing more goes down
+      }
+    }
+    if (ok) {
+      down_.StartWrite(&up_message_);
+      return;
+    }
+    if (Close()) {
+      down_.StartWritesDone();
+      down_.RemoveHold();  // open_hold
+    }
   }
+
+  // A message from the component (ok), or the end of its answer.
+  void DownRead(bool ok) {
+    if (ok) {
+      down_.AddHold();  // until the up write is done (Up::OnWriteDone)
+      up_.StartWrite(&down_message_);
+      return;
+    }
+    // Its status comes once nothing holds the down side: the sandbox may be
+    // waiting to read, not to write, so it must not wait for a half-close.
+    if (Close()) down_.RemoveHold();  // open_hold
+  }
+
+  // True for the one caller that closes the way down.
+  bool Close() {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return false;
+    closed_ = true;
+    return true;
+  }
+
   void Done() {
-    if (sides_done_.fetch_add(1) == 1) delete this;
+    if (sides_done_.fetch_add(1) == 1) {
+      open_calls_->fetch_sub(1);
+      delete this;
+    }
   }
 
   grpc::GenericCallbackServerContext* ctx_;
   grpc::GenericStub stub_;
+  std::atomic<int>* open_calls_;
   grpc::ClientContext client_ctx_;
   grpc::ByteBuffer up_message_;    // sandbox → component
   grpc::ByteBuffer down_message_;  // component → sandbox
   Up up_{this};
   Down down_{this};
-  std::atomic<bool> hold_released_{false};
+  absl::Mutex mu_;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;  // open_hold dropped
   std::atomic<int> sides_done_{0};
 };
 
@@ -140,18 +179,31 @@ class Refusal final : public grpc::ServerGenericBidiReactor {
 
 class SandboxMeshProxy::Service final : public grpc::CallbackGenericService {
  public:
-  explicit Service(ChannelTo channel_to) : channel_to_(std::move(channel_to)) {}
+  Service(std::set<std::string> components, ChannelTo channel_to)
+      : components_(std::move(components)), channel_to_(std::move(channel_to)) {}
   grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
     const std::string component = ComponentOfMethod(ctx->method());
-    if (component.empty()) {
+    // Only the mesh's own components: a name made up by a sandbox opens no
+    // channel anywhere.
+    if (!components_.contains(component)) {
       return new Refusal(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
                                       absl::StrCat(ctx->method(), " is not served to sandboxes")));
     }
-    return (new ProxyCall(ctx, channel_to_(component)))->Begin();
+    // All sandboxes share this socket: a bound on what they hold open.
+    if (open_calls_.fetch_add(1) >= kMaxOpenCalls) {
+      open_calls_.fetch_sub(1);
+      return new Refusal(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                      absl::StrCat("the sandboxes' way to the mesh has ",
+                                                   kMaxOpenCalls, " calls open; retry later")));
+    }
+    return (new ProxyCall(ctx, channel_to_(component), &open_calls_))->Begin();
   }
 
  private:
+  static constexpr int kMaxOpenCalls = 1024;
+  const std::set<std::string> components_;
   ChannelTo channel_to_;
+  std::atomic<int> open_calls_{0};
 };
 
 std::string SandboxMeshProxy::ComponentOfMethod(absl::string_view method) {
@@ -166,13 +218,14 @@ std::string SandboxMeshProxy::ComponentOfMethod(absl::string_view method) {
 }
 
 absl::StatusOr<std::unique_ptr<SandboxMeshProxy>> SandboxMeshProxy::Start(
-    const std::string& unix_socket, ChannelTo channel_to) {
+    const std::string& unix_socket, std::set<std::string> components, ChannelTo channel_to) {
   std::unique_ptr<SandboxMeshProxy> proxy(new SandboxMeshProxy());
-  proxy->service_ = std::make_unique<Service>(std::move(channel_to));
+  proxy->service_ = std::make_unique<Service>(std::move(components), std::move(channel_to));
   ::unlink(unix_socket.c_str());
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + unix_socket, grpc::InsecureServerCredentials());
   builder.RegisterCallbackGenericService(proxy->service_.get());
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 64);  // per sandbox connection
   proxy->server_ = builder.BuildAndStart();
   if (proxy->server_ == nullptr) {
     return absl::UnavailableError(absl::StrCat("agents: cannot listen on unix:", unix_socket));

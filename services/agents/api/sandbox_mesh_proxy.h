@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -17,14 +18,17 @@ namespace orchestrator::agents {
 // they are, to the component serving it (its runner to RunnerService here,
 // its CLI to ProjectService wherever that runs). Nothing is decided here:
 // the component called authenticates the agent's token, authorizes and
-// bounds the call like any other. Calls outside our contracts (health,
-// reflection) are UNIMPLEMENTED.
+// bounds the call like any other. Calls to anything else are UNIMPLEMENTED
+// (health and reflection are the proxy server's own, as on every server of
+// the process: they tell only that it is up).
 class SandboxMeshProxy final {
  public:
   using ChannelTo = std::function<std::shared_ptr<grpc::Channel>(const std::string& component)>;
 
-  // Serves `unix_socket` (a path; replaced if it exists).
+  // Serves `unix_socket` (a path; replaced if it exists), forwarding to the
+  // mesh's `components` only.
   static absl::StatusOr<std::unique_ptr<SandboxMeshProxy>> Start(const std::string& unix_socket,
+                                                                 std::set<std::string> components,
                                                                  ChannelTo channel_to);
   ~SandboxMeshProxy();
 

@@ -80,7 +80,8 @@ void AdminTokenMinter::RevokeWithRetries(const std::string& token_id) {
     grpc::ClientContext ctx;
     PrepareMeshCall(ctx, *mesh_, deadline_);
     admin::v1::RevokeWorkerTokenResponse resp;
-    absl::Status s = FromGrpcStatus(Stub().RevokeWorkerToken(&ctx, req, &resp));
+    absl::Status s =
+        FromPeerStatus(Stub().RevokeWorkerToken(&ctx, req, &resp), "AdminService (admin)");
     if (s.ok() || absl::IsNotFound(s)) return;
     const bool transient = absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s);
     if (!transient || attempt >= 12 || stopping_) {

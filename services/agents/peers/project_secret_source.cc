@@ -17,10 +17,10 @@ absl::StatusOr<std::string> ProjectSecretSource::Reveal(const Principal& caller,
   grpc::ClientContext ctx;
   PrepareMeshCall(ctx, *mesh_, deadline_, caller.user_id);
   projects::v1::RevealSecretsResponse resp;
-  absl::Status s = FromGrpcStatus(stub_->RevealSecrets(&ctx, req, &resp));
+  absl::Status s =
+      FromPeerStatus(stub_->RevealSecrets(&ctx, req, &resp), "ProjectService (projects)");
   if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot reveal the secret: ProjectService (projects) is unavailable: ", s.message()));
+    return absl::Status(s.code(), absl::StrCat("cannot reveal the secret: ", s.message()));
   }
   if (!s.ok()) {
     // "names[0]: …" names the request this adapter made, not the caller's.

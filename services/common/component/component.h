@@ -32,6 +32,8 @@ struct ComponentContext {
   MeshCredentialPtr mesh;
   ServiceHost& host;
   std::function<std::shared_ptr<grpc::Channel>(const std::string& component)> channel_to;
+  // Every component of the mesh, hosted here or not.
+  std::vector<std::string> components;
   // Project ids a request names, checked with ProjectService as the caller.
   ProjectVisibilityPtr project_visibility;
   std::chrono::milliseconds call_deadline;

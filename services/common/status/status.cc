@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "services/common/validation/request_bounds.h"
@@ -103,6 +105,23 @@ int HttpStatusFor(absl::StatusCode code) {
     default:  // UNKNOWN, INTERNAL, DATA_LOSS
       return 500;
   }
+}
+
+bool IsTransportFailure(const absl::Status& status) {
+  if (status.code() != absl::StatusCode::kUnavailable) return false;
+  for (absl::string_view words :
+       {"failed to connect to all addresses", "Connection refused", "Socket closed",
+        "Connection reset", "Broken pipe", "connections to all backends failing",
+        "Transport closed", "GOAWAY", "Endpoint read failed", "empty address list"}) {
+    if (absl::StartsWith(status.message(), words)) return true;
+  }
+  return false;
+}
+
+absl::Status FromPeerStatus(const grpc::Status& status, absl::string_view peer) {
+  absl::Status s = FromGrpcStatus(status);
+  if (!IsTransportFailure(s)) return s;
+  return absl::UnavailableError(absl::StrCat(peer, " cannot be reached: ", s.message()));
 }
 
 }  // namespace orchestrator

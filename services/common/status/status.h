@@ -17,6 +17,15 @@ namespace orchestrator {
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
+// True when gRPC itself could not reach the callee (its transport's own
+// words: no server answered), as opposed to a callee answering UNAVAILABLE.
+bool IsTransportFailure(const absl::Status& status);
+
+// A peer's answer to a call between components: FromGrpcStatus, except that
+// a peer that could not be reached is named, e.g. "AdminService (admin)
+// cannot be reached: failed to connect to all addresses; ...".
+absl::Status FromPeerStatus(const grpc::Status& status, absl::string_view peer);
+
 inline constexpr size_t kMaxStatusMessageBytes = 1024;
 
 // RESOURCE_EXHAUSTED that tells the caller when to retry.

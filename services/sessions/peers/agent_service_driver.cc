@@ -9,6 +9,8 @@
 namespace orchestrator::sessions {
 namespace {
 
+constexpr absl::string_view kAgentService = "AgentService (agents)";
+
 namespace av1 = ::orchestrator::agents::v1;
 
 std::chrono::milliseconds Millis(absl::Duration d) {
@@ -55,7 +57,9 @@ absl::StatusOr<av1::Worker> AgentServiceDriver::Unary(
   grpc::ClientContext ctx;
   PrepareMeshCall(ctx, *mesh_, options_.call_deadline, owner_id);
   Response resp;
-  if (grpc::Status s = (Stub().*rpc)(&ctx, req, &resp); !s.ok()) return FromGrpcStatus(s);
+  if (grpc::Status s = (Stub().*rpc)(&ctx, req, &resp); !s.ok()) {
+    return FromPeerStatus(s, kAgentService);
+  }
   return std::move(*resp.mutable_worker());
 }
 
@@ -122,7 +126,7 @@ absl::StatusOr<av1::Worker> AgentServiceDriver::WaitUntilStarted(const std::stri
     return absl::UnavailableError(
         absl::StrCat("AgentService ended the watch of worker ", worker_id, " before it started"));
   }
-  return FromGrpcStatus(status);
+  return FromPeerStatus(status, kAgentService);
 }
 
 absl::StatusOr<av1::TaskResult> AgentServiceDriver::RunTask(
@@ -151,7 +155,7 @@ absl::StatusOr<av1::TaskResult> AgentServiceDriver::RunTask(
     return absl::UnavailableError(absl::StrCat("AgentService ended the task on worker ",
                                                req.worker_id(), " without its result"));
   }
-  return FromGrpcStatus(status);
+  return FromPeerStatus(status, kAgentService);
 }
 
 }  // namespace orchestrator::sessions

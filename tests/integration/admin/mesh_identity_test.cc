@@ -117,6 +117,19 @@ TEST_F(MeshIdentityTest, OnlyTheMeshMayActForAnotherUser) {
   EXPECT_EQ(got.project().owner_id(), alice_id);
 }
 
+TEST_F(MeshIdentityTest, NoTokenIsTheMeshNotEvenOneAnAdminAsksToBe) {
+  admin::v1::GetIdentityResponse me;
+  ASSERT_TRUE(admin_->GetIdentity(TestMesh::Context(mesh_.admin_token()).get(), {}, &me).ok());
+  admin::v1::CreateTokenRequest req;
+  req.set_user_id(me.user().id());
+  req.set_kind(admin::v1::TOKEN_KIND_MESH);
+  admin::v1::CreateTokenResponse created;
+  grpc::Status s = admin_->CreateToken(TestMesh::Context(mesh_.admin_token()).get(), req, &created);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("--mesh_credential_file"));
+  EXPECT_TRUE(created.value().empty());
+}
+
 TEST_F(MeshIdentityTest, AWrongMeshCredentialIsJustAnInvalidToken) {
   auto ctx = TestMesh::Context(credential_ + "x");
   admin::v1::MintWorkerTokenRequest mint;

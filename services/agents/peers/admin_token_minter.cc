@@ -14,7 +14,8 @@ AdminTokenMinter::AdminTokenMinter(std::function<StubPtr()> make_stub, MeshCrede
     : make_stub_(std::move(make_stub)), mesh_(std::move(mesh)), deadline_(deadline) {}
 
 AdminTokenMinter::~AdminTokenMinter() {
-  // Revocations still queued get one try each, without waiting between.
+  // Revocations still queued are dropped (logged): Drain gave them their
+  // time while the mesh could still be reached.
   stopping_ = true;
   revoker_.Shutdown();
 }
@@ -73,6 +74,11 @@ void AdminTokenMinter::WaitIdle(absl::Time deadline) {
 }
 
 void AdminTokenMinter::RevokeWithRetries(const std::string& token_id) {
+  if (stopping_) {
+    // The server our in-process channel leads to may be gone: no call now.
+    spdlog::warn("agents: token {} not revoked: the agents component stopped first", token_id);
+    return;
+  }
   auto backoff = std::chrono::milliseconds(100);
   for (int attempt = 1;; ++attempt) {
     admin::v1::RevokeWorkerTokenRequest req;

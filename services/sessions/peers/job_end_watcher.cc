@@ -37,7 +37,8 @@ const char* OutcomeOf(jv1::JobState state) {
 // a watcher that falls too far behind) rather than queueing without bound.
 class JobEndWatcher::Stream final : public grpc::ClientReadReactor<jv1::WatchJobsResponse> {
  public:
-  explicit Stream(JobEndWatcher* watcher) : watcher_(watcher) {}
+  Stream(JobEndWatcher* watcher, std::shared_ptr<jv1::JobService::StubInterface> stub)
+      : watcher_(watcher), stub_(std::move(stub)) {}
 
   void Begin(jv1::JobService::StubInterface::async_interface& stub) {
     // No one to act for: the mesh itself sees every owner's jobs.
@@ -55,7 +56,7 @@ class JobEndWatcher::Stream final : public grpc::ClientReadReactor<jv1::WatchJob
   void OnReadInitialMetadataDone(bool ok) override {
     if (!ok) return;
     connected_ = true;
-    watcher_->Connected();
+    watcher_->Connected(stub_);
   }
 
   void OnReadDone(bool ok) override {
@@ -79,6 +80,7 @@ class JobEndWatcher::Stream final : public grpc::ClientReadReactor<jv1::WatchJob
 
  private:
   JobEndWatcher* const watcher_;
+  const std::shared_ptr<jv1::JobService::StubInterface> stub_;
   grpc::ClientContext ctx_;
   const jv1::WatchJobsRequest request_;
   jv1::WatchJobsResponse change_;
@@ -99,6 +101,7 @@ JobEndWatcher::~JobEndWatcher() { Stop(); }
 void JobEndWatcher::Start() {
   absl::MutexLock lock(&mu_);
   if (thread_.joinable() || stopping_) return;
+  unwatched_since_ = absl::Now() - options_.first_catch_up;
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -118,13 +121,14 @@ void JobEndWatcher::Stop() {
 void JobEndWatcher::Run() {
   auto backoff = options_.min_backoff;
   while (true) {
-    StubPtr stub = make_stub_();
+    // Shared with the catch-up this stream's connection starts.
+    std::shared_ptr<jv1::JobService::StubInterface> stub = make_stub_();
     auto* async = stub ? stub->async() : nullptr;
     if (async == nullptr) {
       spdlog::error("sessions: job ends are not watched: the JobService stub has no callback API");
       return;
     }
-    Stream stream(this);
+    Stream stream(this, stub);
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
@@ -139,6 +143,11 @@ void JobEndWatcher::Run() {
     }
     const grpc::Status& status = stream.status();
     if (stream.connected()) {
+      {
+        absl::MutexLock lock(&mu_);
+        // A little before now: an end committed as the stream went is caught.
+        unwatched_since_ = absl::Now() - absl::Seconds(1);
+      }
       backoff = options_.min_backoff;
       // Its lifetime ran out: the next one at once.
       if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) continue;
@@ -158,11 +167,45 @@ void JobEndWatcher::Run() {
   }
 }
 
-void JobEndWatcher::Connected() {
-  absl::MutexLock lock(&mu_);
-  if (!outage_) return;
-  outage_ = false;
-  spdlog::info("sessions: watching job ends again");
+void JobEndWatcher::Connected(std::shared_ptr<jv1::JobService::StubInterface> stub) {
+  absl::Time since;
+  {
+    absl::MutexLock lock(&mu_);
+    since = unwatched_since_;
+    if (outage_) {
+      outage_ = false;
+      spdlog::info("sessions: watching job ends again");
+    }
+  }
+  // In order with the changes the new stream reads (same dispatcher).
+  (void)dispatcher_.Submit([this, since, stub = std::move(stub)] { CatchUp(*stub, since); });
+}
+
+void JobEndWatcher::CatchUp(jv1::JobService::StubInterface& stub, absl::Time since) {
+  int told = 0;
+  for (jv1::JobState state :
+       {jv1::JOB_STATE_SUCCEEDED, jv1::JOB_STATE_FAILED, jv1::JOB_STATE_CANCELLED}) {
+    jv1::ListJobsRequest req;
+    req.set_state(state);
+    req.set_page_size(std::min(options_.catch_up_jobs, 500));
+    jv1::ListJobsResponse page;
+    grpc::ClientContext ctx;
+    PrepareMeshCall(ctx, *mesh_, std::chrono::seconds(10));
+    if (grpc::Status s = stub.ListJobs(&ctx, req, &page); !s.ok()) {
+      spdlog::warn("sessions: catching up with the jobs that ended meanwhile failed: {}",
+                   s.error_message());
+      return;
+    }
+    for (const jv1::Job& job : page.jobs()) {
+      const absl::Time ended = absl::FromUnixSeconds(job.update_time().seconds()) +
+                               absl::Nanoseconds(job.update_time().nanos());
+      if (ended < since) continue;
+      Tell(job.owner_id(), job.id(), absl::StrCat(job.id(), "@", job.attempt(), "#", state),
+           OutcomeOf(state));
+      ++told;
+    }
+  }
+  if (told > 0) spdlog::info("sessions: told {} job ends that came while unwatched", told);
 }
 
 void JobEndWatcher::Handle(const jv1::WatchJobsResponse& change) {
@@ -172,11 +215,18 @@ void JobEndWatcher::Handle(const jv1::WatchJobsResponse& change) {
   const std::string& owner = change.job().owner_id();
   const std::string& job = change.job().id().empty() ? event.job_id() : change.job().id();
   if (outcome == nullptr || owner.empty() || job.empty()) return;
+  Tell(owner, job,
+       absl::StrCat(job, "@", change.job().attempt(), "#", event.state_changed().to_state()),
+       outcome);
+}
+
+void JobEndWatcher::Tell(const std::string& owner, const std::string& job, const std::string& key,
+                         const char* outcome) {
+  if (outcome == nullptr || owner.empty() || job.empty()) return;
   {
     absl::MutexLock lock(&mu_);
-    std::string key = absl::StrCat(job, "#", event.sequence());
     if (!told_.insert(key).second) return;
-    told_order_.push_back(std::move(key));
+    told_order_.push_back(key);
     if (told_order_.size() > kRemembered) {
       told_.erase(told_order_.front());
       told_order_.pop_front();

@@ -11,6 +11,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "orchestrator/jobs/v1/jobs.grpc.pb.h"
 #include "services/common/auth/mesh_identity.h"
 #include "services/common/executor/bounded_executor.h"
@@ -23,7 +24,10 @@ namespace orchestrator::sessions {
 // `on_job_ended(owner, job, outcome)` call, with outcome "succeeded",
 // "failed" or "was cancelled". While the jobs component cannot be reached it
 // tries again with capped backoff, logging once per outage. WatchJobs is
-// live only: jobs that end while no stream is open are not told.
+// live only, so each time a watch is in place again the watcher catches up
+// with ListJobs: the jobs that ended since the last watch ended (on the first
+// watch, within `first_catch_up`) are told too. Telling a job twice is
+// harmless: the session manager keeps one message per job end.
 class JobEndWatcher final {
  public:
   using StubPtr = std::unique_ptr<jobs::v1::JobService::StubInterface>;
@@ -35,6 +39,11 @@ class JobEndWatcher final {
     std::chrono::milliseconds max_backoff{5000};
     // Every call has a deadline: a stream is opened again after this long.
     std::chrono::milliseconds stream_lifetime = std::chrono::hours(24);
+    // On the first watch (a start of the sessions component): how far back
+    // ended jobs are told.
+    absl::Duration first_catch_up = absl::Minutes(15);
+    // Catching up reads at most this many of the latest jobs per end state.
+    int catch_up_jobs = 500;
   };
 
   // `make_stub` runs before every stream (an in-process channel exists only
@@ -62,7 +71,13 @@ class JobEndWatcher final {
   void Run();
   // On the dispatcher: one state change read from the stream.
   void Handle(const jobs::v1::WatchJobsResponse& change);
-  void Connected();
+  // A stream over `stub` is in place.
+  void Connected(std::shared_ptr<jobs::v1::JobService::StubInterface> stub);
+  // On the dispatcher: the jobs that ended since `since`, with ListJobs.
+  void CatchUp(jobs::v1::JobService::StubInterface& stub, absl::Time since);
+  // One end, told once.
+  void Tell(const std::string& owner, const std::string& job, const std::string& key,
+            const char* outcome);
 
   std::function<StubPtr()> make_stub_;
   const MeshCredentialPtr mesh_;
@@ -74,6 +89,8 @@ class JobEndWatcher final {
   Stream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;
   // Whether the jobs component is away (logged once, until a stream is back).
   bool outage_ ABSL_GUARDED_BY(mu_) = false;
+  // Since when no watch has been in place: what the next one catches up.
+  absl::Time unwatched_since_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // The ends told lately ({job, event sequence}), oldest first: each is
   // told once, whatever the stream repeats.
   absl::flat_hash_set<std::string> told_ ABSL_GUARDED_BY(mu_);

@@ -10,6 +10,7 @@
 
 #include <tuple>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
@@ -60,6 +61,31 @@ class FakeJobService final : public jv1::JobService::CallbackService {
     return writer.get();
   }
 
+  // ListJobs: the jobs `Ended` set, filtered by state as the real one does.
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* ctx,
+                                     const jv1::ListJobsRequest* req,
+                                     jv1::ListJobsResponse* resp) override {
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& job : ended_) {
+        if (job.state() == req->state()) *resp->add_jobs() = job;
+      }
+    }
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  void Ended(const std::string& owner, const std::string& id, jv1::JobState state, absl::Time at) {
+    jv1::Job job;
+    job.set_id(id);
+    job.set_owner_id(owner);
+    job.set_state(state);
+    job.set_attempt(1);
+    job.mutable_update_time()->set_seconds(absl::ToUnixSeconds(at));
+    absl::MutexLock lock(&mu_);
+    ended_.push_back(job);
+  }
+
   // The stream open now, once there is one.
   std::shared_ptr<Writer> AwaitStream() {
     absl::MutexLock lock(&mu_);
@@ -91,17 +117,23 @@ class FakeJobService final : public jv1::JobService::CallbackService {
   int left_ ABSL_GUARDED_BY(mu_) = 0;
   std::string authorization_ ABSL_GUARDED_BY(mu_);
   std::string act_for_ ABSL_GUARDED_BY(mu_) = "(none)";
+  std::vector<jv1::Job> ended_ ABSL_GUARDED_BY(mu_);
 };
 
 // The jobs component: a server that can be stopped and started again.
 class JobsComponent {
  public:
   void Start(FakeJobService* service) {
+    // Over TCP, as a remote jobs component: an in-process channel must not
+    // outlive its server, which this one does on purpose.
     grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
     builder.RegisterService(service);
     auto server = builder.BuildAndStart();
     absl::MutexLock lock(&mu_);
-    channel_ = server->InProcessChannel({});
+    channel_ =
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
     servers_.push_back(std::move(server));
   }
   void Stop() {
@@ -197,6 +229,31 @@ TEST_F(JobEndWatcherTest, WaitsForAJobsComponentThatIsNotUpYet) {
   ASSERT_NE(stream, nullptr);
   stream->Push(Change("u1", "job_1", 3, jv1::JOB_STATE_FAILED));
   EXPECT_THAT(AwaitTold(1), ElementsAre(Told{"u1", "job_1", "failed"}));
+}
+
+TEST_F(JobEndWatcherTest, CatchesUpWithTheJobsThatEndedWhileNoWatchWasOpen) {
+  jobs_.Start(&first_);
+  watcher_->Start();
+  ASSERT_NE(first_.AwaitStream(), nullptr);
+  // While the jobs component is away, two jobs end; one ended long before.
+  jobs_.Stop();
+  second_.Ended("u1", "job_gap", jv1::JOB_STATE_SUCCEEDED, absl::Now());
+  second_.Ended("u2", "job_gap_failed", jv1::JOB_STATE_FAILED, absl::Now());
+  second_.Ended("u3", "job_old", jv1::JOB_STATE_SUCCEEDED, absl::Now() - absl::Hours(2));
+  jobs_.Start(&second_);
+  auto stream = second_.AwaitStream();
+  ASSERT_NE(stream, nullptr);
+  EXPECT_THAT(AwaitTold(2),
+              ::testing::UnorderedElementsAre(Told{"u1", "job_gap", "succeeded"},
+                                              Told{"u2", "job_gap_failed", "failed"}));
+  // The stream then tells the same end again: told once.
+  jv1::WatchJobsResponse again = Change("u1", "job_gap", 9, jv1::JOB_STATE_SUCCEEDED);
+  again.mutable_job()->set_attempt(1);
+  stream->Push(again);
+  stream->Push(Change("u4", "job_live", 3, jv1::JOB_STATE_CANCELLED));
+  auto told = AwaitTold(3);
+  EXPECT_EQ(told.size(), 3u);
+  EXPECT_EQ(told.back(), (Told{"u4", "job_live", "was cancelled"}));
 }
 
 }  // namespace

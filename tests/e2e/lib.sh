@@ -1,27 +1,11 @@
-# Shared by the e2e scripts: check bookkeeping, and one orchestratord over
-# its own database, killed with the script. Source it, then call
-# start_orchestratord LISTEN [FLAGS...] (or start_component once per
-# component for a split mesh). Needs PGHOST etc. from pg_virtualenv.
-
-failures=0
-failures_before=0
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
-# For failures that leave nothing further worth checking.
-fatal() {
-  fail "$@"
-  exit 1
-}
-# Prints "ok: $*" when nothing failed since the last `mark`.
-mark() { failures_before=$failures; }
-pass() { ((failures > failures_before)) || echo "ok: $*"; }
-# Ends the script with its verdict.
-finish() {
-  ((failures == 0)) || exit 1
-  echo "PASS: $*"
-}
+# shellcheck shell=bash
+# Shared by the e2e scripts that run processes of this machine: the checks
+# (checks.sh), and orchestratord over its own database, killed with the
+# script. Source it, then call start_orchestratord LISTEN [FLAGS...] (or
+# start_component once per component for a split mesh). Needs PGHOST etc.
+# from pg_virtualenv.
+# shellcheck source=tests/e2e/checks.sh
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 
 [ -n "${PGHOST:-}" ] || fatal "PGHOST is not set; run under pg_virtualenv (tools/test does)"
 
@@ -86,10 +70,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # start_orchestratord ORCHESTRATORD LISTEN [FLAGS...]: every component, a
 # fresh database, the bootstrap admin token in $work/admin.token.
 start_orchestratord() {
@@ -123,16 +103,6 @@ wait_for() {
   done
 }
 
-# Prints the value at a dotted path (e.g. project.id) of the JSON document on stdin.
-json_get() {
-  /usr/bin/python3 -c '
-import json, sys
-value = json.load(sys.stdin)
-for key in sys.argv[1].split("."):
-    value = value.get(key, "") if isinstance(value, dict) else ""
-print(value)' "$1" 2>/dev/null || true
-}
-
 # start_gateway GATEWAY UPSTREAM [FLAGS...]: orchestrator-gateway on a free
 # port in front of UPSTREAM; sets $gateway_url once /healthz answers.
 start_gateway() {
@@ -140,9 +110,15 @@ start_gateway() {
   shift 2
   local port
   port="$(free_port)"
-  gateway_url="http://127.0.0.1:$port"
-  setpriv --pdeathsig KILL -- "$bin" --listen="127.0.0.1:$port" --upstream="$upstream" "$@" \
-    </dev/null >>"$gateway_log" 2>&1 &
+  launch_gateway "http://127.0.0.1:$port" "$bin" --listen="127.0.0.1:$port" --upstream="$upstream" "$@"
+}
+
+# launch_gateway URL COMMAND...: runs COMMAND (an orchestrator-gateway
+# listening at URL); sets $gateway_url once /healthz answers.
+launch_gateway() {
+  gateway_url="$1"
+  shift
+  setpriv --pdeathsig KILL -- "$@" </dev/null >>"$gateway_log" 2>&1 &
   gateway_pid=$!
   local deadline=$((SECONDS + 20))
   until curl -sf "$gateway_url/healthz" >/dev/null 2>&1; do
@@ -150,27 +126,6 @@ start_gateway() {
     ((SECONDS < deadline)) || fatal "orchestrator-gateway: not up within 20 s"
     sleep 0.1
   done
-}
-
-# call METHOD PATH [curl args...]: a request to the gateway; prints
-# "<status> <body>", the body also in $work/body.
-call() {
-  local method="$1" path="$2"
-  shift 2
-  local code
-  code="$(curl -s -o "$work/body" -w '%{http_code}' -X "$method" "$@" "$gateway_url$path")"
-  echo "$code $(cat "$work/body")"
-}
-status_of() { echo "${1%% *}"; }
-body_of() { echo "${1#* }"; }
-# expect WHAT WANT_STATUS RESPONSE [BODY_SUBSTRING]: checks what call printed.
-expect() {
-  local got
-  got="$(status_of "$3")"
-  [ "$got" = "$2" ] || fail "$1: status $got, want $2: $(body_of "$3")"
-  if [ -n "${4:-}" ]; then
-    [[ "$(body_of "$3")" == *"$4"* ]] || fail "$1: body lacks '$4': $(body_of "$3")"
-  fi
 }
 
 # stop_gateway: SIGTERM, and its exit status in $gateway_status.
@@ -181,14 +136,16 @@ stop_gateway() {
   gateway_pid=""
 }
 
-# start_component ORCHESTRATORD NAME LISTEN [FLAGS...]: orchestratord hosting
-# the component NAME alone over $db (created by the caller), its output
-# appended to $work/NAME.log (a restart keeps the earlier run's lines).
+# start_component NAME ENV_FILE COMMAND...: the process hosting the
+# component NAME (COMMAND, e.g. orchestratord --services=NAME ...) with the
+# KEY=VALUE lines of ENV_FILE added to its environment, its output appended
+# to $work/NAME.log (a restart keeps the earlier run's lines).
 start_component() {
-  local bin="$1" name="$2" listen="$3"
-  shift 3
-  setpriv --pdeathsig KILL -- "$bin" --services="$name" --listen="$listen" \
-    --database_url="dbname=$db" "$@" </dev/null >>"$work/$name.log" 2>&1 &
+  local name="$1" env_file="$2" line
+  shift 2
+  local vars=()
+  while IFS= read -r line; do [ -z "$line" ] || vars+=("$line"); done <"$env_file"
+  setpriv --pdeathsig KILL -- env "${vars[@]}" "$@" </dev/null >>"$work/$name.log" 2>&1 &
   component_pids[$name]=$!
 }
 

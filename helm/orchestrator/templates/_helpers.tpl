@@ -46,3 +46,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "orchestrator.meshCredentialSecretName" -}}
 {{- .Values.meshCredential.existingSecret | default (printf "%s-mesh-credential" (include "orchestrator.fullname" .)) -}}
 {{- end -}}
+
+{{/* The components this release runs (entries of .Values.components not set to null), comma-separated, sorted. */}}
+{{- define "orchestrator.componentNames" -}}
+{{- $names := list -}}
+{{- range $name, $component := .Values.components -}}
+{{- if $component }}{{ $names = append $names $name }}{{ end -}}
+{{- end -}}
+{{- join "," $names -}}
+{{- end -}}

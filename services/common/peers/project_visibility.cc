@@ -26,7 +26,7 @@ absl::Status Interpret(const grpc::Status& answer, const std::string& field,
           absl::StrCat(field, ": naming a project needs permission 'project.get'"));
     default:
       return absl::UnavailableError(
-          absl::StrCat("cannot check ", field, " with ProjectService: ", s.message()));
+          absl::StrCat("cannot check ", field, " with ProjectService (projects): ", s.message()));
   }
 }
 

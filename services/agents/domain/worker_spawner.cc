@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <set>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -107,19 +109,6 @@ absl::Status CheckConfig(const v1::WorkerConfig& c) {
 
 }  // namespace
 
-struct WorkerSpawner::Live {
-  absl::Mutex mu;
-  v1::Worker worker ABSL_GUARDED_BY(mu);
-  std::string token_id;
-  std::unique_ptr<Sandbox> sandbox ABSL_GUARDED_BY(mu);
-  RunnerLink* link ABSL_GUARDED_BY(mu) = nullptr;
-  absl::Time started;
-  v1::WorkerState before_pause ABSL_GUARDED_BY(mu) = v1::WORKER_STATE_READY;
-  std::map<uint64_t, std::function<void(const v1::Worker&)>> watchers ABSL_GUARDED_BY(mu);
-  std::string task_id ABSL_GUARDED_BY(mu);
-  std::map<uint64_t, TaskListener> listeners ABSL_GUARDED_BY(mu);
-};
-
 std::string RuntimeKey(v1::AgentType agent, const std::vector<std::string>& capabilities) {
   std::set<std::string> caps;
   for (const auto& c : capabilities) caps.insert(absl::AsciiStrToLower(c));
@@ -195,17 +184,24 @@ void WorkerSpawner::StartMonitor() {
 void WorkerSpawner::Shutdown() {
   stopping_ = true;
   if (monitor_.joinable()) monitor_.join();
-  std::vector<std::shared_ptr<Live>> all;
+  std::vector<std::pair<std::string, std::shared_ptr<Live>>> all;
   {
     absl::MutexLock lock(&mu_);
-    for (auto& [id, l] : live_) all.push_back(l);
-    live_.clear();
+    for (auto& [id, l] : live_) all.emplace_back(id, l);
   }
-  for (auto& l : all) {
-    absl::MutexLock lock(&l->mu);
-    if (!Terminal(l->worker.state())) {
-      TransitionLocked(*l, v1::WORKER_STATE_STOPPED, "orchestratord shut down");
+  for (auto& [id, l] : all) {
+    {
+      absl::MutexLock lock(&l->mu);
+      if (!Terminal(l->worker.state())) {
+        TransitionLocked(*l, v1::WORKER_STATE_STOPPED, "orchestratord shut down");
+      }
     }
+    l->outbox.Settle();
+  }
+  // Only now: a runner's link is used until RunnerGone, which settles, finds it.
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, l] : all) {
+    if (auto it = live_.find(id); it != live_.end() && it->second == l) live_.erase(it);
   }
 }
 
@@ -216,6 +212,7 @@ void WorkerSpawner::TransitionLocked(Live& l, v1::WorkerState state, const std::
   w.set_state_reason(reason);
   *w.mutable_update_time() = Now();
   if (state == v1::WORKER_STATE_READY && !w.has_ready_time()) *w.mutable_ready_time() = Now();
+  std::function<void()> tell_listeners;
   if (Terminal(state)) {
     *w.mutable_end_time() = Now();
     if (!l.task_id.empty()) {
@@ -224,42 +221,67 @@ void WorkerSpawner::TransitionLocked(Live& l, v1::WorkerState state, const std::
       r.set_status(state == v1::WORKER_STATE_STOPPED ? v1::TASK_STATUS_CANCELLED
                                                      : v1::TASK_STATUS_FAILED);
       r.set_summary(reason);
-      EndTaskLocked(l, std::move(r));
+      tell_listeners = EndTaskLocked(l, std::move(r));
     }
-    if (l.link != nullptr) l.link->Close(absl::CancelledError(reason));
-    l.link = nullptr;
-    if (l.sandbox) l.sandbox->Kill();
-    if (egress_) egress_->Close(w.id());
-    if (!l.token_id.empty()) minter_->Revoke(l.token_id);
+    l.outbox.Post([this, link = std::exchange(l.link, nullptr),
+                   sandbox = std::shared_ptr<Sandbox>(std::move(l.sandbox)), id = w.id(),
+                   token_id = l.token_id, reason] {
+      if (link != nullptr) link->Close(absl::CancelledError(reason));
+      if (sandbox) sandbox->Kill();
+      if (egress_) egress_->Close(id);
+      if (!token_id.empty()) minter_->Revoke(token_id);
+    });
   }
-  Persist(*store_, w);
-  spdlog::info("agents: worker {} {}{}", w.id(), StateName(state),
-               reason.empty() ? "" : ": " + reason);
-  for (auto& [h, watcher] : l.watchers) watcher(w);
+  std::vector<std::shared_ptr<Watcher>> watchers;
+  for (auto& [h, watcher] : l.watchers) watchers.push_back(watcher);
   if (Terminal(state)) l.watchers.clear();
+  l.outbox.Post([this, snapshot = w, watchers = std::move(watchers), reason] {
+    Persist(*store_, snapshot);
+    spdlog::info("agents: worker {} {}{}", snapshot.id(), StateName(snapshot.state()),
+                 reason.empty() ? "" : ": " + reason);
+    for (auto& watcher : watchers) (*watcher)(snapshot);
+  });
+  if (tell_listeners) l.outbox.Post(std::move(tell_listeners));
 }
 
-void WorkerSpawner::EndTaskLocked(Live& l, v1::TaskResult result) {
-  if (l.task_id.empty() || result.task_id() != l.task_id) return;
+void WorkerSpawner::PersistLocked(Live& l) {
+  l.outbox.Post([this, w = l.worker] { Persist(*store_, w); });
+}
+
+std::function<void()> WorkerSpawner::EndTaskLocked(Live& l, v1::TaskResult result) {
+  if (l.task_id.empty() || result.task_id() != l.task_id) return nullptr;
   if (!result.has_end_time()) *result.mutable_end_time() = Now();
-  // What the agent declared with `orchestrator finish` wins over its exit.
-  if (auto finish = store_->FinishOf(result.task_id()); finish.ok() && finish->has_value()) {
-    const auto& f = **finish;
-    if (result.status() == v1::TASK_STATUS_SUCCEEDED && f.status() == v1::TASK_STATUS_FAILED) {
-      result.set_status(v1::TASK_STATUS_FAILED);
-    }
-    if (!f.summary().empty()) result.set_summary(f.summary());
-    if (f.has_payload()) *result.mutable_payload() = f.payload();
-  }
-  if (auto s = store_->SaveResult(result); !s.ok()) {
-    spdlog::warn("agents: result of task {} not saved: {}", result.task_id(), s.ToString());
-  }
   if (!result.agent_session_id().empty()) l.worker.set_agent_session_id(result.agent_session_id());
   l.worker.clear_current_task_id();
   l.task_id.clear();
-  auto listeners = std::move(l.listeners);
-  l.listeners.clear();
-  for (auto& [h, listener] : listeners) listener.on_result(result);
+  auto saved = std::make_shared<v1::TaskResult>(std::move(result));
+  l.outbox.Post([this, saved] {
+    // What the agent declared with `orchestrator finish` (saved by an
+    // effect posted before this one) wins over its exit.
+    if (auto finish = store_->FinishOf(saved->task_id()); finish.ok() && finish->has_value()) {
+      const auto& f = **finish;
+      if (saved->status() == v1::TASK_STATUS_SUCCEEDED && f.status() == v1::TASK_STATUS_FAILED) {
+        saved->set_status(v1::TASK_STATUS_FAILED);
+      }
+      if (!f.summary().empty()) saved->set_summary(f.summary());
+      if (f.has_payload()) *saved->mutable_payload() = f.payload();
+    }
+    if (auto s = store_->SaveResult(*saved); !s.ok()) {
+      spdlog::warn("agents: result of task {} not saved: {}", saved->task_id(), s.ToString());
+    }
+  });
+  return [saved, listeners = std::exchange(l.listeners, {})] {
+    for (auto& [h, listener] : listeners) listener->on_result(*saved);
+  };
+}
+
+std::string WorkerSpawner::RefusalLocked(Live& l) {
+  const auto state = l.worker.state();
+  if (state == v1::WORKER_STATE_READY && l.link != nullptr) return "";
+  return state == v1::WORKER_STATE_BUSY       ? absl::StrCat("is busy with task ", l.task_id)
+         : state == v1::WORKER_STATE_PAUSED   ? "is paused; resume it first"
+         : state == v1::WORKER_STATE_STARTING ? "is still starting; watch it until it is ready"
+                                              : absl::StrCat("is ", StateName(state));
 }
 
 // --- lookups ---------------------------------------------------------------------
@@ -455,14 +477,17 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
   auto live = std::make_shared<Live>();
   live->token_id = token->token_id;
   live->started = absl::Now();
-  absl::MutexLock lock(&live->mu);
-  live->worker = w;
+  {
+    absl::MutexLock lock(&live->mu);
+    live->worker = w;
+  }
+  // What a runner's hello posts meanwhile (READY) waits for the row.
+  live->outbox.Hold();
   {
     absl::MutexLock all(&mu_);
     live_[w.id()] = live;
   }
-  // The sandbox starts while the worker is recorded: the runner's hello
-  // waits for this worker's lock, so READY is never saved before the row.
+  // The sandbox starts while the worker is recorded.
   absl::StatusOr<std::unique_ptr<Sandbox>> sandbox =
       absl::UnavailableError("the sandbox launcher is shutting down");
   absl::Notification launched;
@@ -479,6 +504,7 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
   if (submitted) launched.WaitForNotification();
   if (!stored.ok() || !created) {
     // A failure, or a retry of a request that started a worker already.
+    live->outbox.Release();
     if (sandbox.ok()) (*sandbox)->Kill();
     if (egress_) egress_->Close(w.id());
     {
@@ -488,14 +514,22 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
     minter_->Revoke(token->token_id);
     return stored;
   }
-  live->worker = *stored;
-  if (!sandbox.ok()) {
-    TransitionLocked(*live, v1::WORKER_STATE_FAILED,
-                     absl::StrCat("the sandbox did not start: ", sandbox.status().message()));
-    return live->worker;
+  v1::Worker started = *stored;
+  {
+    absl::MutexLock lock(&live->mu);
+    if (!sandbox.ok()) {
+      TransitionLocked(*live, v1::WORKER_STATE_FAILED,
+                       absl::StrCat("the sandbox did not start: ", sandbox.status().message()));
+      started = live->worker;
+    } else if (Terminal(live->worker.state())) {
+      // Stopped meanwhile (a shutdown): the sandbox goes after the rest.
+      live->outbox.Post([s = std::shared_ptr<Sandbox>(std::move(*sandbox))] { s->Kill(); });
+    } else {
+      live->sandbox = std::move(*sandbox);
+    }
   }
-  live->sandbox = std::move(*sandbox);
-  return live->worker;
+  live->outbox.Release();
+  return started;
 }
 
 // --- reading ---------------------------------------------------------------------
@@ -546,18 +580,24 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Pause(const Principal& caller, const s
     return Get(caller, id).ok() ? absl::FailedPreconditionError(
                                       absl::StrCat("worker '", id, "' has ended; nothing to pause"))
                                 : l.status();
-  absl::MutexLock lock(&(*l)->mu);
   Live& live = **l;
-  const auto state = live.worker.state();
-  if (state == v1::WORKER_STATE_PAUSED) return live.worker;
-  if (state != v1::WORKER_STATE_READY && state != v1::WORKER_STATE_BUSY) {
-    return absl::FailedPreconditionError(absl::StrCat("worker '", id, "' is ", StateName(state),
-                                                      "; only a ready or busy worker can pause"));
+  v1::Worker paused;
+  {
+    absl::MutexLock lock(&live.mu);
+    const auto state = live.worker.state();
+    if (state == v1::WORKER_STATE_PAUSED) return live.worker;
+    if ((state != v1::WORKER_STATE_READY && state != v1::WORKER_STATE_BUSY) ||
+        live.sandbox == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat("worker '", id, "' is ", StateName(state),
+                                                        "; only a ready or busy worker can pause"));
+    }
+    if (auto s = live.sandbox->Freeze(); !s.ok()) return s;
+    live.before_pause = state;
+    TransitionLocked(live, v1::WORKER_STATE_PAUSED, "paused");
+    paused = live.worker;
   }
-  if (auto s = live.sandbox->Freeze(); !s.ok()) return s;
-  live.before_pause = state;
-  TransitionLocked(live, v1::WORKER_STATE_PAUSED, "paused");
-  return live.worker;
+  live.outbox.Settle();
+  return paused;
 }
 
 absl::StatusOr<v1::Worker> WorkerSpawner::Resume(const Principal& caller, const std::string& id) {
@@ -566,28 +606,38 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Resume(const Principal& caller, const 
     return Get(caller, id).ok() ? absl::FailedPreconditionError(
                                       absl::StrCat("worker '", id, "' has ended; start a new one"))
                                 : l.status();
-  absl::MutexLock lock(&(*l)->mu);
   Live& live = **l;
-  if (live.worker.state() != v1::WORKER_STATE_PAUSED) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("worker '", id, "' is ", StateName(live.worker.state()), ", not paused"));
+  v1::Worker resumed;
+  {
+    absl::MutexLock lock(&live.mu);
+    if (live.worker.state() != v1::WORKER_STATE_PAUSED) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("worker '", id, "' is ", StateName(live.worker.state()), ", not paused"));
+    }
+    if (auto s = live.sandbox->Thaw(); !s.ok()) return s;
+    TransitionLocked(live, live.before_pause, "");
+    resumed = live.worker;
   }
-  if (auto s = live.sandbox->Thaw(); !s.ok()) return s;
-  TransitionLocked(live, live.before_pause, "");
-  return live.worker;
+  live.outbox.Settle();
+  return resumed;
 }
 
 absl::StatusOr<v1::Worker> WorkerSpawner::Stop(const Principal& caller, const std::string& id,
                                                const std::string& reason) {
   auto l = Visible(caller, id);
   if (!l.ok()) return Get(caller, id);  // ended already: stopping again changes nothing
-  absl::MutexLock lock(&(*l)->mu);
   Live& live = **l;
-  if (live.worker.state() == v1::WORKER_STATE_PAUSED && live.sandbox)
-    live.sandbox->Thaw().IgnoreError();
-  TransitionLocked(live, v1::WORKER_STATE_STOPPED,
-                   reason.empty() ? absl::StrCat("stopped by ", caller.user_name) : reason);
-  return live.worker;
+  v1::Worker stopped;
+  {
+    absl::MutexLock lock(&live.mu);
+    if (live.worker.state() == v1::WORKER_STATE_PAUSED && live.sandbox)
+      live.sandbox->Thaw().IgnoreError();
+    TransitionLocked(live, v1::WORKER_STATE_STOPPED,
+                     reason.empty() ? absl::StrCat("stopped by ", caller.user_name) : reason);
+    stopped = live.worker;
+  }
+  live.outbox.Settle();
+  return stopped;
 }
 
 absl::StatusOr<uint64_t> WorkerSpawner::Watch(const Principal& caller, const std::string& id,
@@ -599,10 +649,16 @@ absl::StatusOr<uint64_t> WorkerSpawner::Watch(const Principal& caller, const std
     on_change(*ended);  // its final state; nothing more will come
     return 0;
   }
-  absl::MutexLock lock(&(*l)->mu);
+  Live& live = **l;
   const uint64_t handle = next_handle_++;
-  on_change((*l)->worker);
-  if (!Terminal((*l)->worker.state())) (*l)->watchers.emplace(handle, std::move(on_change));
+  {
+    absl::MutexLock lock(&live.mu);
+    auto watcher = std::make_shared<Watcher>(std::move(on_change));
+    // After the changes queued before it, before those queued after it.
+    live.outbox.Post([watcher, w = live.worker] { (*watcher)(w); });
+    if (!Terminal(live.worker.state())) live.watchers.emplace(handle, std::move(watcher));
+  }
+  live.outbox.Settle();
   return handle;
 }
 
@@ -628,76 +684,96 @@ absl::StatusOr<std::string> WorkerSpawner::RunTask(const Principal& caller,
                                                       ended->state_reason(), "); start a new one"));
   }
   Live& live = **l;
-  absl::MutexLock lock(&live.mu);
   v1::Task task;
   task.set_id(NewId("tsk_"));
-  task.set_worker_id(live.worker.id());
+  task.set_worker_id(req.worker_id());
   task.set_prompt(req.prompt());
   task.set_agent_session_id(req.agent_session_id());
   task.set_idempotency_key(req.idempotency_key());
   if (req.has_timeout()) *task.mutable_timeout() = req.timeout();
   *task.mutable_create_time() = Now();
-  if (!req.request_id().empty()) {
-    // A retry: attach to the task the first request started, or get its result.
-    bool created = false;
-    auto earlier = store_->CreateTask(task, req.request_id(), &created);
-    if (!earlier.ok()) return earlier.status();
-    if (!created) {
-      *handle = next_handle_++;
+  std::optional<v1::Task> earlier;  // the task a retry's first request started
+  std::string refusal;              // why the worker cannot take the task
+  {
+    // One RunTask at a time checks the worker, inserts its task and claims
+    // the worker; the insert happens with the worker's lock free.
+    absl::MutexLock admit(&live.admission);
+    bool inserted = false;
+    if (!req.request_id().empty()) {
+      bool created = false;
+      auto stored = store_->CreateTask(task, req.request_id(), &created);
+      if (!stored.ok()) return stored.status();
+      if (!created) earlier = std::move(*stored);
+      inserted = created;
+    } else {
+      absl::MutexLock lock(&live.mu);
+      refusal = RefusalLocked(live);
+    }
+    if (earlier) {
+      // A retry: attach to the task the first request started, or (below) get its result.
+      absl::MutexLock lock(&live.mu);
       if (earlier->id() == live.task_id) {
-        live.listeners.emplace(*handle, std::move(listener));
+        *handle = next_handle_++;
+        live.listeners.emplace(*handle, std::make_shared<TaskListener>(std::move(listener)));
         return earlier->id();
       }
-      auto result = store_->ResultOf(earlier->id());
-      if (!result.ok()) return result.status();
-      if (result->has_value()) listener.on_result(**result);
-      return earlier->id();
+    } else {
+      if (refusal.empty() && !inserted) {
+        bool created = false;
+        auto stored = store_->CreateTask(task, "", &created);
+        if (!stored.ok()) return stored.status();
+        inserted = true;
+      }
+      if (refusal.empty()) {
+        absl::MutexLock lock(&live.mu);
+        refusal = RefusalLocked(live);  // again: it may have moved on during the insert
+        if (refusal.empty()) {
+          live.task_id = task.id();
+          live.worker.set_current_task_id(task.id());
+          *handle = next_handle_++;
+          live.listeners.emplace(*handle, std::make_shared<TaskListener>(std::move(listener)));
+          TransitionLocked(live, v1::WORKER_STATE_BUSY, "");
+          v1::ConnectResponse send;
+          *send.mutable_task() = task;
+          live.outbox.Post([link = live.link, send = std::move(send)] { link->Send(send); });
+        }
+      }
+      if (!refusal.empty() && inserted) {
+        // A retry of this request gets the refusal as the task's result.
+        v1::TaskResult refused;
+        refused.set_task_id(task.id());
+        refused.set_status(v1::TASK_STATUS_FAILED);
+        refused.set_summary(absl::StrCat("worker ", refusal));
+        (void)store_->SaveResult(refused);
+      }
     }
-    task = *earlier;
   }
-  const auto state = live.worker.state();
-  if (state != v1::WORKER_STATE_READY || live.link == nullptr) {
-    const std::string why =
-        state == v1::WORKER_STATE_BUSY       ? absl::StrCat("is busy with task ", live.task_id)
-        : state == v1::WORKER_STATE_PAUSED   ? "is paused; resume it first"
-        : state == v1::WORKER_STATE_STARTING ? "is still starting; watch it until it is ready"
-                                             : absl::StrCat("is ", StateName(state));
-    if (!req.request_id().empty()) {
-      v1::TaskResult refused;
-      refused.set_task_id(task.id());
-      refused.set_status(v1::TASK_STATUS_FAILED);
-      refused.set_summary(absl::StrCat("worker ", why));
-      (void)store_->SaveResult(refused);
-    }
-    return absl::FailedPreconditionError(absl::StrCat("worker '", live.worker.id(), "' ", why));
+  if (!refusal.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("worker '", req.worker_id(), "' ", refusal));
   }
-  if (req.request_id().empty()) {
-    bool created = false;
-    auto stored = store_->CreateTask(task, "", &created);
-    if (!stored.ok()) return stored.status();
-  }
-  live.task_id = task.id();
-  live.worker.set_current_task_id(task.id());
+  // The claim's effects; for a retry whose first task ended, that task's saved result.
+  live.outbox.Settle();
+  if (!earlier) return task.id();
   *handle = next_handle_++;
-  live.listeners.emplace(*handle, std::move(listener));
-  TransitionLocked(live, v1::WORKER_STATE_BUSY, "");
-  v1::ConnectResponse send;
-  *send.mutable_task() = task;
-  live.link->Send(send);
-  return task.id();
+  auto result = store_->ResultOf(earlier->id());
+  if (!result.ok()) return result.status();
+  if (result->has_value()) listener.on_result(**result);
+  return earlier->id();
 }
 
 void WorkerSpawner::Detach(const std::string& worker_id, uint64_t handle, bool cancel) {
   auto l = Find(worker_id);
   if (l == nullptr) return;
-  absl::MutexLock lock(&l->mu);
-  if (l->listeners.erase(handle) == 0) return;
-  if (cancel && l->listeners.empty() && !l->task_id.empty() && l->link != nullptr) {
+  {
+    absl::MutexLock lock(&l->mu);
+    if (l->listeners.erase(handle) == 0) return;
+    if (!cancel || !l->listeners.empty() || l->task_id.empty() || l->link == nullptr) return;
     v1::ConnectResponse send;
     send.mutable_cancel()->set_task_id(l->task_id);
     send.mutable_cancel()->set_reason("the caller cancelled RunTask");
-    l->link->Send(send);
+    l->outbox.Post([link = l->link, send = std::move(send)] { link->Send(send); });
   }
+  l->outbox.Settle();
 }
 
 absl::StatusOr<std::string> WorkerSpawner::Finish(const Principal& caller,
@@ -717,17 +793,25 @@ absl::StatusOr<std::string> WorkerSpawner::Finish(const Principal& caller,
           "worker_id: required unless the caller is a worker's agent token");
     }
   }
-  absl::MutexLock lock(&live->mu);
-  const std::string task_id = req.task_id().empty() ? live->task_id : req.task_id();
-  if (task_id.empty() || task_id != live->task_id) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "worker '", live->worker.id(), "' is not running ", task_id.empty() ? "a task" : task_id));
+  std::string task_id;
+  auto saved = std::make_shared<absl::Status>();
+  {
+    absl::MutexLock lock(&live->mu);
+    task_id = req.task_id().empty() ? live->task_id : req.task_id();
+    if (task_id.empty() || task_id != live->task_id) {
+      return absl::FailedPreconditionError(absl::StrCat("worker '", live->worker.id(),
+                                                        "' is not running ",
+                                                        task_id.empty() ? "a task" : task_id));
+    }
+    if (req.status() != v1::TASK_STATUS_UNSPECIFIED && req.status() != v1::TASK_STATUS_SUCCEEDED &&
+        req.status() != v1::TASK_STATUS_FAILED) {
+      return Invalid("status", "succeeded or failed");
+    }
+    // Before the task's end, if that is queued next: it reads what is saved here.
+    live->outbox.Post([this, saved, task_id, req] { *saved = store_->SaveFinish(task_id, req); });
   }
-  if (req.status() != v1::TASK_STATUS_UNSPECIFIED && req.status() != v1::TASK_STATUS_SUCCEEDED &&
-      req.status() != v1::TASK_STATUS_FAILED) {
-    return Invalid("status", "succeeded or failed");
-  }
-  if (auto s = store_->SaveFinish(task_id, req); !s.ok()) return s;
+  live->outbox.Settle();
+  if (!saved->ok()) return *saved;
   return task_id;
 }
 
@@ -751,53 +835,75 @@ absl::StatusOr<v1::WorkerConfig> WorkerSpawner::RunnerConnected(const Principal&
       absl::NotFoundError(absl::StrCat("worker '", hello.worker_id(), "' is not running here"));
   auto l = Find(hello.worker_id());
   if (l == nullptr) return not_found;
-  absl::MutexLock lock(&l->mu);
   if (runner.token_id.empty() || runner.token_id != l->token_id) return not_found;
-  if (l->worker.state() != v1::WORKER_STATE_STARTING || l->link != nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat("worker '", hello.worker_id(), "' is ",
-                                                      StateName(l->worker.state()),
-                                                      "; a runner connects once"));
+  v1::WorkerConfig config;
+  {
+    absl::MutexLock lock(&l->mu);
+    if (l->worker.state() != v1::WORKER_STATE_STARTING || l->link != nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat("worker '", hello.worker_id(), "' is ",
+                                                        StateName(l->worker.state()),
+                                                        "; a runner connects once"));
+    }
+    l->link = link;
+    // The welcome goes out before READY lets anyone send a task.
+    v1::ConnectResponse welcome;
+    *welcome.mutable_welcome()->mutable_config() = l->worker.config();
+    l->outbox.Post([link, welcome = std::move(welcome)] { link->Send(welcome); });
+    TransitionLocked(*l, v1::WORKER_STATE_READY, "");
+    config = l->worker.config();
   }
-  l->link = link;
-  // The welcome goes out before READY lets anyone send a task.
-  v1::ConnectResponse welcome;
-  *welcome.mutable_welcome()->mutable_config() = l->worker.config();
-  link->Send(welcome);
-  TransitionLocked(*l, v1::WORKER_STATE_READY, "");
-  return l->worker.config();
+  l->outbox.Settle();
+  return config;
 }
 
 void WorkerSpawner::RunnerEvent(const std::string& worker_id, const v1::AgentEvent& event) {
   auto l = Find(worker_id);
   if (l == nullptr) return;
-  absl::MutexLock lock(&l->mu);
-  if (event.task_id() != l->task_id) return;
-  for (auto& [h, listener] : l->listeners) listener.on_event(event);
+  {
+    absl::MutexLock lock(&l->mu);
+    if (event.task_id() != l->task_id || l->listeners.empty()) return;
+    std::vector<std::shared_ptr<TaskListener>> listeners;
+    for (auto& [h, listener] : l->listeners) listeners.push_back(listener);
+    l->outbox.Post([listeners = std::move(listeners), event] {
+      for (auto& listener : listeners) listener->on_event(event);
+    });
+  }
+  l->outbox.Settle();
 }
 
 void WorkerSpawner::RunnerResult(const std::string& worker_id, const v1::TaskResult& result) {
   auto l = Find(worker_id);
   if (l == nullptr) return;
-  absl::MutexLock lock(&l->mu);
-  if (result.task_id() != l->task_id) return;
-  EndTaskLocked(*l, result);
-  if (l->worker.state() == v1::WORKER_STATE_BUSY) {
-    TransitionLocked(*l, v1::WORKER_STATE_READY, "");
-  } else if (l->worker.state() == v1::WORKER_STATE_PAUSED) {
-    l->before_pause = v1::WORKER_STATE_READY;
-    Persist(*store_, l->worker);
+  {
+    absl::MutexLock lock(&l->mu);
+    if (result.task_id() != l->task_id) return;
+    std::function<void()> tell_listeners = EndTaskLocked(*l, result);
+    if (l->worker.state() == v1::WORKER_STATE_BUSY) {
+      TransitionLocked(*l, v1::WORKER_STATE_READY, "");
+    } else if (l->worker.state() == v1::WORKER_STATE_PAUSED) {
+      l->before_pause = v1::WORKER_STATE_READY;
+      PersistLocked(*l);
+    }
+    // Whoever hears the result finds the worker saved as it is after the task.
+    if (tell_listeners) l->outbox.Post(std::move(tell_listeners));
   }
+  l->outbox.Settle();
 }
 
 void WorkerSpawner::RunnerGone(const std::string& worker_id, RunnerLink* link,
                                const std::string& reason) {
   auto l = Find(worker_id);
-  if (l == nullptr) return;
-  absl::MutexLock lock(&l->mu);
-  if (l->link != link) return;
-  l->link = nullptr;
-  TransitionLocked(*l, v1::WORKER_STATE_FAILED,
-                   absl::StrCat("the runner's connection ended: ", reason));
+  if (l == nullptr) return;  // gone from live_ only once its effects, the link's too, are applied
+  {
+    absl::MutexLock lock(&l->mu);
+    if (l->link == link) {
+      l->link = nullptr;
+      TransitionLocked(*l, v1::WORKER_STATE_FAILED,
+                       absl::StrCat("the runner's connection ended: ", reason));
+    }
+  }
+  // Also when the worker ended otherwise: its queued effects may still use `link`.
+  l->outbox.Settle();
 }
 
 void WorkerSpawner::MonitorLoop() {
@@ -808,29 +914,38 @@ void WorkerSpawner::MonitorLoop() {
       absl::MutexLock lock(&mu_);
       for (auto& [id, l] : live_) all.push_back(l);
     }
-    std::vector<std::string> ended;
+    std::vector<std::pair<std::string, std::shared_ptr<Live>>> ended;
     for (auto& l : all) {
-      absl::MutexLock lock(&l->mu);
-      if (!Terminal(l->worker.state())) {
-        if (l->sandbox && !l->sandbox->Running()) {
-          auto status = l->sandbox->Wait(absl::ZeroDuration());
-          TransitionLocked(
-              *l, v1::WORKER_STATE_FAILED,
-              absl::StrCat("the sandbox exited (wait status ", status.ok() ? *status : -1,
-                           "); see workers/", l->worker.id(), ".log"));
-        } else if (l->worker.state() == v1::WORKER_STATE_STARTING &&
-                   absl::Now() - l->started > options_.connect_timeout) {
-          TransitionLocked(*l, v1::WORKER_STATE_FAILED,
-                           absl::StrCat("the runner did not connect within ",
-                                        absl::FormatDuration(options_.connect_timeout),
-                                        "; see workers/", l->worker.id(), ".log"));
+      {
+        absl::MutexLock lock(&l->mu);
+        if (!Terminal(l->worker.state())) {
+          if (l->sandbox && !l->sandbox->Running()) {
+            auto status = l->sandbox->Wait(absl::ZeroDuration());
+            TransitionLocked(
+                *l, v1::WORKER_STATE_FAILED,
+                absl::StrCat("the sandbox exited (wait status ", status.ok() ? *status : -1,
+                             "); see workers/", l->worker.id(), ".log"));
+          } else if (l->worker.state() == v1::WORKER_STATE_STARTING &&
+                     absl::Now() - l->started > options_.connect_timeout) {
+            TransitionLocked(*l, v1::WORKER_STATE_FAILED,
+                             absl::StrCat("the runner did not connect within ",
+                                          absl::FormatDuration(options_.connect_timeout),
+                                          "; see workers/", l->worker.id(), ".log"));
+          }
         }
       }
-      if (Terminal(l->worker.state())) ended.push_back(l->worker.id());
+      l->outbox.Settle();
+      absl::MutexLock lock(&l->mu);
+      // Kept until its effects are applied: RunnerGone must find it until then.
+      if (Terminal(l->worker.state()) && l->outbox.Idle()) {
+        ended.emplace_back(l->worker.id(), l);
+      }
     }
     if (!ended.empty()) {
       absl::MutexLock lock(&mu_);
-      for (const auto& id : ended) live_.erase(id);
+      for (const auto& [id, l] : ended) {
+        if (auto it = live_.find(id); it != live_.end() && it->second == l) live_.erase(it);
+      }
     }
   }
 }

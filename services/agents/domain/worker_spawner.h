@@ -19,6 +19,7 @@
 #include "services/agents/runtime/sandbox.h"
 #include "services/common/auth/principal.h"
 #include "services/common/executor/bounded_executor.h"
+#include "services/common/executor/outbox.h"
 
 namespace orchestrator::agents {
 
@@ -55,8 +56,8 @@ class TokenMinter {
   // `grants` (and to what `caller`'s own token holds).
   virtual absl::StatusOr<Minted> Mint(const Principal& caller, const std::string& worker_id,
                                       const std::vector<std::string>& grants) = 0;
-  // Never blocks (it is called with a worker's lock held): the revocation
-  // may complete later, and is retried while the token's issuer is away.
+  // Never blocks (a worker's stop waits for it): the revocation may
+  // complete later, and is retried while the token's issuer is away.
   virtual void Revoke(const std::string& token_id) = 0;
 };
 
@@ -88,6 +89,11 @@ struct TaskListener {
 // started here, watched here, and persisted in the store. A worker whose
 // sandbox exits, whose runner disconnects or never connects is FAILED with
 // the reason, and its running task fails with it. Owner-scoped throughout.
+//
+// A call that changes a worker returns once what the change does outside
+// (the store, the runner, watchers and listeners, the token, the egress
+// proxy) is done, in the order of the changes; none of it runs with the
+// worker's lock held.
 class WorkerSpawner {
  public:
   // `secrets` may be null: workers then cannot be granted project secrets.
@@ -122,26 +128,49 @@ class WorkerSpawner {
   // every change; returns a handle for Unwatch.
   absl::StatusOr<uint64_t> Watch(const Principal& caller, const std::string& worker_id,
                                  std::function<void(const v1::Worker&)> on_change);
+  // No change made after this returns reaches the watcher (one being told
+  // already may).
   void Unwatch(const std::string& worker_id, uint64_t handle);
 
   // Runs (or, for a request_id seen before, attaches to) a task; the
   // listener gets its events and then its result. Returns the task id.
   absl::StatusOr<std::string> RunTask(const Principal& caller, const v1::RunTaskRequest& req,
                                       TaskListener listener, uint64_t* handle);
-  // The caller went away: stop listening; `cancel` also cancels the task.
+  // The caller went away: stop listening (an event being told already may
+  // still arrive); `cancel` also cancels the task.
   void Detach(const std::string& worker_id, uint64_t handle, bool cancel);
 
-  // The runner side (RunnerService.Connect).
+  // The runner side (RunnerService.Connect). `link` is used until
+  // RunnerGone returns for it.
   absl::StatusOr<v1::WorkerConfig> RunnerConnected(const Principal& runner,
                                                    const v1::RunnerHello& hello, RunnerLink* link);
   void RunnerEvent(const std::string& worker_id, const v1::AgentEvent& event);
   void RunnerResult(const std::string& worker_id, const v1::TaskResult& result);
   void RunnerGone(const std::string& worker_id, RunnerLink* link, const std::string& reason);
 
- public:
-  struct Live;
-
  private:
+  using Watcher = std::function<void(const v1::Worker&)>;
+
+  // One live worker. `mu` guards its state in memory and is never held
+  // across a store call, an RPC or a callback: what a change does outside
+  // is posted to `outbox` under `mu` and applied after it, in order.
+  struct Live {
+    absl::Mutex mu;
+    v1::Worker worker ABSL_GUARDED_BY(mu);
+    std::string token_id;  // set before the worker is published, read-only after
+    absl::Time started;    // likewise
+    std::unique_ptr<Sandbox> sandbox ABSL_GUARDED_BY(mu);
+    RunnerLink* link ABSL_GUARDED_BY(mu) = nullptr;
+    v1::WorkerState before_pause ABSL_GUARDED_BY(mu) = v1::WORKER_STATE_READY;
+    std::map<uint64_t, std::shared_ptr<Watcher>> watchers ABSL_GUARDED_BY(mu);
+    std::string task_id ABSL_GUARDED_BY(mu);
+    std::map<uint64_t, std::shared_ptr<TaskListener>> listeners ABSL_GUARDED_BY(mu);
+    Outbox outbox;  // posted to with `mu` held, settled after it
+    // RunTask's check, insert and claim of a task, one at a time: held
+    // across the task's insert (never with `mu`), taken before `mu`.
+    absl::Mutex admission ABSL_ACQUIRED_BEFORE(mu);
+  };
+
   std::shared_ptr<Live> Find(const std::string& worker_id);
   absl::StatusOr<std::shared_ptr<Live>> Visible(const Principal& caller,
                                                 const std::string& worker_id);
@@ -152,18 +181,26 @@ class WorkerSpawner {
   // The host path of `w`'s egress proxy socket; "" when it has no network.
   absl::StatusOr<std::string> OpenEgress(const v1::Worker& w);
   void MonitorLoop();
-  // With `l.mu` held: the new state persisted and told to watchers; on a
+  // The new state, then (posted) persisted and told to watchers; on a
   // terminal state the sandbox and the token go and a running task fails.
-  void TransitionLocked(Live& l, v1::WorkerState state, const std::string& reason);
-  // With `l.mu` held: the running task ends with `result`.
-  void EndTaskLocked(Live& l, v1::TaskResult result);
+  void TransitionLocked(Live& l, v1::WorkerState state, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(l.mu);
+  // The running task ends with `result` (posted: saved). Returns what tells
+  // its listeners, to post after the worker's own save (null if it was not
+  // the running task).
+  std::function<void()> EndTaskLocked(Live& l, v1::TaskResult result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(l.mu);
+  // Posts saving the worker as it is now.
+  void PersistLocked(Live& l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(l.mu);
+  // Why `l` cannot take a task now ("" if it can).
+  static std::string RefusalLocked(Live& l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(l.mu);
 
   const SpawnerOptions options_;
   std::shared_ptr<WorkerStore> store_;
   std::shared_ptr<TokenMinter> minter_;
   std::shared_ptr<SecretSource> secrets_;
   std::shared_ptr<EgressGateway> egress_;
-  absl::Mutex mu_;
+  absl::Mutex mu_;  // live_; never held while taking a worker's `mu`
   absl::flat_hash_map<std::string, std::shared_ptr<Live>> live_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> next_handle_{1};
   std::atomic<bool> stopping_{false};

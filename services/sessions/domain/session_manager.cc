@@ -2,6 +2,9 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include <optional>
+#include <vector>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -85,10 +88,12 @@ bool SameText(absl::string_view a, absl::string_view b) {
 
 }  // namespace
 
+// Its fields are guarded by the lock of the session it is queued in, but
+// `delivered`, which only the session's outbox effects touch, one at a time.
 struct SessionManager::Turn {
   std::string text;
   std::string job_id;  // set when the turn tells the agent a job ended
-  std::map<uint64_t, TurnListener> listeners;
+  std::map<uint64_t, std::shared_ptr<TurnListener>> listeners;
   bool responded = false;      // the agent ran `orchestrator respond` in this turn
   std::string last_responded;  // the text of the last one
   std::string message_id;      // the stored message that started the turn
@@ -100,28 +105,15 @@ struct SessionManager::Turn {
   absl::flat_hash_set<std::string> delivered;
 };
 
-struct SessionManager::Live {
-  absl::Mutex mu;
-  v1::Session session ABSL_GUARDED_BY(mu);
-  std::deque<std::shared_ptr<Turn>> queue ABSL_GUARDED_BY(mu);
-  std::shared_ptr<Turn> current ABSL_GUARDED_BY(mu);
-  bool running ABSL_GUARDED_BY(mu) = false;
-  // The worker the current turn runs on (or is starting), to cut it off.
-  std::string worker_in_use ABSL_GUARDED_BY(mu);
-  // Held (before mu, never inside it) around pausing or resuming the
-  // session's worker and a turn getting it ready: a pause decided while no
-  // turn ran never lands after a turn has found the worker ready.
-  absl::Mutex worker_calls;
-  std::thread thread;
-};
-
+// One WatchNotifications stream: what is stored is replayed, what comes
+// meanwhile waits in `pending`, then each notification is told once.
 struct SessionManager::Delivery {
   absl::Mutex mu;
-  std::string owner_id;
-  int64_t last = 0;
-  bool replaying = true;
-  std::vector<v1::Notification> pending;
-  std::function<void(const v1::Notification&)> on_notification;
+  std::string owner_id;  // set before the delivery is published, read-only after
+  int64_t last ABSL_GUARDED_BY(mu) = 0;
+  bool replaying ABSL_GUARDED_BY(mu) = true;
+  std::vector<v1::Notification> pending ABSL_GUARDED_BY(mu);
+  std::function<void(const v1::Notification&)> on_notification ABSL_GUARDED_BY(mu);
 };
 
 SessionManager::SessionManager(Options options, std::shared_ptr<SessionStore> store,
@@ -240,17 +232,61 @@ void SessionManager::Shutdown(absl::Time interrupt_at) {
   retired_.clear();
 }
 
-void SessionManager::Save(Live& live) {
-  live.mu.AssertHeld();
+// --- what changes do outside a session's lock ----------------------------------------
+
+void SessionManager::SaveLocked(Live& live) {
   *live.session.mutable_update_time() = Now();
-  if (auto s = store_->SaveSession(live.session); !s.ok()) {
-    spdlog::warn("sessions: session {} not saved: {}", live.session.id(), s.ToString());
-  }
+  live.outbox.Post([this, session = live.session] {
+    if (auto s = store_->SaveSession(session); !s.ok()) {
+      spdlog::warn("sessions: session {} not saved: {}", session.id(), s.ToString());
+    }
+  });
+}
+
+void SessionManager::PostStepLocked(Live& live, const Turn& turn, v1::SendMessageResponse step) {
+  if (turn.listeners.empty()) return;
+  std::vector<std::shared_ptr<TurnListener>> to;
+  for (const auto& [h, l] : turn.listeners) to.push_back(l);
+  live.outbox.Post([to = std::move(to), step = std::move(step)] {
+    for (const auto& l : to) l->on_step(step);
+  });
+}
+
+void SessionManager::PostEndLocked(Live& live, const Turn& turn, absl::Status end) {
+  if (turn.listeners.empty()) return;
+  std::vector<std::shared_ptr<TurnListener>> to;
+  for (const auto& [h, l] : turn.listeners) to.push_back(l);
+  live.outbox.Post([to = std::move(to), end = std::move(end)] {
+    for (const auto& l : to) l->on_end(end);
+  });
+}
+
+void SessionManager::PostEndTurnLocked(Live& live, const std::string& message_id,
+                                       absl::Status outcome) {
+  live.outbox.Post([this, message_id, outcome = std::move(outcome)] {
+    if (auto s = store_->EndTurn(message_id, outcome); !s.ok()) {
+      spdlog::warn("sessions: the end of {}'s turn not saved: {}", message_id, s.ToString());
+    }
+  });
 }
 
 absl::StatusOr<std::shared_ptr<SessionManager::Live>> SessionManager::Open(const std::string& owner,
                                                                            bool create) {
-  absl::MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<Live>> finished;
+  absl::StatusOr<std::shared_ptr<Live>> live;
+  {
+    absl::MutexLock lock(&mu_);
+    live = OpenLocked(owner, create, &finished);
+  }
+  // Not with mu_ held: a last run may still be applying what it posted.
+  for (auto& l : finished) {
+    if (l->thread.joinable()) l->thread.join();
+  }
+  return live;
+}
+
+absl::StatusOr<std::shared_ptr<SessionManager::Live>> SessionManager::OpenLocked(
+    const std::string& owner, bool create, std::vector<std::shared_ptr<Live>>* finished) {
   auto it = by_owner_.find(owner);
   if (it != by_owner_.end()) {
     absl::MutexLock l(&it->second->mu);
@@ -288,7 +324,7 @@ absl::StatusOr<std::shared_ptr<SessionManager::Live>> SessionManager::Open(const
       ++r;
       continue;
     }
-    if ((*r)->thread.joinable()) (*r)->thread.join();  // returning, or returned
+    finished->push_back(*r);  // its thread is returning, or returned
     r = retired_.erase(r);
   }
   if (it != by_owner_.end() && it->second->thread.joinable()) retired_.push_back(it->second);
@@ -333,54 +369,79 @@ absl::StatusOr<uint64_t> SessionManager::Send(const Principal& caller,
   auto stored = store_->AddMessage(message, &created);
   if (!stored.ok()) return stored.status();
   const uint64_t handle = next_handle_++;
-  absl::MutexLock lock(&l->mu);
-  if (l->session.state() == v1::SESSION_STATE_ENDED) {
-    // Ended since it was opened: the message is not answered in it.
-    if (created) {
-      (void)store_->EndTurn(stored->id(), absl::FailedPreconditionError(kSessionEnded));
+  auto heard = std::make_shared<TurnListener>(std::move(listener));
+  std::optional<MessageTurn> earlier;  // where the turn of a message sent before stands
+  absl::Status refused;
+  while (true) {
+    {
+      absl::MutexLock lock(&l->mu);
+      if (l->session.state() == v1::SESSION_STATE_ENDED) {
+        // Ended since it was opened: the message is not answered in it.
+        if (created) {
+          PostEndTurnLocked(*l, stored->id(), absl::FailedPreconditionError(kSessionEnded));
+        }
+        refused = absl::FailedPreconditionError(
+            absl::StrCat("session '", l->session.id(), "' has ended; send the message again"));
+        break;
+      }
+      // A retry (or a request racing its own retry) attaches to the message's
+      // turn: it hears the replies sent so far, then the rest.
+      int position = l->current ? 1 : 0;
+      std::shared_ptr<Turn> on;
+      if (l->current && l->current->message_id == stored->id()) {
+        on = l->current;
+        position = 0;
+      }
+      for (auto it = l->queue.begin(); on == nullptr && it != l->queue.end(); ++it, ++position) {
+        if ((*it)->message_id == stored->id()) on = *it;
+      }
+      if (on != nullptr) {
+        // Before the replies posted after it: they reach the listener from
+        // now on, those stored before through the replay.
+        l->outbox.Post([this, heard, on, accepted = Accepted(*stored, position)] {
+          heard->on_step(accepted);
+          ReplayReplies(*on, *heard);
+        });
+        on->listeners.emplace(handle, heard);
+        break;
+      }
+      std::shared_ptr<Turn> turn;
+      if (created) {
+        turn = std::make_shared<Turn>();
+        turn->text = req.text();
+        turn->message_id = stored->id();
+      } else if (earlier && earlier->pending) {
+        // Accepted, never run (refused by a shutdown, say): it runs now.
+        turn = TurnFrom(*earlier);
+      }
+      if (turn != nullptr) {
+        // Kept pending: the restart runs it.
+        if (stopping_) {
+          refused = absl::UnavailableError(kCutOff);
+          break;
+        }
+        l->outbox.Post([heard, accepted = Accepted(*stored, static_cast<int>(l->queue.size()) +
+                                                                (l->current ? 1 : 0))] {
+          heard->on_step(accepted);
+        });
+        turn->listeners.emplace(handle, heard);
+        // Under the same lock as its queue position: no other message slips in.
+        EnqueueLocked(l, std::move(turn));
+        break;
+      }
     }
-    return absl::FailedPreconditionError(
-        absl::StrCat("session '", l->session.id(), "' has ended; send the message again"));
-  }
-  // A retry (or a request racing its own retry) attaches to the message's
-  // turn: it hears the replies sent so far, then the rest.
-  int position = l->current ? 1 : 0;
-  std::shared_ptr<Turn> on;
-  if (l->current && l->current->message_id == stored->id()) {
-    on = l->current;
-    position = 0;
-  }
-  for (auto it = l->queue.begin(); on == nullptr && it != l->queue.end(); ++it, ++position) {
-    if ((*it)->message_id == stored->id()) on = *it;
-  }
-  if (on != nullptr) {
-    listener.on_step(Accepted(*stored, position));
-    ReplayRepliesLocked(*l, *on, listener);
-    on->listeners.emplace(handle, std::move(listener));
-    return handle;
-  }
-  std::shared_ptr<Turn> turn;
-  if (created) {
-    turn = std::make_shared<Turn>();
-    turn->text = req.text();
-    turn->message_id = stored->id();
-  } else {
-    auto earlier = store_->TurnOf(stored->id());
-    if (!earlier.ok()) return earlier.status();
-    if (!earlier->pending) {
-      // Answered (or failed) already: the same answer again.
-      ReplayEnded(*earlier, listener);
+    if (earlier) {  // answered (or failed) already: the same answer again
+      ReplayEnded(*earlier, *heard);
       return handle;
     }
-    // Accepted, never run (refused by a shutdown, say): it runs now.
-    turn = TurnFrom(*earlier);
+    // Where its turn stands, once what has happened to it is saved.
+    l->outbox.Settle();
+    auto turn = store_->TurnOf(stored->id());
+    if (!turn.ok()) return turn.status();
+    earlier = std::move(*turn);
   }
-  // Kept pending: the restart runs it.
-  if (stopping_) return absl::UnavailableError(kCutOff);
-  listener.on_step(Accepted(*stored, static_cast<int>(l->queue.size()) + (l->current ? 1 : 0)));
-  turn->listeners.emplace(handle, std::move(listener));
-  // Under the same lock as its queue position: no other message slips in.
-  EnqueueLocked(l, std::move(turn));
+  l->outbox.Settle();
+  if (!refused.ok()) return refused;
   return handle;
 }
 
@@ -396,8 +457,7 @@ void SessionManager::ReplayEnded(const MessageTurn& earlier, TurnListener& liste
   listener.on_end(earlier.outcome);
 }
 
-void SessionManager::ReplayRepliesLocked(Live& live, Turn& turn, TurnListener& listener) {
-  live.mu.AssertHeld();
+void SessionManager::ReplayReplies(Turn& turn, TurnListener& listener) {
   auto replies = store_->RepliesTo(turn.message_id);
   if (!replies.ok()) {
     spdlog::warn("sessions: replies to {} not read: {}", turn.message_id,
@@ -428,16 +488,19 @@ void SessionManager::Detach(const std::string& session_id, uint64_t handle) {
 }
 
 void SessionManager::EnqueueLocked(const std::shared_ptr<Live>& live, std::shared_ptr<Turn> turn) {
-  live->mu.AssertHeld();
   if (live->session.state() == v1::SESSION_STATE_ENDED) return;  // callers check first
   live->queue.push_back(std::move(turn));
   live->session.set_queued_messages(static_cast<int32_t>(live->queue.size()));
   *live->session.mutable_last_activity_time() = Now();
-  if (live->running) return Save(*live);
+  SaveLocked(*live);
+  if (live->running) return;
   live->running = true;
-  Save(*live);
-  if (live->thread.joinable()) live->thread.join();  // the last run has returned
-  live->thread = std::thread([this, live] { RunTurns(live); });
+  // The last run has stopped running and is returning (applying what it
+  // posted last): the new one waits for it, not the caller with the lock.
+  live->thread = std::thread([this, live, last = std::move(live->thread)]() mutable {
+    if (last.joinable()) last.join();
+    RunTurns(live);
+  });
 }
 
 void SessionManager::RunTurns(std::shared_ptr<Live> live) {
@@ -448,24 +511,26 @@ void SessionManager::RunTurns(std::shared_ptr<Live> live) {
       if (live->queue.empty() || stopping_) {
         // Turns a shutdown leaves queued stay pending: the restart runs them.
         for (auto& t : live->queue) {
-          for (auto& [h, l] : t->listeners) l.on_end(absl::UnavailableError(kCutOff));
+          PostEndLocked(*live, *t, absl::UnavailableError(kCutOff));
           t->listeners.clear();
         }
         live->current.reset();
         live->session.set_turn_in_progress(false);
         live->session.set_queued_messages(static_cast<int32_t>(live->queue.size()));
         live->queue.clear();
-        Save(*live);
+        SaveLocked(*live);
         live->running = false;
-        return;
+      } else {
+        turn = live->queue.front();
+        live->queue.pop_front();
+        live->current = turn;
+        live->session.set_turn_in_progress(true);
+        live->session.set_queued_messages(static_cast<int32_t>(live->queue.size()));
+        SaveLocked(*live);
       }
-      turn = live->queue.front();
-      live->queue.pop_front();
-      live->current = turn;
-      live->session.set_turn_in_progress(true);
-      live->session.set_queued_messages(static_cast<int32_t>(live->queue.size()));
-      Save(*live);
     }
+    live->outbox.Settle();
+    if (turn == nullptr) return;
     absl::Status s;
     if (auto starts = store_->StartTurn(turn->message_id); !starts.ok()) {
       s = starts.status();
@@ -473,39 +538,37 @@ void SessionManager::RunTurns(std::shared_ptr<Live> live) {
       s = absl::AbortedError(absl::StrCat("its turn was cut off ", kMaxTurnStarts,
                                           " times; send it again to try once more"));
     } else {
-      s = RunTurn(*live, *turn);
+      s = RunTurn(*live, turn);
     }
-    absl::MutexLock lock(&live->mu);
-    live->worker_in_use.clear();
-    // The session ended while the turn ran (End cut it off): it ends so.
-    const bool session_ended = live->session.state() == v1::SESSION_STATE_ENDED;
-    if (session_ended && !s.ok()) s = absl::FailedPreconditionError(kSessionEnded);
-    // Whatever happens next, the turn is no longer the current one: a retry
-    // of its message finds its end in the store (or its pending message),
-    // never a turn that has ended for its listeners already.
-    live->current.reset();
-    if (turn->interrupted && !s.ok() && !session_ended) {
-      for (auto& [h, l] : turn->listeners) l.on_end(absl::UnavailableError(kCutOff));
-      turn->listeners.clear();
-      continue;
+    {
+      absl::MutexLock lock(&live->mu);
+      live->worker_in_use.clear();
+      // The session ended while the turn ran (End cut it off): it ends so.
+      const bool session_ended = live->session.state() == v1::SESSION_STATE_ENDED;
+      if (session_ended && !s.ok()) s = absl::FailedPreconditionError(kSessionEnded);
+      // Whatever happens next, the turn is no longer the current one: a retry
+      // of its message finds its end in the store (or its pending message),
+      // never a turn that has ended for its listeners already.
+      live->current.reset();
+      if (turn->interrupted && !s.ok() && !session_ended) {
+        PostEndLocked(*live, *turn, absl::UnavailableError(kCutOff));
+        turn->listeners.clear();
+      } else {
+        // Answered (or failed) once and for all: a retry gets this outcome.
+        PostEndTurnLocked(*live, turn->message_id, s);
+        PostEndLocked(*live, *turn, s);
+        if (!s.ok() && turn->listeners.empty() && !session_ended) {
+          v1::Notification n;
+          n.set_owner_id(live->session.owner_id());
+          n.set_session_id(live->session.id());
+          n.set_kind(v1::NOTIFICATION_KIND_SESSION);
+          n.set_text(absl::StrCat("Your message could not be answered: ", s.message()));
+          n.set_message_id(turn->message_id);
+          live->outbox.Post([this, n = std::move(n)]() mutable { Notify(std::move(n)); });
+        }
+      }
     }
-    // Answered (or failed) once and for all: a retry gets this outcome.
-    if (auto ended = store_->EndTurn(turn->message_id, s); !ended.ok()) {
-      spdlog::warn("sessions: the end of {}'s turn not saved: {}", turn->message_id,
-                   ended.ToString());
-    }
-    for (auto& [h, l] : turn->listeners) l.on_end(s);
-    if (!s.ok() && turn->listeners.empty() && !session_ended) {
-      v1::Notification n;
-      n.set_owner_id(live->session.owner_id());
-      n.set_session_id(live->session.id());
-      n.set_kind(v1::NOTIFICATION_KIND_SESSION);
-      n.set_text(absl::StrCat("Your message could not be answered: ", s.message()));
-      n.set_message_id(turn->message_id);
-      live->mu.Unlock();
-      Notify(std::move(n));
-      live->mu.Lock();
-    }
+    live->outbox.Settle();
   }
 }
 
@@ -527,10 +590,9 @@ absl::StatusOr<std::string> SessionManager::EnsureWorker(Live& live, Turn& turn)
   {
     absl::MutexLock lock(&live.mu);
     if (turn.interrupted) return absl::UnavailableError(kCutOff);
-    for (auto& [h, l] : turn.listeners) {
-      l.on_step(Progress(v1::TURN_STAGE_STARTING_WORKER, "starting your agent"));
-    }
+    PostStepLocked(live, turn, Progress(v1::TURN_STAGE_STARTING_WORKER, "starting your agent"));
   }
+  live.outbox.Settle();
   av1::StartWorkerRequest req;
   auto* c = req.mutable_config();
   c->set_worker_type(av1::WORKER_TYPE_PO);
@@ -569,24 +631,30 @@ absl::StatusOr<std::string> SessionManager::EnsureWorker(Live& live, Turn& turn)
         "your agent did not start: ",
         !seen.ok() || seen->state_reason().empty() ? "it took too long" : seen->state_reason()));
   }
-  absl::MutexLock l(&live.mu);
-  if (live.session.state() == v1::SESSION_STATE_ENDED) {
+  bool ended;
+  {
+    absl::MutexLock l(&live.mu);
+    ended = live.session.state() == v1::SESSION_STATE_ENDED;
+    if (!ended) {
+      live.session.set_worker_id(seen->id());
+      live.session.set_workspace_id(seen->workspace_id());
+      live.session.set_state(v1::SESSION_STATE_ACTIVE);
+      live.session.clear_state_reason();
+      SaveLocked(live);
+    }
+  }
+  live.outbox.Settle();
+  if (ended) {
     // Ended while the worker started: it is not the session's, and the
-    // session stays ended (the driver is called without live.mu held).
-    live.mu.Unlock();
+    // session stays ended.
     (void)agents_->Stop(owner, seen->id(), kSessionEnded);
-    live.mu.Lock();
     return absl::FailedPreconditionError(kSessionEnded);
   }
-  live.session.set_worker_id(seen->id());
-  live.session.set_workspace_id(seen->workspace_id());
-  live.session.set_state(v1::SESSION_STATE_ACTIVE);
-  live.session.clear_state_reason();
-  Save(live);
   return seen->id();
 }
 
-absl::Status SessionManager::RunTurn(Live& live, Turn& turn) {
+absl::Status SessionManager::RunTurn(Live& live, const std::shared_ptr<Turn>& t) {
+  Turn& turn = *t;
   auto worker = EnsureWorker(live, turn);
   if (!worker.ok()) return worker.status();
   std::string owner, agent_session;
@@ -596,8 +664,9 @@ absl::Status SessionManager::RunTurn(Live& live, Turn& turn) {
     if (turn.interrupted) return absl::UnavailableError(kCutOff);
     owner = live.session.owner_id();
     agent_session = live.session.agent_session_id();
-    for (auto& [h, l] : turn.listeners) l.on_step(Progress(v1::TURN_STAGE_RUNNING, "thinking"));
+    PostStepLocked(live, turn, Progress(v1::TURN_STAGE_RUNNING, "thinking"));
   }
+  live.outbox.Settle();
   av1::RunTaskRequest req;
   req.set_worker_id(*worker);
   // Run again after a restart cut it off, the agent learns so, and its
@@ -610,84 +679,95 @@ absl::Status SessionManager::RunTurn(Live& live, Turn& turn) {
   auto on_event = [this, &live, &turn](const av1::AgentEvent& e) {
     v1::SendMessageResponse r;
     *r.mutable_agent_event() = e;
-    absl::MutexLock lock(&live.mu);
-    // Known at once, so a turn cut off before its end resumes the same
-    // agent session.
-    const std::string& id = e.session_started().agent_session_id();
-    if (!id.empty() && id != live.session.agent_session_id()) {
-      live.session.set_agent_session_id(id);
-      Save(live);
+    {
+      absl::MutexLock lock(&live.mu);
+      // Known at once, so a turn cut off before its end resumes the same
+      // agent session.
+      const std::string& id = e.session_started().agent_session_id();
+      if (!id.empty() && id != live.session.agent_session_id()) {
+        live.session.set_agent_session_id(id);
+        SaveLocked(live);
+      }
+      PostStepLocked(live, turn, std::move(r));
     }
-    for (auto& [h, t] : turn.listeners) t.on_step(r);
+    live.outbox.Settle();
   };
   auto task = agents_->RunTask(owner, req, on_event, turn.cancel);
   if (!task.ok()) return task.status();
   const av1::TaskResult& result = *task;
-  absl::MutexLock lock(&live.mu);
-  *live.session.mutable_last_activity_time() = Now();
-  if (!result.agent_session_id().empty())
-    live.session.set_agent_session_id(result.agent_session_id());
-  Save(live);
-  if (result.status() != av1::TASK_STATUS_SUCCEEDED) {
-    const std::string why =
-        absl::StrCat("the agent's turn ended ", av1::TaskStatus_Name(result.status()).substr(12),
-                     ": ", result.summary());
-    return result.status() == av1::TASK_STATUS_TIMEOUT ? absl::DeadlineExceededError(why)
-                                                       : absl::AbortedError(why);
+  absl::Status failed;
+  Reply delivered;
+  {
+    absl::MutexLock lock(&live.mu);
+    *live.session.mutable_last_activity_time() = Now();
+    if (!result.agent_session_id().empty())
+      live.session.set_agent_session_id(result.agent_session_id());
+    SaveLocked(live);
+    if (result.status() != av1::TASK_STATUS_SUCCEEDED) {
+      const std::string why =
+          absl::StrCat("the agent's turn ended ", av1::TaskStatus_Name(result.status()).substr(12),
+                       ": ", result.summary());
+      failed = result.status() == av1::TASK_STATUS_TIMEOUT ? absl::DeadlineExceededError(why)
+                                                           : absl::AbortedError(why);
+    } else if (!turn.responded || (!absl::StripAsciiWhitespace(result.summary()).empty() &&
+                                   !SameText(result.summary(), turn.last_responded))) {
+      // The closing text reaches the user after what the agent responded,
+      // unless it only repeats the last of it.
+      delivered =
+          PostReplyLocked(live, t, result.summary(), absl::StrCat(kAnswerPrefix, turn.message_id));
+    }
   }
-  // The closing text reaches the user after what the agent responded, unless
-  // it only repeats the last of it.
-  if (turn.responded && (absl::StripAsciiWhitespace(result.summary()).empty() ||
-                         SameText(result.summary(), turn.last_responded))) {
-    return absl::OkStatus();
-  }
-  auto delivered =
-      DeliverLocked(live, turn, result.summary(), absl::StrCat(kAnswerPrefix, turn.message_id));
-  return delivered.ok() ? absl::OkStatus() : delivered.status();
+  live.outbox.Settle();
+  if (!failed.ok()) return failed;
+  return delivered == nullptr || delivered->ok() ? absl::OkStatus() : delivered->status();
 }
 
-absl::StatusOr<v1::SessionMessage> SessionManager::DeliverLocked(Live& live, Turn& turn,
-                                                                 const std::string& text,
-                                                                 const std::string& request_id) {
-  live.mu.AssertHeld();
+SessionManager::Reply SessionManager::PostReplyLocked(Live& live, const std::shared_ptr<Turn>& turn,
+                                                      const std::string& text,
+                                                      const std::string& request_id) {
   v1::SessionMessage reply;
   reply.set_id(NewId("msg_"));
   reply.set_session_id(live.session.id());
   reply.set_role(v1::MESSAGE_ROLE_ASSISTANT);
   reply.set_text(text);
   reply.set_request_id(request_id);
-  reply.set_reply_to_message_id(turn.message_id);
+  reply.set_reply_to_message_id(turn->message_id);
   *reply.mutable_create_time() = Now();
-  bool created = false;
-  auto stored = store_->AddMessage(reply, &created);
-  if (!stored.ok()) return stored.status();
-  // Stored already (a retried respond, or a turn run again after a restart):
-  // it reached the user then; only a listener of this process that has not
-  // heard it (a caller who retried) hears it now.
-  if (!created && (turn.listeners.empty() || turn.delivered.contains(stored->id()))) {
-    return stored;
-  }
-  if (!turn.listeners.empty() && turn.job_id.empty()) {
-    v1::SendMessageResponse r;
-    *r.mutable_reply() = *stored;
-    for (auto& [h, t] : turn.listeners) t.on_step(r);
-    turn.delivered.insert(stored->id());
-    return stored;
-  }
-  if (!created) return stored;
-  // Nobody is listening (the caller left, or the agent was told of a job):
-  // the answer reaches the user as a notification.
-  v1::Notification n;
-  n.set_owner_id(live.session.owner_id());
-  n.set_session_id(live.session.id());
-  n.set_kind(turn.job_id.empty() ? v1::NOTIFICATION_KIND_REPLY : v1::NOTIFICATION_KIND_JOB_UPDATE);
-  n.set_text(text);
-  n.set_job_id(turn.job_id);
-  n.set_message_id(turn.job_id.empty() ? turn.message_id : stored->id());
-  live.mu.Unlock();
-  Notify(std::move(n));
-  live.mu.Lock();
-  return stored;
+  std::vector<std::shared_ptr<TurnListener>> listeners;
+  for (const auto& [h, l] : turn->listeners) listeners.push_back(l);
+  auto out = std::make_shared<absl::StatusOr<v1::SessionMessage>>(
+      absl::UnavailableError("the reply was not stored"));
+  live.outbox.Post(
+      [this, out, reply, turn, listeners = std::move(listeners), owner = live.session.owner_id()] {
+        bool created = false;
+        auto stored = store_->AddMessage(reply, &created);
+        *out = stored;
+        if (!stored.ok()) return;
+        // Stored already (a retried respond, or a turn run again after a
+        // restart): it reached the user then; only a listener of this process
+        // that has not heard it (a caller who retried) hears it now.
+        if (!created && (listeners.empty() || turn->delivered.contains(stored->id()))) return;
+        if (!listeners.empty() && turn->job_id.empty()) {
+          v1::SendMessageResponse r;
+          *r.mutable_reply() = *stored;
+          for (const auto& l : listeners) l->on_step(r);
+          turn->delivered.insert(stored->id());
+          return;
+        }
+        if (!created) return;
+        // Nobody is listening (the caller left, or the agent was told of a
+        // job): the answer reaches the user as a notification.
+        v1::Notification n;
+        n.set_owner_id(owner);
+        n.set_session_id(reply.session_id());
+        n.set_kind(turn->job_id.empty() ? v1::NOTIFICATION_KIND_REPLY
+                                        : v1::NOTIFICATION_KIND_JOB_UPDATE);
+        n.set_text(reply.text());
+        n.set_job_id(turn->job_id);
+        n.set_message_id(turn->job_id.empty() ? turn->message_id : stored->id());
+        Notify(std::move(n));
+      });
+  return out;
 }
 
 void SessionManager::OnJobEnded(const std::string& owner_id, const std::string& job_id,
@@ -718,14 +798,16 @@ void SessionManager::OnJobEnded(const std::string& owner_id, const std::string& 
   }
   if (!created) return;  // told already, or being told
   turn->message_id = stored->id();
-  absl::MutexLock lock(&(*live)->mu);
-  if ((*live)->session.state() == v1::SESSION_STATE_ENDED) {
-    // Ended meanwhile: no agent to tell.
-    (void)store_->EndTurn(turn->message_id, absl::FailedPreconditionError(kSessionEnded));
-    return;
+  {
+    absl::MutexLock lock(&(*live)->mu);
+    if ((*live)->session.state() == v1::SESSION_STATE_ENDED) {
+      // Ended meanwhile: no agent to tell.
+      PostEndTurnLocked(**live, turn->message_id, absl::FailedPreconditionError(kSessionEnded));
+    } else if (!stopping_) {  // else pending: the restart tells it
+      EnqueueLocked(*live, std::move(turn));
+    }
   }
-  if (stopping_) return;  // pending: the restart tells it
-  EnqueueLocked(*live, std::move(turn));
+  (*live)->outbox.Settle();
 }
 
 void SessionManager::Notify(v1::Notification n) {
@@ -765,8 +847,12 @@ absl::StatusOr<uint64_t> SessionManager::Watch(
   if (!owner.ok()) return owner.status();
   auto d = std::make_shared<Delivery>();
   d->owner_id = owner->empty() ? caller.user_id : *owner;
-  d->last = req.after_sequence();
-  d->on_notification = std::move(on_notification);
+  int64_t after = req.after_sequence();  // the replay's position
+  {
+    absl::MutexLock lock(&d->mu);
+    d->last = after;
+    d->on_notification = std::move(on_notification);
+  }
   const uint64_t handle = next_handle_++;
   {
     absl::MutexLock lock(&mu_);
@@ -774,7 +860,7 @@ absl::StatusOr<uint64_t> SessionManager::Watch(
   }
   // Replay what is stored, then what came meanwhile, in order, once each.
   while (true) {
-    auto page = store_->NotificationsAfter(d->owner_id, d->last, 100);
+    auto page = store_->NotificationsAfter(d->owner_id, after, 100);
     if (!page.ok()) {
       Unwatch(handle);
       return page.status();
@@ -784,6 +870,7 @@ absl::StatusOr<uint64_t> SessionManager::Watch(
       d->last = n.sequence();
       d->on_notification(n);
     }
+    after = d->last;
     if (page->size() < 100) {
       for (const auto& n : d->pending) {
         if (n.sequence() > d->last) {
@@ -845,9 +932,10 @@ absl::StatusOr<v1::Session> SessionManager::Pause(const Principal& caller, const
     if (l.running) return absl::FailedPreconditionError("a turn is in progress; pause after it");
     s.set_state(v1::SESSION_STATE_PAUSED);
     s.set_state_reason("paused");
-    Save(l);
+    SaveLocked(l);
     paused = s;
   }
+  l.outbox.Settle();
   if (!paused.worker_id().empty()) (void)agents_->Pause(paused.owner_id(), paused.worker_id());
   return paused;
 }
@@ -867,16 +955,21 @@ absl::StatusOr<v1::Session> SessionManager::Resume(const Principal& caller, cons
     worker = l.session.worker_id();
   }
   if (!worker.empty()) (void)agents_->Resume(owner, worker);
-  absl::MutexLock lock(&l.mu);
-  v1::Session& s = l.session;
-  if (s.state() == v1::SESSION_STATE_ENDED) {
-    return absl::FailedPreconditionError(absl::StrCat("session '", id, "' has ended"));
+  v1::Session resumed;
+  {
+    absl::MutexLock lock(&l.mu);
+    v1::Session& s = l.session;
+    if (s.state() == v1::SESSION_STATE_ENDED) {
+      return absl::FailedPreconditionError(absl::StrCat("session '", id, "' has ended"));
+    }
+    s.set_state(v1::SESSION_STATE_ACTIVE);
+    s.clear_state_reason();
+    *s.mutable_last_activity_time() = Now();
+    SaveLocked(l);
+    resumed = s;
   }
-  s.set_state(v1::SESSION_STATE_ACTIVE);
-  s.clear_state_reason();
-  *s.mutable_last_activity_time() = Now();
-  Save(l);
-  return s;
+  l.outbox.Settle();
+  return resumed;
 }
 
 absl::StatusOr<v1::Session> SessionManager::End(const Principal& caller, const std::string& id) {
@@ -900,10 +993,8 @@ absl::StatusOr<v1::Session> SessionManager::End(const Principal& caller, const s
     // The queued messages are not answered: their turns end now, for good.
     const absl::Status why = absl::FailedPreconditionError(kSessionEnded);
     for (auto& t : l.queue) {
-      if (auto st = store_->EndTurn(t->message_id, why); !st.ok()) {
-        spdlog::warn("sessions: the end of {}'s turn not saved: {}", t->message_id, st.ToString());
-      }
-      for (auto& [h, c] : t->listeners) c.on_end(why);
+      PostEndTurnLocked(l, t->message_id, why);
+      PostEndLocked(l, *t, why);
       t->listeners.clear();
     }
     l.queue.clear();
@@ -918,9 +1009,10 @@ absl::StatusOr<v1::Session> SessionManager::End(const Principal& caller, const s
     if (!l.worker_in_use.empty() && l.worker_in_use != s.worker_id()) {
       workers.push_back(l.worker_in_use);
     }
-    Save(l);
+    SaveLocked(l);
     ended = s;
   }
+  l.outbox.Settle();
   if (cut) cut->cancel.Cancel();
   for (const auto& w : workers) (void)agents_->Stop(ended.owner_id(), w, kSessionEnded);
   return ended;
@@ -948,37 +1040,42 @@ absl::StatusOr<v1::SessionMessage> SessionManager::Respond(const Principal& call
           "session_id: required unless the caller is a session's agent");
     }
   }
-  absl::MutexLock lock(&live->mu);
-  if (live->current) {
-    // Part of the turn in progress: it reaches the user now, in order with
-    // the turn's other replies.
-    std::shared_ptr<Turn> turn = live->current;
-    turn->responded = true;
-    turn->last_responded = req.text();
-    return DeliverLocked(*live, *turn, req.text(), req.request_id());
+  Reply stored;
+  {
+    absl::MutexLock lock(&live->mu);
+    if (live->current) {
+      // Part of the turn in progress: it reaches the user now, in order with
+      // the turn's other replies.
+      std::shared_ptr<Turn> turn = live->current;
+      turn->responded = true;
+      turn->last_responded = req.text();
+      stored = PostReplyLocked(*live, turn, req.text(), req.request_id());
+    } else {
+      v1::SessionMessage m;
+      m.set_id(NewId("msg_"));
+      m.set_session_id(live->session.id());
+      m.set_role(v1::MESSAGE_ROLE_ASSISTANT);
+      m.set_text(req.text());
+      m.set_request_id(req.request_id());
+      *m.mutable_create_time() = Now();
+      stored = std::make_shared<absl::StatusOr<v1::SessionMessage>>(
+          absl::UnavailableError("the message was not stored"));
+      live->outbox.Post([this, stored, m, owner = live->session.owner_id()] {
+        bool created = false;
+        *stored = store_->AddMessage(m, &created);
+        if (!stored->ok() || !created) return;
+        v1::Notification n;
+        n.set_owner_id(owner);
+        n.set_session_id(m.session_id());
+        n.set_kind(v1::NOTIFICATION_KIND_REPLY);
+        n.set_text(m.text());
+        n.set_message_id((*stored)->id());
+        Notify(std::move(n));
+      });
+    }
   }
-  v1::SessionMessage m;
-  m.set_id(NewId("msg_"));
-  m.set_session_id(live->session.id());
-  m.set_role(v1::MESSAGE_ROLE_ASSISTANT);
-  m.set_text(req.text());
-  m.set_request_id(req.request_id());
-  *m.mutable_create_time() = Now();
-  bool created = false;
-  auto stored = store_->AddMessage(m, &created);
-  if (!stored.ok()) return stored.status();
-  if (created) {
-    v1::Notification n;
-    n.set_owner_id(live->session.owner_id());
-    n.set_session_id(live->session.id());
-    n.set_kind(v1::NOTIFICATION_KIND_REPLY);
-    n.set_text(req.text());
-    n.set_message_id(stored->id());
-    live->mu.Unlock();
-    Notify(std::move(n));
-    live->mu.Lock();
-  }
-  return stored;
+  live->outbox.Settle();
+  return *stored;
 }
 
 void SessionManager::MonitorLoop() {
@@ -1005,15 +1102,16 @@ void SessionManager::MonitorLoop() {
           s.set_state_reason(absl::StrCat("ended after ", absl::FormatDuration(options_.end_after),
                                           " without messages"));
           *s.mutable_end_time() = Now();
-          Save(*l);
+          SaveLocked(*l);
         } else if (pause) {
           s.set_state(v1::SESSION_STATE_PAUSED);
           s.set_state_reason(absl::StrCat("idle for ", absl::FormatDuration(options_.idle_pause)));
-          Save(*l);
+          SaveLocked(*l);
         }
         owner = s.owner_id();
         worker = s.worker_id();
       }
+      l->outbox.Settle();
       if (worker.empty()) continue;
       if (end) (void)agents_->Stop(owner, worker, kSessionEnded);
       if (pause) (void)agents_->Pause(owner, worker);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -14,6 +15,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "services/common/auth/principal.h"
+#include "services/common/executor/outbox.h"
 #include "services/sessions/domain/agent_driver.h"
 #include "services/sessions/domain/session_store.h"
 
@@ -33,6 +35,10 @@ struct TurnListener {
 // over the same workspace and resumes the same agent session. When one of
 // the user's jobs ends, the agent is told in a turn of its own and its
 // answer reaches the user as a notification.
+//
+// A call returns once what it changed is done outside too (the store, the
+// listeners, notifications), in the order of the changes; none of it runs
+// with a session's lock held.
 class SessionManager {
  public:
   struct Options {
@@ -86,30 +92,66 @@ class SessionManager {
   void OnJobEnded(const std::string& owner_id, const std::string& job_id,
                   const std::string& outcome);
 
-  struct Live;
   struct Turn;
   struct Delivery;
+  // One session this process runs turns for. `mu` guards its state in
+  // memory and is never held across a store call, a call to the agents or
+  // a listener: what a change does outside is posted to `outbox` under
+  // `mu` and applied after it, in order.
+  struct Live {
+    absl::Mutex mu;
+    v1::Session session ABSL_GUARDED_BY(mu);
+    std::deque<std::shared_ptr<Turn>> queue ABSL_GUARDED_BY(mu);
+    std::shared_ptr<Turn> current ABSL_GUARDED_BY(mu);
+    bool running ABSL_GUARDED_BY(mu) = false;
+    // The worker the current turn runs on (or is starting), to cut it off.
+    std::string worker_in_use ABSL_GUARDED_BY(mu);
+    Outbox outbox;  // posted to with `mu` held, settled after it
+    // Held (before mu, never inside it) around pausing or resuming the
+    // session's worker and a turn getting it ready: a pause decided while no
+    // turn ran never lands after a turn has found the worker ready.
+    absl::Mutex worker_calls ABSL_ACQUIRED_BEFORE(mu);
+    std::thread thread;
+  };
+  using Reply = std::shared_ptr<absl::StatusOr<v1::SessionMessage>>;
 
  private:
   absl::StatusOr<std::shared_ptr<Live>> Open(const std::string& owner_id, bool create);
+  // Open's part under mu_: the retired sessions whose turn thread stopped
+  // running go to `finished`, for Open to join.
+  absl::StatusOr<std::shared_ptr<Live>> OpenLocked(const std::string& owner_id, bool create,
+                                                   std::vector<std::shared_ptr<Live>>* finished)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::shared_ptr<Live>> Visible(const Principal& caller, const std::string& id);
-  void EnqueueLocked(const std::shared_ptr<Live>& live, std::shared_ptr<Turn> turn);
+  void EnqueueLocked(const std::shared_ptr<Live>& live, std::shared_ptr<Turn> turn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(live->mu);
   void RunTurns(std::shared_ptr<Live> live);
-  absl::Status RunTurn(Live& live, Turn& turn);
+  absl::Status RunTurn(Live& live, const std::shared_ptr<Turn>& turn);
   absl::StatusOr<std::string> EnsureWorker(Live& live, Turn& turn);
   // Ends the turn of a message whose turn has ended already for `listener`:
   // the stored replies, then how the turn ended.
   void ReplayEnded(const MessageTurn& stored, TurnListener& listener);
   // Sends the replies stored so far in `turn` to a listener attaching to it
-  // (live.mu held).
-  void ReplayRepliesLocked(Live& live, Turn& turn, TurnListener& listener);
+  // (an effect: `turn.delivered` is the outbox's).
+  void ReplayReplies(Turn& turn, TurnListener& listener);
   static std::shared_ptr<Turn> TurnFrom(const MessageTurn& stored);
-  // Stores one of the agent's replies in `turn` and sends it to the turn's
-  // listeners, or as a notification when nobody listens (live.mu held).
-  absl::StatusOr<v1::SessionMessage> DeliverLocked(Live& live, Turn& turn, const std::string& text,
-                                                   const std::string& request_id);
+  // Posts storing one of the agent's replies in `turn` and sending it to
+  // the turn's listeners, or as a notification when nobody listens; the
+  // stored reply is in the result once the outbox is settled.
+  Reply PostReplyLocked(Live& live, const std::shared_ptr<Turn>& turn, const std::string& text,
+                        const std::string& request_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(live.mu);
+  // Posts `step` to the turn's listeners as they are now.
+  static void PostStepLocked(Live& live, const Turn& turn, v1::SendMessageResponse step)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(live.mu);
+  // Posts the end of the turn to its listeners as they are now.
+  static void PostEndLocked(Live& live, const Turn& turn, absl::Status end)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(live.mu);
+  // Posts that the message's turn ended with `outcome` in the store.
+  void PostEndTurnLocked(Live& live, const std::string& message_id, absl::Status outcome)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(live.mu);
   void Notify(v1::Notification n);
-  void Save(Live& live);
+  // Posts saving the session as it is now.
+  void SaveLocked(Live& live) ABSL_EXCLUSIVE_LOCKS_REQUIRED(live.mu);
   void MonitorLoop();
 
   const Options options_;

@@ -15,6 +15,12 @@ namespace orchestrator::sessions {
 // tests (a restart is a new manager over the same store).
 class InMemorySessionStore final : public SessionStore {
  public:
+  // Called with what is written (e.g. "SaveSession") before each write.
+  void OnWrite(std::function<void(const std::string& what)> hook) {
+    absl::MutexLock lock(&mu_);
+    on_write_ = std::move(hook);
+  }
+
   absl::StatusOr<std::optional<v1::Session>> OpenSessionOf(const std::string& owner_id) override {
     absl::MutexLock lock(&mu_);
     for (const auto& s : sessions_) {
@@ -40,6 +46,7 @@ class InMemorySessionStore final : public SessionStore {
     return absl::NotFoundError(id);
   }
   absl::Status SaveSession(const v1::Session& session) override {
+    Writing("SaveSession");
     absl::MutexLock lock(&mu_);
     for (auto& s : sessions_) {
       if (s.id() == session.id()) {
@@ -78,6 +85,7 @@ class InMemorySessionStore final : public SessionStore {
 
   absl::StatusOr<v1::SessionMessage> AddMessage(const v1::SessionMessage& message,
                                                 bool* created) override {
+    Writing("AddMessage");
     absl::MutexLock lock(&mu_);
     for (const auto& t : messages_) {
       if (!message.request_id().empty() && t.message.session_id() == message.session_id() &&
@@ -108,12 +116,14 @@ class InMemorySessionStore final : public SessionStore {
     return *t;
   }
   absl::StatusOr<int> StartTurn(const std::string& message_id) override {
+    Writing("StartTurn");
     absl::MutexLock lock(&mu_);
     MessageTurn* t = FindLocked(message_id);
     if (t == nullptr) return absl::NotFoundError(message_id);
     return ++t->attempts;
   }
   absl::Status EndTurn(const std::string& message_id, const absl::Status& outcome) override {
+    Writing("EndTurn");
     absl::MutexLock lock(&mu_);
     MessageTurn* t = FindLocked(message_id);
     if (t == nullptr) return absl::NotFoundError(message_id);
@@ -132,6 +142,7 @@ class InMemorySessionStore final : public SessionStore {
   }
 
   absl::StatusOr<v1::Notification> AddNotification(v1::Notification notification) override {
+    Writing("AddNotification");
     absl::MutexLock lock(&mu_);
     int64_t last = 0;
     for (const auto& n : notifications_) {
@@ -168,6 +179,15 @@ class InMemorySessionStore final : public SessionStore {
   }
 
  private:
+  void Writing(const std::string& what) {
+    std::function<void(const std::string&)> hook;
+    {
+      absl::MutexLock lock(&mu_);
+      hook = on_write_;
+    }
+    if (hook) hook(what);
+  }
+
   MessageTurn* FindLocked(const std::string& message_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (auto& t : messages_) {
       if (t.message.id() == message_id) return &t;
@@ -180,6 +200,7 @@ class InMemorySessionStore final : public SessionStore {
   std::vector<v1::Session> sessions_ ABSL_GUARDED_BY(mu_);
   std::vector<MessageTurn> messages_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::Notification> notifications_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const std::string&)> on_write_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace orchestrator::sessions

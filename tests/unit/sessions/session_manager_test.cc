@@ -105,6 +105,63 @@ class Inbox {
   std::vector<v1::Notification> received_ ABSL_GUARDED_BY(mu_);
 };
 
+// Records what was done with a session's lock held: another thread takes
+// every session's lock (Detach of no session does nothing else); when it
+// cannot within the bound, the caller holds one. That thread is not joined
+// there (the thread holding the lock may be the one asking); Held waits
+// for all of them.
+class SessionLockProbe {
+ public:
+  explicit SessionLockProbe(SessionManager* manager) : manager_(manager) {}
+
+  // Whether the locks were free (false after the first time they were not).
+  bool Check(const std::string& what) {
+    auto taken = std::make_shared<absl::Notification>();
+    {
+      absl::MutexLock lock(&mu_);
+      if (!held_.empty()) return false;  // one is enough: each would wait out the bound
+      probes_.push_back(taken);
+    }
+    std::thread([manager = manager_, taken] {
+      manager->Detach("no-such-session", 0);
+      taken->Notify();
+    }).detach();
+    if (taken->WaitForNotificationWithTimeout(absl::Seconds(5))) return true;
+    absl::MutexLock lock(&mu_);
+    held_.push_back(what);
+    return false;
+  }
+
+  // A listener that checks before each call, then tells `inner`.
+  TurnListener Checked(TurnListener inner) {
+    return {[this, inner](const v1::SendMessageResponse& r) {
+              Check("a listener's on_step");
+              inner.on_step(r);
+            },
+            [this, inner](const absl::Status& s) {
+              Check("a listener's on_end");
+              inner.on_end(s);
+            }};
+  }
+
+  std::vector<std::string> Held() {
+    std::vector<std::shared_ptr<absl::Notification>> probes;
+    {
+      absl::MutexLock lock(&mu_);
+      probes = probes_;
+    }
+    for (auto& p : probes) p->WaitForNotification();
+    absl::MutexLock lock(&mu_);
+    return held_;
+  }
+
+ private:
+  SessionManager* const manager_;
+  absl::Mutex mu_;
+  std::vector<std::string> held_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<absl::Notification>> probes_ ABSL_GUARDED_BY(mu_);
+};
+
 // Blocks a turn's RunTask until it is cut off, as the agents side does.
 class BlockedTask {
  public:
@@ -416,6 +473,53 @@ TEST_F(SessionManagerTest, AJobThatEndedIsToldToTheAgentOnceAndItsAnswerIsAJobUp
   // The same end again (a repeated event) starts no other turn.
   manager_->OnJobEnded("u1", "job_1", "failed");
   AwaitIdle(session);
+}
+
+TEST_F(SessionManagerTest, NoStoreWriteOrListenerCallHappensWithASessionsLockHeld) {
+  SessionLockProbe probe(manager_.get());
+  store_->OnWrite([&](const std::string& what) { probe.Check(what); });
+  Principal agent = User();
+  agent.kind = PrincipalKind::kAgent;
+  agent.worker_id = "w1";
+  ExpectANewWorker();
+  EXPECT_CALL(*driver_, RunTask("u1", _, _, _))
+      .WillOnce([&](const std::string&, const av1::RunTaskRequest&, const OnEvent& on_event,
+                    Cancellation&) -> absl::StatusOr<av1::TaskResult> {
+        av1::AgentEvent e;
+        e.mutable_session_started()->set_agent_session_id("as_1");
+        on_event(e);
+        v1::RespondRequest respond;
+        respond.set_text("On it.");
+        respond.set_request_id("respond-1");
+        EXPECT_TRUE(manager_->Respond(agent, respond).ok());
+        return Answer("Done.");
+      });
+  Heard heard;
+  v1::SendMessageRequest req;
+  req.set_text("build me a shop");
+  req.set_request_id("req-1");
+  std::string session;
+  ASSERT_TRUE(manager_->Send(User(), req, probe.Checked(heard.Listener()), &session).ok());
+  EXPECT_TRUE(heard.AwaitEnd().ok());
+  EXPECT_THAT(heard.replies(), ::testing::ElementsAre("On it.", "Done."));
+  AwaitIdle(session);
+
+  // Outside a turn the agent's word is a notification; then the session ends.
+  Inbox inbox;
+  ASSERT_TRUE(manager_->Watch(User(), {}, inbox.Callback()).ok());
+  v1::RespondRequest later;
+  later.set_text("Your shop is live.");
+  ASSERT_TRUE(manager_->Respond(agent, later).ok());
+  ASSERT_TRUE(inbox.AwaitFirst().has_value());
+  EXPECT_CALL(*driver_, Stop("u1", "w1", "the session ended"))
+      .WillOnce(Return(WorkerIn("w1", av1::WORKER_STATE_STOPPED)));
+  ASSERT_TRUE(manager_->End(User(), session).ok());
+
+  EXPECT_THAT(probe.Held(), ::testing::IsEmpty());
+  auto stored = store_->GetSession(session);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->state(), v1::SESSION_STATE_ENDED);
+  EXPECT_EQ(stored->agent_session_id(), "as_1");
 }
 
 }  // namespace

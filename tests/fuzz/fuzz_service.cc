@@ -8,6 +8,7 @@
 // Input: [method selector][flags][payload]. flags bit 0: call as a plain
 // user instead of the admin; bit 1: send the payload bytes as they are
 // instead of parsing and re-encoding them as the request type.
+#include <fstream>
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/dynamic_message.h>
 #include <google/protobuf/message.h>
@@ -22,6 +23,7 @@
 #include <string>
 
 #include "spdlog/spdlog.h"
+#include "orchestrator/common/v1/options.pb.h"
 #include "tests/support/test_mesh.h"
 
 namespace {
@@ -34,6 +36,8 @@ using google::protobuf::Reflection;
 struct Target {
   std::unique_ptr<orchestrator::testing::TestMesh> mesh;
   std::string user_token;
+  std::string user_id;
+  std::string mesh_credential;
   const google::protobuf::ServiceDescriptor* service = nullptr;
   std::unique_ptr<grpc::GenericStub> stub;
 };
@@ -51,7 +55,9 @@ Target& TheTarget() {
           c.rate_limit_per_user = {1e5, 1e5};
           c.agent_connect_timeout = std::chrono::milliseconds(2000);
         });
-    target->user_token = target->mesh->NewUser("fuzzer").second;
+    std::tie(target->user_id, target->user_token) = target->mesh->NewUser("fuzzer");
+    std::ifstream credential(target->mesh->config().mesh_credential_file);
+    std::getline(credential, target->mesh_credential);
     target->stub = std::make_unique<grpc::GenericStub>(target->mesh->channel());
     return target;
   }();
@@ -70,10 +76,11 @@ const google::protobuf::MethodDescriptor* MethodOf(uint8_t selector) {
 }
 
 grpc::Status CallUnary(const std::string& method, const std::string& token,
-                       const std::string& payload) {
+                       const std::string& act_for, const std::string& payload) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   ctx.AddMetadata("authorization", "Bearer " + token);
+  if (!act_for.empty()) ctx.AddMetadata("x-orchestrator-act-for", act_for);
   grpc::Slice slice(payload.data(), payload.size());
   grpc::ByteBuffer request(&slice, 1), response;
   std::promise<grpc::Status> done;
@@ -84,10 +91,11 @@ grpc::Status CallUnary(const std::string& method, const std::string& token,
 
 // A streaming call: the request, then whatever comes within a short deadline.
 grpc::Status CallStreaming(const std::string& method, const std::string& token,
-                           const std::string& payload) {
+                           const std::string& act_for, const std::string& payload) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
   ctx.AddMetadata("authorization", "Bearer " + token);
+  if (!act_for.empty()) ctx.AddMetadata("x-orchestrator-act-for", act_for);
   grpc::CompletionQueue cq;
   auto call = TheTarget().stub->PrepareCall(&ctx, method, &cq);
   void* tag;
@@ -264,7 +272,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
   Target& t = TheTarget();
   const auto* method = MethodOf(data[0]);
-  const std::string& token = (data[1] & 1) ? t.user_token : t.mesh->admin_token();
+  // Who calls: the user, the admin, or the mesh itself (acting for the
+  // user or not), so the mesh-only RPCs' domains are reached too.
+  const bool as_mesh =
+      (data[1] & 4) || method->options().GetExtension(orchestrator::common::v1::access).mesh_only();
+  const std::string& token = as_mesh          ? t.mesh_credential
+                             : (data[1] & 1) ? t.user_token
+                                             : t.mesh->admin_token();
+  const std::string act_for = as_mesh && (data[1] & 8) ? t.user_id : "";
   std::string payload(reinterpret_cast<const char*>(data + 2), size - 2);
   if (!(data[1] & 2)) {
     auto request = NewRequest(method);
@@ -272,8 +287,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const std::string path = "/" + t.service->full_name() + "/" + method->name();
   grpc::Status status = method->client_streaming() || method->server_streaming()
-                            ? CallStreaming(path, token, payload)
-                            : CallUnary(path, token, payload);
+                            ? CallStreaming(path, token, act_for, payload)
+                            : CallUnary(path, token, act_for, payload);
   // A request the interceptor refuses is refused for a reason it names.
   if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT && status.error_message().empty()) {
     __builtin_trap();

@@ -36,7 +36,7 @@ class WorkerTest : public ::testing::Test {
     ON_CALL(*queue_, AppendEvent).WillByDefault(Return(absl::OkStatus()));
     // Starting a reserved job: RUNNING, first attempt.
     ON_CALL(*queue_, Start)
-        .WillByDefault(Invoke([this](const std::string&, const std::vector<std::string>& ids,
+        .WillByDefault(Invoke([](const std::string&, const std::vector<std::string>& ids,
                                      absl::Duration, absl::Time) {
           std::vector<v1::Job> started;
           for (const auto& id : ids) {

@@ -502,6 +502,10 @@ TEST_F(JobEngineTest, PerOwnerLimitsAndKeysHoldAcrossTwoWorkers) {
   a.worker->Poke();
   b.worker->Poke();
   ASSERT_NE(bob_log.WaitForState(v1::JOB_STATE_RUNNING).sequence(), 0);  // others' work flows
+  // Alice's three allowed jobs start (reserved first, started by a free
+  // handler: on a loaded machine that takes a moment).
+  EXPECT_TRUE(Eventually([&] { return running_alice.load() == 3; }))
+      << running_alice.load() << " of alice's 3 allowed jobs started";
 
   // Whatever the two workers did, a third claimer finds nothing allowed left.
   auto more = a.store->Claim("third", {"deploy", "build"}, options.limits, 10, absl::Seconds(30),

@@ -21,7 +21,7 @@ class ConnectReactor final
     : public grpc::ServerBidiReactor<v1::ConnectRequest, v1::ConnectResponse>,
       public RunnerLink {
  public:
-  ConnectReactor(grpc::CallbackServerContext* ctx, std::shared_ptr<WorkerSpawner> spawner,
+  ConnectReactor(grpc::CallbackServerContext* ctx, std::shared_ptr<Workers> spawner,
                  BoundedExecutorPtr executor)
       : ctx_(ctx), spawner_(std::move(spawner)), executor_(std::move(executor)) {}
 
@@ -156,7 +156,7 @@ class ConnectReactor final
   }
 
   grpc::CallbackServerContext* ctx_;
-  std::shared_ptr<WorkerSpawner> spawner_;
+  std::shared_ptr<Workers> spawner_;
   BoundedExecutorPtr executor_;
   std::shared_ptr<ConnectReactor> self_;
   Principal caller_;

@@ -4,7 +4,7 @@
 
 #include "orchestrator/agents/v1/agents.grpc.pb.h"
 #include "orchestrator/agents/v1/runner.grpc.pb.h"
-#include "services/agents/domain/worker_spawner.h"
+#include "services/agents/domain/workers.h"
 #include "services/common/executor/bounded_executor.h"
 #include "services/common/peers/project_visibility.h"
 
@@ -16,7 +16,7 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
  public:
   // `projects` checks a worker's config.project_id as the caller; null
   // refuses project ids.
-  AgentServiceImpl(std::shared_ptr<WorkerSpawner> spawner, BoundedExecutorPtr executor,
+  AgentServiceImpl(std::shared_ptr<Workers> spawner, BoundedExecutorPtr executor,
                    ProjectVisibilityPtr projects = nullptr)
       : spawner_(std::move(spawner)),
         executor_(std::move(executor)),
@@ -49,7 +49,7 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
                                        v1::FinishTaskResponse* resp) override;
 
  private:
-  std::shared_ptr<WorkerSpawner> spawner_;
+  std::shared_ptr<Workers> spawner_;
   BoundedExecutorPtr executor_;
   ProjectVisibilityPtr projects_;
 };
@@ -57,14 +57,14 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
 // RunnerService: each runner's one bidirectional connection.
 class RunnerServiceImpl final : public v1::RunnerService::CallbackService {
  public:
-  RunnerServiceImpl(std::shared_ptr<WorkerSpawner> spawner, BoundedExecutorPtr executor)
+  RunnerServiceImpl(std::shared_ptr<Workers> spawner, BoundedExecutorPtr executor)
       : spawner_(std::move(spawner)), executor_(std::move(executor)) {}
 
   grpc::ServerBidiReactor<v1::ConnectRequest, v1::ConnectResponse>* Connect(
       grpc::CallbackServerContext* ctx) override;
 
  private:
-  std::shared_ptr<WorkerSpawner> spawner_;
+  std::shared_ptr<Workers> spawner_;
   BoundedExecutorPtr executor_;
 };
 

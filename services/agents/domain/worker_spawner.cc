@@ -476,7 +476,7 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
 
   auto live = std::make_shared<Live>();
   live->token_id = token->token_id;
-  live->started = absl::Now();
+  live->started = options_.clock();
   {
     absl::MutexLock lock(&live->mu);
     live->worker = w;
@@ -926,7 +926,7 @@ void WorkerSpawner::MonitorLoop() {
                 absl::StrCat("the sandbox exited (wait status ", status.ok() ? *status : -1,
                              "); see workers/", l->worker.id(), ".log"));
           } else if (l->worker.state() == v1::WORKER_STATE_STARTING &&
-                     absl::Now() - l->started > options_.connect_timeout) {
+                     options_.clock() - l->started > options_.connect_timeout) {
             TransitionLocked(*l, v1::WORKER_STATE_FAILED,
                              absl::StrCat("the runner did not connect within ",
                                           absl::FormatDuration(options_.connect_timeout),

@@ -16,6 +16,7 @@
 #include "orchestrator/agents/v1/runner.pb.h"
 #include "services/agents/domain/egress.h"
 #include "services/agents/domain/worker_store.h"
+#include "services/agents/domain/workers.h"
 #include "services/agents/runtime/sandbox.h"
 #include "services/common/auth/principal.h"
 #include "services/common/executor/bounded_executor.h"
@@ -34,6 +35,8 @@ struct SpawnerOptions {
   absl::Duration connect_timeout = absl::Seconds(30);
   absl::Duration default_task_timeout = absl::Minutes(30);
   absl::Duration monitor_interval = absl::Milliseconds(200);
+  // What the connect timeout is measured with.
+  std::function<absl::Time()> clock = &absl::Now;
   int64_t default_max_pids = 1024;  // a fork bomb stays inside its sandbox
   // The operator's part of every networked worker's egress allowlist.
   EgressGrants egress;
@@ -70,21 +73,6 @@ class SecretSource {
                                              const std::string& name) = 0;
 };
 
-// What the spawner needs of a connected runner.
-class RunnerLink {
- public:
-  virtual ~RunnerLink() = default;
-  virtual void Send(const v1::ConnectResponse& message) = 0;
-  // Ends the connection (the worker is over).
-  virtual void Close(const absl::Status& status) = 0;
-};
-
-// A RunTask caller's view of its task.
-struct TaskListener {
-  std::function<void(const v1::AgentEvent&)> on_event;
-  std::function<void(const v1::TaskResult&)> on_result;  // last call
-};
-
 // The agent spawner: workers are sandboxes with orchestrator-runner inside,
 // started here, watched here, and persisted in the store. A worker whose
 // sandbox exits, whose runner disconnects or never connects is FAILED with
@@ -94,7 +82,7 @@ struct TaskListener {
 // (the store, the runner, watchers and listeners, the token, the egress
 // proxy) is done, in the order of the changes; none of it runs with the
 // worker's lock held.
-class WorkerSpawner {
+class WorkerSpawner final : public Workers {
  public:
   // `secrets` may be null: workers then cannot be granted project secrets.
   // `egress` may be null: workers then get no network (NETWORK_MODE_OPEN
@@ -112,41 +100,45 @@ class WorkerSpawner {
   void Shutdown();  // stops every sandbox
 
   // PERMISSION_DENIED for req.operator_environment unless `caller` is the mesh.
-  absl::StatusOr<v1::Worker> Start(const Principal& caller, const v1::StartWorkerRequest& req);
-  absl::StatusOr<v1::Worker> Get(const Principal& caller, const std::string& worker_id);
+  absl::StatusOr<v1::Worker> Start(const Principal& caller,
+                                   const v1::StartWorkerRequest& req) override;
+  absl::StatusOr<v1::Worker> Get(const Principal& caller, const std::string& worker_id) override;
   absl::StatusOr<v1::ListWorkersResponse> List(const Principal& caller,
-                                               const v1::ListWorkersRequest& req);
-  absl::StatusOr<v1::Worker> Pause(const Principal& caller, const std::string& worker_id);
-  absl::StatusOr<v1::Worker> Resume(const Principal& caller, const std::string& worker_id);
+                                               const v1::ListWorkersRequest& req) override;
+  absl::StatusOr<v1::Worker> Pause(const Principal& caller, const std::string& worker_id) override;
+  absl::StatusOr<v1::Worker> Resume(const Principal& caller, const std::string& worker_id) override;
   absl::StatusOr<v1::Worker> Stop(const Principal& caller, const std::string& worker_id,
-                                  const std::string& reason);
-  absl::StatusOr<std::string> Finish(const Principal& caller, const v1::FinishTaskRequest& req);
+                                  const std::string& reason) override;
+  absl::StatusOr<std::string> Finish(const Principal& caller,
+                                     const v1::FinishTaskRequest& req) override;
   // The live worker an agent token belongs to ("" if none).
   std::string WorkerOfToken(const std::string& token_id);
 
   // Watching a worker: `on_change` gets its current state at once, then
   // every change; returns a handle for Unwatch.
   absl::StatusOr<uint64_t> Watch(const Principal& caller, const std::string& worker_id,
-                                 std::function<void(const v1::Worker&)> on_change);
+                                 std::function<void(const v1::Worker&)> on_change) override;
   // No change made after this returns reaches the watcher (one being told
   // already may).
-  void Unwatch(const std::string& worker_id, uint64_t handle);
+  void Unwatch(const std::string& worker_id, uint64_t handle) override;
 
   // Runs (or, for a request_id seen before, attaches to) a task; the
   // listener gets its events and then its result. Returns the task id.
   absl::StatusOr<std::string> RunTask(const Principal& caller, const v1::RunTaskRequest& req,
-                                      TaskListener listener, uint64_t* handle);
+                                      TaskListener listener, uint64_t* handle) override;
   // The caller went away: stop listening (an event being told already may
   // still arrive); `cancel` also cancels the task.
-  void Detach(const std::string& worker_id, uint64_t handle, bool cancel);
+  void Detach(const std::string& worker_id, uint64_t handle, bool cancel) override;
 
   // The runner side (RunnerService.Connect). `link` is used until
   // RunnerGone returns for it.
   absl::StatusOr<v1::WorkerConfig> RunnerConnected(const Principal& runner,
-                                                   const v1::RunnerHello& hello, RunnerLink* link);
-  void RunnerEvent(const std::string& worker_id, const v1::AgentEvent& event);
-  void RunnerResult(const std::string& worker_id, const v1::TaskResult& result);
-  void RunnerGone(const std::string& worker_id, RunnerLink* link, const std::string& reason);
+                                                   const v1::RunnerHello& hello,
+                                                   RunnerLink* link) override;
+  void RunnerEvent(const std::string& worker_id, const v1::AgentEvent& event) override;
+  void RunnerResult(const std::string& worker_id, const v1::TaskResult& result) override;
+  void RunnerGone(const std::string& worker_id, RunnerLink* link,
+                  const std::string& reason) override;
 
  private:
   using Watcher = std::function<void(const v1::Worker&)>;

@@ -22,8 +22,8 @@ namespace {
 namespace av1 = ::orchestrator::agents::v1;
 using google::protobuf::util::TimeUtil;
 
-google::protobuf::Timestamp Now() {
-  return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(absl::Now()));
+google::protobuf::Timestamp Stamp(absl::Time t) {
+  return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
 }
 
 absl::Time TimeOf(const google::protobuf::Timestamp& t) {
@@ -150,7 +150,7 @@ absl::Status SessionManager::Recover() {
                            ? "orchestratord restarted; the next message resumes the session"
                            : absl::StrCat("orchestratord restarted; resuming to answer ",
                                           pending->size(), " message(s) sent before"));
-    *s.mutable_update_time() = Now();
+    *s.mutable_update_time() = Stamp(options_.clock());
     if (auto st = store_->SaveSession(s); !st.ok()) return st;
     if (pending->empty()) continue;
     // Every message accepted and not answered yet runs again, in order.
@@ -235,7 +235,7 @@ void SessionManager::Shutdown(absl::Time interrupt_at) {
 // --- what changes do outside a session's lock ----------------------------------------
 
 void SessionManager::SaveLocked(Live& live) {
-  *live.session.mutable_update_time() = Now();
+  *live.session.mutable_update_time() = Stamp(options_.clock());
   live.outbox.Post([this, session = live.session] {
     if (auto s = store_->SaveSession(session); !s.ok()) {
       spdlog::warn("sessions: session {} not saved: {}", session.id(), s.ToString());
@@ -305,7 +305,7 @@ absl::StatusOr<std::shared_ptr<SessionManager::Live>> SessionManager::OpenLocked
     s.set_owner_id(owner);
     s.set_state(v1::SESSION_STATE_ACTIVE);
     s.set_agent_type(options_.agent_type);
-    *s.mutable_create_time() = Now();
+    *s.mutable_create_time() = Stamp(options_.clock());
     *s.mutable_update_time() = s.create_time();
     *s.mutable_last_activity_time() = s.create_time();
     if (auto st = store_->CreateSession(s); !st.ok()) return st;
@@ -364,7 +364,7 @@ absl::StatusOr<uint64_t> SessionManager::Send(const Principal& caller,
   message.set_role(v1::MESSAGE_ROLE_USER);
   message.set_text(req.text());
   message.set_request_id(req.request_id());
-  *message.mutable_create_time() = Now();
+  *message.mutable_create_time() = Stamp(options_.clock());
   bool created = false;
   auto stored = store_->AddMessage(message, &created);
   if (!stored.ok()) return stored.status();
@@ -491,7 +491,7 @@ void SessionManager::EnqueueLocked(const std::shared_ptr<Live>& live, std::share
   if (live->session.state() == v1::SESSION_STATE_ENDED) return;  // callers check first
   live->queue.push_back(std::move(turn));
   live->session.set_queued_messages(static_cast<int32_t>(live->queue.size()));
-  *live->session.mutable_last_activity_time() = Now();
+  *live->session.mutable_last_activity_time() = Stamp(options_.clock());
   SaveLocked(*live);
   if (live->running) return;
   live->running = true;
@@ -699,7 +699,7 @@ absl::Status SessionManager::RunTurn(Live& live, const std::shared_ptr<Turn>& t)
   Reply delivered;
   {
     absl::MutexLock lock(&live.mu);
-    *live.session.mutable_last_activity_time() = Now();
+    *live.session.mutable_last_activity_time() = Stamp(options_.clock());
     if (!result.agent_session_id().empty())
       live.session.set_agent_session_id(result.agent_session_id());
     SaveLocked(live);
@@ -732,7 +732,7 @@ SessionManager::Reply SessionManager::PostReplyLocked(Live& live, const std::sha
   reply.set_text(text);
   reply.set_request_id(request_id);
   reply.set_reply_to_message_id(turn->message_id);
-  *reply.mutable_create_time() = Now();
+  *reply.mutable_create_time() = Stamp(options_.clock());
   std::vector<std::shared_ptr<TurnListener>> listeners;
   for (const auto& [h, l] : turn->listeners) listeners.push_back(l);
   auto out = std::make_shared<absl::StatusOr<v1::SessionMessage>>(
@@ -789,7 +789,7 @@ void SessionManager::OnJobEnded(const std::string& owner_id, const std::string& 
   m.set_role(v1::MESSAGE_ROLE_SYSTEM);
   m.set_text(turn->text);
   m.set_request_id(absl::StrCat(kJobEndedPrefix, job_id));
-  *m.mutable_create_time() = Now();
+  *m.mutable_create_time() = Stamp(options_.clock());
   bool created = false;
   auto stored = store_->AddMessage(m, &created);
   if (!stored.ok()) {
@@ -811,7 +811,7 @@ void SessionManager::OnJobEnded(const std::string& owner_id, const std::string& 
 }
 
 void SessionManager::Notify(v1::Notification n) {
-  *n.mutable_create_time() = Now();
+  *n.mutable_create_time() = Stamp(options_.clock());
   auto stored = store_->AddNotification(n);
   if (!stored.ok()) {
     spdlog::warn("sessions: notification for {} not stored: {}", n.owner_id(),
@@ -964,7 +964,7 @@ absl::StatusOr<v1::Session> SessionManager::Resume(const Principal& caller, cons
     }
     s.set_state(v1::SESSION_STATE_ACTIVE);
     s.clear_state_reason();
-    *s.mutable_last_activity_time() = Now();
+    *s.mutable_last_activity_time() = Stamp(options_.clock());
     SaveLocked(l);
     resumed = s;
   }
@@ -989,7 +989,7 @@ absl::StatusOr<v1::Session> SessionManager::End(const Principal& caller, const s
     s.set_state(v1::SESSION_STATE_ENDED);
     s.set_state_reason(
         absl::StrCat("ended by ", caller.user_name.empty() ? "the user" : caller.user_name));
-    *s.mutable_end_time() = Now();
+    *s.mutable_end_time() = Stamp(options_.clock());
     // The queued messages are not answered: their turns end now, for good.
     const absl::Status why = absl::FailedPreconditionError(kSessionEnded);
     for (auto& t : l.queue) {
@@ -1057,7 +1057,7 @@ absl::StatusOr<v1::SessionMessage> SessionManager::Respond(const Principal& call
       m.set_role(v1::MESSAGE_ROLE_ASSISTANT);
       m.set_text(req.text());
       m.set_request_id(req.request_id());
-      *m.mutable_create_time() = Now();
+      *m.mutable_create_time() = Stamp(options_.clock());
       stored = std::make_shared<absl::StatusOr<v1::SessionMessage>>(
           absl::UnavailableError("the message was not stored"));
       live->outbox.Post([this, stored, m, owner = live->session.owner_id()] {
@@ -1085,7 +1085,7 @@ void SessionManager::MonitorLoop() {
       absl::MutexLock lock(&mu_);
       for (auto& [owner, l] : by_owner_) all.push_back(l);
     }
-    const absl::Time now = absl::Now();
+    const absl::Time now = options_.clock();
     for (auto& l : all) {
       absl::MutexLock calls(&l->worker_calls);
       bool end = false, pause = false;
@@ -1101,7 +1101,7 @@ void SessionManager::MonitorLoop() {
           s.set_state(v1::SESSION_STATE_ENDED);
           s.set_state_reason(absl::StrCat("ended after ", absl::FormatDuration(options_.end_after),
                                           " without messages"));
-          *s.mutable_end_time() = Now();
+          *s.mutable_end_time() = Stamp(options_.clock());
           SaveLocked(*l);
         } else if (pause) {
           s.set_state(v1::SESSION_STATE_PAUSED);

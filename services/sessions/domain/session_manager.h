@@ -50,6 +50,8 @@ class SessionManager {
     absl::Duration end_after = absl::Hours(24);
     absl::Duration worker_ready_timeout = absl::Seconds(60);
     absl::Duration monitor_interval = absl::Seconds(1);
+    // What idle pauses and ends are measured with.
+    std::function<absl::Time()> clock = &absl::Now;
   };
 
   SessionManager(Options options, std::shared_ptr<SessionStore> store, AgentDriverPtr agents);

@@ -8,7 +8,6 @@
 // Input: [method selector][flags][payload]. flags bit 0: call as a plain
 // user instead of the admin; bit 1: send the payload bytes as they are
 // instead of parsing and re-encoding them as the request type.
-#include <fstream>
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/dynamic_message.h>
 #include <google/protobuf/message.h>
@@ -17,13 +16,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <random>
 #include <string>
 
-#include "spdlog/spdlog.h"
 #include "orchestrator/common/v1/options.pb.h"
+#include "spdlog/spdlog.h"
 #include "tests/support/test_mesh.h"
 
 namespace {
@@ -276,7 +276,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // user or not), so the mesh-only RPCs' domains are reached too.
   const bool as_mesh =
       (data[1] & 4) || method->options().GetExtension(orchestrator::common::v1::access).mesh_only();
-  const std::string& token = as_mesh          ? t.mesh_credential
+  const std::string& token = as_mesh         ? t.mesh_credential
                              : (data[1] & 1) ? t.user_token
                                              : t.mesh->admin_token();
   const std::string act_for = as_mesh && (data[1] & 8) ? t.user_id : "";

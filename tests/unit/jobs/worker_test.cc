@@ -37,7 +37,7 @@ class WorkerTest : public ::testing::Test {
     // Starting a reserved job: RUNNING, first attempt.
     ON_CALL(*queue_, Start)
         .WillByDefault(Invoke([](const std::string&, const std::vector<std::string>& ids,
-                                     absl::Duration, absl::Time) {
+                                 absl::Duration, absl::Time) {
           std::vector<v1::Job> started;
           for (const auto& id : ids) {
             v1::Job job = QueuedJob(id);

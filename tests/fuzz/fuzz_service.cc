@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <future>
 #include <memory>
@@ -59,6 +60,13 @@ Target& TheTarget() {
     std::ifstream credential(target->mesh->config().mesh_credential_file);
     std::getline(credential, target->mesh_credential);
     target->stub = std::make_unique<grpc::GenericStub>(target->mesh->channel());
+    // libFuzzer ends a run with exit(): stop the mesh (and its in-flight
+    // calls, which log) before the static destructors free spdlog's registry.
+    // Handlers run in reverse order of registration, so this one runs first.
+    std::atexit([] {
+      TheTarget().stub.reset();
+      TheTarget().mesh.reset();
+    });
     return target;
   }();
   return *t;

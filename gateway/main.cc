@@ -9,10 +9,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gateway/api/rest_gateway.h"
-#include "gateway/http/http_server.h"
 #include "gateway/routing/route_table.h"
 #include "gateway/telegram/telegram_bridge.h"
+#include "gateway/transcode/transcoder.h"
 #include "services/common/config/process.h"
+#include "services/common/http/http_server.h"
 #include "services/common/logging/logging.h"
 #include "spdlog/spdlog.h"
 
@@ -90,19 +91,26 @@ int main(int argc, char** argv) {
   if (!bridge.ok()) return Fail(bridge.status());
   if (*bridge != nullptr && telegram.mode == "webhook") {
     gateway.AddLocalRoute("/telegram/webhook",
-                          [b = bridge->get()](gw::HttpRequest r, std::shared_ptr<gw::Exchange> e) {
+                          [b = bridge->get()](orchestrator::http::HttpRequest r,
+                                              std::shared_ptr<orchestrator::http::Exchange> e) {
                             b->HandleWebhook(std::move(r), std::move(e));
                           });
   }
 
-  gw::HttpLimits limits;
+  namespace http = orchestrator::http;
+  http::HttpLimits limits;
   limits.max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_body_bytes));
   limits.max_header_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_header_bytes));
   limits.idle_timeout = Millis(absl::GetFlag(FLAGS_idle_timeout));
   limits.read_timeout = Millis(absl::GetFlag(FLAGS_read_timeout));
-  gw::HttpServer server(limits, [&gateway](gw::HttpRequest r, std::shared_ptr<gw::Exchange> e) {
-    gateway.Handle(std::move(r), std::move(e));
-  });
+  http::HttpServer server(
+      limits,
+      [&gateway](http::HttpRequest r, std::shared_ptr<http::Exchange> e) {
+        gateway.Handle(std::move(r), std::move(e));
+      },
+      {.server_name = "orchestrator-gateway", .refusal = [](const absl::Status& status) {
+         return http::HttpRefusal{"application/json", gw::ErrorJson(status)};
+       }});
   auto port = server.Listen(absl::GetFlag(FLAGS_listen));
   if (!port.ok()) {
     spdlog::critical("cannot start: {}", port.status().ToString());

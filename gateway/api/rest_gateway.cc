@@ -20,7 +20,7 @@
 namespace orchestrator::gateway {
 namespace {
 
-namespace http = boost::beast::http;
+namespace beast_http = boost::beast::http;
 using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 
@@ -100,7 +100,7 @@ class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
  public:
   StreamCall(const google::protobuf::MethodDescriptor* method, bool sse,
              std::shared_ptr<grpc::ClientContext> context, std::string request_id,
-             std::shared_ptr<Exchange> exchange, const Message& request,
+             std::shared_ptr<http::Exchange> exchange, const Message& request,
              RestGateway::LiveCalls* live)
       : live_(live),
         method_(method),
@@ -195,7 +195,7 @@ class StreamCall final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::
   const bool sse_;
   std::shared_ptr<grpc::ClientContext> context_;
   std::string request_id_;
-  std::shared_ptr<Exchange> exchange_;
+  std::shared_ptr<http::Exchange> exchange_;
   grpc::ByteBuffer request_;
   grpc::ByteBuffer response_;
   grpc::Alarm quiet_;
@@ -213,7 +213,7 @@ struct RestGateway::UnaryCall {
   std::function<void(const grpc::Status&, const grpc::ByteBuffer&)> done;
 };
 
-void ReplyError(Exchange& exchange, const absl::Status& status, HttpHeaders headers) {
+void ReplyError(http::Exchange& exchange, const absl::Status& status, http::HttpHeaders headers) {
   // A rate limit's retry delay (google.rpc.RetryInfo) as whole seconds.
   if (auto delay = RetryDelayOf(status); delay.has_value()) {
     headers.emplace_back("retry-after",
@@ -290,11 +290,11 @@ void RestGateway::CallUnary(
   call->reader->Finish(&call->response, &call->status, call);
 }
 
-void RestGateway::AddLocalRoute(std::string path, HttpHandler handler) {
+void RestGateway::AddLocalRoute(std::string path, http::HttpHandler handler) {
   local_[std::move(path)] = std::move(handler);
 }
 
-void RestGateway::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange) {
+void RestGateway::Handle(http::HttpRequest request, std::shared_ptr<http::Exchange> exchange) {
   const absl::string_view target(request.target().data(), request.target().size());
   const size_t q = target.find('?');
   const absl::string_view path = target.substr(0, q);
@@ -321,13 +321,13 @@ void RestGateway::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange
   if (request_id.empty() || request_id.size() > 128 || !IsPrintableAscii(request_id)) {
     request_id = NewRequestId();
   }
-  const HttpHeaders id_header = {{"x-request-id", request_id}};
+  const http::HttpHeaders id_header = {{"x-request-id", request_id}};
 
   auto match = routes_.Find(method, path);
   if (!match.ok()) {
     if (match.status().code() == absl::StatusCode::kFailedPrecondition) {
       // "method PUT is not allowed here; use GET, POST"
-      HttpHeaders headers = id_header;
+      http::HttpHeaders headers = id_header;
       const absl::string_view message = match.status().message();
       if (const size_t use = message.rfind("; use "); use != absl::string_view::npos) {
         headers.emplace_back("allow", std::string(message.substr(use + 6)));
@@ -339,8 +339,8 @@ void RestGateway::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange
   const Route& route = *match->route;
   const std::string& body = request.body();
   if (!absl::StripAsciiWhitespace(body).empty()) {
-    const absl::string_view content_type(request[http::field::content_type].data(),
-                                         request[http::field::content_type].size());
+    const absl::string_view content_type(request[beast_http::field::content_type].data(),
+                                         request[beast_http::field::content_type].size());
     if (auto s = CheckJsonContentType(content_type); !s.ok()) {
       return exchange->Reply(415, kJson, ErrorJson(s), id_header);
     }
@@ -349,7 +349,7 @@ void RestGateway::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange
   if (!message.ok()) return ReplyError(*exchange, message.status(), id_header);
 
   auto context = std::make_shared<grpc::ClientContext>();
-  const std::string authorization(request[http::field::authorization]);
+  const std::string authorization(request[beast_http::field::authorization]);
   if (!IsPrintableAscii(authorization)) {
     return ReplyError(
         *exchange, absl::UnauthenticatedError("authorization must be 'Bearer <token>'"), id_header);
@@ -398,8 +398,8 @@ void RestGateway::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange
     (*message)->GetReflection()->SetInt64(message->get(), after, sequence);
   }
   const bool sse = absl::StrContains(
-      absl::AsciiStrToLower(absl::string_view(request[http::field::accept].data(),
-                                              request[http::field::accept].size())),
+      absl::AsciiStrToLower(absl::string_view(request[beast_http::field::accept].data(),
+                                              request[beast_http::field::accept].size())),
       "text/event-stream");
   if (!live_.Add(context.get())) {
     return ReplyError(*exchange, absl::UnavailableError("the gateway is shutting down"), id_header);
@@ -409,7 +409,7 @@ void RestGateway::Handle(HttpRequest request, std::shared_ptr<Exchange> exchange
   call->Start(StubFor(route.method->service()));
 }
 
-void RestGateway::Readiness(std::shared_ptr<Exchange> exchange) {
+void RestGateway::Readiness(std::shared_ptr<http::Exchange> exchange) {
   // Ready when every upstream's health check says SERVING.
   struct Tally {
     absl::Mutex mu;

@@ -14,8 +14,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "gateway/api/upstreams.h"
-#include "gateway/http/http_server.h"
 #include "gateway/routing/route_table.h"
+#include "services/common/http/http_server.h"
 
 namespace orchestrator::gateway {
 
@@ -57,14 +57,14 @@ class RestGateway {
   };
 
   // A path served by the gateway itself (exact match, any method).
-  void AddLocalRoute(std::string path, HttpHandler handler);
+  void AddLocalRoute(std::string path, http::HttpHandler handler);
 
-  void Handle(HttpRequest request, std::shared_ptr<Exchange> exchange);
+  void Handle(http::HttpRequest request, std::shared_ptr<http::Exchange> exchange);
 
   const RouteTable& routes() const { return routes_; }
 
  private:
-  void Readiness(std::shared_ptr<Exchange> exchange);
+  void Readiness(std::shared_ptr<http::Exchange> exchange);
   // One unary call upstream; `done` runs on a poller thread. A completion
   // queue polled by our own threads: the thread that reads the answer off
   // the wire is the one that answers, with no hand-off in between.
@@ -79,7 +79,7 @@ class RestGateway {
   std::map<const grpc::Channel*, std::unique_ptr<grpc::GenericStub>> stubs_;
   Options options_;
   std::string openapi_;
-  std::map<std::string, HttpHandler> local_;
+  std::map<std::string, http::HttpHandler> local_;
   struct UnaryCall;
   LiveCalls live_;
   grpc::CompletionQueue cq_;
@@ -87,6 +87,7 @@ class RestGateway {
 };
 
 // Answers with the JSON error body and the HTTP status of the code.
-void ReplyError(Exchange& exchange, const absl::Status& status, HttpHeaders headers = {});
+void ReplyError(http::Exchange& exchange, const absl::Status& status,
+                http::HttpHeaders headers = {});
 
 }  // namespace orchestrator::gateway

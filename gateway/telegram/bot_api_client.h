@@ -3,11 +3,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "gateway/telegram/bot_api.pb.h"
+#include "services/common/http/http_client.h"
 
 namespace orchestrator::gateway::telegram {
 
@@ -44,13 +46,10 @@ class BotApiClient {
   template <typename Response>
   absl::StatusOr<Response> Call(const std::string& method, const std::string& json_body,
                                 std::chrono::seconds timeout);
-  absl::StatusOr<std::string> Post(const std::string& target, const std::string& body,
-                                   std::chrono::seconds timeout, int* http_status);
 
-  bool tls_ = false;
-  std::string host_;
-  std::string port_;
-  std::string path_prefix_;
+  // The base URL's error when it could not be parsed (every call returns it).
+  absl::Status base_status_;
+  std::unique_ptr<orchestrator::http::HttpClient> http_;
   std::string token_;
   const std::atomic<bool>* stopping_;
 };

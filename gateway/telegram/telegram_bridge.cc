@@ -236,7 +236,8 @@ void TelegramBridge::PollLoop() {
   }
 }
 
-void TelegramBridge::HandleWebhook(HttpRequest request, std::shared_ptr<Exchange> exchange) {
+void TelegramBridge::HandleWebhook(http::HttpRequest request,
+                                   std::shared_ptr<http::Exchange> exchange) {
   if (request.method() != boost::beast::http::verb::post) {
     return exchange->Reply(405, "application/json",
                            ErrorJson(absl::FailedPreconditionError("use POST")),

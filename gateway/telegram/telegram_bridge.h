@@ -17,9 +17,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "gateway/api/upstreams.h"
-#include "gateway/http/http_server.h"
 #include "gateway/telegram/bot_api.pb.h"
 #include "gateway/telegram/bot_api_client.h"
+#include "services/common/http/http_server.h"
 
 namespace orchestrator::gateway {
 
@@ -58,7 +58,7 @@ class TelegramBridge {
   void Stop();
 
   // POST /telegram/webhook.
-  void HandleWebhook(HttpRequest request, std::shared_ptr<Exchange> exchange);
+  void HandleWebhook(http::HttpRequest request, std::shared_ptr<http::Exchange> exchange);
 
  private:
   struct AllowedUser {

@@ -22,11 +22,11 @@
 #include "absl/synchronization/mutex.h"
 #include "orchestrator/agents/v1/runner.grpc.pb.h"
 #include "services/agents/runner/agent_adapter.h"
-#include "services/agents/runner/child_process.h"
 #include "services/agents/runner/egress_forwarder.h"
 #include "services/agents/runner/scripted_agent.h"
 #include "services/agents/runner/task_runner.h"
 #include "services/common/commands/skills.h"
+#include "services/common/process/child_process.h"
 #include "services/common/validation/request_bounds.h"
 
 namespace orchestrator::agents {

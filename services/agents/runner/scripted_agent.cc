@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "orchestrator/agents/v1/agents.pb.h"
-#include "services/agents/runner/child_process.h"
+#include "services/common/process/child_process.h"
 
 namespace orchestrator::agents {
 namespace {

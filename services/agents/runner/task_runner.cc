@@ -3,7 +3,7 @@
 #include <google/protobuf/util/time_util.h>
 
 #include "absl/strings/str_cat.h"
-#include "services/agents/runner/child_process.h"
+#include "services/common/process/child_process.h"
 
 namespace orchestrator::agents {
 namespace {

@@ -190,7 +190,7 @@ class FakeTokenMinter final : public TokenMinter {
  public:
   explicit FakeTokenMinter(LockProbe* probe) : probe_(probe) {}
 
-  absl::StatusOr<Minted> Mint(const Principal&, const std::string& worker_id,
+  absl::StatusOr<Minted> Mint(const Principal&, const std::string& worker_id, const std::string&,
                               const std::vector<std::string>&) override {
     probe_->Check(worker_id, "Mint");
     return Minted{absl::StrCat("tok_", worker_id), "secret"};

@@ -1,4 +1,4 @@
-#include "gateway/http/http_server.h"
+#include "services/common/http/http_server.h"
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -12,14 +12,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "gateway/transcode/transcoder.h"
 #include "spdlog/spdlog.h"
 
-namespace orchestrator::gateway {
+namespace orchestrator::http {
 namespace {
 
 namespace beast = boost::beast;
-namespace http = boost::beast::http;
+namespace beast_http = boost::beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
@@ -27,8 +26,9 @@ using tcp = net::ip::tcp;
 
 class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, const HttpLimits& limits, const HttpHandler& handler)
-      : stream_(std::move(socket)), limits_(limits), handler_(handler) {}
+  Connection(tcp::socket socket, const HttpLimits& limits, const HttpHandler& handler,
+             const HttpServerOptions& options)
+      : stream_(std::move(socket)), limits_(limits), handler_(handler), options_(options) {}
 
   void Start() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
@@ -57,10 +57,10 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
                HttpHeaders headers) {
     Lock lock(mu_);
     if (generation != generation_ || state_ != State::kHandling) return;
-    auto res = std::make_shared<http::response<http::string_body>>(
-        static_cast<http::status>(status), version_);
-    res->set(http::field::content_type, content_type);
-    res->set(http::field::server, "orchestrator-gateway");
+    auto res = std::make_shared<beast_http::response<beast_http::string_body>>(
+        static_cast<beast_http::status>(status), version_);
+    res->set(beast_http::field::content_type, content_type);
+    res->set(beast_http::field::server, options_.server_name);
     for (auto& [k, v] : headers) res->set(k, v);
     res->body() = std::move(body);
     res->keep_alive(keep_alive_ && !shutting_down_);
@@ -68,12 +68,12 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
     if (head_) res->body().clear();  // HEAD: the headers of the answer, no body
     state_ = State::kWriting;
     stream_.expires_after(limits_.read_timeout);
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
-                        Lock lock(self->mu_);
-                        if (ec || !res->keep_alive()) return self->CloseSocket();
-                        self->ReadHeader();
-                      });
+    beast_http::async_write(stream_, *res,
+                            [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                              Lock lock(self->mu_);
+                              if (ec || !res->keep_alive()) return self->CloseSocket();
+                              self->ReadHeader();
+                            });
   }
 
   void DoStartStream(uint64_t generation, std::string content_type, HttpHeaders headers) {
@@ -81,10 +81,11 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
     if (generation != generation_ || state_ != State::kHandling) return;
     if (shutting_down_) return Abort();
     state_ = State::kStreaming;
-    auto res = std::make_shared<http::response<http::empty_body>>(http::status::ok, version_);
-    res->set(http::field::content_type, content_type);
-    res->set(http::field::server, "orchestrator-gateway");
-    res->set(http::field::cache_control, "no-cache");
+    auto res = std::make_shared<beast_http::response<beast_http::empty_body>>(
+        beast_http::status::ok, version_);
+    res->set(beast_http::field::content_type, content_type);
+    res->set(beast_http::field::server, options_.server_name);
+    res->set(beast_http::field::cache_control, "no-cache");
     for (auto& [k, v] : headers) res->set(k, v);
     res->chunked(true);
     res->keep_alive(false);  // the connection ends with the stream
@@ -139,26 +140,26 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
     parser_->header_limit(static_cast<uint32_t>(limits_.max_header_bytes));
     parser_->body_limit(limits_.max_body_bytes);
     stream_.expires_after(limits_.idle_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
-                              Lock lock(self->mu_);
-                              self->OnHeader(ec);
-                            });
+    beast_http::async_read_header(stream_, buffer_, *parser_,
+                                  [self = shared_from_this()](beast::error_code ec, size_t) {
+                                    Lock lock(self->mu_);
+                                    self->OnHeader(ec);
+                                  });
   }
 
   void OnHeader(beast::error_code ec) {
     if (ec) return OnReadError(ec);
     const auto& req = parser_->get();
-    if (beast::iequals(req[http::field::expect], "100-continue")) {
-      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_,
-                                                                     req.version());
+    if (beast::iequals(req[beast_http::field::expect], "100-continue")) {
+      auto cont = std::make_shared<beast_http::response<beast_http::empty_body>>(
+          beast_http::status::continue_, req.version());
       stream_.expires_after(limits_.read_timeout);
-      http::async_write(stream_, *cont,
-                        [self = shared_from_this(), cont](beast::error_code ec2, size_t) {
-                          Lock lock(self->mu_);
-                          if (ec2) return self->CloseSocket();
-                          self->ReadBody();
-                        });
+      beast_http::async_write(stream_, *cont,
+                              [self = shared_from_this(), cont](beast::error_code ec2, size_t) {
+                                Lock lock(self->mu_);
+                                if (ec2) return self->CloseSocket();
+                                self->ReadBody();
+                              });
       return;
     }
     ReadBody();
@@ -177,49 +178,53 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
       beast::error_code ignored;
       self->stream_.socket().cancel(ignored);
     });
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       Lock lock(self->mu_);
-                       self->read_timer_.cancel();
-                       if (self->read_timed_out_) ec = beast::error::timeout;
-                       if (ec) return self->OnReadError(ec);
-                       self->Handle();
-                     });
+    beast_http::async_read(stream_, buffer_, *parser_,
+                           [self = shared_from_this()](beast::error_code ec, size_t) {
+                             Lock lock(self->mu_);
+                             self->read_timer_.cancel();
+                             if (self->read_timed_out_) ec = beast::error::timeout;
+                             if (ec) return self->OnReadError(ec);
+                             self->Handle();
+                           });
   }
 
   void OnReadError(beast::error_code ec) {
-    if (ec == http::error::end_of_stream || ec == net::error::eof ||
+    if (ec == beast_http::error::end_of_stream || ec == net::error::eof ||
         ec == net::error::operation_aborted || ec == net::error::connection_reset) {
       return CloseSocket();
     }
     const bool started = parser_ && parser_->got_some();
     if (ec == beast::error::timeout) {
       if (!started) return CloseSocket();
-      return Refuse(http::status::request_timeout, absl::StatusCode::kDeadlineExceeded,
+      return Refuse(beast_http::status::request_timeout, absl::StatusCode::kDeadlineExceeded,
                     "the request did not arrive in time");
     }
-    if (ec == http::error::body_limit) {
-      return Refuse(http::status::payload_too_large, absl::StatusCode::kInvalidArgument,
+    if (ec == beast_http::error::body_limit) {
+      return Refuse(beast_http::status::payload_too_large, absl::StatusCode::kInvalidArgument,
                     absl::StrCat("body larger than ", limits_.max_body_bytes, " bytes"));
     }
-    if (ec == http::error::header_limit) {
-      return Refuse(http::status::request_header_fields_too_large,
+    if (ec == beast_http::error::header_limit) {
+      return Refuse(beast_http::status::request_header_fields_too_large,
                     absl::StatusCode::kInvalidArgument,
                     absl::StrCat("headers larger than ", limits_.max_header_bytes, " bytes"));
     }
-    return Refuse(http::status::bad_request, absl::StatusCode::kInvalidArgument,
+    return Refuse(beast_http::status::bad_request, absl::StatusCode::kInvalidArgument,
                   absl::StrCat("malformed HTTP request: ", ec.message()));
   }
 
   // An answer to a request that could not be read; the connection closes.
-  void Refuse(http::status status, absl::StatusCode code, const std::string& message) {
+  void Refuse(beast_http::status status, absl::StatusCode code, const std::string& message) {
     state_ = State::kHandling;
     keep_alive_ = false;
     head_ = false;
     version_ = 11;
     ++generation_;
-    DoReply(generation_, static_cast<int>(status), "application/json",
-            ErrorJson(absl::Status(code, message)), {});
+    const absl::Status refusal(code, message);
+    HttpRefusal answer = options_.refusal
+                             ? options_.refusal(refusal)
+                             : HttpRefusal{"text/plain; charset=utf-8", message + "\n"};
+    DoReply(generation_, static_cast<int>(status), std::move(answer.content_type),
+            std::move(answer.body), {});
   }
 
   void Handle();
@@ -260,16 +265,17 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
     };
     switch (item->kind) {
       case Item::kHead: {
-        auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*stream_head_);
-        http::async_write_header(stream_, *sr,
-                                 [sr, done](beast::error_code ec, size_t n) { done(ec, n); });
+        auto sr = std::make_shared<beast_http::response_serializer<beast_http::empty_body>>(
+            *stream_head_);
+        beast_http::async_write_header(stream_, *sr,
+                                       [sr, done](beast::error_code ec, size_t n) { done(ec, n); });
         break;
       }
       case Item::kChunk:
-        net::async_write(stream_, http::make_chunk(net::buffer(item->data)), done);
+        net::async_write(stream_, beast_http::make_chunk(net::buffer(item->data)), done);
         break;
       case Item::kLast:
-        net::async_write(stream_, http::make_chunk_last(), done);
+        net::async_write(stream_, beast_http::make_chunk_last(), done);
         break;
     }
   }
@@ -315,15 +321,16 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
   bool read_timed_out_ = false;
   const HttpLimits& limits_;
   const HttpHandler& handler_;
+  const HttpServerOptions& options_;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<beast_http::request_parser<beast_http::string_body>> parser_;
   State state_ = State::kReading;
   bool keep_alive_ = true;
   bool head_ = false;
   bool shutting_down_ = false;
   unsigned version_ = 11;
   uint64_t generation_ = 0;
-  std::shared_ptr<http::response<http::empty_body>> stream_head_;
+  std::shared_ptr<beast_http::response<beast_http::empty_body>> stream_head_;
   std::deque<Item> items_;
   bool writing_ = false;
   bool end_queued_ = false;
@@ -373,7 +380,7 @@ class ExchangeImpl final : public Exchange {
 
 void HttpServer::Connection::Handle() {
   HttpRequest request = parser_->release();
-  head_ = request.method() == http::verb::head;
+  head_ = request.method() == beast_http::verb::head;
   // Nothing is pending on the stream until the answer: no timer may fire
   // while another thread writes it.
   stream_.expires_never();
@@ -386,8 +393,8 @@ void HttpServer::Connection::Handle() {
   handler_(std::move(request), std::make_shared<ExchangeImpl>(shared_from_this(), generation_));
 }
 
-HttpServer::HttpServer(HttpLimits limits, HttpHandler handler)
-    : limits_(limits), handler_(std::move(handler)) {}
+HttpServer::HttpServer(HttpLimits limits, HttpHandler handler, HttpServerOptions options)
+    : limits_(limits), handler_(std::move(handler)), options_(std::move(options)) {}
 
 HttpServer::~HttpServer() { Shutdown(std::chrono::milliseconds(0)); }
 
@@ -429,7 +436,7 @@ void HttpServer::Accept() {
     if (ec) {
       if (ec == net::error::operation_aborted) return;
       // Out of descriptors, say: wait a little instead of spinning.
-      spdlog::warn("gateway accept failed: {}", ec.message());
+      spdlog::warn("http accept failed: {}", ec.message());
       auto timer = std::make_shared<net::steady_timer>(acceptor_->get_executor(),
                                                        std::chrono::milliseconds(100));
       timer->async_wait([this, timer](beast::error_code) {
@@ -439,7 +446,7 @@ void HttpServer::Accept() {
       return;
     } else {
       socket.set_option(tcp::no_delay(true), ec);
-      auto c = std::make_shared<Connection>(std::move(socket), limits_, handler_);
+      auto c = std::make_shared<Connection>(std::move(socket), limits_, handler_, options_);
       Track(c);
       c->Start();
     }
@@ -487,4 +494,4 @@ void HttpServer::Shutdown(std::chrono::milliseconds grace) {
   threads_.clear();
 }
 
-}  // namespace orchestrator::gateway
+}  // namespace orchestrator::http

@@ -14,11 +14,12 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 
-namespace orchestrator::gateway {
+namespace orchestrator::http {
 
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
+// Per server: the gateway keeps bodies small, the git server takes packs.
 struct HttpLimits {
   size_t max_body_bytes = 1 << 20;     // larger: 413
   size_t max_header_bytes = 16 << 10;  // larger: 431
@@ -48,13 +49,25 @@ class Exchange {
 
 using HttpHandler = std::function<void(HttpRequest request, std::shared_ptr<Exchange> exchange)>;
 
+// The answer to a request the server could not read (413, 431, 408, 400).
+struct HttpRefusal {
+  std::string content_type;
+  std::string body;
+};
+
+// How a server words such answers; by default the status's message as text.
+struct HttpServerOptions {
+  std::string server_name = "orchestrator";  // the Server header
+  std::function<HttpRefusal(const absl::Status& status)> refusal;
+};
+
 // An HTTP/1.1 server on Boost.Beast: asynchronous connections served by a
 // few io threads (never a thread per connection), keep-alive, chunked
 // streams, limits on header and body size, idle and read timeouts, and a
 // graceful shutdown that lets answers in flight finish.
 class HttpServer {
  public:
-  HttpServer(HttpLimits limits, HttpHandler handler);
+  HttpServer(HttpLimits limits, HttpHandler handler, HttpServerOptions options = {});
   ~HttpServer();
 
   // Binds host:port (port 0 picks one); returns the bound port.
@@ -72,12 +85,14 @@ class HttpServer {
 
   HttpLimits limits_;
   HttpHandler handler_;
+  HttpServerOptions options_;
   boost::asio::io_context io_;
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   std::vector<std::thread> threads_;
+  // Guards the open connections (for Shutdown) and whether it stopped.
   absl::Mutex mu_;
   std::vector<std::weak_ptr<Connection>> connections_ ABSL_GUARDED_BY(mu_);
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-}  // namespace orchestrator::gateway
+}  // namespace orchestrator::http

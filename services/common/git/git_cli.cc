@@ -1,0 +1,309 @@
+#include "services/common/git/git_cli.h"
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <system_error>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "services/common/git/git_environment.h"
+#include "services/common/process/child_process.h"
+
+namespace orchestrator::git {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr size_t kMaxStdout = 1 << 20;
+constexpr size_t kMaxMessage = 2048;
+
+// `text` with the credential header, its value and the secret it ends with
+// (the token after "Bearer " or "Basic ") cut out, and any user:password@ of
+// a URL: what an error may carry.
+std::string Redact(std::string text, const GitCredentials& credentials) {
+  const std::string& header = credentials.http_header;
+  if (!header.empty()) {
+    std::vector<std::string> secrets = {header};
+    if (size_t colon = header.find(':'); colon != std::string::npos) {
+      secrets.push_back(std::string(absl::StripAsciiWhitespace(header.substr(colon + 1))));
+    }
+    if (size_t space = header.rfind(' '); space != std::string::npos) {
+      secrets.push_back(header.substr(space + 1));
+    }
+    for (const std::string& secret : secrets) {
+      if (secret.size() >= 4) absl::StrReplaceAll({{secret, "[redacted]"}}, &text);
+    }
+  }
+  for (size_t at = text.find("://"); at != std::string::npos; at = text.find("://", at + 3)) {
+    const size_t start = at + 3;
+    const size_t end = text.find_first_of("/ '\"\n", start);
+    const size_t user = text.rfind('@', end == std::string::npos ? text.size() : end);
+    if (user != std::string::npos && user >= start) text.replace(start, user - start, "[redacted]");
+  }
+  return text;
+}
+
+// A URL as errors name it (git's own messages are redacted the same way).
+std::string Shown(const std::string& url) { return Redact(url, {}); }
+
+// What git said that matters to a person: its error lines and the remote's,
+// else the end of what it wrote.
+std::string GitMessage(const std::string& stderr_text) {
+  std::vector<std::string> kept;
+  for (absl::string_view line : absl::StrSplit(stderr_text, absl::ByAnyChar("\r\n"))) {
+    line = absl::StripAsciiWhitespace(line);
+    if (absl::StartsWith(line, "remote:") || absl::StartsWith(line, "fatal:") ||
+        absl::StartsWith(line, "error:") || absl::StartsWith(line, "!")) {
+      // "remote:" alone, or the remote's blank lines.
+      if (absl::StripAsciiWhitespace(absl::StripPrefix(line, "remote:")).empty()) continue;
+      kept.emplace_back(line);
+    }
+  }
+  std::string message = kept.empty() ? std::string(absl::StripAsciiWhitespace(stderr_text))
+                                     : absl::StrJoin(kept, "; ");
+  if (message.size() > kMaxMessage) message = "..." + message.substr(message.size() - kMaxMessage);
+  return message;
+}
+
+// The status of a git command that failed, by what git said (see git_cli.h).
+absl::Status FailureStatus(const std::string& what, const ChildExit& exit, absl::Duration timeout,
+                           const GitCredentials& credentials) {
+  if (exit.cancelled) return absl::CancelledError(absl::StrCat(what, ": cancelled"));
+  if (exit.timed_out) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(what, ": no answer within ", absl::FormatDuration(timeout)));
+  }
+  const std::string message = Redact(
+      absl::StrCat(what, ": ",
+                   exit.exit_code == 127 && exit.stderr_tail.find("git:") != std::string::npos
+                       ? "git is not installed"
+                       : GitMessage(Redact(exit.stderr_tail, credentials))),
+      credentials);
+  const std::string said = absl::AsciiStrToLower(exit.stderr_tail);
+  auto any = [&said](std::initializer_list<absl::string_view> needles) {
+    for (absl::string_view needle : needles) {
+      if (absl::StrContains(said, needle)) return true;
+    }
+    return false;
+  };
+  // A refusal first: the remote's own words (a hook's) may say anything.
+  if (any({"[rejected]", "[remote rejected]", "hook declined", "non-fast-forward",
+           "failed to push some refs"})) {
+    return absl::FailedPreconditionError(message);
+  }
+  if (any({"returned error: 401", "authentication failed", "could not read username",
+           "could not read password", "terminal prompts disabled"})) {
+    return absl::PermissionDeniedError(message);
+  }
+  if (any({"returned error: 404", "not found", "does not appear to be a git repository",
+           "does not exist", "is this a git repository", "couldn't find remote ref"})) {
+    return absl::NotFoundError(message);
+  }
+  if (any({"returned error: 403"})) return absl::FailedPreconditionError(message);
+  if (any({"could not resolve", "failed to connect", "couldn't connect", "connection refused",
+           "connection timed out", "timed out", "network is unreachable", "no route to host",
+           "empty reply from server", "connection reset", "recv failure", "send failure",
+           "returned error: 502", "returned error: 503", "returned error: 504",
+           "returned error: 429", "the remote end hung up unexpectedly"})) {
+    return absl::UnavailableError(message);
+  }
+  return absl::InternalError(message);
+}
+
+// One git command with the clean environment (git_environment.h), under
+// one deadline; its standard output, bounded.
+struct GitCommand {
+  std::vector<std::string> args;  // after "git"
+  std::map<std::string, std::string> env;
+  std::string cwd = "/";
+  std::optional<std::string> stdin_bytes = std::nullopt;
+};
+
+absl::StatusOr<std::string> RunGit(const std::string& what, const GitCommand& git,
+                                   absl::Time deadline, absl::Duration timeout,
+                                   const std::atomic<bool>* cancel,
+                                   const GitCredentials& credentials) {
+  ChildCommand command;
+  command.argv = {"git"};
+  command.argv.insert(command.argv.end(), git.args.begin(), git.args.end());
+  command.env = git.env;
+  command.inherit_environment = false;
+  command.cwd = git.cwd;
+  command.stdin_bytes = git.stdin_bytes;
+  command.deadline = deadline;
+  command.cancel = cancel;
+  command.stderr_bytes = 64 << 10;
+  std::string out;
+  command.on_output = [&out](absl::string_view bytes) {
+    out.append(bytes.data(), std::min(bytes.size(), kMaxStdout - out.size()));
+  };
+  absl::StatusOr<ChildExit> exit = RunChild(command);
+  if (!exit.ok()) {
+    return absl::Status(exit.status().code(), absl::StrCat(what, ": ", exit.status().message()));
+  }
+  if (exit->cancelled || exit->timed_out || exit->exit_code != 0) {
+    return FailureStatus(what, *exit, timeout, credentials);
+  }
+  return out;
+}
+
+// The environment of a command that may reach a remote: only http(s) and
+// local repositories, the credentials (if any) as an extra header.
+std::map<std::string, std::string> RemoteEnvironment(const GitCredentials& credentials) {
+  auto env = CleanGitEnvironment();
+  AddGitConfig(env, "core.hooksPath", "/dev/null");
+  AddGitConfig(env, "protocol.allow", "never");
+  AddGitConfig(env, "protocol.http.allow", "always");
+  AddGitConfig(env, "protocol.https.allow", "always");
+  AddGitConfig(env, "protocol.file.allow", "always");
+  AddGitConfig(env, "credential.helper", "");
+  AddGitConfig(env, "advice.detachedHead", "false");
+  if (!credentials.http_header.empty()) {
+    AddGitConfig(env, "http.extraHeader", credentials.http_header);
+  }
+  return env;
+}
+
+// `url` as git is given it: a URL, or a local path made absolute (git runs
+// in "/", so that no repository around its working directory is read).
+absl::StatusOr<std::string> CheckUrl(const std::string& url) {
+  if (url.empty() || url.front() == '-') {
+    return absl::InvalidArgumentError("url: must be a repository URL or path");
+  }
+  if (absl::StrContains(url, "://")) return url;
+  return fs::absolute(url).lexically_normal().string();
+}
+
+absl::Status CheckSignatureField(absl::string_view field, const std::string& value) {
+  if (value.empty() || value.find_first_of("<>\n\r") != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must be non-empty, without '<', '>' or line breaks"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> GitCli::InitAndCommitAll(const std::string& dir,
+                                                     const std::string& branch,
+                                                     const std::string& message,
+                                                     const Signature& author) const {
+  if (dir.empty()) return absl::InvalidArgumentError("dir: must be set");
+  if (branch.empty() || branch.front() == '-') {
+    return absl::InvalidArgumentError("branch: must be a branch name");
+  }
+  if (auto s = CheckSignatureField("author.name", author.name); !s.ok()) return s;
+  if (auto s = CheckSignatureField("author.email", author.email); !s.ok()) return s;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+  const std::string abs_dir = fs::absolute(dir).lexically_normal().string();
+  const absl::Time deadline = absl::Now() + timeout_;
+
+  auto env = RemoteEnvironment({});
+  AddGitConfig(env, "init.defaultBranch", branch);
+  AddGitConfig(env, "commit.gpgSign", "false");
+  if (auto s = RunGit("git init", {.args = {"init", "-q", "--", abs_dir}, .env = env}, deadline,
+                      timeout_, cancel_, {});
+      !s.ok()) {
+    return s.status();
+  }
+  // This repository alone: never one around it.
+  env["GIT_DIR"] = abs_dir + "/.git";
+  env["GIT_WORK_TREE"] = abs_dir;
+  const std::string date = absl::StrCat("@", absl::ToUnixSeconds(author.when), " +0000");
+  env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = author.name;
+  env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = author.email;
+  env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date;
+  if (auto s = RunGit("git add", {.args = {"add", "--all", "--", "."}, .env = env, .cwd = abs_dir},
+                      deadline, timeout_, cancel_, {});
+      !s.ok()) {
+    return s.status();
+  }
+  if (auto s = RunGit("git commit",
+                      {.args = {"commit", "-q", "--no-verify", "--allow-empty", "--no-gpg-sign",
+                                "--cleanup=whitespace", "-F", "-"},
+                       .env = env,
+                       .cwd = abs_dir,
+                       .stdin_bytes = message},
+                      deadline, timeout_, cancel_, {});
+      !s.ok()) {
+    return s.status();
+  }
+  auto head = RunGit("git rev-parse", {.args = {"rev-parse", "HEAD"}, .env = env, .cwd = abs_dir},
+                     deadline, timeout_, cancel_, {});
+  if (!head.ok()) return head.status();
+  return std::string(absl::StripAsciiWhitespace(*head));
+}
+
+absl::Status GitCli::Push(const std::string& dir, const std::string& url, const std::string& branch,
+                          const GitCredentials& credentials) const {
+  absl::StatusOr<std::string> remote = CheckUrl(url);
+  if (!remote.ok()) return remote.status();
+  if (branch.empty() || branch.front() == '-') {
+    return absl::InvalidArgumentError("branch: must be a branch name");
+  }
+  const std::string abs_dir = fs::absolute(dir).lexically_normal().string();
+  std::error_code ec;
+  if (!fs::is_directory(abs_dir + "/.git", ec)) {
+    return absl::FailedPreconditionError(absl::StrCat("push from ", dir, ": not a repository"));
+  }
+  auto env = RemoteEnvironment(credentials);
+  env["GIT_DIR"] = abs_dir + "/.git";
+  env["GIT_WORK_TREE"] = abs_dir;
+  const std::string refspec = absl::StrCat("refs/heads/", branch, ":refs/heads/", branch);
+  return RunGit(absl::StrCat("git push to ", Shown(url)),
+                {.args = {"push", "--no-progress", "--", *remote, refspec}, .env = env},
+                absl::Now() + timeout_, timeout_, cancel_, credentials)
+      .status();
+}
+
+absl::StatusOr<std::string> GitCli::RemoteHead(const std::string& url, const std::string& ref,
+                                               const GitCredentials& credentials) const {
+  absl::StatusOr<std::string> remote = CheckUrl(url);
+  if (!remote.ok()) return remote.status();
+  if (ref.empty()) return absl::InvalidArgumentError("ref: must be set");
+  const std::string what = absl::StrCat("git ls-remote ", Shown(url));
+  auto out = RunGit(what,
+                    {.args = {"ls-remote", "--", *remote, ref, ref + "^{}"},
+                     .env = RemoteEnvironment(credentials)},
+                    absl::Now() + timeout_, timeout_, cancel_, credentials);
+  if (!out.ok()) return out.status();
+  // "<id>\t<ref>" lines; an annotated tag's commit is on its "^{}" line.
+  std::string id, peeled;
+  for (absl::string_view line : absl::StrSplit(*out, '\n', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> parts = absl::StrSplit(line, absl::MaxSplits('\t', 1));
+    if (parts.second == ref) id = parts.first;
+    if (parts.second == ref + "^{}") peeled = parts.first;
+  }
+  if (!peeled.empty()) return peeled;
+  if (id.empty()) return absl::NotFoundError(absl::StrCat(what, ": no ref ", ref));
+  return id;
+}
+
+absl::Status GitCli::CloneAt(const std::string& url, const std::string& ref, const std::string& dir,
+                             const GitCredentials& credentials) const {
+  absl::StatusOr<std::string> remote = CheckUrl(url);
+  if (!remote.ok()) return remote.status();
+  if (ref.empty() || ref.front() == '-') return absl::InvalidArgumentError("ref: must be set");
+  if (dir.empty()) return absl::InvalidArgumentError("dir: must be set");
+  std::error_code ec;
+  if (fs::exists(dir, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat("clone into ", dir, ": it already exists"));
+  }
+  const std::string abs_dir = fs::absolute(dir).lexically_normal().string();
+  return RunGit(absl::StrCat("git clone ", Shown(url), " at ", ref),
+                {.args = {"clone", "-q", "--depth", "1", "--branch", ref, "--", *remote, abs_dir},
+                 .env = RemoteEnvironment(credentials)},
+                absl::Now() + timeout_, timeout_, cancel_, credentials)
+      .status();
+}
+
+}  // namespace orchestrator::git

@@ -1,0 +1,134 @@
+#include "services/common/git/local_git_host.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <system_error>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "services/common/git/git_environment.h"
+#include "services/common/process/child_process.h"
+
+namespace orchestrator::git {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Where a repository is made before it is renamed into place: a leading '.'
+// no repository name has, so the server never serves a half-made one.
+constexpr char kNewPrefix[] = ".new-";
+
+absl::Status RunGit(const std::vector<std::string>& args, absl::Duration timeout) {
+  ChildCommand command;
+  command.argv = {"git"};
+  command.argv.insert(command.argv.end(), args.begin(), args.end());
+  command.env = CleanGitEnvironment();
+  AddGitConfig(command.env, "init.defaultBranch", "main");
+  command.inherit_environment = false;
+  command.cwd = std::string(1, '/');  // (= "/" trips GCC 12's -Wrestrict)
+  command.deadline = absl::Now() + timeout;
+  absl::StatusOr<ChildExit> exit = RunChild(command);
+  if (!exit.ok()) return exit.status();
+  if (exit->timed_out) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("git ", args[0], ": no answer within ", absl::FormatDuration(timeout)));
+  }
+  if (exit->exit_code != 0) {
+    return absl::InternalError(
+        absl::StrCat("git ", args[0], " failed: ", absl::StripAsciiWhitespace(exit->stderr_tail)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+LocalGitHost::LocalGitHost(std::string root, std::string public_base_url,
+                           std::string mesh_credential, absl::Duration git_timeout)
+    : root_(std::move(root)),
+      public_base_url_(absl::StripSuffix(public_base_url, "/")),
+      mesh_credential_(std::move(mesh_credential)),
+      git_timeout_(git_timeout) {}
+
+std::string LocalGitHost::PathOf(const std::string& name) const {
+  return absl::StrCat(root_, "/", name, ".git");
+}
+
+Repository LocalGitHost::Described(const std::string& name) const {
+  Repository repository;
+  repository.clone_url = absl::StrCat(public_base_url_, "/git/", name, ".git");
+  repository.full_name = name;
+  return repository;
+}
+
+absl::StatusOr<std::optional<Repository>> LocalGitHost::Find(const std::string& name) {
+  if (auto s = ValidateRepositoryName(name); !s.ok()) return s;
+  std::error_code ec;
+  if (!fs::is_directory(PathOf(name), ec)) {
+    if (ec && ec != std::errc::no_such_file_or_directory) {
+      return absl::UnavailableError(absl::StrCat("repository ", name, ": ", ec.message()));
+    }
+    return std::nullopt;
+  }
+  return Described(name);
+}
+
+absl::StatusOr<Repository> LocalGitHost::Create(const NewRepository& repository) {
+  const std::string& name = repository.name;
+  if (auto s = ValidateRepositoryName(name); !s.ok()) return s;
+  const std::string path = PathOf(name);
+  std::error_code ec;
+  fs::create_directories(root_, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("git root ", root_, ": ", ec.message()));
+  }
+  if (fs::exists(path, ec)) {
+    return absl::AlreadyExistsError(absl::StrCat("repository ", name, " already exists"));
+  }
+  std::string scratch = absl::StrCat(root_, "/", kNewPrefix, name, "-XXXXXX");
+  if (mkdtemp(scratch.data()) == nullptr) {
+    return absl::UnavailableError(absl::StrCat("git root ", root_, ": ", strerror(errno)));
+  }
+  auto made = [&]() -> absl::Status {
+    if (auto s = RunGit({"init", "--bare", "-q", "--", scratch}, git_timeout_); !s.ok()) return s;
+    if (auto s = RunGit({"config", "--file", scratch + "/config", "http.receivepack", "true"},
+                        git_timeout_);
+        !s.ok()) {
+      return s;
+    }
+    if (!repository.description.empty()) {
+      std::ofstream(scratch + "/description", std::ios::trunc) << repository.description << "\n";
+    }
+    // Never over another: a repository made meanwhile stays as it is.
+    if (renameat2(AT_FDCWD, scratch.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
+      if (errno == EEXIST || errno == ENOTEMPTY) {
+        return absl::AlreadyExistsError(absl::StrCat("repository ", name, " already exists"));
+      }
+      return absl::UnavailableError(absl::StrCat("repository ", name, ": ", strerror(errno)));
+    }
+    return absl::OkStatus();
+  }();
+  if (!made.ok()) {
+    fs::remove_all(scratch, ec);
+    return made;
+  }
+  return Described(name);
+}
+
+absl::StatusOr<GitCredentials> LocalGitHost::PushCredentials(const Repository& repository) {
+  (void)repository;  // the mesh's credential reaches every repository
+  GitCredentials credentials;
+  if (!mesh_credential_.empty()) {
+    credentials.http_header = absl::StrCat("Authorization: Bearer ", mesh_credential_);
+  }
+  return credentials;
+}
+
+}  // namespace orchestrator::git

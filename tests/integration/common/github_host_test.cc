@@ -1,0 +1,412 @@
+// GitHubHost against a fake of GitHub (tests/fakes/github_api.py) that
+// follows its REST API's documented shapes and serves git over HTTP for
+// real, pushed to and read back with the git command line.
+#include "services/common/git/github_host.h"
+
+#include <fcntl.h>
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "services/common/http/http_client.h"
+
+namespace orchestrator::git {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+
+constexpr char kToken[] = "ghp_test0123456789";
+constexpr char kUser[] = "octocat";
+
+// A directory of its own, removed with the object.
+class TempDir final {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/github_host_test.XXXXXX";
+    path_ = mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// The fake GitHub as a child process on a port of its own; SIGTERM at the
+// end lets it remove its repositories.
+class FakeGitHub final {
+ public:
+  explicit FakeGitHub(std::vector<std::string> flags = {}) {
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) != 0) return;
+    std::vector<std::string> argv = {"/usr/bin/python3",
+                                     std::string(FAKES_DIR) + "/github_api.py",
+                                     "--port",
+                                     "0",
+                                     "--token",
+                                     kToken,
+                                     "--user",
+                                     kUser,
+                                     "--org",
+                                     "acme"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    pid_ = fork();
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGTERM);  // not left behind by a test that crashes
+      dup2(out[1], 1);
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+    close(out[1]);
+    // It prints its port once it listens.
+    std::string line;
+    char c;
+    while (read(out[0], &c, 1) == 1 && c != '\n') line += c;
+    close(out[0]);
+    port_ = line;
+  }
+  ~FakeGitHub() { Stop(); }
+  FakeGitHub(const FakeGitHub&) = delete;
+  FakeGitHub& operator=(const FakeGitHub&) = delete;
+
+  void Stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+  const std::string& port() const { return port_; }
+  std::string url() const { return absl::StrCat("http://127.0.0.1:", port_); }
+
+  // A call of the fake's own /_fake/ endpoints: its JSON answer.
+  google::protobuf::Struct Control(const std::string& method, const std::string& what,
+                                   const std::string& json = "") const {
+    http::HttpClient client(*http::BaseUrl::Parse(url()));
+    http::Request request;
+    request.method = method;
+    request.target = "/_fake/" + what;
+    request.body = json;
+    google::protobuf::Struct answer;
+    auto response = client.Send(request);
+    EXPECT_TRUE(response.ok()) << response.status();
+    if (response.ok()) {
+      EXPECT_EQ(response->status, 200) << response->body;
+      EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(response->body, &answer).ok());
+    }
+    return answer;
+  }
+
+  // The full names of the repositories made through the REST API.
+  std::vector<std::string> Created() const {
+    const google::protobuf::Struct state = Control("GET", "state");
+    std::vector<std::string> names;
+    for (const auto& v : state.fields().at("created").list_value().values()) {
+      names.push_back(v.string_value());
+    }
+    return names;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::string port_;
+};
+
+struct GitRun {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+// The git command line in `dir`, with none of this machine's configuration
+// and no prompts.
+GitRun Git(const std::string& dir, std::vector<std::string> args) {
+  int out[2];
+  GitRun run;
+  if (pipe2(out, O_CLOEXEC) != 0) return run;
+  args.insert(args.begin(), "git");
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    dup2(out[1], 2);
+    if (chdir(dir.c_str()) != 0) _exit(126);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::string home = "HOME=" + dir;
+    char* env[] = {const_cast<char*>("PATH=/usr/bin:/bin"),
+                   home.data(),
+                   const_cast<char*>("GIT_CONFIG_NOSYSTEM=1"),
+                   const_cast<char*>("GIT_CONFIG_GLOBAL=/dev/null"),
+                   const_cast<char*>("GIT_TERMINAL_PROMPT=0"),
+                   const_cast<char*>("GIT_AUTHOR_NAME=Test"),
+                   const_cast<char*>("GIT_AUTHOR_EMAIL=test@example.com"),
+                   const_cast<char*>("GIT_COMMITTER_NAME=Test"),
+                   const_cast<char*>("GIT_COMMITTER_EMAIL=test@example.com"),
+                   nullptr};
+    execve("/usr/bin/git", argv.data(), env);
+    _exit(127);
+  }
+  close(out[1]);
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(out[0], buf, sizeof(buf))) > 0) run.output.append(buf, n);
+  close(out[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+// A repository in `dir` with one commit on main; its id.
+std::string CommitOne(const std::string& dir, const std::string& file) {
+  EXPECT_EQ(Git(dir, {"init", "-q", "-b", "main"}).exit_code, 0);
+  std::ofstream(dir + "/" + file) << "hello\n";
+  EXPECT_EQ(Git(dir, {"add", "."}).exit_code, 0);
+  EXPECT_EQ(Git(dir, {"commit", "-q", "-m", "first"}).exit_code, 0);
+  const GitRun head = Git(dir, {"rev-parse", "HEAD"});
+  return std::string(absl::StripAsciiWhitespace(head.output));
+}
+
+// `git push` of `dir`'s main to `repository` with `credentials`.
+GitRun Push(const std::string& dir, const Repository& repository,
+            const GitCredentials& credentials) {
+  return Git(dir, {"-c", "http.extraHeader=" + credentials.http_header, "push",
+                   repository.clone_url, "main"});
+}
+
+std::unique_ptr<GitHubHost> HostOf(const FakeGitHub& fake, const std::string& owner = "",
+                                   const std::string& token = kToken) {
+  auto host = GitHubHost::FromConfig(
+      {.api_url = fake.url(), .owner = owner, .token = token, .timeout = absl::Seconds(20)});
+  EXPECT_TRUE(host.ok()) << host.status();
+  return host.ok() ? *std::move(host) : nullptr;
+}
+
+NewRepository Shop() {
+  return {.name = "shop", .project_id = "prj_1", .description = "The shop\nof Alice"};
+}
+
+NewRepository Named(const std::string& name) {
+  return {.name = name, .project_id = "prj_1", .description = ""};
+}
+
+Repository At(const std::string& clone_url) {
+  return {.clone_url = clone_url, .web_url = "", .full_name = "octocat/shop"};
+}
+
+GitHubConfig Config(const std::string& api_url, const std::string& owner,
+                    const std::string& token) {
+  GitHubConfig config;
+  config.api_url = api_url;
+  config.owner = owner;
+  config.token = token;
+  return config;
+}
+
+TEST(GitHubHost, FindsNothingWhereNothingIs) {
+  FakeGitHub fake;
+  auto host = HostOf(fake);
+  EXPECT_EQ(host->Kind(), "github");
+  auto found = host->Find("shop");
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_FALSE(found->has_value());
+}
+
+TEST(GitHubHost, CreatedRepositoryTakesAPushAndIsFound) {
+  FakeGitHub fake;
+  auto host = HostOf(fake);
+  auto repo = host->Create(Shop());
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  EXPECT_EQ(repo->full_name, "octocat/shop");
+  EXPECT_EQ(repo->clone_url, fake.url() + "/octocat/shop.git");
+  EXPECT_EQ(repo->web_url, fake.url() + "/octocat/shop");
+
+  auto found = host->Find("shop");
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->clone_url, repo->clone_url);
+
+  auto credentials = host->PushCredentials(*repo);
+  ASSERT_TRUE(credentials.ok()) << credentials.status();
+  EXPECT_THAT(credentials->http_header, Not(HasSubstr(kToken)));  // encoded, not in clear
+  TempDir work;
+  const std::string head = CommitOne(work.path(), "README.md");
+  const GitRun push = Push(work.path(), *repo, *credentials);
+  ASSERT_EQ(push.exit_code, 0) << push.output;
+  const GitRun remote = Git(work.path(), {"-c", "http.extraHeader=" + credentials->http_header,
+                                          "ls-remote", repo->clone_url, "main"});
+  ASSERT_EQ(remote.exit_code, 0) << remote.output;
+  EXPECT_EQ(remote.output, head + "\trefs/heads/main\n");
+  // Without the credentials the remote refuses.
+  const GitRun anonymous = Git(work.path(), {"ls-remote", repo->clone_url});
+  EXPECT_NE(anonymous.exit_code, 0);
+}
+
+TEST(GitHubHost, CreatingTwiceIsAlreadyExistsAndMakesOne) {
+  FakeGitHub fake;
+  auto host = HostOf(fake);
+  ASSERT_TRUE(host->Create(Shop()).ok());
+  auto again = host->Create(Shop());
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(again.status().message(), "repository octocat/shop already exists on GitHub");
+  EXPECT_THAT(fake.Created(), ElementsAre("octocat/shop"));
+}
+
+TEST(GitHubHost, ANameSomeoneElseTookIsAlreadyExists) {
+  FakeGitHub fake({"--existing", "octocat/taken"});
+  auto host = HostOf(fake);
+  auto found = host->Find("taken");
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->full_name, "octocat/taken");
+  // GitHub's names are case-insensitive.
+  auto created = host->Create(Named("Taken"));
+  EXPECT_EQ(created.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(created.status().message(), "repository octocat/Taken already exists on GitHub");
+  EXPECT_THAT(fake.Created(), IsEmpty());
+}
+
+TEST(GitHubHost, CreatesInTheOrganisation) {
+  FakeGitHub fake;
+  auto host = HostOf(fake, "acme");
+  auto repo = host->Create(Shop());
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  EXPECT_EQ(repo->full_name, "acme/shop");
+  EXPECT_EQ(repo->clone_url, fake.url() + "/acme/shop.git");
+  auto found = host->Find("shop");
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_TRUE(found->has_value());
+  // The user's own account has no such repository.
+  auto own = HostOf(fake)->Find("shop");
+  ASSERT_TRUE(own.ok()) << own.status();
+  EXPECT_FALSE(own->has_value());
+}
+
+TEST(GitHubHost, AnOrganisationTheTokenCannotCreateInIsPermissionDenied) {
+  FakeGitHub fake;
+  auto repo = HostOf(fake, "someone-elses-org")->Create(Shop());
+  EXPECT_EQ(repo.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(repo.status().message(), HasSubstr("someone-elses-org"));
+  EXPECT_THAT(repo.status().message(), HasSubstr("Not Found"));  // GitHub's message
+  EXPECT_THAT(fake.Created(), IsEmpty());
+}
+
+TEST(GitHubHost, ABadTokenIsUnauthenticated) {
+  FakeGitHub fake;
+  auto host = HostOf(fake, "", "ghp_wrong-token");
+  auto found = host->Find("shop");
+  EXPECT_EQ(found.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(found.status().message(), HasSubstr("Bad credentials"));
+  EXPECT_THAT(found.status().message(), Not(HasSubstr("wrong-token")));
+  auto org_repo = HostOf(fake, "acme", "ghp_wrong-token")->Create(Shop());
+  EXPECT_EQ(org_repo.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(org_repo.status().message(), Not(HasSubstr("wrong-token")));
+  EXPECT_THAT(fake.Created(), IsEmpty());
+}
+
+TEST(GitHubHost, AnUnreachableGitHubIsUnavailable) {
+  FakeGitHub fake;
+  auto host = HostOf(fake, "acme");
+  fake.Stop();
+  auto found = host->Find("shop");
+  EXPECT_EQ(found.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(found.status().message(), HasSubstr("127.0.0.1:" + fake.port()));
+  EXPECT_THAT(found.status().message(), Not(HasSubstr(kToken)));
+  auto created = host->Create(Shop());
+  EXPECT_EQ(created.status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(GitHubHost, InvalidNamesAreRefusedBeforeAsking) {
+  FakeGitHub fake;
+  auto host = HostOf(fake);
+  const std::vector<std::string> names = {
+      "", ".", "..", "a/b", "a b", "shop?", std::string(101, 'a'), std::string("a\0b", 3)};
+  for (const std::string& name : names) {
+    auto found = host->Find(name);
+    EXPECT_EQ(found.status().code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_THAT(found.status().message(), HasSubstr("repository_name")) << name;
+    auto created = host->Create(Named(name));
+    EXPECT_EQ(created.status().code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_THAT(created.status().message(), HasSubstr("repository_name")) << name;
+  }
+  EXPECT_TRUE(host->Create(Named(std::string(100, 'a'))).ok());
+  EXPECT_TRUE(host->Create(Named(".github_-x")).ok());
+  EXPECT_THAT(fake.Created(),
+              ElementsAre("octocat/" + std::string(100, 'a'), "octocat/.github_-x"));
+}
+
+TEST(GitHubHost, APushTheRemoteRefusesShowsItsMessage) {
+  FakeGitHub fake;
+  auto host = HostOf(fake);
+  auto repo = host->Create(Shop());
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  fake.Control("POST", "repos",
+               R"({"full_name":"octocat/shop","reject_push":"this repository is archived"})");
+  auto credentials = host->PushCredentials(*repo);
+  ASSERT_TRUE(credentials.ok()) << credentials.status();
+  TempDir work;
+  CommitOne(work.path(), "README.md");
+  const GitRun push = Push(work.path(), *repo, *credentials);
+  EXPECT_NE(push.exit_code, 0);
+  EXPECT_THAT(push.output, HasSubstr("this repository is archived"));
+}
+
+TEST(GitHubHost, CredentialsOfAnotherTokenCannotPush) {
+  FakeGitHub fake;
+  auto repo = HostOf(fake)->Create(Shop());
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  auto credentials = HostOf(fake, "", "ghp_wrong-token")->PushCredentials(*repo);
+  ASSERT_TRUE(credentials.ok()) << credentials.status();
+  TempDir work;
+  CommitOne(work.path(), "README.md");
+  const GitRun push = Push(work.path(), *repo, *credentials);
+  EXPECT_NE(push.exit_code, 0);
+}
+
+TEST(GitHubHost, CredentialsAreOnlyForThisGitHub) {
+  auto host = GitHubHost::FromConfig(Config("https://api.github.com", "", kToken));
+  ASSERT_TRUE(host.ok()) << host.status();
+  auto ours = (*host)->PushCredentials(At("https://github.com/octocat/shop.git"));
+  ASSERT_TRUE(ours.ok()) << ours.status();
+  EXPECT_EQ(ours->http_header,
+            "Authorization: Basic " + absl::Base64Escape(std::string("x-access-token:") + kToken));
+  for (const char* elsewhere :
+       {"https://evil.example/octocat/shop.git", "http://github.com/octocat/shop.git",
+        "https://github.com.evil.example/shop.git", "https://github.com:8443/octocat/shop.git",
+        "not a url"}) {
+    auto theirs = (*host)->PushCredentials(At(elsewhere));
+    EXPECT_EQ(theirs.status().code(), absl::StatusCode::kInvalidArgument) << elsewhere;
+  }
+}
+
+TEST(GitHubHost, ConfigIsChecked) {
+  EXPECT_EQ(GitHubHost::FromConfig(Config("https://api.github.com", "", "")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GitHubHost::FromConfig(Config("api.github.com", "", kToken)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(GitHubHost::FromConfig(Config("https://api.github.com", "a/b", kToken)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace orchestrator::git

@@ -1,0 +1,183 @@
+// The HTTP client against servers on loopback: what it sends, and how each
+// way an exchange can fail reads.
+#include "services/common/http/http_client.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/echo_http_server.h"
+
+namespace orchestrator::http {
+namespace {
+
+using testing::EchoHttpServer;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kSecret[] = "Bearer s3cret-token";
+
+std::unique_ptr<HttpClient> ClientOf(const std::string& url, ClientOptions options = {}) {
+  auto base = BaseUrl::Parse(url);
+  EXPECT_TRUE(base.ok()) << base.status();
+  return std::make_unique<HttpClient>(*std::move(base), std::move(options));
+}
+
+// A server on loopback that answers every connection with `reply` after
+// its first read (a request head, or a TLS ClientHello), then closes.
+class CannedServer final {
+ public:
+  explicit CannedServer(std::string reply) : reply_(std::move(reply)) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(fd_, 16) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      return;
+    }
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] {
+      while (true) {
+        const int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) return;
+        char buf[4096];
+        (void)!read(c, buf, sizeof(buf));
+        (void)!write(c, reply_.data(), reply_.size());
+        shutdown(c, SHUT_WR);
+        while (read(c, buf, sizeof(buf)) > 0) {
+        }
+        close(c);
+      }
+    });
+  }
+  ~CannedServer() {
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    if (thread_.joinable()) thread_.join();
+  }
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+
+ private:
+  const std::string reply_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+// A port nothing listens on (bound, then closed).
+int ClosedPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+TEST(HttpClient, SendsMethodPrefixedTargetHeadersAndBody) {
+  EchoHttpServer server;
+  auto client = ClientOf(absl::StrCat("http://", server.address(), "/api/v3/"),
+                         ClientOptions{.user_agent = "orchestrator-test"});
+  Request request;
+  request.method = "POST";
+  request.target = "/user/repos?x=1";
+  request.headers = {{"Content-Type", "application/json"}, {"X-Extra", "yes"}};
+  request.body = R"({"name":"shop"})";
+  request.timeout = absl::Seconds(20);
+  auto response = client->Send(request);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->Header("content-length"), absl::StrCat(response->body.size()));
+  EXPECT_THAT(response->body, HasSubstr("POST /api/v3/user/repos?x=1 HTTP/1.1\r\n"));
+  EXPECT_THAT(response->body, HasSubstr(absl::StrCat("Host: ", server.address(), "\r\n")));
+  EXPECT_THAT(response->body, HasSubstr("User-Agent: orchestrator-test\r\n"));
+  EXPECT_THAT(response->body, HasSubstr("X-Extra: yes\r\n"));
+  EXPECT_THAT(response->body, HasSubstr("Content-Length: 15\r\n"));
+}
+
+TEST(HttpClient, ConnectionRefusedIsUnavailableNamingHostAndPortButNoSecret) {
+  const int port = ClosedPort();
+  auto client = ClientOf(absl::StrCat("http://127.0.0.1:", port));
+  Request request;
+  request.target = "/bot123:SECRET/getMe";
+  request.headers = {{"Authorization", kSecret}};
+  auto response = client->Send(request);
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(response.status().message(), HasSubstr(absl::StrCat("GET 127.0.0.1:", port)));
+  EXPECT_THAT(response.status().message(), HasSubstr("connect"));
+  EXPECT_THAT(response.status().message(), Not(HasSubstr("s3cret")));
+  EXPECT_THAT(response.status().message(), Not(HasSubstr("SECRET")));
+}
+
+TEST(HttpClient, SilentServerIsUnavailableAtTheDeadline) {
+  // Reads to the end: it does not answer while the client waits.
+  EchoHttpServer server(EchoHttpServer::Reads::kToEnd);
+  auto client = ClientOf(absl::StrCat("http://", server.address()));
+  Request request;
+  request.timeout = absl::Milliseconds(500);
+  const absl::Time start = absl::Now();
+  auto response = client->Send(request);
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(response.status().message(), HasSubstr("no answer within 500ms"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(4));
+}
+
+TEST(HttpClient, CancelEndsARequestInFlight) {
+  EchoHttpServer server(EchoHttpServer::Reads::kToEnd);
+  // Already true: the request is sent, and ended while it waits for the
+  // answer that does not come.
+  std::atomic<bool> cancel{true};
+  auto client =
+      ClientOf(absl::StrCat("http://", server.address()), ClientOptions{.cancel = &cancel});
+  Request request;
+  request.timeout = absl::Seconds(60);
+  auto response = client->Send(request);
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kCancelled);
+}
+
+TEST(HttpClient, AnyStatusIsAResponse) {
+  CannedServer server(
+      "HTTP/1.1 404 Not Found\r\nX-RateLimit-Remaining: 59\r\nContent-Length: 9\r\n\r\n"
+      "not here\n");
+  auto response = ClientOf(absl::StrCat("http://", server.address()))->Send(Request{});
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 404);
+  EXPECT_EQ(response->Header("x-ratelimit-remaining"), "59");
+  EXPECT_EQ(response->body, "not here\n");
+}
+
+TEST(HttpClient, AnswerLargerThanTheLimitIsRefused) {
+  EchoHttpServer server;  // answers with the request head: a few hundred bytes
+  auto client =
+      ClientOf(absl::StrCat("http://", server.address()), ClientOptions{.max_response_bytes = 16});
+  auto response = client->Send(Request{});
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(response.status().message(), HasSubstr("larger than 16 bytes"));
+}
+
+TEST(HttpClient, TlsToAPlainServerFailsInTheHandshake) {
+  CannedServer server("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+  auto client = ClientOf(absl::StrCat("https://", server.address()));
+  Request request;
+  request.headers = {{"Authorization", kSecret}};
+  request.timeout = absl::Seconds(10);
+  auto response = client->Send(request);
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(response.status().message(), HasSubstr("TLS handshake"));
+  EXPECT_THAT(response.status().message(), Not(HasSubstr("s3cret")));
+}
+
+}  // namespace
+}  // namespace orchestrator::http

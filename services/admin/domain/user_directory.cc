@@ -64,6 +64,7 @@ Principal PrincipalFor(const v1::User& user, const v1::Token& token,
   p.token_grants.assign(token.permissions().begin(), token.permissions().end());
   if (token.has_expire_time()) p.expire_time = ToTime(token.expire_time());
   p.worker_id = token.worker_id();
+  p.project_id = token.project_id();
   return p;
 }
 
@@ -189,12 +190,13 @@ absl::StatusOr<v1::User> UserDirectory::DisableUser(const Principal& caller,
 
 absl::StatusOr<v1::CreateTokenResponse> UserDirectory::CreateToken(
     const Principal& caller, const v1::CreateTokenRequest& req) {
-  return IssueToken(caller, req, "");
+  return IssueToken(caller, req, "", "");
 }
 
 absl::StatusOr<v1::CreateTokenResponse> UserDirectory::IssueToken(const Principal& caller,
                                                                   const v1::CreateTokenRequest& req,
-                                                                  absl::string_view worker_id) {
+                                                                  absl::string_view worker_id,
+                                                                  absl::string_view project_id) {
   // A token never holds more than the token that creates it: an agent's
   // token creates none; grants are a subset of the creator's; the expiry no
   // later than the creator's.
@@ -244,6 +246,15 @@ absl::StatusOr<v1::CreateTokenResponse> UserDirectory::IssueToken(const Principa
                               "; a token it creates cannot outlive it"));
     }
   }
+  // Nor reaches more projects: a creator limited to one passes the limit on.
+  std::string project(project_id);
+  if (!caller.project_id.empty()) {
+    if (!project.empty() && project != caller.project_id) {
+      return absl::PermissionDeniedError(
+          "project_id: the creating token is limited to another project");
+    }
+    project = caller.project_id;
+  }
   if (auto s = CheckToken("request_id", req.request_id()); !s.ok()) return s;
   auto user = VisibleUser(caller, "user_id", req.user_id());
   if (!user.ok()) return user.status();
@@ -264,6 +275,7 @@ absl::StatusOr<v1::CreateTokenResponse> UserDirectory::IssueToken(const Principa
   }
   token.set_parent_token_id(caller.token_id);
   token.set_worker_id(std::string(worker_id));
+  token.set_project_id(project);
   std::string value = NewTokenValue();
   auto stored = store_->InsertToken(token, HashToken(value), req.request_id());
   if (!stored.ok()) return stored.status();
@@ -324,6 +336,7 @@ absl::StatusOr<v1::MintWorkerTokenResponse> UserDirectory::MintWorkerToken(
     if (auto s = CheckToken(field, value); !s.ok()) return s;
   }
   if (auto s = CheckToken("parent_token_id", req.parent_token_id()); !s.ok()) return s;
+  if (auto s = CheckToken("project_id", req.project_id()); !s.ok()) return s;
   auto user = store_->GetUser(req.user_id());
   if (!user.ok()) return user.status();
   if (user->disabled()) return absl::FailedPreconditionError("user_id: the user is disabled");
@@ -363,7 +376,7 @@ absl::StatusOr<v1::MintWorkerTokenResponse> UserDirectory::MintWorkerToken(
   if (create.permissions().empty() && req.permissions_size() > 0) {
     return absl::PermissionDeniedError("permissions: the user's role allows none of them");
   }
-  auto issued = IssueToken(creator, create, req.worker_id());
+  auto issued = IssueToken(creator, create, req.worker_id(), req.project_id());
   if (!issued.ok()) return issued.status();
   v1::MintWorkerTokenResponse out;
   *out.mutable_token() = std::move(*issued->mutable_token());

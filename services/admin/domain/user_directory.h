@@ -56,7 +56,8 @@ class UserDirectory final : public TokenVerifier {
   absl::StatusOr<v1::Token> RevokeToken(const Principal& caller, const v1::RevokeTokenRequest& req);
 
   // Mesh only: a worker's agent token, created as if by its parent token
-  // (or, without one, by the user's role), so it holds no more than that.
+  // (or, without one, by the user's role), so it holds no more than that,
+  // limited to the worker's project when the request names one.
   absl::StatusOr<v1::MintWorkerTokenResponse> MintWorkerToken(
       const Principal& caller, const v1::MintWorkerTokenRequest& req);
   absl::StatusOr<v1::Token> RevokeWorkerToken(const Principal& caller,
@@ -65,7 +66,8 @@ class UserDirectory final : public TokenVerifier {
  private:
   absl::StatusOr<v1::CreateTokenResponse> IssueToken(const Principal& caller,
                                                      const v1::CreateTokenRequest& req,
-                                                     absl::string_view worker_id);
+                                                     absl::string_view worker_id,
+                                                     absl::string_view project_id);
   absl::StatusOr<v1::User> VisibleUser(const Principal& caller, absl::string_view field,
                                        absl::string_view user_id);
   void Changed() {

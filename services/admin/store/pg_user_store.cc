@@ -16,11 +16,12 @@ using google::protobuf::util::TimeUtil;
 #define USER_COLUMNS                                                                        \
   "u.id, u.name, u.display_name, u.role, u.disabled, (extract(epoch FROM u.create_time) * " \
   "1000000)::bigint"
-#define TOKEN_COLUMNS                                       \
-  "t.id, t.user_id, t.kind, t.description, t.permissions, " \
-  "(extract(epoch FROM t.create_time) * 1000000)::bigint, " \
-  "(extract(epoch FROM t.expire_time) * 1000000)::bigint, " \
-  "(extract(epoch FROM t.revoke_time) * 1000000)::bigint, t.parent_token_id, t.worker_id"
+#define TOKEN_COLUMNS                                                                       \
+  "t.id, t.user_id, t.kind, t.description, t.permissions, "                                 \
+  "(extract(epoch FROM t.create_time) * 1000000)::bigint, "                                 \
+  "(extract(epoch FROM t.expire_time) * 1000000)::bigint, "                                 \
+  "(extract(epoch FROM t.revoke_time) * 1000000)::bigint, t.parent_token_id, t.worker_id, " \
+  "t.project_id"
 
 constexpr db::Statement kInsertUser{
     "users_insert",
@@ -46,8 +47,8 @@ constexpr db::Statement kInsertToken{
     "tokens_insert",
     "WITH ins AS (INSERT INTO admin.tokens (id, user_id, token_hash, kind, description, "
     "permissions, "
-    "expire_time, create_request_id, parent_token_id, worker_id) VALUES ($1, $2, $3, $4, $5, "
-    "$6, to_timestamp($7::bigint / 1000000.0), $8, $9, $10) "
+    "expire_time, create_request_id, parent_token_id, worker_id, project_id) VALUES ($1, $2, $3, "
+    "$4, $5, $6, to_timestamp($7::bigint / 1000000.0), $8, $9, $10, $11) "
     "ON CONFLICT (user_id, create_request_id) WHERE create_request_id IS NOT NULL DO NOTHING "
     "RETURNING *) "
     "SELECT " TOKEN_COLUMNS
@@ -112,9 +113,10 @@ v1::Token TokenFromRow(const db::Result& r, int row) {
     *t.mutable_revoke_time() = TimeUtil::MicrosecondsToTimestamp(r.GetInt64(row, 7));
   if (!r.IsNull(row, 8)) t.set_parent_token_id(std::string(r.Get(row, 8)));
   t.set_worker_id(std::string(r.Get(row, 9)));
+  t.set_project_id(std::string(r.Get(row, 10)));
   return t;
 }
-constexpr int kTokenColumns = 10;
+constexpr int kTokenColumns = 11;
 
 }  // namespace
 
@@ -168,7 +170,7 @@ absl::StatusOr<v1::Token> PgUserStore::InsertToken(const v1::Token& t, absl::str
       kInsertToken,
       {t.id(), t.user_id(), std::string(token_hash), std::to_string(t.kind()), t.description(),
        absl::StrJoin(t.permissions(), " "), expire, db::NullIfEmpty(request_id),
-       db::NullIfEmpty(t.parent_token_id()), t.worker_id()});
+       db::NullIfEmpty(t.parent_token_id()), t.worker_id(), t.project_id()});
   if (!r.ok()) {
     if (absl::IsFailedPrecondition(r.status())) {
       return absl::NotFoundError(absl::StrCat("user '", t.user_id(), "' not found"));

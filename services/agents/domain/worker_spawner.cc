@@ -471,7 +471,8 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
                                   config.allowed_commands().end());
   grants.push_back("runner.connect");
   grants.push_back("agent.task.finish");
-  auto token = minter_->Mint(caller, w.id(), grants);
+  // The worker's agent reaches only the project it was started for.
+  auto token = minter_->Mint(caller, w.id(), config.project_id(), grants);
   if (!token.ok()) return token.status();
 
   auto live = std::make_shared<Live>();

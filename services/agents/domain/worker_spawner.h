@@ -56,8 +56,10 @@ class TokenMinter {
     std::string token_id, value;
   };
   // A token for worker `worker_id`, acting for `caller`'s user, limited to
-  // `grants` (and to what `caller`'s own token holds).
+  // `grants` (and to what `caller`'s own token holds) and, unless empty, to
+  // project `project_id` (the token reaches no other project).
   virtual absl::StatusOr<Minted> Mint(const Principal& caller, const std::string& worker_id,
+                                      const std::string& project_id,
                                       const std::vector<std::string>& grants) = 0;
   // Never blocks (a worker's stop waits for it): the revocation may
   // complete later, and is retried while the token's issuer is away.

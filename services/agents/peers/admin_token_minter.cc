@@ -27,12 +27,14 @@ admin::v1::AdminService::StubInterface& AdminTokenMinter::Stub() {
 
 absl::StatusOr<TokenMinter::Minted> AdminTokenMinter::Mint(const Principal& caller,
                                                            const std::string& worker_id,
+                                                           const std::string& project_id,
                                                            const std::vector<std::string>& grants) {
   admin::v1::MintWorkerTokenRequest req;
   req.set_user_id(caller.user_id);
   // The mesh acting for a user has no token of its own to derive from.
   if (!IsMesh(caller)) req.set_parent_token_id(caller.token_id);
   req.set_worker_id(worker_id);
+  req.set_project_id(project_id);
   for (const auto& g : grants) req.add_permissions(g);
   grpc::ClientContext ctx;
   PrepareMeshCall(ctx, *mesh_, deadline_);

@@ -28,6 +28,7 @@ class AdminTokenMinter final : public TokenMinter {
   ~AdminTokenMinter() override;
 
   absl::StatusOr<Minted> Mint(const Principal& caller, const std::string& worker_id,
+                              const std::string& project_id,
                               const std::vector<std::string>& grants) override;
   // Queued and retried (with backoff, for about a minute) while AdminService
   // cannot be reached; never blocks the caller.

@@ -45,6 +45,10 @@ bool CanSeeOwner(const Principal& principal, absl::string_view owner_id) {
   return principal.admin || principal.user_id == owner_id;
 }
 
+bool CanReachProject(const Principal& principal, absl::string_view project_id) {
+  return principal.project_id.empty() || principal.project_id == project_id;
+}
+
 absl::StatusOr<std::string> OwnerFilter(const Principal& principal,
                                         absl::string_view requested_owner) {
   if (principal.admin) return std::string(requested_owner);

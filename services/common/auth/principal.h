@@ -36,6 +36,9 @@ struct Principal {
   absl::Time expire_time = absl::InfiniteFuture();
   // For a worker's agent token: the worker it belongs to.
   std::string worker_id = {};
+  // For a worker's agent token: the only project it may reach; empty = not
+  // limited.
+  std::string project_id = {};
 
   bool Allows(absl::string_view permission) const;
 };
@@ -45,6 +48,11 @@ struct Principal {
 // NOT_FOUND (never PERMISSION_DENIED) for resources the caller cannot see,
 // so ids of other owners' resources leak nothing.
 bool CanSeeOwner(const Principal& principal, absl::string_view owner_id);
+
+// Project scoping, on top of owner scoping: a principal limited to one
+// project (a worker's agent token) reaches no other. Components answer
+// NOT_FOUND for the others, as for another owner's.
+bool CanReachProject(const Principal& principal, absl::string_view project_id);
 
 // The owner filter for a List or Watch call: for admins the requested owner
 // ("" = everyone); for everyone else their own id, and PERMISSION_DENIED when

@@ -13,9 +13,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "services/common/auth/mesh_identity.h"
 #include "services/common/pagination/page_budget.h"
 #include "services/common/validation/fields.h"
+#include "services/common/validation/request_bounds.h"
 
 namespace orchestrator::projects {
 namespace {
@@ -24,13 +26,22 @@ constexpr size_t kMaxDisplayName = 200;
 constexpr size_t kMaxDescription = 4096;
 constexpr size_t kMaxRepositoryUrl = 2048;
 constexpr size_t kMaxSecretValue = 64 * 1024;
+constexpr size_t kMaxTemplateVersion = 64;
+constexpr size_t kMaxTemplateAnswers = 64;
+constexpr size_t kMaxAnswerName = 64;
+constexpr size_t kMaxAnswerValue = 1024;
+constexpr size_t kMaxContractPath = 256;
+constexpr int kMaxTestCommandArgs = 32;
+constexpr size_t kMaxTestCommandArg = 512;
+constexpr int kMaxRequiredSecrets = 32;
 constexpr int32_t kDefaultPageSize = 50;
 constexpr int32_t kMaxPageSize = 500;
 
 // The fields UpdateProject may change; name and ids are immutable.
 const std::set<std::string, std::less<>>& MutableFields() {
   static const auto* fields = new std::set<std::string, std::less<>>{
-      "display_name", "description", "status", "repository_url", "template_id"};
+      "display_name", "description",      "status",           "repository_url",
+      "template_id",  "template_version", "template_answers", "run_contract"};
   return *fields;
 }
 
@@ -114,6 +125,13 @@ absl::Status ValidateMutableField(const v1::Project& p, absl::string_view path,
   if (path == "repository_url")
     return ValidateRepositoryUrl("project.repository_url", p.repository_url(), urls);
   if (path == "template_id") return ValidateTemplateId("project.template_id", p.template_id());
+  if (path == "template_version") {
+    return ValidateTemplateVersion("project.template_version", p.template_version());
+  }
+  if (path == "template_answers") {
+    return ValidateTemplateAnswers("project.template_answers", p.template_answers());
+  }
+  if (path == "run_contract") return ValidateRunContract("project.run_contract", p.run_contract());
   return InvalidField("update_mask", absl::StrCat("unknown field '", path, "'"));
 }
 
@@ -125,7 +143,142 @@ std::string SecretAssociatedData(absl::string_view project_id, absl::string_view
   return absl::StrCat(project_id, "/", name);
 }
 
+// Printable ASCII without spaces.
+bool IsPrintableToken(absl::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
+}
+
+bool IsUnsetContract(const common::v1::RunContract& c) {
+  return c.build_file().empty() && c.port() == 0 && c.health_path().empty() &&
+         c.test_command().empty() && c.required_secrets().empty();
+}
+
 }  // namespace
+
+absl::Status ValidateTemplateVersion(absl::string_view field, absl::string_view version) {
+  if (version.empty()) return absl::OkStatus();
+  constexpr absl::string_view kShape =
+      "must be a short version such as '1.2.0' or 'v2-rc.1' (letters, digits, '.', '-', '_', "
+      "'+', starting with a letter or digit)";
+  if (version.size() > kMaxTemplateVersion) {
+    return InvalidField(field, absl::StrCat("is longer than ", kMaxTemplateVersion, " characters"));
+  }
+  if (!absl::ascii_isalnum(version.front()) || absl::StrContains(version, "..")) {
+    return InvalidField(field, kShape);
+  }
+  for (char c : version) {
+    if (!absl::ascii_isalnum(c) && c != '.' && c != '-' && c != '_' && c != '+') {
+      return InvalidField(field, kShape);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTemplateAnswers(
+    absl::string_view field, const google::protobuf::Map<std::string, std::string>& answers) {
+  if (answers.size() > kMaxTemplateAnswers) {
+    return InvalidField(field, absl::StrCat("at most ", kMaxTemplateAnswers, " are allowed"));
+  }
+  // Sorted, so the same request always names the same answer first.
+  std::vector<absl::string_view> names;
+  for (const auto& [name, value] : answers) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  for (absl::string_view name : names) {
+    bool valid = !name.empty() && name.size() <= kMaxAnswerName && name.front() >= 'a' &&
+                 name.front() <= 'z';
+    for (char c : name) valid = valid && (IsLowerAlnum(c) || c == '_');
+    if (!valid) {
+      const std::string shown = IsPrintableToken(name)
+                                    ? absl::StrCat("'", Truncated(name, kMaxAnswerName), "'")
+                                    : "a key";
+      return InvalidField(field, absl::StrCat(shown,
+                                              " is not a question name (lowercase letters, "
+                                              "digits and '_', starting with a letter, at most ",
+                                              kMaxAnswerName, " characters)"));
+    }
+    const std::string element = absl::StrCat(field, "[\"", name, "\"]");
+    const std::string& value = answers.at(std::string(name));
+    if (value.size() > kMaxAnswerValue) {
+      return InvalidField(element, absl::StrCat("is ", value.size(), " bytes; at most ",
+                                                kMaxAnswerValue, " are allowed"));
+    }
+    if (!IsHumanLine(value)) {
+      return InvalidField(element, "must be one line of text, without control characters");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRunContract(absl::string_view field, const common::v1::RunContract& c) {
+  // All empty: the project has no contract (yet).
+  if (IsUnsetContract(c)) return absl::OkStatus();
+  const auto sub = [field](absl::string_view name) { return absl::StrCat(field, ".", name); };
+  if (c.port() < 1 || c.port() > 65535) {
+    return InvalidField(sub("port"), "must be between 1 and 65535 when a run contract is set");
+  }
+  if (!c.health_path().empty()) {
+    if (c.health_path().size() > kMaxContractPath) {
+      return InvalidField(sub("health_path"),
+                          absl::StrCat("is longer than ", kMaxContractPath, " characters"));
+    }
+    if (c.health_path().front() != '/' || !IsPrintableToken(c.health_path())) {
+      return InvalidField(sub("health_path"),
+                          "must be a URL path starting with '/' without spaces, e.g. '/healthz'");
+    }
+  }
+  if (!c.build_file().empty()) {
+    const absl::string_view build_file = c.build_file();
+    if (build_file.size() > kMaxContractPath) {
+      return InvalidField(sub("build_file"),
+                          absl::StrCat("is longer than ", kMaxContractPath, " characters"));
+    }
+    if (!IsPrintableToken(build_file) || absl::StrContains(build_file, '\\')) {
+      return InvalidField(sub("build_file"),
+                          "must be a path without spaces or backslashes, e.g. 'Containerfile'");
+    }
+    if (build_file.front() == '/') {
+      return InvalidField(sub("build_file"), "must be relative to the repository's root");
+    }
+    for (absl::string_view part : absl::StrSplit(build_file, '/')) {
+      if (part == "..") {
+        return InvalidField(sub("build_file"), "must stay inside the repository (no '..')");
+      }
+    }
+  }
+  if (c.test_command().empty() || c.test_command(0).empty()) {
+    return InvalidField(sub("test_command"),
+                        "is required when a run contract is set: the program and its arguments, "
+                        "e.g. [\"python3\", \"-m\", \"unittest\"]");
+  }
+  if (c.test_command_size() > kMaxTestCommandArgs) {
+    return InvalidField(sub("test_command"),
+                        absl::StrCat("at most ", kMaxTestCommandArgs, " arguments are allowed"));
+  }
+  for (int i = 0; i < c.test_command_size(); ++i) {
+    const std::string& arg = c.test_command(i);
+    const std::string element = absl::StrCat(sub("test_command"), "[", i, "]");
+    if (arg.size() > kMaxTestCommandArg) {
+      return InvalidField(element, absl::StrCat("is ", arg.size(), " bytes; at most ",
+                                                kMaxTestCommandArg, " are allowed"));
+    }
+    if (!IsHumanLine(arg)) {
+      return InvalidField(element, "must be one line of text, without control characters");
+    }
+  }
+  if (c.required_secrets_size() > kMaxRequiredSecrets) {
+    return InvalidField(sub("required_secrets"),
+                        absl::StrCat("at most ", kMaxRequiredSecrets, " are allowed"));
+  }
+  std::set<absl::string_view> seen;
+  for (int i = 0; i < c.required_secrets_size(); ++i) {
+    const std::string element = absl::StrCat(sub("required_secrets"), "[", i, "]");
+    if (auto s = ValidateSecretName(element, c.required_secrets(i)); !s.ok()) return s;
+    if (!seen.insert(c.required_secrets(i)).second) {
+      return InvalidField(element, absl::StrCat("names '", c.required_secrets(i), "' twice"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ValidateTemplateId(absl::string_view field, absl::string_view id) {
   if (id.empty()) return absl::OkStatus();
@@ -275,7 +428,8 @@ absl::StatusOr<v1::Project> ProjectCatalog::Visible(const Principal& caller,
                                                     absl::string_view project_id) {
   if (auto s = RequireNonEmpty(field, project_id); !s.ok()) return s;
   if (auto s = CheckToken(field, project_id); !s.ok()) return s;
-  auto project = store_->Get(project_id);
+  absl::StatusOr<v1::Project> project = absl::NotFoundError("");
+  if (CanReachProject(caller, project_id)) project = store_->Get(project_id);
   if (project.ok() && !CanSeeOwner(caller, project->owner_id())) {
     project = absl::NotFoundError("");
   }
@@ -288,6 +442,10 @@ absl::StatusOr<v1::Project> ProjectCatalog::Visible(const Principal& caller,
 absl::StatusOr<v1::Project> ProjectCatalog::Create(const Principal& caller,
                                                    const v1::CreateProjectRequest& req) {
   const v1::Project& in = req.project();
+  if (!caller.project_id.empty()) {
+    return absl::PermissionDeniedError(
+        "this token is limited to one project (a worker's) and creates no others");
+  }
   if (auto s = ValidateProjectName("project.name", in.name()); !s.ok()) return s;
   for (absl::string_view path : MutableFields()) {
     if (path == "status") continue;
@@ -306,6 +464,9 @@ absl::StatusOr<v1::Project> ProjectCatalog::Create(const Principal& caller,
                                                                    : in.status());
   project.set_repository_url(in.repository_url());
   project.set_template_id(in.template_id());
+  project.set_template_version(in.template_version());
+  *project.mutable_template_answers() = in.template_answers();
+  if (!IsUnsetContract(in.run_contract())) *project.mutable_run_contract() = in.run_contract();
   auto created = store_->Insert(project, req.request_id());
   if (absl::IsAlreadyExists(created.status())) {
     return absl::AlreadyExistsError(
@@ -330,6 +491,7 @@ absl::StatusOr<v1::ListProjectsResponse> ProjectCatalog::List(const Principal& c
   auto page =
       ParsePageRequest(req.page_size(), req.page_token(), filters, kDefaultPageSize, kMaxPageSize);
   if (!page.ok()) return page.status();
+  if (!caller.project_id.empty()) return ListReachable(caller, filter, *page);
   auto rows = store_->List(filter, *page);
   if (!rows.ok()) return rows.status();
   v1::ListProjectsResponse out;
@@ -346,6 +508,22 @@ absl::StatusOr<v1::ListProjectsResponse> ProjectCatalog::List(const Principal& c
     *out.add_projects() = std::move(p);
   }
   if (!rows->last_keys.empty()) out.set_next_page_token(MakePageToken(filters, rows->last_keys));
+  return out;
+}
+
+absl::StatusOr<v1::ListProjectsResponse> ProjectCatalog::ListReachable(const Principal& caller,
+                                                                       const ProjectFilter& filter,
+                                                                       const PageRequest& page) {
+  v1::ListProjectsResponse out;
+  // One project at most: it is on the first page.
+  if (!page.after.empty()) return out;
+  auto project = Visible(caller, "project_id", caller.project_id);
+  if (absl::IsNotFound(project.status())) return out;
+  if (!project.ok()) return project.status();
+  const bool owner_matches = filter.owner_id.empty() || project->owner_id() == filter.owner_id;
+  const bool status_matches =
+      filter.status == v1::PROJECT_STATUS_UNSPECIFIED || project->status() == filter.status;
+  if (owner_matches && status_matches) *out.add_projects() = *std::move(project);
   return out;
 }
 
@@ -372,12 +550,19 @@ absl::StatusOr<v1::Project> ProjectCatalog::Update(const Principal& caller,
     if (in.status() != v1::PROJECT_STATUS_UNSPECIFIED) fields.push_back("status");
     if (!in.repository_url().empty()) fields.push_back("repository_url");
     if (!in.template_id().empty()) fields.push_back("template_id");
+    if (!in.template_version().empty()) fields.push_back("template_version");
+    if (!in.template_answers().empty()) fields.push_back("template_answers");
+    if (in.has_run_contract()) fields.push_back("run_contract");
     if (fields.empty()) {
       return InvalidField("update_mask", "names no field and the project sets none to change");
     }
   }
+  // The mesh records repositories on its own git host (e.g. the local one
+  // on loopback, over plain http): its URLs are trusted as they are.
+  RepositoryUrlPolicy urls = options_.repository_urls;
+  if (caller.kind == PrincipalKind::kMesh) urls.allow_local_hosts = true;
   for (const auto& path : fields) {
-    if (auto s = ValidateMutableField(in, path, options_.repository_urls); !s.ok()) return s;
+    if (auto s = ValidateMutableField(in, path, urls); !s.ok()) return s;
   }
   auto current = Visible(caller, "project.id", in.id());
   if (!current.ok()) return current.status();

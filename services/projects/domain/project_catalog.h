@@ -4,6 +4,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "orchestrator/common/v1/run_contract.pb.h"
 #include "orchestrator/projects/v1/projects.pb.h"
 #include "services/common/auth/principal.h"
 #include "services/common/crypto/secret_box.h"
@@ -24,8 +25,10 @@ struct CatalogOptions {
 };
 
 // The rules of ProjectService, independent of gRPC: validation (errors name
-// the field), owner scoping (another owner's project is NOT_FOUND), field
-// masks, and sealing secret values before they reach the store.
+// the field), owner scoping (another owner's project is NOT_FOUND), project
+// scoping (a caller limited to one project, a worker's agent token, finds no
+// other and creates none), field masks, and sealing secret values before
+// they reach the store.
 class ProjectCatalog final {
  public:
   ProjectCatalog(ProjectStorePtr store, SecretBox secrets, CatalogOptions options = {})
@@ -53,6 +56,11 @@ class ProjectCatalog final {
   absl::StatusOr<std::string> RevealSecret(const Principal& caller, absl::string_view project_id,
                                            absl::string_view name);
 
+  // List for a caller limited to one project: that one, if it matches.
+  absl::StatusOr<v1::ListProjectsResponse> ListReachable(const Principal& caller,
+                                                         const ProjectFilter& filter,
+                                                         const PageRequest& page);
+
   absl::StatusOr<v1::Project> Visible(const Principal& caller, absl::string_view field,
                                       absl::string_view project_id);
 
@@ -69,5 +77,14 @@ absl::Status ValidateRepositoryUrl(absl::string_view field, absl::string_view ur
 // A template id: "python-http" or "python-http@1.2.0" (no slashes, no dots
 // outside the version).
 absl::Status ValidateTemplateId(absl::string_view field, absl::string_view id);
+// A template's version: "1.2.0", "v2-rc.1" (empty = none).
+absl::Status ValidateTemplateVersion(absl::string_view field, absl::string_view version);
+// Question names [a-z][a-z0-9_]{0,63}; values one line each.
+absl::Status ValidateTemplateAnswers(
+    absl::string_view field, const google::protobuf::Map<std::string, std::string>& answers);
+// All empty means no contract. Otherwise a port (1-65535) and a test
+// command; health_path "/..."; build_file relative, inside the repository;
+// required_secrets secret names. Errors name "<field>.<member>".
+absl::Status ValidateRunContract(absl::string_view field, const common::v1::RunContract& contract);
 
 }  // namespace orchestrator::projects

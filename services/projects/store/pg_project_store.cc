@@ -1,10 +1,12 @@
 #include "services/projects/store/pg_project_store.h"
 
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "services/common/db/proto_json.h"
 
 namespace orchestrator::projects {
 namespace {
@@ -14,12 +16,14 @@ using google::protobuf::util::TimeUtil;
 #define PROJECT_COLUMNS                                                                  \
   "id, owner_id, name, display_name, description, status, repository_url, template_id, " \
   "(extract(epoch FROM create_time) * 1000000)::bigint, "                                \
-  "(extract(epoch FROM update_time) * 1000000)::bigint"
+  "(extract(epoch FROM update_time) * 1000000)::bigint, "                                \
+  "template_version, template_answers::text, run_contract::text"
 
 constexpr db::Statement kInsert{
     "projects_insert",
     "INSERT INTO projects.projects (id, owner_id, name, display_name, description, status, "
-    "repository_url, template_id, create_request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+    "repository_url, template_id, create_request_id, template_version, template_answers, "
+    "run_contract) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb) "
     "ON CONFLICT (owner_id, create_request_id) WHERE create_request_id IS NOT NULL DO NOTHING "
     "RETURNING " PROJECT_COLUMNS};
 constexpr db::Statement kGetByRequest{
@@ -38,14 +42,18 @@ constexpr db::Statement kList{
     "AND ($3::bigint IS NULL OR ((extract(epoch FROM create_time) * 1000000)::bigint, id) < "
     "($3::bigint, $4::text)) "
     "ORDER BY create_time DESC, id DESC LIMIT $5"};
-constexpr db::Statement kUpdate{"projects_update",
-                                "UPDATE projects.projects SET "
-                                "display_name = CASE WHEN $2 THEN $3 ELSE display_name END, "
-                                "description = CASE WHEN $4 THEN $5 ELSE description END, "
-                                "status = CASE WHEN $6 THEN $7::int ELSE status END, "
-                                "repository_url = CASE WHEN $8 THEN $9 ELSE repository_url END, "
-                                "template_id = CASE WHEN $10 THEN $11 ELSE template_id END, "
-                                "update_time = now() WHERE id = $1 RETURNING " PROJECT_COLUMNS};
+constexpr db::Statement kUpdate{
+    "projects_update",
+    "UPDATE projects.projects SET "
+    "display_name = CASE WHEN $2 THEN $3 ELSE display_name END, "
+    "description = CASE WHEN $4 THEN $5 ELSE description END, "
+    "status = CASE WHEN $6 THEN $7::int ELSE status END, "
+    "repository_url = CASE WHEN $8 THEN $9 ELSE repository_url END, "
+    "template_id = CASE WHEN $10 THEN $11 ELSE template_id END, "
+    "template_version = CASE WHEN $12 THEN $13 ELSE template_version END, "
+    "template_answers = CASE WHEN $14 THEN $15::jsonb ELSE template_answers END, "
+    "run_contract = CASE WHEN $16 THEN $17::jsonb ELSE run_contract END, "
+    "update_time = now() WHERE id = $1 RETURNING " PROJECT_COLUMNS};
 constexpr db::Statement kDelete{"projects_delete", "DELETE FROM projects.projects WHERE id = $1"};
 
 #define SECRET_COLUMNS                                          \
@@ -66,7 +74,16 @@ constexpr db::Statement kGetSecret{
 constexpr db::Statement kDeleteSecret{
     "secrets_delete", "DELETE FROM projects.secrets WHERE project_id = $1 AND name = $2"};
 
-v1::Project ProjectFromRow(const db::Result& r, int row) {
+// template_answers as a JSON object of strings (a Struct's JSON mapping).
+std::string AnswersColumn(const v1::Project& p) {
+  google::protobuf::Struct answers;
+  for (const auto& [name, value] : p.template_answers()) {
+    (*answers.mutable_fields())[name].set_string_value(value);
+  }
+  return db::ToJsonColumn(answers);
+}
+
+absl::StatusOr<v1::Project> ProjectFromRow(const db::Result& r, int row) {
   v1::Project p;
   p.set_id(std::string(r.Get(row, 0)));
   p.set_owner_id(std::string(r.Get(row, 1)));
@@ -78,6 +95,20 @@ v1::Project ProjectFromRow(const db::Result& r, int row) {
   p.set_template_id(std::string(r.Get(row, 7)));
   *p.mutable_create_time() = TimeUtil::MicrosecondsToTimestamp(r.GetInt64(row, 8));
   *p.mutable_update_time() = TimeUtil::MicrosecondsToTimestamp(r.GetInt64(row, 9));
+  p.set_template_version(std::string(r.Get(row, 10)));
+  auto answers = db::FromJsonColumn<google::protobuf::Struct>(r.Get(row, 11));
+  if (!answers.ok()) return answers.status();
+  for (const auto& [name, value] : answers->fields()) {
+    if (value.kind_case() != google::protobuf::Value::kStringValue) {
+      return absl::DataLossError(
+          absl::StrCat("project '", p.id(), "': template answer '", name, "' is not a string"));
+    }
+    (*p.mutable_template_answers())[name] = value.string_value();
+  }
+  auto contract = db::FromJsonColumn<common::v1::RunContract>(r.Get(row, 12));
+  if (!contract.ok()) return contract.status();
+  // '{}' is no contract: left unset.
+  if (contract->ByteSizeLong() > 0) *p.mutable_run_contract() = *std::move(contract);
   return p;
 }
 
@@ -100,7 +131,8 @@ absl::StatusOr<v1::Project> PgProjectStore::Insert(const v1::Project& p,
   auto inserted =
       pool_->Exec(kInsert, {p.id(), p.owner_id(), p.name(), p.display_name(), p.description(),
                             std::to_string(p.status()), p.repository_url(), p.template_id(),
-                            db::NullIfEmpty(request_id)});
+                            db::NullIfEmpty(request_id), p.template_version(), AnswersColumn(p),
+                            db::ToJsonColumn(p.run_contract())});
   if (!inserted.ok()) return inserted.status();
   if (inserted->rows() == 1) return ProjectFromRow(*inserted, 0);
   // The same request came before: return what it created.
@@ -128,7 +160,11 @@ absl::StatusOr<Page<v1::Project>> PgProjectStore::List(const ProjectFilter& filt
   if (!r.ok()) return r.status();
   Page<v1::Project> out;
   const int n = std::min(r->rows(), page.page_size);
-  for (int i = 0; i < n; ++i) out.items.push_back(ProjectFromRow(*r, i));
+  for (int i = 0; i < n; ++i) {
+    auto p = ProjectFromRow(*r, i);
+    if (!p.ok()) return p.status();
+    out.items.push_back(*std::move(p));
+  }
   if (r->rows() > page.page_size) {
     out.last_keys = {std::string(r->Get(n - 1, 8)), std::string(r->Get(n - 1, 0))};
   }
@@ -137,11 +173,13 @@ absl::StatusOr<Page<v1::Project>> PgProjectStore::List(const ProjectFilter& filt
 
 absl::StatusOr<v1::Project> PgProjectStore::Update(const v1::Project& p,
                                                    const std::vector<std::string>& fields) {
-  auto r =
-      pool_->Exec(kUpdate, {p.id(), Flag(fields, "display_name"), p.display_name(),
-                            Flag(fields, "description"), p.description(), Flag(fields, "status"),
-                            std::to_string(p.status()), Flag(fields, "repository_url"),
-                            p.repository_url(), Flag(fields, "template_id"), p.template_id()});
+  auto r = pool_->Exec(
+      kUpdate, {p.id(), Flag(fields, "display_name"), p.display_name(), Flag(fields, "description"),
+                p.description(), Flag(fields, "status"), std::to_string(p.status()),
+                Flag(fields, "repository_url"), p.repository_url(), Flag(fields, "template_id"),
+                p.template_id(), Flag(fields, "template_version"), p.template_version(),
+                Flag(fields, "template_answers"), AnswersColumn(p), Flag(fields, "run_contract"),
+                db::ToJsonColumn(p.run_contract())});
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return absl::NotFoundError(absl::StrCat("project '", p.id(), "' not found"));
   return ProjectFromRow(*r, 0);

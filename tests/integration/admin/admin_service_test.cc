@@ -2,9 +2,12 @@
 // and a mesh split across two servers.
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
+#include <unistd.h>
 
+#include <fstream>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -200,17 +203,17 @@ TEST_F(AdminServiceTest, BootstrapHappensOnceAcrossRestarts) {
   EXPECT_EQ(users.users(0).role(), v1::ROLE_ADMIN);
 }
 
-TEST(SplitMesh, AComponentHostedElsewhereAuthenticatesThroughAdminService) {
-  TestMesh admin_side("admin");
-  auto [alice_id, alice] = admin_side.NewUser("alice", {"project.*"});
-
-  testing::TestDatabase projects_db;
+// ProjectService in a process of its own over its own database, verifying
+// tokens through `admin_side`'s AdminService.
+std::unique_ptr<Mesh> StartProjectsApart(const TestMesh& admin_side,
+                                         const testing::TestDatabase& projects_db) {
   MeshConfig config;
   config.listen = "127.0.0.1:0";
   config.services = {"projects"};
   config.remote_addrs["admin"] = admin_side.address();
   config.database_url = projects_db.conninfo();
-  const std::string key_file = ::testing::TempDir() + "/split_key";
+  // One per process: ctest runs the tests of this file side by side.
+  const std::string key_file = absl::StrCat(::testing::TempDir(), "/split_key_", ::getpid());
   {
     std::FILE* f = std::fopen(key_file.c_str(), "w");
     std::fputs(GenerateSecretKeyBase64().c_str(), f);
@@ -219,11 +222,22 @@ TEST(SplitMesh, AComponentHostedElsewhereAuthenticatesThroughAdminService) {
   config.secrets_key_file = key_file;
   config.mesh_credential_file = admin_side.config().mesh_credential_file;
   auto projects_side = Mesh::Create(config);
-  ASSERT_TRUE(projects_side.ok()) << projects_side.status();
-  ASSERT_TRUE((*projects_side)->Start().ok());
+  EXPECT_TRUE(projects_side.ok()) << projects_side.status();
+  if (!projects_side.ok()) return nullptr;
+  EXPECT_TRUE((*projects_side)->Start().ok());
+  return *std::move(projects_side);
+}
+
+TEST(SplitMesh, AComponentHostedElsewhereAuthenticatesThroughAdminService) {
+  TestMesh admin_side("admin");
+  auto [alice_id, alice] = admin_side.NewUser("alice", {"project.*"});
+
+  testing::TestDatabase projects_db;
+  auto projects_side = StartProjectsApart(admin_side, projects_db);
+  ASSERT_NE(projects_side, nullptr);
 
   auto stub = projects::v1::ProjectService::NewStub(
-      grpc::CreateChannel((*projects_side)->address(), grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(projects_side->address(), grpc::InsecureChannelCredentials()));
   projects::v1::CreateProjectRequest req;
   req.mutable_project()->set_name("split");
   projects::v1::CreateProjectResponse resp;
@@ -236,7 +250,57 @@ TEST(SplitMesh, AComponentHostedElsewhereAuthenticatesThroughAdminService) {
   admin_side.Stop();  // AdminService gone: a token not yet cached cannot be checked
   EXPECT_EQ(stub->CreateProject(TestMesh::Context("orc_unseen").get(), req, &resp).error_code(),
             grpc::StatusCode::UNAVAILABLE);
-  (*projects_side)->Shutdown();
+  projects_side->Shutdown();
+}
+
+// The project a worker's token is limited to travels with its identity
+// (GetIdentity) to a component that verifies tokens remotely.
+TEST(SplitMesh, AWorkersProjectLimitHoldsWhereProjectsRunApart) {
+  TestMesh admin_side("admin");
+  auto [alice_id, alice] = admin_side.NewUser("alice");
+  testing::TestDatabase projects_db;
+  auto projects_side = StartProjectsApart(admin_side, projects_db);
+  ASSERT_NE(projects_side, nullptr);
+  auto stub = projects::v1::ProjectService::NewStub(
+      grpc::CreateChannel(projects_side->address(), grpc::InsecureChannelCredentials()));
+  std::string ids[2];
+  for (int i = 0; i < 2; ++i) {
+    projects::v1::CreateProjectRequest req;
+    req.mutable_project()->set_name(i == 0 ? "project-a" : "project-b");
+    projects::v1::CreateProjectResponse resp;
+    ASSERT_TRUE(stub->CreateProject(TestMesh::Context(alice).get(), req, &resp).ok());
+    ids[i] = resp.project().id();
+  }
+
+  std::ifstream in(admin_side.config().mesh_credential_file);
+  std::string credential;
+  std::getline(in, credential);
+  auto admin = v1::AdminService::NewStub(admin_side.channel());
+  v1::MintWorkerTokenRequest mint;
+  mint.set_user_id(alice_id);
+  mint.set_worker_id("wrk_split");
+  mint.set_project_id(ids[0]);
+  mint.add_permissions("project.get");
+  mint.add_permissions("project.list");
+  v1::MintWorkerTokenResponse minted;
+  ASSERT_TRUE(admin->MintWorkerToken(TestMesh::Context(credential).get(), mint, &minted).ok());
+  const std::string& agent = minted.value();
+
+  projects::v1::GetProjectRequest get;
+  projects::v1::GetProjectResponse got;
+  get.set_project_id(ids[0]);
+  grpc::Status s = stub->GetProject(TestMesh::Context(agent).get(), get, &got);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  get.set_project_id(ids[1]);
+  EXPECT_EQ(stub->GetProject(TestMesh::Context(agent).get(), get, &got).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  projects::v1::ListProjectsResponse listed;
+  ASSERT_TRUE(stub->ListProjects(TestMesh::Context(agent).get(), {}, &listed).ok());
+  ASSERT_EQ(listed.projects_size(), 1);
+  EXPECT_EQ(listed.projects(0).id(), ids[0]);
+  ASSERT_TRUE(stub->ListProjects(TestMesh::Context(alice).get(), {}, &listed).ok());
+  EXPECT_EQ(listed.projects_size(), 2);
+  projects_side->Shutdown();
 }
 
 }  // namespace

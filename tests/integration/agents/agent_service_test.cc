@@ -223,6 +223,47 @@ TEST_F(AgentServiceTest, OnlyTheProjectSecretsGrantedByNameReachTheSandbox) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+TEST_F(AgentServiceTest, AWorkersTokenReachesOnlyTheProjectItWasStartedFor) {
+  auto projects = orchestrator::projects::v1::ProjectService::NewStub(mesh_.channel());
+  std::string ids[2];
+  for (int i = 0; i < 2; ++i) {
+    orchestrator::projects::v1::CreateProjectRequest create;
+    create.mutable_project()->set_name(i == 0 ? "project-a" : "project-b");
+    orchestrator::projects::v1::CreateProjectResponse created;
+    ASSERT_TRUE(projects->CreateProject(TestMesh::Context(alice_).get(), create, &created).ok());
+    ids[i] = created.project().id();
+  }
+  v1::StartWorkerRequest req;
+  req.mutable_config()->set_worker_type(v1::WORKER_TYPE_DEVELOPER);
+  req.mutable_config()->set_agent_type(v1::AGENT_TYPE_SCRIPTED);
+  req.mutable_config()->set_project_id(ids[0]);
+  req.mutable_config()->add_allowed_commands("project.*");
+  v1::StartWorkerResponse resp;
+  ASSERT_TRUE(stub_->StartWorker(TestMesh::Context(alice_).get(), req, &resp).ok());
+  ASSERT_EQ(WaitFor(resp.worker().id(), v1::WORKER_STATE_READY, absl::Seconds(20)).state(),
+            v1::WORKER_STATE_READY);
+
+  // Through the CLI in its sandbox, with its own token: project A only.
+  const std::string listed = Run(resp.worker().id(), "list my projects").result.summary();
+  EXPECT_THAT(listed, HasSubstr("project-a"));
+  EXPECT_THAT(listed, ::testing::Not(HasSubstr("project-b")));
+  const std::string own =
+      Run(resp.worker().id(), "run: orchestrator project get " + ids[0]).result.summary();
+  EXPECT_THAT(own, ::testing::StartsWith("exit 0"));
+  EXPECT_THAT(own, HasSubstr("project-a"));
+  const std::string other =
+      Run(resp.worker().id(), "run: orchestrator project get " + ids[1]).result.summary();
+  EXPECT_THAT(other, ::testing::Not(::testing::StartsWith("exit 0")));
+  EXPECT_THAT(other, HasSubstr("not found"));
+  EXPECT_THAT(other, ::testing::Not(HasSubstr("project-b")));
+
+  // Alice herself still sees both.
+  orchestrator::projects::v1::ListProjectsRequest list;
+  orchestrator::projects::v1::ListProjectsResponse all;
+  ASSERT_TRUE(projects->ListProjects(TestMesh::Context(alice_).get(), list, &all).ok());
+  EXPECT_EQ(all.projects_size(), 2);
+}
+
 TEST_F(AgentServiceTest, ACommandOutsideTheAllowedOnesIsRefusedByTheMesh) {
   v1::Worker w = Start({"project.get"});
   ASSERT_EQ(WaitFor(w.id(), v1::WORKER_STATE_READY, absl::Seconds(20)).state(),

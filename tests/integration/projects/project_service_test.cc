@@ -1,9 +1,12 @@
 // ProjectService through a real gRPC server on port 0 over a real PostgreSQL,
 // called the way a client would.
+#include <fstream>
+#include <functional>
 #include <set>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "orchestrator/admin/v1/admin.grpc.pb.h"
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
 #include "tests/support/log_capture.h"
 #include "tests/support/test_mesh.h"
@@ -11,6 +14,7 @@
 namespace orchestrator::projects {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using testing::LogCapture;
 using ::testing::Not;
@@ -399,6 +403,271 @@ TEST_F(ProjectServiceTest, NoTokenIsUnauthenticatedAndAMissingPermissionIsNamed)
   EXPECT_TRUE(stub_->ListProjects(TestMesh::Context(reader).get(), list, &resp).ok());
 }
 
+// What a template's scaffold records on a project.
+v1::Project Scaffolded(const std::string& name) {
+  v1::Project p;
+  p.set_name(name);
+  p.set_template_id("python-http");
+  p.set_template_version("1.2.0");
+  (*p.mutable_template_answers())["service_name"] = "shop";
+  (*p.mutable_template_answers())["greeting"] = "Hello, wörld";
+  common::v1::RunContract* c = p.mutable_run_contract();
+  c->set_build_file("deploy/Containerfile");
+  c->set_port(8080);
+  c->set_health_path("/healthz");
+  c->add_test_command("python3");
+  c->add_test_command("-m");
+  c->add_test_command("unittest");
+  c->add_required_secrets("API_KEY");
+  return p;
+}
+
+TEST_F(ProjectServiceTest, TheTemplateRecordRoundTripsThroughTheStore) {
+  v1::CreateProjectRequest create;
+  *create.mutable_project() = Scaffolded("scaffolded");
+  v1::CreateProjectResponse created;
+  grpc::Status s = stub_->CreateProject(TestMesh::Context(alice_).get(), create, &created);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+
+  // Read back from the database, after a restart for good measure.
+  mesh_.Restart();
+  stub_ = v1::ProjectService::NewStub(mesh_.channel());
+  v1::Project got;
+  ASSERT_TRUE(Get(alice_, created.project().id(), &got).ok());
+  EXPECT_EQ(got.template_version(), "1.2.0");
+  EXPECT_EQ(got.template_answers().size(), 2u);
+  EXPECT_EQ(got.template_answers().at("service_name"), "shop");
+  EXPECT_EQ(got.template_answers().at("greeting"), "Hello, wörld");
+  ASSERT_TRUE(got.has_run_contract());
+  EXPECT_EQ(got.run_contract().build_file(), "deploy/Containerfile");
+  EXPECT_EQ(got.run_contract().port(), 8080);
+  EXPECT_EQ(got.run_contract().health_path(), "/healthz");
+  EXPECT_THAT(got.run_contract().test_command(), ElementsAre("python3", "-m", "unittest"));
+  EXPECT_THAT(got.run_contract().required_secrets(), ElementsAre("API_KEY"));
+
+  // The list carries it too; a project made without a template has none.
+  v1::Project plain;
+  ASSERT_TRUE(Create(alice_, "plain", &plain).ok());
+  EXPECT_FALSE(plain.has_run_contract());
+  EXPECT_TRUE(plain.template_answers().empty());
+  v1::ListProjectsRequest list;
+  v1::ListProjectsResponse listed;
+  ASSERT_TRUE(stub_->ListProjects(TestMesh::Context(alice_).get(), list, &listed).ok());
+  ASSERT_EQ(listed.projects_size(), 2);
+  EXPECT_FALSE(listed.projects(0).has_run_contract());  // newest first: "plain"
+  EXPECT_EQ(listed.projects(1).run_contract().port(), 8080);
+}
+
+TEST_F(ProjectServiceTest, TheMaskReplacesTheTemplateRecordWhole) {
+  v1::CreateProjectRequest create;
+  *create.mutable_project() = Scaffolded("rescaffolded");
+  v1::CreateProjectResponse created;
+  ASSERT_TRUE(stub_->CreateProject(TestMesh::Context(alice_).get(), create, &created).ok());
+
+  // A new scaffold: new answers replace the old ones (not merged), a new
+  // contract replaces the old one (members left empty are empty after).
+  v1::UpdateProjectRequest update;
+  update.mutable_project()->set_id(created.project().id());
+  update.mutable_project()->set_template_version("2.0.0");
+  (*update.mutable_project()->mutable_template_answers())["port"] = "9000";
+  update.mutable_project()->mutable_run_contract()->set_port(9000);
+  update.mutable_project()->mutable_run_contract()->add_test_command("make");
+  update.mutable_project()->set_description("outside the mask");
+  for (const char* path : {"template_version", "template_answers", "run_contract"}) {
+    update.mutable_update_mask()->add_paths(path);
+  }
+  v1::UpdateProjectResponse updated;
+  grpc::Status s = stub_->UpdateProject(TestMesh::Context(alice_).get(), update, &updated);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  v1::Project got;
+  ASSERT_TRUE(Get(alice_, created.project().id(), &got).ok());
+  EXPECT_EQ(got.template_version(), "2.0.0");
+  EXPECT_EQ(got.template_answers().size(), 1u);
+  EXPECT_EQ(got.template_answers().at("port"), "9000");
+  EXPECT_EQ(got.run_contract().port(), 9000);
+  EXPECT_THAT(got.run_contract().test_command(), ElementsAre("make"));
+  EXPECT_EQ(got.run_contract().build_file(), "");
+  EXPECT_TRUE(got.run_contract().required_secrets().empty());
+  EXPECT_EQ(got.template_id(), "python-http");  // outside the mask: untouched
+  EXPECT_EQ(got.description(), "");
+
+  // Masked and empty: cleared.
+  v1::UpdateProjectRequest clear;
+  clear.mutable_project()->set_id(created.project().id());
+  clear.mutable_update_mask()->add_paths("template_answers");
+  clear.mutable_update_mask()->add_paths("run_contract");
+  ASSERT_TRUE(stub_->UpdateProject(TestMesh::Context(alice_).get(), clear, &updated).ok());
+  ASSERT_TRUE(Get(alice_, created.project().id(), &got).ok());
+  EXPECT_TRUE(got.template_answers().empty());
+  EXPECT_FALSE(got.has_run_contract());
+  EXPECT_EQ(got.template_version(), "2.0.0");
+}
+
+TEST_F(ProjectServiceTest, AnInvalidTemplateRecordIsRefusedNamingTheFieldAndChangesNothing) {
+  v1::CreateProjectRequest create;
+  *create.mutable_project() = Scaffolded("kept");
+  v1::CreateProjectResponse created;
+  ASSERT_TRUE(stub_->CreateProject(TestMesh::Context(alice_).get(), create, &created).ok());
+  struct Case {
+    std::function<void(v1::Project&)> spoil;
+    const char* path;
+    const char* field;
+  };
+  const std::vector<Case> cases = {
+      {[](v1::Project& p) { p.mutable_run_contract()->set_port(0); }, "run_contract",
+       "project.run_contract.port"},
+      {[](v1::Project& p) { p.mutable_run_contract()->set_port(70000); }, "run_contract",
+       "project.run_contract.port"},
+      {[](v1::Project& p) { p.mutable_run_contract()->set_health_path("healthz"); }, "run_contract",
+       "project.run_contract.health_path"},
+      {[](v1::Project& p) { p.mutable_run_contract()->set_build_file("../../etc/passwd"); },
+       "run_contract", "project.run_contract.build_file"},
+      {[](v1::Project& p) { p.mutable_run_contract()->set_build_file("/etc/passwd"); },
+       "run_contract", "project.run_contract.build_file"},
+      {[](v1::Project& p) { p.mutable_run_contract()->clear_test_command(); }, "run_contract",
+       "project.run_contract.test_command"},
+      {[](v1::Project& p) { p.mutable_run_contract()->add_required_secrets("lower"); },
+       "run_contract", "project.run_contract.required_secrets[1]"},
+      {[](v1::Project& p) { (*p.mutable_template_answers())["Bad-Name"] = "x"; },
+       "template_answers", "project.template_answers"},
+      {[](v1::Project& p) { (*p.mutable_template_answers())["name"] = "two\nlines"; },
+       "template_answers", "project.template_answers[\"name\"]"},
+      {[](v1::Project& p) { p.set_template_version("1.0 beta"); }, "template_version",
+       "project.template_version"},
+  };
+  for (const auto& c : cases) {
+    v1::Project bad = Scaffolded("refused");
+    c.spoil(bad);
+    v1::CreateProjectRequest refused_create;
+    *refused_create.mutable_project() = bad;
+    v1::CreateProjectResponse none;
+    grpc::Status s = stub_->CreateProject(TestMesh::Context(alice_).get(), refused_create, &none);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.field;
+    EXPECT_THAT(s.error_message(), HasSubstr(std::string(c.field) + ":")) << s.error_message();
+
+    v1::UpdateProjectRequest update;
+    *update.mutable_project() = bad;
+    update.mutable_project()->set_id(created.project().id());
+    update.mutable_project()->clear_name();
+    update.mutable_update_mask()->add_paths(c.path);
+    v1::UpdateProjectResponse updated;
+    s = stub_->UpdateProject(TestMesh::Context(alice_).get(), update, &updated);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.field;
+    EXPECT_THAT(s.error_message(), HasSubstr(std::string(c.field) + ":")) << s.error_message();
+  }
+  v1::Project got;
+  ASSERT_TRUE(Get(alice_, created.project().id(), &got).ok());
+  EXPECT_EQ(got.run_contract().SerializeAsString(),
+            Scaffolded("kept").run_contract().SerializeAsString());
+  EXPECT_EQ(got.template_answers().size(), 2u);
+  v1::ListProjectsRequest list;
+  v1::ListProjectsResponse listed;
+  ASSERT_TRUE(stub_->ListProjects(TestMesh::Context(alice_).get(), list, &listed).ok());
+  EXPECT_EQ(listed.projects_size(), 1);  // no refused create slipped through
+}
+
+// A worker's agent token, minted as the agents component mints it: through
+// AdminService.MintWorkerToken with the mesh credential, for the worker's
+// project.
+class ProjectScopedTokenTest : public ProjectServiceTest {
+ protected:
+  std::string MintWorkerToken(const std::string& user_id, const std::string& project_id) {
+    std::ifstream in(mesh_.config().mesh_credential_file);
+    std::string credential;
+    std::getline(in, credential);
+    auto admin = admin::v1::AdminService::NewStub(mesh_.channel());
+    admin::v1::MintWorkerTokenRequest mint;
+    mint.set_user_id(user_id);
+    mint.set_worker_id("wrk_scoped");
+    mint.set_project_id(project_id);
+    for (const char* p : {"project.*"}) mint.add_permissions(p);
+    admin::v1::MintWorkerTokenResponse minted;
+    grpc::Status s = admin->MintWorkerToken(TestMesh::Context(credential).get(), mint, &minted);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(minted.token().project_id(), project_id);
+    return minted.value();
+  }
+
+  std::vector<std::string> ListIds(const std::string& token) {
+    v1::ListProjectsRequest list;
+    v1::ListProjectsResponse listed;
+    grpc::Status s = stub_->ListProjects(TestMesh::Context(token).get(), list, &listed);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    std::vector<std::string> ids;
+    for (const auto& p : listed.projects()) ids.push_back(p.id());
+    return ids;
+  }
+};
+
+TEST_F(ProjectScopedTokenTest, AnAgentTokenReachesOnlyItsWorkersProject) {
+  v1::Project a, b;
+  ASSERT_TRUE(Create(alice_, "project-a", &a).ok());
+  ASSERT_TRUE(Create(alice_, "project-b", &b).ok());
+  v1::SetSecretRequest secret;
+  secret.set_project_id(b.id());
+  secret.set_name("DB_PASSWORD");
+  secret.set_value("b's");
+  v1::SetSecretResponse set;
+  ASSERT_TRUE(stub_->SetSecret(TestMesh::Context(alice_).get(), secret, &set).ok());
+  const std::string agent = MintWorkerToken(alice_id_, a.id());
+
+  v1::Project got;
+  grpc::Status s = Get(agent, a.id(), &got);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(got.name(), "project-a");
+  EXPECT_THAT(ListIds(agent), ElementsAre(a.id()));
+
+  // B is alice's, but not her worker's: as if it did not exist.
+  grpc::Status hidden = Get(agent, b.id(), nullptr);
+  EXPECT_EQ(hidden.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(hidden.error_message(), "project '" + b.id() + "' not found");
+  v1::UpdateProjectRequest update;
+  update.mutable_project()->set_id(b.id());
+  update.mutable_project()->set_description("changed by a stray agent");
+  v1::UpdateProjectResponse updated;
+  EXPECT_EQ(stub_->UpdateProject(TestMesh::Context(agent).get(), update, &updated).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::ListSecretsRequest secrets;
+  secrets.set_project_id(b.id());
+  v1::ListSecretsResponse names;
+  EXPECT_EQ(stub_->ListSecrets(TestMesh::Context(agent).get(), secrets, &names).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  secret.set_value("overwritten");
+  EXPECT_EQ(stub_->SetSecret(TestMesh::Context(agent).get(), secret, &set).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::DeleteSecretRequest del_secret;
+  del_secret.set_project_id(b.id());
+  del_secret.set_name("DB_PASSWORD");
+  v1::DeleteSecretResponse del_secret_done;
+  EXPECT_EQ(stub_->DeleteSecret(TestMesh::Context(agent).get(), del_secret, &del_secret_done)
+                .error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::DeleteProjectRequest del;
+  del.set_project_id(b.id());
+  v1::DeleteProjectResponse deleted;
+  EXPECT_EQ(stub_->DeleteProject(TestMesh::Context(agent).get(), del, &deleted).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  // Nor does it make projects it could not see.
+  EXPECT_EQ(Create(agent, "project-c", nullptr).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  // Alice's own token is not limited: both, untouched.
+  EXPECT_THAT(ListIds(alice_), ElementsAre(b.id(), a.id()));
+  ASSERT_TRUE(Get(alice_, b.id(), &got).ok());
+  EXPECT_EQ(got.description(), "a shop");
+  v1::ListSecretsResponse still;
+  ASSERT_TRUE(stub_->ListSecrets(TestMesh::Context(alice_).get(), secrets, &still).ok());
+  EXPECT_EQ(still.secrets_size(), 1);
+}
+
+TEST_F(ProjectScopedTokenTest, AnAgentTokenForAnotherOwnersProjectSeesNothing) {
+  v1::Project bobs;
+  ASSERT_TRUE(Create(bob_, "bobs", &bobs).ok());
+  // The limit narrows what the user sees; it never widens it.
+  const std::string agent = MintWorkerToken(alice_id_, bobs.id());
+  EXPECT_EQ(Get(agent, bobs.id(), nullptr).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(ListIds(agent).empty());
+}
+
 TEST_F(ProjectServiceTest, ProjectsSurviveARestartAndMigrationsRunOnceMore) {
   v1::Project p;
   ASSERT_TRUE(Create(alice_, "durable", &p).ok());
@@ -411,7 +680,7 @@ TEST_F(ProjectServiceTest, ProjectsSurviveARestartAndMigrationsRunOnceMore) {
   auto applied =
       pool->Exec(db::Statement{"applied", "SELECT count(*) FROM projects.schema_migrations"});
   ASSERT_TRUE(applied.ok());
-  EXPECT_EQ(applied->GetInt64(0, 0), 1);
+  EXPECT_EQ(applied->GetInt64(0, 0), 2);
 }
 
 }  // namespace

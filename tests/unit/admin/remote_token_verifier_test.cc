@@ -50,6 +50,23 @@ TEST_F(RemoteTokenVerifierTest, AsksAdminServiceWithTheTokenAndADeadline) {
   EXPECT_FALSE(p->Allows("project.create"));  // the agent token is limited to deploy.*
 }
 
+TEST_F(RemoteTokenVerifierTest, AWorkersProjectLimitComesThrough) {
+  v1::GetIdentityResponse identity;
+  identity.mutable_user()->set_id("u1");
+  identity.mutable_user()->set_role(v1::ROLE_USER);
+  identity.mutable_token()->set_id("tok_1");
+  identity.mutable_token()->set_kind(v1::TOKEN_KIND_AGENT);
+  identity.mutable_token()->set_worker_id("wrk_1");
+  identity.mutable_token()->set_project_id("prj_a");
+  identity.add_role_permissions("project.*");
+  EXPECT_CALL(*stub_, GetIdentity(_, _, _))
+      .WillOnce(DoAll(SetArgPointee<2>(identity), Return(grpc::Status::OK)));
+  auto p = verifier_->Verify("orc_agent");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->project_id, "prj_a");
+  EXPECT_EQ(p->worker_id, "wrk_1");
+}
+
 TEST_F(RemoteTokenVerifierTest, RefusalsPassThroughOtherFailuresAreUnavailable) {
   EXPECT_CALL(*stub_, GetIdentity(_, _, _))
       .WillOnce(Return(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "token revoked")))

@@ -1,5 +1,7 @@
 #include "services/projects/domain/project_catalog.h"
 
+#include <functional>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/common/auth/mesh_identity.h"
@@ -219,6 +221,243 @@ TEST_F(ProjectCatalogTest, SecretNamesAndSizesAreChecked) {
   EXPECT_THAT(big.status().message(), HasSubstr("value"));
   req.set_value("");
   EXPECT_THAT(catalog_.SetSecret(alice_, req).status().message(), HasSubstr("value"));
+}
+
+// A run contract a template would declare.
+common::v1::RunContract PythonContract() {
+  common::v1::RunContract c;
+  c.set_build_file("Containerfile");
+  c.set_port(8080);
+  c.set_health_path("/healthz");
+  c.add_test_command("python3");
+  c.add_test_command("-m");
+  c.add_test_command("unittest");
+  c.add_required_secrets("API_KEY");
+  return c;
+}
+
+TEST_F(ProjectCatalogTest, CreateRecordsWhatTheProjectWasScaffoldedFrom) {
+  v1::Project stored;
+  EXPECT_CALL(*store_, Insert(_, _)).WillOnce([&](const v1::Project& p, absl::string_view) {
+    stored = p;
+    return p;
+  });
+  v1::CreateProjectRequest req;
+  req.mutable_project()->set_name("shop-api");
+  req.mutable_project()->set_template_id("python-http");
+  req.mutable_project()->set_template_version("1.2.0");
+  (*req.mutable_project()->mutable_template_answers())["service_name"] = "shop";
+  *req.mutable_project()->mutable_run_contract() = PythonContract();
+  ASSERT_TRUE(catalog_.Create(alice_, req).ok());
+  EXPECT_EQ(stored.template_version(), "1.2.0");
+  EXPECT_EQ(stored.template_answers().at("service_name"), "shop");
+  EXPECT_EQ(stored.run_contract().port(), 8080);
+  EXPECT_THAT(stored.run_contract().test_command(), ElementsAre("python3", "-m", "unittest"));
+}
+
+TEST_F(ProjectCatalogTest, AnEmptyRunContractIsNoContract) {
+  v1::Project stored;
+  EXPECT_CALL(*store_, Insert(_, _)).WillOnce([&](const v1::Project& p, absl::string_view) {
+    stored = p;
+    return p;
+  });
+  v1::CreateProjectRequest req;
+  req.mutable_project()->set_name("shop-api");
+  req.mutable_project()->mutable_run_contract();  // present, all empty
+  ASSERT_TRUE(catalog_.Create(alice_, req).ok());
+  EXPECT_FALSE(stored.has_run_contract());
+  EXPECT_TRUE(ValidateRunContract("project.run_contract", {}).ok());
+}
+
+TEST_F(ProjectCatalogTest, UpdateReplacesTheTemplateRecordThroughTheMask) {
+  EXPECT_CALL(*store_, Get(absl::string_view("prj_a"))).WillOnce(Return(Owned("prj_a", "alice")));
+  EXPECT_CALL(*store_,
+              Update(_, ElementsAre("template_version", "template_answers", "run_contract")))
+      .WillOnce([](const v1::Project& p, const std::vector<std::string>&) { return p; });
+  v1::UpdateProjectRequest req;
+  req.mutable_project()->set_id("prj_a");
+  req.mutable_project()->set_template_version("2.0.0");
+  // An empty map and an empty contract in the mask clear them.
+  req.mutable_update_mask()->add_paths("template_version");
+  req.mutable_update_mask()->add_paths("template_answers");
+  req.mutable_update_mask()->add_paths("run_contract");
+  EXPECT_TRUE(catalog_.Update(alice_, req).ok());
+}
+
+TEST_F(ProjectCatalogTest, UpdateWithoutAMaskWritesTheTemplateRecordItSets) {
+  EXPECT_CALL(*store_, Get(absl::string_view("prj_a"))).WillOnce(Return(Owned("prj_a", "alice")));
+  EXPECT_CALL(*store_, Update(_, ElementsAre("template_answers", "run_contract")))
+      .WillOnce([](const v1::Project& p, const std::vector<std::string>&) { return p; });
+  v1::UpdateProjectRequest req;
+  req.mutable_project()->set_id("prj_a");
+  (*req.mutable_project()->mutable_template_answers())["port"] = "8080";
+  *req.mutable_project()->mutable_run_contract() = PythonContract();
+  EXPECT_TRUE(catalog_.Update(alice_, req).ok());
+}
+
+TEST_F(ProjectCatalogTest, TemplateVersionsAreShortTokens) {
+  for (const char* ok : {"", "1.2.0", "v2", "1.0.0-rc.1+build.5", "2024_01"}) {
+    EXPECT_TRUE(ValidateTemplateVersion("project.template_version", ok).ok()) << ok;
+  }
+  for (const std::string& bad :
+       {std::string("1.0 beta"), std::string("../1"), std::string(".1"), std::string("1..2"),
+        std::string("a/b"), std::string(65, '1'), std::string("1\n2")}) {
+    auto s = ValidateTemplateVersion("project.template_version", bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(s.message(), HasSubstr("project.template_version")) << bad;
+  }
+}
+
+TEST_F(ProjectCatalogTest, TemplateAnswersAreNamedLikeQuestionsAndOneLineEach) {
+  google::protobuf::Map<std::string, std::string> answers;
+  answers["service_name"] = "shop";
+  answers["a"] = "";
+  answers["greeting"] = "Hello, wörld!";
+  answers[std::string(64, 'x')] = "long name";
+  EXPECT_TRUE(ValidateTemplateAnswers("project.template_answers", answers).ok());
+  for (const std::string& bad_name :
+       {std::string("Service"), std::string("9lives"), std::string("my-app"), std::string(""),
+        std::string("_x"), std::string(65, 'x'), std::string("a b")}) {
+    google::protobuf::Map<std::string, std::string> bad;
+    bad[bad_name] = "v";
+    auto s = ValidateTemplateAnswers("project.template_answers", bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad_name;
+    EXPECT_THAT(s.message(), HasSubstr("project.template_answers")) << bad_name;
+  }
+  for (const std::string& bad_value : {std::string("two\nlines"), std::string("cr\r"),
+                                       std::string("bell\a"), std::string(1025, 'v')}) {
+    google::protobuf::Map<std::string, std::string> bad;
+    bad["name"] = bad_value;
+    auto s = ValidateTemplateAnswers("project.template_answers", bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(s.message(), HasSubstr("project.template_answers[\"name\"]"));
+  }
+}
+
+TEST_F(ProjectCatalogTest, ARunContractNamesTheMemberItGetsWrong) {
+  EXPECT_TRUE(ValidateRunContract("project.run_contract", PythonContract()).ok());
+  common::v1::RunContract minimal;  // no build file, no health path, no secrets
+  minimal.set_port(1);
+  minimal.add_test_command("make");
+  minimal.add_test_command("test");
+  EXPECT_TRUE(ValidateRunContract("project.run_contract", minimal).ok());
+
+  struct Case {
+    std::function<void(common::v1::RunContract&)> spoil;
+    const char* field;
+  };
+  const std::vector<Case> cases = {
+      {[](auto& c) { c.set_port(0); }, "project.run_contract.port"},
+      {[](auto& c) { c.set_port(65536); }, "project.run_contract.port"},
+      {[](auto& c) { c.set_port(-1); }, "project.run_contract.port"},
+      {[](auto& c) { c.set_health_path("healthz"); }, "project.run_contract.health_path"},
+      {[](auto& c) { c.set_health_path("/health z"); }, "project.run_contract.health_path"},
+      {[](auto& c) { c.set_build_file("/etc/passwd"); }, "project.run_contract.build_file"},
+      {[](auto& c) { c.set_build_file("../Containerfile"); }, "project.run_contract.build_file"},
+      {[](auto& c) { c.set_build_file("docker/../../x"); }, "project.run_contract.build_file"},
+      {[](auto& c) { c.set_build_file("a\\..\\b"); }, "project.run_contract.build_file"},
+      {[](auto& c) { c.set_build_file("My Containerfile"); }, "project.run_contract.build_file"},
+      {[](auto& c) { c.clear_test_command(); }, "project.run_contract.test_command"},
+      {[](auto& c) { c.set_test_command(0, ""); }, "project.run_contract.test_command"},
+      {[](auto& c) { c.set_test_command(1, "a\nb"); }, "project.run_contract.test_command[1]"},
+      {[](auto& c) { c.add_required_secrets("api-key"); },
+       "project.run_contract.required_secrets[1]"},
+      {[](auto& c) { c.add_required_secrets("API_KEY"); },
+       "project.run_contract.required_secrets[1]"},
+  };
+  for (const auto& test : cases) {
+    common::v1::RunContract c = PythonContract();
+    test.spoil(c);
+    auto s = ValidateRunContract("project.run_contract", c);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << test.field;
+    EXPECT_THAT(s.message(), HasSubstr(std::string(test.field) + ":")) << s.message();
+  }
+  // Any member set makes it a contract, which then needs a port and a test command.
+  common::v1::RunContract only_health;
+  only_health.set_health_path("/healthz");
+  EXPECT_THAT(ValidateRunContract("project.run_contract", only_health).message(),
+              HasSubstr("project.run_contract.port"));
+}
+
+TEST_F(ProjectCatalogTest, AnInvalidTemplateRecordIsRefusedBeforeTheStoreSeesIt) {
+  v1::CreateProjectRequest create;
+  create.mutable_project()->set_name("shop-api");
+  create.mutable_project()->mutable_run_contract()->set_port(8080);  // no test command
+  auto created = catalog_.Create(alice_, create);
+  EXPECT_EQ(created.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(created.status().message(), HasSubstr("project.run_contract.test_command"));
+
+  v1::UpdateProjectRequest update;
+  update.mutable_project()->set_id("prj_a");
+  (*update.mutable_project()->mutable_template_answers())["Bad-Name"] = "x";
+  update.mutable_update_mask()->add_paths("template_answers");
+  auto updated = catalog_.Update(alice_, update);
+  EXPECT_EQ(updated.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(updated.status().message(), HasSubstr("project.template_answers"));
+}
+
+TEST_F(ProjectCatalogTest, AProjectScopedCallerReachesOnlyItsProject) {
+  const Principal agent{.user_id = "alice", .kind = PrincipalKind::kAgent, .project_id = "prj_a"};
+  EXPECT_CALL(*store_, Get(absl::string_view("prj_a")))
+      .WillRepeatedly(Return(Owned("prj_a", "alice")));
+  // prj_b is alice's too, but the store is never even asked for it (strict mock).
+  v1::GetProjectRequest get;
+  get.set_project_id("prj_a");
+  EXPECT_TRUE(catalog_.Get(agent, get).ok());
+  get.set_project_id("prj_b");
+  auto hidden = catalog_.Get(agent, get);
+  EXPECT_EQ(hidden.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(hidden.status().message(), "project 'prj_b' not found");
+
+  v1::UpdateProjectRequest update;
+  update.mutable_project()->set_id("prj_b");
+  update.mutable_project()->set_description("x");
+  EXPECT_EQ(catalog_.Update(agent, update).status().code(), absl::StatusCode::kNotFound);
+  v1::DeleteProjectRequest del;
+  del.set_project_id("prj_b");
+  EXPECT_EQ(catalog_.Delete(agent, del).code(), absl::StatusCode::kNotFound);
+  v1::SetSecretRequest set;
+  set.set_project_id("prj_b");
+  set.set_name("X");
+  set.set_value("y");
+  EXPECT_EQ(catalog_.SetSecret(agent, set).status().code(), absl::StatusCode::kNotFound);
+  v1::ListSecretsRequest secrets;
+  secrets.set_project_id("prj_b");
+  EXPECT_EQ(catalog_.ListSecrets(agent, secrets).status().code(), absl::StatusCode::kNotFound);
+  v1::DeleteSecretRequest del_secret;
+  del_secret.set_project_id("prj_b");
+  del_secret.set_name("X");
+  EXPECT_EQ(catalog_.DeleteSecret(agent, del_secret).code(), absl::StatusCode::kNotFound);
+
+  // The list is that one project (the store's list is never asked).
+  v1::ListProjectsRequest list;
+  auto listed = catalog_.List(agent, list);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->projects_size(), 1);
+  EXPECT_EQ(listed->projects(0).id(), "prj_a");
+  EXPECT_TRUE(listed->next_page_token().empty());
+  list.set_status(v1::PROJECT_STATUS_READY);  // prj_a is not READY
+  listed = catalog_.List(agent, list);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->projects_size(), 0);
+
+  v1::CreateProjectRequest create;
+  create.mutable_project()->set_name("another");
+  EXPECT_EQ(catalog_.Create(agent, create).status().code(), absl::StatusCode::kPermissionDenied);
+}
+
+TEST_F(ProjectCatalogTest, AProjectScopedCallerStillNeedsToOwnItsProject) {
+  // A token scoped to another owner's project (it cannot be minted, but
+  // scoping only ever narrows) finds nothing.
+  const Principal agent{.user_id = "alice", .kind = PrincipalKind::kAgent, .project_id = "prj_b"};
+  EXPECT_CALL(*store_, Get(absl::string_view("prj_b")))
+      .WillRepeatedly(Return(Owned("prj_b", "bob")));
+  v1::GetProjectRequest get;
+  get.set_project_id("prj_b");
+  EXPECT_EQ(catalog_.Get(agent, get).status().code(), absl::StatusCode::kNotFound);
+  auto listed = catalog_.List(agent, {});
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->projects_size(), 0);
 }
 
 }  // namespace

@@ -167,6 +167,21 @@ absl::Status SetFromText(Message* message, const std::string& path, const std::s
   if (f == nullptr) {
     return absl::InternalError(absl::StrCat("no field ", path, " in ", message->GetTypeName()));
   }
+  if (f->is_map()) {
+    // KEY=VALUE, once per entry (--answer a=1 --answer b=2); a later one wins.
+    const size_t eq = text.find('=');
+    if (eq == std::string::npos || eq == 0) return Expected("KEY=VALUE", text);
+    const FieldDescriptor* key = f->message_type()->map_key();
+    const FieldDescriptor* value = f->message_type()->map_value();
+    if (key->cpp_type() != FieldDescriptor::CPPTYPE_STRING ||
+        value->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
+      return absl::InternalError(absl::StrCat(path, " is not a map of strings"));
+    }
+    Message* entry = m->GetReflection()->AddMessage(m, f);
+    entry->GetReflection()->SetString(entry, key, text.substr(0, eq));
+    entry->GetReflection()->SetString(entry, value, text.substr(eq + 1));
+    return absl::OkStatus();
+  }
   if (f->is_repeated() && f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
     for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
       if (auto s = SetOne(m, f, std::string(absl::StripAsciiWhitespace(item)), now); !s.ok()) {

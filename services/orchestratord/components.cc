@@ -4,12 +4,12 @@
 #include "orchestrator/deploy/v1/deploy.grpc.pb.h"
 #include "orchestrator/engineering/v1/engineering.grpc.pb.h"
 #include "orchestrator/infra/v1/infra.grpc.pb.h"
-#include "orchestrator/scaffolder/v1/scaffolder.grpc.pb.h"
 #include "orchestrator/scheduler/v1/scheduler.grpc.pb.h"
 #include "services/admin/component.h"
 #include "services/agents/component.h"
 #include "services/jobs/component.h"
 #include "services/projects/component.h"
+#include "services/scaffolder/component.h"
 #include "services/sessions/component.h"
 
 // THE list: one line per component, in build order (a component after the
@@ -21,7 +21,7 @@
   X(jobs, jobs::Registration())                                              \
   X(agents, agents::Registration())                                          \
   X(sessions, sessions::Registration())                                      \
-  X(scaffolder, ContractOnlyComponent<scaffolder::v1::ScaffolderService>)    \
+  X(scaffolder, scaffolder::Registration())                                  \
   X(engineering, ContractOnlyComponent<engineering::v1::EngineeringService>) \
   X(deploy, ContractOnlyComponent<deploy::v1::DeployService>)                \
   X(infra, ContractOnlyComponent<infra::v1::InfraService>)                   \

@@ -28,6 +28,8 @@ TestMesh::TestMesh(const std::string& services, const std::function<void(MeshCon
   config_.secrets_key_file = dir_ + "/key";
   config_.bootstrap_token_file = dir_ + "/admin.token";
   config_.agents_dir = dir_ + "/agents";
+  config_.scaffolder_dir = dir_ + "/scaffolder";
+  config_.git_http_listen = "127.0.0.1:0";  // meshes run side by side
   config_.executor_threads = 4;
   config_.db_pool_size = 4;
   config_.drain_deadline = std::chrono::milliseconds(2000);

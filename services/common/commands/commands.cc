@@ -13,6 +13,7 @@
 #include "orchestrator/infra/v1/infra.grpc.pb.h"
 #include "orchestrator/jobs/v1/jobs.grpc.pb.h"
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
+#include "orchestrator/scaffolder/v1/scaffolder.grpc.pb.h"
 #include "orchestrator/sessions/v1/sessions.grpc.pb.h"
 #include "services/common/commands/command.h"
 #include "services/common/commands/format.h"
@@ -28,6 +29,7 @@ namespace engineering = ::orchestrator::engineering::v1;
 namespace infra = ::orchestrator::infra::v1;
 namespace jobs = ::orchestrator::jobs::v1;
 namespace projects = ::orchestrator::projects::v1;
+namespace scaffolder = ::orchestrator::scaffolder::v1;
 namespace sessions = ::orchestrator::sessions::v1;
 
 Param Arg(std::string name, std::string field, std::string help) {
@@ -155,6 +157,50 @@ std::vector<Command> Build() {
                   Arg("NAME", "name", "the secret's name")}});
 
   // --- jobs ------------------------------------------------------------------
+  // --- scaffold --------------------------------------------------------------
+  add({.group = "scaffold",
+       .name = "templates",
+       .summary = "list the built-in project templates",
+       .rpc = Unary<scaffolder::ScaffolderService>(
+           &scaffolder::ScaffolderService::Stub::ListTemplates),
+       .params =
+           With({Flag("language", "language", "only this language's (python, node, …)")}, Paging()),
+       .list_field = "templates",
+       .columns = {{"ID", "id"},
+                   {"VERSION", "version"},
+                   {"LANGUAGE", "language"},
+                   {"DESCRIPTION", "display_name"}}});
+  add({.group = "scaffold",
+       .name = "template",
+       .summary = "show a template: its questions and run contract",
+       .rpc =
+           Unary<scaffolder::ScaffolderService>(&scaffolder::ScaffolderService::Stub::GetTemplate),
+       .params = {Arg("TEMPLATE", "template_id", "the template's id"),
+                  Flag("git-url", "source.git_url", "a template from this git repository instead"),
+                  Flag("git-tag", "source.git_tag", "the tag of --git-url to use")},
+       .show_field = "template"});
+  add({.group = "scaffold",
+       .name = "run",
+       .summary = "make a project's repository from a template (a job)",
+       .rpc = Unary<scaffolder::ScaffolderService>(&scaffolder::ScaffolderService::Stub::Scaffold),
+       .params = {Arg("PROJECT", "project_id", "the project's id"),
+                  Flag("template", "template_id", "the template's id (scaffold templates)"),
+                  Flag("answer", "answers",
+                       "NAME=VALUE: an answer to one of the template's questions (repeat it)"),
+                  Flag("git-url", "template_source.git_url",
+                       "a template from this git repository instead"),
+                  Flag("git-tag", "template_source.git_tag", "the tag of --git-url to use"),
+                  Flag("repository-name", "repository_name",
+                       "the repository's name on the git host (default: the project's name)"),
+                  Switch("replace-repository", "replace_repository",
+                         "make a new repository for a project that has one")},
+       .show_field = "job",
+       .job_id_path = "job.id",
+       .details = "The job renders the template with the answers, commits, creates the\n"
+                  "repository, pushes and verifies it, then records it on the project.\n"
+                  "Example:\n"
+                  "  orchestrator scaffold run prj_1 --template python-http \\\n"
+                  "      --answer service_title=Shop --follow"});
   add({.group = "jobs",
        .name = "list",
        .summary = "list jobs, newest first",
@@ -606,6 +652,7 @@ const std::vector<Command>& Commands() {
 const std::vector<Group>& Groups() {
   static const auto* groups = new std::vector<Group>{
       {"project", "projects and their secrets"},
+      {"scaffold", "project templates, and new repositories made from them"},
       {"jobs", "long-running work: list, follow, cancel, retry"},
       {"engineering", "coding agents implementing changes"},
       {"deploy", "readiness, deploys, releases, rollbacks"},

@@ -55,6 +55,18 @@ struct MeshConfig {
   std::chrono::milliseconds session_idle_pause{5 * 60 * 1000};
   std::chrono::milliseconds session_end_after{24 * 60 * 60 * 1000};
 
+  // Scaffolder (when scaffolder is hosted).
+  std::string templates_dir;   // the built-in templates; "" = the ones next to the binary
+  std::string scaffolder_dir;  // local repositories, scratch trees, fetched templates; "" = temp
+  std::string git_host = "local";  // where repositories are made: "local" or "github"
+  // The local git host's smart HTTP listener, and the base of its
+  // repositories' URLs ("" = http://<listener>).
+  std::string git_http_listen = "127.0.0.1:0";
+  std::string git_public_url;
+  std::string github_api_url = "https://api.github.com";
+  std::string github_owner;  // an organisation; "" = the token's own account
+  std::string github_token_file;
+
   bool Hosts(absl::string_view component) const;
 
   // INVALID_ARGUMENT naming the flag at fault; `known` is every component

@@ -407,6 +407,15 @@ absl::StatusOr<v1::Job> PgJobStore::Enqueue(db::Transaction& tx, const EnqueueRe
   return JobFromRow(*earlier, 0);
 }
 
+absl::StatusOr<std::optional<v1::Job>> PgJobStore::FindByRequest(const std::string& owner_id,
+                                                                 const std::string& request_id) {
+  if (request_id.empty()) return std::nullopt;
+  auto r = pool_->Exec(kGetByRequest, {owner_id, request_id});
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) return std::nullopt;
+  return JobFromRow(*r, 0);
+}
+
 absl::StatusOr<v1::Job> PgJobStore::Enqueue(const EnqueueRequest& req, absl::Time now) {
   absl::StatusOr<v1::Job> out;
   absl::Status s = pool_->InTransaction([&](db::Transaction& tx) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,9 @@ class PgJobStore final : public JobRepository, public JobQueue {
   // Within the caller's transaction: the job commits with the domain write.
   absl::StatusOr<v1::Job> Enqueue(db::Transaction& tx, const EnqueueRequest& req, absl::Time now);
   absl::StatusOr<v1::Job> Enqueue(const EnqueueRequest& req, absl::Time now);
+  // The job `owner_id` enqueued with `request_id`, if any.
+  absl::StatusOr<std::optional<v1::Job>> FindByRequest(const std::string& owner_id,
+                                                       const std::string& request_id);
 
   absl::StatusOr<v1::Job> Get(absl::string_view job_id) override;
   absl::StatusOr<JobPage> List(const JobFilter& filter, const PageRequest& page) override;

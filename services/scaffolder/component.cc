@@ -1,0 +1,258 @@
+#include "services/scaffolder/component.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "services/common/crypto/secret_box.h"
+#include "services/common/git/git_cli.h"
+#include "services/common/git/github_host.h"
+#include "services/common/git/local_git_host.h"
+#include "services/common/git/smart_http_server.h"
+#include "services/jobs/engine/worker.h"
+#include "services/scaffolder/api/scaffolder_service.h"
+#include "services/scaffolder/git_cli_worktree.h"
+#include "services/scaffolder/peers/project_service_directory.h"
+#include "services/scaffolder/store/pg_repository_ledger.h"
+
+// The flags this component reads (ReadFlags), wherever it is hosted.
+ABSL_FLAG(std::string, templates_dir, "",
+          "directory of the built-in templates (\"\" = the ones installed with the binary)");
+ABSL_FLAG(std::string, scaffolder_dir, "",
+          "the scaffolder's data: local git repositories, scratch trees, fetched templates "
+          "(\"\" = a temporary directory)");
+ABSL_FLAG(std::string, git_host, "local",
+          "where projects' repositories are made: local (served by the mesh) or github");
+ABSL_FLAG(std::string, git_http_listen, "127.0.0.1:0",
+          "host:port of the local git host's smart HTTP; port 0 picks one, so give a fixed "
+          "one (tools/up: 50080) for repository URLs that outlive a restart");
+ABSL_FLAG(std::string, git_public_url, "",
+          "base URL of the local git host's repositories (\"\" = http://<git_http_listen>)");
+ABSL_FLAG(std::string, github_api_url, "https://api.github.com", "GitHub's REST API");
+ABSL_FLAG(std::string, github_owner, "",
+          "GitHub organisation repositories are made in (\"\" = the token's own account)");
+ABSL_FLAG(std::string, github_token_file, "", "file holding the GitHub token (--git_host=github)");
+
+namespace orchestrator::scaffolder {
+namespace fs = std::filesystem;
+namespace {
+
+std::string OwnBinaryDir() {
+  char path[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0) return ".";
+  std::string p(path, static_cast<size_t>(n));
+  return p.substr(0, p.rfind('/'));
+}
+
+// --templates_dir, else installed next to the binary, else the source tree's.
+std::string TemplatesDir(const MeshConfig& config) {
+  if (!config.templates_dir.empty()) return config.templates_dir;
+  const std::string installed = OwnBinaryDir() + "/../share/orchestrator/templates";
+  std::error_code ec;
+  if (fs::is_directory(installed, ec)) return installed;
+  return ORCHESTRATOR_SOURCE_TEMPLATES_DIR;
+}
+
+absl::StatusOr<std::string> ReadSecretFile(const std::string& flag, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::FailedPreconditionError(absl::StrCat(flag, ": cannot read '", path, "'"));
+  std::stringstream s;
+  s << in.rdbuf();
+  std::string value(absl::StripAsciiWhitespace(s.str()));
+  if (value.empty())
+    return absl::FailedPreconditionError(absl::StrCat(flag, ": '", path, "' is empty"));
+  return value;
+}
+
+// Local repositories are named <project id>[-N]: the project is the name's
+// part before the first hyphen (ids have none).
+std::string ProjectOfRepository(const std::string& name) { return name.substr(0, name.find('-')); }
+
+class ScaffolderComponent final : public Component {
+ public:
+  static absl::StatusOr<std::unique_ptr<Component>> Build(ComponentContext& ctx) {
+    auto self = std::unique_ptr<ScaffolderComponent>(new ScaffolderComponent(ctx));
+    if (auto s = self->Init(ctx); !s.ok()) return s;
+    return self;
+  }
+
+  ~ScaffolderComponent() override {
+    BeginDrain(absl::Now());
+    Stop();
+  }
+
+  void BeginDrain(absl::Time deadline) override {
+    if (drain_.joinable() || drained_ || !worker_) return;
+    drained_ = true;
+    drain_ = std::thread([worker = worker_, deadline] { worker->Stop(deadline - absl::Now()); });
+  }
+  void Stop() override {
+    if (drain_.joinable()) drain_.join();
+    if (hub_) hub_->Stop();
+    if (git_http_) git_http_->Stop();
+    if (executor_) executor_->Shutdown();
+  }
+
+ private:
+  explicit ScaffolderComponent(ComponentContext& ctx) : config_(ctx.config) {}
+
+  absl::Status Init(ComponentContext& ctx) {
+    dir_ = config_.scaffolder_dir;
+    if (dir_.empty())
+      dir_ = (fs::temp_directory_path() / NewId("orchestrator-scaffolder-")).string();
+    std::error_code ec;
+    for (const char* sub : {"repositories", "work", "template-cache"}) {
+      fs::create_directories(fs::path(dir_) / sub, ec);
+      if (ec) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("--scaffolder_dir: cannot create '", dir_, "/", sub, "': ", ec.message()));
+      }
+    }
+    auto catalog = std::make_shared<TemplateCatalog>(
+        TemplatesDir(config_), dir_ + "/template-cache",
+        [](const v1::TemplateSource& source, const std::string& into) {
+          return git::GitCli(absl::Minutes(2))
+              .CloneAt(source.git_url(), source.git_tag(), into, {});
+        });
+    if (auto s = catalog->LoadBuiltins(); !s.ok()) return s;
+
+    auto host = MakeGitHost(ctx);
+    if (!host.ok()) return host.status();
+
+    auto channel_to = ctx.channel_to;
+    auto projects = std::make_shared<ProjectServiceDirectory>(
+        [channel_to] { return projects::v1::ProjectService::NewStub(channel_to("projects")); },
+        ctx.mesh, ctx.call_deadline);
+    scaffolder_ = std::make_shared<Scaffolder>(
+        catalog, *host, projects, std::make_shared<PgRepositoryLedger>(ctx.pool),
+        std::make_shared<GitCliWorktree>(), Scaffolder::Options{dir_ + "/work"});
+
+    // The scaffold jobs run here, on the one job engine (its library).
+    job_store_ = std::make_shared<jobs::PgJobStore>(ctx.pool);
+    hub_ = std::make_shared<jobs::JobEventHub>(config_.database_url, ctx.pool);
+    jobs::WorkerOptions options;
+    options.concurrency = 4;
+    options.lease = absl::FromChrono(config_.job_lease);
+    options.heartbeat = options.lease / 3;
+    options.reap = std::min(options.lease / 4, absl::Seconds(1));
+    worker_ = std::make_shared<jobs::Worker>(job_store_, hub_.get(), options);
+    worker_->Register(kScaffoldJobKind, [scaffolder = scaffolder_](jobs::JobContext& job) {
+      return RunJob(*scaffolder, job);
+    });
+    hub_->Start();
+    if (!hub_->WaitUntilListening(absl::FromChrono(ctx.call_deadline))) {
+      return absl::UnavailableError("scaffolder: cannot LISTEN for job events on the database");
+    }
+    worker_->Start();
+
+    executor_ = std::make_shared<BoundedExecutor>(4, 256);
+    Serve(ctx.host,
+          std::make_unique<ScaffolderServiceImpl>(scaffolder_, job_store_, projects,
+                                                  ctx.project_visibility, executor_),
+          v1::ScaffolderService::service_full_name());
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<git::GitHostPtr> MakeGitHost(ComponentContext& ctx) {
+    if (config_.git_host == "github") {
+      auto token = ReadSecretFile("--github_token_file", config_.github_token_file);
+      if (!token.ok()) return token.status();
+      git::GitHubConfig github;
+      github.api_url = config_.github_api_url;
+      github.owner = config_.github_owner;
+      github.token = *token;
+      auto host = git::GitHubHost::FromConfig(github);
+      if (!host.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--git_host=github: ", host.status().message()));
+      }
+      return git::GitHostPtr(*std::move(host));
+    }
+    // The local host: bare repositories served over smart HTTP, reachable
+    // by whoever may see their project (asked of ProjectService with the
+    // caller's own token, so an agent reaches only its worker's project).
+    const std::string root = dir_ + "/repositories";
+    auto visibility = ctx.project_visibility;
+    git_http_ = std::make_unique<git::GitSmartHttpServer>(
+        root, config_.git_http_listen,
+        [visibility](const std::string& repository, const std::string& token, bool /*write*/,
+                     std::function<void(absl::Status)> done) {
+          visibility->CheckVisible({absl::StrCat("Bearer ", token), ""}, "repository",
+                                   ProjectOfRepository(repository), std::move(done));
+        });
+    auto port = git_http_->Start();
+    if (!port.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--git_http_listen: ", port.status().message()));
+    }
+    std::string base = config_.git_public_url;
+    if (base.empty()) {
+      const std::string host =
+          config_.git_http_listen.substr(0, config_.git_http_listen.rfind(':'));
+      base = absl::StrCat("http://", host, ":", *port);
+    }
+    return std::make_shared<git::LocalGitHost>(root, base, ctx.mesh->value());
+  }
+
+  static absl::StatusOr<google::protobuf::Struct> RunJob(const Scaffolder& scaffolder,
+                                                         jobs::JobContext& job) {
+    auto plan = ScaffoldPlan::FromParams(job.job().project_id(), job.job().params());
+    if (!plan.ok()) return plan.status();
+    ScaffoldJob run{job.job().id(), job.job().owner_id(),
+                    absl::FromUnixSeconds(job.job().create_time().seconds()), *std::move(plan)};
+    return scaffolder.Run(
+        run,
+        [&job](int percent, const std::string& message) { (void)job.Progress(percent, message); },
+        [&job] { return job.cancelled(); });
+  }
+
+  const MeshConfig& config_;
+  std::string dir_;
+  std::unique_ptr<git::GitSmartHttpServer> git_http_;
+  std::shared_ptr<Scaffolder> scaffolder_;
+  std::shared_ptr<jobs::PgJobStore> job_store_;
+  std::shared_ptr<jobs::JobEventHub> hub_;
+  std::shared_ptr<jobs::Worker> worker_;
+  BoundedExecutorPtr executor_;
+  std::thread drain_;
+  bool drained_ = false;
+};
+
+absl::Status ReadFlags(MeshConfig& config) {
+  config.templates_dir = absl::GetFlag(FLAGS_templates_dir);
+  config.scaffolder_dir = absl::GetFlag(FLAGS_scaffolder_dir);
+  config.git_host = absl::GetFlag(FLAGS_git_host);
+  if (config.git_host != "local" && config.git_host != "github") {
+    return absl::InvalidArgumentError("--git_host: local or github");
+  }
+  config.git_http_listen = absl::GetFlag(FLAGS_git_http_listen);
+  config.git_public_url = absl::GetFlag(FLAGS_git_public_url);
+  config.github_api_url = absl::GetFlag(FLAGS_github_api_url);
+  config.github_owner = absl::GetFlag(FLAGS_github_owner);
+  config.github_token_file = absl::GetFlag(FLAGS_github_token_file);
+  if (config.git_host == "github" && config.github_token_file.empty()) {
+    return absl::InvalidArgumentError("--github_token_file: required with --git_host=github");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+ComponentSpec Registration() {
+  return {.name = "scaffolder",
+          .service = v1::ScaffolderService::service_full_name(),
+          .peers = {"projects", "jobs"},
+          .migrations = &db::ScaffolderMigrations,
+          .read_flags = &ReadFlags,
+          .build = &ScaffolderComponent::Build};
+}
+
+}  // namespace orchestrator::scaffolder

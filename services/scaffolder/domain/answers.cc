@@ -15,12 +15,12 @@ namespace {
 constexpr size_t kMaxAnswerBytes = 1024;  // as the request's bounds
 
 bool IsQuestionName(const std::string& name) {
-  static const LazyRE2 kName = {"[a-z][a-z0-9_]{0,63}"};
+  static const RE2* const kName = new RE2("[a-z][a-z0-9_]{0,63}");
   return RE2::FullMatch(name, *kName);
 }
 
 bool IsSecretName(const std::string& name) {
-  static const LazyRE2 kName = {"[A-Z][A-Z0-9_]{0,127}"};
+  static const RE2* const kName = new RE2("[A-Z][A-Z0-9_]{0,127}");
   return RE2::FullMatch(name, *kName);
 }
 

@@ -28,8 +28,8 @@ absl::Status Refuse(const std::string& where, absl::string_view why) {
 }
 
 absl::Status ValidateManifest(const v1::Template& t, const std::string& manifest_path) {
-  static const LazyRE2 kId = {"[a-z][a-z0-9-]{0,62}[a-z0-9]"};
-  static const LazyRE2 kVersion = {"[0-9A-Za-z][0-9A-Za-z.+-]{0,63}"};
+  static const RE2* const kId = new RE2("[a-z][a-z0-9-]{0,62}[a-z0-9]");
+  static const RE2* const kVersion = new RE2("[0-9A-Za-z][0-9A-Za-z.+-]{0,63}");
   if (!RE2::FullMatch(t.id(), *kId)) {
     return Refuse(manifest_path + " id", "lowercase letters, digits and hyphens, 2-64 long");
   }
@@ -182,8 +182,8 @@ absl::StatusOr<LoadedTemplate> TemplateCatalog::Find(const std::string& template
 
 absl::StatusOr<LoadedTemplate> TemplateCatalog::FromGit(const v1::TemplateSource& source,
                                                         const std::string& field) const {
-  static const LazyRE2 kUrl = {"(https?|file)://[^\\s]+"};
-  static const LazyRE2 kTag = {"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}"};
+  static const RE2* const kUrl = new RE2("(https?|file)://[^\\s]+");
+  static const RE2* const kTag = new RE2("[A-Za-z0-9][A-Za-z0-9._/-]{0,127}");
   if (!RE2::FullMatch(source.git_url(), *kUrl)) {
     return Refuse(field + ".git_url", "an https://, http:// or file:// URL");
   }

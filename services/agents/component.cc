@@ -16,6 +16,7 @@
 #include "services/agents/peers/admin_token_minter.h"
 #include "services/agents/peers/project_secret_source.h"
 #include "services/agents/store/pg_worker_store.h"
+#include "services/common/config/process.h"
 #include "services/common/crypto/secret_box.h"
 #include "spdlog/spdlog.h"
 
@@ -36,14 +37,6 @@ ABSL_FLAG(absl::Duration, agent_connect_timeout, absl::Seconds(30),
 
 namespace orchestrator::agents {
 namespace {
-
-std::string OwnBinaryDir() {
-  char path[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
-  if (n <= 0) return ".";
-  std::string p(path, static_cast<size_t>(n));
-  return p.substr(0, p.rfind('/'));
-}
 
 // Where workers run and what their sandboxes see, from the mesh's config.
 absl::StatusOr<SpawnerOptions> SpawnerOptionsOf(const MeshConfig& config) {

@@ -1,13 +1,11 @@
 #include "services/jobs/component.h"
 
-#include <thread>
-
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "services/jobs/api/job_service.h"
 #include "services/jobs/engine/demo_handlers.h"
-#include "services/jobs/engine/worker.h"
+#include "services/jobs/engine/job_engine.h"
 
 // The flags this component reads (ReadFlags), wherever it is hosted.
 ABSL_FLAG(bool, demo_jobs, false, "run the demo.sleep / demo.fail / demo.noop job kinds");
@@ -23,63 +21,23 @@ namespace {
 class JobsComponent final : public Component {
  public:
   explicit JobsComponent(ComponentContext& ctx)
-      : store_(std::make_shared<PgJobStore>(ctx.pool)),
-        hub_(std::make_shared<JobEventHub>(ctx.config.database_url, ctx.pool)),
-        worker_(std::make_shared<Worker>(store_, hub_.get(), WorkerOptionsOf(ctx.config))) {
-    if (ctx.config.demo_jobs) RegisterDemoHandlers(*worker_);
+      : engine_(ctx.pool, ctx.config.database_url,
+                JobEngine::OptionsOf(ctx.config, ctx.config.job_concurrency)) {
+    if (ctx.config.demo_jobs) RegisterDemoHandlers(engine_.worker());
     JobServiceOptions options{ctx.config.demo_jobs};
     options.projects = ctx.project_visibility;
     Serve(ctx.host,
-          std::make_unique<JobServiceImpl>(std::make_shared<JobBoard>(store_), store_, hub_.get(),
-                                           ctx.executor, options),
+          std::make_unique<JobServiceImpl>(std::make_shared<JobBoard>(engine_.store()),
+                                           engine_.store(), &engine_.hub(), ctx.executor, options),
           v1::JobService::service_full_name());
   }
 
-  ~JobsComponent() override {
-    BeginDrain(absl::Now());
-    Stop();
-  }
-
-  absl::Status Listen(absl::Duration timeout) {
-    hub_->Start();
-    // Serving before the hub listens would let watchers miss events.
-    if (!hub_->WaitUntilListening(timeout)) {
-      hub_->Stop();
-      return absl::UnavailableError("jobs: cannot LISTEN for job events on the database");
-    }
-    worker_->Start();
-    return absl::OkStatus();
-  }
-
-  // The job drain runs alongside the gRPC drain; watchers need the hub
-  // until both are over.
-  void BeginDrain(absl::Time deadline) override {
-    if (drain_.joinable() || drained_) return;
-    drained_ = true;
-    drain_ = std::thread([worker = worker_, deadline] { worker->Stop(deadline - absl::Now()); });
-  }
-  void Stop() override {
-    if (drain_.joinable()) drain_.join();
-    hub_->Stop();
-  }
+  absl::Status Listen(absl::Duration timeout) { return engine_.Start(timeout, "jobs"); }
+  void BeginDrain(absl::Time deadline) override { engine_.BeginDrain(deadline); }
+  void Stop() override { engine_.Stop(); }
 
  private:
-  static WorkerOptions WorkerOptionsOf(const MeshConfig& config) {
-    WorkerOptions options;
-    options.concurrency = config.job_concurrency;
-    options.lease = absl::FromChrono(config.job_lease);
-    options.heartbeat = options.lease / 3;
-    // Orphaned jobs run again within the lease and a second.
-    options.reap = std::min(options.lease / 4, absl::Seconds(1));
-    options.limits.per_owner.assign(config.job_owner_limits.begin(), config.job_owner_limits.end());
-    return options;
-  }
-
-  std::shared_ptr<PgJobStore> store_;
-  std::shared_ptr<JobEventHub> hub_;
-  std::shared_ptr<Worker> worker_;
-  std::thread drain_;
-  bool drained_ = false;
+  JobEngine engine_;
 };
 
 absl::Status ReadFlags(MeshConfig& config) {

@@ -5,18 +5,18 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "services/common/config/process.h"
 #include "services/common/crypto/secret_box.h"
 #include "services/common/git/git_cli.h"
 #include "services/common/git/github_host.h"
 #include "services/common/git/local_git_host.h"
 #include "services/common/git/smart_http_server.h"
-#include "services/jobs/engine/worker.h"
+#include "services/jobs/engine/job_engine.h"
 #include "services/scaffolder/api/scaffolder_service.h"
 #include "services/scaffolder/git_cli_worktree.h"
 #include "services/scaffolder/peers/project_service_directory.h"
@@ -43,14 +43,6 @@ ABSL_FLAG(std::string, github_token_file, "", "file holding the GitHub token (--
 namespace orchestrator::scaffolder {
 namespace fs = std::filesystem;
 namespace {
-
-std::string OwnBinaryDir() {
-  char path[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
-  if (n <= 0) return ".";
-  std::string p(path, static_cast<size_t>(n));
-  return p.substr(0, p.rfind('/'));
-}
 
 // --templates_dir, else installed next to the binary, else the source tree's.
 std::string TemplatesDir(const MeshConfig& config) {
@@ -84,19 +76,13 @@ class ScaffolderComponent final : public Component {
     return self;
   }
 
-  ~ScaffolderComponent() override {
-    BeginDrain(absl::Now());
-    Stop();
-  }
+  ~ScaffolderComponent() override { Stop(); }
 
   void BeginDrain(absl::Time deadline) override {
-    if (drain_.joinable() || drained_ || !worker_) return;
-    drained_ = true;
-    drain_ = std::thread([worker = worker_, deadline] { worker->Stop(deadline - absl::Now()); });
+    if (engine_) engine_->BeginDrain(deadline);
   }
   void Stop() override {
-    if (drain_.joinable()) drain_.join();
-    if (hub_) hub_->Stop();
+    engine_.reset();
     if (git_http_) git_http_->Stop();
     if (executor_) executor_->Shutdown();
   }
@@ -136,26 +122,18 @@ class ScaffolderComponent final : public Component {
         std::make_shared<GitCliWorktree>(), Scaffolder::Options{dir_ + "/work"});
 
     // The scaffold jobs run here, on the one job engine (its library).
-    job_store_ = std::make_shared<jobs::PgJobStore>(ctx.pool);
-    hub_ = std::make_shared<jobs::JobEventHub>(config_.database_url, ctx.pool);
-    jobs::WorkerOptions options;
-    options.concurrency = 4;
-    options.lease = absl::FromChrono(config_.job_lease);
-    options.heartbeat = options.lease / 3;
-    options.reap = std::min(options.lease / 4, absl::Seconds(1));
-    worker_ = std::make_shared<jobs::Worker>(job_store_, hub_.get(), options);
-    worker_->Register(kScaffoldJobKind, [scaffolder = scaffolder_](jobs::JobContext& job) {
+    engine_ = std::make_unique<jobs::JobEngine>(ctx.pool, config_.database_url,
+                                                jobs::JobEngine::OptionsOf(config_, 4));
+    engine_->worker().Register(kScaffoldJobKind, [scaffolder = scaffolder_](jobs::JobContext& job) {
       return RunJob(*scaffolder, job);
     });
-    hub_->Start();
-    if (!hub_->WaitUntilListening(absl::FromChrono(ctx.call_deadline))) {
-      return absl::UnavailableError("scaffolder: cannot LISTEN for job events on the database");
+    if (auto s = engine_->Start(absl::FromChrono(ctx.call_deadline), "scaffolder"); !s.ok()) {
+      return s;
     }
-    worker_->Start();
 
     executor_ = std::make_shared<BoundedExecutor>(4, 256);
     Serve(ctx.host,
-          std::make_unique<ScaffolderServiceImpl>(scaffolder_, job_store_, projects,
+          std::make_unique<ScaffolderServiceImpl>(scaffolder_, engine_->store(), projects,
                                                   ctx.project_visibility, executor_),
           v1::ScaffolderService::service_full_name());
     return absl::OkStatus();
@@ -218,12 +196,8 @@ class ScaffolderComponent final : public Component {
   std::string dir_;
   std::unique_ptr<git::GitSmartHttpServer> git_http_;
   std::shared_ptr<Scaffolder> scaffolder_;
-  std::shared_ptr<jobs::PgJobStore> job_store_;
-  std::shared_ptr<jobs::JobEventHub> hub_;
-  std::shared_ptr<jobs::Worker> worker_;
+  std::unique_ptr<jobs::JobEngine> engine_;
   BoundedExecutorPtr executor_;
-  std::thread drain_;
-  bool drained_ = false;
 };
 
 absl::Status ReadFlags(MeshConfig& config) {

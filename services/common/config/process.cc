@@ -1,6 +1,7 @@
 #include "services/common/config/process.h"
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -17,6 +18,14 @@
 #include "absl/synchronization/mutex.h"
 
 namespace orchestrator {
+
+std::string OwnBinaryDir() {
+  char path[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0) return ".";
+  std::string p(path, static_cast<size_t>(n));
+  return p.substr(0, p.rfind('/'));
+}
 namespace {
 
 // The repository's root as this file was compiled ("/src/"; "" when the

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <csignal>
+#include <string>
 
 #include "absl/strings/string_view.h"
 
@@ -12,6 +13,10 @@ namespace orchestrator {
 // Abseil's mutex deadlock detection, which Debian's build (without NDEBUG)
 // leaves on: a global graph updated on every lock (tests keep it on).
 void ParseCommandLineAndEnvironment(int argc, char** argv, absl::string_view usage);
+
+// The directory of this process's own binary (what it installs next to it
+// is found from there); "." when it cannot be told.
+std::string OwnBinaryDir();
 
 // SIGTERM and SIGINT, blocked in the calling thread and every thread it
 // starts afterwards: they are taken by WaitForTerminationSignal with

@@ -31,7 +31,8 @@ realm="GitHub" otherwise, 404 "Repository not found." for none.
 The test drives it under /_fake/ (not GitHub's):
   GET  /_fake/state   {"created": [full names made through the API, in order],
                        "repos": [every repository's full name]}
-  POST /_fake/repos   {"full_name": "owner/name", "reject_push"?: "message"}
+  POST /_fake/repos   {"full_name": "owner/name", "reject_push"?: "message",
+                       "private"?: false (anyone may then fetch it, as on GitHub)}
         makes the repository as someone else would (not in "created") if
         missing; with reject_push, a pre-receive hook refuses every push
         to it with that message. Answers the repository.
@@ -315,7 +316,7 @@ class Handler(JsonHandler):
                 owner, _, repo_name = full_name.partition("/")
                 if not owner or not NAME_OK.fullmatch(repo_name or "") or "/" in repo_name:
                     return self._json(400, {"error": "full_name: owner/name required"})
-                repo = f.make(full_name)
+                repo = f.make(full_name, private=request.get("private", True) is not False)
                 if request.get("reject_push"):
                     f.reject_push(repo["full_name"], str(request["reject_push"]))
                 return self._json(200, self._repo_json(repo))
@@ -335,20 +336,23 @@ class Handler(JsonHandler):
 
     def _git(self, f, owner, name, rest, query, body):
         user = self._basic_user()
-        if user is None:
-            return self._plain(401, "Invalid username or token. Password authentication is "
-                                    "not supported for Git operations.\n",
-                               [("WWW-Authenticate", 'Basic realm="GitHub"')])
         with LOCK:
             repo = f.repos.get(("%s/%s" % (owner, name)).lower())
             full_name = repo["full_name"] if repo else None
+        # As on GitHub, anyone may fetch a public repository; pushing, and
+        # anything of a private one, needs the token.
+        reading = "git-upload-pack" in rest or "service=git-upload-pack" in query
+        if user is None and not (repo is not None and not repo["private"] and reading):
+            return self._plain(401, "Invalid username or token. Password authentication is "
+                                    "not supported for Git operations.\n",
+                               [("WWW-Authenticate", 'Basic realm="GitHub"')])
         if repo is None:
             return self._plain(404, "Repository not found.\n")
         env = dict(git_env(f.root), GIT_PROJECT_ROOT=f.root, GIT_HTTP_EXPORT_ALL="1",
                    GATEWAY_INTERFACE="CGI/1.1", SERVER_PROTOCOL="HTTP/1.1",
                    PATH_INFO="/%s.git%s" % (full_name.lower(), rest), QUERY_STRING=query,
                    REQUEST_METHOD=self.command, CONTENT_TYPE=self.headers.get("content-type", ""),
-                   CONTENT_LENGTH=str(len(body)), REMOTE_USER=user, REMOTE_ADDR="127.0.0.1",
+                   CONTENT_LENGTH=str(len(body)), REMOTE_USER=user or "", REMOTE_ADDR="127.0.0.1",
                    AUTH_TYPE="Basic")
         for key, value in self.headers.items():
             if key.lower() not in ("authorization", "content-type", "content-length"):

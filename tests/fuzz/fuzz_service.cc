@@ -17,7 +17,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <fstream>
 #include <future>
 #include <memory>
 #include <random>
@@ -57,8 +56,7 @@ Target& TheTarget() {
           c.agent_connect_timeout = std::chrono::milliseconds(2000);
         });
     std::tie(target->user_id, target->user_token) = target->mesh->NewUser("fuzzer");
-    std::ifstream credential(target->mesh->config().mesh_credential_file);
-    std::getline(credential, target->mesh_credential);
+    target->mesh_credential = target->mesh->mesh_credential();
     target->stub = std::make_unique<grpc::GenericStub>(target->mesh->channel());
     // libFuzzer ends a run with exit(): stop the mesh (and its in-flight
     // calls, which log) before the static destructors free spdlog's registry.

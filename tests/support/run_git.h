@@ -17,10 +17,12 @@ struct GitRun {
 };
 
 // `git <args>` in `cwd` as a user would run it, but with nothing of this
-// machine's configuration (and a fixed identity), plus `env`; at most a
+// machine's configuration (and a fixed identity), plus `env` and the
+// settings `config` (as `git -c`, but not on the command line); at most a
 // minute.
 inline GitRun RunGit(const std::vector<std::string>& args, const std::string& cwd = "/",
-                     const std::map<std::string, std::string>& env = {}) {
+                     const std::map<std::string, std::string>& env = {},
+                     const std::map<std::string, std::string>& config = {}) {
   ChildCommand command;
   command.argv = {"git"};
   command.argv.insert(command.argv.end(), args.begin(), args.end());
@@ -29,6 +31,7 @@ inline GitRun RunGit(const std::vector<std::string>& args, const std::string& cw
   command.env["GIT_AUTHOR_EMAIL"] = command.env["GIT_COMMITTER_EMAIL"] = "test@example.com";
   git::AddGitConfig(command.env, "init.defaultBranch", "main");
   for (const auto& [k, v] : env) command.env[k] = v;
+  for (const auto& [k, v] : config) git::AddGitConfig(command.env, k, v);
   command.inherit_environment = false;
   command.cwd = cwd;
   command.deadline = absl::Now() + absl::Minutes(1);

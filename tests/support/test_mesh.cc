@@ -92,4 +92,26 @@ std::pair<std::string, std::string> TestMesh::NewUser(const std::string& name,
   return {user.user().id(), token.value()};
 }
 
+std::string TestMesh::mesh_credential() const {
+  std::ifstream in(config_.mesh_credential_file);
+  std::string credential;
+  std::getline(in, credential);
+  return credential;
+}
+
+std::string TestMesh::MintWorkerToken(const std::string& user_id, const std::string& project_id,
+                                      const std::vector<std::string>& permissions) {
+  auto admin = admin::v1::AdminService::NewStub(channel_);
+  admin::v1::MintWorkerTokenRequest mint;
+  mint.set_user_id(user_id);
+  mint.set_worker_id(NewId("wrk_"));
+  mint.set_project_id(project_id);
+  for (const auto& p : permissions) mint.add_permissions(p);
+  admin::v1::MintWorkerTokenResponse minted;
+  grpc::Status s = admin->MintWorkerToken(Context(mesh_credential()).get(), mint, &minted);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(minted.token().project_id(), project_id);
+  return minted.value();
+}
+
 }  // namespace orchestrator::testing

@@ -42,6 +42,15 @@ class TestMesh final {
   std::pair<std::string, std::string> NewUser(const std::string& name,
                                               const std::vector<std::string>& permissions = {});
 
+  // The mesh credential (what its components call each other with).
+  std::string mesh_credential() const;
+
+  // A worker's agent token for `user_id`, limited to `project_id` and
+  // `permissions` (empty = what the role grants), minted as the agents
+  // component does (AdminService.MintWorkerToken with the mesh credential).
+  std::string MintWorkerToken(const std::string& user_id, const std::string& project_id,
+                              const std::vector<std::string>& permissions = {});
+
  private:
   void StartMesh();
 

@@ -182,10 +182,12 @@ absl::StatusOr<LoadedTemplate> TemplateCatalog::Find(const std::string& template
 
 absl::StatusOr<LoadedTemplate> TemplateCatalog::FromGit(const v1::TemplateSource& source,
                                                         const std::string& field) const {
-  static const RE2* const kUrl = new RE2("(https?|file)://[^\\s]+");
+  // Not file://: the server's own disk (other users' repositories) is no
+  // template source.
+  static const RE2* const kUrl = new RE2("https?://[^\\s]+");
   static const RE2* const kTag = new RE2("[A-Za-z0-9][A-Za-z0-9._/-]{0,127}");
   if (!RE2::FullMatch(source.git_url(), *kUrl)) {
-    return Refuse(field + ".git_url", "an https://, http:// or file:// URL");
+    return Refuse(field + ".git_url", "an https:// or http:// URL");
   }
   if (!RE2::FullMatch(source.git_tag(), *kTag) || absl::StrContains(source.git_tag(), "..")) {
     return Refuse(field + ".git_tag", "a tag name");

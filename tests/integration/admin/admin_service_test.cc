@@ -4,7 +4,6 @@
 #include <grpcpp/security/credentials.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -272,19 +271,8 @@ TEST(SplitMesh, AWorkersProjectLimitHoldsWhereProjectsRunApart) {
     ids[i] = resp.project().id();
   }
 
-  std::ifstream in(admin_side.config().mesh_credential_file);
-  std::string credential;
-  std::getline(in, credential);
-  auto admin = v1::AdminService::NewStub(admin_side.channel());
-  v1::MintWorkerTokenRequest mint;
-  mint.set_user_id(alice_id);
-  mint.set_worker_id("wrk_split");
-  mint.set_project_id(ids[0]);
-  mint.add_permissions("project.get");
-  mint.add_permissions("project.list");
-  v1::MintWorkerTokenResponse minted;
-  ASSERT_TRUE(admin->MintWorkerToken(TestMesh::Context(credential).get(), mint, &minted).ok());
-  const std::string& agent = minted.value();
+  const std::string agent =
+      admin_side.MintWorkerToken(alice_id, ids[0], {"project.get", "project.list"});
 
   projects::v1::GetProjectRequest get;
   projects::v1::GetProjectResponse got;

@@ -3,8 +3,6 @@
 // mesh credential. Hosts just the two components involved.
 #include <grpcpp/client_context.h>
 
-#include <fstream>
-
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -23,10 +21,8 @@ class MeshIdentityTest : public ::testing::Test {
   MeshIdentityTest()
       : mesh_("admin,projects"),
         admin_(admin::v1::AdminService::NewStub(mesh_.channel())),
-        projects_(projects::v1::ProjectService::NewStub(mesh_.channel())) {
-    std::ifstream in(mesh_.config().mesh_credential_file);
-    std::getline(in, credential_);
-  }
+        projects_(projects::v1::ProjectService::NewStub(mesh_.channel())),
+        credential_(mesh_.mesh_credential()) {}
 
   // A context as the mesh, acting for `act_for` when set.
   std::unique_ptr<grpc::ClientContext> AsMesh(const std::string& act_for = "") {

@@ -3,16 +3,6 @@
 // real, pushed to and read back with the git command line.
 #include "services/common/git/github_host.h"
 
-#include <fcntl.h>
-#include <google/protobuf/struct.pb.h>
-#include <google/protobuf/util/json_util.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -22,7 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "services/common/http/http_client.h"
+#include "tests/support/fake_github.h"
+#include "tests/support/run_git.h"
+#include "tests/support/temp_dir.h"
 
 namespace orchestrator::git {
 namespace {
@@ -32,105 +24,10 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 
-constexpr char kToken[] = "ghp_test0123456789";
-constexpr char kUser[] = "octocat";
+constexpr const char* kToken = ::orchestrator::testing::kFakeGitHubToken;
 
-// A directory of its own, removed with the object.
-class TempDir final {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/github_host_test.XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// The fake GitHub as a child process on a port of its own; SIGTERM at the
-// end lets it remove its repositories.
-class FakeGitHub final {
- public:
-  explicit FakeGitHub(std::vector<std::string> flags = {}) {
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) != 0) return;
-    std::vector<std::string> argv = {"/usr/bin/python3",
-                                     std::string(FAKES_DIR) + "/github_api.py",
-                                     "--port",
-                                     "0",
-                                     "--token",
-                                     kToken,
-                                     "--user",
-                                     kUser,
-                                     "--org",
-                                     "acme"};
-    argv.insert(argv.end(), flags.begin(), flags.end());
-    pid_ = fork();
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGTERM);  // not left behind by a test that crashes
-      dup2(out[1], 1);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-    close(out[1]);
-    // It prints its port once it listens.
-    std::string line;
-    char c;
-    while (read(out[0], &c, 1) == 1 && c != '\n') line += c;
-    close(out[0]);
-    port_ = line;
-  }
-  ~FakeGitHub() { Stop(); }
-  FakeGitHub(const FakeGitHub&) = delete;
-  FakeGitHub& operator=(const FakeGitHub&) = delete;
-
-  void Stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
-  const std::string& port() const { return port_; }
-  std::string url() const { return absl::StrCat("http://127.0.0.1:", port_); }
-
-  // A call of the fake's own /_fake/ endpoints: its JSON answer.
-  google::protobuf::Struct Control(const std::string& method, const std::string& what,
-                                   const std::string& json = "") const {
-    http::HttpClient client(*http::BaseUrl::Parse(url()));
-    http::Request request;
-    request.method = method;
-    request.target = "/_fake/" + what;
-    request.body = json;
-    google::protobuf::Struct answer;
-    auto response = client.Send(request);
-    EXPECT_TRUE(response.ok()) << response.status();
-    if (response.ok()) {
-      EXPECT_EQ(response->status, 200) << response->body;
-      EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(response->body, &answer).ok());
-    }
-    return answer;
-  }
-
-  // The full names of the repositories made through the REST API.
-  std::vector<std::string> Created() const {
-    const google::protobuf::Struct state = Control("GET", "state");
-    std::vector<std::string> names;
-    for (const auto& v : state.fields().at("created").list_value().values()) {
-      names.push_back(v.string_value());
-    }
-    return names;
-  }
-
- private:
-  pid_t pid_ = -1;
-  std::string port_;
-};
+using ::orchestrator::testing::FakeGitHub;
+using ::orchestrator::testing::TempDir;
 
 struct GitRun {
   int exit_code = -1;
@@ -139,42 +36,9 @@ struct GitRun {
 
 // The git command line in `dir`, with none of this machine's configuration
 // and no prompts.
-GitRun Git(const std::string& dir, std::vector<std::string> args) {
-  int out[2];
-  GitRun run;
-  if (pipe2(out, O_CLOEXEC) != 0) return run;
-  args.insert(args.begin(), "git");
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out[1], 1);
-    dup2(out[1], 2);
-    if (chdir(dir.c_str()) != 0) _exit(126);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::string home = "HOME=" + dir;
-    char* env[] = {const_cast<char*>("PATH=/usr/bin:/bin"),
-                   home.data(),
-                   const_cast<char*>("GIT_CONFIG_NOSYSTEM=1"),
-                   const_cast<char*>("GIT_CONFIG_GLOBAL=/dev/null"),
-                   const_cast<char*>("GIT_TERMINAL_PROMPT=0"),
-                   const_cast<char*>("GIT_AUTHOR_NAME=Test"),
-                   const_cast<char*>("GIT_AUTHOR_EMAIL=test@example.com"),
-                   const_cast<char*>("GIT_COMMITTER_NAME=Test"),
-                   const_cast<char*>("GIT_COMMITTER_EMAIL=test@example.com"),
-                   nullptr};
-    execve("/usr/bin/git", argv.data(), env);
-    _exit(127);
-  }
-  close(out[1]);
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(out[0], buf, sizeof(buf))) > 0) run.output.append(buf, n);
-  close(out[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+GitRun Git(const std::string& dir, const std::vector<std::string>& args) {
+  const auto run = ::orchestrator::testing::RunGit(args, dir);
+  return {run.exit_code, run.out + run.err};
 }
 
 // A repository in `dir` with one commit on main; its id.

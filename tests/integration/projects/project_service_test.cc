@@ -1,6 +1,5 @@
 // ProjectService through a real gRPC server on port 0 over a real PostgreSQL,
 // called the way a client would.
-#include <fstream>
 #include <functional>
 #include <set>
 
@@ -572,20 +571,7 @@ TEST_F(ProjectServiceTest, AnInvalidTemplateRecordIsRefusedNamingTheFieldAndChan
 class ProjectScopedTokenTest : public ProjectServiceTest {
  protected:
   std::string MintWorkerToken(const std::string& user_id, const std::string& project_id) {
-    std::ifstream in(mesh_.config().mesh_credential_file);
-    std::string credential;
-    std::getline(in, credential);
-    auto admin = admin::v1::AdminService::NewStub(mesh_.channel());
-    admin::v1::MintWorkerTokenRequest mint;
-    mint.set_user_id(user_id);
-    mint.set_worker_id("wrk_scoped");
-    mint.set_project_id(project_id);
-    for (const char* p : {"project.*"}) mint.add_permissions(p);
-    admin::v1::MintWorkerTokenResponse minted;
-    grpc::Status s = admin->MintWorkerToken(TestMesh::Context(credential).get(), mint, &minted);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    EXPECT_EQ(minted.token().project_id(), project_id);
-    return minted.value();
+    return mesh_.MintWorkerToken(user_id, project_id, {"project.*"});
   }
 
   std::vector<std::string> ListIds(const std::string& token) {

@@ -1,67 +1,61 @@
 // ScaffolderService over a whole mesh: built-in templates scaffolded into the
 // local git host (git smart HTTP served by the mesh), cloned afresh with the
-// user's token, their tests run, their images built and health-checked.
+// user's token, their tests run, their images built and health-checked; and
+// repositories made on GitHub (the fake), templates fetched from a git URL.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "orchestrator/admin/v1/admin.grpc.pb.h"
 #include "orchestrator/jobs/v1/jobs.grpc.pb.h"
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
 #include "orchestrator/scaffolder/v1/scaffolder.grpc.pb.h"
-#include "services/common/crypto/secret_box.h"
+#include "services/common/process/child_process.h"
+#include "tests/support/fake_github.h"
+#include "tests/support/run_git.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/test_mesh.h"
 
 namespace orchestrator {
 namespace {
 namespace fs = std::filesystem;
+using testing::FakeGitHub;
 using ::testing::HasSubstr;
+using testing::ReadFile;
+using testing::TempDir;
 using testing::TestMesh;
 
-struct Shell {
-  int code;
-  std::string output;
-};
+// git as a user runs it, authenticating with an orchestrator `token`.
+testing::GitRun GitAs(const std::string& token, const std::vector<std::string>& args,
+                      const std::string& cwd = "/") {
+  std::map<std::string, std::string> config;
+  if (!token.empty()) config["http.extraHeader"] = "Authorization: Bearer " + token;
+  return testing::RunGit(args, cwd, {}, config);
+}
 
-// Runs a shell command line; its standard output and error together.
-Shell Sh(const std::string& command) {
+// Runs tests/support/check_project.sh on a clone: its output, or why not.
+std::pair<int, std::string> CheckProject(const std::string& clone) {
+  ChildCommand command;
+  command.argv = {"bash", absl::StrCat(PROJECT_SOURCE_DIR, "/tests/support/check_project.sh"),
+                  clone};
+  command.deadline = absl::Now() + absl::Minutes(3);
+  command.stderr_bytes = 1 << 16;
   std::string out;
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-std::string Quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// git with nothing of the host's configuration, authenticating with `token`.
-std::string Git(const std::string& token) {
-  return absl::StrCat("env -i PATH=/usr/bin:/bin HOME=/nonexistent GIT_CONFIG_NOSYSTEM=1 ",
-                      "GIT_TERMINAL_PROMPT=0 git -c ",
-                      Quote("http.extraHeader=Authorization: Bearer " + token));
+  command.on_line = [&out](const std::string& line) { absl::StrAppend(&out, line, "\n"); };
+  auto exit = RunChild(command);
+  if (!exit.ok()) return {-1, std::string(exit.status().message())};
+  return {exit->exit_code, out + exit->stderr_tail};
 }
 
 class ScaffolderTest : public ::testing::Test {
  protected:
-  ScaffolderTest()
-      : scaffolder_(scaffolder::v1::ScaffolderService::NewStub(mesh_.channel())),
+  explicit ScaffolderTest(const std::function<void(MeshConfig&)>& tweak = nullptr)
+      : mesh_("all", tweak),
+        scaffolder_(scaffolder::v1::ScaffolderService::NewStub(mesh_.channel())),
         projects_(projects::v1::ProjectService::NewStub(mesh_.channel())),
-        jobs_(jobs::v1::JobService::NewStub(mesh_.channel())),
-        scratch_(fs::temp_directory_path() / NewId("scaffold-test-")) {
-    fs::create_directories(scratch_);
-  }
-  ~ScaffolderTest() override { fs::remove_all(scratch_); }
+        jobs_(jobs::v1::JobService::NewStub(mesh_.channel())) {}
 
   std::string CreateProject(const std::string& token, const std::string& name) {
     projects::v1::CreateProjectRequest req;
@@ -108,18 +102,11 @@ class ScaffolderTest : public ::testing::Test {
     return got.job();
   }
 
-  std::string Read(const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-
   TestMesh mesh_;
   std::unique_ptr<scaffolder::v1::ScaffolderService::Stub> scaffolder_;
   std::unique_ptr<projects::v1::ProjectService::Stub> projects_;
   std::unique_ptr<jobs::v1::JobService::Stub> jobs_;
-  fs::path scratch_;
+  TempDir scratch_;
 };
 
 TEST_F(ScaffolderTest, ListsTheBuiltInTemplatesWithTheirRunContracts) {
@@ -221,23 +208,21 @@ TEST_P(BuiltInTemplateTest, ScaffoldsARepositoryThatBuildsTestsAndServes) {
   EXPECT_EQ(p.run_contract().health_path(), "/healthz");
 
   // Cloned afresh over smart HTTP with the user's own token.
-  const fs::path clone = scratch_ / "clone";
-  Shell cloned = Sh(absl::StrCat(Git(alice), " clone -q ", Quote(url), " ", clone.string()));
-  ASSERT_EQ(cloned.code, 0) << cloned.output;
-  Shell head = Sh(absl::StrCat("git -C ", clone.string(), " rev-parse HEAD"));
-  EXPECT_EQ(head.output, sha + "\n");
-  Shell log = Sh(absl::StrCat("git -C ", clone.string(), " log --format=%s"));
-  EXPECT_THAT(log.output, HasSubstr("from template " + template_id + " v"));
-  EXPECT_EQ(Sh(absl::StrCat("git -C ", clone.string(), " rev-list --count HEAD")).output, "1\n");
-  const std::string record = Read(clone / ".orchestrator-answers.json");
+  const std::string clone = scratch_.Path("clone");
+  auto cloned = GitAs(alice, {"clone", "-q", url, clone});
+  ASSERT_EQ(cloned.exit_code, 0) << cloned.err;
+  EXPECT_EQ(GitAs("", {"rev-parse", "HEAD"}, clone).out, sha + "\n");
+  EXPECT_THAT(GitAs("", {"log", "--format=%s"}, clone).out,
+              HasSubstr("from template " + template_id + " v"));
+  EXPECT_EQ(GitAs("", {"rev-list", "--count", "HEAD"}, clone).out, "1\n");
+  const std::string record = ReadFile(clone + "/.orchestrator-answers.json");
   EXPECT_THAT(record, HasSubstr("\"_template\": \"" + template_id + "\""));
-  EXPECT_THAT(record, ::testing::Not(HasSubstr("sk-very-secret-1")));
-  EXPECT_EQ(Sh(absl::StrCat("grep -r sk-very-secret-1 ", clone.string())).code, 1);
+  // The secret answer is in no file of the repository, nor in its history.
+  EXPECT_EQ(GitAs("", {"grep", "-q", "sk-very-secret-1", "HEAD"}, clone).exit_code, 1);
 
   // Its tests pass, its image builds, the container answers its health path.
-  Shell check = Sh(absl::StrCat("bash ", PROJECT_SOURCE_DIR, "/tests/support/check_project.sh ",
-                                clone.string()));
-  EXPECT_EQ(check.code, 0) << check.output;
+  auto [code, output] = CheckProject(clone);
+  EXPECT_EQ(code, 0) << output;
 }
 
 INSTANTIATE_TEST_SUITE_P(Templates, BuiltInTemplateTest,
@@ -267,45 +252,146 @@ TEST_F(ScaffolderTest, OnlyTheOwnerAndTheProjectsAgentsReachItsRepository) {
   const std::string url = urls[shop];
 
   // Bob: neither clone nor push; no token at all: refused.
-  Shell bob_clone =
-      Sh(absl::StrCat(Git(bob), " clone -q ", Quote(url), " ", (scratch_ / "bob").string()));
-  EXPECT_NE(bob_clone.code, 0);
-  EXPECT_FALSE(fs::exists(scratch_ / "bob" / ".orchestrator-answers.json"));
-  Shell anonymous = Sh(absl::StrCat(
-      "env -i PATH=/usr/bin:/bin HOME=/nonexistent GIT_TERMINAL_PROMPT=0 git clone -q ", Quote(url),
-      " ", (scratch_ / "anon").string()));
-  EXPECT_NE(anonymous.code, 0);
+  EXPECT_NE(GitAs(bob, {"clone", "-q", url, scratch_.Path("bob")}).exit_code, 0);
+  EXPECT_FALSE(fs::exists(scratch_.Path("bob/.orchestrator-answers.json")));
+  EXPECT_NE(GitAs("", {"clone", "-q", url, scratch_.Path("anonymous")}).exit_code, 0);
 
   // Alice pushes; Bob's push to the same repository is refused.
-  const fs::path mine = scratch_ / "alice";
-  ASSERT_EQ(Sh(absl::StrCat(Git(alice), " clone -q ", Quote(url), " ", mine.string())).code, 0);
-  std::ofstream(mine / "NEWS") << "hello\n";
-  ASSERT_EQ(Sh(absl::StrCat("cd ", mine.string(),
-                            " && git add NEWS && git -c user.name=a -c user.email=a@b "
-                            "commit -qm news"))
-                .code,
-            0);
-  Shell bob_push = Sh(absl::StrCat("cd ", mine.string(), " && ", Git(bob), " push -q origin HEAD"));
-  EXPECT_NE(bob_push.code, 0) << bob_push.output;
-  Shell alice_push =
-      Sh(absl::StrCat("cd ", mine.string(), " && ", Git(alice), " push -q origin HEAD"));
-  EXPECT_EQ(alice_push.code, 0) << alice_push.output;
+  const std::string mine = scratch_.Path("alice");
+  ASSERT_EQ(GitAs(alice, {"clone", "-q", url, mine}).exit_code, 0);
+  scratch_.Write("alice/NEWS", "hello\n");
+  ASSERT_EQ(GitAs("", {"add", "NEWS"}, mine).exit_code, 0);
+  ASSERT_EQ(GitAs("", {"commit", "-qm", "news"}, mine).exit_code, 0);
+  auto bob_push = GitAs(bob, {"push", "-q", "origin", "HEAD"}, mine);
+  EXPECT_NE(bob_push.exit_code, 0);
+  auto alice_push = GitAs(alice, {"push", "-q", "origin", "HEAD"}, mine);
+  EXPECT_EQ(alice_push.exit_code, 0) << alice_push.err;
 
   // A worker's agent token for shop reaches shop's repository, not blog's.
-  std::ifstream credential_file(mesh_.config().mesh_credential_file);
-  std::string credential;
-  std::getline(credential_file, credential);
-  auto admin = admin::v1::AdminService::NewStub(mesh_.channel());
-  admin::v1::MintWorkerTokenRequest mint;
-  mint.set_user_id(alice_id);
-  mint.set_worker_id("wrk_test");
-  mint.set_project_id(shop);
-  admin::v1::MintWorkerTokenResponse minted;
-  grpc::Status s = admin->MintWorkerToken(TestMesh::Context(credential).get(), mint, &minted);
+  const std::string agent = mesh_.MintWorkerToken(alice_id, shop);
+  EXPECT_EQ(GitAs(agent, {"ls-remote", urls[shop]}).exit_code, 0);
+  EXPECT_NE(GitAs(agent, {"ls-remote", urls[blog]}).exit_code, 0);
+}
+
+// The fake GitHub and the token file the mesh reads, made before the mesh.
+struct FakeGitHubSide {
+  FakeGitHub fake;
+  TempDir secrets;
+  std::string token_file =
+      secrets.Write("github.token", absl::StrCat(testing::kFakeGitHubToken, "\n"));
+
+  // git with the credentials GitHub takes for HTTPS (the token as password).
+  testing::GitRun Git(const std::vector<std::string>& args, const std::string& cwd = "/") const {
+    return testing::RunGit(
+        args, cwd, {},
+        {{"http.extraHeader",
+          "Authorization: Basic " +
+              absl::Base64Escape(absl::StrCat("x-access-token:", testing::kFakeGitHubToken))}});
+  }
+};
+
+// The mesh with --git_host=github, against the fake.
+class ScaffolderOnGitHubTest : protected FakeGitHubSide, public ScaffolderTest {
+ protected:
+  ScaffolderOnGitHubTest()
+      : ScaffolderTest([this](MeshConfig& c) {
+          c.git_host = "github";
+          c.github_api_url = fake.url();
+          c.github_token_file = token_file;
+        }) {}
+};
+
+TEST_F(ScaffolderOnGitHubTest, MakesTheRepositoryOnceAndPushesTheVerifiedCommit) {
+  auto [alice_id, alice] = mesh_.NewUser("alice");
+  const std::string project = CreateProject(alice, "shop");
+  scaffolder::v1::ScaffoldRequest req;
+  req.set_project_id(project);
+  req.set_template_id("static-site");
+  jobs::v1::Job job;
+  ASSERT_TRUE(Scaffold(alice, req, &job).ok());
+  job = WaitForJob(alice, job.id());
+  ASSERT_EQ(job.state(), jobs::v1::JOB_STATE_SUCCEEDED) << job.ShortDebugString();
+  const std::string url = job.result().fields().at("repository_url").string_value();
+  EXPECT_EQ(url, fake.url() + "/octocat/shop.git");
+  EXPECT_EQ(job.result().fields().at("repository").string_value(), "octocat/shop");
+  EXPECT_THAT(fake.Created(), ::testing::ElementsAre("octocat/shop"));
+  EXPECT_EQ(GetProject(alice, project).repository_url(), url);
+
+  const std::string clone = scratch_.Path("clone");
+  auto cloned = Git({"clone", "-q", url, clone});
+  ASSERT_EQ(cloned.exit_code, 0) << cloned.err;
+  EXPECT_EQ(Git({"rev-parse", "HEAD"}, clone).out,
+            job.result().fields().at("commit_sha").string_value() + "\n");
+}
+
+TEST_F(ScaffolderOnGitHubTest, ANameTakenBySomeoneElseFailsTheJobAndRecordsNothing) {
+  auto [alice_id, alice] = mesh_.NewUser("alice");
+  fake.Control("POST", "repos", R"({"full_name": "octocat/taken"})");
+  const std::string project = CreateProject(alice, "taken");
+  scaffolder::v1::ScaffoldRequest req;
+  req.set_project_id(project);
+  req.set_template_id("static-site");
+  jobs::v1::Job job;
+  ASSERT_TRUE(Scaffold(alice, req, &job).ok());
+  job = WaitForJob(alice, job.id());
+  ASSERT_EQ(job.state(), jobs::v1::JOB_STATE_FAILED) << job.ShortDebugString();
+  EXPECT_THAT(job.error().message(), HasSubstr("'taken' already exists on github"));
+  EXPECT_THAT(job.error().message(), HasSubstr("repository_name"));
+  EXPECT_TRUE(fake.Created().empty());
+  EXPECT_EQ(GetProject(alice, project).repository_url(), "");
+  EXPECT_EQ(GetProject(alice, project).template_id(), "");
+}
+
+TEST_F(ScaffolderOnGitHubTest, ATemplateFromAGitUrlAtATagIsFetchedAndUsed) {
+  auto [alice_id, alice] = mesh_.NewUser("alice");
+  // A team's own template, published as a public repository with a tag.
+  fake.Control("POST", "repos", R"({"full_name": "octocat/team-template", "private": false})");
+  const std::string tree = scratch_.Path("template");
+  fs::copy(absl::StrCat(PROJECT_SOURCE_DIR, "/services/scaffolder/templates/static-site"), tree,
+           fs::copy_options::recursive);
+  std::string manifest = ReadFile(tree + "/template.json");
+  const std::string id_line = "\"id\": \"static-site\"";
+  ASSERT_NE(manifest.find(id_line), std::string::npos);
+  manifest.replace(manifest.find(id_line), id_line.size(), "\"id\": \"team-site\"");
+  scratch_.Write("template/template.json", manifest);
+  for (std::vector<std::string> step : {std::vector<std::string>{"init", "-q"},
+                                        {"add", "-A"},
+                                        {"commit", "-qm", "team site"},
+                                        {"tag", "v1"}}) {
+    ASSERT_EQ(Git(step, tree).exit_code, 0) << step[0];
+  }
+  const std::string template_url = fake.url() + "/octocat/team-template.git";
+  auto pushed = Git({"push", "-q", template_url, "main", "v1"}, tree);
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+
+  scaffolder::v1::GetTemplateRequest get;
+  get.mutable_source()->set_git_url(template_url);
+  get.mutable_source()->set_git_tag("v1");
+  scaffolder::v1::GetTemplateResponse got;
+  grpc::Status s = scaffolder_->GetTemplate(TestMesh::Context(alice).get(), get, &got);
   ASSERT_TRUE(s.ok()) << s.error_message();
-  const std::string agent = minted.value();
-  EXPECT_EQ(Sh(absl::StrCat(Git(agent), " ls-remote ", Quote(urls[shop]))).code, 0);
-  EXPECT_NE(Sh(absl::StrCat(Git(agent), " ls-remote ", Quote(urls[blog]))).code, 0);
+  EXPECT_EQ(got.template_().id(), "team-site");
+  EXPECT_EQ(got.template_().source().git_tag(), "v1");
+
+  const std::string project = CreateProject(alice, "site");
+  scaffolder::v1::ScaffoldRequest req;
+  req.set_project_id(project);
+  *req.mutable_template_source() = get.source();
+  jobs::v1::Job job;
+  s = Scaffold(alice, req, &job);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  job = WaitForJob(alice, job.id());
+  ASSERT_EQ(job.state(), jobs::v1::JOB_STATE_SUCCEEDED) << job.ShortDebugString();
+  EXPECT_EQ(GetProject(alice, project).template_id(), "team-site");
+
+  // A tag that is not there, and a source on the server's own disk.
+  get.mutable_source()->set_git_tag("v9");
+  EXPECT_EQ(scaffolder_->GetTemplate(TestMesh::Context(alice).get(), get, &got).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  get.mutable_source()->set_git_url("file:///etc");
+  s = scaffolder_->GetTemplate(TestMesh::Context(alice).get(), get, &got);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("source.git_url"));
 }
 
 }  // namespace

@@ -128,6 +128,9 @@ absl::StatusOr<ChildExit> RunChild(const ChildCommand& command) {
     dup2(input, 0);
     dup2(out[1], 1);
     dup2(err[1], 2);
+    // Nothing else of ours: descriptors opened without O_CLOEXEC (e.g. a
+    // server's listening socket) would outlive us in what it starts.
+    close_range(3, ~0U, 0);
     if (!command.cwd.empty() && chdir(command.cwd.c_str()) != 0) _exit(126);
     execve(program.c_str(), args.data(), envp.data());
     if (errno == ENOEXEC) execve(sh.c_str(), sh_args.data(), envp.data());

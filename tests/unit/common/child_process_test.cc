@@ -100,6 +100,19 @@ TEST(ChildProcessTest, KillDescendantsSparesTheKeptOnesAndTheCaller) {
   waitpid(kept, nullptr, 0);
 }
 
+TEST(ChildProcessTest, TheChildGetsNoneOfOurOtherDescriptors) {
+  // Opened without O_CLOEXEC, as a library's socket may be.
+  const int leaked = open("/dev/null", O_RDONLY);
+  ASSERT_GE(leaked, 3);
+  ChildCommand command;
+  command.argv = {"/bin/sh", "-c", absl::StrCat("test -e /proc/self/fd/", leaked)};
+  command.deadline = absl::Now() + absl::Seconds(10);
+  auto exit = RunChild(command);
+  close(leaked);
+  ASSERT_TRUE(exit.ok()) << exit.status();
+  EXPECT_EQ(exit->exit_code, 1) << "descriptor " << leaked << " reached the child";
+}
+
 TEST(ChildProcessTest, StdinBytesReachTheChildAndItsEnvironmentCanBeItsOwn) {
   setenv("ORCHESTRATOR_TEST_HOST_SECRET", "leaked", 1);
   ChildCommand command;

@@ -1,6 +1,7 @@
 #include "services/common/git/git_cli.h"
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <system_error>
@@ -165,6 +166,10 @@ std::map<std::string, std::string> RemoteEnvironment(const GitCredentials& crede
   AddGitConfig(env, "protocol.file.allow", "always");
   AddGitConfig(env, "credential.helper", "");
   AddGitConfig(env, "advice.detachedHead", "false");
+  // A stalled transfer ends on its own, even in a git helper process that
+  // outlived us (a SIGKILLed caller cannot stop its process group).
+  AddGitConfig(env, "http.lowSpeedLimit", "1");
+  AddGitConfig(env, "http.lowSpeedTime", "60");
   if (!credentials.http_header.empty()) {
     AddGitConfig(env, "http.extraHeader", credentials.http_header);
   }
@@ -210,8 +215,11 @@ absl::StatusOr<std::string> GitCli::InitAndCommitAll(const std::string& dir,
   auto env = RemoteEnvironment({});
   AddGitConfig(env, "init.defaultBranch", branch);
   AddGitConfig(env, "commit.gpgSign", "false");
-  if (auto s = RunGit("git init", {.args = {"init", "-q", "--", abs_dir}, .env = env}, deadline,
-                      timeout_, cancel_, {});
+  // A scratch repository: no sample hooks copied in, no maintenance run.
+  AddGitConfig(env, "maintenance.auto", "false");
+  if (auto s =
+          RunGit("git init", {.args = {"init", "-q", "--template=", "--", abs_dir}, .env = env},
+                 deadline, timeout_, cancel_, {});
       !s.ok()) {
     return s.status();
   }
@@ -237,10 +245,29 @@ absl::StatusOr<std::string> GitCli::InitAndCommitAll(const std::string& dir,
       !s.ok()) {
     return s.status();
   }
-  auto head = RunGit("git rev-parse", {.args = {"rev-parse", "HEAD"}, .env = env, .cwd = abs_dir},
-                     deadline, timeout_, cancel_, {});
-  if (!head.ok()) return head.status();
-  return std::string(absl::StripAsciiWhitespace(*head));
+  // The commit just made is the branch's loose ref (a fresh repository
+  // packs nothing).
+  std::ifstream ref(abs_dir + "/.git/refs/heads/" + branch);
+  std::string head;
+  std::getline(ref, head);
+  if (head.size() != 40) {
+    return absl::InternalError(absl::StrCat("git commit in ", dir, ": no ", branch, " after it"));
+  }
+  return head;
+}
+
+absl::Status GitCli::InitBare(const std::string& dir, const std::string& branch) const {
+  if (dir.empty()) return absl::InvalidArgumentError("dir: must be set");
+  if (branch.empty() || branch.front() == '-') {
+    return absl::InvalidArgumentError("branch: must be a branch name");
+  }
+  auto env = CleanGitEnvironment();
+  AddGitConfig(env, "init.defaultBranch", branch);
+  const std::string abs_dir = fs::absolute(dir).lexically_normal().string();
+  return RunGit("git init --bare",
+                {.args = {"init", "--bare", "-q", "--template=", "--", abs_dir}, .env = env},
+                absl::Now() + timeout_, timeout_, cancel_, {})
+      .status();
 }
 
 absl::Status GitCli::Push(const std::string& dir, const std::string& url, const std::string& branch,
@@ -271,9 +298,10 @@ absl::StatusOr<std::string> GitCli::RemoteHead(const std::string& url, const std
   if (!remote.ok()) return remote.status();
   if (ref.empty()) return absl::InvalidArgumentError("ref: must be set");
   const std::string what = absl::StrCat("git ls-remote ", Shown(url));
-  auto out = RunGit(what,
-                    {.args = {"ls-remote", "--", *remote, ref, ref + "^{}"},
-                     .env = RemoteEnvironment(credentials)},
+  auto env = RemoteEnvironment(credentials);
+  // Version 0 lists the refs in the one advertisement (v2 asks again).
+  AddGitConfig(env, "protocol.version", "0");
+  auto out = RunGit(what, {.args = {"ls-remote", "--", *remote, ref, ref + "^{}"}, .env = env},
                     absl::Now() + timeout_, timeout_, cancel_, credentials);
   if (!out.ok()) return out.status();
   // "<id>\t<ref>" lines; an annotated tag's commit is on its "^{}" line.

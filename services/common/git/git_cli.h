@@ -39,6 +39,10 @@ class GitCli {
                                                const std::string& message,
                                                const Signature& author) const;
 
+  // `git init --bare` of `dir` (must not exist) with `branch` as its first
+  // branch.
+  absl::Status InitBare(const std::string& dir, const std::string& branch) const;
+
   // Pushes `branch` of the repository at `dir` to `url` (no force).
   absl::Status Push(const std::string& dir, const std::string& url, const std::string& branch,
                     const GitCredentials& credentials) const;

@@ -14,8 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "services/common/git/git_cli.h"
 #include "services/common/git/git_environment.h"
-#include "services/common/process/child_process.h"
 
 namespace orchestrator::git {
 namespace {
@@ -25,28 +25,6 @@ namespace fs = std::filesystem;
 // Where a repository is made before it is renamed into place: a leading '.'
 // no repository name has, so the server never serves a half-made one.
 constexpr char kNewPrefix[] = ".new-";
-
-absl::Status RunGit(const std::vector<std::string>& args, absl::Duration timeout) {
-  ChildCommand command;
-  command.argv = {"git"};
-  command.argv.insert(command.argv.end(), args.begin(), args.end());
-  command.env = CleanGitEnvironment();
-  AddGitConfig(command.env, "init.defaultBranch", "main");
-  command.inherit_environment = false;
-  command.cwd = std::string(1, '/');  // (= "/" trips GCC 12's -Wrestrict)
-  command.deadline = absl::Now() + timeout;
-  absl::StatusOr<ChildExit> exit = RunChild(command);
-  if (!exit.ok()) return exit.status();
-  if (exit->timed_out) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("git ", args[0], ": no answer within ", absl::FormatDuration(timeout)));
-  }
-  if (exit->exit_code != 0) {
-    return absl::InternalError(
-        absl::StrCat("git ", args[0], " failed: ", absl::StripAsciiWhitespace(exit->stderr_tail)));
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -97,12 +75,7 @@ absl::StatusOr<Repository> LocalGitHost::Create(const NewRepository& repository)
     return absl::UnavailableError(absl::StrCat("git root ", root_, ": ", strerror(errno)));
   }
   auto made = [&]() -> absl::Status {
-    if (auto s = RunGit({"init", "--bare", "-q", "--", scratch}, git_timeout_); !s.ok()) return s;
-    if (auto s = RunGit({"config", "--file", scratch + "/config", "http.receivepack", "true"},
-                        git_timeout_);
-        !s.ok()) {
-      return s;
-    }
+    if (auto s = GitCli(git_timeout_).InitBare(scratch, "main"); !s.ok()) return s;
     if (!repository.description.empty()) {
       std::ofstream(scratch + "/description", std::ios::trunc) << repository.description << "\n";
     }

@@ -301,6 +301,8 @@ void GitSmartHttpServer::RunBackend(std::shared_ptr<Request> request,
   command.inherit_environment = false;
   command.env = CleanGitEnvironment();
   command.env["GIT_PROJECT_ROOT"] = root_;
+  // Authorize said who may push: the repositories need no config of their own.
+  AddGitConfig(command.env, "http.receivepack", "true");
   command.env["GIT_HTTP_EXPORT_ALL"] = "1";
   command.env["GIT_HTTP_MAX_REQUEST_BUFFER"] = absl::StrCat(limits_.http.max_body_bytes);
   command.env["PATH_INFO"] = request->path_info;

@@ -33,9 +33,6 @@ TEST_F(LocalGitHostTest, CreateMakesABareRepositoryThatFindSees) {
   EXPECT_EQ(made->full_name, "prj_123");
   EXPECT_EQ(host_.PathOf("prj_123"), tmp_.Path("repos/prj_123.git"));
   EXPECT_EQ(RunGit({"rev-parse", "--is-bare-repository"}, host_.PathOf("prj_123")).out, "true\n");
-  EXPECT_EQ(
-      RunGit({"config", "--file", host_.PathOf("prj_123") + "/config", "http.receivepack"}).out,
-      "true\n");
 
   auto found = host_.Find("prj_123");
   ASSERT_TRUE(found.ok() && found->has_value());

@@ -8,30 +8,20 @@
 set -euo pipefail
 orchestratord="$1"
 buf="$2"
-pg_bin="$(dirname "$(find /usr/lib/postgresql -path '*/bin/pg_ctl' | sort -V | tail -n1)")"
-
-if [ "$(id -u)" -eq 0 ]; then owner=postgres; else owner="$(id -un)"; fi
-as_owner() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
+# shellcheck source=../../support/private_pg.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../support/private_pg.sh"
 
 work="$(mktemp -d -t scaffold_crash.XXXXXX)"
-chmod 755 "$work"
 pid=""
 cleanup() {
-  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-  jobs -p | xargs -r kill 2>/dev/null || true
-  as_owner "$pg_bin/pg_ctl" stop -D "$work/pg" -m immediate >/dev/null 2>&1 || true
+  if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
+  private_pg_stop
   rm -rf "$work"
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$work/orch.log" ] && tail -30 "$work/orch.log" >&2; exit 1; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-pg_port="$(free_port)"
-mkdir -p "$work/pg" "$work/sock"
-chown "$owner" "$work/pg" "$work/sock"
-as_owner "$pg_bin/initdb" -D "$work/pg" -U "$owner" -A trust >/dev/null
-as_owner "$pg_bin/pg_ctl" start -D "$work/pg" -l "$work/pg/server.log" -w \
-  -o "-p $pg_port -k $work/sock -c listen_addresses=''" >/dev/null
+private_pg_start
 
 port="$(free_port)"
 git_port="$(free_port)"
@@ -40,7 +30,7 @@ url="http://127.0.0.1:$port"
 start() {
   "$orchestratord" --services=all --job_lease=2s --listen="127.0.0.1:$port" \
     --mesh_credential_file="$work/mesh.credential" --secrets_key_file="$work/secrets.key" \
-    --database_url="host=$work/sock port=$pg_port dbname=postgres user=$owner" \
+    --database_url="$pg_conninfo" \
     --bootstrap_token_file="$work/admin.token" --agents_dir="$work/agents" \
     --scaffolder_dir="$work/scaffolder" --git_http_listen="127.0.0.1:$git_port" \
     </dev/null >>"$work/orch.log" 2>&1 &

@@ -44,6 +44,10 @@ namespace orchestrator::scaffolder {
 namespace fs = std::filesystem;
 namespace {
 
+// A template is small: a fetch that takes longer is refused (fetches are
+// made one at a time, so a slow source must not hold the others long).
+constexpr absl::Duration kTemplateFetchTimeout = absl::Seconds(30);
+
 // --templates_dir, else installed next to the binary, else the source tree's.
 std::string TemplatesDir(const MeshConfig& config) {
   if (!config.templates_dir.empty()) return config.templates_dir;
@@ -105,7 +109,7 @@ class ScaffolderComponent final : public Component {
     auto catalog = std::make_shared<TemplateCatalog>(
         TemplatesDir(config_), dir_ + "/template-cache",
         [](const v1::TemplateSource& source, const std::string& into) {
-          return git::GitCli(absl::Minutes(2))
+          return git::GitCli(kTemplateFetchTimeout)
               .CloneAt(source.git_url(), source.git_tag(), into, {});
         });
     if (auto s = catalog->LoadBuiltins(); !s.ok()) return s;

@@ -18,7 +18,7 @@
 #include "services/common/git/smart_http_server.h"
 #include "services/jobs/engine/job_engine.h"
 #include "services/scaffolder/api/scaffolder_service.h"
-#include "services/scaffolder/git_cli_worktree.h"
+#include "services/scaffolder/libgit2_worktree.h"
 #include "services/scaffolder/peers/project_service_directory.h"
 #include "services/scaffolder/store/pg_repository_ledger.h"
 
@@ -121,9 +121,10 @@ class ScaffolderComponent final : public Component {
     auto projects = std::make_shared<ProjectServiceDirectory>(
         [channel_to] { return projects::v1::ProjectService::NewStub(channel_to("projects")); },
         ctx.mesh, ctx.call_deadline);
+    const Scaffolder::Options options{dir_ + "/work"};
     scaffolder_ = std::make_shared<Scaffolder>(
         catalog, *host, projects, std::make_shared<PgRepositoryLedger>(ctx.pool),
-        std::make_shared<GitCliWorktree>(), Scaffolder::Options{dir_ + "/work"});
+        std::make_shared<Libgit2Worktree>(options.default_branch), options);
 
     // The scaffold jobs run here, on the one job engine (its library).
     engine_ = std::make_unique<jobs::JobEngine>(ctx.pool, config_.database_url,

@@ -1,7 +1,6 @@
 #include "services/common/git/git_cli.h"
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <system_error>
@@ -186,89 +185,7 @@ absl::StatusOr<std::string> CheckUrl(const std::string& url) {
   return fs::absolute(url).lexically_normal().string();
 }
 
-absl::Status CheckSignatureField(absl::string_view field, const std::string& value) {
-  if (value.empty() || value.find_first_of("<>\n\r") != std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": must be non-empty, without '<', '>' or line breaks"));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
-
-absl::StatusOr<std::string> GitCli::InitAndCommitAll(const std::string& dir,
-                                                     const std::string& branch,
-                                                     const std::string& message,
-                                                     const Signature& author) const {
-  if (dir.empty()) return absl::InvalidArgumentError("dir: must be set");
-  if (branch.empty() || branch.front() == '-') {
-    return absl::InvalidArgumentError("branch: must be a branch name");
-  }
-  if (auto s = CheckSignatureField("author.name", author.name); !s.ok()) return s;
-  if (auto s = CheckSignatureField("author.email", author.email); !s.ok()) return s;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
-  const std::string abs_dir = fs::absolute(dir).lexically_normal().string();
-  const absl::Time deadline = absl::Now() + timeout_;
-
-  auto env = RemoteEnvironment({});
-  AddGitConfig(env, "init.defaultBranch", branch);
-  AddGitConfig(env, "commit.gpgSign", "false");
-  // A scratch repository: no sample hooks copied in, no maintenance run.
-  AddGitConfig(env, "maintenance.auto", "false");
-  if (auto s =
-          RunGit("git init", {.args = {"init", "-q", "--template=", "--", abs_dir}, .env = env},
-                 deadline, timeout_, cancel_, {});
-      !s.ok()) {
-    return s.status();
-  }
-  // This repository alone: never one around it.
-  env["GIT_DIR"] = abs_dir + "/.git";
-  env["GIT_WORK_TREE"] = abs_dir;
-  const std::string date = absl::StrCat("@", absl::ToUnixSeconds(author.when), " +0000");
-  env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = author.name;
-  env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = author.email;
-  env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date;
-  if (auto s = RunGit("git add", {.args = {"add", "--all", "--", "."}, .env = env, .cwd = abs_dir},
-                      deadline, timeout_, cancel_, {});
-      !s.ok()) {
-    return s.status();
-  }
-  if (auto s = RunGit("git commit",
-                      {.args = {"commit", "-q", "--no-verify", "--allow-empty", "--no-gpg-sign",
-                                "--cleanup=whitespace", "-F", "-"},
-                       .env = env,
-                       .cwd = abs_dir,
-                       .stdin_bytes = message},
-                      deadline, timeout_, cancel_, {});
-      !s.ok()) {
-    return s.status();
-  }
-  // The commit just made is the branch's loose ref (a fresh repository
-  // packs nothing).
-  std::ifstream ref(abs_dir + "/.git/refs/heads/" + branch);
-  std::string head;
-  std::getline(ref, head);
-  if (head.size() != 40) {
-    return absl::InternalError(absl::StrCat("git commit in ", dir, ": no ", branch, " after it"));
-  }
-  return head;
-}
-
-absl::Status GitCli::InitBare(const std::string& dir, const std::string& branch) const {
-  if (dir.empty()) return absl::InvalidArgumentError("dir: must be set");
-  if (branch.empty() || branch.front() == '-') {
-    return absl::InvalidArgumentError("branch: must be a branch name");
-  }
-  auto env = CleanGitEnvironment();
-  AddGitConfig(env, "init.defaultBranch", branch);
-  const std::string abs_dir = fs::absolute(dir).lexically_normal().string();
-  return RunGit("git init --bare",
-                {.args = {"init", "--bare", "-q", "--template=", "--", abs_dir}, .env = env},
-                absl::Now() + timeout_, timeout_, cancel_, {})
-      .status();
-}
 
 absl::Status GitCli::Push(const std::string& dir, const std::string& url, const std::string& branch,
                           const GitCredentials& credentials) const {

@@ -10,38 +10,18 @@
 
 namespace orchestrator::git {
 
-// Who a commit is by, and when (a fixed time makes the same tree, message
-// and parents give the same commit id: a retried scaffold commits again
-// and gets the very commit it pushed before).
-struct Signature {
-  std::string name;
-  std::string email;
-  absl::Time when;
-};
-
-// The git command line, run as a child process with an environment that
-// holds nothing of the host's (no system or global config, no credential
-// helper, no terminal prompts), a deadline and bounded output. Errors carry
-// git's own message (e.g. the remote's reason for refusing a push):
-// UNAVAILABLE when the remote cannot be reached, FAILED_PRECONDITION when
-// it refuses, DEADLINE_EXCEEDED at the deadline, CANCELLED when `cancel`
+// The git command line, for remotes across a network (repositories on this
+// machine's disk go through local_repository.h, in process), run as a child process with an
+// environment that holds nothing of the host's (no system or global config, no credential helper,
+// no terminal prompts), a deadline and bounded output. Errors carry git's own message (e.g. the
+// remote's reason for refusing a push): UNAVAILABLE when the remote cannot be reached,
+// FAILED_PRECONDITION when it refuses, DEADLINE_EXCEEDED at the deadline, CANCELLED when `cancel`
 // turns true.
 class GitCli {
  public:
   explicit GitCli(absl::Duration timeout = absl::Minutes(2),
                   const std::atomic<bool>* cancel = nullptr)
       : timeout_(timeout), cancel_(cancel) {}
-
-  // `git init` of `dir` (created if missing) with `branch` as its first
-  // branch, then every file under it added and committed; returns the
-  // commit id.
-  absl::StatusOr<std::string> InitAndCommitAll(const std::string& dir, const std::string& branch,
-                                               const std::string& message,
-                                               const Signature& author) const;
-
-  // `git init --bare` of `dir` (must not exist) with `branch` as its first
-  // branch.
-  absl::Status InitBare(const std::string& dir, const std::string& branch) const;
 
   // Pushes `branch` of the repository at `dir` to `url` (no force).
   absl::Status Push(const std::string& dir, const std::string& url, const std::string& branch,

@@ -51,8 +51,20 @@ class GitHost {
   // FAILED_PRECONDITION with the host's message when it refuses.
   virtual absl::StatusOr<Repository> Create(const NewRepository& repository) = 0;
 
-  // Credentials that may push to (and fetch from) `repository`.
+  // Credentials that may push to (and fetch from) `repository` by its
+  // clone_url.
   virtual absl::StatusOr<GitCredentials> PushCredentials(const Repository& repository) = 0;
+
+  // Pushes `branch` of the work tree at `dir` to the same branch of
+  // `repository` (no force), the way this host is reached best from the
+  // mesh. FAILED_PRECONDITION with the host's message when it refuses.
+  virtual absl::Status Push(const Repository& repository, const std::string& dir,
+                            const std::string& branch) = 0;
+
+  // The commit `branch` of `repository` points at, as the host has it now
+  // (NOT_FOUND when there is no such branch): how a push is verified.
+  virtual absl::StatusOr<std::string> Head(const Repository& repository,
+                                           const std::string& branch) = 0;
 };
 
 using GitHostPtr = std::shared_ptr<GitHost>;

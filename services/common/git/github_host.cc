@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "services/common/git/git_cli.h"
 
 namespace orchestrator::git {
 namespace {
@@ -269,6 +270,21 @@ absl::StatusOr<GitCredentials> GitHubHost::PushCredentials(const Repository& rep
   return GitCredentials{.http_header = absl::StrCat(
                             "Authorization: Basic ",
                             absl::Base64Escape(absl::StrCat("x-access-token:", config_.token)))};
+}
+
+absl::Status GitHubHost::Push(const Repository& repository, const std::string& dir,
+                              const std::string& branch) {
+  auto credentials = PushCredentials(repository);
+  if (!credentials.ok()) return credentials.status();
+  return GitCli(config_.git_timeout).Push(dir, repository.clone_url, branch, *credentials);
+}
+
+absl::StatusOr<std::string> GitHubHost::Head(const Repository& repository,
+                                             const std::string& branch) {
+  auto credentials = PushCredentials(repository);
+  if (!credentials.ok()) return credentials.status();
+  return GitCli(config_.git_timeout)
+      .RemoteHead(repository.clone_url, "refs/heads/" + branch, *credentials);
 }
 
 }  // namespace orchestrator::git

@@ -24,6 +24,8 @@ struct GitHubConfig {
   std::string token;
   // For each REST call.
   absl::Duration timeout = absl::Seconds(30);
+  // For each git command (a push, reading a head).
+  absl::Duration git_timeout = absl::Minutes(2);
 };
 
 // Repositories on GitHub (or a GitHub Enterprise Server), through its REST
@@ -41,6 +43,11 @@ class GitHubHost final : public GitHost {
   absl::StatusOr<std::optional<Repository>> Find(const std::string& name) override;
   absl::StatusOr<Repository> Create(const NewRepository& repository) override;
   absl::StatusOr<GitCredentials> PushCredentials(const Repository& repository) override;
+  // Over HTTPS with the token, by the git command line.
+  absl::Status Push(const Repository& repository, const std::string& dir,
+                    const std::string& branch) override;
+  absl::StatusOr<std::string> Head(const Repository& repository,
+                                   const std::string& branch) override;
 
  private:
   GitHubHost(GitHubConfig config, http::BaseUrl api);

@@ -13,9 +13,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "absl/time/clock.h"
-#include "services/common/git/git_cli.h"
 #include "services/common/git/git_environment.h"
+#include "services/common/git/local_repository.h"
 
 namespace orchestrator::git {
 namespace {
@@ -29,11 +28,10 @@ constexpr char kNewPrefix[] = ".new-";
 }  // namespace
 
 LocalGitHost::LocalGitHost(std::string root, std::string public_base_url,
-                           std::string mesh_credential, absl::Duration git_timeout)
+                           std::string mesh_credential)
     : root_(std::move(root)),
       public_base_url_(absl::StripSuffix(public_base_url, "/")),
-      mesh_credential_(std::move(mesh_credential)),
-      git_timeout_(git_timeout) {}
+      mesh_credential_(std::move(mesh_credential)) {}
 
 std::string LocalGitHost::PathOf(const std::string& name) const {
   return absl::StrCat(root_, "/", name, ".git");
@@ -75,7 +73,7 @@ absl::StatusOr<Repository> LocalGitHost::Create(const NewRepository& repository)
     return absl::UnavailableError(absl::StrCat("git root ", root_, ": ", strerror(errno)));
   }
   auto made = [&]() -> absl::Status {
-    if (auto s = GitCli(git_timeout_).InitBare(scratch, "main"); !s.ok()) return s;
+    if (auto s = InitBare(scratch, "main"); !s.ok()) return s;
     if (!repository.description.empty()) {
       std::ofstream(scratch + "/description", std::ios::trunc) << repository.description << "\n";
     }
@@ -102,6 +100,30 @@ absl::StatusOr<GitCredentials> LocalGitHost::PushCredentials(const Repository& r
     credentials.http_header = absl::StrCat("Authorization: Bearer ", mesh_credential_);
   }
   return credentials;
+}
+
+absl::StatusOr<std::string> LocalGitHost::PathOfExisting(const Repository& repository) {
+  auto found = Find(repository.full_name);
+  if (!found.ok()) return found.status();
+  if (!*found) {
+    return absl::NotFoundError(
+        absl::StrCat("repository ", repository.full_name, " is not on the local git host"));
+  }
+  return PathOf(repository.full_name);
+}
+
+absl::Status LocalGitHost::Push(const Repository& repository, const std::string& dir,
+                                const std::string& branch) {
+  auto path = PathOfExisting(repository);
+  if (!path.ok()) return path.status();
+  return PushToBare(dir, *path, branch);
+}
+
+absl::StatusOr<std::string> LocalGitHost::Head(const Repository& repository,
+                                               const std::string& branch) {
+  auto path = PathOfExisting(repository);
+  if (!path.ok()) return path.status();
+  return BranchHead(*path, branch);
 }
 
 }  // namespace orchestrator::git

@@ -202,11 +202,10 @@ absl::StatusOr<google::protobuf::Struct> Scaffolder::Run(
   if (!repository.ok()) return repository.status();
   progress(55, absl::StrCat("repository ", repository->full_name, " on the ", host_->Kind(),
                             " git host"));
-  auto credentials = host_->PushCredentials(*repository);
-  if (!credentials.ok()) return credentials.status();
-
-  if (auto s = git_->Push(tree.string(), repository->clone_url, *credentials); !s.ok()) return s;
-  auto head = git_->RemoteHead(repository->clone_url, *credentials);
+  if (auto s = host_->Push(*repository, tree.string(), options_.default_branch); !s.ok()) {
+    return s;
+  }
+  auto head = host_->Head(*repository, options_.default_branch);
   if (!head.ok()) return head.status();
   if (*head != *sha) {
     return absl::FailedPreconditionError(

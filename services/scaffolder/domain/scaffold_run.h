@@ -50,16 +50,13 @@ class RepositoryLedger {
   virtual absl::Status Intend(const Entry& entry) = 0;
 };
 
-// The git work a scaffold does on its rendered tree (GitCli in production).
+// The commit a scaffold makes of its rendered tree (libgit2 in production);
+// the push and its check go through the GitHost.
 class GitWorktree {
  public:
   virtual ~GitWorktree() = default;
   virtual absl::StatusOr<std::string> CommitAll(const std::string& dir, const std::string& message,
                                                 absl::Time when) = 0;
-  virtual absl::Status Push(const std::string& dir, const std::string& url,
-                            const git::GitCredentials& credentials) = 0;
-  virtual absl::StatusOr<std::string> RemoteHead(const std::string& url,
-                                                 const git::GitCredentials& credentials) = 0;
 };
 
 // A Scaffold request after its synchronous checks: what the job runs.

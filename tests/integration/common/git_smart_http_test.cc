@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "services/common/git/git_cli.h"
 #include "services/common/git/local_git_host.h"
+#include "services/common/git/local_repository.h"
 #include "services/common/git/smart_http_server.h"
 #include "tests/support/log_capture.h"
 #include "tests/support/run_git.h"
@@ -113,7 +114,7 @@ class GitSmartHttpTest : public ::testing::Test {
   // A commit of `files` in a fresh work tree; its id.
   std::string Commit(const std::string& dir, const std::map<std::string, std::string>& files) {
     for (const auto& [name, content] : files) tmp_.Write(dir + "/" + name, content);
-    auto id = cli_.InitAndCommitAll(tmp_.Path(dir), "main", "first", kAuthor);
+    auto id = CommitAll(tmp_.Path(dir), "main", "first", kAuthor);
     EXPECT_TRUE(id.ok()) << id.status();
     return id.value_or("");
   }

@@ -126,6 +126,28 @@ TEST(GitHubHost, CreatedRepositoryTakesAPushAndIsFound) {
   EXPECT_NE(anonymous.exit_code, 0);
 }
 
+TEST(GitHubHost, PushAndHeadGoOverHttpsWithTheToken) {
+  FakeGitHub fake;
+  auto host = HostOf(fake);
+  auto repo = host->Create(Shop());
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  EXPECT_EQ(host->Head(*repo, "main").status().code(), absl::StatusCode::kNotFound);
+  TempDir work;
+  const std::string head = CommitOne(work.path(), "README.md");
+  const absl::Status pushed = host->Push(*repo, work.path(), "main");
+  ASSERT_TRUE(pushed.ok()) << pushed;
+  EXPECT_EQ(host->Head(*repo, "main").value_or(""), head);
+
+  fake.Control("POST", "repos",
+               R"({"full_name":"octocat/shop","reject_push":"this repository is archived"})");
+  CommitOne(work.path(), "CHANGES.md");
+  const absl::Status refused = host->Push(*repo, work.path(), "main");
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_THAT(refused.message(), HasSubstr("this repository is archived"));
+  EXPECT_THAT(refused.message(), Not(HasSubstr(kToken)));
+  EXPECT_EQ(host->Head(*repo, "main").value_or(""), head);
+}
+
 TEST(GitHubHost, CreatingTwiceIsAlreadyExistsAndMakesOne) {
   FakeGitHub fake;
   auto host = HostOf(fake);

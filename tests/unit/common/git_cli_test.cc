@@ -1,7 +1,6 @@
-// GitCli against real git and local bare repositories: what the scaffolder
-// relies on (the same commit for the same inputs, pushes, remote heads,
-// clones at a tag) and how failures reach it (the remote's words, the
-// right code, never the credential).
+// GitCli against real git and local bare repositories: what the mesh
+// relies on for remotes (pushes, remote heads, clones at a tag) and how failures reach it (the
+// remote's words, the right code, never the credential).
 #include "services/common/git/git_cli.h"
 
 #include <arpa/inet.h>
@@ -16,6 +15,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "services/common/git/local_repository.h"
 #include "tests/support/echo_http_server.h"
 #include "tests/support/run_git.h"
 #include "tests/support/temp_dir.h"
@@ -69,11 +69,11 @@ class GitCliTest : public ::testing::Test {
     return path;
   }
 
-  // A work tree with `files` committed on main by InitAndCommitAll.
+  // A work tree with `files` committed on main.
   std::string Commit(const std::string& dir, const std::map<std::string, std::string>& files,
                      const std::string& message = "scaffold") {
     for (const auto& [name, content] : files) tmp_.Write(dir + "/" + name, content);
-    auto id = cli_.InitAndCommitAll(tmp_.Path(dir), "main", message, kScaffolder);
+    auto id = CommitAll(tmp_.Path(dir), "main", message, kScaffolder);
     EXPECT_TRUE(id.ok()) << id.status();
     return id.value_or("");
   }
@@ -81,28 +81,6 @@ class GitCliTest : public ::testing::Test {
   TempDir tmp_;
   GitCli cli_{absl::Seconds(30)};
 };
-
-TEST_F(GitCliTest, TheSameTreeMessageAndSignatureGiveTheSameCommit) {
-  const std::map<std::string, std::string> files = {{"README.md", "# shop\n"},
-                                                    {"src/main.py", "print('hi')\n"}};
-  const std::string first = Commit("one", files);
-  const std::string again = Commit("two", files);
-  EXPECT_EQ(first.size(), 40u);
-  EXPECT_EQ(first, again) << "a retried scaffold must get the commit it pushed before";
-  EXPECT_NE(Commit("three", files, "another message"), first);
-  EXPECT_EQ(RunGit({"log", "-1", "--format=%an <%ae> %at|%cn %ct|%s"}, tmp_.Path("one")).out,
-            "Scaffolder <scaffolder@orchestrator.local> 1700000000|Scaffolder 1700000000|"
-            "scaffold\n");
-}
-
-TEST_F(GitCliTest, EveryFileIsCommittedEvenIntoAnEmptyDirectory) {
-  auto empty = cli_.InitAndCommitAll(tmp_.Path("nothing/yet"), "trunk", "empty", kScaffolder);
-  ASSERT_TRUE(empty.ok()) << empty.status();
-  EXPECT_EQ(RunGit({"branch", "--show-current"}, tmp_.Path("nothing/yet")).out, "trunk\n");
-  Commit("full", {{"a.txt", "a"}, {"dir/b.txt", "b"}});
-  EXPECT_EQ(RunGit({"ls-files"}, tmp_.Path("full")).out, "a.txt\ndir/b.txt\n");
-  EXPECT_EQ(RunGit({"status", "--porcelain"}, tmp_.Path("full")).out, "");
-}
 
 TEST_F(GitCliTest, PushThenRemoteHeadNamesThePushedCommit) {
   const std::string remote = Bare("shop");
@@ -226,9 +204,6 @@ TEST_F(GitCliTest, OptionLikeUrlsAndBadInputsAreRefused) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(cli_.CloneAt("--help", "main", tmp_.Path("c"), {}).code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(
-      cli_.InitAndCommitAll(tmp_.Path("x"), "main", "m", {"", "a@b", absl::Now()}).status().code(),
-      absl::StatusCode::kInvalidArgument);
   // Only http(s) and local repositories: no ext:: helpers running commands.
   EXPECT_FALSE(cli_.RemoteHead("ext::sh -c touch% /tmp/owned", "refs/heads/main", {}).ok());
   EXPECT_FALSE(std::filesystem::exists("/tmp/owned"));

@@ -5,6 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "services/common/git/local_repository.h"
 #include "tests/support/run_git.h"
 #include "tests/support/temp_dir.h"
 
@@ -72,6 +73,26 @@ TEST_F(LocalGitHostTest, PushCredentialsAreTheMeshsBearerToken) {
   auto credentials = host_.PushCredentials(*made);
   ASSERT_TRUE(credentials.ok());
   EXPECT_EQ(credentials->http_header, "Authorization: Bearer mesh-token");
+}
+
+TEST_F(LocalGitHostTest, PushAndHeadWorkOnTheBareRepositoryItServes) {
+  auto made = host_.Create({.name = "p3", .project_id = "p3", .description = ""});
+  ASSERT_TRUE(made.ok());
+  EXPECT_EQ(host_.Head(*made, "main").status().code(), absl::StatusCode::kNotFound);
+  tmp_.Write("work/README.md", "hi\n");
+  auto id = CommitAll(tmp_.Path("work"), "main", "first",
+                      {"Scaffolder", "s@orchestrator.local", absl::FromUnixSeconds(1)});
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_TRUE(host_.Push(*made, tmp_.Path("work"), "main").ok());
+  EXPECT_EQ(host_.Head(*made, "main").value_or(""), *id);
+  EXPECT_EQ(RunGit({"rev-parse", "main"}, host_.PathOf("p3")).out, *id + "\n");
+
+  // A repository the host does not have, or a name that is no project id.
+  Repository ghost = *made;
+  ghost.full_name = "ghost";
+  EXPECT_EQ(host_.Push(ghost, tmp_.Path("work"), "main").code(), absl::StatusCode::kNotFound);
+  ghost.full_name = "../p3";
+  EXPECT_EQ(host_.Head(ghost, "main").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

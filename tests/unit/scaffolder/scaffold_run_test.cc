@@ -10,30 +10,6 @@ namespace orchestrator::scaffolder {
 namespace {
 namespace fs = std::filesystem;
 
-class FakeHost final : public git::GitHost {
- public:
-  explicit FakeHost(std::string kind) : kind_(std::move(kind)) {}
-  std::string Kind() const override { return kind_; }
-  absl::StatusOr<std::optional<git::Repository>> Find(const std::string& name) override {
-    if (!repos.count(name)) return std::nullopt;
-    return repos[name];
-  }
-  absl::StatusOr<git::Repository> Create(const git::NewRepository& r) override {
-    ++creates;
-    if (repos.count(r.name)) return absl::AlreadyExistsError("taken");
-    repos[r.name] = {"http://git.test/" + r.name + ".git", "", r.name};
-    return repos[r.name];
-  }
-  absl::StatusOr<git::GitCredentials> PushCredentials(const git::Repository&) override {
-    return git::GitCredentials{"Authorization: Bearer x"};
-  }
-  std::map<std::string, git::Repository> repos;
-  int creates = 0;
-
- private:
-  std::string kind_;
-};
-
 class FakeProjects final : public ProjectDirectory {
  public:
   absl::StatusOr<projects::v1::Project> Get(const std::string& owner,
@@ -73,32 +49,58 @@ class FakeLedger final : public RepositoryLedger {
   std::map<std::string, Entry> entries;
 };
 
-// Commits are named by their message and time; pushes land in `remote`.
+// Commits are named by their message and time, kept by work tree.
 class FakeGit final : public GitWorktree {
  public:
   absl::StatusOr<std::string> CommitAll(const std::string& dir, const std::string& message,
                                         absl::Time when) override {
     EXPECT_TRUE(fs::exists(fs::path(dir) / ".orchestrator-answers.json"));
-    return "sha-" + std::to_string(absl::ToUnixSeconds(when)) + "-" +
-           std::to_string(message.size());
+    return heads[dir] = "sha-" + std::to_string(absl::ToUnixSeconds(when)) + "-" +
+                        std::to_string(message.size());
   }
-  absl::Status Push(const std::string&, const std::string& url,
-                    const git::GitCredentials&) override {
+  std::map<std::string, std::string> heads;
+};
+
+// Repositories by name; a push lands the work tree's commit in `remote`.
+class FakeHost final : public git::GitHost {
+ public:
+  FakeHost(std::string kind, std::shared_ptr<FakeGit> git)
+      : kind_(std::move(kind)), git_(std::move(git)) {}
+  std::string Kind() const override { return kind_; }
+  absl::StatusOr<std::optional<git::Repository>> Find(const std::string& name) override {
+    if (!repos.count(name)) return std::nullopt;
+    return repos[name];
+  }
+  absl::StatusOr<git::Repository> Create(const git::NewRepository& r) override {
+    ++creates;
+    if (repos.count(r.name)) return absl::AlreadyExistsError("taken");
+    repos[r.name] = {"http://git.test/" + r.name + ".git", "", r.name};
+    return repos[r.name];
+  }
+  absl::StatusOr<git::GitCredentials> PushCredentials(const git::Repository&) override {
+    return git::GitCredentials{"Authorization: Bearer x"};
+  }
+  absl::Status Push(const git::Repository& repository, const std::string& dir,
+                    const std::string& branch) override {
     if (!refuse.empty()) return absl::FailedPreconditionError(refuse);
+    EXPECT_EQ(branch, "main");
     ++pushes;
-    remote[url] = "sha-" + std::to_string(absl::ToUnixSeconds(when)) + "-" + std::to_string(len);
+    remote[repository.clone_url] = git_->heads[dir];
     return absl::OkStatus();
   }
-  absl::StatusOr<std::string> RemoteHead(const std::string& url,
-                                         const git::GitCredentials&) override {
-    if (!remote.count(url)) return absl::NotFoundError("no ref");
-    return remote[url];
+  absl::StatusOr<std::string> Head(const git::Repository& repository, const std::string&) override {
+    if (!remote.count(repository.clone_url)) return absl::NotFoundError("no ref");
+    return remote[repository.clone_url];
   }
-  std::map<std::string, std::string> remote;
+  std::map<std::string, git::Repository> repos;
+  std::map<std::string, std::string> remote;  // clone_url -> head
   std::string refuse;
+  int creates = 0;
   int pushes = 0;
-  absl::Time when;
-  size_t len = 0;
+
+ private:
+  std::string kind_;
+  std::shared_ptr<FakeGit> git_;
 };
 
 class ScaffoldRunTest : public ::testing::Test {
@@ -126,6 +128,9 @@ class ScaffoldRunTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(root_); }
 
+  std::shared_ptr<FakeHost> Host(const std::string& kind) {
+    return std::make_shared<FakeHost>(kind, git_);
+  }
   std::unique_ptr<Scaffolder> Make(std::shared_ptr<FakeHost> host) {
     host_ = host;
     return std::make_unique<Scaffolder>(catalog_, host, projects_, ledger_, git_,
@@ -133,8 +138,6 @@ class ScaffoldRunTest : public ::testing::Test {
   }
   ScaffoldJob Job(const ScaffoldPlan& plan, const std::string& id = "job_1") {
     ScaffoldJob job{id, "alice", absl::FromUnixSeconds(1700000000), plan};
-    git_->when = job.create_time;
-    git_->len = std::string("from template hello v2.0.0").size();
     return job;
   }
   absl::StatusOr<google::protobuf::Struct> Run(const Scaffolder& s, const ScaffoldJob& job) {
@@ -159,7 +162,7 @@ class ScaffoldRunTest : public ::testing::Test {
 };
 
 TEST_F(ScaffoldRunTest, PrepareChecksAndKeepsSecretsOutOfTheJob) {
-  auto s = Make(std::make_shared<FakeHost>("local"));
+  auto s = Make(Host("local"));
   auto plan = s->Prepare("alice", Request());
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->secrets.at("TOKEN"), "s3cret");
@@ -183,14 +186,14 @@ TEST_F(ScaffoldRunTest, PrepareChecksAndKeepsSecretsOutOfTheJob) {
 }
 
 TEST_F(ScaffoldRunTest, RunsEveryStepAndRecordsOnTheProject) {
-  auto s = Make(std::make_shared<FakeHost>("local"));
+  auto s = Make(Host("local"));
   auto plan = s->Prepare("alice", Request());
   ASSERT_TRUE(plan.ok());
   auto result = Run(*s, Job(*plan));
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->fields().at("repository_url").string_value(), "http://git.test/prj_1.git");
   EXPECT_EQ(result->fields().at("commit_sha").string_value(),
-            git_->remote["http://git.test/prj_1.git"]);
+            host_->remote["http://git.test/prj_1.git"]);
   EXPECT_EQ(projects_->project.repository_url(), "http://git.test/prj_1.git");
   EXPECT_EQ(projects_->project.template_id(), "hello");
   EXPECT_EQ(projects_->project.template_version(), "2.0.0");
@@ -202,7 +205,7 @@ TEST_F(ScaffoldRunTest, RunsEveryStepAndRecordsOnTheProject) {
 }
 
 TEST_F(ScaffoldRunTest, ARerunReusesItsRepositoryAndMakesNoSecond) {
-  auto s = Make(std::make_shared<FakeHost>("github"));
+  auto s = Make(Host("github"));
   auto plan = s->Prepare("alice", Request());
   ASSERT_TRUE(plan.ok());
   ASSERT_TRUE(Run(*s, Job(*plan)).ok());
@@ -219,7 +222,7 @@ TEST_F(ScaffoldRunTest, ARerunReusesItsRepositoryAndMakesNoSecond) {
 }
 
 TEST_F(ScaffoldRunTest, ANameTakenBySomeoneElseIsAClearError) {
-  auto host = std::make_shared<FakeHost>("github");
+  auto host = Host("github");
   host->repos["shop"] = {"http://git.test/shop.git", "", "someone/shop"};
   auto s = Make(host);
   auto plan = s->Prepare("alice", Request());
@@ -231,8 +234,8 @@ TEST_F(ScaffoldRunTest, ANameTakenBySomeoneElseIsAClearError) {
 }
 
 TEST_F(ScaffoldRunTest, ARefusedPushFailsWithTheRemotesMessageAndRecordsNothing) {
-  auto s = Make(std::make_shared<FakeHost>("local"));
-  git_->refuse = "remote: pushes are frozen";
+  auto s = Make(Host("local"));
+  host_->refuse = "remote: pushes are frozen";
   auto plan = s->Prepare("alice", Request());
   ASSERT_TRUE(plan.ok());
   auto r = Run(*s, Job(*plan));
@@ -243,7 +246,7 @@ TEST_F(ScaffoldRunTest, ARefusedPushFailsWithTheRemotesMessageAndRecordsNothing)
 }
 
 TEST_F(ScaffoldRunTest, ReplacingALocalRepositoryMakesTheNextOne) {
-  auto host = std::make_shared<FakeHost>("local");
+  auto host = Host("local");
   host->repos["prj_1"] = {"http://git.test/prj_1.git", "", "prj_1"};
   projects_->project.set_repository_url("http://git.test/prj_1.git");
   auto s = Make(host);

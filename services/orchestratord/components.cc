@@ -3,10 +3,10 @@
 #include "absl/flags/flag.h"
 #include "orchestrator/deploy/v1/deploy.grpc.pb.h"
 #include "orchestrator/engineering/v1/engineering.grpc.pb.h"
-#include "orchestrator/infra/v1/infra.grpc.pb.h"
 #include "orchestrator/scheduler/v1/scheduler.grpc.pb.h"
 #include "services/admin/component.h"
 #include "services/agents/component.h"
+#include "services/infra/component.h"
 #include "services/jobs/component.h"
 #include "services/projects/component.h"
 #include "services/scaffolder/component.h"
@@ -23,8 +23,8 @@
   X(sessions, sessions::Registration())                                      \
   X(scaffolder, scaffolder::Registration())                                  \
   X(engineering, ContractOnlyComponent<engineering::v1::EngineeringService>) \
+  X(infra, infra::Registration())                                            \
   X(deploy, ContractOnlyComponent<deploy::v1::DeployService>)                \
-  X(infra, ContractOnlyComponent<infra::v1::InfraService>)                   \
   X(scheduler, ContractOnlyComponent<scheduler::v1::SchedulerService>)
 
 #define ORCHESTRATOR_ADDR_FLAG(name, registration) \

@@ -44,9 +44,13 @@ std::string NewTokenValue() { return absl::StrCat(kTokenPrefix, RandomUrlSafe(32
 std::vector<std::string> RoleGrants(v1::Role role) {
   if (role == v1::ROLE_ADMIN) return {"*"};
   if (role == v1::ROLE_USER) {
-    return {"project.*",  "job.*",         "session.*",     "agent.*",
-            "scaffold.*", "engineering.*", "deploy.*",      "infra.allocation.*",
-            "diagnose.*", "admin.token.*", "runner.connect"};
+    return {"project.*",        "job.*",
+            "session.*",        "agent.*",
+            "scaffold.*",       "engineering.*",
+            "deploy.*",         "infra.server.list",
+            "infra.server.get", "infra.allocation.*",
+            "diagnose.*",       "admin.token.*",
+            "runner.connect"};
   }
   return {};
 }

@@ -12,12 +12,6 @@
 
 namespace orchestrator::admin {
 
-template <typename T>
-struct Page {
-  std::vector<T> items;
-  std::vector<std::string> last_keys;  // empty when there is no next page
-};
-
 // A token found by its hash, with the user it acts for.
 struct TokenGrant {
   v1::Token token;

@@ -67,6 +67,13 @@ struct MeshConfig {
   std::string github_owner;  // an organisation; "" = the token's own account
   std::string github_token_file;
 
+  // Infra (when infra is hosted): the ports the machine the mesh runs on
+  // (server "local") allocates, and the domain routes' host names are under
+  // (<project>.<deploy_domain>).
+  int local_port_first = 30000;
+  int local_port_last = 32767;
+  std::string deploy_domain = "localhost";
+
   bool Hosts(absl::string_view component) const;
 
   // INVALID_ARGUMENT naming the flag at fault; `known` is every component

@@ -25,6 +25,13 @@ absl::StatusOr<PageRequest> ParsePageRequest(int32_t page_size, absl::string_vie
                                              absl::string_view filters, int32_t default_size,
                                              int32_t max_size);
 
+// Rows of one page plus the sort keys of the last row (for the next token).
+template <typename T>
+struct Page {
+  std::vector<T> items;
+  std::vector<std::string> last_keys;  // empty when there is no next page
+};
+
 // The token for the page that starts after the item with these sort keys.
 std::string MakePageToken(absl::string_view filters, const std::vector<std::string>& last_keys);
 

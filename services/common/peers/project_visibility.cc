@@ -2,6 +2,8 @@
 
 #include <grpcpp/client_context.h>
 
+#include <future>
+
 #include "absl/strings/str_cat.h"
 #include "services/common/auth/mesh_identity.h"
 #include "services/common/status/status.h"
@@ -31,6 +33,16 @@ absl::Status Interpret(const grpc::Status& answer, const std::string& field,
 }
 
 }  // namespace
+
+absl::Status ProjectVisibility::CheckVisibleNow(const CallerCredentials& caller,
+                                                absl::string_view field,
+                                                absl::string_view project_id) {
+  auto answer = std::make_shared<std::promise<absl::Status>>();
+  auto done = answer->get_future();
+  CheckVisible(caller, field, project_id,
+               [answer](absl::Status s) { answer->set_value(std::move(s)); });
+  return done.get();
+}
 
 void RemoteProjectVisibility::CheckVisible(const CallerCredentials& caller, absl::string_view field,
                                            absl::string_view project_id, Done done) {

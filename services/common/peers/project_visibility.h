@@ -42,6 +42,11 @@ class ProjectVisibility {
   // cannot be asked.
   virtual void CheckVisible(const CallerCredentials& caller, absl::string_view field,
                             absl::string_view project_id, Done done) = 0;
+
+  // The same, waiting for the answer: for bodies that already run on their
+  // component's own executor (never on ProjectService's).
+  absl::Status CheckVisibleNow(const CallerCredentials& caller, absl::string_view field,
+                               absl::string_view project_id);
 };
 
 using ProjectVisibilityPtr = std::shared_ptr<ProjectVisibility>;

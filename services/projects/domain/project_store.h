@@ -17,13 +17,6 @@ struct ProjectFilter {
   v1::ProjectStatus status = v1::PROJECT_STATUS_UNSPECIFIED;  // UNSPECIFIED = any
 };
 
-// Rows of one page plus the sort keys of the last row (for the next token).
-template <typename T>
-struct Page {
-  std::vector<T> items;
-  std::vector<std::string> last_keys;  // empty when there is no next page
-};
-
 // Persistence of projects and sealed secrets. Implementations return
 // NOT_FOUND for missing rows and ALREADY_EXISTS for a duplicate
 // (owner, name); they know nothing about callers or encryption.

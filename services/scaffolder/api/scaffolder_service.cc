@@ -1,26 +1,10 @@
 #include "services/scaffolder/api/scaffolder_service.h"
 
-#include <future>
-
 #include "absl/strings/str_cat.h"
 #include "services/common/pagination/page_token.h"
 #include "services/common/rpc/serve_unary.h"
 
 namespace orchestrator::scaffolder {
-namespace {
-
-// Waits for ProjectVisibility's answer (the body already runs on the
-// scaffolder's own executor).
-absl::Status CheckVisible(ProjectVisibility& visibility, const CallerCredentials& caller,
-                          const std::string& project_id) {
-  auto answer = std::make_shared<std::promise<absl::Status>>();
-  auto done = answer->get_future();
-  visibility.CheckVisible(caller, "project_id", project_id,
-                          [answer](absl::Status s) { answer->set_value(std::move(s)); });
-  return done.get();
-}
-
-}  // namespace
 
 grpc::ServerUnaryReactor* ScaffolderServiceImpl::ListTemplates(grpc::CallbackServerContext* ctx,
                                                                const v1::ListTemplatesRequest* req,
@@ -75,7 +59,10 @@ grpc::ServerUnaryReactor* ScaffolderServiceImpl::Scaffold(grpc::CallbackServerCo
         }
         if (req->project_id().empty()) return absl::InvalidArgumentError("project_id: required");
         // As the caller itself first: an agent reaches only its own project.
-        if (auto s = CheckVisible(*visibility_, credentials, req->project_id()); !s.ok()) return s;
+        if (auto s = visibility_->CheckVisibleNow(credentials, "project_id", req->project_id());
+            !s.ok()) {
+          return s;
+        }
         auto plan = scaffolder_->Prepare(caller.user_id, *req);
         if (!plan.ok()) return plan.status();
         for (const auto& [name, value] : plan->secrets) {

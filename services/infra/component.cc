@@ -1,0 +1,107 @@
+#include "services/infra/component.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "services/infra/api/infra_service.h"
+#include "services/infra/store/pg_infra_store.h"
+
+// The flags this component reads (ReadFlags), wherever it is hosted.
+ABSL_FLAG(std::string, local_port_range, "30000-32767",
+          "FIRST-LAST: the ports the machine the mesh runs on (server \"local\") allocates to "
+          "projects' services (below Linux's ephemeral range, 32768-60999)");
+ABSL_FLAG(std::string, deploy_domain, "localhost",
+          "projects are routed at <project>.<deploy_domain> (\"localhost\": on this machine "
+          "only)");
+
+namespace orchestrator::infra {
+namespace {
+
+// True when nothing on this machine listens on 127.0.0.1:`port` now.
+bool LoopbackPortFree(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+  ::close(fd);
+  return free;
+}
+
+class InfraComponent final : public Component {
+ public:
+  static absl::StatusOr<std::unique_ptr<Component>> Build(ComponentContext& ctx) {
+    auto self = std::unique_ptr<InfraComponent>(new InfraComponent());
+    if (auto s = self->Init(ctx); !s.ok()) return s;
+    return self;
+  }
+
+  ~InfraComponent() override { Stop(); }
+  void Stop() override {
+    if (executor_) executor_->Shutdown();
+  }
+
+ private:
+  absl::Status Init(ComponentContext& ctx) {
+    auto store = std::make_shared<PgInfraStore>(ctx.pool);
+    auto servers = std::make_shared<ServerCatalog>(store);
+    auto local = servers->EnsureLocal(ctx.config.local_port_first, ctx.config.local_port_last,
+                                      "--local_port_range");
+    if (!local.ok()) return local.status();
+    auto allocations = std::make_shared<PortAllocator>(
+        store, servers,
+        [](const v1::Server& server, int port) {
+          return server.kind() != v1::SERVER_KIND_LOCAL || LoopbackPortFree(port);
+        },
+        ctx.config.deploy_domain);
+    executor_ = std::make_shared<BoundedExecutor>(4, 256);
+    Serve(
+        ctx.host,
+        std::make_unique<InfraServiceImpl>(servers, allocations, ctx.project_visibility, executor_),
+        v1::InfraService::service_full_name());
+    return absl::OkStatus();
+  }
+
+  BoundedExecutorPtr executor_;
+};
+
+absl::Status ReadFlags(MeshConfig& config) {
+  const std::string range = absl::GetFlag(FLAGS_local_port_range);
+  std::pair<std::string, std::string> parts = absl::StrSplit(range, absl::MaxSplits('-', 1));
+  if (!absl::SimpleAtoi(parts.first, &config.local_port_first) ||
+      !absl::SimpleAtoi(parts.second, &config.local_port_last) || config.local_port_first < 1024 ||
+      config.local_port_last > 65535 || config.local_port_first > config.local_port_last) {
+    return absl::InvalidArgumentError(
+        "--local_port_range: FIRST-LAST within 1024-65535, FIRST <= LAST");
+  }
+  config.deploy_domain = absl::GetFlag(FLAGS_deploy_domain);
+  std::string lowered = config.deploy_domain;
+  if (lowered.empty() || lowered.size() > 200 ||
+      lowered.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-.") != std::string::npos ||
+      lowered.front() == '.' || lowered.back() == '.' || lowered.find("..") != std::string::npos) {
+    return absl::InvalidArgumentError(
+        "--deploy_domain: a lowercase DNS name, e.g. localhost or apps.example.com");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+ComponentSpec Registration() {
+  return {.name = "infra",
+          .service = v1::InfraService::service_full_name(),
+          .peers = {"projects"},
+          .migrations = &db::InfraMigrations,
+          .read_flags = &ReadFlags,
+          .build = &InfraComponent::Build};
+}
+
+}  // namespace orchestrator::infra

@@ -42,17 +42,24 @@ endfunction()
 
 include(GoogleTest)
 
-# orchestrator_test(<name> LABEL unit|integration|e2e SOURCES ... DEPS ...)
+# orchestrator_test(<name> LABEL unit|integration|e2e SOURCES ... DEPS ...
+#                   [RESOURCE_LOCK <lock>])
 # Each gtest case becomes its own ctest test, so ctest counts and runs them
-# one by one (in parallel with -j).
+# one by one (in parallel with -j); tests holding the same RESOURCE_LOCK never
+# run at the same time (e.g. podman-images: Podman 4.3 fails a build whose
+# layer cache another process is removing images from).
 function(orchestrator_test name)
-  cmake_parse_arguments(ARG "" "LABEL" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "LABEL;RESOURCE_LOCK" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_compile_options(${name} PRIVATE ${ORCHESTRATOR_WARNINGS})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
+  set(lock "")
+  if(ARG_RESOURCE_LOCK)
+    set(lock RESOURCE_LOCK ${ARG_RESOURCE_LOCK})
+  endif()
   gtest_discover_tests(${name} TEST_PREFIX "${name}." DISCOVERY_TIMEOUT 30
-                       PROPERTIES LABELS ${ARG_LABEL} TIMEOUT 300)
+                       PROPERTIES LABELS ${ARG_LABEL} TIMEOUT 300 ${lock})
 endfunction()
 
 # orchestrator_static_executable(<name> SOURCES ...)

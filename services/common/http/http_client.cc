@@ -2,13 +2,17 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/http/span_body.hpp>
 #include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <functional>
+#include <limits>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -23,9 +27,19 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+using local_stream = net::local::stream_protocol;
 
 // GitHub's answers carry long Content-Security-Policy and Link headers.
 constexpr uint32_t kMaxHeaderBytes = 64 << 10;
+// What Stream reads from the connection at a time.
+constexpr size_t kStreamPieceBytes = 16 << 10;
+// Longer timeouts are taken as none: a deadline that far would overflow the
+// clock.
+constexpr absl::Duration kLongestDeadline = absl::Hours(24 * 365);
+
+// The body is the Request's own bytes, not a copy (a build context may be
+// hundreds of MiB).
+using OutgoingRequest = bhttp::request<bhttp::span_body<const char>>;
 
 // How an exchange ended.
 struct Outcome {
@@ -35,21 +49,32 @@ struct Outcome {
   bool timed_out = false;
 };
 
-// One request on a fresh connection: resolve, connect, the TLS handshake
-// when there is one (`handshake`), write, read, all asynchronous under one
-// deadline, and ended early (the socket closed) once `cancel` turns true.
-template <typename Stream, typename Handshake>
-Outcome Exchange(net::io_context& io, tcp::socket& socket, Stream& stream, Handshake handshake,
-                 const BaseUrl& base, const bhttp::request<bhttp::string_body>& req,
-                 bhttp::response_parser<bhttp::string_body>* parser, absl::Duration timeout,
-                 const std::atomic<bool>* cancel) {
-  tcp::resolver resolver(io);
+// A connection's end: `finish(phase, ec)`, called once.
+using Finish = std::function<void(const char* phase, beast::error_code ec)>;
+
+bool Cancelled(const std::atomic<bool>* a, const std::atomic<bool>* b) {
+  return (a != nullptr && a->load()) || (b != nullptr && b->load());
+}
+
+// One request on a fresh connection: `connect` (resolve, connect and the
+// TLS handshake, or a unix socket's connect; it reports through its
+// argument), write, read the head, then `read_body(stream, buffer, finish)`,
+// all asynchronous under one deadline (none for an infinite timeout), and
+// ended early by `abort` (which closes the socket) once a cancel flag turns
+// true.
+template <typename Stream, typename Parser, typename Connect, typename ReadBody>
+Outcome Exchange(net::io_context& io, Stream& stream, Connect connect,
+                 const std::function<void()>& abort, const OutgoingRequest& req, Parser& parser,
+                 ReadBody read_body, absl::Duration timeout, const std::atomic<bool>* cancel,
+                 const std::atomic<bool>* request_cancel) {
   Outcome outcome;
   beast::flat_buffer buffer;
-  const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
+  const bool has_deadline = timeout < kLongestDeadline;
+  const auto deadline = std::chrono::steady_clock::now() +
+                        absl::ToChronoNanoseconds(has_deadline ? timeout : kLongestDeadline);
   net::steady_timer timer(io);
   bool finished = false;
-  auto finish = [&](const char* phase, beast::error_code ec) {
+  Finish finish = [&](const char* phase, beast::error_code ec) {
     finished = true;
     outcome.phase = phase;
     outcome.ec = ec;
@@ -59,13 +84,11 @@ Outcome Exchange(net::io_context& io, tcp::socket& socket, Stream& stream, Hands
     timer.expires_after(std::chrono::milliseconds(200));
     timer.async_wait([&](beast::error_code ec) {
       if (ec || finished) return;
-      const bool cancelled = cancel != nullptr && cancel->load();
-      if (cancelled || std::chrono::steady_clock::now() >= deadline) {
+      const bool cancelled = Cancelled(cancel, request_cancel);
+      if (cancelled || (has_deadline && std::chrono::steady_clock::now() >= deadline)) {
         outcome.cancelled = cancelled;
         outcome.timed_out = !cancelled;
-        beast::error_code ignored;
-        resolver.cancel();
-        socket.close(ignored);
+        abort();
         return;
       }
       arm();
@@ -74,30 +97,149 @@ Outcome Exchange(net::io_context& io, tcp::socket& socket, Stream& stream, Hands
   arm();
   // The head first: Boost 1.74 loses the body_limit error when it parses
   // a head and its body in one go.
-  auto exchange = [&] {
-    bhttp::async_write(stream, req, [&](beast::error_code ec, size_t) {
-      if (ec) return finish("write", ec);
-      bhttp::async_read_header(stream, buffer, *parser, [&](beast::error_code ec2, size_t) {
-        if (ec2) return finish("read", ec2);
-        if (parser->is_done()) return finish("read", ec2);
-        bhttp::async_read(stream, buffer, *parser,
-                          [&](beast::error_code ec3, size_t) { finish("read", ec3); });
+  connect([&](const char* phase, beast::error_code ec) {
+    if (ec) return finish(phase, ec);
+    bhttp::async_write(stream, req, [&](beast::error_code ec2, size_t) {
+      if (ec2) return finish("write", ec2);
+      bhttp::async_read_header(stream, buffer, parser, [&](beast::error_code ec3, size_t) {
+        if (ec3 || parser.is_done()) return finish("read", ec3);
+        read_body(stream, buffer, finish);
       });
     });
-  };
-  resolver.async_resolve(
-      base.host, base.port, [&](beast::error_code ec, tcp::resolver::results_type r) {
-        if (ec) return finish("resolve", ec);
-        net::async_connect(socket, r, [&](beast::error_code ec2, const tcp::endpoint&) {
-          if (ec2) return finish("connect", ec2);
-          handshake([&](beast::error_code ec3) {
-            if (ec3) return finish("TLS handshake", ec3);
-            exchange();
-          });
-        });
-      });
+  });
   io.run();
   return outcome;
+}
+
+// Runs one exchange over the transport `base` names: a unix socket, TCP, or
+// TLS over TCP with `tls`.
+template <typename Parser, typename ReadBody>
+Outcome Run(const BaseUrl& base, net::ssl::context* tls, const OutgoingRequest& req, Parser& parser,
+            ReadBody read_body, const Request& request, const std::atomic<bool>* cancel) {
+  net::io_context io;
+  if (!base.unix_socket.empty()) {
+    local_stream::socket socket(io);
+    auto connect = [&](auto done) {
+      socket.async_connect(local_stream::endpoint(base.unix_socket),
+                           [done](beast::error_code ec) { done("connect", ec); });
+    };
+    auto abort = [&] {
+      beast::error_code ignored;
+      socket.close(ignored);
+    };
+    return Exchange(io, socket, connect, abort, req, parser, read_body, request.timeout, cancel,
+                    request.cancel);
+  }
+  tcp::resolver resolver(io);
+  // Resolves and connects `socket`, then calls `then(done)`.
+  auto connect_tcp = [&](tcp::socket& socket, auto done, auto then) {
+    resolver.async_resolve(
+        base.host, base.port,
+        [socket = &socket, done, then](beast::error_code ec, tcp::resolver::results_type r) {
+          if (ec) return done("resolve", ec);
+          net::async_connect(*socket, r, [done, then](beast::error_code ec2, const tcp::endpoint&) {
+            if (ec2) return done("connect", ec2);
+            then(done);
+          });
+        });
+  };
+  auto abort_tcp = [&](tcp::socket& socket) {
+    beast::error_code ignored;
+    resolver.cancel();
+    socket.close(ignored);
+  };
+  if (tls != nullptr) {
+    beast::ssl_stream<tcp::socket> stream(io, *tls);
+    SSL_set_tlsext_host_name(stream.native_handle(), base.host.c_str());
+    stream.set_verify_callback(net::ssl::host_name_verification(base.host));
+    auto connect = [&](auto done) {
+      connect_tcp(stream.next_layer(), done, [&](auto connected) {
+        stream.async_handshake(net::ssl::stream_base::client, [connected](beast::error_code ec) {
+          connected("TLS handshake", ec);
+        });
+      });
+    };
+    return Exchange(
+        io, stream, connect, [&] { abort_tcp(stream.next_layer()); }, req, parser, read_body,
+        request.timeout, cancel, request.cancel);
+  }
+  tcp::socket socket(io);
+  auto connect = [&](auto done) {
+    connect_tcp(socket, done, [](auto connected) { connected("connect", beast::error_code()); });
+  };
+  return Exchange(
+      io, socket, connect, [&] { abort_tcp(socket); }, req, parser, read_body, request.timeout,
+      cancel, request.cancel);
+}
+
+// Reads the rest of a body through `parser` into `piece`, handing each part
+// to `deliver` as it arrives, until the message ends or `deliver` returns
+// false.
+template <typename Stream>
+void ReadPieces(Stream& stream, beast::flat_buffer& buffer,
+                bhttp::response_parser<bhttp::buffer_body>& parser, std::vector<char>& piece,
+                const std::function<bool(absl::string_view)>& deliver, Finish& finish) {
+  if (parser.is_done()) return finish("read", beast::error_code());
+  parser.get().body().data = piece.data();
+  parser.get().body().size = piece.size();
+  bhttp::async_read_some(
+      stream, buffer, parser,
+      [&stream, &buffer, &parser, &piece, &deliver, &finish](beast::error_code ec, size_t) {
+        if (ec == bhttp::error::need_buffer) ec = {};
+        if (ec) return finish("read", ec);
+        const size_t n = piece.size() - parser.get().body().size;
+        if (n > 0 && !deliver(absl::string_view(piece.data(), n))) {
+          return finish("read", beast::error_code());
+        }
+        ReadPieces(stream, buffer, parser, piece, deliver, finish);
+      });
+}
+
+OutgoingRequest MakeRequest(const BaseUrl& base, const Request& request,
+                            const std::string& user_agent) {
+  OutgoingRequest req;
+  req.method_string(request.method);
+  req.target(base.path_prefix + request.target);
+  req.version(11);
+  req.set(bhttp::field::host, base.HostHeader());
+  req.set(bhttp::field::user_agent, user_agent);
+  for (const auto& [name, value] : request.headers) req.set(name, value);
+  req.body() = beast::span<const char>(request.body.data(), request.body.size());
+  req.prepare_payload();
+  return req;
+}
+
+template <typename Fields>
+Headers HeadersOf(const Fields& fields) {
+  Headers headers;
+  for (const auto& field : fields) {
+    headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+  }
+  return headers;
+}
+
+absl::Status TooLarge(const std::string& where, size_t max_response_bytes) {
+  return absl::ResourceExhaustedError(
+      absl::StrCat(where, ": the answer is larger than ", max_response_bytes, " bytes"));
+}
+
+// The status of an exchange that did not end with a whole answer, OK when
+// it did. `where` is the method and the server, never the target.
+absl::Status OutcomeStatus(const std::string& where, const Request& request, const Outcome& outcome,
+                           size_t max_response_bytes) {
+  if (outcome.cancelled) return absl::CancelledError(absl::StrCat(where, ": cancelled"));
+  if (outcome.timed_out) {
+    return absl::UnavailableError(
+        absl::StrCat(where, ": no answer within ", absl::FormatDuration(request.timeout)));
+  }
+  if (outcome.ec == bhttp::error::body_limit || outcome.ec == bhttp::error::header_limit) {
+    return TooLarge(where, max_response_bytes);
+  }
+  if (outcome.ec) {
+    return absl::UnavailableError(
+        absl::StrCat(where, ": ", outcome.phase, ": ", outcome.ec.message()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -108,10 +250,24 @@ absl::StatusOr<BaseUrl> BaseUrl::Parse(absl::string_view url) {
   };
   BaseUrl base;
   absl::string_view rest = url;
+  if (absl::ConsumePrefix(&rest, "unix://")) {
+    // sockaddr_un::sun_path holds 108 bytes with the terminating NUL.
+    constexpr size_t kMaxSocketPath = 107;
+    if (!absl::StartsWith(rest, "/")) return bad("the socket path must be absolute");
+    if (rest.size() > kMaxSocketPath) {
+      return bad(absl::StrCat("the socket path is longer than ", kMaxSocketPath, " bytes"));
+    }
+    if (rest.find_first_of(absl::string_view("?#\0", 3)) != absl::string_view::npos) {
+      return bad("the socket path must have no query, fragment or NUL");
+    }
+    base.unix_socket = std::string(rest);
+    base.host = "localhost";
+    return base;
+  }
   if (absl::ConsumePrefix(&rest, "https://")) {
     base.tls = true;
   } else if (!absl::ConsumePrefix(&rest, "http://")) {
-    return bad("must start with http:// or https://");
+    return bad("must start with http://, https:// or unix://");
   }
   const size_t slash = rest.find('/');
   absl::string_view authority = rest.substr(0, slash);
@@ -151,11 +307,13 @@ absl::StatusOr<BaseUrl> BaseUrl::Parse(absl::string_view url) {
 }
 
 std::string BaseUrl::Authority() const {
+  if (!unix_socket.empty()) return absl::StrCat("unix://", unix_socket);
   return absl::StrContains(host, ':') ? absl::StrCat("[", host, "]:", port)
                                       : absl::StrCat(host, ":", port);
 }
 
 std::string BaseUrl::HostHeader() const {
+  if (!unix_socket.empty()) return host;
   const std::string h = absl::StrContains(host, ':') ? absl::StrCat("[", host, "]") : host;
   return port == (tls ? "443" : "80") ? h : absl::StrCat(h, ":", port);
 }
@@ -179,59 +337,67 @@ HttpClient::HttpClient(BaseUrl base, ClientOptions options)
 HttpClient::~HttpClient() = default;
 
 absl::StatusOr<Response> HttpClient::Send(const Request& request) const {
-  bhttp::request<bhttp::string_body> req;
-  req.method_string(request.method);
-  req.target(base_.path_prefix + request.target);
-  req.version(11);
-  req.set(bhttp::field::host, base_.HostHeader());
-  req.set(bhttp::field::user_agent, options_.user_agent);
-  for (const auto& [name, value] : request.headers) req.set(name, value);
-  req.body() = request.body;
-  req.prepare_payload();
-
+  const auto req = MakeRequest(base_, request, options_.user_agent);
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(options_.max_response_bytes);
   parser.header_limit(kMaxHeaderBytes);
   if (request.method == "HEAD") parser.skip(true);
-
-  net::io_context io;
-  Outcome outcome;
-  if (tls_context_ != nullptr) {
-    beast::ssl_stream<tcp::socket> stream(io, *tls_context_);
-    SSL_set_tlsext_host_name(stream.native_handle(), base_.host.c_str());
-    stream.set_verify_callback(net::ssl::host_name_verification(base_.host));
-    outcome = Exchange(
-        io, stream.next_layer(), stream,
-        [&](auto done) { stream.async_handshake(net::ssl::stream_base::client, done); }, base_, req,
-        &parser, request.timeout, options_.cancel);
-  } else {
-    tcp::socket socket(io);
-    outcome = Exchange(
-        io, socket, socket, [](auto done) { done(beast::error_code()); }, base_, req, &parser,
-        request.timeout, options_.cancel);
-  }
-
+  auto read_whole = [&parser](auto& stream, beast::flat_buffer& buffer, Finish& finish) {
+    bhttp::async_read(stream, buffer, parser,
+                      [&finish](beast::error_code ec, size_t) { finish("read", ec); });
+  };
+  const Outcome outcome =
+      Run(base_, tls_context_.get(), req, parser, read_whole, request, options_.cancel);
   const std::string where = absl::StrCat(request.method, " ", base_.Authority());
-  if (outcome.cancelled) return absl::CancelledError(absl::StrCat(where, ": cancelled"));
-  if (outcome.timed_out) {
-    return absl::UnavailableError(
-        absl::StrCat(where, ": no answer within ", absl::FormatDuration(request.timeout)));
-  }
-  if (outcome.ec == bhttp::error::body_limit || outcome.ec == bhttp::error::header_limit) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(where, ": the answer is larger than ", options_.max_response_bytes, " bytes"));
-  }
-  if (outcome.ec) {
-    return absl::UnavailableError(
-        absl::StrCat(where, ": ", outcome.phase, ": ", outcome.ec.message()));
+  if (auto status = OutcomeStatus(where, request, outcome, options_.max_response_bytes);
+      !status.ok()) {
+    return status;
   }
   auto res = parser.release();
   Response response;
   response.status = res.result_int();
-  for (const auto& field : res) {
-    response.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
-  }
+  response.headers = HeadersOf(res);
   response.body = std::move(res.body());
+  return response;
+}
+
+absl::StatusOr<Response> HttpClient::Stream(
+    const Request& request, const std::function<bool(absl::string_view piece)>& on_body) const {
+  const auto req = MakeRequest(base_, request, options_.user_agent);
+  bhttp::response_parser<bhttp::buffer_body> parser;
+  // Bounded by on_body for a 2xx answer, and by `deliver` for any other.
+  // Not boost::none: Boost 1.74 takes every Content-Length as over that.
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  parser.header_limit(kMaxHeaderBytes);
+  if (request.method == "HEAD") parser.skip(true);
+  std::string error_body;
+  bool error_body_too_large = false;
+  const std::function<bool(absl::string_view)> deliver = [&](absl::string_view piece) {
+    const int status = parser.get().result_int();
+    if (status >= 200 && status < 300) return on_body(piece);
+    if (error_body.size() + piece.size() > options_.max_response_bytes) {
+      error_body_too_large = true;
+      return false;
+    }
+    error_body.append(piece.data(), piece.size());
+    return true;
+  };
+  std::vector<char> piece(kStreamPieceBytes);
+  auto read_pieces = [&](auto& stream, beast::flat_buffer& buffer, Finish& finish) {
+    ReadPieces(stream, buffer, parser, piece, deliver, finish);
+  };
+  const Outcome outcome =
+      Run(base_, tls_context_.get(), req, parser, read_pieces, request, options_.cancel);
+  const std::string where = absl::StrCat(request.method, " ", base_.Authority());
+  if (auto status = OutcomeStatus(where, request, outcome, options_.max_response_bytes);
+      !status.ok()) {
+    return status;
+  }
+  if (error_body_too_large) return TooLarge(where, options_.max_response_bytes);
+  Response response;
+  response.status = parser.get().result_int();
+  response.headers = HeadersOf(parser.get());
+  response.body = std::move(error_body);
   return response;
 }
 

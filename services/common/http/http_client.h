@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -17,21 +18,27 @@ class context;
 
 namespace orchestrator::http {
 
-// Where a client sends its requests, from "http[s]://host[:port][/prefix]".
+// Where a client sends its requests, from "http[s]://host[:port][/prefix]"
+// or "unix:///absolute/path.sock" (a local server such as a container
+// engine, reached over a unix domain socket).
 struct BaseUrl {
   bool tls = false;
-  std::string host;         // without brackets for an IPv6 literal
-  std::string port;         // "80" / "443" when the URL names none
-  std::string path_prefix;  // "" or "/prefix", never ending in '/'
+  std::string host;         // without brackets for an IPv6 literal; "localhost" for unix
+  std::string port;         // "80" / "443" when the URL names none; "" for unix
+  std::string path_prefix;  // "" or "/prefix", never ending in '/'; "" for unix
+  std::string unix_socket;  // the socket's absolute path for unix://, "" otherwise
 
-  // INVALID_ARGUMENT for a scheme other than http/https, no host, a bad
-  // port, a query or a fragment (naming the URL), or a user:password@ (not
-  // naming it).
+  // INVALID_ARGUMENT for a scheme other than http/https/unix, no host, a bad
+  // port, a query or a fragment, a unix socket path that is not absolute or
+  // too long for a socket address (naming the URL), or a user:password@
+  // (not naming it).
   static absl::StatusOr<BaseUrl> Parse(absl::string_view url);
 
-  // "host:port" ("[::1]:port" for IPv6): what errors name.
+  // "host:port" ("[::1]:port" for IPv6, "unix:///path" for a unix socket):
+  // what errors name.
   std::string Authority() const;
-  // The Host header: the port only when it is not the scheme's default.
+  // The Host header: the port only when it is not the scheme's default
+  // ("localhost" for a unix socket).
   std::string HostHeader() const;
 };
 
@@ -46,13 +53,20 @@ struct Request {
   Headers headers;
   std::string body;
   // For the whole exchange: resolve, connect, TLS handshake, write, read.
+  // absl::InfiniteDuration() for none (a stream that ends when the server
+  // ends it, or on cancel).
   absl::Duration timeout = absl::Seconds(30);
+  // Besides ClientOptions::cancel: when it turns true, this request ends
+  // with CANCELLED (checked every 200 ms).
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct Response {
   int status = 0;
-  Headers headers;  // as received, in order
-  std::string body;
+  Headers headers;   // as received, in order
+  std::string body;  // for HttpClient::Stream, only a non-2xx answer's
+
+  bool ok() const { return status >= 200 && status < 300; }
 
   // The first header named `name` (case-insensitively), "" when none.
   std::string Header(absl::string_view name) const;
@@ -68,11 +82,12 @@ struct ClientOptions {
 };
 
 // An HTTP/1.1 client of one server: each request on a fresh connection (TLS
-// with the system's CAs and host name verification for https), under one
-// deadline. Any HTTP status is a response; errors are of the exchange
-// itself: UNAVAILABLE for resolving, connecting, TLS, writing, reading or
-// the deadline, naming the method and host:port (never the target,
-// headers or body). Safe to use from many threads.
+// with the system's CAs and host name verification for https, a unix domain
+// socket for unix://), under one deadline. Any HTTP status is a response;
+// errors are of the exchange itself: UNAVAILABLE for resolving, connecting,
+// TLS, writing, reading or the deadline, naming the method and host:port
+// or socket (never the target, headers or body). Safe to use from many
+// threads.
 class HttpClient {
  public:
   HttpClient(BaseUrl base, ClientOptions options = {});
@@ -80,7 +95,17 @@ class HttpClient {
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
+  // The whole answer; RESOURCE_EXHAUSTED past ClientOptions::max_response_bytes.
   absl::StatusOr<Response> Send(const Request& request) const;
+
+  // A 2xx answer's body is handed to `on_body` as it arrives (chunked
+  // encoding decoded), in pieces of any size, and is not bounded here:
+  // `on_body` keeps what it needs. Returning false from it ends the
+  // exchange early: OK with what was read. Any other answer's body is read
+  // whole into Response::body (bounded like Send's), since it is the
+  // server's explanation. The returned Response has the status and headers.
+  absl::StatusOr<Response> Stream(
+      const Request& request, const std::function<bool(absl::string_view piece)>& on_body) const;
 
   const BaseUrl& base() const { return base_; }
 

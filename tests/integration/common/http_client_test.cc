@@ -10,17 +10,25 @@
 #include <string>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/echo_http_server.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/unix_http_server.h"
 
 namespace orchestrator::http {
 namespace {
 
 using testing::EchoHttpServer;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::Not;
+using testing::TempDir;
+using testing::UnixHttpServer;
 
 constexpr char kSecret[] = "Bearer s3cret-token";
 
@@ -177,6 +185,163 @@ TEST(HttpClient, TlsToAPlainServerFailsInTheHandshake) {
   EXPECT_EQ(response.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(response.status().message(), HasSubstr("TLS handshake"));
   EXPECT_THAT(response.status().message(), Not(HasSubstr("s3cret")));
+}
+
+// A chunked answer's head, and one chunk of it.
+constexpr char kChunkedHead[] =
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+std::string Chunk(absl::string_view data) {
+  return absl::StrCat(absl::Hex(data.size()), "\r\n", data, "\r\n");
+}
+
+TEST(HttpClient, UnixSocketCarriesTheRequestWithHostLocalhost) {
+  TempDir dir;
+  UnixHttpServer server(dir.Path("engine.sock"), [](int fd, const std::string& head) {
+    UnixHttpServer::WriteAll(
+        fd, absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", head.size(), "\r\n\r\n", head));
+  });
+  auto client = ClientOf(absl::StrCat("unix://", server.path()));
+  Request request;
+  request.target = "/v1.41/_ping";
+  auto response = client->Send(request);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_THAT(response->body, HasSubstr("GET /v1.41/_ping HTTP/1.1\r\n"));
+  EXPECT_THAT(response->body, HasSubstr("Host: localhost\r\n"));
+}
+
+TEST(HttpClient, AbsentUnixSocketIsUnavailableNamingIt) {
+  TempDir dir;
+  const std::string path = dir.Path("absent.sock");
+  auto response = ClientOf(absl::StrCat("unix://", path))->Send(Request{});
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(response.status().message(),
+              HasSubstr(absl::StrCat("GET unix://", path, ": connect")));
+}
+
+TEST(HttpClient, UnixSocketNobodyListensOnIsConnectionRefused) {
+  TempDir dir;
+  const std::string path = dir.Path("stale.sock");
+  {
+    // Bound, then closed: the file stays, as a crashed server leaves it.
+    UnixHttpServer server(path, [](int, const std::string&) {});
+    ASSERT_EQ(link(path.c_str(), dir.Path("kept.sock").c_str()), 0);
+  }
+  auto response = ClientOf(absl::StrCat("unix://", dir.Path("kept.sock")))->Send(Request{});
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(response.status().message(), HasSubstr("unix://"));
+  EXPECT_THAT(response.status().message(), HasSubstr("Connection refused"));
+}
+
+TEST(HttpClient, StreamHandsOverEachPieceAsItArrives) {
+  TempDir dir;
+  absl::Notification first_piece_seen;
+  UnixHttpServer server(dir.Path("engine.sock"), [&](int fd, const std::string&) {
+    UnixHttpServer::WriteAll(fd, absl::StrCat(kChunkedHead, Chunk("{\"stream\":\"one\"}\n")));
+    // The rest only once the client has handed the first piece over.
+    first_piece_seen.WaitForNotificationWithTimeout(absl::Seconds(20));
+    UnixHttpServer::WriteAll(fd, absl::StrCat(Chunk("{\"stream\":\"two\"}\n"), "0\r\n\r\n"));
+  });
+  std::string received;
+  auto response =
+      ClientOf(absl::StrCat("unix://", server.path()))
+          ->Stream(Request{}, [&](absl::string_view piece) {
+            received.append(piece.data(), piece.size());
+            if (absl::StrContains(received, "one") && !first_piece_seen.HasBeenNotified()) {
+              first_piece_seen.Notify();
+            }
+            return true;
+          });
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_TRUE(first_piece_seen.HasBeenNotified());
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->Header("content-type"), "application/json");
+  EXPECT_THAT(response->body, IsEmpty());
+  EXPECT_EQ(received, "{\"stream\":\"one\"}\n{\"stream\":\"two\"}\n");
+}
+
+TEST(HttpClient, StreamEndsWhenTheReaderHasEnough) {
+  TempDir dir;
+  absl::Notification done;
+  UnixHttpServer server(dir.Path("engine.sock"), [&](int fd, const std::string&) {
+    UnixHttpServer::WriteAll(fd, absl::StrCat(kChunkedHead, Chunk("enough")));
+    // Never ends the answer while the client reads.
+    done.WaitForNotificationWithTimeout(absl::Seconds(20));
+  });
+  std::vector<std::string> pieces;
+  Request request;
+  request.timeout = absl::InfiniteDuration();
+  auto response = ClientOf(absl::StrCat("unix://", server.path()))
+                      ->Stream(request, [&](absl::string_view piece) {
+                        pieces.emplace_back(piece);
+                        return false;
+                      });
+  done.Notify();
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_THAT(pieces, ElementsAre("enough"));
+}
+
+TEST(HttpClient, EndlessStreamWithoutDeadlineEndsOnCancel) {
+  TempDir dir;
+  absl::Notification done;
+  UnixHttpServer server(dir.Path("engine.sock"), [&](int fd, const std::string&) {
+    UnixHttpServer::WriteAll(fd, absl::StrCat(kChunkedHead, Chunk("line\n")));
+    done.WaitForNotificationWithTimeout(absl::Seconds(20));
+  });
+  std::atomic<bool> cancel{false};
+  Request request;
+  request.timeout = absl::InfiniteDuration();
+  request.cancel = &cancel;
+  auto response =
+      ClientOf(absl::StrCat("unix://", server.path()))->Stream(request, [&](absl::string_view) {
+        cancel = true;  // the caller going away while the stream is quiet
+        return true;
+      });
+  done.Notify();
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_THAT(response.status().message(), HasSubstr("unix://"));
+}
+
+TEST(HttpClient, StreamReadsAnErrorAnswerWhole) {
+  CannedServer server(
+      "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n"
+      "{\"message\":\"no such image\"}");
+  bool called = false;
+  auto response = ClientOf(absl::StrCat("http://", server.address()))
+                      ->Stream(Request{}, [&](absl::string_view) {
+                        called = true;
+                        return true;
+                      });
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 404);
+  EXPECT_EQ(response->body, "{\"message\":\"no such image\"}");
+  EXPECT_FALSE(called);
+}
+
+TEST(HttpClient, StreamOfAnErrorAnswerIsBounded) {
+  CannedServer server(
+      absl::StrCat("HTTP/1.1 500 Oops\r\nContent-Length: 4096\r\n\r\n", std::string(4096, 'x')));
+  auto response =
+      ClientOf(absl::StrCat("http://", server.address()), ClientOptions{.max_response_bytes = 100})
+          ->Stream(Request{}, [](absl::string_view) { return true; });
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST(HttpClient, StreamOverTcpOfALengthDelimitedAnswer) {
+  EchoHttpServer server;
+  std::string received;
+  Request request;
+  request.target = "/logs?follow=1";
+  auto response = ClientOf(absl::StrCat("http://", server.address()))
+                      ->Stream(request, [&](absl::string_view piece) {
+                        received.append(piece.data(), piece.size());
+                        return true;
+                      });
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_THAT(received, HasSubstr("GET /logs?follow=1 HTTP/1.1\r\n"));
+  EXPECT_EQ(response->Header("content-length"), absl::StrCat(received.size()));
 }
 
 }  // namespace

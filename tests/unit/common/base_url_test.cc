@@ -51,11 +51,35 @@ TEST(BaseUrl, Ipv6LiteralKeepsItsBracketsOnlyWhereNeeded) {
   EXPECT_EQ(no_port->port, "80");
 }
 
+TEST(BaseUrl, UnixSocketIsItsAbsolutePathWithHostLocalhost) {
+  auto url = BaseUrl::Parse("unix:///run/podman/podman.sock");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_FALSE(url->tls);
+  EXPECT_EQ(url->unix_socket, "/run/podman/podman.sock");
+  EXPECT_EQ(url->host, "localhost");
+  EXPECT_EQ(url->path_prefix, "");
+  EXPECT_EQ(url->Authority(), "unix:///run/podman/podman.sock");
+  EXPECT_EQ(url->HostHeader(), "localhost");
+}
+
+TEST(BaseUrl, RefusesAUnixSocketPathItCannotConnectTo) {
+  const std::string too_long = "unix:///" + std::string(107, 's');
+  for (const std::string& bad :
+       {std::string("unix://"), std::string("unix://run/podman.sock"),
+        std::string("unix:///run/podman.sock?x=1"), std::string("unix:///run/podman.sock#f"),
+        std::string("unix:///run/\0podman.sock", 24), too_long}) {
+    auto url = BaseUrl::Parse(bad);
+    EXPECT_EQ(url.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_THAT(BaseUrl::Parse(too_long).status().message(), HasSubstr("longer than 107 bytes"));
+  EXPECT_TRUE(BaseUrl::Parse("unix:///" + std::string(106, 's')).ok());
+}
+
 TEST(BaseUrl, RefusesWhatItCannotReach) {
   for (const char* bad :
        {"", "api.github.com", "ftp://example.com", "http://", "http://:80", "http://host:0",
         "http://host:65536", "http://host:x", "http://host:+80", "http://[::1", "http://[::1]x",
-        "https://host/path?query", "https://host#fragment"}) {
+        "https://host/path?query", "https://host#fragment", "unix:/run/podman.sock"}) {
     auto url = BaseUrl::Parse(bad);
     EXPECT_EQ(url.status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }

@@ -1,11 +1,11 @@
 #include "services/orchestratord/components.h"
 
 #include "absl/flags/flag.h"
-#include "orchestrator/deploy/v1/deploy.grpc.pb.h"
 #include "orchestrator/engineering/v1/engineering.grpc.pb.h"
 #include "orchestrator/scheduler/v1/scheduler.grpc.pb.h"
 #include "services/admin/component.h"
 #include "services/agents/component.h"
+#include "services/deploy/component.h"
 #include "services/infra/component.h"
 #include "services/jobs/component.h"
 #include "services/projects/component.h"
@@ -24,7 +24,7 @@
   X(scaffolder, scaffolder::Registration())                                  \
   X(engineering, ContractOnlyComponent<engineering::v1::EngineeringService>) \
   X(infra, infra::Registration())                                            \
-  X(deploy, ContractOnlyComponent<deploy::v1::DeployService>)                \
+  X(deploy, deploy::Registration())                                          \
   X(scheduler, ContractOnlyComponent<scheduler::v1::SchedulerService>)
 
 #define ORCHESTRATOR_ADDR_FLAG(name, registration) \

@@ -74,6 +74,16 @@ struct MeshConfig {
   int local_port_last = 32767;
   std::string deploy_domain = "localhost";
 
+  // Deploy (when deploy is hosted): the container engine (Docker Engine
+  // API), the router (Caddy's admin API) and the HTTP listener it serves
+  // projects on, the local base images' table, scratch checkouts.
+  std::string container_engine_url = "unix:///run/podman/podman.sock";
+  std::string caddy_admin_url = "http://127.0.0.1:2019";
+  std::string router_listen = "127.0.0.1:8090";
+  std::string template_bases_file;  // "" = the one installed with the binary
+  std::string deploy_dir;           // "" = temp
+  std::chrono::milliseconds deploy_reconcile_interval{30 * 1000};
+
   bool Hosts(absl::string_view component) const;
 
   // INVALID_ARGUMENT naming the flag at fault; `known` is every component

@@ -251,4 +251,55 @@ absl::Status GitCli::CloneAt(const std::string& url, const std::string& ref, con
       .status();
 }
 
+absl::Status GitCli::CheckoutCommit(const std::string& url, const std::string& commit,
+                                    const std::string& dir,
+                                    const GitCredentials& credentials) const {
+  absl::StatusOr<std::string> remote = CheckUrl(url);
+  if (!remote.ok()) return remote.status();
+  if (commit.size() != 40 || commit.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return absl::InvalidArgumentError("commit: a full commit id (40 of 0-9a-f)");
+  }
+  if (dir.empty()) return absl::InvalidArgumentError("dir: must be set");
+  std::error_code ec;
+  if (fs::exists(dir, ec)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkout into ", dir, ": it already exists"));
+  }
+  const std::string abs_dir = fs::absolute(dir).lexically_normal().string();
+  const absl::Time deadline = absl::Now() + timeout_;
+  auto env = RemoteEnvironment(credentials);
+  AddGitConfig(env, "init.defaultBranch", "main");
+  if (auto s =
+          RunGit("git init", {.args = {"init", "-q", "--template=", "--", abs_dir}, .env = env},
+                 deadline, timeout_, cancel_, {});
+      !s.ok()) {
+    return s.status();
+  }
+  env["GIT_DIR"] = abs_dir + "/.git";
+  env["GIT_WORK_TREE"] = abs_dir;
+  const std::string what = absl::StrCat("git fetch ", Shown(url));
+  // The commit alone when the server lets us ask for it; else its branches.
+  if (!RunGit(what, {.args = {"fetch", "-q", "--depth", "1", "--", *remote, commit}, .env = env},
+              deadline, timeout_, cancel_, credentials)
+           .ok()) {
+    if (auto s =
+            RunGit(what,
+                   {.args = {"fetch", "-q", "--", *remote, "+refs/heads/*:refs/remotes/origin/*"},
+                    .env = env},
+                   deadline, timeout_, cancel_, credentials);
+        !s.ok()) {
+      return s.status();
+    }
+  }
+  auto checkout =
+      RunGit(absl::StrCat("git checkout ", commit),
+             {.args = {"checkout", "-q", "--detach", commit}, .env = env, .cwd = abs_dir}, deadline,
+             timeout_, cancel_, {});
+  if (!checkout.ok()) {
+    return absl::NotFoundError(absl::StrCat("commit ", commit, " is not in ", Shown(url), ": ",
+                                            checkout.status().message()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace orchestrator::git

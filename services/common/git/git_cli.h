@@ -32,6 +32,11 @@ class GitCli {
   absl::StatusOr<std::string> RemoteHead(const std::string& url, const std::string& ref,
                                          const GitCredentials& credentials) const;
 
+  // `commit` (a full commit id) of `url` checked out into `dir` (must not
+  // exist), detached. NOT_FOUND when the repository has no such commit.
+  absl::Status CheckoutCommit(const std::string& url, const std::string& commit,
+                              const std::string& dir, const GitCredentials& credentials) const;
+
   // Clones `ref` (a branch or tag) of `url` into `dir` (must not exist),
   // only the last commit.
   absl::Status CloneAt(const std::string& url, const std::string& ref, const std::string& dir,

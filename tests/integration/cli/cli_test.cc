@@ -211,8 +211,8 @@ TEST_F(CliTest, AComponentNotBuiltYetAnswersUnimplementedPlainly) {
   EXPECT_THAT(r.err,
               HasSubstr("does not implement "
                         "orchestrator.engineering.v1.EngineeringService/TriggerEngineering"));
-  auto scheduler = Cli({"deploy", "releases", "prj_x"}, alice_);
-  EXPECT_EQ(scheduler.status, kExitUnimplemented);
+  auto runs = Cli({"engineering", "runs", "prj_x"}, alice_);
+  EXPECT_EQ(runs.status, kExitUnimplemented);
   // finish is served, but only means something from a worker's token.
   auto finish = Cli({"finish", "--summary", "done"}, alice_);
   EXPECT_EQ(finish.status, kExitRejected);

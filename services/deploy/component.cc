@@ -1,0 +1,261 @@
+#include "services/deploy/component.h"
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "services/common/config/process.h"
+#include "services/common/containers/docker_engine.h"
+#include "services/common/crypto/secret_box.h"
+#include "services/common/router/caddy_router.h"
+#include "services/deploy/adapters/git_source_repository.h"
+#include "services/deploy/adapters/http_health_probe.h"
+#include "services/deploy/api/deploy_service.h"
+#include "services/deploy/domain/route_reconciler.h"
+#include "services/deploy/peers/mesh_peers.h"
+#include "services/deploy/store/pg_release_store.h"
+#include "services/jobs/engine/job_engine.h"
+#include "spdlog/spdlog.h"
+
+// The flags this component reads (ReadFlags), wherever it is hosted.
+ABSL_FLAG(std::string, container_engine_socket, "unix:///run/podman/podman.sock",
+          "the container engine's Docker Engine API: unix:///PATH.sock (Docker, or Podman's "
+          "`podman system service`; tools/up starts one), tcp://HOST:PORT");
+ABSL_FLAG(std::string, caddy_admin_url, "http://127.0.0.1:2019", "Caddy's admin API");
+ABSL_FLAG(std::string, router_listen, "127.0.0.1:8090",
+          "where Caddy serves the projects (HOST:PORT or :PORT); a release's URL is "
+          "http://<project>.<deploy_domain>[:PORT]");
+ABSL_FLAG(std::string, template_bases, "",
+          "the table of local base images by public name (\"\" = the one installed with the "
+          "binary, tools/image/template-bases)");
+ABSL_FLAG(std::string, deploy_dir, "",
+          "scratch checkouts of deploys (\"\" = a temporary directory)");
+
+namespace orchestrator::deploy {
+namespace fs = std::filesystem;
+namespace {
+
+// "public local [name]" lines, '#' comments: the public default of a build
+// file's BASE_IMAGE to the local image built from Debian's archive.
+absl::StatusOr<std::map<std::string, std::string>> ReadTemplateBases(const MeshConfig& config) {
+  std::string path = config.template_bases_file;
+  if (path.empty()) {
+    const std::string installed = OwnBinaryDir() + "/../share/orchestrator/template-bases";
+    std::error_code ec;
+    path = fs::exists(installed, ec) ? installed : ORCHESTRATOR_SOURCE_TEMPLATE_BASES;
+  }
+  std::ifstream in(path);
+  if (!in) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--template_bases: cannot read '", path, "'"));
+  }
+  std::map<std::string, std::string> bases;
+  std::string line;
+  while (std::getline(in, line)) {
+    const std::string uncommented = line.substr(0, line.find('#'));
+    absl::string_view text = absl::StripAsciiWhitespace(uncommented);
+    if (text.empty()) continue;
+    std::vector<std::string> parts =
+        absl::StrSplit(text, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    if (parts.size() >= 2) bases[parts[0]] = parts[1];
+  }
+  return bases;
+}
+
+// The URL format of releases from where the router listens.
+std::string UrlFormat(const std::string& listen) {
+  const std::string port = listen.substr(listen.rfind(':') + 1);
+  return port == "80" ? "http://%s" : absl::StrCat("http://%s:", port);
+}
+
+class DeployComponent final : public Component {
+ public:
+  static absl::StatusOr<std::unique_ptr<Component>> Build(ComponentContext& ctx) {
+    auto self = std::unique_ptr<DeployComponent>(new DeployComponent(ctx));
+    if (auto s = self->Init(ctx); !s.ok()) return s;
+    return self;
+  }
+
+  ~DeployComponent() override { Stop(); }
+
+  void Start() override {
+    reconciler_thread_ = std::thread([this] { ReconcileLoop(); });
+  }
+  void BeginDrain(absl::Time deadline) override {
+    StopReconciling();
+    if (engine_) engine_->BeginDrain(deadline);
+  }
+  void Stop() override {
+    StopReconciling();
+    engine_.reset();
+    if (executor_) executor_->Shutdown();
+  }
+
+ private:
+  explicit DeployComponent(ComponentContext& ctx) : config_(ctx.config) {}
+
+  absl::Status Init(ComponentContext& ctx) {
+    dir_ = config_.deploy_dir;
+    if (dir_.empty()) dir_ = (fs::temp_directory_path() / NewId("orchestrator-deploy-")).string();
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    if (ec) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--deploy_dir: cannot create '", dir_, "': ", ec.message()));
+    }
+    containers::DockerEngineConfig engine_config;
+    engine_config.url = config_.container_engine_url;
+    auto container_engine = containers::DockerEngine::FromConfig(engine_config);
+    if (!container_engine.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--container_engine_socket: ", container_engine.status().message()));
+    }
+    containers::ContainerEnginePtr engine = *std::move(container_engine);
+    router::CaddyRouterConfig router_config;
+    router_config.admin_url = config_.caddy_admin_url;
+    router_config.listen = config_.router_listen;
+    auto caddy = router::CaddyRouter::FromConfig(router_config);
+    if (!caddy.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--caddy_admin_url / --router_listen: ", caddy.status().message()));
+    }
+    std::shared_ptr<router::Router> router = *std::move(caddy);
+    if (auto s = router::CheckListenerMigration(); !s.ok()) {
+      spdlog::warn("deploy: {} (route switches may reset connections)", s.ToString());
+    }
+    auto bases = ReadTemplateBases(config_);
+    if (!bases.ok()) return bases.status();
+
+    auto channel_to = ctx.channel_to;
+    auto projects = std::make_shared<ProjectServiceDirectory>(
+        [channel_to] { return projects::v1::ProjectService::NewStub(channel_to("projects")); },
+        ctx.mesh, ctx.call_deadline);
+    auto allocations = std::make_shared<InfraPortAllocations>(
+        [channel_to] { return infra::v1::InfraService::NewStub(channel_to("infra")); }, ctx.mesh,
+        ctx.call_deadline);
+    auto source = std::make_shared<GitSourceRepository>(ctx.mesh, absl::Minutes(2));
+    auto releases = std::make_shared<PgReleaseStore>(ctx.pool);
+
+    engine_ = std::make_unique<jobs::JobEngine>(ctx.pool, config_.database_url,
+                                                jobs::JobEngine::OptionsOf(config_, 4));
+    auto job_store = engine_->store();
+    auto readiness = std::make_shared<ReadinessChecker>(
+        projects, source, allocations, engine, router, [job_store](const std::string& project_id) {
+          return DeployInFlightIn(*job_store, project_id);
+        });
+    DeployerOptions options;
+    options.work_dir = dir_;
+    options.url_format = UrlFormat(config_.router_listen);
+    options.base_images = *std::move(bases);
+    auto route_mu = std::make_shared<absl::Mutex>();
+    auto deployer = std::make_shared<Deployer>(projects, source, allocations, releases, engine,
+                                               router, std::make_shared<HttpHealthProbe>(),
+                                               route_mu, std::move(options));
+    reconciler_ = std::make_shared<RouteReconciler>(releases, router, engine, route_mu);
+
+    engine_->worker().Register(kDeployJobKind, [deployer](jobs::JobContext& job) {
+      return deployer->Deploy(JobOf(job), HooksOf(job));
+    });
+    engine_->worker().Register(kRollbackJobKind, [deployer](jobs::JobContext& job) {
+      return deployer->Rollback(JobOf(job), HooksOf(job));
+    });
+    if (auto s = engine_->Start(absl::FromChrono(ctx.call_deadline), "deploy"); !s.ok()) return s;
+
+    executor_ = std::make_shared<BoundedExecutor>(4, 256);
+    Serve(ctx.host,
+          std::make_unique<DeployServiceImpl>(readiness, deployer, releases, job_store,
+                                              ctx.project_visibility, executor_),
+          v1::DeployService::service_full_name());
+    return absl::OkStatus();
+  }
+
+  static DeployJob JobOf(const jobs::JobContext& job) {
+    const auto& params = job.job().params().fields();
+    DeployJob run;
+    run.id = job.job().id();
+    run.owner_id = job.job().owner_id();
+    run.project_id = job.job().project_id();
+    if (auto it = params.find("commit_sha"); it != params.end()) {
+      run.commit_sha = it->second.string_value();
+    }
+    if (auto it = params.find("release_id"); it != params.end()) {
+      run.target_release_id = it->second.string_value();
+    }
+    return run;
+  }
+
+  static JobHooks HooksOf(jobs::JobContext& job) {
+    return {
+        [&job](int percent, const std::string& message) { (void)job.Progress(percent, message); },
+        [&job](const std::string& line) { (void)job.Log(line); },
+        [&job] { return job.cancelled(); }};
+  }
+
+  // Routes from the LIVE releases, now and every interval, and the
+  // containers of releases no longer live removed.
+  void ReconcileLoop() {
+    while (true) {
+      if (auto report = reconciler_->ReconcileRoutes(); !report.ok()) {
+        spdlog::warn("deploy: reconciling routes: {}", report.status().ToString());
+      } else if (report->changed()) {
+        spdlog::info("deploy: routes reconciled: {} added, {} fixed, {} removed",
+                     report->added.size(), report->updated.size(), report->removed.size());
+      }
+      if (auto removed = reconciler_->RemoveOrphans(); removed.ok() && *removed > 0) {
+        spdlog::info("deploy: removed {} containers no release uses", *removed);
+      }
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_),
+                               absl::FromChrono(config_.deploy_reconcile_interval))) {
+        return;
+      }
+    }
+  }
+
+  void StopReconciling() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    if (reconciler_thread_.joinable()) reconciler_thread_.join();
+  }
+
+  const MeshConfig& config_;
+  std::string dir_;
+  std::shared_ptr<RouteReconciler> reconciler_;
+  std::unique_ptr<jobs::JobEngine> engine_;
+  BoundedExecutorPtr executor_;
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread reconciler_thread_;
+};
+
+absl::Status ReadFlags(MeshConfig& config) {
+  config.container_engine_url = absl::GetFlag(FLAGS_container_engine_socket);
+  config.caddy_admin_url = absl::GetFlag(FLAGS_caddy_admin_url);
+  config.router_listen = absl::GetFlag(FLAGS_router_listen);
+  if (config.router_listen.find(':') == std::string::npos) {
+    return absl::InvalidArgumentError("--router_listen: HOST:PORT or :PORT");
+  }
+  config.template_bases_file = absl::GetFlag(FLAGS_template_bases);
+  config.deploy_dir = absl::GetFlag(FLAGS_deploy_dir);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+ComponentSpec Registration() {
+  return {.name = "deploy",
+          .service = v1::DeployService::service_full_name(),
+          .peers = {"projects", "infra", "jobs"},
+          .migrations = &db::DeployMigrations,
+          .read_flags = &ReadFlags,
+          .build = &DeployComponent::Build};
+}
+
+}  // namespace orchestrator::deploy

@@ -1,0 +1,65 @@
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "orchestrator/infra/v1/infra.pb.h"
+#include "orchestrator/projects/v1/projects.pb.h"
+
+namespace orchestrator::deploy {
+
+// What deploy needs of ProjectService, acting for the project's owner
+// (peers/, over its stub).
+class ProjectDirectory {
+ public:
+  virtual ~ProjectDirectory() = default;
+  virtual absl::StatusOr<projects::v1::Project> Get(const std::string& owner_id,
+                                                    const std::string& project_id) = 0;
+  // The names of the project's secrets.
+  virtual absl::StatusOr<std::vector<std::string>> SecretNames(const std::string& owner_id,
+                                                               const std::string& project_id) = 0;
+  // Their values (a mesh-only call): for the container's environment.
+  virtual absl::StatusOr<std::map<std::string, std::string>> RevealSecrets(
+      const std::string& owner_id, const std::string& project_id,
+      const std::vector<std::string>& names) = 0;
+};
+
+// The two ports a project's releases alternate between on their server, so
+// that a new release starts next to the live one (InfraService, acting for
+// the owner; peers/). `live` carries the project's host name.
+struct PortSlots {
+  infra::v1::Allocation live;  // service "web"
+  infra::v1::Allocation next;  // service "web-next"
+};
+class PortAllocations {
+ public:
+  virtual ~PortAllocations() = default;
+  // Allocated when missing.
+  virtual absl::StatusOr<PortSlots> Slots(const std::string& owner_id,
+                                          const std::string& project_id) = 0;
+};
+
+// The project's code (git, peers/).
+class SourceRepository {
+ public:
+  virtual ~SourceRepository() = default;
+  // The commit the repository's default branch (its HEAD) points at.
+  virtual absl::StatusOr<std::string> Head(const std::string& url) = 0;
+  // `commit` of `url` checked out into `dir` (must not exist). NOT_FOUND
+  // when the repository has no such commit.
+  virtual absl::Status Checkout(const std::string& url, const std::string& commit,
+                                const std::string& dir) = 0;
+};
+
+// One HTTP GET of http://127.0.0.1:<port><path>: the status code, or
+// UNAVAILABLE when nothing answered within `timeout`.
+class HealthProbe {
+ public:
+  virtual ~HealthProbe() = default;
+  virtual absl::StatusOr<int> Get(int port, const std::string& path, absl::Duration timeout) = 0;
+};
+
+}  // namespace orchestrator::deploy

@@ -1,0 +1,420 @@
+#include "services/deploy/domain/deployer.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include <algorithm>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+
+namespace orchestrator::deploy {
+namespace {
+
+namespace fs = std::filesystem;
+using google::protobuf::util::TimeUtil;
+
+// A project id as a name part of containers, images and routes.
+std::string NamePart(const std::string& project_id) {
+  return absl::AsciiStrToLower(absl::StrReplaceAll(project_id, {{"_", "-"}}));
+}
+
+absl::Duration Or(const google::protobuf::Duration& d, absl::Duration fallback, absl::Duration lo,
+                  absl::Duration hi) {
+  if (d.seconds() == 0 && d.nanos() == 0) return fallback;
+  const absl::Duration v = absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+  return std::clamp(v, lo, hi);
+}
+
+// The default of the build file's `ARG BASE_IMAGE=...`, "" when none.
+std::string BaseImageDefault(const std::string& build_file) {
+  std::ifstream in(build_file);
+  std::string line;
+  while (std::getline(in, line)) {
+    absl::string_view l = absl::StripAsciiWhitespace(line);
+    if (!absl::StartsWithIgnoreCase(l, "ARG ")) continue;
+    l = absl::StripAsciiWhitespace(l.substr(4));
+    if (!absl::ConsumePrefix(&l, "BASE_IMAGE=")) continue;
+    return std::string(
+        absl::StripAsciiWhitespace(absl::StripSuffix(absl::StripPrefix(l, "\""), "\"")));
+  }
+  return "";
+}
+
+google::protobuf::Struct ResultOf(const v1::Release& release) {
+  google::protobuf::Struct result;
+  auto& f = *result.mutable_fields();
+  f["release_id"].set_string_value(release.id());
+  f["url"].set_string_value(release.url());
+  f["version"].set_number_value(static_cast<double>(release.version()));
+  f["commit_sha"].set_string_value(release.commit_sha());
+  if (!release.rollback_of_release_id().empty()) {
+    f["rollback_of_release_id"].set_string_value(release.rollback_of_release_id());
+  }
+  return result;
+}
+
+}  // namespace
+
+std::string RouteIdOf(const std::string& project_id) {
+  return absl::StrCat("orchestrator-", NamePart(project_id));
+}
+
+router::Route RouteOf(const v1::Release& release, const std::string& hostname) {
+  return {RouteIdOf(release.project_id()), {hostname}, absl::StrCat("127.0.0.1:", release.port())};
+}
+
+absl::StatusOr<v1::Release> Deployer::PreviousRelease(const std::string& project_id) const {
+  PageRequest page;
+  page.page_size = 50;
+  auto superseded = releases_->List(project_id, v1::RELEASE_STATUS_SUPERSEDED, page);
+  if (!superseded.ok()) return superseded.status();
+  if (superseded->items.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "project ", project_id, " has no earlier release to roll back to (none was superseded)"));
+  }
+  // The one most recently live: superseded last.
+  const auto latest = std::max_element(
+      superseded->items.begin(), superseded->items.end(), [](const auto& a, const auto& b) {
+        return TimeUtil::TimestampToMicroseconds(a.superseded_time()) <
+               TimeUtil::TimestampToMicroseconds(b.superseded_time());
+      });
+  return *latest;
+}
+
+absl::StatusOr<google::protobuf::Struct> Deployer::Deploy(const DeployJob& job,
+                                                          const JobHooks& hooks) {
+  auto project = projects_->Get(job.owner_id, job.project_id);
+  if (!project.ok()) return project.status();
+  v1::Release wanted;
+  wanted.set_project_id(job.project_id);
+  wanted.set_owner_id(job.owner_id);
+  wanted.set_commit_sha(job.commit_sha);
+  wanted.set_job_id(job.id);
+  auto release = releases_->EnsureForJob(wanted);
+  if (!release.ok()) return release.status();
+  if (release->status() == v1::RELEASE_STATUS_LIVE) return Resume(job, *release, hooks);
+  if (release->status() != v1::RELEASE_STATUS_DEPLOYING) {
+    return absl::FailedPreconditionError(absl::StrCat("release ", release->version(), " ",
+                                                      v1::ReleaseStatus_Name(release->status()),
+                                                      ": ", release->failure_reason()));
+  }
+  hooks.progress(5, absl::StrCat("release ", release->version(), " of ", job.project_id, " at ",
+                                 job.commit_sha.substr(0, 12)));
+  auto image = EnsureImage(job, *project, hooks);
+  if (!image.ok()) {
+    if (image.status().code() == absl::StatusCode::kFailedPrecondition ||
+        image.status().code() == absl::StatusCode::kNotFound) {
+      (void)releases_->MarkFailed(release->id(), std::string(image.status().message()));
+    }
+    return image.status();
+  }
+  return Launch(job, *project, *release, *image, hooks);
+}
+
+absl::StatusOr<google::protobuf::Struct> Deployer::Rollback(const DeployJob& job,
+                                                            const JobHooks& hooks) {
+  auto project = projects_->Get(job.owner_id, job.project_id);
+  if (!project.ok()) return project.status();
+  auto target = releases_->Get(job.target_release_id);
+  if (!target.ok()) return target.status();
+  if (target->project_id() != job.project_id || target->image().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("release ", job.target_release_id,
+                                                      " of project ", job.project_id,
+                                                      " has no image to roll back to"));
+  }
+  v1::Release wanted;
+  wanted.set_project_id(job.project_id);
+  wanted.set_owner_id(job.owner_id);
+  wanted.set_commit_sha(target->commit_sha());
+  wanted.set_job_id(job.id);
+  wanted.set_rollback_of_release_id(target->id());
+  auto release = releases_->EnsureForJob(wanted);
+  if (!release.ok()) return release.status();
+  if (release->status() == v1::RELEASE_STATUS_LIVE) return Resume(job, *release, hooks);
+  if (release->status() != v1::RELEASE_STATUS_DEPLOYING) {
+    return absl::FailedPreconditionError(absl::StrCat("release ", release->version(), " ",
+                                                      v1::ReleaseStatus_Name(release->status()),
+                                                      ": ", release->failure_reason()));
+  }
+  hooks.progress(5, absl::StrCat("release ", release->version(), " rolls back to release ",
+                                 target->version(), " (", target->commit_sha().substr(0, 12), ")"));
+  if (auto kept = engine_->InspectImage(target->image()); !kept.ok()) {
+    if (kept.status().code() != absl::StatusCode::kNotFound) return kept.status();
+    const std::string why =
+        absl::StrCat("the image of release ", target->version(), " (", target->image(),
+                     ") is no longer kept: deploy commit ", target->commit_sha(), " instead");
+    (void)releases_->MarkFailed(release->id(), why);
+    return absl::FailedPreconditionError(why);
+  }
+  hooks.progress(30, absl::StrCat("image ", target->image(), " kept: no build"));
+  return Launch(job, *project, *release, target->image(), hooks);
+}
+
+absl::StatusOr<std::string> Deployer::EnsureImage(const DeployJob& job,
+                                                  const projects::v1::Project& project,
+                                                  const JobHooks& hooks) {
+  const std::string tag = absl::StrCat("localhost/orchestrator-", NamePart(job.project_id), ":",
+                                       job.commit_sha.substr(0, 12));
+  if (auto built = engine_->InspectImage(tag); built.ok()) {
+    hooks.progress(30, absl::StrCat("image ", tag, " already built"));
+    return tag;
+  } else if (built.status().code() != absl::StatusCode::kNotFound) {
+    return built.status();
+  }
+  const fs::path checkout = fs::path(options_.work_dir) / job.id;
+  std::error_code ec;
+  fs::remove_all(checkout, ec);
+  struct RemoveTree {
+    fs::path path;
+    ~RemoveTree() {
+      std::error_code ignored;
+      fs::remove_all(path, ignored);
+    }
+  } cleanup{checkout};
+  if (auto s = source_->Checkout(project.repository_url(), job.commit_sha, checkout.string());
+      !s.ok()) {
+    return s;
+  }
+  hooks.progress(15, absl::StrCat("fetched ", job.commit_sha.substr(0, 12)));
+  containers::BuildSpec spec;
+  spec.context_dir = checkout.string();
+  spec.dockerfile = project.run_contract().build_file();
+  spec.tag = tag;
+  spec.labels = {{kProjectLabel, job.project_id}, {"orchestrator.commit", job.commit_sha}};
+  const std::string base = BaseImageDefault((checkout / spec.dockerfile).string());
+  if (auto local = options_.base_images.find(base); local != options_.base_images.end()) {
+    spec.build_args["BASE_IMAGE"] = local->second;
+    hooks.log(absl::StrCat("build: on ", local->second, ", the local image of ", base));
+  } else if (!base.empty()) {
+    hooks.log(absl::StrCat("build: on ", base, " (no local image stands in for it)"));
+  }
+  std::atomic<bool> cancel{false};
+  auto id = engine_->BuildImage(
+      spec,
+      [&](const std::string& line) {
+        hooks.log(absl::StrCat("build: ", line));
+        if (hooks.cancelled()) cancel = true;
+      },
+      &cancel);
+  if (!id.ok()) return id.status();
+  hooks.progress(30, absl::StrCat("built ", tag));
+  return tag;
+}
+
+absl::StatusOr<google::protobuf::Struct> Deployer::Launch(const DeployJob& job,
+                                                          const projects::v1::Project& project,
+                                                          v1::Release release,
+                                                          const std::string& image,
+                                                          const JobHooks& hooks) {
+  const auto& contract = project.run_contract();
+  auto slots = allocations_->Slots(job.owner_id, job.project_id);
+  if (!slots.ok()) return slots.status();
+  auto live = releases_->Live(job.project_id);
+  if (!live.ok()) return live.status();
+  // Next to the live release: on the slot it does not use.
+  int port = release.port();
+  if (port == 0) {
+    port = *live && (*live)->port() == slots->live.port() ? slots->next.port() : slots->live.port();
+  }
+  const std::string name = absl::StrCat("orch-", NamePart(job.project_id), "-r", release.version());
+  if (auto s = releases_->SetRuntime(release.id(), image, name, port, slots->live.server_id());
+      !s.ok()) {
+    return s;
+  }
+  release.set_image(image);
+  release.set_container_name(name);
+  release.set_port(port);
+
+  // The container: the one a previous attempt started when it still runs
+  // this image, else a fresh one.
+  bool reuse = false;
+  if (auto running = engine_->InspectContainer(name); running.ok()) {
+    reuse = running->running && running->host_port == port &&
+            running->labels.count(kReleaseLabel) &&
+            running->labels.at(kReleaseLabel) == release.id();
+    if (!reuse) {
+      if (auto s = engine_->RemoveContainer(name, true);
+          !s.ok() && s.code() != absl::StatusCode::kNotFound) {
+        return s;
+      }
+    }
+  } else if (running.status().code() != absl::StatusCode::kNotFound) {
+    return running.status();
+  }
+  if (!reuse) {
+    containers::ContainerSpec spec;
+    spec.name = name;
+    spec.image = image;
+    spec.labels = {{kProjectLabel, job.project_id},
+                   {kReleaseLabel, release.id()},
+                   {kOwnerLabel, job.owner_id}};
+    spec.container_port = contract.port();
+    spec.host_port = port;
+    spec.restart_policy = containers::RestartPolicy::kUnlessStopped;
+    std::vector<std::string> names(contract.required_secrets().begin(),
+                                   contract.required_secrets().end());
+    if (!names.empty()) {
+      auto secrets = projects_->RevealSecrets(job.owner_id, job.project_id, names);
+      if (!secrets.ok()) return secrets.status();
+      for (const auto& [key, value] : *secrets) spec.env.push_back(absl::StrCat(key, "=", value));
+    }
+    spec.env.push_back(absl::StrCat("PORT=", contract.port()));
+    if (auto id = engine_->CreateContainer(spec); !id.ok()) return id.status();
+    if (auto s = engine_->StartContainer(name); !s.ok()) return s;
+  }
+  hooks.progress(45, absl::StrCat(reuse ? "container " : "started ", name, " on 127.0.0.1:", port));
+
+  if (auto s = HealthGate(contract, port, name, hooks); !s.ok()) {
+    if (s.code() == absl::StatusCode::kFailedPrecondition) {
+      (void)engine_->RemoveContainer(name, true);
+      (void)releases_->MarkFailed(release.id(), std::string(s.message()));
+    }
+    return s;
+  }
+  hooks.progress(65, absl::StrCat(contract.health_path(), " answers 200"));
+
+  return Switch(job, std::move(release), slots->live.hostname(), hooks);
+}
+
+absl::StatusOr<google::protobuf::Struct> Deployer::Resume(const DeployJob& job, v1::Release release,
+                                                          const JobHooks& hooks) {
+  auto slots = allocations_->Slots(job.owner_id, job.project_id);
+  if (!slots.ok()) return slots.status();
+  return Switch(job, std::move(release), slots->live.hostname(), hooks);
+}
+
+absl::StatusOr<google::protobuf::Struct> Deployer::Switch(const DeployJob& job, v1::Release release,
+                                                          const std::string& hostname,
+                                                          const JobHooks& hooks) {
+  // LIVE first, then the route: whoever reconciles routes from the LIVE
+  // releases meanwhile (under the same lock) agrees with this switch, and a
+  // job run again after a crash in between switches the route again.
+  // Caddy sends new requests to the new container; those in flight finish
+  // on the old one.
+  const std::string url = absl::StrFormat(options_.url_format.c_str(), hostname);
+  {
+    absl::MutexLock lock(route_mu_.get());
+    if (release.status() != v1::RELEASE_STATUS_LIVE) {
+      auto superseded = releases_->MakeLive(release.id(), url, absl::Now());
+      if (!superseded.ok()) return superseded.status();
+      release.set_url(url);
+      release.set_status(v1::RELEASE_STATUS_LIVE);
+    }
+    if (auto s = router_->PutRoute(RouteOf(release, hostname)); !s.ok()) return s;
+  }
+  hooks.progress(80, absl::StrCat("live at ", release.url()));
+
+  if (!release.container_name().empty()) {
+    RetireOthers(job.project_id, release.container_name(), hooks);
+  }
+  PruneImages(job.project_id, release.image(), hooks);
+  hooks.progress(100, absl::StrCat("release ", release.version(), " live at ", release.url()));
+  return ResultOf(release);
+}
+
+absl::Status Deployer::HealthGate(const common::v1::RunContract& contract, int port,
+                                  const std::string& container, const JobHooks& hooks) {
+  const auto& gate = contract.health_gate();
+  const absl::Duration interval =
+      Or(gate.interval(), absl::Milliseconds(200), absl::Milliseconds(50), absl::Seconds(60));
+  const absl::Duration timeout =
+      Or(gate.timeout(), absl::Seconds(2), absl::Milliseconds(100), absl::Seconds(60));
+  const absl::Duration start_period =
+      Or(gate.start_period(), absl::Seconds(30), absl::ZeroDuration(), absl::Minutes(10));
+  const int retries = gate.retries() > 0 ? std::min(gate.retries(), 100) : 3;
+  const absl::Time started = absl::Now();
+  int failures = 0;
+  std::string last;
+  while (true) {
+    if (hooks.cancelled()) return absl::CancelledError("the deploy was stopped");
+    auto status = probe_->Get(port, contract.health_path(), timeout);
+    if (status.ok() && *status == 200) return absl::OkStatus();
+    last = status.ok() ? absl::StrCat(contract.health_path(), " answered ", *status)
+                       : std::string(status.status().message());
+    // Failures count once the start period is over (or once it answers).
+    if (absl::Now() - started >= start_period || status.ok()) ++failures;
+    if (failures >= retries) break;
+    // A container that exited (even one its restart policy brought back)
+    // will not become healthy by waiting.
+    auto inspected = engine_->InspectContainer(container);
+    if (inspected.ok() &&
+        (inspected->restart_count > 0 || (!inspected->running && inspected->status != "created"))) {
+      last = absl::StrCat("the container exited (code ", inspected->exit_code, ")");
+      break;
+    }
+    absl::SleepFor(interval);
+  }
+  hooks.log(absl::StrCat("health gate: ", last));
+  return absl::FailedPreconditionError(
+      absl::StrCat("health gate failed: ", last, "; its last lines:\n", LastLines(container, 20)));
+}
+
+std::string Deployer::LastLines(const std::string& container, int lines) {
+  std::deque<std::string> kept;
+  containers::LogOptions options;
+  options.tail_lines = lines;
+  (void)engine_->Logs(
+      container, options,
+      [&](const containers::LogLine& line) {
+        kept.push_back(line.text.substr(0, 500));
+        if (static_cast<int>(kept.size()) > lines) kept.pop_front();
+        return true;
+      },
+      nullptr);
+  return absl::StrJoin(kept, "\n");
+}
+
+void Deployer::RetireOthers(const std::string& project_id, const std::string& keep,
+                            const JobHooks& hooks) {
+  auto others = engine_->ListContainers({{kProjectLabel, project_id}}, true);
+  if (!others.ok()) {
+    hooks.log(absl::StrCat("listing the old containers: ", others.status().message()));
+    return;
+  }
+  bool drained = false;
+  for (const auto& c : *others) {
+    if (c.name == keep) continue;
+    if (!drained && c.status == "running") {
+      absl::SleepFor(options_.drain);  // requests in flight on it finish
+      drained = true;
+    }
+    (void)engine_->StopContainer(c.name, options_.stop_grace);
+    if (auto s = engine_->RemoveContainer(c.name, true);
+        s.ok() || s.code() == absl::StatusCode::kNotFound) {
+      hooks.log(absl::StrCat("removed ", c.name));
+    } else {
+      hooks.log(absl::StrCat("removing ", c.name, ": ", s.message()));
+    }
+  }
+}
+
+void Deployer::PruneImages(const std::string& project_id, const std::string& live_image,
+                           const JobHooks& hooks) {
+  auto images = engine_->ListImages({{kProjectLabel, project_id}});
+  if (!images.ok()) return;
+  int kept = 0;
+  for (const auto& image : *images) {  // newest first
+    const bool live =
+        std::find(image.tags.begin(), image.tags.end(), live_image) != image.tags.end();
+    if (live || kept < options_.keep_images) {
+      ++kept;
+      continue;
+    }
+    if (engine_->RemoveImage(image.id, false).ok()) {
+      hooks.log(absl::StrCat("pruned image ", absl::StrJoin(image.tags, ", ")));
+    }
+  }
+}
+
+}  // namespace orchestrator::deploy

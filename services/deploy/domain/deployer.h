@@ -1,0 +1,132 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "google/protobuf/struct.pb.h"
+#include "orchestrator/deploy/v1/deploy.pb.h"
+#include "services/common/containers/container_engine.h"
+#include "services/common/router/router.h"
+#include "services/deploy/domain/deploy_ports.h"
+#include "services/deploy/domain/release_store.h"
+
+namespace orchestrator::deploy {
+
+// What a running deploy or rollback job offers its steps.
+struct JobHooks {
+  std::function<void(int percent, const std::string& message)> progress;
+  std::function<void(const std::string& line)> log;
+  std::function<bool()> cancelled;
+};
+
+// The job being run, as a deploy needs it.
+struct DeployJob {
+  std::string id;
+  std::string owner_id;
+  std::string project_id;
+  std::string commit_sha;         // deploy: resolved when the request was taken
+  std::string target_release_id;  // rollback: the release made live again
+};
+
+struct DeployerOptions {
+  std::string work_dir;  // checkouts, one per running job
+  // How a release's URL is made from its host name, e.g. "http://%s:8080".
+  std::string url_format = "http://%s";
+  // The local images to build on, by the public default of the build
+  // file's `ARG BASE_IMAGE` (no registry is reachable on one machine).
+  std::map<std::string, std::string> base_images;
+  // After the switch, how long the old container keeps serving the requests
+  // it has, and then how long it gets to stop.
+  absl::Duration drain = absl::Seconds(2);
+  absl::Duration stop_grace = absl::Seconds(10);
+  // Images kept per project for rollbacks (the live one's always).
+  int keep_images = 3;
+};
+
+// The labels the containers and images of a deploy carry.
+inline constexpr char kProjectLabel[] = "orchestrator.project";
+inline constexpr char kReleaseLabel[] = "orchestrator.release";
+inline constexpr char kOwnerLabel[] = "orchestrator.owner";
+
+// The route a project's LIVE release is reached by.
+router::Route RouteOf(const v1::Release& release, const std::string& hostname);
+// "orchestrator-<project, lowercased, '_' as '-'>".
+std::string RouteIdOf(const std::string& project_id);
+
+// Deploys and rollbacks: builds (deploy) or takes the kept image (rollback),
+// starts the new container next to the live one, gates on its health,
+// switches the route, drains and removes the old container, and prunes old
+// images. A job run again after a crash finds its release and goes on.
+class Deployer {
+ public:
+  // `route_mu` is held while a release goes LIVE and its route switches,
+  // and by the RouteReconciler while it makes the routes those of the LIVE
+  // releases, so that neither undoes the other.
+  Deployer(std::shared_ptr<ProjectDirectory> projects, std::shared_ptr<SourceRepository> source,
+           std::shared_ptr<PortAllocations> allocations, ReleaseStorePtr releases,
+           containers::ContainerEnginePtr engine, std::shared_ptr<router::Router> router,
+           std::shared_ptr<HealthProbe> probe, std::shared_ptr<absl::Mutex> route_mu,
+           DeployerOptions options)
+      : projects_(std::move(projects)),
+        source_(std::move(source)),
+        allocations_(std::move(allocations)),
+        releases_(std::move(releases)),
+        engine_(std::move(engine)),
+        router_(std::move(router)),
+        probe_(std::move(probe)),
+        route_mu_(std::move(route_mu)),
+        options_(std::move(options)) {}
+
+  // Result: {release_id, url, version, commit_sha}.
+  absl::StatusOr<google::protobuf::Struct> Deploy(const DeployJob& job, const JobHooks& hooks);
+  absl::StatusOr<google::protobuf::Struct> Rollback(const DeployJob& job, const JobHooks& hooks);
+
+  // The release a rollback makes live again when none is named: the one
+  // live before the current one.
+  absl::StatusOr<v1::Release> PreviousRelease(const std::string& project_id) const;
+
+ private:
+  // From a release with its image: start, gate, switch, drain, prune.
+  absl::StatusOr<google::protobuf::Struct> Launch(const DeployJob& job,
+                                                  const projects::v1::Project& project,
+                                                  v1::Release release, const std::string& image,
+                                                  const JobHooks& hooks);
+  // The release LIVE and its route switched (again, after a crash), then
+  // the old containers drained and the old images pruned.
+  absl::StatusOr<google::protobuf::Struct> Switch(const DeployJob& job, v1::Release release,
+                                                  const std::string& hostname,
+                                                  const JobHooks& hooks);
+  // For a job whose release went LIVE before a crash: the same last steps.
+  absl::StatusOr<google::protobuf::Struct> Resume(const DeployJob& job, v1::Release release,
+                                                  const JobHooks& hooks);
+  // Builds the project's image at the commit unless it exists; its tag.
+  absl::StatusOr<std::string> EnsureImage(const DeployJob& job,
+                                          const projects::v1::Project& project,
+                                          const JobHooks& hooks);
+  // OK once health_path answers 200; FAILED_PRECONDITION with why not.
+  absl::Status HealthGate(const common::v1::RunContract& contract, int port,
+                          const std::string& container, const JobHooks& hooks);
+  // The project's containers other than `keep`, stopped and removed.
+  void RetireOthers(const std::string& project_id, const std::string& keep, const JobHooks& hooks);
+  void PruneImages(const std::string& project_id, const std::string& live_image,
+                   const JobHooks& hooks);
+  // The last lines a container wrote, for a failure's message.
+  std::string LastLines(const std::string& container, int lines);
+
+  std::shared_ptr<ProjectDirectory> projects_;
+  std::shared_ptr<SourceRepository> source_;
+  std::shared_ptr<PortAllocations> allocations_;
+  ReleaseStorePtr releases_;
+  containers::ContainerEnginePtr engine_;
+  std::shared_ptr<router::Router> router_;
+  std::shared_ptr<HealthProbe> probe_;
+  std::shared_ptr<absl::Mutex> route_mu_;
+  DeployerOptions options_;
+};
+
+}  // namespace orchestrator::deploy

@@ -1,0 +1,88 @@
+#include "services/deploy/peers/mesh_peers.h"
+
+#include "services/common/peers/mesh_call.h"
+#include "services/common/status/status.h"
+
+namespace orchestrator::deploy {
+namespace {
+constexpr absl::string_view kProjectService = "the projects component";
+constexpr absl::string_view kInfraService = "the infra component";
+}  // namespace
+
+absl::StatusOr<projects::v1::Project> ProjectServiceDirectory::Get(const std::string& owner_id,
+                                                                   const std::string& project_id) {
+  grpc::ClientContext ctx;
+  PrepareMeshCall(ctx, *mesh_, deadline_, owner_id);
+  projects::v1::GetProjectRequest req;
+  req.set_project_id(project_id);
+  projects::v1::GetProjectResponse resp;
+  if (grpc::Status s = (*stub_).GetProject(&ctx, req, &resp); !s.ok()) {
+    return FromPeerStatus(s, kProjectService);
+  }
+  return std::move(*resp.mutable_project());
+}
+
+absl::StatusOr<std::vector<std::string>> ProjectServiceDirectory::SecretNames(
+    const std::string& owner_id, const std::string& project_id) {
+  std::vector<std::string> names;
+  projects::v1::ListSecretsRequest req;
+  req.set_project_id(project_id);
+  req.set_page_size(500);
+  for (int page = 0; page < 20; ++page) {
+    grpc::ClientContext ctx;
+    PrepareMeshCall(ctx, *mesh_, deadline_, owner_id);
+    projects::v1::ListSecretsResponse resp;
+    if (grpc::Status s = (*stub_).ListSecrets(&ctx, req, &resp); !s.ok()) {
+      return FromPeerStatus(s, kProjectService);
+    }
+    for (const auto& secret : resp.secrets()) names.push_back(secret.name());
+    if (resp.next_page_token().empty()) break;
+    req.set_page_token(resp.next_page_token());
+  }
+  return names;
+}
+
+absl::StatusOr<std::map<std::string, std::string>> ProjectServiceDirectory::RevealSecrets(
+    const std::string& owner_id, const std::string& project_id,
+    const std::vector<std::string>& names) {
+  grpc::ClientContext ctx;
+  PrepareMeshCall(ctx, *mesh_, deadline_, owner_id);
+  projects::v1::RevealSecretsRequest req;
+  req.set_project_id(project_id);
+  for (const auto& name : names) req.add_names(name);
+  projects::v1::RevealSecretsResponse resp;
+  if (grpc::Status s = (*stub_).RevealSecrets(&ctx, req, &resp); !s.ok()) {
+    return FromPeerStatus(s, kProjectService);
+  }
+  return std::map<std::string, std::string>(resp.values().begin(), resp.values().end());
+}
+
+absl::StatusOr<infra::v1::Allocation> InfraPortAllocations::Allocate(const std::string& owner_id,
+                                                                     const std::string& project_id,
+                                                                     const std::string& service) {
+  grpc::ClientContext ctx;
+  PrepareMeshCall(ctx, *mesh_, deadline_, owner_id);
+  infra::v1::AllocatePortRequest req;
+  req.set_project_id(project_id);
+  req.set_service(service);
+  infra::v1::AllocatePortResponse resp;
+  if (grpc::Status s = (*stub_).AllocatePort(&ctx, req, &resp); !s.ok()) {
+    return FromPeerStatus(s, kInfraService);
+  }
+  return std::move(*resp.mutable_allocation());
+}
+
+absl::StatusOr<PortSlots> InfraPortAllocations::Slots(const std::string& owner_id,
+                                                      const std::string& project_id) {
+  auto live = Allocate(owner_id, project_id, "web");
+  if (!live.ok()) return live.status();
+  auto next = Allocate(owner_id, project_id, "web-next");
+  if (!next.ok()) return next.status();
+  if (next->server_id() != live->server_id()) {
+    return absl::FailedPreconditionError(
+        "the project's web and web-next ports are on different servers: release one");
+  }
+  return PortSlots{*std::move(live), *std::move(next)};
+}
+
+}  // namespace orchestrator::deploy

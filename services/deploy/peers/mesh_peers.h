@@ -1,0 +1,76 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+
+#include "absl/base/call_once.h"
+#include "orchestrator/infra/v1/infra.grpc.pb.h"
+#include "orchestrator/projects/v1/projects.grpc.pb.h"
+#include "services/common/auth/mesh_identity.h"
+#include "services/deploy/domain/deploy_ports.h"
+
+namespace orchestrator::deploy {
+
+// A peer's stub, made at the first call (an in-process channel exists only
+// once the server serves).
+template <typename Service>
+class LazyStub {
+ public:
+  using StubPtr = std::unique_ptr<typename Service::StubInterface>;
+  explicit LazyStub(std::function<StubPtr()> make) : make_(std::move(make)) {}
+  typename Service::StubInterface& operator*() {
+    absl::call_once(once_, [this] { stub_ = make_(); });
+    return *stub_;
+  }
+
+ private:
+  std::function<StubPtr()> make_;
+  absl::once_flag once_;
+  StubPtr stub_;
+};
+
+// ProjectDirectory over ProjectService's stub, as the mesh acting for the
+// project's owner.
+class ProjectServiceDirectory final : public ProjectDirectory {
+ public:
+  ProjectServiceDirectory(std::function<LazyStub<projects::v1::ProjectService>::StubPtr()> make,
+                          MeshCredentialPtr mesh, std::chrono::milliseconds deadline)
+      : stub_(std::move(make)), mesh_(std::move(mesh)), deadline_(deadline) {}
+
+  absl::StatusOr<projects::v1::Project> Get(const std::string& owner_id,
+                                            const std::string& project_id) override;
+  absl::StatusOr<std::vector<std::string>> SecretNames(const std::string& owner_id,
+                                                       const std::string& project_id) override;
+  absl::StatusOr<std::map<std::string, std::string>> RevealSecrets(
+      const std::string& owner_id, const std::string& project_id,
+      const std::vector<std::string>& names) override;
+
+ private:
+  LazyStub<projects::v1::ProjectService> stub_;
+  MeshCredentialPtr mesh_;
+  std::chrono::milliseconds deadline_;
+};
+
+// PortAllocations over InfraService's stub, as the mesh acting for the
+// project's owner: services "web" (routed) and "web-next".
+class InfraPortAllocations final : public PortAllocations {
+ public:
+  InfraPortAllocations(std::function<LazyStub<infra::v1::InfraService>::StubPtr()> make,
+                       MeshCredentialPtr mesh, std::chrono::milliseconds deadline)
+      : stub_(std::move(make)), mesh_(std::move(mesh)), deadline_(deadline) {}
+
+  absl::StatusOr<PortSlots> Slots(const std::string& owner_id,
+                                  const std::string& project_id) override;
+
+ private:
+  absl::StatusOr<infra::v1::Allocation> Allocate(const std::string& owner_id,
+                                                 const std::string& project_id,
+                                                 const std::string& service);
+
+  LazyStub<infra::v1::InfraService> stub_;
+  MeshCredentialPtr mesh_;
+  std::chrono::milliseconds deadline_;
+};
+
+}  // namespace orchestrator::deploy

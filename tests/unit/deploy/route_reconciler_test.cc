@@ -1,0 +1,155 @@
+// RouteReconciler against mocks: the routes Caddy must have are exactly those
+// of the LIVE releases; containers no release needs go, but never one still
+// draining.
+#include "services/deploy/domain/route_reconciler.h"
+
+#include <gmock/gmock.h>
+#include <google/protobuf/util/time_util.h>
+#include <gtest/gtest.h>
+
+#include "absl/time/clock.h"
+#include "services/deploy/domain/deployer.h"
+
+namespace orchestrator::deploy {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+using ::testing::_;
+using ::testing::ElementsAre;
+using ::testing::Return;
+using ::testing::StrictMock;
+
+class MockReleases : public ReleaseStore {
+ public:
+  MOCK_METHOD(absl::StatusOr<v1::Release>, EnsureForJob, (const v1::Release&), (override));
+  MOCK_METHOD(absl::StatusOr<v1::Release>, Get, (const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<std::optional<v1::Release>>, Live, (const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<v1::Release>>, AllLive, (), (override));
+  MOCK_METHOD(absl::StatusOr<Page<v1::Release>>, List,
+              (const std::string&, v1::ReleaseStatus, const PageRequest&), (override));
+  MOCK_METHOD(absl::Status, SetRuntime,
+              (const std::string&, const std::string&, const std::string&, int, const std::string&),
+              (override));
+  MOCK_METHOD(absl::StatusOr<std::optional<v1::Release>>, MakeLive,
+              (const std::string&, const std::string&, absl::Time), (override));
+  MOCK_METHOD(absl::Status, MarkFailed, (const std::string&, const std::string&), (override));
+};
+
+class MockRouter : public router::Router {
+ public:
+  MOCK_METHOD(absl::Status, EnsureServer, (), (override));
+  MOCK_METHOD(absl::Status, PutRoute, (const router::Route&), (override));
+  MOCK_METHOD(absl::Status, RemoveRoute, (const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<router::Route>>, ListRoutes, (), (override));
+  MOCK_METHOD(absl::StatusOr<router::ReconcileReport>, Reconcile,
+              (const std::vector<router::Route>&), (override));
+};
+
+class MockEngine : public containers::ContainerEngine {
+ public:
+  MOCK_METHOD(absl::Status, Ping, (), (override));
+  MOCK_METHOD(absl::StatusOr<std::string>, BuildImage,
+              (const containers::BuildSpec&, const std::function<void(const std::string&)>&,
+               const std::atomic<bool>*),
+              (override));
+  MOCK_METHOD(absl::StatusOr<containers::ImageInfo>, InspectImage, (const std::string&),
+              (override));
+  MOCK_METHOD(absl::Status, RemoveImage, (const std::string&, bool), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<containers::ImageInfo>>, ListImages,
+              (const std::vector<containers::LabelMatch>&), (override));
+  MOCK_METHOD(absl::StatusOr<std::string>, CreateContainer, (const containers::ContainerSpec&),
+              (override));
+  MOCK_METHOD(absl::Status, StartContainer, (const std::string&), (override));
+  MOCK_METHOD(absl::Status, StopContainer, (const std::string&, absl::Duration), (override));
+  MOCK_METHOD(absl::Status, RemoveContainer, (const std::string&, bool), (override));
+  MOCK_METHOD(absl::StatusOr<containers::ContainerInfo>, InspectContainer, (const std::string&),
+              (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<containers::ContainerSummary>>, ListContainers,
+              (const std::vector<containers::LabelMatch>&, bool), (override));
+  MOCK_METHOD(absl::Status, Logs,
+              (const std::string&, const containers::LogOptions&,
+               const std::function<bool(const containers::LogLine&)>&, const std::atomic<bool>*),
+              (override));
+  MOCK_METHOD(absl::StatusOr<containers::MemoryStats>, MemoryUsage, (const std::string&),
+              (override));
+};
+
+v1::Release Release(const std::string& id, const std::string& project, v1::ReleaseStatus status,
+                    int port = 0, const std::string& url = "") {
+  v1::Release r;
+  r.set_id(id);
+  r.set_project_id(project);
+  r.set_status(status);
+  r.set_port(port);
+  r.set_url(url);
+  return r;
+}
+
+containers::ContainerSummary Container(const std::string& id, const std::string& release) {
+  containers::ContainerSummary c;
+  c.id = id;
+  c.labels[kReleaseLabel] = release;
+  return c;
+}
+
+class RouteReconcilerTest : public ::testing::Test {
+ protected:
+  std::shared_ptr<StrictMock<MockReleases>> releases_ =
+      std::make_shared<StrictMock<MockReleases>>();
+  std::shared_ptr<StrictMock<MockRouter>> router_ = std::make_shared<StrictMock<MockRouter>>();
+  std::shared_ptr<StrictMock<MockEngine>> engine_ = std::make_shared<StrictMock<MockEngine>>();
+  RouteReconciler reconciler_{releases_, router_, engine_, std::make_shared<absl::Mutex>()};
+};
+
+TEST_F(RouteReconcilerTest, TheRoutesAreThoseOfTheLiveReleases) {
+  EXPECT_CALL(*releases_, AllLive())
+      .WillOnce(Return(std::vector<v1::Release>{
+          Release("rel_1", "prj_A1", v1::RELEASE_STATUS_LIVE, 30001,
+                  "http://prj-a1.localhost:8090"),
+          Release("rel_2", "prj_b2", v1::RELEASE_STATUS_LIVE, 30002, "http://prj-b2.example.com"),
+          // Not started yet: no route.
+          Release("rel_3", "prj_c3", v1::RELEASE_STATUS_LIVE, 0, "")}));
+  EXPECT_CALL(*router_,
+              Reconcile(ElementsAre(
+                  router::Route{"orchestrator-prj-a1", {"prj-a1.localhost"}, "127.0.0.1:30001"},
+                  router::Route{"orchestrator-prj-b2", {"prj-b2.example.com"}, "127.0.0.1:30002"})))
+      .WillOnce(Return(router::ReconcileReport{}));
+  EXPECT_TRUE(reconciler_.ReconcileRoutes().ok());
+}
+
+TEST_F(RouteReconcilerTest, OrphansGoButLiveDeployingAndDrainingContainersStay) {
+  EXPECT_CALL(*engine_, ListContainers(_, true))
+      .WillOnce(Return(std::vector<containers::ContainerSummary>{
+          Container("c-live", "rel_live"), Container("c-deploying", "rel_deploying"),
+          Container("c-failed", "rel_failed"), Container("c-draining", "rel_draining"),
+          Container("c-old", "rel_old"), Container("c-unknown", "rel_unknown")}));
+  EXPECT_CALL(*releases_, Get("rel_live"))
+      .WillOnce(Return(Release("rel_live", "p", v1::RELEASE_STATUS_LIVE)));
+  EXPECT_CALL(*releases_, Get("rel_deploying"))
+      .WillOnce(Return(Release("rel_deploying", "p", v1::RELEASE_STATUS_DEPLOYING)));
+  EXPECT_CALL(*releases_, Get("rel_failed"))
+      .WillOnce(Return(Release("rel_failed", "p", v1::RELEASE_STATUS_FAILED)));
+  auto draining = Release("rel_draining", "p", v1::RELEASE_STATUS_SUPERSEDED);
+  *draining.mutable_superseded_time() =
+      TimeUtil::SecondsToTimestamp(absl::ToUnixSeconds(absl::Now()));
+  EXPECT_CALL(*releases_, Get("rel_draining")).WillOnce(Return(draining));
+  auto old = Release("rel_old", "p", v1::RELEASE_STATUS_SUPERSEDED);
+  *old.mutable_superseded_time() =
+      TimeUtil::SecondsToTimestamp(absl::ToUnixSeconds(absl::Now() - absl::Hours(1)));
+  EXPECT_CALL(*releases_, Get("rel_old")).WillOnce(Return(old));
+  EXPECT_CALL(*releases_, Get("rel_unknown")).WillOnce(Return(absl::NotFoundError("gone")));
+  EXPECT_CALL(*engine_, RemoveContainer("c-failed", true)).WillOnce(Return(absl::OkStatus()));
+  EXPECT_CALL(*engine_, RemoveContainer("c-old", true)).WillOnce(Return(absl::OkStatus()));
+  EXPECT_CALL(*engine_, RemoveContainer("c-unknown", true)).WillOnce(Return(absl::OkStatus()));
+  EXPECT_EQ(reconciler_.RemoveOrphans().value_or(-1), 3);
+}
+
+TEST_F(RouteReconcilerTest, ADatabaseItCannotReadRemovesNothing) {
+  EXPECT_CALL(*engine_, ListContainers(_, true))
+      .WillOnce(Return(std::vector<containers::ContainerSummary>{Container("c", "rel_x")}));
+  EXPECT_CALL(*releases_, Get("rel_x")).WillOnce(Return(absl::UnavailableError("db down")));
+  EXPECT_EQ(reconciler_.RemoveOrphans().status().code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace orchestrator::deploy

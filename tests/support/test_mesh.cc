@@ -30,6 +30,11 @@ TestMesh::TestMesh(const std::string& services, const std::function<void(MeshCon
   config_.agents_dir = dir_ + "/agents";
   config_.scaffolder_dir = dir_ + "/scaffolder";
   config_.git_http_listen = "127.0.0.1:0";  // meshes run side by side
+  // No container engine or Caddy unless a test starts its own: never the
+  // machine's (a Caddy installed from Debian answers on 127.0.0.1:2019).
+  config_.container_engine_url = "unix://" + dir_ + "/no-engine.sock";
+  config_.caddy_admin_url = "http://127.0.0.1:1";
+  config_.deploy_dir = dir_ + "/deploy";
   config_.executor_threads = 4;
   config_.db_pool_size = 4;
   config_.drain_deadline = std::chrono::milliseconds(2000);

@@ -67,10 +67,11 @@ absl::StatusOr<std::map<std::string, std::string>> ReadTemplateBases(const MeshC
   return bases;
 }
 
-// The URL format of releases from where the router listens.
-std::string UrlFormat(const std::string& listen) {
+// What follows a release's host name in its URL, from where the router
+// listens: ":PORT", or nothing for port 80.
+std::string UrlPortSuffix(const std::string& listen) {
   const std::string port = listen.substr(listen.rfind(':') + 1);
-  return port == "80" ? "http://%s" : absl::StrCat("http://%s:", port);
+  return port == "80" ? "" : absl::StrCat(":", port);
 }
 
 class DeployComponent final : public Component {
@@ -148,15 +149,19 @@ class DeployComponent final : public Component {
         projects, source, allocations, engine, router, [job_store](const std::string& project_id) {
           return DeployInFlightIn(*job_store, project_id);
         });
+    auto installation = releases->InstallationId();
+    if (!installation.ok()) return installation.status();
     DeployerOptions options;
+    options.installation = *installation;
     options.work_dir = dir_;
-    options.url_format = UrlFormat(config_.router_listen);
+    options.url_port_suffix = UrlPortSuffix(config_.router_listen);
     options.base_images = *std::move(bases);
     auto route_mu = std::make_shared<absl::Mutex>();
     auto deployer = std::make_shared<Deployer>(projects, source, allocations, releases, engine,
                                                router, std::make_shared<HttpHealthProbe>(),
                                                route_mu, std::move(options));
-    reconciler_ = std::make_shared<RouteReconciler>(releases, router, engine, route_mu);
+    reconciler_ =
+        std::make_shared<RouteReconciler>(releases, router, engine, route_mu, *installation);
 
     engine_->worker().Register(kDeployJobKind, [deployer](jobs::JobContext& job) {
       return deployer->Deploy(JobOf(job), HooksOf(job));

@@ -296,8 +296,15 @@ absl::Status GitCli::CheckoutCommit(const std::string& url, const std::string& c
              {.args = {"checkout", "-q", "--detach", commit}, .env = env, .cwd = abs_dir}, deadline,
              timeout_, cancel_, {});
   if (!checkout.ok()) {
-    return absl::NotFoundError(absl::StrCat("commit ", commit, " is not in ", Shown(url), ": ",
-                                            checkout.status().message()));
+    // Absent only when git does not have it; anything else keeps its code.
+    auto has =
+        RunGit("git cat-file", {.args = {"cat-file", "-e", commit + "^{commit}"}, .env = env},
+               deadline, timeout_, cancel_, {});
+    if (!has.ok() && has.status().code() != absl::StatusCode::kDeadlineExceeded &&
+        has.status().code() != absl::StatusCode::kCancelled) {
+      return absl::NotFoundError(absl::StrCat("commit ", commit, " is not in ", Shown(url)));
+    }
+    return checkout.status();
   }
   return absl::OkStatus();
 }

@@ -1,5 +1,6 @@
 #include "services/deploy/api/deploy_service.h"
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "services/common/pagination/page_token.h"
@@ -82,16 +83,16 @@ grpc::ServerUnaryReactor* DeployServiceImpl::TriggerDeploy(grpc::CallbackServerC
       ctx, *executor_,
       [this, req, resp,
        credentials = std::move(credentials)](const Principal& caller) -> absl::Status {
+        if (req->project_id().empty()) return absl::InvalidArgumentError("project_id: required");
+        if (auto s = visibility_->CheckVisibleNow(credentials, "project_id", req->project_id());
+            !s.ok()) {
+          return s;
+        }
         auto earlier = Earlier(caller, req->request_id(), kDeployJobKind, req->project_id());
         if (!earlier.ok()) return earlier.status();
         if (*earlier) {
           *resp->mutable_job() = **earlier;
           return absl::OkStatus();
-        }
-        if (req->project_id().empty()) return absl::InvalidArgumentError("project_id: required");
-        if (auto s = visibility_->CheckVisibleNow(credentials, "project_id", req->project_id());
-            !s.ok()) {
-          return s;
         }
         auto ready = readiness_->Check(caller.user_id, req->project_id(), req->commit_sha());
         if (!ready.ok()) return ready.status();
@@ -117,16 +118,16 @@ grpc::ServerUnaryReactor* DeployServiceImpl::Rollback(grpc::CallbackServerContex
       ctx, *executor_,
       [this, req, resp,
        credentials = std::move(credentials)](const Principal& caller) -> absl::Status {
+        if (req->project_id().empty()) return absl::InvalidArgumentError("project_id: required");
+        if (auto s = visibility_->CheckVisibleNow(credentials, "project_id", req->project_id());
+            !s.ok()) {
+          return s;
+        }
         auto earlier = Earlier(caller, req->request_id(), kRollbackJobKind, req->project_id());
         if (!earlier.ok()) return earlier.status();
         if (*earlier) {
           *resp->mutable_job() = **earlier;
           return absl::OkStatus();
-        }
-        if (req->project_id().empty()) return absl::InvalidArgumentError("project_id: required");
-        if (auto s = visibility_->CheckVisibleNow(credentials, "project_id", req->project_id());
-            !s.ok()) {
-          return s;
         }
         absl::StatusOr<v1::Release> target = req->release_id().empty()
                                                  ? deployer_->PreviousRelease(req->project_id())
@@ -250,7 +251,10 @@ grpc::ServerUnaryReactor* DeployServiceImpl::GetDeployLogs(grpc::CallbackServerC
         auto page = ParsePageRequest(req->page_size(), req->page_token(), filters, 500, 5000);
         if (!page.ok()) return page.status();
         int64_t after = 0;
-        if (page->after.size() == 1) after = std::stoll(page->after[0]);
+        if (!page->after.empty() &&
+            (page->after.size() != 1 || !absl::SimpleAtoi(page->after[0], &after) || after < 0)) {
+          return absl::InvalidArgumentError("page_token: malformed");
+        }
         auto events = jobs_->ListEvents(job_id, after, page->page_size + 1);
         if (!events.ok()) return events.status();
         resp->set_job_id(job_id);

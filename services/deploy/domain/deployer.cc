@@ -11,12 +11,12 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "services/jobs/domain/job_types.h"
 
 namespace orchestrator::deploy {
 namespace {
@@ -109,12 +109,17 @@ absl::StatusOr<google::protobuf::Struct> Deployer::Deploy(const DeployJob& job,
                                                       v1::ReleaseStatus_Name(release->status()),
                                                       ": ", release->failure_reason()));
   }
+  if (auto s = releases_->FailAbandoned(job.project_id, release->id(),
+                                        "its deploy ended before it went live");
+      !s.ok()) {
+    return s;
+  }
   hooks.progress(5, absl::StrCat("release ", release->version(), " of ", job.project_id, " at ",
                                  job.commit_sha.substr(0, 12)));
   auto image = EnsureImage(job, *project, hooks);
   if (!image.ok()) {
-    if (image.status().code() == absl::StatusCode::kFailedPrecondition ||
-        image.status().code() == absl::StatusCode::kNotFound) {
+    if (!jobs::IsTransient(image.status().code()) &&
+        image.status().code() != absl::StatusCode::kCancelled) {
       (void)releases_->MarkFailed(release->id(), std::string(image.status().message()));
     }
     return image.status();
@@ -146,6 +151,11 @@ absl::StatusOr<google::protobuf::Struct> Deployer::Rollback(const DeployJob& job
     return absl::FailedPreconditionError(absl::StrCat("release ", release->version(), " ",
                                                       v1::ReleaseStatus_Name(release->status()),
                                                       ": ", release->failure_reason()));
+  }
+  if (auto s = releases_->FailAbandoned(job.project_id, release->id(),
+                                        "its deploy ended before it went live");
+      !s.ok()) {
+    return s;
   }
   hooks.progress(5, absl::StrCat("release ", release->version(), " rolls back to release ",
                                  target->version(), " (", target->commit_sha().substr(0, 12), ")"));
@@ -191,7 +201,9 @@ absl::StatusOr<std::string> Deployer::EnsureImage(const DeployJob& job,
   spec.context_dir = checkout.string();
   spec.dockerfile = project.run_contract().build_file();
   spec.tag = tag;
-  spec.labels = {{kProjectLabel, job.project_id}, {"orchestrator.commit", job.commit_sha}};
+  spec.labels = {{kProjectLabel, job.project_id},
+                 {kInstallationLabel, options_.installation},
+                 {"orchestrator.commit", job.commit_sha}};
   const std::string base = BaseImageDefault((checkout / spec.dockerfile).string());
   if (auto local = options_.base_images.find(base); local != options_.base_images.end()) {
     spec.build_args["BASE_IMAGE"] = local->second;
@@ -214,9 +226,29 @@ absl::StatusOr<std::string> Deployer::EnsureImage(const DeployJob& job,
 
 absl::StatusOr<google::protobuf::Struct> Deployer::Launch(const DeployJob& job,
                                                           const projects::v1::Project& project,
-                                                          v1::Release release,
+                                                          const v1::Release& release,
                                                           const std::string& image,
                                                           const JobHooks& hooks) {
+  auto launched = LaunchSteps(job, project, release, image, hooks);
+  // A failure the job will not retry ends the release: its container goes,
+  // the live release stays.
+  if (!launched.ok() && !jobs::IsTransient(launched.status().code()) &&
+      launched.status().code() != absl::StatusCode::kCancelled) {
+    auto now = releases_->Get(release.id());
+    if (now.ok() && now->status() == v1::RELEASE_STATUS_DEPLOYING) {
+      if (!now->container_name().empty())
+        (void)engine_->RemoveContainer(now->container_name(), true);
+      (void)releases_->MarkFailed(release.id(), std::string(launched.status().message()));
+    }
+  }
+  return launched;
+}
+
+absl::StatusOr<google::protobuf::Struct> Deployer::LaunchSteps(const DeployJob& job,
+                                                               const projects::v1::Project& project,
+                                                               v1::Release release,
+                                                               const std::string& image,
+                                                               const JobHooks& hooks) {
   const auto& contract = project.run_contract();
   auto slots = allocations_->Slots(job.owner_id, job.project_id);
   if (!slots.ok()) return slots.status();
@@ -253,12 +285,24 @@ absl::StatusOr<google::protobuf::Struct> Deployer::Launch(const DeployJob& job,
     return running.status();
   }
   if (!reuse) {
+    // What a deploy that ended before going live left on this port.
+    auto others = engine_->ListContainers(
+        {{kProjectLabel, job.project_id}, {kInstallationLabel, options_.installation}}, true);
+    if (!others.ok()) return others.status();
+    for (const auto& c : *others) {
+      const bool live_one = *live && c.name == (*live)->container_name();
+      if (!live_one && c.name != name && c.host_port == port) {
+        (void)engine_->RemoveContainer(c.id, true);
+        hooks.log(absl::StrCat("removed ", c.name, ", left on port ", port));
+      }
+    }
     containers::ContainerSpec spec;
     spec.name = name;
     spec.image = image;
     spec.labels = {{kProjectLabel, job.project_id},
                    {kReleaseLabel, release.id()},
-                   {kOwnerLabel, job.owner_id}};
+                   {kOwnerLabel, job.owner_id},
+                   {kInstallationLabel, options_.installation}};
     spec.container_port = contract.port();
     spec.host_port = port;
     spec.restart_policy = containers::RestartPolicy::kUnlessStopped;
@@ -275,13 +319,7 @@ absl::StatusOr<google::protobuf::Struct> Deployer::Launch(const DeployJob& job,
   }
   hooks.progress(45, absl::StrCat(reuse ? "container " : "started ", name, " on 127.0.0.1:", port));
 
-  if (auto s = HealthGate(contract, port, name, hooks); !s.ok()) {
-    if (s.code() == absl::StatusCode::kFailedPrecondition) {
-      (void)engine_->RemoveContainer(name, true);
-      (void)releases_->MarkFailed(release.id(), std::string(s.message()));
-    }
-    return s;
-  }
+  if (auto s = HealthGate(contract, port, name, hooks); !s.ok()) return s;
   hooks.progress(65, absl::StrCat(contract.health_path(), " answers 200"));
 
   return Switch(job, std::move(release), slots->live.hostname(), hooks);
@@ -302,9 +340,11 @@ absl::StatusOr<google::protobuf::Struct> Deployer::Switch(const DeployJob& job, 
   // job run again after a crash in between switches the route again.
   // Caddy sends new requests to the new container; those in flight finish
   // on the old one.
-  const std::string url = absl::StrFormat(options_.url_format.c_str(), hostname);
+  const std::string url = absl::StrCat(options_.url_scheme, hostname, options_.url_port_suffix);
   {
     absl::MutexLock lock(route_mu_.get());
+    // An attempt whose lease lapsed must not undo the one that took over.
+    if (hooks.cancelled()) return absl::CancelledError("the deploy was stopped before its switch");
     if (release.status() != v1::RELEASE_STATUS_LIVE) {
       auto superseded = releases_->MakeLive(release.id(), url, absl::Now());
       if (!superseded.ok()) return superseded.status();
@@ -377,7 +417,8 @@ std::string Deployer::LastLines(const std::string& container, int lines) {
 
 void Deployer::RetireOthers(const std::string& project_id, const std::string& keep,
                             const JobHooks& hooks) {
-  auto others = engine_->ListContainers({{kProjectLabel, project_id}}, true);
+  auto others = engine_->ListContainers(
+      {{kProjectLabel, project_id}, {kInstallationLabel, options_.installation}}, true);
   if (!others.ok()) {
     hooks.log(absl::StrCat("listing the old containers: ", others.status().message()));
     return;
@@ -401,16 +442,28 @@ void Deployer::RetireOthers(const std::string& project_id, const std::string& ke
 
 void Deployer::PruneImages(const std::string& project_id, const std::string& live_image,
                            const JobHooks& hooks) {
+  // Kept: the live release's image and those of the last releases it
+  // superseded (what rollbacks take), newest first.
+  std::set<std::string> kept = {live_image};
+  PageRequest page;
+  page.page_size = 100;
+  auto superseded = releases_->List(project_id, v1::RELEASE_STATUS_SUPERSEDED, page);
+  if (!superseded.ok()) return;
+  auto items = superseded->items;
+  std::sort(items.begin(), items.end(), [](const auto& a, const auto& b) {
+    return TimeUtil::TimestampToMicroseconds(a.superseded_time()) >
+           TimeUtil::TimestampToMicroseconds(b.superseded_time());
+  });
+  for (const auto& r : items) {
+    if (static_cast<int>(kept.size()) > options_.keep_images) break;
+    if (!r.image().empty()) kept.insert(r.image());
+  }
   auto images = engine_->ListImages({{kProjectLabel, project_id}});
   if (!images.ok()) return;
-  int kept = 0;
-  for (const auto& image : *images) {  // newest first
-    const bool live =
-        std::find(image.tags.begin(), image.tags.end(), live_image) != image.tags.end();
-    if (live || kept < options_.keep_images) {
-      ++kept;
-      continue;
-    }
+  for (const auto& image : *images) {
+    const bool keep = std::any_of(image.tags.begin(), image.tags.end(),
+                                  [&](const std::string& tag) { return kept.count(tag) > 0; });
+    if (keep) continue;
     if (engine_->RemoveImage(image.id, false).ok()) {
       hooks.log(absl::StrCat("pruned image ", absl::StrJoin(image.tags, ", ")));
     }

@@ -35,8 +35,10 @@ struct DeployJob {
 
 struct DeployerOptions {
   std::string work_dir;  // checkouts, one per running job
-  // How a release's URL is made from its host name, e.g. "http://%s:8080".
-  std::string url_format = "http://%s";
+  // A release's URL is <url_scheme><host name><url_port_suffix>, e.g.
+  // "http://" and ":8090".
+  std::string url_scheme = "http://";
+  std::string url_port_suffix;
   // The local images to build on, by the public default of the build
   // file's `ARG BASE_IMAGE` (no registry is reachable on one machine).
   std::map<std::string, std::string> base_images;
@@ -44,14 +46,19 @@ struct DeployerOptions {
   // it has, and then how long it gets to stop.
   absl::Duration drain = absl::Seconds(2);
   absl::Duration stop_grace = absl::Seconds(10);
-  // Images kept per project for rollbacks (the live one's always).
+  // Images kept per project for rollbacks (the live one's, and those of the
+  // releases it superseded last).
   int keep_images = 3;
+  // This installation (its database's), on every container and image it
+  // makes: a container engine may serve others too.
+  std::string installation;
 };
 
 // The labels the containers and images of a deploy carry.
 inline constexpr char kProjectLabel[] = "orchestrator.project";
 inline constexpr char kReleaseLabel[] = "orchestrator.release";
 inline constexpr char kOwnerLabel[] = "orchestrator.owner";
+inline constexpr char kInstallationLabel[] = "orchestrator.installation";
 
 // The route a project's LIVE release is reached by.
 router::Route RouteOf(const v1::Release& release, const std::string& hostname);
@@ -91,11 +98,18 @@ class Deployer {
   absl::StatusOr<v1::Release> PreviousRelease(const std::string& project_id) const;
 
  private:
-  // From a release with its image: start, gate, switch, drain, prune.
+  // From a release with its image: start, gate, switch, drain, prune; a
+  // failure the job will not retry marks the release FAILED and removes its
+  // container.
   absl::StatusOr<google::protobuf::Struct> Launch(const DeployJob& job,
                                                   const projects::v1::Project& project,
-                                                  v1::Release release, const std::string& image,
-                                                  const JobHooks& hooks);
+                                                  const v1::Release& release,
+                                                  const std::string& image, const JobHooks& hooks);
+  absl::StatusOr<google::protobuf::Struct> LaunchSteps(const DeployJob& job,
+                                                       const projects::v1::Project& project,
+                                                       v1::Release release,
+                                                       const std::string& image,
+                                                       const JobHooks& hooks);
   // The release LIVE and its route switched (again, after a crash), then
   // the old containers drained and the old images pruned.
   absl::StatusOr<google::protobuf::Struct> Switch(const DeployJob& job, v1::Release release,

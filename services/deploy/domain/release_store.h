@@ -18,6 +18,10 @@ class ReleaseStore {
  public:
   virtual ~ReleaseStore() = default;
 
+  // This installation's id, made at its first start: what its containers
+  // and images are labelled with.
+  virtual absl::StatusOr<std::string> InstallationId() = 0;
+
   // The release job `release.job_id()` made, made now when it has none
   // (DEPLOYING, the project's next version): a re-run finds its own.
   virtual absl::StatusOr<v1::Release> EnsureForJob(const v1::Release& release) = 0;
@@ -40,6 +44,11 @@ class ReleaseStore {
                                                               absl::Time now) = 0;
   // DEPLOYING → FAILED with `reason` (a LIVE release is left alone).
   virtual absl::Status MarkFailed(const std::string& release_id, const std::string& reason) = 0;
+  // The project's DEPLOYING releases other than `except` → FAILED with
+  // `reason`: one deploy runs per project at a time, so theirs ended (a
+  // cancelled job, retries used up) before they went live.
+  virtual absl::Status FailAbandoned(const std::string& project_id, const std::string& except,
+                                     const std::string& reason) = 0;
 };
 
 using ReleaseStorePtr = std::shared_ptr<ReleaseStore>;

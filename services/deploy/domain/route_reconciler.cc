@@ -32,7 +32,8 @@ absl::StatusOr<router::ReconcileReport> RouteReconciler::ReconcileRoutes() {
 }
 
 absl::StatusOr<int> RouteReconciler::RemoveOrphans() {
-  auto managed = engine_->ListContainers({{kReleaseLabel, std::nullopt}}, true);
+  auto managed = engine_->ListContainers(
+      {{kReleaseLabel, std::nullopt}, {kInstallationLabel, installation_}}, true);
   if (!managed.ok()) return managed.status();
   int removed = 0;
   for (const auto& c : *managed) {

@@ -16,17 +16,21 @@ namespace orchestrator::deploy {
 // longer live are removed.
 class RouteReconciler {
  public:
-  // `route_mu`: the Deployer's (held while routes are made).
+  // `route_mu`: the Deployer's (held while routes are made);
+  // `installation`: the containers it may remove carry it.
   RouteReconciler(ReleaseStorePtr releases, std::shared_ptr<router::Router> router,
-                  containers::ContainerEnginePtr engine, std::shared_ptr<absl::Mutex> route_mu)
+                  containers::ContainerEnginePtr engine, std::shared_ptr<absl::Mutex> route_mu,
+                  std::string installation)
       : releases_(std::move(releases)),
         router_(std::move(router)),
         engine_(std::move(engine)),
-        route_mu_(std::move(route_mu)) {}
+        route_mu_(std::move(route_mu)),
+        installation_(std::move(installation)) {}
 
   // What changed, for the log.
   absl::StatusOr<router::ReconcileReport> ReconcileRoutes();
-  // Containers removed: those of FAILED or SUPERSEDED releases, or of none.
+  // Containers of this installation removed: those of FAILED or SUPERSEDED
+  // (and drained) releases, or of none.
   absl::StatusOr<int> RemoveOrphans();
 
  private:
@@ -34,6 +38,7 @@ class RouteReconciler {
   std::shared_ptr<router::Router> router_;
   containers::ContainerEnginePtr engine_;
   std::shared_ptr<absl::Mutex> route_mu_;
+  std::string installation_;
 };
 
 }  // namespace orchestrator::deploy

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "services/common/crypto/secret_box.h"
 
@@ -61,6 +62,14 @@ constexpr db::Statement kMarkFailed{
     "deploy_release_mark_failed",
     "UPDATE deploy.releases SET status = 4, failure_reason = $2 WHERE id = $1 AND status = 1"};
 
+constexpr db::Statement kEnsureInstallation{
+    "deploy_ensure_installation",
+    "INSERT INTO deploy.installation (id) VALUES ($1) ON CONFLICT (singleton) DO NOTHING"};
+constexpr db::Statement kInstallation{"deploy_installation", "SELECT id FROM deploy.installation"};
+constexpr db::Statement kFailAbandoned{"deploy_release_fail_abandoned",
+                                       "UPDATE deploy.releases SET status = 4, failure_reason = $3 "
+                                       "WHERE project_id = $1 AND status = 1 AND id <> $2"};
+
 v1::Release ReleaseFromRow(const db::Result& r, int row) {
   v1::Release x;
   x.set_id(std::string(r.Get(row, 0)));
@@ -88,6 +97,16 @@ v1::Release ReleaseFromRow(const db::Result& r, int row) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> PgReleaseStore::InstallationId() {
+  if (auto made = pool_->Exec(kEnsureInstallation, {NewId("ins_")}); !made.ok()) {
+    return made.status();
+  }
+  auto r = pool_->Exec(kInstallation, {});
+  if (!r.ok()) return r.status();
+  if (r->rows() != 1) return absl::InternalError("deploy.installation has no row");
+  return std::string(r->Get(0, 0));
+}
 
 absl::StatusOr<v1::Release> PgReleaseStore::EnsureForJob(const v1::Release& release) {
   absl::StatusOr<v1::Release> out = absl::InternalError("no release");
@@ -138,10 +157,16 @@ absl::StatusOr<std::vector<v1::Release>> PgReleaseStore::AllLive() {
 absl::StatusOr<Page<v1::Release>> PgReleaseStore::List(const std::string& project_id,
                                                        v1::ReleaseStatus status,
                                                        const PageRequest& page) {
+  std::optional<std::string> after;
+  if (!page.after.empty()) {
+    int64_t version = 0;
+    if (page.after.size() != 1 || !absl::SimpleAtoi(page.after[0], &version) || version < 0) {
+      return absl::InvalidArgumentError("page_token: malformed");
+    }
+    after = std::to_string(version);
+  }
   auto r = pool_->Exec(
-      kList, {project_id, std::to_string(status),
-              page.after.size() == 1 ? std::optional<std::string>(page.after[0]) : std::nullopt,
-              std::to_string(page.page_size + 1)});
+      kList, {project_id, std::to_string(status), after, std::to_string(page.page_size + 1)});
   if (!r.ok()) return r.status();
   Page<v1::Release> out;
   const int n = std::min(r->rows(), page.page_size);
@@ -190,6 +215,11 @@ absl::StatusOr<std::optional<v1::Release>> PgReleaseStore::MakeLive(const std::s
 
 absl::Status PgReleaseStore::MarkFailed(const std::string& release_id, const std::string& reason) {
   return pool_->Exec(kMarkFailed, {release_id, reason.substr(0, 4096)}).status();
+}
+
+absl::Status PgReleaseStore::FailAbandoned(const std::string& project_id, const std::string& except,
+                                           const std::string& reason) {
+  return pool_->Exec(kFailAbandoned, {project_id, except, reason}).status();
 }
 
 }  // namespace orchestrator::deploy

@@ -16,6 +16,7 @@ class PgReleaseStore final : public ReleaseStore {
  public:
   explicit PgReleaseStore(db::PoolPtr pool) : pool_(std::move(pool)) {}
 
+  absl::StatusOr<std::string> InstallationId() override;
   absl::StatusOr<v1::Release> EnsureForJob(const v1::Release& release) override;
   absl::StatusOr<v1::Release> Get(const std::string& release_id) override;
   absl::StatusOr<std::optional<v1::Release>> Live(const std::string& project_id) override;
@@ -29,6 +30,8 @@ class PgReleaseStore final : public ReleaseStore {
                                                       const std::string& url,
                                                       absl::Time now) override;
   absl::Status MarkFailed(const std::string& release_id, const std::string& reason) override;
+  absl::Status FailAbandoned(const std::string& project_id, const std::string& except,
+                             const std::string& reason) override;
 
  private:
   db::PoolPtr pool_;

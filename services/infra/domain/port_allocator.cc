@@ -19,6 +19,9 @@ bool IsServiceName(const std::string& service) {
   return RE2::FullMatch(service, *kPattern);
 }
 
+// Port allocations one owner may hold at once (on all servers).
+constexpr int kMaxAllocationsPerOwner = 64;
+
 // Ports tried after the preferred one before giving up on a crowded range
 // (others may be taking ports at the same moment).
 constexpr int kInsertAttempts = 8;
@@ -64,6 +67,18 @@ absl::StatusOr<v1::Allocation> PortAllocator::Allocate(const Principal& caller,
     return **held;
   }
 
+  // A shared server's ports are everyone's: one owner holds a bounded share.
+  AllocationFilter mine{caller.user_id, "", ""};
+  PageRequest count;
+  count.page_size = kMaxAllocationsPerOwner;
+  auto held_by_owner = store_->ListAllocations(mine, count);
+  if (!held_by_owner.ok()) return held_by_owner.status();
+  if (!held_by_owner->last_keys.empty() ||
+      static_cast<int>(held_by_owner->items.size()) >= kMaxAllocationsPerOwner) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("you hold ", kMaxAllocationsPerOwner,
+                     " port allocations, the most one user may: release one you no longer need"));
+  }
   auto server = request.server_id().empty() ? servers_->Default(caller)
                                             : servers_->Get(caller, request.server_id());
   if (!server.ok()) return server.status();

@@ -21,6 +21,7 @@
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
 #include "orchestrator/scaffolder/v1/scaffolder.grpc.pb.h"
 #include "services/common/containers/docker_engine.h"
+#include "services/common/pagination/page_token.h"
 #include "services/common/router/caddy_router.h"
 #include "tests/support/caddy_process.h"
 #include "tests/support/free_port.h"
@@ -440,6 +441,27 @@ TEST_F(DeployTest, BadRequestsAreClearErrors) {
   deploy::v1::GetReleaseResponse got;
   EXPECT_EQ(deploy_->GetRelease(TestMesh::Context(token_).get(), get, &got).error_code(),
             grpc::StatusCode::NOT_FOUND);
+  // A page token forged with the right filters but a key that is no
+  // sequence or version: refused, and the process lives on.
+  deploy::v1::GetDeployLogsRequest logs;
+  logs.set_project_id(created.project().id());
+  logs.set_job_id("job_x");
+  logs.set_page_token(
+      MakePageToken(absl::StrCat(created.project().id(), "|job_x"), {"99999999999999999999999"}));
+  deploy::v1::GetDeployLogsResponse lines;
+  EXPECT_NE(deploy_->GetDeployLogs(TestMesh::Context(token_).get(), logs, &lines).error_code(),
+            grpc::StatusCode::OK);
+  deploy::v1::ListReleasesRequest list;
+  list.set_project_id(created.project().id());
+  list.set_page_token(MakePageToken(absl::StrCat(created.project().id(), "|0"), {"x"}));
+  deploy::v1::ListReleasesResponse listed;
+  grpc::Status forged = deploy_->ListReleases(TestMesh::Context(token_).get(), list, &listed);
+  EXPECT_EQ(forged.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << forged.error_message();
+  EXPECT_THAT(forged.error_message(), HasSubstr("page_token"));
+  list.clear_page_token();
+  EXPECT_TRUE(deploy_->ListReleases(TestMesh::Context(token_).get(), list, &listed).ok())
+      << "still serving";
+
   req.set_commit_sha("not-a-sha; rm -rf /");
   grpc::Status bad = deploy_->TriggerDeploy(TestMesh::Context(token_).get(), req, &resp);
   EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);

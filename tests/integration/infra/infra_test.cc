@@ -214,7 +214,7 @@ TEST_F(InfraTest, AFullRangeIsResourceExhausted) {
 }
 
 TEST_F(InfraTest, ConcurrentRequestsNeverShareAPort) {
-  auto [alice_id, alice] = mesh_.NewUser("alice");
+  const std::string alice = mesh_.NewUser("alice").second;
   const std::string shop = CreateProject(alice, "shop");
   std::vector<infra::v1::Allocation> got(8);
   std::vector<grpc::Status> status(8);
@@ -291,6 +291,51 @@ TEST_F(InfraTest, EachOwnerListsTheirOwnAndOnlyTheOwnerReleasesWithConfirm) {
   ASSERT_TRUE(Allocate(alice, shop, "web", &again, a1.port()).ok());
   EXPECT_EQ(again.port(), a1.port());
   EXPECT_NE(again.id(), a1.id());
+}
+
+// A wide range, so that the per-owner bound is what stops.
+class InfraWideRangeTest : public ::testing::Test {
+ protected:
+  InfraWideRangeTest()
+      : mesh_("all",
+              [](MeshConfig& c) {
+                c.local_port_first = 34500;
+                c.local_port_last = 34699;
+              }),
+        infra_(infra::v1::InfraService::NewStub(mesh_.channel())),
+        projects_(projects::v1::ProjectService::NewStub(mesh_.channel())) {}
+  TestMesh mesh_;
+  std::unique_ptr<infra::v1::InfraService::Stub> infra_;
+  std::unique_ptr<projects::v1::ProjectService::Stub> projects_;
+};
+
+TEST_F(InfraWideRangeTest, OneUserHoldsAtMostSixtyFourPortsOfASharedServer) {
+  auto [alice_id, alice] = mesh_.NewUser("alice");
+  auto [bob_id, bob] = mesh_.NewUser("bob");
+  std::string project_of[2];
+  for (int i = 0; i < 2; ++i) {
+    projects::v1::CreateProjectRequest req;
+    req.mutable_project()->set_name("shop");
+    projects::v1::CreateProjectResponse resp;
+    ASSERT_TRUE(
+        projects_->CreateProject(TestMesh::Context(i == 0 ? alice : bob).get(), req, &resp).ok());
+    project_of[i] = resp.project().id();
+  }
+  auto allocate = [&](const std::string& token, const std::string& project, int i) {
+    infra::v1::AllocatePortRequest req;
+    req.set_project_id(project);
+    req.set_service("svc-" + std::to_string(i));
+    infra::v1::AllocatePortResponse resp;
+    return infra_->AllocatePort(TestMesh::Context(token).get(), req, &resp);
+  };
+  int made = 0;
+  for (int i = 0; i < 64; ++i) made += allocate(alice, project_of[0], i).ok() ? 1 : 0;
+  EXPECT_GE(made, 60);  // a port another process holds right now is skipped, not counted
+  grpc::Status more = grpc::Status::OK;
+  for (int i = 64; i < 70 && more.ok(); ++i) more = allocate(alice, project_of[0], i);
+  EXPECT_EQ(more.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << more.error_message();
+  EXPECT_THAT(more.error_message(), HasSubstr("release one"));
+  EXPECT_TRUE(allocate(bob, project_of[1], 0).ok()) << "others still get ports";
 }
 
 }  // namespace

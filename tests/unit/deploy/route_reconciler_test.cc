@@ -21,6 +21,7 @@ using ::testing::StrictMock;
 
 class MockReleases : public ReleaseStore {
  public:
+  MOCK_METHOD(absl::StatusOr<std::string>, InstallationId, (), (override));
   MOCK_METHOD(absl::StatusOr<v1::Release>, EnsureForJob, (const v1::Release&), (override));
   MOCK_METHOD(absl::StatusOr<v1::Release>, Get, (const std::string&), (override));
   MOCK_METHOD(absl::StatusOr<std::optional<v1::Release>>, Live, (const std::string&), (override));
@@ -33,6 +34,8 @@ class MockReleases : public ReleaseStore {
   MOCK_METHOD(absl::StatusOr<std::optional<v1::Release>>, MakeLive,
               (const std::string&, const std::string&, absl::Time), (override));
   MOCK_METHOD(absl::Status, MarkFailed, (const std::string&, const std::string&), (override));
+  MOCK_METHOD(absl::Status, FailAbandoned,
+              (const std::string&, const std::string&, const std::string&), (override));
 };
 
 class MockRouter : public router::Router {
@@ -98,7 +101,8 @@ class RouteReconcilerTest : public ::testing::Test {
       std::make_shared<StrictMock<MockReleases>>();
   std::shared_ptr<StrictMock<MockRouter>> router_ = std::make_shared<StrictMock<MockRouter>>();
   std::shared_ptr<StrictMock<MockEngine>> engine_ = std::make_shared<StrictMock<MockEngine>>();
-  RouteReconciler reconciler_{releases_, router_, engine_, std::make_shared<absl::Mutex>()};
+  RouteReconciler reconciler_{releases_, router_, engine_, std::make_shared<absl::Mutex>(),
+                              "ins_test"};
 };
 
 TEST_F(RouteReconcilerTest, TheRoutesAreThoseOfTheLiveReleases) {
@@ -117,8 +121,17 @@ TEST_F(RouteReconcilerTest, TheRoutesAreThoseOfTheLiveReleases) {
   EXPECT_TRUE(reconciler_.ReconcileRoutes().ok());
 }
 
+// Only this installation's containers are looked at.
+auto OfThisInstallation() {
+  return ::testing::Truly([](const std::vector<containers::LabelMatch>& labels) {
+    return std::any_of(labels.begin(), labels.end(), [](const containers::LabelMatch& l) {
+      return l.key == kInstallationLabel && l.value == std::optional<std::string>("ins_test");
+    });
+  });
+}
+
 TEST_F(RouteReconcilerTest, OrphansGoButLiveDeployingAndDrainingContainersStay) {
-  EXPECT_CALL(*engine_, ListContainers(_, true))
+  EXPECT_CALL(*engine_, ListContainers(OfThisInstallation(), true))
       .WillOnce(Return(std::vector<containers::ContainerSummary>{
           Container("c-live", "rel_live"), Container("c-deploying", "rel_deploying"),
           Container("c-failed", "rel_failed"), Container("c-draining", "rel_draining"),

@@ -57,6 +57,7 @@ for _ in $(seq 100); do
 done
 
 start() {
+  umask 077  # as tools/up runs it
   "$orchestratord" --services=all --job_lease=2s --listen="127.0.0.1:$port" \
     --mesh_credential_file="$work/mesh.credential" --secrets_key_file="$work/secrets.key" \
     --database_url="$pg_conninfo" \

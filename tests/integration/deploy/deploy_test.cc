@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <filesystem>
@@ -83,6 +84,7 @@ testing::GitRun GitAs(const std::string& token, const std::vector<std::string>& 
 class DeployTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    ::umask(077);  // as tools/up runs orchestratord: checkouts must not depend on it
     dir_ = new TempDir();
     podman_ = new PodmanService(dir_->path(),
                                 absl::StrCat(PROJECT_SOURCE_DIR, "/tools/image/containers.conf"));

@@ -41,9 +41,13 @@ absl::StatusOr<v1::Release> DeployServiceImpl::VisibleRelease(const Principal& c
   return release;
 }
 
-absl::StatusOr<std::optional<jobs::v1::Job>> DeployServiceImpl::Earlier(
-    const Principal& caller, const std::string& request_id, const std::string& kind,
-    const std::string& project_id) const {
+absl::StatusOr<std::optional<jobs::v1::Job>> DeployServiceImpl::Admit(
+    const CallerCredentials& credentials, const Principal& caller, const std::string& project_id,
+    const std::string& request_id, const std::string& kind) const {
+  if (project_id.empty()) return absl::InvalidArgumentError("project_id: required");
+  if (auto s = visibility_->CheckVisibleNow(credentials, "project_id", project_id); !s.ok()) {
+    return s;
+  }
   auto earlier = jobs_->FindByRequest(caller.user_id, request_id);
   if (!earlier.ok()) return earlier.status();
   if (*earlier && ((*earlier)->kind() != kind || (*earlier)->project_id() != project_id)) {
@@ -83,12 +87,8 @@ grpc::ServerUnaryReactor* DeployServiceImpl::TriggerDeploy(grpc::CallbackServerC
       ctx, *executor_,
       [this, req, resp,
        credentials = std::move(credentials)](const Principal& caller) -> absl::Status {
-        if (req->project_id().empty()) return absl::InvalidArgumentError("project_id: required");
-        if (auto s = visibility_->CheckVisibleNow(credentials, "project_id", req->project_id());
-            !s.ok()) {
-          return s;
-        }
-        auto earlier = Earlier(caller, req->request_id(), kDeployJobKind, req->project_id());
+        auto earlier =
+            Admit(credentials, caller, req->project_id(), req->request_id(), kDeployJobKind);
         if (!earlier.ok()) return earlier.status();
         if (*earlier) {
           *resp->mutable_job() = **earlier;
@@ -118,12 +118,8 @@ grpc::ServerUnaryReactor* DeployServiceImpl::Rollback(grpc::CallbackServerContex
       ctx, *executor_,
       [this, req, resp,
        credentials = std::move(credentials)](const Principal& caller) -> absl::Status {
-        if (req->project_id().empty()) return absl::InvalidArgumentError("project_id: required");
-        if (auto s = visibility_->CheckVisibleNow(credentials, "project_id", req->project_id());
-            !s.ok()) {
-          return s;
-        }
-        auto earlier = Earlier(caller, req->request_id(), kRollbackJobKind, req->project_id());
+        auto earlier =
+            Admit(credentials, caller, req->project_id(), req->request_id(), kRollbackJobKind);
         if (!earlier.ok()) return earlier.status();
         if (*earlier) {
           *resp->mutable_job() = **earlier;

@@ -92,18 +92,18 @@ absl::StatusOr<v1::Release> Deployer::PreviousRelease(const std::string& project
   return *latest;
 }
 
-absl::StatusOr<google::protobuf::Struct> Deployer::Deploy(const DeployJob& job,
-                                                          const JobHooks& hooks) {
-  auto project = projects_->Get(job.owner_id, job.project_id);
-  if (!project.ok()) return project.status();
+absl::StatusOr<v1::Release> Deployer::BeginRelease(const DeployJob& job,
+                                                   const std::string& commit_sha,
+                                                   const std::string& rollback_of) {
   v1::Release wanted;
   wanted.set_project_id(job.project_id);
   wanted.set_owner_id(job.owner_id);
-  wanted.set_commit_sha(job.commit_sha);
+  wanted.set_commit_sha(commit_sha);
   wanted.set_job_id(job.id);
+  wanted.set_rollback_of_release_id(rollback_of);
   auto release = releases_->EnsureForJob(wanted);
   if (!release.ok()) return release.status();
-  if (release->status() == v1::RELEASE_STATUS_LIVE) return Resume(job, *release, hooks);
+  if (release->status() == v1::RELEASE_STATUS_LIVE) return release;
   if (release->status() != v1::RELEASE_STATUS_DEPLOYING) {
     return absl::FailedPreconditionError(absl::StrCat("release ", release->version(), " ",
                                                       v1::ReleaseStatus_Name(release->status()),
@@ -114,6 +114,16 @@ absl::StatusOr<google::protobuf::Struct> Deployer::Deploy(const DeployJob& job,
       !s.ok()) {
     return s;
   }
+  return release;
+}
+
+absl::StatusOr<google::protobuf::Struct> Deployer::Deploy(const DeployJob& job,
+                                                          const JobHooks& hooks) {
+  auto project = projects_->Get(job.owner_id, job.project_id);
+  if (!project.ok()) return project.status();
+  auto release = BeginRelease(job, job.commit_sha, "");
+  if (!release.ok()) return release.status();
+  if (release->status() == v1::RELEASE_STATUS_LIVE) return Resume(job, *release, hooks);
   hooks.progress(5, absl::StrCat("release ", release->version(), " of ", job.project_id, " at ",
                                  job.commit_sha.substr(0, 12)));
   auto image = EnsureImage(job, *project, hooks);
@@ -138,25 +148,9 @@ absl::StatusOr<google::protobuf::Struct> Deployer::Rollback(const DeployJob& job
                                                       " of project ", job.project_id,
                                                       " has no image to roll back to"));
   }
-  v1::Release wanted;
-  wanted.set_project_id(job.project_id);
-  wanted.set_owner_id(job.owner_id);
-  wanted.set_commit_sha(target->commit_sha());
-  wanted.set_job_id(job.id);
-  wanted.set_rollback_of_release_id(target->id());
-  auto release = releases_->EnsureForJob(wanted);
+  auto release = BeginRelease(job, target->commit_sha(), target->id());
   if (!release.ok()) return release.status();
   if (release->status() == v1::RELEASE_STATUS_LIVE) return Resume(job, *release, hooks);
-  if (release->status() != v1::RELEASE_STATUS_DEPLOYING) {
-    return absl::FailedPreconditionError(absl::StrCat("release ", release->version(), " ",
-                                                      v1::ReleaseStatus_Name(release->status()),
-                                                      ": ", release->failure_reason()));
-  }
-  if (auto s = releases_->FailAbandoned(job.project_id, release->id(),
-                                        "its deploy ended before it went live");
-      !s.ok()) {
-    return s;
-  }
   hooks.progress(5, absl::StrCat("release ", release->version(), " rolls back to release ",
                                  target->version(), " (", target->commit_sha().substr(0, 12), ")"));
   if (auto kept = engine_->InspectImage(target->image()); !kept.ok()) {

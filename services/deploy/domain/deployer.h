@@ -98,6 +98,11 @@ class Deployer {
   absl::StatusOr<v1::Release> PreviousRelease(const std::string& project_id) const;
 
  private:
+  // The job's release (made at its first attempt): LIVE when an attempt
+  // before a crash got that far, else DEPLOYING, with the project's other
+  // DEPLOYING releases (whose deploys ended) failed.
+  absl::StatusOr<v1::Release> BeginRelease(const DeployJob& job, const std::string& commit_sha,
+                                           const std::string& rollback_of);
   // From a release with its image: start, gate, switch, drain, prune; a
   // failure the job will not retry marks the release FAILED and removes its
   // container.

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "services/common/pagination/page_token.h"
+#include "services/common/peers/serve_for_project.h"
 #include "services/common/rpc/serve_unary.h"
 
 namespace orchestrator::deploy {
@@ -42,12 +43,9 @@ absl::StatusOr<v1::Release> DeployServiceImpl::VisibleRelease(const Principal& c
 }
 
 absl::StatusOr<std::optional<jobs::v1::Job>> DeployServiceImpl::Admit(
-    const CallerCredentials& credentials, const Principal& caller, const std::string& project_id,
-    const std::string& request_id, const std::string& kind) const {
+    const Principal& caller, const std::string& project_id, const std::string& request_id,
+    const std::string& kind) const {
   if (project_id.empty()) return absl::InvalidArgumentError("project_id: required");
-  if (auto s = visibility_->CheckVisibleNow(credentials, "project_id", project_id); !s.ok()) {
-    return s;
-  }
   auto earlier = jobs_->FindByRequest(caller.user_id, request_id);
   if (!earlier.ok()) return earlier.status();
   if (*earlier && ((*earlier)->kind() != kind || (*earlier)->project_id() != project_id)) {
@@ -60,35 +58,26 @@ absl::StatusOr<std::optional<jobs::v1::Job>> DeployServiceImpl::Admit(
 grpc::ServerUnaryReactor* DeployServiceImpl::CheckReadiness(grpc::CallbackServerContext* ctx,
                                                             const v1::CheckReadinessRequest* req,
                                                             v1::CheckReadinessResponse* resp) {
-  CallerCredentials credentials = CredentialsOf(*ctx);
-  return ServeUnary(
-      ctx, *executor_,
-      [this, req, resp,
-       credentials = std::move(credentials)](const Principal& caller) -> absl::Status {
-        if (req->project_id().empty()) {
-          return absl::InvalidArgumentError("project_id: required");
-        }
-        if (auto s = visibility_->CheckVisibleNow(credentials, "project_id", req->project_id());
-            !s.ok()) {
-          return s;
-        }
-        auto ready = readiness_->Check(caller.user_id, req->project_id(), "");
-        if (!ready.ok()) return ready.status();
-        *resp = std::move(ready->report);
-        return absl::OkStatus();
-      });
+  return ServeUnaryForProject(ctx, executor_, visibility_.get(), "project_id", req->project_id(),
+                              [this, req, resp](const Principal& caller) -> absl::Status {
+                                if (req->project_id().empty()) {
+                                  return absl::InvalidArgumentError("project_id: required");
+                                }
+                                auto ready =
+                                    readiness_->Check(caller.user_id, req->project_id(), "");
+                                if (!ready.ok()) return ready.status();
+                                *resp = std::move(ready->report);
+                                return absl::OkStatus();
+                              });
 }
 
 grpc::ServerUnaryReactor* DeployServiceImpl::TriggerDeploy(grpc::CallbackServerContext* ctx,
                                                            const v1::TriggerDeployRequest* req,
                                                            v1::TriggerDeployResponse* resp) {
-  CallerCredentials credentials = CredentialsOf(*ctx);
-  return ServeUnary(
-      ctx, *executor_,
-      [this, req, resp,
-       credentials = std::move(credentials)](const Principal& caller) -> absl::Status {
-        auto earlier =
-            Admit(credentials, caller, req->project_id(), req->request_id(), kDeployJobKind);
+  return ServeUnaryForProject(
+      ctx, executor_, visibility_.get(), "project_id", req->project_id(),
+      [this, req, resp](const Principal& caller) -> absl::Status {
+        auto earlier = Admit(caller, req->project_id(), req->request_id(), kDeployJobKind);
         if (!earlier.ok()) return earlier.status();
         if (*earlier) {
           *resp->mutable_job() = **earlier;
@@ -113,13 +102,10 @@ grpc::ServerUnaryReactor* DeployServiceImpl::TriggerDeploy(grpc::CallbackServerC
 grpc::ServerUnaryReactor* DeployServiceImpl::Rollback(grpc::CallbackServerContext* ctx,
                                                       const v1::RollbackRequest* req,
                                                       v1::RollbackResponse* resp) {
-  CallerCredentials credentials = CredentialsOf(*ctx);
-  return ServeUnary(
-      ctx, *executor_,
-      [this, req, resp,
-       credentials = std::move(credentials)](const Principal& caller) -> absl::Status {
-        auto earlier =
-            Admit(credentials, caller, req->project_id(), req->request_id(), kRollbackJobKind);
+  return ServeUnaryForProject(
+      ctx, executor_, visibility_.get(), "project_id", req->project_id(),
+      [this, req, resp](const Principal& caller) -> absl::Status {
+        auto earlier = Admit(caller, req->project_id(), req->request_id(), kRollbackJobKind);
         if (!earlier.ok()) return earlier.status();
         if (*earlier) {
           *resp->mutable_job() = **earlier;
@@ -164,15 +150,10 @@ grpc::ServerUnaryReactor* DeployServiceImpl::Rollback(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* DeployServiceImpl::ListReleases(grpc::CallbackServerContext* ctx,
                                                           const v1::ListReleasesRequest* req,
                                                           v1::ListReleasesResponse* resp) {
-  CallerCredentials credentials = CredentialsOf(*ctx);
-  return ServeUnary(
-      ctx, *executor_,
-      [this, req, resp, credentials = std::move(credentials)](const Principal&) -> absl::Status {
+  return ServeUnaryForProject(
+      ctx, executor_, visibility_.get(), "project_id", req->project_id(),
+      [this, req, resp](const Principal&) -> absl::Status {
         if (req->project_id().empty()) return absl::InvalidArgumentError("project_id: required");
-        if (auto s = visibility_->CheckVisibleNow(credentials, "project_id", req->project_id());
-            !s.ok()) {
-          return s;
-        }
         const std::string filters = absl::StrCat(req->project_id(), "|", req->status());
         auto page = ParsePageRequest(req->page_size(), req->page_token(), filters, 50, 500);
         if (!page.ok()) return page.status();
@@ -198,16 +179,10 @@ grpc::ServerUnaryReactor* DeployServiceImpl::GetRelease(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* DeployServiceImpl::GetDeployLogs(grpc::CallbackServerContext* ctx,
                                                            const v1::GetDeployLogsRequest* req,
                                                            v1::GetDeployLogsResponse* resp) {
-  CallerCredentials credentials = CredentialsOf(*ctx);
-  return ServeUnary(
-      ctx, *executor_,
-      [this, req, resp,
-       credentials = std::move(credentials)](const Principal& caller) -> absl::Status {
+  return ServeUnaryForProject(
+      ctx, executor_, visibility_.get(), "project_id", req->project_id(),
+      [this, req, resp](const Principal& caller) -> absl::Status {
         if (req->project_id().empty()) return absl::InvalidArgumentError("project_id: required");
-        if (auto s = visibility_->CheckVisibleNow(credentials, "project_id", req->project_id());
-            !s.ok()) {
-          return s;
-        }
         std::string job_id = req->job_id();
         if (!req->release_id().empty()) {
           auto release = VisibleRelease(caller, req->release_id());

@@ -56,11 +56,10 @@ class DeployServiceImpl final : public v1::DeployService::CallbackService {
   // The release, when the caller may see it (NOT_FOUND otherwise).
   absl::StatusOr<v1::Release> VisibleRelease(const Principal& caller,
                                              const std::string& release_id) const;
-  // A request to start a job, checked as the caller (the project is
-  // theirs); the job its request_id made before, if any (its kind and
-  // project must match).
-  absl::StatusOr<std::optional<jobs::v1::Job>> Admit(const CallerCredentials& credentials,
-                                                     const Principal& caller,
+  // A request to start a job (its project already checked as the caller's):
+  // the job its request_id made before, if any (its kind and project must
+  // match).
+  absl::StatusOr<std::optional<jobs::v1::Job>> Admit(const Principal& caller,
                                                      const std::string& project_id,
                                                      const std::string& request_id,
                                                      const std::string& kind) const;

@@ -1,6 +1,7 @@
 #include "services/infra/api/infra_service.h"
 
 #include "absl/time/clock.h"
+#include "services/common/peers/serve_for_project.h"
 #include "services/common/rpc/serve_unary.h"
 
 namespace orchestrator::infra {
@@ -26,23 +27,16 @@ grpc::ServerUnaryReactor* InfraServiceImpl::GetServer(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* InfraServiceImpl::AllocatePort(grpc::CallbackServerContext* ctx,
                                                          const v1::AllocatePortRequest* req,
                                                          v1::AllocatePortResponse* resp) {
-  CallerCredentials credentials = CredentialsOf(*ctx);
-  return ServeUnary(
-      ctx, *executor_,
-      [this, req, resp,
-       credentials = std::move(credentials)](const Principal& caller) -> absl::Status {
-        if (req->project_id().empty()) {
-          return absl::InvalidArgumentError("project_id: required");
-        }
-        // As the caller: an agent reaches only its own project.
-        if (auto s = visibility_->CheckVisibleNow(credentials, "project_id", req->project_id());
-            !s.ok()) {
-          return s;
-        }
-        return FillResponse(allocations_->Allocate(caller, *req), [resp](v1::Allocation a) {
-          *resp->mutable_allocation() = std::move(a);
-        });
-      });
+  return ServeUnaryForProject(ctx, executor_, visibility_.get(), "project_id", req->project_id(),
+                              [this, req, resp](const Principal& caller) -> absl::Status {
+                                if (req->project_id().empty()) {
+                                  return absl::InvalidArgumentError("project_id: required");
+                                }
+                                return FillResponse(allocations_->Allocate(caller, *req),
+                                                    [resp](v1::Allocation a) {
+                                                      *resp->mutable_allocation() = std::move(a);
+                                                    });
+                              });
 }
 
 grpc::ServerUnaryReactor* InfraServiceImpl::ListAllocations(grpc::CallbackServerContext* ctx,

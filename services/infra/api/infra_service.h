@@ -14,7 +14,8 @@ namespace orchestrator::infra {
 // servers and the diagnostics are not built yet (UNIMPLEMENTED).
 class InfraServiceImpl final : public v1::InfraService::CallbackService {
  public:
-  // `executor` runs the bodies (AllocatePort waits on ProjectService).
+  // `executor` runs the bodies, once ProjectService has said the caller
+  // sees the project a request names.
   InfraServiceImpl(std::shared_ptr<ServerCatalog> servers,
                    std::shared_ptr<PortAllocator> allocations, ProjectVisibilityPtr visibility,
                    BoundedExecutorPtr executor)

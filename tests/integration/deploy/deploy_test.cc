@@ -26,6 +26,7 @@
 #include "services/common/router/caddy_router.h"
 #include "tests/support/caddy_process.h"
 #include "tests/support/free_port.h"
+#include "tests/support/job_wait.h"
 #include "tests/support/podman_service.h"
 #include "tests/support/run_git.h"
 #include "tests/support/temp_dir.h"
@@ -177,21 +178,7 @@ class DeployTest : public ::testing::Test {
   }
 
   jobs::v1::Job Wait(const std::string& job_id) {
-    jobs::v1::WatchJobRequest req;
-    req.set_job_id(job_id);
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + token_);
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(180));
-    auto reader = jobs_->WatchJob(&ctx, req);
-    jobs::v1::WatchJobResponse event;
-    while (reader->Read(&event)) {
-    }
-    reader->Finish().IgnoreError();
-    jobs::v1::GetJobRequest get;
-    get.set_job_id(job_id);
-    jobs::v1::GetJobResponse got;
-    EXPECT_TRUE(jobs_->GetJob(TestMesh::Context(token_).get(), get, &got).ok());
-    return got.job();
+    return testing::WaitForJob(*jobs_, token_, job_id);
   }
 
   jobs::v1::Job Deploy(const std::string& project_id, const std::string& commit = "") {

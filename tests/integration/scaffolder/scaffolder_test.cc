@@ -14,6 +14,7 @@
 #include "orchestrator/scaffolder/v1/scaffolder.grpc.pb.h"
 #include "services/common/process/child_process.h"
 #include "tests/support/fake_github.h"
+#include "tests/support/job_wait.h"
 #include "tests/support/run_git.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_mesh.h"
@@ -83,23 +84,8 @@ class ScaffolderTest : public ::testing::Test {
     return s;
   }
 
-  // Streams the job until it ends; returns it as it ended.
   jobs::v1::Job WaitForJob(const std::string& token, const std::string& job_id) {
-    jobs::v1::WatchJobRequest req;
-    req.set_job_id(job_id);
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + token);
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
-    auto reader = jobs_->WatchJob(&ctx, req);
-    jobs::v1::WatchJobResponse event;
-    while (reader->Read(&event)) {
-    }
-    reader->Finish().IgnoreError();
-    jobs::v1::GetJobRequest get;
-    get.set_job_id(job_id);
-    jobs::v1::GetJobResponse got;
-    EXPECT_TRUE(jobs_->GetJob(TestMesh::Context(token).get(), get, &got).ok());
-    return got.job();
+    return testing::WaitForJob(*jobs_, token, job_id, std::chrono::seconds(120));
   }
 
   TestMesh mesh_;

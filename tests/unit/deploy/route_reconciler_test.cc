@@ -9,6 +9,9 @@
 
 #include "absl/time/clock.h"
 #include "services/deploy/domain/deployer.h"
+#include "tests/mocks/mock_container_engine.h"
+#include "tests/mocks/mock_release_store.h"
+#include "tests/mocks/mock_router.h"
 
 namespace orchestrator::deploy {
 namespace {
@@ -18,64 +21,6 @@ using ::testing::_;
 using ::testing::ElementsAre;
 using ::testing::Return;
 using ::testing::StrictMock;
-
-class MockReleases : public ReleaseStore {
- public:
-  MOCK_METHOD(absl::StatusOr<std::string>, InstallationId, (), (override));
-  MOCK_METHOD(absl::StatusOr<v1::Release>, EnsureForJob, (const v1::Release&), (override));
-  MOCK_METHOD(absl::StatusOr<v1::Release>, Get, (const std::string&), (override));
-  MOCK_METHOD(absl::StatusOr<std::optional<v1::Release>>, Live, (const std::string&), (override));
-  MOCK_METHOD(absl::StatusOr<std::vector<v1::Release>>, AllLive, (), (override));
-  MOCK_METHOD(absl::StatusOr<Page<v1::Release>>, List,
-              (const std::string&, v1::ReleaseStatus, const PageRequest&), (override));
-  MOCK_METHOD(absl::Status, SetRuntime,
-              (const std::string&, const std::string&, const std::string&, int, const std::string&),
-              (override));
-  MOCK_METHOD(absl::StatusOr<std::optional<v1::Release>>, MakeLive,
-              (const std::string&, const std::string&, absl::Time), (override));
-  MOCK_METHOD(absl::Status, MarkFailed, (const std::string&, const std::string&), (override));
-  MOCK_METHOD(absl::Status, FailAbandoned,
-              (const std::string&, const std::string&, const std::string&), (override));
-};
-
-class MockRouter : public router::Router {
- public:
-  MOCK_METHOD(absl::Status, EnsureServer, (), (override));
-  MOCK_METHOD(absl::Status, PutRoute, (const router::Route&), (override));
-  MOCK_METHOD(absl::Status, RemoveRoute, (const std::string&), (override));
-  MOCK_METHOD(absl::StatusOr<std::vector<router::Route>>, ListRoutes, (), (override));
-  MOCK_METHOD(absl::StatusOr<router::ReconcileReport>, Reconcile,
-              (const std::vector<router::Route>&), (override));
-};
-
-class MockEngine : public containers::ContainerEngine {
- public:
-  MOCK_METHOD(absl::Status, Ping, (), (override));
-  MOCK_METHOD(absl::StatusOr<std::string>, BuildImage,
-              (const containers::BuildSpec&, const std::function<void(const std::string&)>&,
-               const std::atomic<bool>*),
-              (override));
-  MOCK_METHOD(absl::StatusOr<containers::ImageInfo>, InspectImage, (const std::string&),
-              (override));
-  MOCK_METHOD(absl::Status, RemoveImage, (const std::string&, bool), (override));
-  MOCK_METHOD(absl::StatusOr<std::vector<containers::ImageInfo>>, ListImages,
-              (const std::vector<containers::LabelMatch>&), (override));
-  MOCK_METHOD(absl::StatusOr<std::string>, CreateContainer, (const containers::ContainerSpec&),
-              (override));
-  MOCK_METHOD(absl::Status, StartContainer, (const std::string&), (override));
-  MOCK_METHOD(absl::Status, StopContainer, (const std::string&, absl::Duration), (override));
-  MOCK_METHOD(absl::Status, RemoveContainer, (const std::string&, bool), (override));
-  MOCK_METHOD(absl::StatusOr<containers::ContainerInfo>, InspectContainer, (const std::string&),
-              (override));
-  MOCK_METHOD(absl::StatusOr<std::vector<containers::ContainerSummary>>, ListContainers,
-              (const std::vector<containers::LabelMatch>&, bool), (override));
-  MOCK_METHOD(absl::Status, Logs,
-              (const std::string&, const containers::LogOptions&,
-               const std::function<bool(const containers::LogLine&)>&, const std::atomic<bool>*),
-              (override));
-  MOCK_METHOD(absl::StatusOr<containers::MemoryStats>, MemoryUsage, (const std::string&),
-              (override));
-};
 
 v1::Release Release(const std::string& id, const std::string& project, v1::ReleaseStatus status,
                     int port = 0, const std::string& url = "") {
@@ -97,10 +42,12 @@ containers::ContainerSummary Container(const std::string& id, const std::string&
 
 class RouteReconcilerTest : public ::testing::Test {
  protected:
-  std::shared_ptr<StrictMock<MockReleases>> releases_ =
-      std::make_shared<StrictMock<MockReleases>>();
-  std::shared_ptr<StrictMock<MockRouter>> router_ = std::make_shared<StrictMock<MockRouter>>();
-  std::shared_ptr<StrictMock<MockEngine>> engine_ = std::make_shared<StrictMock<MockEngine>>();
+  std::shared_ptr<StrictMock<MockReleaseStore>> releases_ =
+      std::make_shared<StrictMock<MockReleaseStore>>();
+  std::shared_ptr<StrictMock<router::MockRouter>> router_ =
+      std::make_shared<StrictMock<router::MockRouter>>();
+  std::shared_ptr<StrictMock<containers::MockContainerEngine>> engine_ =
+      std::make_shared<StrictMock<containers::MockContainerEngine>>();
   RouteReconciler reconciler_{releases_, router_, engine_, std::make_shared<absl::Mutex>(),
                               "ins_test"};
 };

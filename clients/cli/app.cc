@@ -677,10 +677,12 @@ int Run(const std::vector<std::string>& args, const Environment& env, std::ostre
     PrintError(status, &c, addr, err);
     return ExitFor(status.error_code());
   }
-  if (inv.json) {
-    out << Json(*response) << "\n";
-  } else {
-    PrintResponse(c, *response, absl::Now(), out, err);
+  if (!(inv.follow && c.follow_replaces_answer)) {
+    if (inv.json) {
+      out << Json(*response) << "\n";
+    } else {
+      PrintResponse(c, *response, absl::Now(), out, err);
+    }
   }
   if (!inv.follow) return kExitOk;
   const std::string job_id = FormatPath(*response, c.job_id_path, absl::Now(), false);
@@ -688,7 +690,10 @@ int Run(const std::vector<std::string>& args, const Environment& env, std::ostre
     err << "orchestrator: the answer names no job to follow\n";
     return kExitServerError;
   }
-  if (!inv.json) out << "\nfollowing job " << job_id << " (Ctrl-C stops watching, not the job)\n";
+  if (!inv.json) {
+    out << (c.follow_replaces_answer ? "" : "\n") << "following job " << job_id
+        << " (Ctrl-C stops watching, not the job)\n";
+  }
   out.flush();
   return Outcome(FollowJob(channel, context, job_id, 0, inv.json, inv.give_up, out, err), &c, addr,
                  inv.json, out, err);

@@ -16,6 +16,7 @@
 #include "services/deploy/adapters/git_source_repository.h"
 #include "services/deploy/adapters/http_health_probe.h"
 #include "services/deploy/api/deploy_service.h"
+#include "services/deploy/domain/release_watch.h"
 #include "services/deploy/domain/route_reconciler.h"
 #include "services/deploy/peers/mesh_peers.h"
 #include "services/deploy/store/pg_release_store.h"
@@ -35,6 +36,13 @@ ABSL_FLAG(std::string, template_bases, "",
           "binary, tools/image/template-bases)");
 ABSL_FLAG(std::string, deploy_dir, "",
           "scratch checkouts of deploys (\"\" = a temporary directory)");
+ABSL_FLAG(absl::Duration, deploy_watch_window, absl::Seconds(60),
+          "how long a release's health is watched after it goes live");
+ABSL_FLAG(absl::Duration, deploy_watch_interval, absl::Seconds(5),
+          "how often a watched release's health path is probed");
+ABSL_FLAG(int, deploy_watch_failures, 3,
+          "failed probes in a row that roll a watched release back to the one it replaced "
+          "(0: never roll back automatically)");
 
 namespace orchestrator::deploy {
 namespace fs = std::filesystem;
@@ -86,6 +94,7 @@ class DeployComponent final : public Component {
 
   void Start() override {
     reconciler_thread_ = std::thread([this] { ReconcileLoop(); });
+    if (watch_) watch_thread_ = std::thread([this] { WatchLoop(); });
   }
   void BeginDrain(absl::Time deadline) override {
     StopReconciling();
@@ -157,9 +166,16 @@ class DeployComponent final : public Component {
     options.url_port_suffix = UrlPortSuffix(config_.router_listen);
     options.base_images = *std::move(bases);
     auto route_mu = std::make_shared<absl::Mutex>();
+    auto probe = std::make_shared<HttpHealthProbe>();
     auto deployer = std::make_shared<Deployer>(projects, source, allocations, releases, engine,
-                                               router, std::make_shared<HttpHealthProbe>(),
-                                               route_mu, std::move(options));
+                                               router, probe, route_mu, std::move(options));
+    if (config_.deploy_watch_failures > 0) {
+      ReleaseWatchOptions watch;
+      watch.window = absl::FromChrono(config_.deploy_watch_window);
+      watch.failures = config_.deploy_watch_failures;
+      watch_ =
+          std::make_unique<ReleaseWatch>(releases, probe, AutomaticRollbacks(job_store), watch);
+    }
     reconciler_ =
         std::make_shared<RouteReconciler>(releases, router, engine, route_mu, *installation);
 
@@ -173,7 +189,7 @@ class DeployComponent final : public Component {
 
     executor_ = std::make_shared<BoundedExecutor>(4, 256);
     Serve(ctx.host,
-          std::make_unique<DeployServiceImpl>(readiness, deployer, releases, job_store,
+          std::make_unique<DeployServiceImpl>(readiness, releases, job_store,
                                               ctx.project_visibility, executor_),
           v1::DeployService::service_full_name());
     return absl::OkStatus();
@@ -191,7 +207,42 @@ class DeployComponent final : public Component {
     if (auto it = params.find("release_id"); it != params.end()) {
       run.target_release_id = it->second.string_value();
     }
+    if (auto it = params.find(kOnlyWhileLiveParam); it != params.end()) {
+      run.only_while_live = it->second.string_value();
+    }
     return run;
+  }
+
+  // The rollback the watch decides on: a job of the failing release's
+  // owner, one per failing release, telling why (the sessions component
+  // tells the owner when it ends).
+  static StartRollback AutomaticRollbacks(std::shared_ptr<jobs::PgJobStore> jobs) {
+    return [jobs](const v1::Release& failing, const v1::Release& target,
+                  const std::string& reason) -> absl::Status {
+      jobs::EnqueueRequest job = RollbackJob(failing.owner_id(), failing.project_id(), target.id(),
+                                             absl::StrCat("auto-rollback-", failing.id()));
+      auto& params = *job.params.mutable_fields();
+      params[kOnlyWhileLiveParam].set_string_value(failing.id());
+      params[jobs::kStartedBecauseParam].set_string_value(reason);
+      auto queued = jobs->Enqueue(job, absl::Now());
+      if (!queued.ok()) return queued.status();
+      spdlog::warn("deploy: {}: job {}", reason, queued->id());
+      return absl::OkStatus();
+    };
+  }
+
+  // The releases that went live lately, probed every interval.
+  void WatchLoop() {
+    while (true) {
+      if (auto rolled_back = watch_->Tick(); !rolled_back.ok()) {
+        spdlog::warn("deploy: watching live releases: {}", rolled_back.status().ToString());
+      }
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_),
+                               absl::FromChrono(config_.deploy_watch_interval))) {
+        return;
+      }
+    }
   }
 
   static JobHooks HooksOf(jobs::JobContext& job) {
@@ -228,16 +279,19 @@ class DeployComponent final : public Component {
       stopping_ = true;
     }
     if (reconciler_thread_.joinable()) reconciler_thread_.join();
+    if (watch_thread_.joinable()) watch_thread_.join();
   }
 
   const MeshConfig& config_;
   std::string dir_;
   std::shared_ptr<RouteReconciler> reconciler_;
+  std::unique_ptr<ReleaseWatch> watch_;  // null: no automatic rollbacks
   std::unique_ptr<jobs::JobEngine> engine_;
   BoundedExecutorPtr executor_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread reconciler_thread_;
+  std::thread watch_thread_;
 };
 
 absl::Status ReadFlags(MeshConfig& config) {
@@ -249,6 +303,16 @@ absl::Status ReadFlags(MeshConfig& config) {
   }
   config.template_bases_file = absl::GetFlag(FLAGS_template_bases);
   config.deploy_dir = absl::GetFlag(FLAGS_deploy_dir);
+  config.deploy_watch_window = Millis(absl::GetFlag(FLAGS_deploy_watch_window));
+  config.deploy_watch_interval = Millis(absl::GetFlag(FLAGS_deploy_watch_interval));
+  config.deploy_watch_failures = absl::GetFlag(FLAGS_deploy_watch_failures);
+  if (config.deploy_watch_window < std::chrono::milliseconds(0) ||
+      config.deploy_watch_interval < std::chrono::milliseconds(100) ||
+      config.deploy_watch_failures < 0 || config.deploy_watch_failures > 100) {
+    return absl::InvalidArgumentError(
+        "--deploy_watch_window >= 0, --deploy_watch_interval >= 100ms, --deploy_watch_failures "
+        "0-100");
+  }
   return absl::OkStatus();
 }
 

@@ -51,11 +51,7 @@ class SessionsComponent final : public Component {
         // The user's jobs ending reach their PO agent.
         watcher_(std::make_unique<JobEndWatcher>(
             [channel = ctx.channel_to] { return jobs::v1::JobService::NewStub(channel("jobs")); },
-            ctx.mesh,
-            [manager = manager_](const std::string& owner, const std::string& job,
-                                 const std::string& outcome) {
-              manager->OnJobEnded(owner, job, outcome);
-            })) {
+            ctx.mesh, [manager = manager_](const JobEnd& end) { manager->OnJobEnded(end); })) {
     Serve(ctx.host, std::make_unique<SessionServiceImpl>(manager_, ctx.executor),
           v1::SessionService::service_full_name());
   }

@@ -51,6 +51,9 @@ struct Command {
   std::string show_field;
   // Set when the response names a job: the command takes --follow.
   std::string job_id_path;
+  // The response is a page of that job's own events (a deploy's log):
+  // --follow prints the job's events from its start instead of the page.
+  bool follow_replaces_answer = false;
   // Destructive: refused without --confirm, which sets the request's confirm.
   bool needs_confirm = false;
   // Free text for --help (examples, what the output means).

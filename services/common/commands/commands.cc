@@ -339,8 +339,10 @@ std::vector<Command> Build() {
                        Flag("job", "job_id", "this deploy job's")},
                       Paging()),
        .list_field = "lines",
-       .columns = {
-           {"TIME", "emit_time"}, {"STREAM", "stream"}, {"SOURCE", "source"}, {"TEXT", "text"}}});
+       .columns =
+           {{"TIME", "emit_time"}, {"STREAM", "stream"}, {"SOURCE", "source"}, {"TEXT", "text"}},
+       .job_id_path = "job_id",
+       .follow_replaces_answer = true});
   add({.group = "deploy",
        .name = "rollback",
        .summary = "go back to an earlier release",

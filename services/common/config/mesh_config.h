@@ -83,6 +83,12 @@ struct MeshConfig {
   std::string template_bases_file;  // "" = the one installed with the binary
   std::string deploy_dir;           // "" = temp
   std::chrono::milliseconds deploy_reconcile_interval{30 * 1000};
+  // After a switch, a release is probed every deploy_watch_interval for
+  // deploy_watch_window; deploy_watch_failures failed probes in a row roll it
+  // back (0 = never).
+  std::chrono::milliseconds deploy_watch_window{60 * 1000};
+  std::chrono::milliseconds deploy_watch_interval{5 * 1000};
+  int deploy_watch_failures = 3;
 
   bool Hosts(absl::string_view component) const;
 

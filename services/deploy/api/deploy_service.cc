@@ -13,6 +13,20 @@ std::string DeployConcurrencyKey(const std::string& project_id) {
   return absl::StrCat("deploy:", project_id);
 }
 
+jobs::EnqueueRequest RollbackJob(const std::string& owner_id, const std::string& project_id,
+                                 const std::string& target_release_id,
+                                 const std::string& request_id) {
+  jobs::EnqueueRequest job;
+  job.kind = kRollbackJobKind;
+  job.owner_id = owner_id;
+  job.project_id = project_id;
+  (*job.params.mutable_fields())["release_id"].set_string_value(target_release_id);
+  job.request_id = request_id;
+  job.max_attempts = 5;
+  job.concurrency_key = DeployConcurrencyKey(project_id);
+  return job;
+}
+
 absl::StatusOr<bool> DeployInFlightIn(jobs::PgJobStore& jobs, const std::string& project_id) {
   for (const char* kind : {kDeployJobKind, kRollbackJobKind}) {
     for (auto state : {jobs::v1::JOB_STATE_QUEUED, jobs::v1::JOB_STATE_RUNNING}) {
@@ -112,7 +126,7 @@ grpc::ServerUnaryReactor* DeployServiceImpl::Rollback(grpc::CallbackServerContex
           return absl::OkStatus();
         }
         absl::StatusOr<v1::Release> target = req->release_id().empty()
-                                                 ? deployer_->PreviousRelease(req->project_id())
+                                                 ? PreviousRelease(*releases_, req->project_id())
                                                  : VisibleRelease(caller, req->release_id());
         if (!target.ok()) return target.status();
         if (target->project_id() != req->project_id()) {
@@ -134,15 +148,9 @@ grpc::ServerUnaryReactor* DeployServiceImpl::Rollback(grpc::CallbackServerContex
           return absl::FailedPreconditionError(
               "a deploy or rollback of the project is queued or running: wait for it to end");
         }
-        jobs::EnqueueRequest job;
-        job.kind = kRollbackJobKind;
-        job.owner_id = caller.user_id;
-        job.project_id = req->project_id();
-        (*job.params.mutable_fields())["release_id"].set_string_value(target->id());
-        job.request_id = req->request_id();
-        job.max_attempts = 5;
-        job.concurrency_key = DeployConcurrencyKey(req->project_id());
-        return FillResponse(jobs_->Enqueue(job, absl::Now()),
+        return FillResponse(jobs_->Enqueue(RollbackJob(caller.user_id, req->project_id(),
+                                                       target->id(), req->request_id()),
+                                           absl::Now()),
                             [resp](jobs::v1::Job j) { *resp->mutable_job() = std::move(j); });
       });
 }

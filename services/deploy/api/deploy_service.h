@@ -17,17 +17,22 @@ namespace orchestrator::deploy {
 inline constexpr char kDeployJobKind[] = "deploy";
 inline constexpr char kRollbackJobKind[] = "rollback";
 std::string DeployConcurrencyKey(const std::string& project_id);
+// A rollback job's param: roll back only while this release is LIVE.
+inline constexpr char kOnlyWhileLiveParam[] = "only_while_live";
+// The job that makes `target_release_id` LIVE again, for `owner_id`.
+jobs::EnqueueRequest RollbackJob(const std::string& owner_id, const std::string& project_id,
+                                 const std::string& target_release_id,
+                                 const std::string& request_id);
 
 // DeployService: readiness (the one definition), deploys and rollbacks as
 // jobs, releases and their deploy logs. Every call checks, as the caller,
 // that the project is theirs.
 class DeployServiceImpl final : public v1::DeployService::CallbackService {
  public:
-  DeployServiceImpl(std::shared_ptr<ReadinessChecker> readiness, std::shared_ptr<Deployer> deployer,
-                    ReleaseStorePtr releases, std::shared_ptr<jobs::PgJobStore> jobs,
-                    ProjectVisibilityPtr visibility, BoundedExecutorPtr executor)
+  DeployServiceImpl(std::shared_ptr<ReadinessChecker> readiness, ReleaseStorePtr releases,
+                    std::shared_ptr<jobs::PgJobStore> jobs, ProjectVisibilityPtr visibility,
+                    BoundedExecutorPtr executor)
       : readiness_(std::move(readiness)),
-        deployer_(std::move(deployer)),
         releases_(std::move(releases)),
         jobs_(std::move(jobs)),
         visibility_(std::move(visibility)),
@@ -65,7 +70,6 @@ class DeployServiceImpl final : public v1::DeployService::CallbackService {
                                                      const std::string& kind) const;
 
   std::shared_ptr<ReadinessChecker> readiness_;
-  std::shared_ptr<Deployer> deployer_;
   ReleaseStorePtr releases_;
   std::shared_ptr<jobs::PgJobStore> jobs_;
   ProjectVisibilityPtr visibility_;

@@ -74,10 +74,10 @@ router::Route RouteOf(const v1::Release& release, const std::string& hostname) {
   return {RouteIdOf(release.project_id()), {hostname}, absl::StrCat("127.0.0.1:", release.port())};
 }
 
-absl::StatusOr<v1::Release> Deployer::PreviousRelease(const std::string& project_id) const {
+absl::StatusOr<v1::Release> PreviousRelease(ReleaseStore& releases, const std::string& project_id) {
   PageRequest page;
   page.page_size = 50;
-  auto superseded = releases_->List(project_id, v1::RELEASE_STATUS_SUPERSEDED, page);
+  auto superseded = releases.List(project_id, v1::RELEASE_STATUS_SUPERSEDED, page);
   if (!superseded.ok()) return superseded.status();
   if (superseded->items.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -147,6 +147,19 @@ absl::StatusOr<google::protobuf::Struct> Deployer::Rollback(const DeployJob& job
     return absl::FailedPreconditionError(absl::StrCat("release ", job.target_release_id,
                                                       " of project ", job.project_id,
                                                       " has no image to roll back to"));
+  }
+  if (!job.only_while_live.empty()) {
+    auto live = releases_->Live(job.project_id);
+    if (!live.ok()) return live.status();
+    // Unless this job's own release went LIVE before a crash.
+    if (!*live || ((*live)->id() != job.only_while_live && (*live)->job_id() != job.id)) {
+      const std::string why =
+          absl::StrCat("release ", job.only_while_live, " is no longer live: nothing to roll back");
+      hooks.progress(100, why);
+      google::protobuf::Struct result;
+      (*result.mutable_fields())["skipped"].set_string_value(why);
+      return result;
+    }
   }
   auto release = BeginRelease(job, target->commit_sha(), target->id());
   if (!release.ok()) return release.status();
@@ -254,13 +267,12 @@ absl::StatusOr<google::protobuf::Struct> Deployer::LaunchSteps(const DeployJob& 
     port = *live && (*live)->port() == slots->live.port() ? slots->next.port() : slots->live.port();
   }
   const std::string name = absl::StrCat("orch-", NamePart(job.project_id), "-r", release.version());
-  if (auto s = releases_->SetRuntime(release.id(), image, name, port, slots->live.server_id());
-      !s.ok()) {
-    return s;
-  }
   release.set_image(image);
   release.set_container_name(name);
   release.set_port(port);
+  release.set_server_id(slots->live.server_id());
+  release.set_health_path(contract.health_path());
+  if (auto s = releases_->SetRuntime(release); !s.ok()) return s;
 
   // The container: the one a previous attempt started when it still runs
   // this image, else a fresh one.

@@ -31,6 +31,9 @@ struct DeployJob {
   std::string project_id;
   std::string commit_sha;         // deploy: resolved when the request was taken
   std::string target_release_id;  // rollback: the release made live again
+  // An automatic rollback: only while this release is still the LIVE one
+  // (a deploy that came first has replaced it: nothing to undo).
+  std::string only_while_live;
 };
 
 struct DeployerOptions {
@@ -65,6 +68,10 @@ router::Route RouteOf(const v1::Release& release, const std::string& hostname);
 // "orchestrator-<project, lowercased, '_' as '-'>".
 std::string RouteIdOf(const std::string& project_id);
 
+// The release a rollback makes live again when none is named: the one
+// live before the current one (FAILED_PRECONDITION when there is none).
+absl::StatusOr<v1::Release> PreviousRelease(ReleaseStore& releases, const std::string& project_id);
+
 // Deploys and rollbacks: builds (deploy) or takes the kept image (rollback),
 // starts the new container next to the live one, gates on its health,
 // switches the route, drains and removes the old container, and prunes old
@@ -92,10 +99,6 @@ class Deployer {
   // Result: {release_id, url, version, commit_sha}.
   absl::StatusOr<google::protobuf::Struct> Deploy(const DeployJob& job, const JobHooks& hooks);
   absl::StatusOr<google::protobuf::Struct> Rollback(const DeployJob& job, const JobHooks& hooks);
-
-  // The release a rollback makes live again when none is named: the one
-  // live before the current one.
-  absl::StatusOr<v1::Release> PreviousRelease(const std::string& project_id) const;
 
  private:
   // The job's release (made at its first attempt): LIVE when an attempt

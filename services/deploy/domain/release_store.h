@@ -33,15 +33,18 @@ class ReleaseStore {
   virtual absl::StatusOr<Page<v1::Release>> List(const std::string& project_id,
                                                  v1::ReleaseStatus status,
                                                  const PageRequest& page) = 0;
-  // What the job's release runs on (while DEPLOYING).
-  virtual absl::Status SetRuntime(const std::string& release_id, const std::string& image,
-                                  const std::string& container_name, int port,
-                                  const std::string& server_id) = 0;
+  // What the job's release runs on (while DEPLOYING): its image,
+  // container_name, port, server_id and health_path.
+  virtual absl::Status SetRuntime(const v1::Release& release) = 0;
   // In one transaction: the project's LIVE release (if another) becomes
   // SUPERSEDED, this one LIVE at `url`. Returns the one superseded.
   virtual absl::StatusOr<std::optional<v1::Release>> MakeLive(const std::string& release_id,
                                                               const std::string& url,
                                                               absl::Time now) = 0;
+  // A LIVE release found unhealthy after its switch: `reason` recorded as
+  // its failure_reason (its status is left to the rollback).
+  virtual absl::Status RecordUnhealthy(const std::string& release_id,
+                                       const std::string& reason) = 0;
   // DEPLOYING → FAILED with `reason` (a LIVE release is left alone).
   virtual absl::Status MarkFailed(const std::string& release_id, const std::string& reason) = 0;
   // The project's DEPLOYING releases other than `except` → FAILED with

@@ -16,6 +16,7 @@ using google::protobuf::util::TimeUtil;
 #define RELEASE_COLUMNS                                                              \
   "id, project_id, owner_id, version, commit_sha, status, url, job_id, "             \
   "rollback_of_release_id, server_id, image, container_name, port, failure_reason, " \
+  "health_path, "                                                                    \
   "(extract(epoch FROM create_time) * 1000000)::bigint, "                            \
   "(extract(epoch FROM live_time) * 1000000)::bigint, "                              \
   "(extract(epoch FROM superseded_time) * 1000000)::bigint"
@@ -47,8 +48,8 @@ constexpr db::Statement kList{
     "AND ($3::bigint IS NULL OR version < $3::bigint) ORDER BY version DESC LIMIT $4"};
 constexpr db::Statement kSetRuntime{
     "deploy_release_set_runtime",
-    "UPDATE deploy.releases SET image = $2, container_name = $3, port = $4::int, server_id = $5 "
-    "WHERE id = $1"};
+    "UPDATE deploy.releases SET image = $2, container_name = $3, port = $4::int, server_id = $5, "
+    "health_path = $6 WHERE id = $1"};
 constexpr db::Statement kSupersede{
     "deploy_release_supersede",
     "UPDATE deploy.releases SET status = 3, superseded_time = to_timestamp($3::bigint / 1e6) "
@@ -58,6 +59,9 @@ constexpr db::Statement kMakeLive{
     "UPDATE deploy.releases SET status = 2, url = $2, failure_reason = '', "
     "live_time = COALESCE(live_time, to_timestamp($3::bigint / 1e6)) "
     "WHERE id = $1 AND status IN (1, 2) RETURNING project_id"};
+constexpr db::Statement kRecordUnhealthy{
+    "deploy_release_record_unhealthy",
+    "UPDATE deploy.releases SET failure_reason = $2 WHERE id = $1 AND status = 2"};
 constexpr db::Statement kMarkFailed{
     "deploy_release_mark_failed",
     "UPDATE deploy.releases SET status = 4, failure_reason = $2 WHERE id = $1 AND status = 1"};
@@ -86,12 +90,13 @@ v1::Release ReleaseFromRow(const db::Result& r, int row) {
   x.set_container_name(std::string(r.Get(row, 11)));
   x.set_port(static_cast<int32_t>(r.GetInt64(row, 12)));
   x.set_failure_reason(std::string(r.Get(row, 13)));
-  *x.mutable_create_time() = TimeUtil::MicrosecondsToTimestamp(r.GetInt64(row, 14));
-  if (!r.IsNull(row, 15)) {
-    *x.mutable_live_time() = TimeUtil::MicrosecondsToTimestamp(r.GetInt64(row, 15));
-  }
+  x.set_health_path(std::string(r.Get(row, 14)));
+  *x.mutable_create_time() = TimeUtil::MicrosecondsToTimestamp(r.GetInt64(row, 15));
   if (!r.IsNull(row, 16)) {
-    *x.mutable_superseded_time() = TimeUtil::MicrosecondsToTimestamp(r.GetInt64(row, 16));
+    *x.mutable_live_time() = TimeUtil::MicrosecondsToTimestamp(r.GetInt64(row, 16));
+  }
+  if (!r.IsNull(row, 17)) {
+    *x.mutable_superseded_time() = TimeUtil::MicrosecondsToTimestamp(r.GetInt64(row, 17));
   }
   return x;
 }
@@ -177,12 +182,17 @@ absl::StatusOr<Page<v1::Release>> PgReleaseStore::List(const std::string& projec
   return out;
 }
 
-absl::Status PgReleaseStore::SetRuntime(const std::string& release_id, const std::string& image,
-                                        const std::string& container_name, int port,
-                                        const std::string& server_id) {
+absl::Status PgReleaseStore::SetRuntime(const v1::Release& release) {
   return pool_
-      ->Exec(kSetRuntime, {release_id, image, container_name, std::to_string(port), server_id})
+      ->Exec(kSetRuntime,
+             {release.id(), release.image(), release.container_name(),
+              std::to_string(release.port()), release.server_id(), release.health_path()})
       .status();
+}
+
+absl::Status PgReleaseStore::RecordUnhealthy(const std::string& release_id,
+                                             const std::string& reason) {
+  return pool_->Exec(kRecordUnhealthy, {release_id, reason}).status();
 }
 
 absl::StatusOr<std::optional<v1::Release>> PgReleaseStore::MakeLive(const std::string& release_id,

@@ -23,9 +23,8 @@ class PgReleaseStore final : public ReleaseStore {
   absl::StatusOr<std::vector<v1::Release>> AllLive() override;
   absl::StatusOr<Page<v1::Release>> List(const std::string& project_id, v1::ReleaseStatus status,
                                          const PageRequest& page) override;
-  absl::Status SetRuntime(const std::string& release_id, const std::string& image,
-                          const std::string& container_name, int port,
-                          const std::string& server_id) override;
+  absl::Status SetRuntime(const v1::Release& release) override;
+  absl::Status RecordUnhealthy(const std::string& release_id, const std::string& reason) override;
   absl::StatusOr<std::optional<v1::Release>> MakeLive(const std::string& release_id,
                                                       const std::string& url,
                                                       absl::Time now) override;

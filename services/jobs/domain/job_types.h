@@ -24,6 +24,11 @@ struct EnqueueRequest {
   std::string concurrency_key;  // at most one RUNNING job per key; "" = none
 };
 
+// The param of a job the platform started on its own (an automatic
+// rollback, …) rather than at a user's request: why, for people. The
+// sessions component tells the job's owner when such a job ends.
+inline constexpr char kStartedBecauseParam[] = "started_because";
+
 // Limits applied when claiming.
 struct ClaimLimits {
   // kind → at most this many RUNNING jobs per owner (e.g. deploy → 3).

@@ -770,14 +770,38 @@ SessionManager::Reply SessionManager::PostReplyLocked(Live& live, const std::sha
   return out;
 }
 
-void SessionManager::OnJobEnded(const std::string& owner_id, const std::string& job_id,
-                                const std::string& outcome) {
-  auto live = Open(owner_id, false);
-  if (!live.ok()) return;  // no open session: nobody to tell through an agent
+void SessionManager::OnJobEnded(const JobEnd& end) {
+  const std::string& job_id = end.job_id;
+  auto live = Open(end.owner_id, false);
+  if (!live.ok()) {
+    // No open session: nobody to tell through an agent. What the platform
+    // did on its own is told anyway, once.
+    if (end.started_because.empty()) return;
+    v1::Notification n;
+    n.set_owner_id(end.owner_id);
+    n.set_kind(v1::NOTIFICATION_KIND_JOB_UPDATE);
+    n.set_job_id(job_id);
+    n.set_text(absl::StrCat("The platform started ", end.kind.empty() ? "a job" : end.kind, " job ",
+                            job_id, " on its own: ", end.started_because, ". It ", end.outcome,
+                            "."));
+    *n.mutable_create_time() = Stamp(options_.clock());
+    auto stored = store_->AddJobNotificationOnce(n);
+    if (!stored.ok()) {
+      spdlog::warn("sessions: the end of job {} not kept: {}", job_id, stored.status().ToString());
+    } else if (*stored) {
+      Deliver(**stored);
+    }
+    return;
+  }
   auto turn = std::make_shared<Turn>();
   turn->job_id = job_id;
-  turn->text = absl::StrCat("Job ", job_id, " that you started ", outcome,
-                            ". Tell the user in one or two sentences.");
+  turn->text =
+      end.started_because.empty()
+          ? absl::StrCat("Job ", job_id, " that you started ", end.outcome,
+                         ". Tell the user in one or two sentences.")
+          : absl::StrCat("The platform started ", end.kind.empty() ? "a job" : end.kind, " job ",
+                         job_id, " on its own (not at the user's request): ", end.started_because,
+                         ". It ", end.outcome, ". Tell the user in one or two sentences.");
   // Kept like a user's message, so the news survives a restart and is told
   // once even if it arrives twice.
   v1::SessionMessage m;
@@ -818,20 +842,24 @@ void SessionManager::Notify(v1::Notification n) {
                  stored.status().ToString());
     return;
   }
+  Deliver(*stored);
+}
+
+void SessionManager::Deliver(const v1::Notification& stored) {
   std::vector<std::shared_ptr<Delivery>> to;
   {
     absl::MutexLock lock(&mu_);
     for (auto& [h, d] : watchers_) {
-      if (d->owner_id == stored->owner_id()) to.push_back(d);
+      if (d->owner_id == stored.owner_id()) to.push_back(d);
     }
   }
   for (auto& d : to) {
     absl::MutexLock lock(&d->mu);
     if (d->replaying) {
-      d->pending.push_back(*stored);
-    } else if (stored->sequence() > d->last) {
-      d->last = stored->sequence();
-      d->on_notification(*stored);
+      d->pending.push_back(stored);
+    } else if (stored.sequence() > d->last) {
+      d->last = stored.sequence();
+      d->on_notification(stored);
     }
   }
 }

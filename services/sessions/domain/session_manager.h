@@ -17,6 +17,7 @@
 #include "services/common/auth/principal.h"
 #include "services/common/executor/outbox.h"
 #include "services/sessions/domain/agent_driver.h"
+#include "services/sessions/domain/job_end.h"
 #include "services/sessions/domain/session_store.h"
 
 namespace orchestrator::sessions {
@@ -90,9 +91,11 @@ class SessionManager {
                                  std::function<void(const v1::Notification&)> on_notification);
   void Unwatch(uint64_t handle);
 
-  // One of `owner_id`'s jobs ended (from the job events the mesh watches).
-  void OnJobEnded(const std::string& owner_id, const std::string& job_id,
-                  const std::string& outcome);
+  // One of a user's jobs ended (from the job events the mesh watches): the
+  // user's PO agent is told in their open session. A job the platform
+  // started on its own is told even with no session open, as a
+  // notification.
+  void OnJobEnded(const JobEnd& end);
 
   struct Turn;
   struct Delivery;
@@ -152,6 +155,8 @@ class SessionManager {
   void PostEndTurnLocked(Live& live, const std::string& message_id, absl::Status outcome)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(live.mu);
   void Notify(v1::Notification n);
+  // A stored notification to its owner's watchers.
+  void Deliver(const v1::Notification& stored);
   // Posts saving the session as it is now.
   void SaveLocked(Live& live) ABSL_EXCLUSIVE_LOCKS_REQUIRED(live.mu);
   void MonitorLoop();

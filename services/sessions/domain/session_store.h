@@ -54,6 +54,10 @@ class SessionStore {
 
   // Appends a notification, numbering it after the owner's last one.
   virtual absl::StatusOr<v1::Notification> AddNotification(v1::Notification notification) = 0;
+  // The same, unless the owner has a notification about its job_id already
+  // (then nullopt): a job's end told twice is kept once.
+  virtual absl::StatusOr<std::optional<v1::Notification>> AddJobNotificationOnce(
+      v1::Notification notification) = 0;
   virtual absl::StatusOr<std::vector<v1::Notification>> NotificationsAfter(
       const std::string& owner_id, int64_t after_sequence, int limit) = 0;
 };

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "services/common/peers/mesh_call.h"
+#include "services/jobs/domain/job_types.h"
 #include "spdlog/spdlog.h"
 
 namespace orchestrator::sessions {
@@ -200,8 +201,7 @@ void JobEndWatcher::CatchUp(jv1::JobService::StubInterface& stub, absl::Time sin
       const absl::Time ended = absl::FromUnixSeconds(job.update_time().seconds()) +
                                absl::Nanoseconds(job.update_time().nanos());
       if (ended < since) continue;
-      Tell(job.owner_id(), job.id(), absl::StrCat(job.id(), "@", job.attempt(), "#", state),
-           OutcomeOf(state));
+      Tell(job, absl::StrCat(job.id(), "@", job.attempt(), "#", state), OutcomeOf(state));
       ++told;
     }
   }
@@ -212,17 +212,14 @@ void JobEndWatcher::Handle(const jv1::WatchJobsResponse& change) {
   const jv1::JobEvent& event = change.event();
   if (event.type() != jv1::JOB_EVENT_TYPE_STATE_CHANGED) return;
   const char* outcome = OutcomeOf(event.state_changed().to_state());
-  const std::string& owner = change.job().owner_id();
-  const std::string& job = change.job().id().empty() ? event.job_id() : change.job().id();
-  if (outcome == nullptr || owner.empty() || job.empty()) return;
-  Tell(owner, job,
-       absl::StrCat(job, "@", change.job().attempt(), "#", event.state_changed().to_state()),
+  jv1::Job job = change.job();
+  if (job.id().empty()) job.set_id(event.job_id());
+  Tell(job, absl::StrCat(job.id(), "@", job.attempt(), "#", event.state_changed().to_state()),
        outcome);
 }
 
-void JobEndWatcher::Tell(const std::string& owner, const std::string& job, const std::string& key,
-                         const char* outcome) {
-  if (outcome == nullptr || owner.empty() || job.empty()) return;
+void JobEndWatcher::Tell(const jv1::Job& job, const std::string& key, const char* outcome) {
+  if (outcome == nullptr || job.owner_id().empty() || job.id().empty()) return;
   {
     absl::MutexLock lock(&mu_);
     if (!told_.insert(key).second) return;
@@ -232,7 +229,16 @@ void JobEndWatcher::Tell(const std::string& owner, const std::string& job, const
       told_order_.pop_front();
     }
   }
-  on_job_ended_(owner, job, outcome);
+  JobEnd end;
+  end.owner_id = job.owner_id();
+  end.job_id = job.id();
+  end.kind = job.kind();
+  end.outcome = outcome;
+  if (auto it = job.params().fields().find(jobs::kStartedBecauseParam);
+      it != job.params().fields().end()) {
+    end.started_because = it->second.string_value();
+  }
+  on_job_ended_(end);
 }
 
 }  // namespace orchestrator::sessions

@@ -15,14 +15,16 @@
 #include "orchestrator/jobs/v1/jobs.grpc.pb.h"
 #include "services/common/auth/mesh_identity.h"
 #include "services/common/executor/bounded_executor.h"
+#include "services/sessions/domain/job_end.h"
 
 namespace orchestrator::sessions {
 
 // Tells the session manager when its users' jobs end: keeps a
 // JobService.WatchJobs stream open as the mesh (which sees every owner's
 // jobs) and turns each change to SUCCEEDED, FAILED or CANCELLED into one
-// `on_job_ended(owner, job, outcome)` call, with outcome "succeeded",
-// "failed" or "was cancelled". While the jobs component cannot be reached it
+// `on_job_ended(JobEnd)` call, with outcome "succeeded", "failed" or "was
+// cancelled", and why the platform started the job when it did so on its
+// own (its "started_because" param). While the jobs component cannot be reached it
 // tries again with capped backoff, logging once per outage. WatchJobs is
 // live only, so each time a watch is in place again the watcher catches up
 // with ListJobs: the jobs that ended since the last watch ended (on the first
@@ -31,8 +33,7 @@ namespace orchestrator::sessions {
 class JobEndWatcher final {
  public:
   using StubPtr = std::unique_ptr<jobs::v1::JobService::StubInterface>;
-  using OnJobEnded = std::function<void(const std::string& owner_id, const std::string& job_id,
-                                        const std::string& outcome)>;
+  using OnJobEnded = std::function<void(const JobEnd& end)>;
 
   struct Options {
     std::chrono::milliseconds min_backoff{100};
@@ -76,8 +77,7 @@ class JobEndWatcher final {
   // On the dispatcher: the jobs that ended since `since`, with ListJobs.
   void CatchUp(jobs::v1::JobService::StubInterface& stub, absl::Time since);
   // One end, told once.
-  void Tell(const std::string& owner, const std::string& job, const std::string& key,
-            const char* outcome);
+  void Tell(const jobs::v1::Job& job, const std::string& key, const char* outcome);
 
   std::function<StubPtr()> make_stub_;
   const MeshCredentialPtr mesh_;

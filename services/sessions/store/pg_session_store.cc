@@ -65,6 +65,14 @@ constexpr db::Statement kAddNotification{
     "(SELECT coalesce(max(sequence), 0) + 1 AS s FROM sessions.notifications WHERE owner_id = $1) "
     "q "
     "RETURNING sequence"};
+constexpr db::Statement kAddJobNotificationOnce{
+    "sessions_notification_add_job_once",
+    "INSERT INTO sessions.notifications (owner_id, sequence, notification) "
+    "SELECT $1, q.s, jsonb_set($2::jsonb, '{sequence}', to_jsonb(q.s::text)) FROM "
+    "(SELECT coalesce(max(sequence), 0) + 1 AS s FROM sessions.notifications WHERE owner_id = $1) "
+    "q WHERE NOT EXISTS (SELECT 1 FROM sessions.notifications WHERE owner_id = $1 AND "
+    "notification->>'jobId' = $3) "
+    "RETURNING sequence"};
 constexpr db::Statement kNotificationsAfter{
     "sessions_notifications_after",
     "SELECT notification FROM sessions.notifications WHERE owner_id = $1 AND sequence > $2 "
@@ -196,6 +204,20 @@ absl::StatusOr<v1::Notification> PgSessionStore::AddNotification(v1::Notificatio
   for (int attempt = 0; attempt < 5; ++attempt) {
     auto r = pool_->Exec(kAddNotification, {n.owner_id(), ToJsonColumn(n)});
     if (r.ok()) {
+      n.set_sequence(r->GetInt64(0, 0));
+      return n;
+    }
+    if (!absl::IsAlreadyExists(r.status()) && !absl::IsAborted(r.status())) return r.status();
+  }
+  return absl::AbortedError("notification sequence kept colliding");
+}
+
+absl::StatusOr<std::optional<v1::Notification>> PgSessionStore::AddJobNotificationOnce(
+    v1::Notification n) {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto r = pool_->Exec(kAddJobNotificationOnce, {n.owner_id(), ToJsonColumn(n), n.job_id()});
+    if (r.ok()) {
+      if (r->rows() == 0) return std::nullopt;
       n.set_sequence(r->GetInt64(0, 0));
       return n;
     }

@@ -32,6 +32,8 @@ class PgSessionStore final : public SessionStore {
   absl::Status EndTurn(const std::string& message_id, const absl::Status& outcome) override;
   absl::StatusOr<std::vector<v1::SessionMessage>> RepliesTo(const std::string& message_id) override;
   absl::StatusOr<v1::Notification> AddNotification(v1::Notification notification) override;
+  absl::StatusOr<std::optional<v1::Notification>> AddJobNotificationOnce(
+      v1::Notification notification) override;
   absl::StatusOr<std::vector<v1::Notification>> NotificationsAfter(const std::string& owner_id,
                                                                    int64_t after_sequence,
                                                                    int limit) override;

@@ -152,6 +152,18 @@ class InMemorySessionStore final : public SessionStore {
     notifications_.push_back(notification);
     return notification;
   }
+  absl::StatusOr<std::optional<v1::Notification>> AddJobNotificationOnce(
+      v1::Notification notification) override {
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& n : notifications_) {
+        if (n.owner_id() == notification.owner_id() && n.job_id() == notification.job_id()) {
+          return std::nullopt;
+        }
+      }
+    }
+    return AddNotification(std::move(notification));
+  }
   absl::StatusOr<std::vector<v1::Notification>> NotificationsAfter(const std::string& owner_id,
                                                                    int64_t after_sequence,
                                                                    int limit) override {

@@ -164,13 +164,14 @@ class JobEndWatcherTest : public ::testing::Test {
     JobEndWatcher::Options options;
     options.min_backoff = std::chrono::milliseconds(10);
     options.max_backoff = std::chrono::milliseconds(50);
-    watcher_ = std::make_unique<JobEndWatcher>(
-        [this] { return jobs_.NewStub(); }, mesh_,
-        [this](const std::string& owner, const std::string& job, const std::string& outcome) {
-          absl::MutexLock lock(&mu_);
-          told_.emplace_back(owner, job, outcome);
-        },
-        options);
+    watcher_ =
+        std::make_unique<JobEndWatcher>([this] { return jobs_.NewStub(); }, mesh_,
+                                        [this](const JobEnd& end) {
+                                          absl::MutexLock lock(&mu_);
+                                          told_.emplace_back(end.owner_id, end.job_id, end.outcome);
+                                          ends_.push_back(end);
+                                        },
+                                        options);
   }
   ~JobEndWatcherTest() override { watcher_->Stop(); }
 
@@ -187,6 +188,7 @@ class JobEndWatcherTest : public ::testing::Test {
   std::unique_ptr<JobEndWatcher> watcher_;
   absl::Mutex mu_;
   std::vector<Told> told_ ABSL_GUARDED_BY(mu_);
+  std::vector<JobEnd> ends_ ABSL_GUARDED_BY(mu_);
 };
 
 TEST_F(JobEndWatcherTest, TellsEachJobEndOnceAcrossARestartOfTheJobsComponent) {
@@ -220,6 +222,22 @@ TEST_F(JobEndWatcherTest, TellsEachJobEndOnceAcrossARestartOfTheJobsComponent) {
   // Stopping leaves the open stream at once.
   watcher_->Stop();
   EXPECT_TRUE(second_.AwaitAllLeft());
+}
+
+TEST_F(JobEndWatcherTest, AJobThePlatformStartedOnItsOwnSaysWhy) {
+  jobs_.Start(&first_);
+  watcher_->Start();
+  auto stream = first_.AwaitStream();
+  ASSERT_NE(stream, nullptr);
+  jv1::WatchJobsResponse ended = Change("u1", "job_9", 6, jv1::JOB_STATE_SUCCEEDED);
+  ended.mutable_job()->set_kind("rollback");
+  (*ended.mutable_job()->mutable_params()->mutable_fields())["started_because"].set_string_value(
+      "release 2 failed 3 health checks in a row");
+  stream->Push(ended);
+  ASSERT_EQ(AwaitTold(1).size(), 1u);
+  absl::MutexLock lock(&mu_);
+  EXPECT_EQ(ends_[0].kind, "rollback");
+  EXPECT_EQ(ends_[0].started_because, "release 2 failed 3 health checks in a row");
 }
 
 TEST_F(JobEndWatcherTest, WaitsForAJobsComponentThatIsNotUpYet) {

@@ -82,6 +82,18 @@ class Heard {
 };
 
 // The notifications an owner receives.
+// One of user u1's jobs ended.
+JobEnd End(const std::string& job, const std::string& outcome, const std::string& kind = "",
+           const std::string& started_because = "") {
+  JobEnd end;
+  end.owner_id = "u1";
+  end.job_id = job;
+  end.kind = kind;
+  end.outcome = outcome;
+  end.started_because = started_because;
+  return end;
+}
+
 class Inbox {
  public:
   std::function<void(const v1::Notification&)> Callback() {
@@ -463,7 +475,7 @@ TEST_F(SessionManagerTest, AJobThatEndedIsToldToTheAgentOnceAndItsAnswerIsAJobUp
         told_agent = req;
         return Answer("Your deploy failed; I am looking into it.");
       });
-  manager_->OnJobEnded("u1", "job_1", "failed");
+  manager_->OnJobEnded(End("job_1", "failed"));
   auto told = inbox.AwaitFirst();
   ASSERT_TRUE(told.has_value());
   EXPECT_EQ(told->kind(), v1::NOTIFICATION_KIND_JOB_UPDATE);
@@ -471,8 +483,50 @@ TEST_F(SessionManagerTest, AJobThatEndedIsToldToTheAgentOnceAndItsAnswerIsAJobUp
   EXPECT_EQ(told->text(), "Your deploy failed; I am looking into it.");
   EXPECT_THAT(told_agent.prompt(), HasSubstr("Job job_1 that you started failed"));
   // The same end again (a repeated event) starts no other turn.
-  manager_->OnJobEnded("u1", "job_1", "failed");
+  manager_->OnJobEnded(End("job_1", "failed"));
   AwaitIdle(session);
+}
+
+TEST_F(SessionManagerTest, TheAgentHearsWhyThePlatformStartedAJobOnItsOwn) {
+  const std::string session = FirstTurn();
+  Inbox inbox;
+  ASSERT_TRUE(manager_->Watch(User(), {}, inbox.Callback()).ok());
+  av1::RunTaskRequest told_agent;
+  EXPECT_CALL(*driver_, Get("u1", "w1")).WillOnce(Return(WorkerIn("w1", av1::WORKER_STATE_READY)));
+  EXPECT_CALL(*driver_, RunTask("u1", _, _, _))
+      .WillOnce([&](const std::string&, const av1::RunTaskRequest& req, const OnEvent&,
+                    Cancellation&) -> absl::StatusOr<av1::TaskResult> {
+        told_agent = req;
+        return Answer("Your shop was rolled back.");
+      });
+  manager_->OnJobEnded(
+      End("job_2", "succeeded", "rollback", "release 2 failed 3 health checks in a row"));
+  auto told = inbox.AwaitFirst();
+  ASSERT_TRUE(told.has_value());
+  EXPECT_EQ(told->text(), "Your shop was rolled back.");
+  AwaitIdle(session);
+  EXPECT_THAT(told_agent.prompt(), HasSubstr("rollback job job_2 on its own"));
+  EXPECT_THAT(told_agent.prompt(), HasSubstr("release 2 failed 3 health checks in a row"));
+}
+
+TEST_F(SessionManagerTest, WithNoSessionOpenWhatThePlatformDidOnItsOwnIsANotificationOnce) {
+  Inbox inbox;
+  ASSERT_TRUE(manager_->Watch(User(), {}, inbox.Callback()).ok());
+  // A job the user started, with no session to tell it in: nothing.
+  manager_->OnJobEnded(End("job_1", "succeeded"));
+  const JobEnd rollback =
+      End("job_2", "succeeded", "rollback", "release 2 failed 3 health checks in a row");
+  manager_->OnJobEnded(rollback);
+  manager_->OnJobEnded(rollback);  // told twice (a restart's catch-up)
+  auto told = inbox.AwaitFirst();
+  ASSERT_TRUE(told.has_value());
+  EXPECT_EQ(told->kind(), v1::NOTIFICATION_KIND_JOB_UPDATE);
+  EXPECT_EQ(told->job_id(), "job_2");
+  EXPECT_THAT(told->text(), HasSubstr("release 2 failed 3 health checks in a row"));
+  EXPECT_THAT(told->text(), HasSubstr("It succeeded"));
+  auto kept = store_->NotificationsAfter("u1", 0, 10);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->size(), 1u);
 }
 
 TEST_F(SessionManagerTest, NoStoreWriteOrListenerCallHappensWithASessionsLockHeld) {

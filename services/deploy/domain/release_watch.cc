@@ -1,0 +1,75 @@
+#include "services/deploy/domain/release_watch.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include "absl/strings/str_cat.h"
+#include "services/deploy/domain/deployer.h"
+
+namespace orchestrator::deploy {
+
+using google::protobuf::util::TimeUtil;
+
+absl::StatusOr<std::vector<std::string>> ReleaseWatch::Tick() {
+  auto live = releases_->AllLive();
+  if (!live.ok()) return live.status();
+  const absl::Time now = clock_();
+  absl::flat_hash_map<std::string, int> watched;
+  std::vector<std::string> rolled_back;
+  for (const v1::Release& release : *live) {
+    // Not started yet, rolled back already, or out of its window.
+    if (release.port() == 0 || release.health_path().empty() || !release.has_live_time() ||
+        !release.failure_reason().empty()) {
+      continue;
+    }
+    const absl::Time live_at =
+        absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(release.live_time()));
+    if (now - live_at > options_.window) continue;
+    int failed = 0;
+    if (auto it = failed_.find(release.id()); it != failed_.end()) failed = it->second;
+    auto status = probe_->Get(release.port(), release.health_path(), options_.probe_timeout);
+    if (status.ok() && *status == 200) {
+      watched[release.id()] = 0;
+      continue;
+    }
+    const std::string last =
+        status.ok() ? absl::StrCat("GET ", release.health_path(), " answered ", *status)
+                    : std::string(status.status().message());
+    if (++failed < options_.failures) {
+      watched[release.id()] = failed;
+      continue;
+    }
+    if (auto s = RollBack(release, last); !s.ok()) {
+      watched[release.id()] = failed;  // asked again at the next tick
+      return s;
+    }
+    rolled_back.push_back(release.id());
+  }
+  failed_ = std::move(watched);
+  return rolled_back;
+}
+
+absl::Status ReleaseWatch::RollBack(const v1::Release& release, const std::string& last_failure) {
+  const std::string failed =
+      absl::StrCat("release ", release.version(), " failed ", options_.failures,
+                   " health checks in a row within ", absl::FormatDuration(options_.window),
+                   " of going live (last: ", last_failure, ")");
+  auto target = PreviousRelease(*releases_, release.project_id());
+  std::string not_rolled_back;
+  if (!target.ok()) {
+    if (target.status().code() != absl::StatusCode::kFailedPrecondition) return target.status();
+    not_rolled_back = std::string(target.status().message());
+  } else if (!target->failure_reason().empty() || target->image() == release.image()) {
+    // Going back to what failed, or to the same image, would go round.
+    not_rolled_back = absl::StrCat("release ", target->version(), " before it failed too");
+  }
+  if (!not_rolled_back.empty()) {
+    return releases_->RecordUnhealthy(release.id(),
+                                      absl::StrCat(failed, "; not rolled back: ", not_rolled_back));
+  }
+  const std::string reason = absl::StrCat(failed, "; rolled back to release ", target->version());
+  // The job first: a reason recorded without it would stop the watch.
+  if (auto s = start_rollback_(release, *target, reason); !s.ok()) return s;
+  return releases_->RecordUnhealthy(release.id(), reason);
+}
+
+}  // namespace orchestrator::deploy

@@ -9,7 +9,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "services/common/containers/docker_engine.h"
+#include "services/infra/adapters/http_route_probe.h"
 #include "services/infra/api/infra_service.h"
+#include "services/infra/peers/mesh_peers.h"
 #include "services/infra/store/pg_infra_store.h"
 
 // The flags this component reads (ReadFlags), wherever it is hosted.
@@ -45,7 +48,12 @@ class InfraComponent final : public Component {
   }
 
   ~InfraComponent() override { Stop(); }
+  void BeginDrain(absl::Time) override {
+    if (service_ != nullptr) service_->EndLogStreams();
+  }
   void Stop() override {
+    if (service_ != nullptr) service_->EndLogStreams();
+    if (followers_) followers_->Shutdown();
     if (executor_) executor_->Shutdown();
   }
 
@@ -62,15 +70,36 @@ class InfraComponent final : public Component {
           return server.kind() != v1::SERVER_KIND_LOCAL || LoopbackPortFree(port);
         },
         ctx.config.deploy_domain);
+    containers::DockerEngineConfig engine_config;
+    engine_config.url = ctx.config.container_engine_url;
+    auto engine = containers::DockerEngine::FromConfig(engine_config);
+    if (!engine.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--container_engine_socket: ", engine.status().message()));
+    }
+    auto channel_to = ctx.channel_to;
+    auto diagnostics = std::make_shared<ServiceDiagnostics>(
+        std::make_shared<DeployServiceReleases>(
+            [channel_to] { return deploy::v1::DeployService::NewStub(channel_to("deploy")); },
+            ctx.mesh, ctx.call_deadline),
+        std::make_shared<ProjectServiceSecrets>(
+            [channel_to] { return projects::v1::ProjectService::NewStub(channel_to("projects")); },
+            ctx.mesh, ctx.call_deadline),
+        *std::move(engine), std::make_shared<HttpRouteProbe>(ctx.config.router_listen),
+        DiagnosticsOptions{});
     executor_ = std::make_shared<BoundedExecutor>(4, 256);
-    Serve(
-        ctx.host,
-        std::make_unique<InfraServiceImpl>(servers, allocations, ctx.project_visibility, executor_),
-        v1::InfraService::service_full_name());
+    LogStreamLimits limits;
+    followers_ = std::make_shared<BoundedExecutor>(limits.max_following, limits.max_following);
+    auto service = std::make_unique<InfraServiceImpl>(
+        servers, allocations, diagnostics, ctx.project_visibility, executor_, followers_, limits);
+    service_ = service.get();
+    Serve(ctx.host, std::move(service), v1::InfraService::service_full_name());
     return absl::OkStatus();
   }
 
   BoundedExecutorPtr executor_;
+  BoundedExecutorPtr followers_;
+  InfraServiceImpl* service_ = nullptr;  // owned by the Component base
 };
 
 absl::Status ReadFlags(MeshConfig& config) {
@@ -98,7 +127,7 @@ absl::Status ReadFlags(MeshConfig& config) {
 ComponentSpec Registration() {
   return {.name = "infra",
           .service = v1::InfraService::service_full_name(),
-          .peers = {"projects"},
+          .peers = {"projects", "deploy"},
           .migrations = &db::InfraMigrations,
           .read_flags = &ReadFlags,
           .build = &InfraComponent::Build};

@@ -76,8 +76,12 @@ struct ContainerInfo {
   // "exited", ...
   std::string status;
   int exit_code = 0;
+  // The kernel killed it for using more memory than it may (its last exit).
+  bool oom_killed = false;
+  // How often its restart policy started it again.
   int restart_count = 0;
-  std::optional<absl::Time> started_at;  // none while never started
+  std::optional<absl::Time> started_at;   // none while never started
+  std::optional<absl::Time> finished_at;  // its last exit; none while it never exited
   Labels labels;
   // Where the published port is on 127.0.0.1; 0 for none.
   int host_port = 0;
@@ -100,8 +104,15 @@ struct LogOptions {
   absl::Time since = absl::InfinitePast();
   // Goes on with new lines until the container stops or the caller cancels.
   bool follow = false;
-  // Asks the engine for each line's time (LogLine::time).
+  // With follow: ends (OK) after this long, whatever the container does.
+  absl::Duration follow_for = absl::InfiniteDuration();
+  // Asks the engine for each line's time (LogLine::time; Podman 4.3 gives
+  // whole seconds).
   bool timestamps = false;
+  // When set: called each time the lines received so far have all been
+  // handed to on_line, before the call waits for more (e.g. to send what
+  // was gathered while a follow is idle).
+  std::function<void()> on_pause = nullptr;
 };
 
 struct LogLine {
@@ -169,8 +180,8 @@ class ContainerEngine {
 
   // The container's output (stdout and stderr), line by line to `on_line`
   // (returning false ends the call: OK). With `options.follow` it ends when
-  // the container stops, or with CANCELLED once `cancel` (may be null)
-  // turns true.
+  // the container stops or `options.follow_for` has passed, or with
+  // CANCELLED once `cancel` (may be null) turns true.
   virtual absl::Status Logs(const std::string& container, const LogOptions& options,
                             const std::function<bool(const LogLine& line)>& on_line,
                             const std::atomic<bool>* cancel) = 0;

@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "services/common/containers/build_context.h"
 #include "services/common/containers/build_output.h"
 #include "services/common/containers/engine_errors.h"
@@ -159,7 +160,9 @@ ContainerInfo ContainerInfoOf(const json& object) {
     info.running = BoolField(*state, "Running");
     info.status = StringField(*state, "Status");
     info.exit_code = static_cast<int>(IntField(*state, "ExitCode"));
+    info.oom_killed = BoolField(*state, "OOMKilled");
     info.started_at = TimeField(*state, "StartedAt");
+    info.finished_at = TimeField(*state, "FinishedAt");
   }
   // Where the engine bound the port (after a start); what was asked before.
   const json* network = Field(object, "NetworkSettings");
@@ -488,20 +491,28 @@ absl::Status DockerEngine::Logs(const std::string& container, const LogOptions& 
   if (options.since != absl::InfinitePast()) {
     absl::StrAppend(&request.target, "&since=", absl::ToUnixSeconds(options.since));
   }
-  request.timeout = options.follow ? absl::InfiniteDuration() : config_.logs_timeout;
+  if (options.follow && options.follow_for <= absl::ZeroDuration()) return absl::OkStatus();
+  request.timeout = options.follow ? options.follow_for : config_.logs_timeout;
   request.cancel = cancel;
+  const absl::Time asked = absl::Now();
   LogStreamDecoder decoder(
       tty ? LogStreamDecoder::Framing::kRaw : LogStreamDecoder::Framing::kMultiplexed,
       options.timestamps, config_.max_log_line_bytes, on_line);
   absl::Status decoded;
   auto response = client_.Stream(request, [&](absl::string_view piece) {
     decoded = decoder.Feed(piece);
-    return decoded.ok() && !decoder.stopped();
+    const bool more = decoded.ok() && !decoder.stopped();
+    if (more && options.on_pause) options.on_pause();
+    return more;
   });
-  if (!response.ok()) {
+  // A follow that lasted its time ends like one the container ended.
+  const bool followed_out = options.follow && !response.ok() &&
+                            response.status().code() == absl::StatusCode::kUnavailable &&
+                            absl::Now() - asked >= options.follow_for;
+  if (!response.ok() && !followed_out) {
     return ExchangeStatus(response.status(), client_.base().Authority(), "GET", what);
   }
-  if (!response->ok()) return AnswerStatus(*response, what);
+  if (response.ok() && !response->ok()) return AnswerStatus(*response, what);
   if (!decoded.ok()) return WithContext(decoded, what);
   if (!decoder.stopped()) decoder.Finish();
   return absl::OkStatus();

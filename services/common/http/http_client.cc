@@ -401,4 +401,22 @@ absl::StatusOr<Response> HttpClient::Stream(
   return response;
 }
 
+absl::StatusOr<int> GetStatus(const std::string& address, const std::string& path,
+                              const std::string& host, absl::Duration timeout,
+                              const std::string& user_agent) {
+  auto base = BaseUrl::Parse(absl::StrCat("http://", address));
+  if (!base.ok()) return base.status();
+  ClientOptions options;
+  options.user_agent = user_agent;
+  options.max_response_bytes = 1 << 20;
+  HttpClient client(*base, options);
+  Request request;
+  request.target = path;
+  if (!host.empty()) request.headers = {{"Host", host}};
+  request.timeout = timeout;
+  auto response = client.Send(request);
+  if (!response.ok()) return response.status();
+  return response->status;
+}
+
 }  // namespace orchestrator::http

@@ -117,4 +117,12 @@ class HttpClient {
   std::unique_ptr<boost::asio::ssl::context> tls_context_;
 };
 
+// One GET of http://<address><path> (address "HOST:PORT"), with `host` as
+// the Host header when set: the status code, or the error when nothing
+// answered within `timeout`. For health probes; the body is read and
+// dropped (at most 1 MiB).
+absl::StatusOr<int> GetStatus(const std::string& address, const std::string& path,
+                              const std::string& host, absl::Duration timeout,
+                              const std::string& user_agent);
+
 }  // namespace orchestrator::http

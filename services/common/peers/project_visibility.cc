@@ -44,8 +44,14 @@ absl::Status ProjectVisibility::CheckVisibleNow(const CallerCredentials& caller,
   return done.get();
 }
 
-void RemoteProjectVisibility::CheckVisible(const CallerCredentials& caller, absl::string_view field,
-                                           absl::string_view project_id, Done done) {
+void ProjectVisibility::CheckVisible(const CallerCredentials& caller, absl::string_view field,
+                                     absl::string_view project_id, Done done) {
+  FindOwner(caller, field, project_id,
+            [done = std::move(done)](absl::StatusOr<std::string> owner) { done(owner.status()); });
+}
+
+void RemoteProjectVisibility::FindOwner(const CallerCredentials& caller, absl::string_view field,
+                                        absl::string_view project_id, OwnerDone done) {
   struct Call {
     grpc::ClientContext context;
     projects::v1::GetProjectRequest request;
@@ -55,11 +61,12 @@ void RemoteProjectVisibility::CheckVisible(const CallerCredentials& caller, absl
   call->context.set_deadline(std::chrono::system_clock::now() + deadline_);
   ForwardCredentials(call->context, caller);
   call->request.set_project_id(std::string(project_id));
-  absl::call_once(once_, [this] { stub_ = make_stub_(); });
-  stub_->async()->GetProject(
+  (*stub_).async()->GetProject(
       &call->context, &call->request, &call->response,
       [call, done = std::move(done), field = std::string(field)](grpc::Status answer) {
-        done(Interpret(answer, field, call->request.project_id()));
+        absl::Status visible = Interpret(answer, field, call->request.project_id());
+        if (!visible.ok()) return done(std::move(visible));
+        done(call->response.project().owner_id());
       });
 }
 

@@ -8,10 +8,11 @@
 #include <memory>
 #include <string>
 
-#include "absl/base/call_once.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
+#include "services/common/peers/lazy_stub.h"
 
 namespace orchestrator {
 
@@ -32,6 +33,7 @@ void ForwardCredentials(grpc::ClientContext& context, const CallerCredentials& c
 class ProjectVisibility {
  public:
   using Done = std::function<void(absl::Status)>;
+  using OwnerDone = std::function<void(absl::StatusOr<std::string> owner_id)>;
   virtual ~ProjectVisibility() = default;
 
   // Calls `done` (possibly on another thread, never blocking the caller) with
@@ -40,8 +42,14 @@ class ProjectVisibility {
   // another owner's (the same answer); PERMISSION_DENIED naming `field` when
   // the caller may not read projects at all; UNAVAILABLE when ProjectService
   // cannot be asked.
-  virtual void CheckVisible(const CallerCredentials& caller, absl::string_view field,
-                            absl::string_view project_id, Done done) = 0;
+  void CheckVisible(const CallerCredentials& caller, absl::string_view field,
+                    absl::string_view project_id, Done done);
+
+  // The same check, answering the project's owner when the caller may see
+  // it: for a component that then acts for the owner as the mesh (an admin
+  // looking at another user's project included).
+  virtual void FindOwner(const CallerCredentials& caller, absl::string_view field,
+                         absl::string_view project_id, OwnerDone done) = 0;
 
   // The same, waiting for the answer: for bodies that already run on their
   // component's own executor (never on ProjectService's).
@@ -53,20 +61,18 @@ using ProjectVisibilityPtr = std::shared_ptr<ProjectVisibility>;
 
 class RemoteProjectVisibility final : public ProjectVisibility {
  public:
-  using StubPtr = std::unique_ptr<projects::v1::ProjectService::StubInterface>;
+  using StubPtr = LazyStub<projects::v1::ProjectService>::StubPtr;
   // `make_stub` runs once, at the first check: a server's in-process channel
   // exists only once it serves.
   RemoteProjectVisibility(std::function<StubPtr()> make_stub, std::chrono::milliseconds deadline)
-      : make_stub_(std::move(make_stub)), deadline_(deadline) {}
+      : stub_(std::move(make_stub)), deadline_(deadline) {}
 
-  void CheckVisible(const CallerCredentials& caller, absl::string_view field,
-                    absl::string_view project_id, Done done) override;
+  void FindOwner(const CallerCredentials& caller, absl::string_view field,
+                 absl::string_view project_id, OwnerDone done) override;
 
  private:
-  std::function<StubPtr()> make_stub_;
+  LazyStub<projects::v1::ProjectService> stub_;
   const std::chrono::milliseconds deadline_;
-  absl::once_flag once_;
-  StubPtr stub_;  // set once, under once_
 };
 
 }  // namespace orchestrator

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "services/common/status/status.h"
 
 namespace orchestrator {
@@ -91,6 +92,18 @@ class QueuedWriter : public grpc::ServerWriteReactor<Response>,
   bool done() {
     absl::MutexLock lock(&mu_);
     return done_;
+  }
+
+  // For a producer on a thread of its own that must not outrun the client:
+  // waits until at most `max_bytes` are queued (true), the call ends or is
+  // ending (false), or `timeout` passes (false).
+  bool AwaitRoom(size_t max_bytes, absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto room = [this, max_bytes]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return queued_bytes_ <= max_bytes || done_ || ending_ || finished_;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&room), timeout);
+    return queued_bytes_ <= max_bytes && !done_ && !ending_ && !finished_;
   }
 
   void OnWriteDone(bool ok) override {

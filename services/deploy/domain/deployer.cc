@@ -16,6 +16,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "services/common/containers/log_tail.h"
 #include "services/jobs/domain/job_types.h"
 
 namespace orchestrator::deploy {
@@ -407,18 +408,8 @@ absl::Status Deployer::HealthGate(const common::v1::RunContract& contract, int p
 }
 
 std::string Deployer::LastLines(const std::string& container, int lines) {
-  std::deque<std::string> kept;
-  containers::LogOptions options;
-  options.tail_lines = lines;
-  (void)engine_->Logs(
-      container, options,
-      [&](const containers::LogLine& line) {
-        kept.push_back(line.text.substr(0, 500));
-        if (static_cast<int>(kept.size()) > lines) kept.pop_front();
-        return true;
-      },
-      nullptr);
-  return absl::StrJoin(kept, "\n");
+  auto last = containers::LastLogLines(*engine_, container, lines, 500);
+  return last.ok() ? absl::StrJoin(*last, "\n") : "";
 }
 
 void Deployer::RetireOthers(const std::string& project_id, const std::string& keep,

@@ -1,6 +1,7 @@
 #include "services/deploy/peers/mesh_peers.h"
 
 #include "services/common/peers/mesh_call.h"
+#include "services/common/peers/project_secrets.h"
 #include "services/common/status/status.h"
 
 namespace orchestrator::deploy {
@@ -24,37 +25,13 @@ absl::StatusOr<projects::v1::Project> ProjectServiceDirectory::Get(const std::st
 
 absl::StatusOr<std::vector<std::string>> ProjectServiceDirectory::SecretNames(
     const std::string& owner_id, const std::string& project_id) {
-  std::vector<std::string> names;
-  projects::v1::ListSecretsRequest req;
-  req.set_project_id(project_id);
-  req.set_page_size(500);
-  for (int page = 0; page < 20; ++page) {
-    grpc::ClientContext ctx;
-    PrepareMeshCall(ctx, *mesh_, deadline_, owner_id);
-    projects::v1::ListSecretsResponse resp;
-    if (grpc::Status s = (*stub_).ListSecrets(&ctx, req, &resp); !s.ok()) {
-      return FromPeerStatus(s, kProjectService);
-    }
-    for (const auto& secret : resp.secrets()) names.push_back(secret.name());
-    if (resp.next_page_token().empty()) break;
-    req.set_page_token(resp.next_page_token());
-  }
-  return names;
+  return ListSecretNames(*stub_, *mesh_, deadline_, owner_id, project_id);
 }
 
 absl::StatusOr<std::map<std::string, std::string>> ProjectServiceDirectory::RevealSecrets(
     const std::string& owner_id, const std::string& project_id,
     const std::vector<std::string>& names) {
-  grpc::ClientContext ctx;
-  PrepareMeshCall(ctx, *mesh_, deadline_, owner_id);
-  projects::v1::RevealSecretsRequest req;
-  req.set_project_id(project_id);
-  for (const auto& name : names) req.add_names(name);
-  projects::v1::RevealSecretsResponse resp;
-  if (grpc::Status s = (*stub_).RevealSecrets(&ctx, req, &resp); !s.ok()) {
-    return FromPeerStatus(s, kProjectService);
-  }
-  return std::map<std::string, std::string>(resp.values().begin(), resp.values().end());
+  return RevealSecretValues(*stub_, *mesh_, deadline_, owner_id, project_id, names);
 }
 
 absl::StatusOr<infra::v1::Allocation> InfraPortAllocations::Allocate(const std::string& owner_id,

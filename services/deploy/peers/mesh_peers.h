@@ -4,31 +4,13 @@
 #include <functional>
 #include <memory>
 
-#include "absl/base/call_once.h"
 #include "orchestrator/infra/v1/infra.grpc.pb.h"
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
 #include "services/common/auth/mesh_identity.h"
+#include "services/common/peers/lazy_stub.h"
 #include "services/deploy/domain/deploy_ports.h"
 
 namespace orchestrator::deploy {
-
-// A peer's stub, made at the first call (an in-process channel exists only
-// once the server serves).
-template <typename Service>
-class LazyStub {
- public:
-  using StubPtr = std::unique_ptr<typename Service::StubInterface>;
-  explicit LazyStub(std::function<StubPtr()> make) : make_(std::move(make)) {}
-  typename Service::StubInterface& operator*() {
-    absl::call_once(once_, [this] { stub_ = make_(); });
-    return *stub_;
-  }
-
- private:
-  std::function<StubPtr()> make_;
-  absl::once_flag once_;
-  StubPtr stub_;
-};
 
 // ProjectDirectory over ProjectService's stub, as the mesh acting for the
 // project's owner.

@@ -1,7 +1,9 @@
 #include "services/infra/api/infra_service.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "services/common/peers/serve_for_project.h"
+#include "services/common/rpc/queued_writer.h"
 #include "services/common/rpc/serve_unary.h"
 
 namespace orchestrator::infra {
@@ -55,6 +57,101 @@ grpc::ServerUnaryReactor* InfraServiceImpl::ReleaseAllocation(
     return FillResponse(allocations_->Release(caller, *req, absl::Now()),
                         [resp](v1::Allocation a) { *resp->mutable_allocation() = std::move(a); });
   });
+}
+
+grpc::ServerWriteReactor<v1::GetServiceLogsResponse>* InfraServiceImpl::GetServiceLogs(
+    grpc::CallbackServerContext* ctx, const v1::GetServiceLogsRequest* req) {
+  auto writer = QueuedWriter<v1::GetServiceLogsResponse>::Create();
+  auto caller = CallerOf(ctx);
+  if (!caller.ok()) {
+    writer->End(caller.status());
+    return writer.get();
+  }
+  if (req->project_id().empty()) {
+    writer->End(absl::InvalidArgumentError("project_id: required"));
+    return writer.get();
+  }
+  if (visibility_ == nullptr) {
+    writer->End(absl::FailedPreconditionError(
+        "project_id: this server cannot reach ProjectService to check the project"));
+    return writer.get();
+  }
+  // The caller leaving (or not reading) ends the engine's stream.
+  auto cancel = std::make_shared<std::atomic<bool>>(false);
+  writer->OnFinished([cancel] { cancel->store(true); });
+  visibility_->FindOwner(
+      CredentialsOf(*ctx), "project_id", req->project_id(),
+      [this, writer, cancel, request = *req](absl::StatusOr<std::string> owner) {
+        if (!owner.ok()) return writer->End(owner.status());
+        if (auto s = Enter(cancel, request.follow()); !s.ok()) return writer->End(s);
+        // A follow may wait for lines as long as it lasts: on a thread of
+        // the followers', never the executor's.
+        BoundedExecutor& runner = request.follow() ? *followers_ : *executor_;
+        absl::Status queued = runner.Submit([this, writer, cancel, request, owner = *owner] {
+          const auto send = [this, writer](v1::GetServiceLogsResponse lines) {
+            writer->Push(std::move(lines));
+            if (writer->AwaitRoom(limits_.max_queued_bytes, limits_.client_patience)) return true;
+            writer->End(absl::ResourceExhaustedError(
+                absl::StrCat("the client did not read the stream for ",
+                             absl::FormatDuration(limits_.client_patience))));
+            return false;
+          };
+          writer->End(diagnostics_->StreamLogs(owner, request, send, cancel.get()));
+          Leave(cancel, request.follow());
+        });
+        if (!queued.ok()) {
+          Leave(cancel, request.follow());
+          writer->End(queued);
+        }
+      });
+  return writer.get();
+}
+
+absl::Status InfraServiceImpl::Enter(const CancelFlag& cancel, bool follow) {
+  absl::MutexLock lock(&streams_mu_);
+  if (draining_) return absl::UnavailableError("the server is shutting down: ask another");
+  if (follow && following_ >= limits_.max_following) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("this server follows ", limits_.max_following,
+                     " log streams already: try again later, or without follow"));
+  }
+  if (follow) ++following_;
+  streams_.insert(cancel);
+  return absl::OkStatus();
+}
+
+void InfraServiceImpl::Leave(const CancelFlag& cancel, bool follow) {
+  absl::MutexLock lock(&streams_mu_);
+  if (follow) --following_;
+  streams_.erase(cancel);
+}
+
+void InfraServiceImpl::EndLogStreams() {
+  absl::MutexLock lock(&streams_mu_);
+  draining_ = true;
+  for (const auto& cancel : streams_) cancel->store(true);
+}
+
+grpc::ServerUnaryReactor* InfraServiceImpl::CheckServiceHealth(
+    grpc::CallbackServerContext* ctx, const v1::CheckServiceHealthRequest* req,
+    v1::CheckServiceHealthResponse* resp) {
+  return ServeUnaryForProjectOwner(
+      ctx, executor_, visibility_.get(), "project_id", req->project_id(),
+      [this, req, resp](const Principal&, const std::string& owner) -> absl::Status {
+        return FillResponse(diagnostics_->CheckHealth(owner, req->project_id()),
+                            [resp](v1::CheckServiceHealthResponse r) { *resp = std::move(r); });
+      });
+}
+
+grpc::ServerUnaryReactor* InfraServiceImpl::GetErrorHistory(grpc::CallbackServerContext* ctx,
+                                                            const v1::GetErrorHistoryRequest* req,
+                                                            v1::GetErrorHistoryResponse* resp) {
+  return ServeUnaryForProjectOwner(
+      ctx, executor_, visibility_.get(), "project_id", req->project_id(),
+      [this, req, resp](const Principal&, const std::string& owner) -> absl::Status {
+        return FillResponse(diagnostics_->ErrorHistory(owner, *req),
+                            [resp](v1::GetErrorHistoryResponse r) { *resp = std::move(r); });
+      });
 }
 
 }  // namespace orchestrator::infra

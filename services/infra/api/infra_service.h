@@ -1,28 +1,50 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <set>
 
+#include "absl/synchronization/mutex.h"
 #include "orchestrator/infra/v1/infra.grpc.pb.h"
 #include "services/common/executor/bounded_executor.h"
 #include "services/common/peers/project_visibility.h"
 #include "services/infra/domain/port_allocator.h"
 #include "services/infra/domain/servers.h"
+#include "services/infra/domain/service_diagnostics.h"
 
 namespace orchestrator::infra {
 
-// InfraService: servers and port allocations. Registering and provisioning
-// servers and the diagnostics are not built yet (UNIMPLEMENTED).
+struct LogStreamLimits {
+  // Log streams that follow at once, each holding one of the followers'
+  // threads until it ends (more are RESOURCE_EXHAUSTED).
+  int max_following = 8;
+  // How long a stream waits for a client that does not read before it ends
+  // with RESOURCE_EXHAUSTED.
+  absl::Duration client_patience = absl::Minutes(1);
+  // Bytes queued for the client before the stream waits for it.
+  size_t max_queued_bytes = 1 << 20;
+};
+
+// InfraService: servers, port allocations and the diagnostics of deployed
+// services. Registering and provisioning servers are not built yet
+// (UNIMPLEMENTED).
 class InfraServiceImpl final : public v1::InfraService::CallbackService {
  public:
   // `executor` runs the bodies, once ProjectService has said the caller
-  // sees the project a request names.
+  // sees the project a request names; `followers` runs the log streams that
+  // follow (and may wait for new lines as long as they last).
   InfraServiceImpl(std::shared_ptr<ServerCatalog> servers,
-                   std::shared_ptr<PortAllocator> allocations, ProjectVisibilityPtr visibility,
-                   BoundedExecutorPtr executor)
+                   std::shared_ptr<PortAllocator> allocations,
+                   std::shared_ptr<ServiceDiagnostics> diagnostics, ProjectVisibilityPtr visibility,
+                   BoundedExecutorPtr executor, BoundedExecutorPtr followers,
+                   LogStreamLimits limits = {})
       : servers_(std::move(servers)),
         allocations_(std::move(allocations)),
+        diagnostics_(std::move(diagnostics)),
         visibility_(std::move(visibility)),
-        executor_(std::move(executor)) {}
+        executor_(std::move(executor)),
+        followers_(std::move(followers)),
+        limits_(limits) {}
 
   grpc::ServerUnaryReactor* ListServers(grpc::CallbackServerContext* ctx,
                                         const v1::ListServersRequest* req,
@@ -39,12 +61,39 @@ class InfraServiceImpl final : public v1::InfraService::CallbackService {
   grpc::ServerUnaryReactor* ReleaseAllocation(grpc::CallbackServerContext* ctx,
                                               const v1::ReleaseAllocationRequest* req,
                                               v1::ReleaseAllocationResponse* resp) override;
+  grpc::ServerWriteReactor<v1::GetServiceLogsResponse>* GetServiceLogs(
+      grpc::CallbackServerContext* ctx, const v1::GetServiceLogsRequest* req) override;
+  grpc::ServerUnaryReactor* CheckServiceHealth(grpc::CallbackServerContext* ctx,
+                                               const v1::CheckServiceHealthRequest* req,
+                                               v1::CheckServiceHealthResponse* resp) override;
+  grpc::ServerUnaryReactor* GetErrorHistory(grpc::CallbackServerContext* ctx,
+                                            const v1::GetErrorHistoryRequest* req,
+                                            v1::GetErrorHistoryResponse* resp) override;
+
+  // Ends the log streams in flight and refuses new ones (the server drains).
+  void EndLogStreams();
 
  private:
+  using CancelFlag = std::shared_ptr<std::atomic<bool>>;
+  // Counts a log stream in (RESOURCE_EXHAUSTED past max_following for one
+  // that follows; UNAVAILABLE once draining) and out.
+  absl::Status Enter(const CancelFlag& cancel, bool follow);
+  void Leave(const CancelFlag& cancel, bool follow);
+
   std::shared_ptr<ServerCatalog> servers_;
   std::shared_ptr<PortAllocator> allocations_;
+  std::shared_ptr<ServiceDiagnostics> diagnostics_;
   ProjectVisibilityPtr visibility_;
   BoundedExecutorPtr executor_;
+  BoundedExecutorPtr followers_;
+  const LogStreamLimits limits_;
+
+  absl::Mutex streams_mu_;
+  // The log streams running now (their cancel flags), how many of them
+  // follow, and whether the server drains.
+  std::set<CancelFlag> streams_ ABSL_GUARDED_BY(streams_mu_);
+  int following_ ABSL_GUARDED_BY(streams_mu_) = 0;
+  bool draining_ ABSL_GUARDED_BY(streams_mu_) = false;
 };
 
 }  // namespace orchestrator::infra

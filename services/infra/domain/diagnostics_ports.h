@@ -1,0 +1,47 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "orchestrator/deploy/v1/deploy.pb.h"
+
+namespace orchestrator::infra {
+
+// What the diagnostics need of DeployService, which owns a project's
+// releases: asked acting for the project's owner (peers/, over its stub).
+class ReleaseDirectory {
+ public:
+  virtual ~ReleaseDirectory() = default;
+  // The project's LIVE release; none when nothing is deployed.
+  virtual absl::StatusOr<std::optional<deploy::v1::Release>> Live(
+      const std::string& owner_id, const std::string& project_id) = 0;
+  // The project's latest releases, newest first, at most `limit`.
+  virtual absl::StatusOr<std::vector<deploy::v1::Release>> Latest(const std::string& owner_id,
+                                                                  const std::string& project_id,
+                                                                  int limit) = 0;
+};
+
+// The values of a project's secrets (ProjectService, acting for the owner):
+// its containers have them in their environment, and what the diagnostics
+// send must not show them.
+class SecretValues {
+ public:
+  virtual ~SecretValues() = default;
+  virtual absl::StatusOr<std::vector<std::string>> Values(const std::string& owner_id,
+                                                          const std::string& project_id) = 0;
+};
+
+// One GET through the router (Caddy), as a browser asking for `host` would:
+// the status code, or UNAVAILABLE when nothing answered within `timeout`
+// (adapters/).
+class RouteProbe {
+ public:
+  virtual ~RouteProbe() = default;
+  virtual absl::StatusOr<int> Get(const std::string& host, const std::string& path,
+                                  absl::Duration timeout) = 0;
+};
+
+}  // namespace orchestrator::infra

@@ -162,14 +162,35 @@ class ScaffolderComponent final : public Component {
     // The local host: bare repositories served over smart HTTP, reachable
     // by whoever may see their project (asked of ProjectService with the
     // caller's own token, so an agent reaches only its worker's project).
+    // Agents fetch but never push: their changes reach a repository through
+    // the platform, which pushes what passed the project's tests.
     const std::string root = dir_ + "/repositories";
     auto visibility = ctx.project_visibility;
     git_http_ = std::make_unique<git::GitSmartHttpServer>(
         root, config_.git_http_listen,
-        [visibility](const std::string& repository, const std::string& token, bool /*write*/,
-                     std::function<void(absl::Status)> done) {
-          visibility->CheckVisible({absl::StrCat("Bearer ", token), ""}, "repository",
-                                   ProjectOfRepository(repository), std::move(done));
+        [visibility, executor = ctx.executor, host = &ctx.host](
+            const std::string& repository, const std::string& token, bool write,
+            std::function<void(absl::Status)> done) {
+          const std::string project = ProjectOfRepository(repository);
+          if (!write) {
+            return visibility->CheckVisible({absl::StrCat("Bearer ", token), ""}, "repository",
+                                            project, std::move(done));
+          }
+          // Verifying may ask AdminService: off the listener's thread.
+          absl::Status queued = executor->Submit([visibility, host, token, project, done] {
+            TokenVerifierPtr verifier = host->token_verifier();
+            if (verifier == nullptr) return done(absl::UnavailableError("starting up"));
+            auto caller = verifier->Verify(token);
+            if (!caller.ok()) return done(caller.status());
+            if (caller->kind == PrincipalKind::kAgent) {
+              return done(absl::FailedPreconditionError(
+                  "agents do not push: the platform pushes an agent's change once the "
+                  "project's tests pass"));
+            }
+            visibility->CheckVisible({absl::StrCat("Bearer ", token), ""}, "repository", project,
+                                     done);
+          });
+          if (!queued.ok()) done(queued);
         });
     auto port = git_http_->Start();
     if (!port.ok()) {

@@ -235,6 +235,9 @@ void GitSmartHttpServer::Authorized(std::shared_ptr<Request> request, absl::Stat
     case absl::StatusCode::kPermissionDenied:
       refusal = {404, "not found"};
       break;
+    case absl::StatusCode::kFailedPrecondition:  // seen, but not for this caller to do
+      refusal = {403, std::string(status.message())};
+      break;
     case absl::StatusCode::kUnavailable:
       refusal = {503, "authorization unavailable, retry later"};
       break;

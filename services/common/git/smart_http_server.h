@@ -38,8 +38,10 @@ struct GitSmartHttpLimits {
 // from a credential helper or a URL) or "Authorization: Bearer TOKEN"; none
 // is 401 with a Basic challenge. `Authorize` decides (write = receive-pack):
 // OK serves; UNAUTHENTICATED 401; NOT_FOUND and PERMISSION_DENIED 404 (no
-// one learns that another's repository exists); UNAVAILABLE 503; anything
-// else 500. One log line per request, never with its credentials.
+// one learns that another's repository exists); FAILED_PRECONDITION 403
+// with its message (a caller who sees the repository but may not do this,
+// e.g. an agent pushing); UNAVAILABLE 503; anything else 500. One log line per request, never with
+// its credentials.
 class GitSmartHttpServer final {
  public:
   // Calls `done` exactly once, from any thread.

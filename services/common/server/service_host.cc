@@ -22,7 +22,8 @@ void ServiceHost::Register(grpc::Service* service, absl::string_view full_name) 
 }
 
 absl::Status ServiceHost::Start() {
-  if (verifier_ == nullptr) return absl::FailedPreconditionError("no token verifier configured");
+  TokenVerifierPtr verifier = token_verifier();
+  if (verifier == nullptr) return absl::FailedPreconditionError("no token verifier configured");
   std::vector<const google::protobuf::ServiceDescriptor*> descriptors;
   for (const auto& [service, name] : services_) {
     const auto* descriptor =
@@ -47,7 +48,7 @@ absl::Status ServiceHost::Start() {
   for (const auto& [service, name] : services_) builder.RegisterService(service);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> factories;
   factories.push_back(std::make_unique<RpcInterceptorFactory>(
-      access, verifier_, options_.mesh_credential, options_.rate_limits));
+      access, verifier, options_.mesh_credential, options_.rate_limits));
   builder.experimental().SetInterceptorCreators(std::move(factories));
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || (port_ == 0 && !absl::StartsWith(listen, "unix:"))) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "services/common/auth/token_verifier.h"
 #include "services/common/rpc/method_access.h"
 #include "services/common/rpc/rpc_interceptor.h"
@@ -47,7 +48,16 @@ class ServiceHost final {
   void AlsoListen(const std::string& address) { options_.also_listen.push_back(address); }
 
   // The verifier may be set after Register, before Start.
-  void SetTokenVerifier(TokenVerifierPtr verifier) { verifier_ = std::move(verifier); }
+  void SetTokenVerifier(TokenVerifierPtr verifier) {
+    absl::MutexLock lock(&verifier_mu_);
+    verifier_ = std::move(verifier);
+  }
+  // The same verifier, for a component's own listener (git over HTTP); null
+  // until set.
+  TokenVerifierPtr token_verifier() const {
+    absl::MutexLock lock(&verifier_mu_);
+    return verifier_;
+  }
 
   // Binds and starts serving; INVALID_ARGUMENT for a contract without
   // permissions, UNAVAILABLE when the address cannot be bound.
@@ -74,7 +84,8 @@ class ServiceHost final {
  private:
   HostOptions options_;
   std::vector<std::pair<grpc::Service*, std::string>> services_;
-  TokenVerifierPtr verifier_;
+  mutable absl::Mutex verifier_mu_;
+  TokenVerifierPtr verifier_ ABSL_GUARDED_BY(verifier_mu_);
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;

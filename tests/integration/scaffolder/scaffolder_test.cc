@@ -257,6 +257,18 @@ TEST_F(ScaffolderTest, OnlyTheOwnerAndTheProjectsAgentsReachItsRepository) {
   const std::string agent = mesh_.MintWorkerToken(alice_id, shop);
   EXPECT_EQ(GitAs(agent, {"ls-remote", urls[shop]}).exit_code, 0);
   EXPECT_NE(GitAs(agent, {"ls-remote", urls[blog]}).exit_code, 0);
+  // It fetches its project, but never pushes to it: the platform does.
+  const std::string agents = scratch_.Path("agent");
+  ASSERT_EQ(GitAs(agent, {"clone", "-q", url, agents}).exit_code, 0);
+  scratch_.Write("agent/NEWS", "pushed by an agent\n");
+  ASSERT_EQ(GitAs("", {"add", "NEWS"}, agents).exit_code, 0);
+  ASSERT_EQ(GitAs("", {"commit", "-qm", "agent"}, agents).exit_code, 0);
+  auto agent_push = GitAs(agent, {"push", "-q", "origin", "HEAD"}, agents);
+  EXPECT_NE(agent_push.exit_code, 0);
+  EXPECT_THAT(agent_push.err, ::testing::HasSubstr("403"));
+  auto head = GitAs(alice, {"ls-remote", url, "refs/heads/main"});
+  EXPECT_THAT(head.out, ::testing::Not(::testing::HasSubstr(
+                            GitAs("", {"rev-parse", "HEAD"}, agents).out.substr(0, 40))));
 }
 
 // The fake GitHub and the token file the mesh reads, made before the mesh.

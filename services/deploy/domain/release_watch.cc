@@ -15,6 +15,7 @@ absl::StatusOr<std::vector<std::string>> ReleaseWatch::Tick() {
   const absl::Time now = clock_();
   absl::flat_hash_map<std::string, int> watched;
   std::vector<std::string> rolled_back;
+  absl::Status first_error;
   for (const v1::Release& release : *live) {
     // Not started yet, rolled back already, or out of its window.
     if (release.port() == 0 || release.health_path().empty() || !release.has_live_time() ||
@@ -39,12 +40,15 @@ absl::StatusOr<std::vector<std::string>> ReleaseWatch::Tick() {
       continue;
     }
     if (auto s = RollBack(release, last); !s.ok()) {
-      watched[release.id()] = failed;  // asked again at the next tick
-      return s;
+      // Asked again at the next tick; the other releases are watched on.
+      watched[release.id()] = failed;
+      if (first_error.ok()) first_error = s;
+      continue;
     }
     rolled_back.push_back(release.id());
   }
   failed_ = std::move(watched);
+  if (!first_error.ok()) return first_error;
   return rolled_back;
 }
 

@@ -48,7 +48,8 @@ class ReleaseWatch {
         clock_(clock ? std::move(clock) : [] { return absl::Now(); }) {}
 
   // One probe of every LIVE release inside its window; the ids of the
-  // releases whose rollback was started.
+  // releases whose rollback was started, or the first error (the other
+  // releases were probed all the same).
   absl::StatusOr<std::vector<std::string>> Tick();
 
  private:

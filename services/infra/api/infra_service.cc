@@ -83,11 +83,10 @@ grpc::ServerWriteReactor<v1::GetServiceLogsResponse>* InfraServiceImpl::GetServi
       CredentialsOf(*ctx), "project_id", req->project_id(),
       [this, writer, cancel, request = *req](absl::StatusOr<std::string> owner) {
         if (!owner.ok()) return writer->End(owner.status());
-        if (auto s = Enter(cancel, request.follow()); !s.ok()) return writer->End(s);
-        // A follow may wait for lines as long as it lasts: on a thread of
-        // the followers', never the executor's.
-        BoundedExecutor& runner = request.follow() ? *followers_ : *executor_;
-        absl::Status queued = runner.Submit([this, writer, cancel, request, owner = *owner] {
+        if (auto s = Enter(cancel, *owner); !s.ok()) return writer->End(s);
+        // A stream may wait for a slow client, or for new lines as long as
+        // it follows: on a thread of the streams', never the executor's.
+        absl::Status queued = followers_->Submit([this, writer, cancel, request, owner = *owner] {
           const auto send = [this, writer](v1::GetServiceLogsResponse lines) {
             writer->Push(std::move(lines));
             if (writer->AwaitRoom(limits_.max_queued_bytes, limits_.client_patience)) return true;
@@ -96,33 +95,41 @@ grpc::ServerWriteReactor<v1::GetServiceLogsResponse>* InfraServiceImpl::GetServi
                              absl::FormatDuration(limits_.client_patience))));
             return false;
           };
-          writer->End(diagnostics_->StreamLogs(owner, request, send, cancel.get()));
-          Leave(cancel, request.follow());
+          absl::Status ended = diagnostics_->StreamLogs(owner, request, send, cancel.get());
+          // Counted out first: the caller may ask again at once.
+          Leave(cancel, owner);
+          writer->End(ended);
         });
         if (!queued.ok()) {
-          Leave(cancel, request.follow());
+          Leave(cancel, *owner);
           writer->End(queued);
         }
       });
   return writer.get();
 }
 
-absl::Status InfraServiceImpl::Enter(const CancelFlag& cancel, bool follow) {
+absl::Status InfraServiceImpl::Enter(const CancelFlag& cancel, const std::string& owner) {
   absl::MutexLock lock(&streams_mu_);
   if (draining_) return absl::UnavailableError("the server is shutting down: ask another");
-  if (follow && following_ >= limits_.max_following) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("this server follows ", limits_.max_following,
-                     " log streams already: try again later, or without follow"));
+  if (static_cast<int>(streams_.size()) >= limits_.max_following) {
+    return absl::ResourceExhaustedError(absl::StrCat("this server streams ", limits_.max_following,
+                                                     " logs already: try again later"));
   }
-  if (follow) ++following_;
+  if (per_owner_[owner] >= limits_.max_per_owner) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("you stream ", limits_.max_per_owner,
+                     " logs already: end one (a follow ends when you cancel it) first"));
+  }
+  ++per_owner_[owner];
   streams_.insert(cancel);
   return absl::OkStatus();
 }
 
-void InfraServiceImpl::Leave(const CancelFlag& cancel, bool follow) {
+void InfraServiceImpl::Leave(const CancelFlag& cancel, const std::string& owner) {
   absl::MutexLock lock(&streams_mu_);
-  if (follow) --following_;
+  if (auto it = per_owner_.find(owner); it != per_owner_.end() && --it->second <= 0) {
+    per_owner_.erase(it);
+  }
   streams_.erase(cancel);
 }
 

@@ -1,8 +1,10 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <set>
+#include <string>
 
 #include "absl/synchronization/mutex.h"
 #include "orchestrator/infra/v1/infra.grpc.pb.h"
@@ -15,9 +17,10 @@
 namespace orchestrator::infra {
 
 struct LogStreamLimits {
-  // Log streams that follow at once, each holding one of the followers'
-  // threads until it ends (more are RESOURCE_EXHAUSTED).
+  // Log streams at once, each holding one of the streams' threads until it
+  // ends (more are RESOURCE_EXHAUSTED), and at once per owner.
   int max_following = 8;
+  int max_per_owner = 2;
   // How long a stream waits for a client that does not read before it ends
   // with RESOURCE_EXHAUSTED.
   absl::Duration client_patience = absl::Minutes(1);
@@ -31,8 +34,9 @@ struct LogStreamLimits {
 class InfraServiceImpl final : public v1::InfraService::CallbackService {
  public:
   // `executor` runs the bodies, once ProjectService has said the caller
-  // sees the project a request names; `followers` runs the log streams that
-  // follow (and may wait for new lines as long as they last).
+  // sees the project a request names; `followers` runs the log streams
+  // (which may wait for a slow client, or for new lines as long as they
+  // follow), so that they never hold the executor's threads.
   InfraServiceImpl(std::shared_ptr<ServerCatalog> servers,
                    std::shared_ptr<PortAllocator> allocations,
                    std::shared_ptr<ServiceDiagnostics> diagnostics, ProjectVisibilityPtr visibility,
@@ -42,9 +46,9 @@ class InfraServiceImpl final : public v1::InfraService::CallbackService {
         allocations_(std::move(allocations)),
         diagnostics_(std::move(diagnostics)),
         visibility_(std::move(visibility)),
+        limits_(limits),
         executor_(std::move(executor)),
-        followers_(std::move(followers)),
-        limits_(limits) {}
+        followers_(std::move(followers)) {}
 
   grpc::ServerUnaryReactor* ListServers(grpc::CallbackServerContext* ctx,
                                         const v1::ListServersRequest* req,
@@ -75,25 +79,30 @@ class InfraServiceImpl final : public v1::InfraService::CallbackService {
 
  private:
   using CancelFlag = std::shared_ptr<std::atomic<bool>>;
-  // Counts a log stream in (RESOURCE_EXHAUSTED past max_following for one
-  // that follows; UNAVAILABLE once draining) and out.
-  absl::Status Enter(const CancelFlag& cancel, bool follow);
-  void Leave(const CancelFlag& cancel, bool follow);
+  // Counts a log stream of `owner`'s project in (RESOURCE_EXHAUSTED past
+  // max_following, or max_per_owner for the owner; UNAVAILABLE once
+  // draining) and out.
+  absl::Status Enter(const CancelFlag& cancel, const std::string& owner);
+  void Leave(const CancelFlag& cancel, const std::string& owner);
 
   std::shared_ptr<ServerCatalog> servers_;
   std::shared_ptr<PortAllocator> allocations_;
   std::shared_ptr<ServiceDiagnostics> diagnostics_;
   ProjectVisibilityPtr visibility_;
-  BoundedExecutorPtr executor_;
-  BoundedExecutorPtr followers_;
   const LogStreamLimits limits_;
 
   absl::Mutex streams_mu_;
-  // The log streams running now (their cancel flags), how many of them
-  // follow, and whether the server drains.
+  // The log streams running now (their cancel flags), how many each owner
+  // has, and whether the server drains.
   std::set<CancelFlag> streams_ ABSL_GUARDED_BY(streams_mu_);
-  int following_ ABSL_GUARDED_BY(streams_mu_) = 0;
+  std::map<std::string, int> per_owner_ ABSL_GUARDED_BY(streams_mu_);
   bool draining_ ABSL_GUARDED_BY(streams_mu_) = false;
+
+  // Last: when the service goes, the threads still running a stream (the
+  // executors' last owners are these) are joined before anything they use
+  // is destroyed.
+  BoundedExecutorPtr executor_;
+  BoundedExecutorPtr followers_;
 };
 
 }  // namespace orchestrator::infra

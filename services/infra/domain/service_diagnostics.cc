@@ -12,6 +12,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "services/common/containers/log_tail.h"
 #include "services/common/pagination/page_budget.h"
@@ -42,6 +44,13 @@ class Redactor {
   explicit Redactor(const std::vector<std::string>& values) {
     for (const auto& v : values) {
       if (v.size() >= kMinRedactedBytes) replacements_.emplace_back(v, "[redacted]");
+      // A service writes a line at a time: each line of a multi-line
+      // secret (a PEM key) goes too.
+      if (v.find('\n') == std::string::npos) continue;
+      for (absl::string_view line : absl::StrSplit(v, '\n')) {
+        line = absl::StripAsciiWhitespace(line);
+        if (line.size() >= kMinRedactedBytes) replacements_.emplace_back(line, "[redacted]");
+      }
     }
     // The longest first: a secret that contains another goes whole.
     std::sort(replacements_.begin(), replacements_.end(),
@@ -57,6 +66,17 @@ class Redactor {
 
 absl::Time TimeOf(const google::protobuf::Timestamp& t) {
   return absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(t));
+}
+
+// A request's since_time: INVALID_ARGUMENT outside what a Timestamp holds.
+absl::StatusOr<absl::Time> SinceOf(bool set, const google::protobuf::Timestamp& t) {
+  if (!set) return absl::InfinitePast();
+  if (t.seconds() < TimeUtil::kTimestampMinSeconds ||
+      t.seconds() > TimeUtil::kTimestampMaxSeconds || t.nanos() < 0 || t.nanos() > 999999999) {
+    return absl::InvalidArgumentError(
+        "since_time: not a valid time (0001-01-01 to 9999-12-31, nanos 0-999999999)");
+  }
+  return TimeOf(t);
 }
 
 google::protobuf::Timestamp TimestampOf(absl::Time t) {
@@ -184,8 +204,9 @@ absl::Status ServiceDiagnostics::StreamLogs(const std::string& owner_id,
 
   // The past lines: the last tail_lines of those written since a time.
   const int tail = request.tail_lines() > 0 ? request.tail_lines() : options_.default_tail_lines;
-  const absl::Time since =
-      request.has_since_time() ? TimeOf(request.since_time()) : absl::InfinitePast();
+  auto since_or = SinceOf(request.has_since_time(), request.since_time());
+  if (!since_or.ok()) return since_or.status();
+  const absl::Time since = *since_or;
   auto from = containers::TailStart(*engine_, container, tail, since, cancel);
   if (!from.ok()) return went_away(from.status());
   containers::LogOptions past;
@@ -363,8 +384,9 @@ absl::StatusOr<v1::CheckServiceHealthResponse> ServiceDiagnostics::CheckHealth(
 absl::StatusOr<v1::GetErrorHistoryResponse> ServiceDiagnostics::ErrorHistory(
     const std::string& owner_id, const v1::GetErrorHistoryRequest& request) {
   const std::string& project_id = request.project_id();
-  const absl::Time since =
-      request.has_since_time() ? TimeOf(request.since_time()) : absl::InfinitePast();
+  auto since_or = SinceOf(request.has_since_time(), request.since_time());
+  if (!since_or.ok()) return since_or.status();
+  const absl::Time since = *since_or;
   const std::string filters = absl::StrCat(
       project_id, "|", request.has_since_time() ? absl::StrCat(absl::ToUnixMicros(since)) : "", "|",
       request.kind());
@@ -430,8 +452,11 @@ absl::StatusOr<v1::GetErrorHistoryResponse> ServiceDiagnostics::ErrorHistory(
           r.container_name(), options,
           [&](const containers::LogLine& line) {
             const absl::Time written = line.time.value_or(now);
-            scanner.Add(line.text, written);
-            last_lines.push_back(line.text.substr(0, 1024));
+            // Redacted before anything normalises or cuts it: a secret
+            // must still match.
+            const std::string text = redact(line.text);
+            scanner.Add(text, written);
+            last_lines.push_back(text.substr(0, 1024));
             if (last_lines.size() > kCrashDetailLines) last_lines.pop_front();
             return true;
           },

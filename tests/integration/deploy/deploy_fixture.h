@@ -118,6 +118,7 @@ class DeployFixture : public ::testing::Test {
                 c.local_port_first = 34200;
                 c.local_port_last = 34299;
                 c.deploy_reconcile_interval = std::chrono::milliseconds(300);
+                c.deploy_watch_failures = 0;  // the automatic-rollback suite turns it on
                 if (tweak) tweak(c);
               }),
         deploy_(deploy::v1::DeployService::NewStub(mesh_.channel())),

@@ -164,5 +164,35 @@ TEST_F(ReleaseWatchTest, ARollbackThatCouldNotStartIsAskedAgainAtTheNextTick) {
   EXPECT_EQ(calls, 2);
 }
 
+TEST_F(ReleaseWatchTest, NothingGoesBackToAReleaseThatFailedItself) {
+  ON_CALL(*releases_, AllLive())
+      .WillByDefault(Return(std::vector<v1::Release>{Live("rel_3", 3, "img:3")}));
+  v1::Release sick = Superseded("rel_2", 2, "img:2");
+  sick.set_failure_reason("release 2 failed 3 health checks in a row");
+  ON_CALL(*releases_, List("prj_1", v1::RELEASE_STATUS_SUPERSEDED, _))
+      .WillByDefault(Return(PageOf({sick})));
+  probe_->answers = {500, 500, 500};
+  EXPECT_CALL(*releases_, RecordUnhealthy("rel_3", HasSubstr("not rolled back")))
+      .WillOnce(Return(absl::OkStatus()));
+  for (int i = 0; i < 3; ++i) watch_->Tick().IgnoreError();
+  EXPECT_TRUE(started_.empty());
+}
+
+TEST_F(ReleaseWatchTest, OneProjectsFailingRollbackDoesNotStopTheWatchOfTheOthers) {
+  v1::Release other = Live("rel_9", 9, "img:9");
+  other.set_project_id("prj_2");
+  other.set_port(30002);
+  ON_CALL(*releases_, AllLive())
+      .WillByDefault(Return(std::vector<v1::Release>{Live("rel_2", 2, "img:2"), other}));
+  ON_CALL(*releases_, List("prj_1", v1::RELEASE_STATUS_SUPERSEDED, _))
+      .WillByDefault(Return(absl::UnavailableError("database down")));
+  // prj_1 sick every time, prj_2 healthy: the fourth tick still probes prj_2.
+  probe_->answers = {500, 200, 500, 200, 500, 200, 500, 200};
+  for (int i = 0; i < 4; ++i) watch_->Tick().IgnoreError();
+  EXPECT_THAT(probe_->probes,
+              ElementsAre("30001/healthz", "30002/healthz", "30001/healthz", "30002/healthz",
+                          "30001/healthz", "30002/healthz", "30001/healthz", "30002/healthz"));
+}
+
 }  // namespace
 }  // namespace orchestrator::deploy

@@ -197,14 +197,18 @@ TEST_F(ServiceDiagnosticsTest, ErrorHistoryGroupsPagesAndKeepsSecretsOut) {
   failed.set_failure_reason("health gate failed: /healthz answered 500\nits last lines: ...");
   *failed.mutable_create_time() = TimeUtil::SecondsToTimestamp(absl::ToUnixSeconds(t0));
   releases_->releases = {failed, Live()};
-  secrets_->values = {"hunter2-secret"};
+  // A secret with digits: redacted before the numbers are normalised.
+  secrets_->values = {"postgres://u:pw9931@db:5432/x"};
   containers::ContainerInfo restarted = Running(2);
   restarted.finished_at = t0 + absl::Minutes(5);
   ON_CALL(*engine_, InspectContainer("orch-shop-r2")).WillByDefault(Return(restarted));
-  Writes({Line("ValueError: order 1 not found for hunter2-secret", t0 + absl::Minutes(1)),
+  Writes({Line("ValueError: order 1 not found for postgres://u:pw9931@db:5432/x",
+               t0 + absl::Minutes(1)),
           Line("INFO ok", t0 + absl::Minutes(2)),
-          Line("ValueError: order 2 not found for hunter2-secret", t0 + absl::Minutes(3)),
-          Line("ValueError: order 3 not found for hunter2-secret", t0 + absl::Minutes(4))});
+          Line("ValueError: order 2 not found for postgres://u:pw9931@db:5432/x",
+               t0 + absl::Minutes(3)),
+          Line("ValueError: order 3 not found for postgres://u:pw9931@db:5432/x",
+               t0 + absl::Minutes(4))});
 
   v1::GetErrorHistoryRequest request;
   request.set_project_id("shop");
@@ -233,7 +237,7 @@ TEST_F(ServiceDiagnosticsTest, ErrorHistoryGroupsPagesAndKeepsSecretsOut) {
             absl::ToUnixSeconds(t0 + absl::Minutes(1)));
   EXPECT_EQ(TimeUtil::TimestampToSeconds(all[1].last_seen_time()),
             absl::ToUnixSeconds(t0 + absl::Minutes(4)));
-  EXPECT_THAT(all[1].detail(), Not(HasSubstr("hunter2")));
+  EXPECT_THAT(all[1].detail(), Not(HasSubstr("pw9931")));
   EXPECT_EQ(all[2].kind(), v1::ERROR_KIND_HEALTH_CHECK);
   EXPECT_EQ(all[2].release_id(), "rel-3");
   EXPECT_EQ(all[2].message(), "health gate failed: /healthz answered <n>");
@@ -264,9 +268,11 @@ TEST_F(ServiceDiagnosticsTest, ErrorHistoryGroupsPagesAndKeepsSecretsOut) {
 
 TEST_F(ServiceDiagnosticsTest, LogsComeInOrderWithoutSecrets) {
   releases_->releases = {Live()};
-  secrets_->values = {"hunter2-secret", "abc"};  // too short to redact
+  secrets_->values = {"hunter2-secret", "abc",  // too short to redact
+                      "-----BEGIN KEY-----\nMIIBOgIBAAJBAKj34GkxFhD\n-----END KEY-----"};
   const absl::Time t0 = absl::FromUnixSeconds(1'700'000'000);
-  Writes({Line("starting with key hunter2-secret", t0), Line("abc served", t0 + absl::Seconds(1))});
+  Writes({Line("starting with key hunter2-secret", t0), Line("abc served", t0 + absl::Seconds(1)),
+          Line("MIIBOgIBAAJBAKj34GkxFhD", t0 + absl::Seconds(2))});
   std::vector<std::string> texts;
   v1::GetServiceLogsRequest request;
   request.set_project_id("shop");
@@ -281,7 +287,7 @@ TEST_F(ServiceDiagnosticsTest, LogsComeInOrderWithoutSecrets) {
       },
       nullptr);
   ASSERT_TRUE(s.ok()) << s;
-  EXPECT_THAT(texts, ElementsAre("starting with key [redacted]", "abc served"));
+  EXPECT_THAT(texts, ElementsAre("starting with key [redacted]", "abc served", "[redacted]"));
 
   request.set_service("worker");
   EXPECT_EQ(diagnostics_.StreamLogs("alice", request, nullptr, nullptr).code(),

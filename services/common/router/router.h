@@ -6,10 +6,20 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace orchestrator::router {
 
 // Requests for any of `hosts` go to `upstream`: one project's LIVE release.
+// The host name a URL names ("http://shop.localhost:8090/x" →
+// "shop.localhost"): what a route matches.
+inline std::string HostOfUrl(absl::string_view url) {
+  if (size_t scheme = url.find("://"); scheme != absl::string_view::npos) {
+    url.remove_prefix(scheme + 3);
+  }
+  return std::string(url.substr(0, url.find_first_of(":/?#")));
+}
+
 struct Route {
   // Owned by the router when it starts with its prefix: [a-z0-9-], at most
   // 128 characters, e.g. "orchestrator-prj-abc".

@@ -12,11 +12,6 @@ namespace {
 constexpr absl::Duration kDrainAllowance = absl::Minutes(2);
 
 // The host of a release's URL ("http://host:port/..." → "host").
-std::string HostOf(absl::string_view url) {
-  absl::ConsumePrefix(&url, "http://") || absl::ConsumePrefix(&url, "https://");
-  return std::string(url.substr(0, url.find_first_of(":/")));
-}
-
 }  // namespace
 
 absl::StatusOr<router::ReconcileReport> RouteReconciler::ReconcileRoutes() {
@@ -26,7 +21,7 @@ absl::StatusOr<router::ReconcileReport> RouteReconciler::ReconcileRoutes() {
   std::vector<router::Route> desired;
   for (const auto& release : *live) {
     if (release.port() == 0 || release.url().empty()) continue;
-    desired.push_back(RouteOf(release, HostOf(release.url())));
+    desired.push_back(RouteOf(release, router::HostOfUrl(release.url())));
   }
   return router_->Reconcile(desired);
 }

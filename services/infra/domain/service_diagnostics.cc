@@ -18,6 +18,7 @@
 #include "services/common/containers/log_tail.h"
 #include "services/common/pagination/page_budget.h"
 #include "services/common/pagination/page_token.h"
+#include "services/common/router/router.h"
 #include "services/common/validation/request_bounds.h"
 #include "services/infra/domain/error_grouping.h"
 
@@ -85,14 +86,6 @@ google::protobuf::Timestamp TimestampOf(absl::Time t) {
 
 // The second `t` is in: all the engine may tell of a line's time.
 bool IsSet(const google::protobuf::Timestamp& t) { return t.seconds() != 0 || t.nanos() != 0; }
-
-// The host name a release's URL names ("http://shop.localhost:8090").
-std::string HostOf(const std::string& url) {
-  std::string rest = url;
-  if (size_t scheme = rest.find("://"); scheme != std::string::npos) rest = rest.substr(scheme + 3);
-  rest = rest.substr(0, rest.find_first_of("/?#"));
-  return rest.substr(0, rest.rfind(':') == std::string::npos ? rest.size() : rest.rfind(':'));
-}
 
 std::string Size(int64_t bytes) {
   const double mib = static_cast<double>(bytes) / (1 << 20);
@@ -296,7 +289,7 @@ absl::StatusOr<v1::CheckServiceHealthResponse> ServiceDiagnostics::CheckHealth(
   response.set_release_id(release.id());
 
   // Through the route, as the service's users reach it.
-  const std::string host = HostOf(release.url());
+  const std::string host = router::HostOfUrl(release.url());
   const std::string path = release.health_path().empty() ? "/" : release.health_path();
   v1::HealthCheck route;
   if (host.empty()) {

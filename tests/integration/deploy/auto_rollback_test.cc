@@ -11,9 +11,9 @@
 
 namespace orchestrator {
 namespace {
-using ::testing::HasSubstr;
 using testing::Answer;
 using testing::Get;
+using ::testing::HasSubstr;
 using testing::TestMesh;
 
 // Answers /healthz for its first seconds, then 500: healthy through the

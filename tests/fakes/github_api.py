@@ -13,7 +13,19 @@ User-Agent, as GitHub requires (401 {"message": "Bad credentials"} or
   POST /orgs/{org}/repos          the same in an organisation (--org); 404
                                   for one the user is not a member of
   GET  /orgs/{org}
-Creating answers 201 and the repository; a name already taken (GitHub's
+  POST /repos/{owner}/{repo}/pulls        {"title", "head", "base", "body"?, "draft"?}
+  GET  /repos/{owner}/{repo}/pulls        ?state=open|closed|all&head=owner:branch&base=
+  GET  /repos/{owner}/{repo}/pulls/{number}
+Opening a pull request answers 201 and the pull request (number, state,
+title, body, html_url {base}/{owner}/{repo}/pull/{number}, head and base
+{label, ref, sha}, ...); GitHub's 422 "Validation Failed" when a field is
+missing ({"resource": "PullRequest", "code": "missing_field", "field":
+...}), when head or base is no branch of the repository ({"field": "head",
+"code": "invalid"}), when head has no commits base lacks (head == base
+included: {"code": "custom", "message": "No commits between BASE and
+HEAD"}) and when one from head into base is open already ({"code":
+"custom", "message": "A pull request already exists for OWNER:HEAD."}).
+Creating a repository answers 201 and the repository; a name already taken (GitHub's
 names are case-insensitive) answers 422 {"message": "Repository creation
 failed.", "errors": [{"resource": "Repository", "code": "custom", "field":
 "name", "message": "name already exists on this account"}]}; characters
@@ -30,7 +42,8 @@ realm="GitHub" otherwise, 404 "Repository not found." for none.
 
 The test drives it under /_fake/ (not GitHub's):
   GET  /_fake/state   {"created": [full names made through the API, in order],
-                       "repos": [every repository's full name]}
+                       "repos": [every repository's full name],
+                       "pulls": [{"repo", "number", "head", "base", "title", "body"}]}
   POST /_fake/repos   {"full_name": "owner/name", "reject_push"?: "message",
                        "private"?: false (anyone may then fetch it, as on GitHub)}
         makes the repository as someone else would (not in "created") if
@@ -54,7 +67,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fake_http import LOCK, JsonHandler, serve  # noqa: E402
@@ -75,6 +88,7 @@ class Fake:
         atexit.register(shutil.rmtree, self.root, True)
         self.repos = {}    # lowercase full name -> repository JSON (without URLs)
         self.created = []  # full names made through the API
+        self.pulls = []    # pull requests, in the order opened
         self.next_id = 1000
         self.owners = {options.user.lower(): {"login": options.user, "id": 1, "type": "User"}}
         for i, org in enumerate(options.org):
@@ -107,6 +121,21 @@ class Fake:
                         self.path(full_name)], check=True, env=git_env(self.root))
         self.repos[full_name.lower()] = repo
         return repo
+
+    def branch_sha(self, full_name, branch):
+        """The commit `branch` of the repository points at, or None."""
+        done = subprocess.run(["git", "rev-parse", "--verify", "-q",
+                               "refs/heads/%s^{commit}" % branch],
+                              cwd=self.path(full_name), capture_output=True,
+                              env=git_env(self.root))
+        return done.stdout.decode().strip() if done.returncode == 0 else None
+
+    def has_commits_beyond(self, full_name, head_sha, base_sha):
+        """Whether head_sha has a commit base_sha lacks."""
+        done = subprocess.run(["git", "merge-base", "--is-ancestor", head_sha, base_sha],
+                              cwd=self.path(full_name), capture_output=True,
+                              env=git_env(self.root))
+        return done.returncode != 0
 
     def reject_push(self, full_name, message):
         hooks = os.path.join(self.path(full_name), "hooks")
@@ -206,12 +235,12 @@ class Handler(JsonHandler):
         except ValueError:
             request = None
         self._log_request(request if request is not None else body.decode("utf-8", "replace"))
-        code, answer = self._rest(f, path, request)
+        code, answer = self._rest(f, path, request, url.query)
         self._json(code, answer)
 
     # --- the REST API ---
 
-    def _rest(self, f, path, request):
+    def _rest(self, f, path, request, query=""):
         if not self.headers.get("user-agent"):
             return 403, {"message": "Request forbidden by administrative rules. Please make "
                                     "sure your request has a User-Agent header "
@@ -240,6 +269,19 @@ class Handler(JsonHandler):
             if self.command == "GET" and len(parts) == 3 and parts[0] == "repos":
                 repo = f.repos.get(("%s/%s" % (parts[1], parts[2])).lower())
                 return (200, self._repo_json(repo)) if repo else not_found()
+            if len(parts) >= 4 and parts[0] == "repos" and parts[3] == "pulls":
+                repo = f.repos.get(("%s/%s" % (parts[1], parts[2])).lower())
+                if repo is None:
+                    return not_found()
+                if self.command == "POST" and len(parts) == 4:
+                    return self._open_pull(f, repo, request)
+                if self.command == "GET" and len(parts) == 4:
+                    return 200, self._list_pulls(f, repo, parse_qs(query))
+                if self.command == "GET" and len(parts) == 5:
+                    for pull in f.pulls:
+                        if pull["repo"] == repo["full_name"] and str(pull["number"]) == parts[4]:
+                            return 200, self._pull_json(repo, pull)
+                    return not_found()
             if self.command == "GET" and len(parts) == 2 and parts[0] == "orgs":
                 owner = f.owners.get(parts[1].lower())
                 if not owner or owner["type"] != "Organization":
@@ -289,6 +331,90 @@ class Handler(JsonHandler):
         f.created.append(repo["full_name"])
         return 201, self._repo_json(repo)
 
+    def _open_pull(self, f, repo, request):
+        """POST /repos/{owner}/{repo}/pulls (the caller holds LOCK)."""
+        doc = DOCS + "/pulls/pulls#create-a-pull-request"
+
+        def invalid(error):
+            return 422, {"message": "Validation Failed",
+                         "errors": [dict(error, resource="PullRequest")],
+                         "documentation_url": doc, "status": "422"}
+
+        if not isinstance(request, dict):
+            request = {}
+        for field in ("head", "base", "title"):
+            if not isinstance(request.get(field), str) or not request[field]:
+                return invalid({"code": "missing_field", "field": field})
+        owner = repo["owner"]["login"]
+        head = request["head"]
+        if ":" in head:
+            head_owner, _, head = head.partition(":")
+            if head_owner.lower() != owner.lower():
+                return invalid({"field": "head", "code": "invalid"})
+        base = request["base"]
+        head_sha = f.branch_sha(repo["full_name"], head)
+        if head_sha is None:
+            return invalid({"field": "head", "code": "invalid"})
+        base_sha = f.branch_sha(repo["full_name"], base)
+        if base_sha is None:
+            return invalid({"field": "base", "code": "invalid"})
+        if head == base or not f.has_commits_beyond(repo["full_name"], head_sha, base_sha):
+            return invalid({"code": "custom",
+                            "message": "No commits between %s and %s" % (base, head)})
+        for pull in f.pulls:
+            if pull["repo"] == repo["full_name"] and pull["state"] == "open" \
+                    and pull["head"] == head and pull["base"] == base:
+                return invalid({"code": "custom", "message": "A pull request already exists "
+                                                             "for %s:%s." % (owner, head)})
+        body = request.get("body")
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        f.next_id += 1
+        pull = {"repo": repo["full_name"], "id": f.next_id,
+                "number": 1 + sum(1 for p in f.pulls if p["repo"] == repo["full_name"]),
+                "state": "open", "title": request["title"],
+                "body": body if isinstance(body, str) else None, "head": head,
+                "head_sha": head_sha, "base": base, "base_sha": base_sha,
+                "draft": request.get("draft") is True, "created_at": now}
+        f.pulls.append(pull)
+        return 201, self._pull_json(repo, pull)
+
+    def _list_pulls(self, f, repo, query):
+        """GET /repos/{owner}/{repo}/pulls (the caller holds LOCK)."""
+        state = query.get("state", ["open"])[0]
+        head = query.get("head", [None])[0]
+        base = query.get("base", [None])[0]
+        owner = repo["owner"]["login"].lower()
+        out = []
+        for pull in f.pulls:
+            if pull["repo"] != repo["full_name"]:
+                continue
+            if state != "all" and pull["state"] != state:
+                continue
+            if head is not None and head.lower() != "%s:%s" % (owner, pull["head"].lower()):
+                continue
+            if base is not None and base != pull["base"]:
+                continue
+            out.append(self._pull_json(repo, pull))
+        return out
+
+    def _pull_json(self, repo, pull):
+        full = repo["full_name"]
+        api = "%s/repos/%s/pulls/%d" % (self.base_url(), full, pull["number"])
+        html = "%s/%s/pull/%d" % (self.base_url(), full, pull["number"])
+        owner = dict(repo["owner"])
+        repo_json = self._repo_json(repo)
+        return {"url": api, "id": pull["id"], "node_id": "PR_fake%d" % pull["id"],
+                "html_url": html, "diff_url": html + ".diff", "patch_url": html + ".patch",
+                "number": pull["number"], "state": pull["state"], "locked": False,
+                "title": pull["title"], "body": pull["body"], "user": owner,
+                "created_at": pull["created_at"], "updated_at": pull["created_at"],
+                "closed_at": None, "merged_at": None, "merge_commit_sha": None,
+                "draft": pull["draft"], "merged": False,
+                "head": {"label": "%s:%s" % (owner["login"], pull["head"]), "ref": pull["head"],
+                         "sha": pull["head_sha"], "user": owner, "repo": repo_json},
+                "base": {"label": "%s:%s" % (owner["login"], pull["base"]), "ref": pull["base"],
+                         "sha": pull["base_sha"], "user": owner, "repo": repo_json}}
+
     def _repo_json(self, repo):
         out = dict(repo)
         full = repo["full_name"]
@@ -310,7 +436,10 @@ class Handler(JsonHandler):
         with LOCK:
             if self.command == "GET" and name == "state":
                 return self._json(200, {"created": list(f.created),
-                                        "repos": [r["full_name"] for r in f.repos.values()]})
+                                        "repos": [r["full_name"] for r in f.repos.values()],
+                                        "pulls": [{k: p[k] for k in ("repo", "number", "head",
+                                                                     "base", "title", "body")}
+                                                  for p in f.pulls]})
             if self.command == "POST" and name == "repos":
                 full_name = request.get("full_name", "") if isinstance(request, dict) else ""
                 owner, _, repo_name = full_name.partition("/")

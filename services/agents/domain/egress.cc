@@ -1,5 +1,7 @@
 #include "services/agents/domain/egress.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
@@ -37,6 +39,16 @@ absl::Status Bad(absl::string_view text, absl::string_view why) {
 
 void AddUnique(std::vector<EgressTarget>* list, EgressTarget t) {
   if (std::find(list->begin(), list->end(), t) == list->end()) list->push_back(std::move(t));
+}
+
+// "localhost", a name under .localhost, 127.0.0.0/8 or ::1 (canonical forms
+// only, as ParseEgressTarget leaves them).
+bool IsLoopbackHost(const std::string& host) {
+  if (host == "localhost" || absl::EndsWith(host, ".localhost")) return true;
+  unsigned char b[16];
+  if (inet_pton(AF_INET, host.c_str(), b) == 1) return b[0] == 127;
+  static constexpr unsigned char kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return inet_pton(AF_INET6, host.c_str(), b) == 1 && std::equal(b, b + 16, kLoopback6);
 }
 
 }  // namespace
@@ -111,8 +123,15 @@ const std::map<std::string, std::vector<std::string>>& CapabilityRegistries() {
   return *kTable;
 }
 
+bool ReachesProjectRepository(const v1::WorkerConfig& config) {
+  return config.network_mode() != v1::NETWORK_MODE_ISOLATED && !config.project_id().empty() &&
+         std::find(config.capabilities().begin(), config.capabilities().end(), kGitCapability) !=
+             config.capabilities().end();
+}
+
 absl::StatusOr<EgressAllowlist> AllowlistFor(const v1::WorkerConfig& config,
-                                             const EgressGrants& grants) {
+                                             const EgressGrants& grants,
+                                             absl::string_view repository_url) {
   EgressAllowlist allow;
   if (config.network_mode() == v1::NETWORK_MODE_ISOLATED) return allow;
   auto model_api = [&](const std::string& configured, const char* real) -> absl::Status {
@@ -155,6 +174,11 @@ absl::StatusOr<EgressAllowlist> AllowlistFor(const v1::WorkerConfig& config,
           absl::StrCat("config.egress_allow[", i, "]: ", t.status().message()));
     }
     AddUnique(&allow.public_only, *t);
+  }
+  if (!repository_url.empty() && ReachesProjectRepository(config)) {
+    if (auto t = EgressTargetOfUrl(repository_url); t.ok()) {
+      AddUnique(IsLoopbackHost(t->host) ? &allow.any_address : &allow.public_only, *t);
+    }
   }
   return allow;
 }

@@ -57,11 +57,25 @@ struct EgressGrants {
 // Package registries by capability, e.g. "npm" → registry.npmjs.org:443.
 const std::map<std::string, std::vector<std::string>>& CapabilityRegistries();
 
+// The capability that lets a worker fetch its own project's repository (the
+// git host refuses an agent's push: the platform pushes what passed).
+inline constexpr char kGitCapability[] = "git";
+
+// Whether a worker built from `config` reaches its project's repository:
+// it has the "git" capability, a project_id and a network.
+bool ReachesProjectRepository(const v1::WorkerConfig& config);
+
 // What a worker built from `config` may reach: its agent's model API, the
-// operator's extra targets, the registries its capabilities name and its
-// config's egress_allow. Empty for NETWORK_MODE_ISOLATED.
+// operator's extra targets, the registries its capabilities name, its
+// config's egress_allow and, when ReachesProjectRepository, the host:port
+// of `repository_url` (its project's, as ProjectService records it; "" for
+// none): at any address when that host is loopback (only the mesh, or an
+// operator who allows local hosts, records such a URL), else public only.
+// A repository URL the proxy cannot carry (ssh://, user@host:path) adds
+// nothing. Empty for NETWORK_MODE_ISOLATED.
 absl::StatusOr<EgressAllowlist> AllowlistFor(const v1::WorkerConfig& config,
-                                             const EgressGrants& grants);
+                                             const EgressGrants& grants,
+                                             absl::string_view repository_url = "");
 
 // Where the egress proxy listens for one worker.
 class EgressGateway {

@@ -315,7 +315,8 @@ static bool IsWorkspaceId(absl::string_view id) {
 
 absl::StatusOr<std::unique_ptr<Sandbox>> WorkerSpawner::Launch(
     const v1::Worker& w, const std::string& token,
-    const std::map<std::string, std::string>& secrets, bool operator_environment) {
+    const std::map<std::string, std::string>& secrets, bool operator_environment,
+    const std::string& repository_url) {
   const fs::path workspace = fs::path(options_.root_dir) / "workspaces" / w.workspace_id();
   std::error_code ec;
   fs::create_directories(workspace / "work", ec);
@@ -362,7 +363,7 @@ absl::StatusOr<std::unique_ptr<Sandbox>> WorkerSpawner::Launch(
   }
   for (const auto& dir : options_.library_dirs) spec.mounts.push_back({dir, "", false});
   spec.mounts.push_back({options_.mesh_socket, kMeshSocketInside, true});
-  auto egress = OpenEgress(w);
+  auto egress = OpenEgress(w, repository_url);
   if (!egress.ok()) return egress.status();
   if (!egress->empty()) {  // the runner serves it to agents as HTTP(S)_PROXY
     spec.mounts.push_back({*egress, kEgressSocketInside, true});
@@ -388,9 +389,10 @@ absl::StatusOr<std::unique_ptr<Sandbox>> WorkerSpawner::Launch(
   return Sandbox::Start(spec);
 }
 
-absl::StatusOr<std::string> WorkerSpawner::OpenEgress(const v1::Worker& w) {
+absl::StatusOr<std::string> WorkerSpawner::OpenEgress(const v1::Worker& w,
+                                                      const std::string& repository_url) {
   if (w.config().network_mode() == v1::NETWORK_MODE_ISOLATED) return std::string();
-  auto allow = AllowlistFor(w.config(), options_.egress);
+  auto allow = AllowlistFor(w.config(), options_.egress, repository_url);
   if (!allow.ok()) return allow.status();
   if (egress_ == nullptr) {
     return absl::FailedPreconditionError(
@@ -467,10 +469,27 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
       secrets[config.secret_names(i)] = std::move(*value);
     }
   }
+  // The "git" capability: the project's repository, through the egress proxy.
+  std::string repository_url;
+  if (ReachesProjectRepository(config)) {
+    if (secrets_ == nullptr) {
+      return absl::FailedPreconditionError(
+          "config.capabilities: this agents component cannot reach ProjectService to find the "
+          "project's repository");
+    }
+    auto url = secrets_->RepositoryOf(caller, config.project_id());
+    if (!url.ok()) {
+      return absl::Status(url.status().code(),
+                          absl::StrCat("config.project_id: ", url.status().message()));
+    }
+    repository_url = *std::move(url);
+  }
   std::vector<std::string> grants(config.allowed_commands().begin(),
                                   config.allowed_commands().end());
   grants.push_back("runner.connect");
   grants.push_back("agent.task.finish");
+  // The git host serves a token the repository of a project it may get.
+  if (!repository_url.empty()) grants.push_back("project.get");
   // The worker's agent reaches only the project it was started for.
   auto token = minter_->Mint(caller, w.id(), config.project_id(), grants);
   if (!token.ok()) return token.status();
@@ -495,8 +514,8 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
   const std::string token_value = token->value;
   const bool submitted = launcher_
                              .Submit([&, worker = w] {
-                               sandbox =
-                                   Launch(worker, token_value, secrets, req.operator_environment());
+                               sandbox = Launch(worker, token_value, secrets,
+                                                req.operator_environment(), repository_url);
                                launched.Notify();
                              })
                              .ok();

@@ -66,13 +66,18 @@ class TokenMinter {
   virtual void Revoke(const std::string& token_id) = 0;
 };
 
-// Where a worker's granted project secrets come from.
+// What a worker is given of its project: its granted secrets, and where
+// its repository is (for the "git" capability).
 class SecretSource {
  public:
   virtual ~SecretSource() = default;
   // The value of `project_id`'s secret `name`, if `caller` may see the project.
   virtual absl::StatusOr<std::string> Reveal(const Principal& caller, const std::string& project_id,
                                              const std::string& name) = 0;
+  // `project_id`'s repository URL ("" when it has none yet), if `caller`
+  // may see the project.
+  virtual absl::StatusOr<std::string> RepositoryOf(const Principal& caller,
+                                                   const std::string& project_id) = 0;
 };
 
 // The agent spawner: workers are sandboxes with orchestrator-runner inside,
@@ -171,9 +176,11 @@ class WorkerSpawner final : public Workers {
   absl::StatusOr<std::unique_ptr<Sandbox>> Launch(const v1::Worker& worker,
                                                   const std::string& token,
                                                   const std::map<std::string, std::string>& secrets,
-                                                  bool operator_environment);
+                                                  bool operator_environment,
+                                                  const std::string& repository_url);
   // The host path of `w`'s egress proxy socket; "" when it has no network.
-  absl::StatusOr<std::string> OpenEgress(const v1::Worker& w);
+  // `repository_url`: its project's repository, for the "git" capability.
+  absl::StatusOr<std::string> OpenEgress(const v1::Worker& w, const std::string& repository_url);
   void MonitorLoop();
   // The new state, then (posted) persisted and told to watchers; on a
   // terminal state the sandbox and the token go and a running task fails.

@@ -35,4 +35,21 @@ absl::StatusOr<std::string> ProjectSecretSource::Reveal(const Principal& caller,
   return it->second;
 }
 
+absl::StatusOr<std::string> ProjectSecretSource::RepositoryOf(const Principal& caller,
+                                                              const std::string& project_id) {
+  absl::call_once(once_, [this] { stub_ = make_stub_(); });
+  projects::v1::GetProjectRequest req;
+  req.set_project_id(project_id);
+  grpc::ClientContext ctx;
+  PrepareMeshCall(ctx, *mesh_, deadline_, caller.user_id);
+  projects::v1::GetProjectResponse resp;
+  absl::Status s = FromPeerStatus(stub_->GetProject(&ctx, req, &resp), "ProjectService (projects)");
+  if (absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) {
+    return absl::Status(s.code(),
+                        absl::StrCat("cannot find the project's repository: ", s.message()));
+  }
+  if (!s.ok()) return s;
+  return resp.project().repository_url();
+}
+
 }  // namespace orchestrator::agents

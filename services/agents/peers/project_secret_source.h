@@ -12,8 +12,9 @@
 namespace orchestrator::agents {
 
 // Project secrets granted to a worker by name, from ProjectService
-// (RevealSecrets, mesh-only) through its stub, as the mesh acting for the
-// worker's user: another owner's project is NOT_FOUND.
+// (RevealSecrets, mesh-only), and the project's repository URL
+// (GetProject), through its stub, as the mesh acting for the worker's
+// user: another owner's project is NOT_FOUND.
 class ProjectSecretSource final : public SecretSource {
  public:
   using StubPtr = std::unique_ptr<projects::v1::ProjectService::StubInterface>;
@@ -23,6 +24,8 @@ class ProjectSecretSource final : public SecretSource {
 
   absl::StatusOr<std::string> Reveal(const Principal& caller, const std::string& project_id,
                                      const std::string& name) override;
+  absl::StatusOr<std::string> RepositoryOf(const Principal& caller,
+                                           const std::string& project_id) override;
 
  private:
   std::function<StubPtr()> make_stub_;

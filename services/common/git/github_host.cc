@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "services/common/git/git_cli.h"
+#include "services/common/git/mesh_git_credentials.h"
 
 namespace orchestrator::git {
 namespace {
@@ -142,6 +143,41 @@ absl::StatusOr<Repository> RepositoryOf(const http::Response& response, absl::st
   return repository;
 }
 
+// A branch name as GitHub takes one in `head` and `base`: git's rules for
+// a ref's last part, roughly, and no "owner:" prefix (same repository only).
+bool IsBranchName(absl::string_view name) {
+  if (name.empty() || name.size() > 255 || name.front() == '-' || name.front() == '/' ||
+      name.back() == '/' || name.back() == '.' || absl::StrContains(name, "..") ||
+      absl::StrContains(name, "//") || absl::StrContains(name, "@{") ||
+      absl::EndsWith(name, ".lock")) {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u > ' ' && u != 0x7f && c != ':' && c != '~' && c != '^' && c != '?' && c != '*' &&
+           c != '[' && c != '\\';
+  });
+}
+
+// `value` for a query string: all but the unreserved characters %-escaped.
+std::string QueryValue(absl::string_view value) {
+  std::string out;
+  for (char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if (absl::ascii_isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(c);
+    } else {
+      absl::StrAppend(&out, "%", absl::Hex(u, absl::kZeroPad2));
+    }
+  }
+  return out;
+}
+
+// A 422 from opening a pull request that says one is open already.
+bool PullRequestExists(const http::Response& response) {
+  return response.status == 422 && absl::StrContains(GitHubMessage(response), "already exists");
+}
+
 // GitHub refuses control characters in a description.
 std::string PrintableLine(absl::string_view text) {
   std::string line(text);
@@ -258,18 +294,12 @@ absl::StatusOr<Repository> GitHubHost::Create(const NewRepository& repository) {
 }
 
 absl::StatusOr<GitCredentials> GitHubHost::PushCredentials(const Repository& repository) {
-  // The token goes only to this GitHub: its API host, or the host the API
-  // is the "api." of (api.github.com serves github.com).
-  const http::BaseUrl& api = client_.base();
-  auto url = http::BaseUrl::Parse(repository.clone_url);
-  if (!url.ok() || url->tls != api.tls || url->port != api.port ||
-      (url->host != api.host && "api." + url->host != api.host)) {
+  // The token goes only to this GitHub.
+  if (!IsGitHubRepositoryUrl(client_.base(), repository.clone_url)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("clone_url: not a repository of the GitHub at ", api.Authority()));
+        absl::StrCat("clone_url: not a repository of the GitHub at ", client_.base().Authority()));
   }
-  return GitCredentials{.http_header = absl::StrCat(
-                            "Authorization: Basic ",
-                            absl::Base64Escape(absl::StrCat("x-access-token:", config_.token)))};
+  return GitHubTokenCredentials(config_.token);
 }
 
 absl::Status GitHubHost::Push(const Repository& repository, const std::string& dir,
@@ -285,6 +315,67 @@ absl::StatusOr<std::string> GitHubHost::Head(const Repository& repository,
   if (!credentials.ok()) return credentials.status();
   return GitCli(config_.git_timeout)
       .RemoteHead(repository.clone_url, "refs/heads/" + branch, *credentials);
+}
+
+absl::StatusOr<std::string> GitHubHost::OpenPullRequest(const std::string& full_name,
+                                                        const std::string& head,
+                                                        const std::string& base,
+                                                        const std::string& title,
+                                                        const std::string& body) {
+  const size_t slash = full_name.find('/');
+  if (slash == std::string::npos || !IsLogin(full_name.substr(0, slash)) ||
+      !ValidateRepositoryName(full_name.substr(slash + 1)).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "full_name: \"", absl::CHexEscape(full_name.substr(0, 200)), "\" is not owner/repository"));
+  }
+  for (const auto& [field, branch] : {std::pair{"head", &head}, std::pair{"base", &base}}) {
+    if (!IsBranchName(*branch)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": \"", absl::CHexEscape(branch->substr(0, 255)), "\" is not a branch name"));
+    }
+  }
+  if (title.empty()) return absl::InvalidArgumentError("title: must be set");
+  Struct request;
+  auto& fields = *request.mutable_fields();
+  fields["title"].set_string_value(PrintableLine(title));
+  fields["head"].set_string_value(head);
+  fields["base"].set_string_value(base);
+  fields["body"].set_string_value(body);
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(request, &json).ok()) {
+    return absl::InvalidArgumentError("title, body: not valid UTF-8");
+  }
+  const std::string path = absl::StrCat("/repos/", full_name, "/pulls");
+  const std::string what = absl::StrCat("GitHub POST ", path);
+  auto response = Call("POST", path, json);
+  if (!response.ok()) return response.status();
+  if (response->status == 201) {
+    auto object = ParseObject(response->body);
+    const std::string url = object.has_value() ? StringField(*object, "html_url") : "";
+    if (url.empty())
+      return absl::UnavailableError(absl::StrCat(what, ": HTTP 201 without html_url"));
+    return url;
+  }
+  if (response->status == 404) {
+    return absl::NotFoundError(
+        absl::StrCat(what, ": repository ", full_name, " not found (or the token may not see it)"));
+  }
+  if (!PullRequestExists(*response)) return ErrorStatus(*response, what);
+  // Opened before (a retry): the open one from `head` into `base`.
+  const std::string list =
+      absl::StrCat(path, "?state=open&head=", QueryValue(full_name.substr(0, slash)), "%3A",
+                   QueryValue(head), "&base=", QueryValue(base));
+  auto open = Call("GET", list, "");
+  if (!open.ok()) return open.status();
+  if (open->status != 200) return ErrorStatus(*open, absl::StrCat("GitHub GET ", path));
+  Value pulls;
+  if (google::protobuf::util::JsonStringToMessage(open->body, &pulls).ok()) {
+    for (const Value& pull : pulls.list_value().values()) {
+      const std::string url = StringField(pull.struct_value(), "html_url");
+      if (!url.empty()) return url;
+    }
+  }
+  return absl::FailedPreconditionError(absl::StrCat(what, ": ", GitHubMessage(*response)));
 }
 
 }  // namespace orchestrator::git

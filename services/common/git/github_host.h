@@ -49,6 +49,17 @@ class GitHubHost final : public GitHost {
   absl::StatusOr<std::string> Head(const Repository& repository,
                                    const std::string& branch) override;
 
+  // Opens a pull request in `full_name` ("owner/repo") from its branch
+  // `head` into its branch `base` (POST /repos/{owner}/{repo}/pulls); the
+  // pull request's html_url. When one from `head` into `base` is open
+  // already (a retry), that one's, and no second is opened.
+  // FAILED_PRECONDITION with GitHub's words when it refuses (no such
+  // branch, no commits between them); NOT_FOUND for a repository the token
+  // cannot see; INVALID_ARGUMENT naming the field for a malformed one.
+  absl::StatusOr<std::string> OpenPullRequest(const std::string& full_name, const std::string& head,
+                                              const std::string& base, const std::string& title,
+                                              const std::string& body);
+
  private:
   GitHubHost(GitHubConfig config, http::BaseUrl api);
 

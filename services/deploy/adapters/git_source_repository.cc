@@ -2,28 +2,26 @@
 
 #include <filesystem>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "services/common/git/mesh_git_credentials.h"
 
 namespace orchestrator::deploy {
 namespace fs = std::filesystem;
 
-git::GitCredentials GitSourceRepository::CredentialsFor(const std::string& url) const {
-  for (const char* loopback : {"http://127.0.0.1:", "http://localhost:", "http://[::1]:"}) {
-    if (absl::StartsWith(url, loopback)) {
-      return {absl::StrCat("Authorization: Bearer ", mesh_->value())};
-    }
-  }
-  return {};
+git::GitCredentials GitSourceRepository::ReadCredentials(const std::string& url) const {
+  git::MeshGitAccess access;
+  access.mesh_token = mesh_->value();
+  // Not the mesh's: a public repository, read as anyone would.
+  return git::MeshCredentialsFor(access, url).value_or(git::GitCredentials{});
 }
 
 absl::StatusOr<std::string> GitSourceRepository::Head(const std::string& url) {
-  return cli_.RemoteHead(url, "HEAD", CredentialsFor(url));
+  return cli_.RemoteHead(url, "HEAD", ReadCredentials(url));
 }
 
 absl::Status GitSourceRepository::Checkout(const std::string& url, const std::string& commit,
                                            const std::string& dir) {
-  if (auto s = cli_.CheckoutCommit(url, commit, dir, CredentialsFor(url)); !s.ok()) return s;
+  if (auto s = cli_.CheckoutCommit(url, commit, dir, ReadCredentials(url)); !s.ok()) return s;
   // The files as git records them (0644, or 0755 when executable), whatever
   // the umask we run with: an image's unprivileged user must read them.
   std::error_code ec;

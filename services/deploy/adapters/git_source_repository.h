@@ -9,9 +9,8 @@
 namespace orchestrator::deploy {
 
 // The project's code over git (the command line: repositories live on a git
-// host across a network). The mesh's credential goes only to the local git
-// host's repositories (http URLs on loopback, which only the mesh records);
-// any other repository is read anonymously.
+// host across a network), with the mesh's credentials for its own git host
+// (git::MeshCredentialsFor); any other repository is read anonymously.
 class GitSourceRepository final : public SourceRepository {
  public:
   GitSourceRepository(MeshCredentialPtr mesh, absl::Duration timeout)
@@ -22,7 +21,7 @@ class GitSourceRepository final : public SourceRepository {
                         const std::string& dir) override;
 
  private:
-  git::GitCredentials CredentialsFor(const std::string& url) const;
+  git::GitCredentials ReadCredentials(const std::string& url) const;
 
   MeshCredentialPtr mesh_;
   git::GitCli cli_;

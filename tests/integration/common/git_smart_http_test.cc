@@ -11,6 +11,7 @@
 #include <set>
 #include <tuple>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -149,6 +150,56 @@ TEST_F(GitSmartHttpTest, AlicePushesAndClonesWithABearerHeader) {
   absl::MutexLock lock(&mu_);
   EXPECT_THAT(asked_, ::testing::Contains(std::make_tuple("repo-a", "alice", true)));
   EXPECT_THAT(asked_, ::testing::Contains(std::make_tuple("repo-a", "alice", false)));
+}
+
+TEST_F(GitSmartHttpTest, AMirrorFetchesAndPushesTwoRefsAtomicallyOverHttp) {
+  const std::string base = Commit("work", {{"app.py", "print(1)\n"}});
+  ASSERT_TRUE(cli_.Push(tmp_.Path("work"), urls_["repo-a"], "main", Bearer("alice")).ok());
+  const std::string mirror = tmp_.Path("mirror.git");
+  ASSERT_TRUE(
+      cli_.Fetch(mirror, urls_["repo-a"], {"+refs/heads/*:refs/heads/*"}, Bearer("alice")).ok());
+  EXPECT_EQ(cli_.ResolveCommit(mirror, "refs/heads/main").value_or(""), base);
+
+  // The change arrives in the mirror (here from the work tree), then goes
+  // out as the run's branch and main in one push.
+  tmp_.Write("work/app.py", "print(2)\n");
+  ASSERT_EQ(RunGit({"commit", "-qam", "second"}, tmp_.Path("work")).exit_code, 0);
+  const std::string change =
+      std::string(absl::StripAsciiWhitespace(RunGit({"rev-parse", "HEAD"}, tmp_.Path("work")).out));
+  ASSERT_TRUE(
+      cli_.Fetch(mirror, tmp_.Path("work"), {"+refs/heads/main:refs/heads/change"}, {}).ok());
+  const std::vector<std::string> refspecs = {change + ":refs/heads/orchestrator/run_1",
+                                             change + ":refs/heads/main"};
+  ASSERT_TRUE(
+      cli_.PushRefspecs(mirror, urls_["repo-a"], refspecs, {.atomic = true}, Bearer("alice")).ok());
+  auto heads = cli_.RemoteHeads(
+      urls_["repo-a"], {"refs/heads/main", "refs/heads/orchestrator/run_1"}, Bearer("alice"));
+  ASSERT_TRUE(heads.ok()) << heads.status();
+  EXPECT_EQ(heads->at("refs/heads/main"), change);
+  EXPECT_EQ(heads->at("refs/heads/orchestrator/run_1"), change);
+
+  // Someone pushed meanwhile: the next run's push is ABORTED (rebase and
+  // retry) and moves nothing; a caller who may not push is refused outright.
+  const std::string theirs = Commit("theirs", {{"NEWS", "x\n"}});
+  ASSERT_EQ(RunGit({"push", "-qf", urls_["repo-a"], "main"}, tmp_.Path("theirs"), {},
+                   {{"http.extraHeader", "Authorization: Bearer alice"}})
+                .exit_code,
+            0);
+  const std::vector<std::string> next = {change + ":refs/heads/orchestrator/run_2",
+                                         change + ":refs/heads/main"};
+  const absl::Status stale =
+      cli_.PushRefspecs(mirror, urls_["repo-a"], next, {.atomic = true}, Bearer("alice"));
+  EXPECT_EQ(stale.code(), absl::StatusCode::kAborted) << stale;
+  EXPECT_EQ(cli_.RemoteHead(urls_["repo-a"], "refs/heads/orchestrator/run_2", Bearer("alice"))
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(cli_.RemoteHead(urls_["repo-a"], "refs/heads/main", Bearer("alice")).value_or(""),
+            theirs);
+  const absl::Status refused = cli_.PushRefspecs(
+      mirror, urls_["repo-a"], {change + ":refs/heads/orchestrator/run_3"}, {}, Bearer("reader"));
+  EXPECT_FALSE(refused.ok());
+  EXPECT_NE(refused.code(), absl::StatusCode::kAborted) << refused;
 }
 
 TEST_F(GitSmartHttpTest, BasicCredentialsInTheUrlCloneAndPush) {

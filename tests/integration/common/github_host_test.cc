@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -283,6 +284,71 @@ TEST(GitHubHost, CredentialsAreOnlyForThisGitHub) {
     auto theirs = (*host)->PushCredentials(At(elsewhere));
     EXPECT_EQ(theirs.status().code(), absl::StatusCode::kInvalidArgument) << elsewhere;
   }
+}
+
+// octocat/shop on the fake with one commit on main, pushed from `work`.
+Repository ShopWithMain(GitHubHost& host, const std::string& work) {
+  auto repo = host.Create(Shop());
+  EXPECT_TRUE(repo.ok()) << repo.status();
+  CommitOne(work, "README.md");
+  EXPECT_TRUE(repo.ok() && host.Push(*repo, work, "main").ok());
+  return repo.value_or(Repository{});
+}
+
+TEST(GitHubHost, OpensAPullRequestFromTheRunsBranchOnce) {
+  FakeGitHub fake;
+  auto host = HostOf(fake);
+  TempDir work;
+  const Repository repo = ShopWithMain(*host, work.path());
+  ASSERT_EQ(Git(work.path(), {"checkout", "-qb", "orchestrator/run_1"}).exit_code, 0);
+  std::ofstream(work.path() + "/app.py") << "print('howdy')\n";
+  ASSERT_EQ(Git(work.path(), {"add", "."}).exit_code, 0);
+  ASSERT_EQ(Git(work.path(), {"commit", "-qm", "Say howdy"}).exit_code, 0);
+  ASSERT_TRUE(host->Push(repo, work.path(), "orchestrator/run_1").ok());
+
+  auto url = host->OpenPullRequest("octocat/shop", "orchestrator/run_1", "main", "Say howdy",
+                                   "The agent's summary.\n\nOrchestrator-Run: run_1");
+  ASSERT_TRUE(url.ok()) << url.status();
+  EXPECT_EQ(*url, fake.url() + "/octocat/shop/pull/1");
+  // A retry (say after a crash) answers the open one and opens no second.
+  auto again = host->OpenPullRequest("octocat/shop", "orchestrator/run_1", "main", "Say howdy", "");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *url);
+  const auto pulls = fake.Control("GET", "state").fields().at("pulls").list_value();
+  ASSERT_EQ(pulls.values_size(), 1);
+  const auto& pull = pulls.values(0).struct_value().fields();
+  EXPECT_EQ(pull.at("head").string_value(), "orchestrator/run_1");
+  EXPECT_EQ(pull.at("base").string_value(), "main");
+  EXPECT_EQ(pull.at("title").string_value(), "Say howdy");
+  EXPECT_EQ(pull.at("body").string_value(), "The agent's summary.\n\nOrchestrator-Run: run_1");
+}
+
+TEST(GitHubHost, APullRequestGitHubRefusesSaysWhy) {
+  FakeGitHub fake;
+  auto host = HostOf(fake);
+  TempDir work;
+  ShopWithMain(*host, work.path());
+
+  auto same = host->OpenPullRequest("octocat/shop", "main", "main", "Nothing", "");
+  EXPECT_EQ(same.status().code(), absl::StatusCode::kFailedPrecondition) << same.status();
+  EXPECT_THAT(same.status().message(), HasSubstr("No commits between main and main"));
+  auto missing = host->OpenPullRequest("octocat/shop", "orchestrator/gone", "main", "Gone", "");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kFailedPrecondition) << missing.status();
+  EXPECT_THAT(missing.status().message(), HasSubstr("head invalid"));
+  EXPECT_EQ(host->OpenPullRequest("octocat/absent", "a", "main", "x", "").status().code(),
+            absl::StatusCode::kNotFound);
+  for (const auto& [repository, head, base, title] :
+       std::vector<std::tuple<std::string, std::string, std::string, std::string>>{
+           {"shop", "a", "main", "x"},
+           {"octocat/shop", "--force", "main", "x"},
+           {"octocat/shop", "a", "other:main", "x"},
+           {"octocat/shop", "a b", "main", "x"},
+           {"octocat/shop", "a", "main", ""}}) {
+    EXPECT_EQ(host->OpenPullRequest(repository, head, base, title, "").status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << repository << " " << head << " " << base;
+  }
+  EXPECT_THAT(fake.Control("GET", "state").fields().at("pulls").list_value().values(), IsEmpty());
 }
 
 TEST(GitHubHost, ConfigIsChecked) {

@@ -99,5 +99,62 @@ TEST(EgressAllowlistTest, AnIsolatedWorkerReachesNothing) {
   EXPECT_THAT(allow->public_only, IsEmpty());
 }
 
+// A networked worker of project prj_1 with capability `capability`.
+v1::WorkerConfig ProjectWorker(const std::string& capability) {
+  v1::WorkerConfig c;
+  c.set_network_mode(v1::NETWORK_MODE_OPEN);
+  c.set_agent_type(v1::AGENT_TYPE_SCRIPTED);
+  c.set_project_id("prj_1");
+  c.add_capabilities(capability);
+  return c;
+}
+
+TEST(EgressAllowlistTest, GitReachesTheProjectsRepositoryAtAnyAddressOnlyOnLoopback) {
+  const v1::WorkerConfig c = ProjectWorker("git");
+  ASSERT_TRUE(ReachesProjectRepository(c));
+  struct Case {
+    std::string url;
+    std::vector<std::string> any_address, public_only;
+  };
+  for (const Case& want :
+       std::vector<Case>{// The mesh's local git host (only the mesh, or an operator allowing
+                         // local hosts, records such URLs): any address, it is on loopback.
+                         {"http://127.0.0.1:50080/git/prj_1.git", {"127.0.0.1:50080"}, {}},
+                         {"http://localhost:8080/git/prj_1.git", {"localhost:8080"}, {}},
+                         {"http://[::1]:50080/git/prj_1.git", {"[::1]:50080"}, {}},
+                         // Anywhere else: a public address only (a name resolving to the
+                         // mesh's loopback or a private network is refused by the proxy).
+                         {"https://github.com/acme/shop.git", {}, {"github.com:443"}},
+                         {"http://10.0.0.5:3000/shop.git", {}, {"10.0.0.5:3000"}},
+                         {"https://git.example.com:8443/shop", {}, {"git.example.com:8443"}},
+                         // What the proxy cannot carry, and no repository yet: nothing.
+                         {"ssh://git@github.com/acme/shop.git", {}, {}},
+                         {"git@github.com:acme/shop.git", {}, {}},
+                         {"file:///srv/git/shop.git", {}, {}},
+                         {"", {}, {}}}) {
+    auto allow = AllowlistFor(c, {}, want.url);
+    ASSERT_TRUE(allow.ok()) << allow.status();
+    EXPECT_EQ(Names(allow->any_address), want.any_address) << want.url;
+    EXPECT_EQ(Names(allow->public_only), want.public_only) << want.url;
+  }
+}
+
+TEST(EgressAllowlistTest, WithoutGitAProjectOrANetworkTheRepositoryIsNotReached) {
+  const std::string url = "http://127.0.0.1:50080/git/prj_1.git";
+  v1::WorkerConfig c = ProjectWorker("npm");
+  EXPECT_FALSE(ReachesProjectRepository(c));
+  EXPECT_THAT(AllowlistFor(c, {}, url)->any_address, IsEmpty());
+
+  c.add_capabilities("git");
+  c.clear_project_id();
+  EXPECT_FALSE(ReachesProjectRepository(c));
+  EXPECT_THAT(AllowlistFor(c, {}, url)->any_address, IsEmpty());
+
+  c.set_project_id("prj_1");
+  c.set_network_mode(v1::NETWORK_MODE_ISOLATED);
+  EXPECT_FALSE(ReachesProjectRepository(c));
+  EXPECT_TRUE(AllowlistFor(c, {}, url)->empty());
+}
+
 }  // namespace
 }  // namespace orchestrator::agents

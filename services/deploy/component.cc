@@ -21,6 +21,7 @@
 #include "services/deploy/peers/mesh_peers.h"
 #include "services/deploy/store/pg_release_store.h"
 #include "services/jobs/engine/job_engine.h"
+#include "services/jobs/engine/job_hooks.h"
 #include "spdlog/spdlog.h"
 
 // The flags this component reads (ReadFlags), wherever it is hosted.
@@ -180,10 +181,10 @@ class DeployComponent final : public Component {
         std::make_shared<RouteReconciler>(releases, router, engine, route_mu, *installation);
 
     engine_->worker().Register(kDeployJobKind, [deployer](jobs::JobContext& job) {
-      return deployer->Deploy(JobOf(job), HooksOf(job));
+      return deployer->Deploy(JobOf(job), jobs::HooksOf(job));
     });
     engine_->worker().Register(kRollbackJobKind, [deployer](jobs::JobContext& job) {
-      return deployer->Rollback(JobOf(job), HooksOf(job));
+      return deployer->Rollback(JobOf(job), jobs::HooksOf(job));
     });
     if (auto s = engine_->Start(absl::FromChrono(ctx.call_deadline), "deploy"); !s.ok()) return s;
 
@@ -243,13 +244,6 @@ class DeployComponent final : public Component {
         return;
       }
     }
-  }
-
-  static JobHooks HooksOf(jobs::JobContext& job) {
-    return {
-        [&job](int percent, const std::string& message) { (void)job.Progress(percent, message); },
-        [&job](const std::string& line) { (void)job.Log(line); },
-        [&job] { return job.cancelled(); }};
   }
 
   // Routes from the LIVE releases, now and every interval, and the

@@ -57,17 +57,6 @@ std::string TemplatesDir(const MeshConfig& config) {
   return ORCHESTRATOR_SOURCE_TEMPLATES_DIR;
 }
 
-absl::StatusOr<std::string> ReadSecretFile(const std::string& flag, const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::FailedPreconditionError(absl::StrCat(flag, ": cannot read '", path, "'"));
-  std::stringstream s;
-  s << in.rdbuf();
-  std::string value(absl::StripAsciiWhitespace(s.str()));
-  if (value.empty())
-    return absl::FailedPreconditionError(absl::StrCat(flag, ": '", path, "' is empty"));
-  return value;
-}
-
 // Local repositories are named <project id>[-N]: the project is the name's
 // part before the first hyphen (ids have none).
 std::string ProjectOfRepository(const std::string& name) { return name.substr(0, name.find('-')); }

@@ -7,6 +7,7 @@
 #include "absl/strings/str_split.h"
 #include "orchestrator/agents/v1/agents.grpc.pb.h"
 #include "orchestrator/jobs/v1/jobs.grpc.pb.h"
+#include "services/common/config/agent_names.h"
 #include "services/sessions/api/session_service.h"
 #include "services/sessions/peers/agent_service_driver.h"
 #include "services/sessions/peers/job_end_watcher.h"
@@ -25,13 +26,8 @@ namespace orchestrator::sessions {
 namespace {
 
 SessionManager::Options ManagerOptionsOf(const MeshConfig& config) {
-  static const auto* agents_by_name = new std::map<std::string, agents::v1::AgentType>{
-      {"scripted", agents::v1::AGENT_TYPE_SCRIPTED},
-      {"claude-code", agents::v1::AGENT_TYPE_CLAUDE_CODE},
-      {"codex", agents::v1::AGENT_TYPE_CODEX},
-      {"factory-droid", agents::v1::AGENT_TYPE_FACTORY_DROID}};
   SessionManager::Options options;
-  options.agent_type = agents_by_name->at(config.session_agent);  // Validate checked it
+  options.agent_type = *AgentTypeNamed(config.session_agent);  // Validate checked it
   options.idle_pause = absl::FromChrono(config.session_idle_pause);
   options.end_after = absl::FromChrono(config.session_end_after);
   return options;

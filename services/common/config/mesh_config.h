@@ -90,6 +90,17 @@ struct MeshConfig {
   std::chrono::milliseconds deploy_watch_interval{5 * 1000};
   int deploy_watch_failures = 3;
 
+  // Engineering (when engineering is hosted): the agent a run uses unless
+  // it names one, its attempts, how long a turn and the tests may take, and
+  // the token budget per user (0 = none) over a sliding window.
+  std::string engineering_dir;  // bundles on their way to the remote; "" = temp
+  std::string engineering_agent = "scripted";
+  int engineering_max_iterations = 3;
+  std::chrono::milliseconds engineering_task_timeout{30 * 60 * 1000};
+  std::chrono::milliseconds engineering_test_timeout{10 * 60 * 1000};
+  int64_t engineering_token_budget = 0;
+  std::chrono::milliseconds engineering_budget_window{30LL * 24 * 60 * 60 * 1000};
+
   bool Hosts(absl::string_view component) const;
 
   // INVALID_ARGUMENT naming the flag at fault; `known` is every component

@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -11,6 +13,7 @@
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -90,6 +93,18 @@ const char* TerminationSignals::Wait() const {
   int signal = 0;
   sigwait(&set_, &signal);
   return signal == SIGTERM ? "SIGTERM" : "SIGINT";
+}
+
+absl::StatusOr<std::string> ReadSecretFile(absl::string_view flag, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::FailedPreconditionError(absl::StrCat(flag, ": cannot read '", path, "'"));
+  std::stringstream s;
+  s << in.rdbuf();
+  std::string value(absl::StripAsciiWhitespace(s.str()));
+  if (value.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(flag, ": '", path, "' is empty"));
+  }
+  return value;
 }
 
 }  // namespace orchestrator

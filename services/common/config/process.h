@@ -3,6 +3,7 @@
 #include <csignal>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace orchestrator {
@@ -17,6 +18,11 @@ void ParseCommandLineAndEnvironment(int argc, char** argv, absl::string_view usa
 // The directory of this process's own binary (what it installs next to it
 // is found from there); "." when it cannot be told.
 std::string OwnBinaryDir();
+
+// A secret a flag names a file of (a token): its content without the
+// surrounding whitespace; FAILED_PRECONDITION naming `flag` when the file
+// cannot be read or is empty.
+absl::StatusOr<std::string> ReadSecretFile(absl::string_view flag, const std::string& path);
 
 // SIGTERM and SIGINT, blocked in the calling thread and every thread it
 // starts afterwards: they are taken by WaitForTerminationSignal with

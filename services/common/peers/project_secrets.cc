@@ -14,6 +14,21 @@ constexpr size_t kRevealBatch = 64;
 constexpr int kMaxPages = 20;
 }  // namespace
 
+absl::StatusOr<projects::v1::Project> GetProjectAs(
+    projects::v1::ProjectService::StubInterface& projects, const MeshCredential& mesh,
+    std::chrono::milliseconds deadline, const std::string& owner_id,
+    const std::string& project_id) {
+  grpc::ClientContext ctx;
+  PrepareMeshCall(ctx, mesh, deadline, owner_id);
+  projects::v1::GetProjectRequest req;
+  req.set_project_id(project_id);
+  projects::v1::GetProjectResponse resp;
+  if (grpc::Status s = projects.GetProject(&ctx, req, &resp); !s.ok()) {
+    return FromPeerStatus(s, kProjectService);
+  }
+  return std::move(*resp.mutable_project());
+}
+
 absl::StatusOr<std::vector<std::string>> ListSecretNames(
     projects::v1::ProjectService::StubInterface& projects, const MeshCredential& mesh,
     std::chrono::milliseconds deadline, const std::string& owner_id,

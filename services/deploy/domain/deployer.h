@@ -14,15 +14,11 @@
 #include "services/common/router/router.h"
 #include "services/deploy/domain/deploy_ports.h"
 #include "services/deploy/domain/release_store.h"
+#include "services/jobs/domain/job_hooks.h"
 
 namespace orchestrator::deploy {
 
-// What a running deploy or rollback job offers its steps.
-struct JobHooks {
-  std::function<void(int percent, const std::string& message)> progress;
-  std::function<void(const std::string& line)> log;
-  std::function<bool()> cancelled;
-};
+using jobs::JobHooks;
 
 // The job being run, as a deploy needs it.
 struct DeployJob {

@@ -6,21 +6,12 @@
 
 namespace orchestrator::deploy {
 namespace {
-constexpr absl::string_view kProjectService = "the projects component";
 constexpr absl::string_view kInfraService = "the infra component";
 }  // namespace
 
 absl::StatusOr<projects::v1::Project> ProjectServiceDirectory::Get(const std::string& owner_id,
                                                                    const std::string& project_id) {
-  grpc::ClientContext ctx;
-  PrepareMeshCall(ctx, *mesh_, deadline_, owner_id);
-  projects::v1::GetProjectRequest req;
-  req.set_project_id(project_id);
-  projects::v1::GetProjectResponse resp;
-  if (grpc::Status s = (*stub_).GetProject(&ctx, req, &resp); !s.ok()) {
-    return FromPeerStatus(s, kProjectService);
-  }
-  return std::move(*resp.mutable_project());
+  return GetProjectAs(*stub_, *mesh_, deadline_, owner_id, project_id);
 }
 
 absl::StatusOr<std::vector<std::string>> ProjectServiceDirectory::SecretNames(

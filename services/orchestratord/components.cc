@@ -1,11 +1,11 @@
 #include "services/orchestratord/components.h"
 
 #include "absl/flags/flag.h"
-#include "orchestrator/engineering/v1/engineering.grpc.pb.h"
 #include "orchestrator/scheduler/v1/scheduler.grpc.pb.h"
 #include "services/admin/component.h"
 #include "services/agents/component.h"
 #include "services/deploy/component.h"
+#include "services/engineering/component.h"
 #include "services/infra/component.h"
 #include "services/jobs/component.h"
 #include "services/projects/component.h"
@@ -22,7 +22,7 @@
   X(agents, agents::Registration())                                          \
   X(sessions, sessions::Registration())                                      \
   X(scaffolder, scaffolder::Registration())                                  \
-  X(engineering, ContractOnlyComponent<engineering::v1::EngineeringService>) \
+  X(engineering, engineering::Registration())                                \
   X(infra, infra::Registration())                                            \
   X(deploy, deploy::Registration())                                          \
   X(scheduler, ContractOnlyComponent<scheduler::v1::SchedulerService>)

@@ -6,7 +6,9 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "services/common/crypto/secret_box.h"
+#include "services/common/git/mesh_git_credentials.h"
 #include "services/projects/api/project_service.h"
 #include "services/projects/store/pg_project_store.h"
 
@@ -32,11 +34,24 @@ absl::StatusOr<SecretBox> SecretBoxFromFile(const std::string& path) {
   return box;
 }
 
+// The GitHub --github_api_url names (api.github.com serves github.com).
+PullRequestHost PullRequestsOn(const std::string& github_api_url) {
+  auto api = http::BaseUrl::Parse(github_api_url);
+  if (!api.ok() || !api->unix_socket.empty()) return {};
+  return {.name = absl::StrCat(api->tls ? "https://" : "http://",
+                               absl::StripPrefix(api->HostHeader(), "api."), "/…"),
+          .holds = [api = *api](absl::string_view url) {
+            return git::IsGitHubRepositoryUrl(api, url);
+          }};
+}
+
 class ProjectsComponent final : public Component {
  public:
   ProjectsComponent(ComponentContext& ctx, SecretBox box)
-      : catalog_(std::make_shared<ProjectCatalog>(std::make_shared<PgProjectStore>(ctx.pool),
-                                                  std::move(box))) {
+      : catalog_(std::make_shared<ProjectCatalog>(
+            std::make_shared<PgProjectStore>(ctx.pool), std::move(box),
+            CatalogOptions{.repository_urls = {},
+                           .pull_requests = PullRequestsOn(ctx.config.github_api_url)})) {
     Serve(ctx.host, std::make_unique<ProjectServiceImpl>(catalog_, ctx.executor),
           v1::ProjectService::service_full_name());
   }

@@ -75,8 +75,8 @@ grep -q "missing permission 'project.create'" <<<"$err" || fail "denial does not
 pass "an agent token limited to project.get is refused project create, naming the permission"
 
 mark
-expect_status 7 engineering runs "$project_id"
-grep -q 'does not implement orchestrator.engineering.v1.EngineeringService/ListEngineeringRuns' <<<"$err" ||
+expect_status 7 scheduler tasks
+grep -q 'does not implement orchestrator.scheduler.v1.SchedulerService/ListTasks' <<<"$err" ||
   fail "UNIMPLEMENTED is not explained: $err"
 pass "a component not built yet answers UNIMPLEMENTED"
 

@@ -6,6 +6,8 @@ conversation's last user turn.
   - "create a project NAME"        → run: orchestrator project create NAME --json
   - "start a demo job"             → run: orchestrator jobs demo demo.sleep ... --json
   - "run: COMMAND" (a line)        → run COMMAND
+  - the platform saying the tests failed after a change, in a conversation
+    whose first turn has a line "fix: COMMAND" → run COMMAND
   - "job ID ... succeeded|failed"  → "Your job ID STATE."
   - anything else                  → "You said: TEXT"
 
@@ -24,7 +26,17 @@ def after_tool(output):
     return "Done: %s" % (m.group(1) if m else errors[0] if errors else lines[0]), None
 
 
-def answer(said):
+# How the engineering component's follow-up turn starts
+# (services/engineering/domain/prompts.h, kTestsFailedHeader).
+TESTS_FAILED = "The project's tests failed after your change"
+
+
+def answer(said, first=""):
+    """`first`: the conversation's first user turn (the task)."""
+    if TESTS_FAILED in said:
+        m = re.search(r"^\s*fix: (.+)$", first, re.M)
+        if m:
+            return "Fixing it.", m.group(1).strip()
     lowered = said.lower()
     m = re.search(r"create (?:a )?project (?:named |called )?([a-z][a-z0-9-]*)", lowered)
     if m:

@@ -31,6 +31,16 @@ def text_of(content):
     return "\n".join(parts)
 
 
+def said_in(content):
+    """What the user wrote: Claude Code sends system reminders as text
+    blocks around the user's words; the script reads the rest."""
+    if isinstance(content, str):
+        return content
+    return "\n".join(b.get("text", "") for b in content or []
+                     if b.get("type") == "text"
+                     and not b.get("text", "").lstrip().startswith("<system-reminder>"))
+
+
 def decide(body):
     """The assistant's content blocks and stop reason for this request."""
     # The conversation's last user turn (Claude Code may append other roles,
@@ -41,13 +51,7 @@ def decide(body):
     if isinstance(content, list) and any(b.get("type") == "tool_result" for b in content):
         text, command = agent_script.after_tool(text_of(content))
     else:
-        # Claude Code sends system reminders as text blocks around the
-        # user's words; the script reads the rest.
-        said = content if isinstance(content, str) else "\n".join(
-            b.get("text", "") for b in content or []
-            if b.get("type") == "text"
-            and not b.get("text", "").lstrip().startswith("<system-reminder>"))
-        text, command = agent_script.answer(said)
+        text, command = agent_script.answer(said_in(content), said_in(users[0].get("content")))
     blocks = [{"type": "text", "text": text}]
     if command is None:
         return blocks, "end_turn"

@@ -1,9 +1,9 @@
 #pragma once
 
 #include "gmock/gmock.h"
-#include "services/sessions/domain/agent_driver.h"
+#include "services/common/peers/agent_driver.h"
 
-namespace orchestrator::sessions {
+namespace orchestrator {
 
 class MockAgentDriver : public AgentDriver {
  public:
@@ -23,6 +23,10 @@ class MockAgentDriver : public AgentDriver {
               (const std::string&, const agents::v1::RunTaskRequest&,
                const std::function<void(const agents::v1::AgentEvent&)>&, Cancellation&),
               (override));
+  MOCK_METHOD(absl::StatusOr<agents::v1::CommandResult>, RunCommand,
+              (const std::string&, const agents::v1::RunCommandRequest&,
+               const std::function<void(const agents::v1::CommandOutput&)>&, Cancellation&),
+              (override));
 };
 
-}  // namespace orchestrator::sessions
+}  // namespace orchestrator

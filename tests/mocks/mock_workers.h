@@ -26,6 +26,9 @@ class MockWorkers : public Workers {
   MOCK_METHOD(void, Unwatch, (const std::string&, uint64_t), (override));
   MOCK_METHOD(absl::StatusOr<std::string>, RunTask,
               (const Principal&, const v1::RunTaskRequest&, TaskListener, uint64_t*), (override));
+  MOCK_METHOD(absl::StatusOr<std::string>, RunCommand,
+              (const Principal&, const v1::RunCommandRequest&, TaskListener, uint64_t*),
+              (override));
   MOCK_METHOD(void, Detach, (const std::string&, uint64_t, bool), (override));
   MOCK_METHOD(absl::StatusOr<v1::WorkerConfig>, RunnerConnected,
               (const Principal&, const v1::RunnerHello&, RunnerLink*), (override));

@@ -276,6 +276,53 @@ grpc::ServerWriteReactor<v1::RunTaskResponse>* AgentServiceImpl::RunTask(
   return writer.get();
 }
 
+grpc::ServerWriteReactor<v1::RunCommandResponse>* AgentServiceImpl::RunCommand(
+    grpc::CallbackServerContext* ctx, const v1::RunCommandRequest* req) {
+  // Output is not held back for a slow reader: room for a large bundle.
+  auto writer = QueuedWriter<v1::RunCommandResponse>::Create(size_t{32} << 20);
+  auto caller = CallerOf(ctx);
+  if (!caller.ok()) {
+    writer->End(caller.status());
+    return writer.get();
+  }
+  std::weak_ptr<QueuedWriter<v1::RunCommandResponse>> weak = writer;
+  TaskListener listener{
+      [weak](const v1::AgentEvent& e) {
+        if (!e.has_command_output()) return;
+        if (auto w = weak.lock()) {
+          v1::RunCommandResponse r;
+          *r.mutable_output() = e.command_output();
+          w->Push(std::move(r));
+        }
+      },
+      [weak](const v1::TaskResult& result) {
+        auto w = weak.lock();
+        if (w == nullptr) return;
+        if (result.has_command()) {
+          v1::RunCommandResponse r;
+          *r.mutable_result() = result.command();
+          w->Push(std::move(r));
+          return w->End(absl::OkStatus());
+        }
+        // It never ran, or its worker ended under it.
+        const std::string why = absl::StrCat("the command did not finish: ", result.summary());
+        w->End(result.status() == v1::TASK_STATUS_CANCELLED ? absl::CancelledError(why)
+                                                            : absl::AbortedError(why));
+      }};
+  absl::Status queued = executor_->Submit(
+      [this, writer, caller = *caller, req = *req, listener = std::move(listener)]() mutable {
+        uint64_t handle = 0;
+        auto task = spawner_->RunCommand(caller, req, std::move(listener), &handle);
+        if (!task.ok()) return writer->End(task.status());
+        // The caller leaving cancels the command, as for RunTask.
+        writer->OnFinished([spawner = spawner_, worker = req.worker_id(), handle] {
+          spawner->Detach(worker, handle, /*cancel=*/true);
+        });
+      });
+  if (!queued.ok()) writer->End(queued);
+  return writer.get();
+}
+
 grpc::ServerWriteReactor<v1::WatchWorkerResponse>* AgentServiceImpl::WatchWorker(
     grpc::CallbackServerContext* ctx, const v1::WatchWorkerRequest* req) {
   auto writer = QueuedWriter<v1::WatchWorkerResponse>::Create();

@@ -10,8 +10,8 @@
 
 namespace orchestrator::agents {
 
-// AgentService over the spawner: unary calls on the executor, RunTask and
-// WatchWorker as queued server streams.
+// AgentService over the spawner: unary calls on the executor, RunTask,
+// RunCommand and WatchWorker as queued server streams.
 class AgentServiceImpl final : public v1::AgentService::CallbackService {
  public:
   // `projects` checks a worker's config.project_id as the caller; null
@@ -27,6 +27,8 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
                                         v1::StartWorkerResponse* resp) override;
   grpc::ServerWriteReactor<v1::RunTaskResponse>* RunTask(grpc::CallbackServerContext* ctx,
                                                          const v1::RunTaskRequest* req) override;
+  grpc::ServerWriteReactor<v1::RunCommandResponse>* RunCommand(
+      grpc::CallbackServerContext* ctx, const v1::RunCommandRequest* req) override;
   grpc::ServerUnaryReactor* PauseWorker(grpc::CallbackServerContext* ctx,
                                         const v1::PauseWorkerRequest* req,
                                         v1::PauseWorkerResponse* resp) override;

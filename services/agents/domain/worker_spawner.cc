@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "services/common/auth/mesh_identity.h"
 #include "services/common/crypto/secret_box.h"
@@ -49,6 +50,28 @@ absl::Status Invalid(const std::string& field, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
 }
 
+const std::regex& VariableName() {
+  static const auto* name = new std::regex("[A-Z_][A-Z0-9_]{0,63}");
+  return *name;
+}
+
+// Plain environment variables a caller gives a worker or a command.
+absl::Status CheckEnvironment(const std::string& field,
+                              const google::protobuf::Map<std::string, std::string>& env) {
+  for (const auto& [k, v] : env) {
+    if (!std::regex_match(k, VariableName())) {
+      return Invalid(field, absl::StrCat("'", k, "' is not a variable name"));
+    }
+    if (absl::StartsWith(k, "ORCHESTRATOR_") || k == "HOME" || k == "PATH") {
+      return Invalid(field, absl::StrCat("'", k, "' is set by the spawner"));
+    }
+    if (v.find('\0') != std::string::npos) {
+      return Invalid(field, absl::StrCat("'", k, "' must not contain NUL"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckConfig(const v1::WorkerConfig& c) {
   if (c.worker_type() == v1::WORKER_TYPE_UNSPECIFIED) {
     return Invalid("config.worker_type", "required (po or developer)");
@@ -68,18 +91,10 @@ absl::Status CheckConfig(const v1::WorkerConfig& c) {
                      "lower-case letters, digits and dashes");
     }
   }
-  static const std::regex kVariable("[A-Z_][A-Z0-9_]{0,63}");
-  for (const auto& [k, v] : c.environment()) {
-    if (!std::regex_match(k, kVariable)) {
-      return Invalid("config.environment", absl::StrCat("'", k, "' is not a variable name"));
-    }
-    if (absl::StartsWith(k, "ORCHESTRATOR_") || k == "HOME" || k == "PATH") {
-      return Invalid("config.environment", absl::StrCat("'", k, "' is set by the spawner"));
-    }
-  }
+  if (auto s = CheckEnvironment("config.environment", c.environment()); !s.ok()) return s;
   for (int i = 0; i < c.secret_names_size(); ++i) {
     const std::string field = absl::StrCat("config.secret_names[", i, "]");
-    if (!std::regex_match(c.secret_names(i), kVariable)) {
+    if (!std::regex_match(c.secret_names(i), VariableName())) {
       return Invalid(field, absl::StrCat("'", c.secret_names(i), "' is not a variable name"));
     }
     if (c.environment().contains(c.secret_names(i))) {
@@ -105,6 +120,47 @@ absl::Status CheckConfig(const v1::WorkerConfig& c) {
     return Invalid("config.limits.task_timeout", "must not be negative");
   }
   return absl::OkStatus();
+}
+
+constexpr absl::Duration kDefaultCommandTimeout = absl::Minutes(10);
+constexpr absl::Duration kMaxCommandTimeout = absl::Hours(1);
+
+absl::Status CheckCommand(const v1::WorkspaceCommand& c) {
+  if (c.argv().empty() || c.argv(0).empty()) {
+    return Invalid("command.argv", "required: the program, then its arguments");
+  }
+  size_t argv_bytes = 0;
+  for (int i = 0; i < c.argv_size(); ++i) {
+    if (c.argv(i).find('\0') != std::string::npos) {
+      return Invalid(absl::StrCat("command.argv[", i, "]"), "must not contain NUL");
+    }
+    argv_bytes += c.argv(i).size() + 1;
+  }
+  if (argv_bytes > 256 * 1024) return Invalid("command.argv", "at most 256 KiB in all");
+  const std::string& dir = c.working_directory();
+  if (absl::StartsWith(dir, "/")) {
+    return Invalid("command.working_directory", "relative to /workspace, not absolute");
+  }
+  if (dir.find('\0') != std::string::npos) {
+    return Invalid("command.working_directory", "must not contain NUL");
+  }
+  for (absl::string_view part : absl::StrSplit(dir, '/')) {
+    if (part == "..") return Invalid("command.working_directory", "must not contain \"..\"");
+  }
+  if (auto s = CheckEnvironment("command.environment", c.environment()); !s.ok()) return s;
+  if (c.stdin().size() > 3 * 1024 * 1024) return Invalid("command.stdin", "at most 3 MiB");
+  return absl::OkStatus();
+}
+
+// `task` as it is kept: a command's input and its variables' values may be
+// secret (a token for git), and are the runner's only.
+v1::Task Recorded(const v1::Task& task) {
+  v1::Task kept = task;
+  if (kept.has_command()) {
+    kept.mutable_command()->clear_stdin();
+    for (auto& [name, value] : *kept.mutable_command()->mutable_environment()) value.clear();
+  }
+  return kept;
 }
 
 }  // namespace
@@ -696,32 +752,59 @@ absl::StatusOr<std::string> WorkerSpawner::RunTask(const Principal& caller,
                                                    TaskListener listener, uint64_t* handle) {
   if (req.prompt().empty()) return Invalid("prompt", "required");
   if (req.prompt().size() > 256 * 1024) return Invalid("prompt", "at most 256 KiB");
-  auto l = Visible(caller, req.worker_id());
-  if (!l.ok()) {
-    auto ended = Get(caller, req.worker_id());
-    if (!ended.ok()) return ended.status();
-    return absl::FailedPreconditionError(absl::StrCat("worker '", req.worker_id(), "' has ended (",
-                                                      ended->state_reason(), "); start a new one"));
-  }
-  Live& live = **l;
   v1::Task task;
-  task.set_id(NewId("tsk_"));
-  task.set_worker_id(req.worker_id());
   task.set_prompt(req.prompt());
   task.set_agent_session_id(req.agent_session_id());
   task.set_idempotency_key(req.idempotency_key());
   if (req.has_timeout()) *task.mutable_timeout() = req.timeout();
+  return AdmitTask(caller, req.worker_id(), std::move(task), req.request_id(), std::move(listener),
+                   handle);
+}
+
+absl::StatusOr<std::string> WorkerSpawner::RunCommand(const Principal& caller,
+                                                      const v1::RunCommandRequest& req,
+                                                      TaskListener listener, uint64_t* handle) {
+  if (auto s = CheckCommand(req.command()); !s.ok()) return s;
+  absl::Duration timeout = kDefaultCommandTimeout;
+  if (req.has_timeout()) {
+    timeout = absl::Seconds(req.timeout().seconds()) + absl::Nanoseconds(req.timeout().nanos());
+    if (timeout <= absl::ZeroDuration() || timeout > kMaxCommandTimeout) {
+      return Invalid("timeout", "more than 0 and at most 1 hour");
+    }
+  }
+  v1::Task task;
+  *task.mutable_command() = req.command();
+  *task.mutable_timeout() = TimeUtil::MillisecondsToDuration(absl::ToInt64Milliseconds(timeout));
+  return AdmitTask(caller, req.worker_id(), std::move(task), req.request_id(), std::move(listener),
+                   handle);
+}
+
+absl::StatusOr<std::string> WorkerSpawner::AdmitTask(const Principal& caller,
+                                                     const std::string& worker_id, v1::Task task,
+                                                     const std::string& request_id,
+                                                     TaskListener listener, uint64_t* handle) {
+  auto l = Visible(caller, worker_id);
+  if (!l.ok()) {
+    auto ended = Get(caller, worker_id);
+    if (!ended.ok()) return ended.status();
+    return absl::FailedPreconditionError(absl::StrCat("worker '", worker_id, "' has ended (",
+                                                      ended->state_reason(), "); start a new one"));
+  }
+  Live& live = **l;
+  task.set_id(NewId("tsk_"));
+  task.set_worker_id(worker_id);
   *task.mutable_create_time() = Now();
+  const v1::Task recorded = Recorded(task);
   std::optional<v1::Task> earlier;  // the task a retry's first request started
   std::string refusal;              // why the worker cannot take the task
   {
-    // One RunTask at a time checks the worker, inserts its task and claims
-    // the worker; the insert happens with the worker's lock free.
+    // One admission at a time checks the worker, inserts its task and
+    // claims the worker; the insert happens with the worker's lock free.
     absl::MutexLock admit(&live.admission);
     bool inserted = false;
-    if (!req.request_id().empty()) {
+    if (!request_id.empty()) {
       bool created = false;
-      auto stored = store_->CreateTask(task, req.request_id(), &created);
+      auto stored = store_->CreateTask(recorded, request_id, &created);
       if (!stored.ok()) return stored.status();
       if (!created) earlier = std::move(*stored);
       inserted = created;
@@ -740,7 +823,7 @@ absl::StatusOr<std::string> WorkerSpawner::RunTask(const Principal& caller,
     } else {
       if (refusal.empty() && !inserted) {
         bool created = false;
-        auto stored = store_->CreateTask(task, "", &created);
+        auto stored = store_->CreateTask(recorded, "", &created);
         if (!stored.ok()) return stored.status();
         inserted = true;
       }
@@ -769,7 +852,7 @@ absl::StatusOr<std::string> WorkerSpawner::RunTask(const Principal& caller,
     }
   }
   if (!refusal.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat("worker '", req.worker_id(), "' ", refusal));
+    return absl::FailedPreconditionError(absl::StrCat("worker '", worker_id, "' ", refusal));
   }
   // The claim's effects; for a retry whose first task ended, that task's saved result.
   live.outbox.Settle();
@@ -790,7 +873,7 @@ void WorkerSpawner::Detach(const std::string& worker_id, uint64_t handle, bool c
     if (!cancel || !l->listeners.empty() || l->task_id.empty() || l->link == nullptr) return;
     v1::ConnectResponse send;
     send.mutable_cancel()->set_task_id(l->task_id);
-    send.mutable_cancel()->set_reason("the caller cancelled RunTask");
+    send.mutable_cancel()->set_reason("the caller went away");
     l->outbox.Post([link = l->link, send = std::move(send)] { link->Send(send); });
   }
   l->outbox.Settle();

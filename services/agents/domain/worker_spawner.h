@@ -133,6 +133,10 @@ class WorkerSpawner final : public Workers {
   // listener gets its events and then its result. Returns the task id.
   absl::StatusOr<std::string> RunTask(const Principal& caller, const v1::RunTaskRequest& req,
                                       TaskListener listener, uint64_t* handle) override;
+  // The same for a command (Task.command): default timeout 10 minutes, at
+  // most an hour.
+  absl::StatusOr<std::string> RunCommand(const Principal& caller, const v1::RunCommandRequest& req,
+                                         TaskListener listener, uint64_t* handle) override;
   // The caller went away: stop listening (an event being told already may
   // still arrive); `cancel` also cancels the task.
   void Detach(const std::string& worker_id, uint64_t handle, bool cancel) override;
@@ -193,6 +197,12 @@ class WorkerSpawner final : public Workers {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(l.mu);
   // Posts saving the worker as it is now.
   void PersistLocked(Live& l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(l.mu);
+  // Gives `task` to `worker_id` for `caller` (or, for a request_id seen
+  // before, attaches to the task it started): one at a time, only on a
+  // READY worker; the listener hears it until Detach. Returns the task id.
+  absl::StatusOr<std::string> AdmitTask(const Principal& caller, const std::string& worker_id,
+                                        v1::Task task, const std::string& request_id,
+                                        TaskListener listener, uint64_t* handle);
   // Why `l` cannot take a task now ("" if it can).
   static std::string RefusalLocked(Live& l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(l.mu);
 

@@ -63,6 +63,13 @@ class Workers {
   virtual absl::StatusOr<std::string> RunTask(const Principal& caller,
                                               const v1::RunTaskRequest& req, TaskListener listener,
                                               uint64_t* handle) = 0;
+  // Runs (or attaches to) a command in the worker's sandbox, as a task the
+  // runner runs instead of its agent (Task.command): admitted like RunTask,
+  // its output arrives as AgentEvent.command_output, its end as
+  // TaskResult.command. Returns the task id.
+  virtual absl::StatusOr<std::string> RunCommand(const Principal& caller,
+                                                 const v1::RunCommandRequest& req,
+                                                 TaskListener listener, uint64_t* handle) = 0;
   // The caller went away: stop listening; `cancel` also cancels the task.
   virtual void Detach(const std::string& worker_id, uint64_t handle, bool cancel) = 0;
 

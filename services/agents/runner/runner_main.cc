@@ -97,7 +97,10 @@ int RunRunner() {
   if (auto s = BecomeSubreaper(); !s.ok()) {
     std::cerr << "runner: background processes may outlive their turn: " << s << "\n";
   }
-  auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
+  // A command's task carries its standard input (up to 3 MiB) and more.
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(16 * 1024 * 1024);
+  auto channel = grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
   auto stub = v1::RunnerService::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.AddMetadata("authorization", "Bearer " + token);
@@ -144,16 +147,20 @@ int RunRunner() {
     cancel = false;
     running_task = msg.task().id();
     running = std::thread([&, task = msg.task()] {
-      auto adapter = MakeAdapter(config.agent_type(), scripted);
-      v1::TaskResult result = RunAgentTask(
-          task, *adapter, workspace, default_timeout, &cancel,
-          [&](const v1::AgentEvent& e) {
-            v1::ConnectRequest r;
-            *r.mutable_event() = e;
-            write(r);
-          },
-          // The turn is over: nothing the agent started outlives it.
-          [] { KillDescendants(); });
+      auto emit = [&](const v1::AgentEvent& e) {
+        v1::ConnectRequest r;
+        *r.mutable_event() = e;
+        write(r);
+      };
+      // The turn is over: nothing the agent or the command started outlives it.
+      auto end_turn = [] { KillDescendants(); };
+      v1::TaskResult result;
+      if (task.has_command()) {
+        result = RunWorkspaceCommand(task, workspace, &cancel, emit, end_turn);
+      } else {
+        auto adapter = MakeAdapter(config.agent_type(), scripted);
+        result = RunAgentTask(task, *adapter, workspace, default_timeout, &cancel, emit, end_turn);
+      }
       v1::ConnectRequest r;
       *r.mutable_result() = result;
       write(r);

@@ -23,4 +23,16 @@ v1::TaskResult RunAgentTask(const v1::Task& task, AgentAdapter& adapter, const s
                             const std::function<void(const v1::AgentEvent&)>& emit,
                             const std::function<void()>& after_agent = nullptr);
 
+// Runs a command task (Task.command) in `workspace`'s working_directory
+// under task.timeout: its standard output and error go to `emit` as
+// command_output events of at most 64 KiB each, byte for byte; standard
+// input is the command's stdin; the environment is this process's, without
+// ORCHESTRATOR_TOKEN unless the command asks for it, plus its variables.
+// The result carries how it ended (TaskResult.command). `after_exit` as for
+// RunAgentTask.
+v1::TaskResult RunWorkspaceCommand(const v1::Task& task, const std::string& workspace,
+                                   const std::atomic<bool>* cancel,
+                                   const std::function<void(const v1::AgentEvent&)>& emit,
+                                   const std::function<void()>& after_exit = nullptr);
+
 }  // namespace orchestrator::agents

@@ -14,6 +14,7 @@
 #include "orchestrator/jobs/v1/jobs.grpc.pb.h"
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
 #include "orchestrator/scaffolder/v1/scaffolder.grpc.pb.h"
+#include "orchestrator/scheduler/v1/scheduler.grpc.pb.h"
 #include "orchestrator/sessions/v1/sessions.grpc.pb.h"
 #include "services/common/commands/command.h"
 #include "services/common/commands/format.h"
@@ -30,6 +31,7 @@ namespace infra = ::orchestrator::infra::v1;
 namespace jobs = ::orchestrator::jobs::v1;
 namespace projects = ::orchestrator::projects::v1;
 namespace scaffolder = ::orchestrator::scaffolder::v1;
+namespace scheduler = ::orchestrator::scheduler::v1;
 namespace sessions = ::orchestrator::sessions::v1;
 
 Param Arg(std::string name, std::string field, std::string help) {
@@ -55,6 +57,12 @@ std::vector<Param> With(std::vector<Param> a, const std::vector<Param>& b) {
   return a;
 }
 
+Param ChangeDeliveryFlag() {
+  return Flag("change-delivery", "project.change_delivery",
+              "how engineering runs deliver changes: fast-forward (the default branch; default) "
+              "or pull-request (repositories on GitHub)");
+}
+
 std::vector<Column> JobColumns() {
   return {{"ID", "id"},
           {"KIND", "kind"},
@@ -67,6 +75,48 @@ std::vector<Column> JobColumns() {
            }},
           {"PROJECT", "project_id"},
           {"UPDATED", "update_time"}};
+}
+
+// An engineering run at a glance: attempts made of its most, its latest
+// tests (passed of all), the tokens it used (input plus output, what the
+// budget counts), the commit it pushed.
+std::vector<Column> EngineeringRunColumns() {
+  using Run = engineering::EngineeringRun;
+  return {
+      {"ID", "id"},
+      {"STATUS", "status"},
+      {"ITERATIONS", "",
+       [](const Message& m, absl::Time) {
+         const auto& run = static_cast<const Run&>(m);
+         return run.max_iterations() > 0 ? absl::StrCat(run.iterations(), "/", run.max_iterations())
+                                         : std::string();
+       }},
+      {"TESTS", "",
+       [](const Message& m, absl::Time) {
+         const auto& run = static_cast<const Run&>(m);
+         if (!run.has_last_test_report()) return std::string();
+         const auto& report = run.last_test_report();
+         const int total = report.passed_count() + report.failed_count() + report.skipped_count();
+         // No counts (a runner that prints none): the outcome alone.
+         if (total == 0 || report.outcome() == engineering::TEST_OUTCOME_NOT_RUN) {
+           const auto* outcome =
+               engineering::TestOutcome_descriptor()->FindValueByNumber(report.outcome());
+           return outcome != nullptr && outcome->number() != 0 ? EnumLabel(outcome) : std::string();
+         }
+         return absl::StrCat(report.passed_count(), "/", total);
+       }},
+      {"TOKENS", "",
+       [](const Message& m, absl::Time) {
+         const auto& run = static_cast<const Run&>(m);
+         return run.has_usage()
+                    ? CountText(run.usage().input_tokens() + run.usage().output_tokens())
+                    : std::string();
+       }},
+      {"COMMIT", "",
+       [](const Message& m, absl::Time) {
+         return static_cast<const Run&>(m).change().commit_sha().substr(0, 7);
+       }},
+      {"CREATED", "create_time"}};
 }
 
 std::string LogLineText(const Message& m, absl::Time) {
@@ -91,7 +141,8 @@ std::vector<Command> Build() {
                   Flag("display-name", "project.display_name", "name for people"),
                   Flag("description", "project.description", "what it is"),
                   Flag("repository-url", "project.repository_url", "its git repository"),
-                  Flag("template", "project.template_id", "scaffold from this template")},
+                  Flag("template", "project.template_id", "scaffold from this template"),
+                  ChangeDeliveryFlag()},
        .show_field = "project"});
   add({.group = "project",
        .name = "list",
@@ -120,7 +171,7 @@ std::vector<Command> Build() {
                   Flag("display-name", "project.display_name", "name for people"),
                   Flag("description", "project.description", "what it is"),
                   Flag("repository-url", "project.repository_url", "its git repository"),
-                  Flag("status", "project.status", "the new status")},
+                  Flag("status", "project.status", "the new status"), ChangeDeliveryFlag()},
        .show_field = "project",
        .details = "The update mask is the set of flags given."});
   add({.group = "project",
@@ -268,17 +319,29 @@ std::vector<Command> Build() {
   // --- engineering -----------------------------------------------------------
   add({.group = "engineering",
        .name = "trigger",
-       .summary = "have a coding agent implement a change",
+       .summary = "have a coding agent implement a change, tested and pushed (a job)",
        .rpc = Unary<engineering::EngineeringService>(
            &engineering::EngineeringService::Stub::TriggerEngineering),
        .params = {Arg("PROJECT", "project_id", "the project's id"),
-                  Required("instructions", "instructions", "what to build or fix"),
-                  Flag("agent", "agent_type", "claude-code, codex, factory-droid or scripted")},
+                  Arg("TASK", "instructions", "what to build or fix, for the agent"),
+                  Flag("agent", "agent_type",
+                       "claude-code, codex, factory-droid or scripted (default: the platform's)"),
+                  Flag("max-iterations", "max_iterations",
+                       "attempts (agent turn, then tests) before it asks for a human: 1-10 "
+                       "(default 3)")},
        .show_field = "run",
-       .job_id_path = "job.id"});
+       .job_id_path = "job.id",
+       .details =
+           "The agent works in a sandbox on a clone of the project's repository; the\n"
+           "platform runs the project's tests on each attempt and feeds failures back.\n"
+           "A change that passes is committed and pushed (see project update\n"
+           "--change-delivery); one that never passes fails the job asking for a human,\n"
+           "with the last attempt on the branch orchestrator/<run>. A retry with the same\n"
+           "--request-id returns the same run. Example:\n"
+           "  orchestrator engineering trigger prj_1 \"make the greeting say Howdy\" --follow"});
   add({.group = "engineering",
        .name = "status",
-       .summary = "show an engineering run",
+       .summary = "show an engineering run: its attempts, tests, usage and change",
        .rpc = Unary<engineering::EngineeringService>(
            &engineering::EngineeringService::Stub::GetEngineeringRun),
        .params = {Arg("RUN", "run_id", "the run's id")},
@@ -293,18 +356,22 @@ std::vector<Command> Build() {
        .show_field = "change"});
   add({.group = "engineering",
        .name = "runs",
-       .summary = "list a project's engineering runs",
+       .summary = "list a project's engineering runs, newest first",
        .rpc = Unary<engineering::EngineeringService>(
            &engineering::EngineeringService::Stub::ListEngineeringRuns),
        .params = With({Arg("PROJECT", "project_id", "the project's id"),
                        Flag("status", "status", "only this status")},
                       Paging()),
        .list_field = "runs",
-       .columns = {{"ID", "id"},
-                   {"STATUS", "status"},
-                   {"AGENT", "agent_type"},
-                   {"JOB", "job_id"},
-                   {"CREATED", "create_time"}}});
+       .columns = EngineeringRunColumns()});
+  add({.group = "engineering",
+       .name = "usage",
+       .summary = "show the model usage of your engineering runs, and the token budget",
+       .rpc = Unary<engineering::EngineeringService>(
+           &engineering::EngineeringService::Stub::GetEngineeringUsage),
+       .params = {Flag("project", "project_id", "only this project's runs")},
+       .details = "window_tokens counts input plus output tokens within budget_window; a run\n"
+                  "is refused while it is at or over budget_tokens (0: no budget)."});
 
   // --- deploy ----------------------------------------------------------------
   add({.group = "deploy",
@@ -529,6 +596,19 @@ std::vector<Command> Build() {
          .show_field = "session"});
   }
 
+  // --- scheduler -------------------------------------------------------------
+  add({.group = "scheduler",
+       .name = "tasks",
+       .summary = "list the platform's periodic tasks",
+       .rpc = Unary<scheduler::SchedulerService>(&scheduler::SchedulerService::Stub::ListTasks),
+       .params = Paging(),
+       .list_field = "tasks",
+       .columns = {{"ID", "id"},
+                   {"JOB KIND", "job_kind"},
+                   {"STATE", "state"},
+                   {"LAST RUN", "last_run_time"},
+                   {"NEXT RUN", "next_run_time"}}});
+
   // --- admin -----------------------------------------------------------------
   add({.group = "admin",
        .name = "users",
@@ -661,6 +741,7 @@ const std::vector<Group>& Groups() {
       {"infra", "servers, provisioning, port allocations"},
       {"diagnose", "service logs, health, errors"},
       {"session", "Product-Owner sessions"},
+      {"scheduler", "the platform's periodic tasks"},
       {"admin", "users, tokens, pipeline steps"},
   };
   return *groups;

@@ -223,6 +223,14 @@ std::string DurationText(absl::Duration d) {
   return absl::StrCat(s / 86400, "d ", (s % 86400) / 3600, "h");
 }
 
+std::string CountText(int64_t n) {
+  if (n < 0) return "-" + CountText(-n);
+  if (n < 1000) return absl::StrCat(n);
+  if (n < 1000 * 1000) return absl::StrFormat("%.1fk", n / 1e3);
+  if (n < 1000 * 1000 * 1000) return absl::StrFormat("%.1fM", n / 1e6);
+  return absl::StrFormat("%.1fG", n / 1e9);
+}
+
 std::string FormatMessage(const Message& message, absl::Time now, bool compact) {
   const Descriptor* d = message.GetDescriptor();
   if (Is(d, "google.protobuf.Timestamp")) {

@@ -3,6 +3,7 @@
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@ std::string AgoText(absl::Time t, absl::Time now);   // "4m ago", "in 2h"
 std::string TimeText(absl::Time t, absl::Time now);  // "2026-11-21 10:12:03 UTC (4m ago)"
 std::string ClockText(absl::Time t);                 // "10:12:03"
 std::string DurationText(absl::Duration d);          // "1h 5m", "3.2s", "120ms"
+std::string CountText(int64_t n);                    // "850", "12.3k", "1.2M"
 
 // One field of `message` as text: the whole field (repeated ones joined by
 // ", "). `compact` is for table cells (times as "4m ago").

@@ -127,7 +127,7 @@ absl::StatusOr<ChildExit> RunChild(const ChildCommand& command) {
                                               : open("/dev/null", O_RDONLY);
     dup2(input, 0);
     dup2(out[1], 1);
-    dup2(err[1], 2);
+    dup2(command.stderr_to_stdout ? out[1] : err[1], 2);
     // Nothing else of ours: descriptors opened without O_CLOEXEC (e.g. a
     // server's listening socket) would outlive us in what it starts.
     close_range(3, ~0U, 0);
@@ -230,6 +230,7 @@ absl::StatusOr<ChildExit> RunChild(const ChildCommand& command) {
       if (n <= 0) {
         err_open = false;
       } else {
+        if (command.on_stderr) command.on_stderr(absl::string_view(buf, static_cast<size_t>(n)));
         result.stderr_tail.append(buf, static_cast<size_t>(n));
         if (result.stderr_tail.size() > command.stderr_bytes) {
           result.stderr_tail.erase(0, result.stderr_tail.size() - command.stderr_bytes);

@@ -42,6 +42,10 @@ struct ChildCommand {
   // when `on_output` is set, as the bytes come (for binary output).
   std::function<void(const std::string& line)> on_line;
   std::function<void(absl::string_view bytes)> on_output;
+  // Standard error as the bytes come (its tail is kept as well), or, with
+  // `stderr_to_stdout`, onto standard output (nothing to keep).
+  std::function<void(absl::string_view bytes)> on_stderr;
+  bool stderr_to_stdout = false;
   absl::Time deadline = absl::InfiniteFuture();
   const std::atomic<bool>* cancel = nullptr;
   size_t stderr_bytes = 8192;  // how much of the end of standard error to keep

@@ -29,6 +29,10 @@ struct EnqueueRequest {
 // sessions component tells the job's owner when such a job ends.
 inline constexpr char kStartedBecauseParam[] = "started_because";
 
+// A job that FAILED with FAILED_PRECONDITION whose error message starts with this asks its owner to
+// step in (an engineering run whose tests keep failing).
+inline constexpr char kNeedsHumanPrefix[] = "needs a human";
+
 // Limits applied when claiming.
 struct ClaimLimits {
   // kind → at most this many RUNNING jobs per owner (e.g. deploy → 3).

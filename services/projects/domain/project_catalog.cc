@@ -40,8 +40,8 @@ constexpr int32_t kMaxPageSize = 500;
 // The fields UpdateProject may change; name and ids are immutable.
 const std::set<std::string, std::less<>>& MutableFields() {
   static const auto* fields = new std::set<std::string, std::less<>>{
-      "display_name", "description",      "status",           "repository_url",
-      "template_id",  "template_version", "template_answers", "run_contract"};
+      "display_name",     "description",      "status",       "repository_url", "template_id",
+      "template_version", "template_answers", "run_contract", "change_delivery"};
   return *fields;
 }
 
@@ -132,6 +132,13 @@ absl::Status ValidateMutableField(const v1::Project& p, absl::string_view path,
     return ValidateTemplateAnswers("project.template_answers", p.template_answers());
   }
   if (path == "run_contract") return ValidateRunContract("project.run_contract", p.run_contract());
+  if (path == "change_delivery") {
+    if (!v1::ChangeDelivery_IsValid(p.change_delivery())) {
+      return InvalidField("project.change_delivery",
+                          absl::StrCat("unknown change delivery ", p.change_delivery()));
+    }
+    return absl::OkStatus();
+  }
   return InvalidField("update_mask", absl::StrCat("unknown field '", path, "'"));
 }
 
@@ -439,6 +446,24 @@ absl::StatusOr<v1::Project> ProjectCatalog::Visible(const Principal& caller,
   return project;
 }
 
+absl::Status ProjectCatalog::CheckChangeDelivery(const v1::Project& project) const {
+  if (project.change_delivery() != v1::CHANGE_DELIVERY_PULL_REQUEST) return absl::OkStatus();
+  const PullRequestHost& github = options_.pull_requests;
+  if (!project.repository_url().empty() && github.holds && github.holds(project.repository_url())) {
+    return absl::OkStatus();
+  }
+  const std::string where = github.name.empty()
+                                ? "the platform's GitHub"
+                                : absl::StrCat("the platform's GitHub (", github.name, ")");
+  // Never the URL itself: what a user typed is not repeated back in errors.
+  return absl::FailedPreconditionError(absl::StrCat(
+      "project.change_delivery: CHANGE_DELIVERY_PULL_REQUEST opens pull requests on ", where,
+      project.repository_url().empty() ? ", and the project has no repository yet"
+                                       : ", and the project's repository_url is not there",
+      ": set repository_url to its https:// URL on it, or use CHANGE_DELIVERY_FAST_FORWARD "
+      "(the default branch is fast-forwarded)"));
+}
+
 absl::StatusOr<v1::Project> ProjectCatalog::Create(const Principal& caller,
                                                    const v1::CreateProjectRequest& req) {
   const v1::Project& in = req.project();
@@ -467,6 +492,8 @@ absl::StatusOr<v1::Project> ProjectCatalog::Create(const Principal& caller,
   project.set_template_version(in.template_version());
   *project.mutable_template_answers() = in.template_answers();
   if (!IsUnsetContract(in.run_contract())) *project.mutable_run_contract() = in.run_contract();
+  project.set_change_delivery(in.change_delivery());
+  if (auto s = CheckChangeDelivery(project); !s.ok()) return s;
   auto created = store_->Insert(project, req.request_id());
   if (absl::IsAlreadyExists(created.status())) {
     return absl::AlreadyExistsError(
@@ -553,6 +580,9 @@ absl::StatusOr<v1::Project> ProjectCatalog::Update(const Principal& caller,
     if (!in.template_version().empty()) fields.push_back("template_version");
     if (!in.template_answers().empty()) fields.push_back("template_answers");
     if (in.has_run_contract()) fields.push_back("run_contract");
+    if (in.change_delivery() != v1::CHANGE_DELIVERY_UNSPECIFIED) {
+      fields.push_back("change_delivery");
+    }
     if (fields.empty()) {
       return InvalidField("update_mask", "names no field and the project sets none to change");
     }
@@ -566,6 +596,17 @@ absl::StatusOr<v1::Project> ProjectCatalog::Update(const Principal& caller,
   }
   auto current = Visible(caller, "project.id", in.id());
   if (!current.ok()) return current.status();
+  const auto updates = [&fields](absl::string_view path) {
+    return std::find(fields.begin(), fields.end(), path) != fields.end();
+  };
+  if (updates("change_delivery") || updates("repository_url")) {
+    // Checked on the project as it would be: a repository moved off GitHub
+    // cannot keep taking changes by pull request either.
+    v1::Project after = *std::move(current);
+    if (updates("change_delivery")) after.set_change_delivery(in.change_delivery());
+    if (updates("repository_url")) after.set_repository_url(in.repository_url());
+    if (auto s = CheckChangeDelivery(after); !s.ok()) return s;
+  }
   return store_->Update(in, fields);
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -20,8 +21,18 @@ struct RepositoryUrlPolicy {
   bool allow_local_hosts = false;
 };
 
+// The GitHub the platform opens pull requests on (--github_api_url): only
+// a project whose repository is there may take its changes by pull request.
+struct PullRequestHost {
+  // Where such a repository lives, for errors: "https://github.com/…".
+  std::string name;
+  // Whether a repository URL is on it; unset: none is.
+  std::function<bool(absl::string_view url)> holds;
+};
+
 struct CatalogOptions {
   RepositoryUrlPolicy repository_urls;
+  PullRequestHost pull_requests;
 };
 
 // The rules of ProjectService, independent of gRPC: validation (errors name
@@ -32,7 +43,7 @@ struct CatalogOptions {
 class ProjectCatalog final {
  public:
   ProjectCatalog(ProjectStorePtr store, SecretBox secrets, CatalogOptions options = {})
-      : store_(std::move(store)), secrets_(std::move(secrets)), options_(options) {}
+      : store_(std::move(store)), secrets_(std::move(secrets)), options_(std::move(options)) {}
 
   absl::StatusOr<v1::Project> Create(const Principal& caller, const v1::CreateProjectRequest& req);
   absl::StatusOr<v1::Project> Get(const Principal& caller, const v1::GetProjectRequest& req);
@@ -63,6 +74,10 @@ class ProjectCatalog final {
 
   absl::StatusOr<v1::Project> Visible(const Principal& caller, absl::string_view field,
                                       absl::string_view project_id);
+
+  // FAILED_PRECONDITION when `project` takes changes by pull request but its
+  // repository is not on options_.pull_requests.
+  absl::Status CheckChangeDelivery(const v1::Project& project) const;
 
   ProjectStorePtr store_;
   SecretBox secrets_;

@@ -17,13 +17,14 @@ using google::protobuf::util::TimeUtil;
   "id, owner_id, name, display_name, description, status, repository_url, template_id, " \
   "(extract(epoch FROM create_time) * 1000000)::bigint, "                                \
   "(extract(epoch FROM update_time) * 1000000)::bigint, "                                \
-  "template_version, template_answers::text, run_contract::text"
+  "template_version, template_answers::text, run_contract::text, change_delivery"
 
 constexpr db::Statement kInsert{
     "projects_insert",
     "INSERT INTO projects.projects (id, owner_id, name, display_name, description, status, "
     "repository_url, template_id, create_request_id, template_version, template_answers, "
-    "run_contract) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb) "
+    "run_contract, change_delivery) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13::int) "
     "ON CONFLICT (owner_id, create_request_id) WHERE create_request_id IS NOT NULL DO NOTHING "
     "RETURNING " PROJECT_COLUMNS};
 constexpr db::Statement kGetByRequest{
@@ -53,6 +54,7 @@ constexpr db::Statement kUpdate{
     "template_version = CASE WHEN $12 THEN $13 ELSE template_version END, "
     "template_answers = CASE WHEN $14 THEN $15::jsonb ELSE template_answers END, "
     "run_contract = CASE WHEN $16 THEN $17::jsonb ELSE run_contract END, "
+    "change_delivery = CASE WHEN $18 THEN $19::int ELSE change_delivery END, "
     "update_time = now() WHERE id = $1 RETURNING " PROJECT_COLUMNS};
 constexpr db::Statement kDelete{"projects_delete", "DELETE FROM projects.projects WHERE id = $1"};
 
@@ -109,6 +111,7 @@ absl::StatusOr<v1::Project> ProjectFromRow(const db::Result& r, int row) {
   if (!contract.ok()) return contract.status();
   // '{}' is no contract: left unset.
   if (contract->ByteSizeLong() > 0) *p.mutable_run_contract() = *std::move(contract);
+  p.set_change_delivery(static_cast<v1::ChangeDelivery>(r.GetInt64(row, 13)));
   return p;
 }
 
@@ -128,11 +131,11 @@ std::string Flag(const std::vector<std::string>& fields, absl::string_view name)
 
 absl::StatusOr<v1::Project> PgProjectStore::Insert(const v1::Project& p,
                                                    absl::string_view request_id) {
-  auto inserted =
-      pool_->Exec(kInsert, {p.id(), p.owner_id(), p.name(), p.display_name(), p.description(),
-                            std::to_string(p.status()), p.repository_url(), p.template_id(),
-                            db::NullIfEmpty(request_id), p.template_version(), AnswersColumn(p),
-                            db::ToJsonColumn(p.run_contract())});
+  auto inserted = pool_->Exec(
+      kInsert, {p.id(), p.owner_id(), p.name(), p.display_name(), p.description(),
+                std::to_string(p.status()), p.repository_url(), p.template_id(),
+                db::NullIfEmpty(request_id), p.template_version(), AnswersColumn(p),
+                db::ToJsonColumn(p.run_contract()), std::to_string(p.change_delivery())});
   if (!inserted.ok()) return inserted.status();
   if (inserted->rows() == 1) return ProjectFromRow(*inserted, 0);
   // The same request came before: return what it created.
@@ -179,7 +182,8 @@ absl::StatusOr<v1::Project> PgProjectStore::Update(const v1::Project& p,
                 Flag(fields, "repository_url"), p.repository_url(), Flag(fields, "template_id"),
                 p.template_id(), Flag(fields, "template_version"), p.template_version(),
                 Flag(fields, "template_answers"), AnswersColumn(p), Flag(fields, "run_contract"),
-                db::ToJsonColumn(p.run_contract())});
+                db::ToJsonColumn(p.run_contract()), Flag(fields, "change_delivery"),
+                std::to_string(p.change_delivery())});
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return absl::NotFoundError(absl::StrCat("project '", p.id(), "' not found"));
   return ProjectFromRow(*r, 0);

@@ -13,6 +13,12 @@ struct JobEnd {
   // Set when the platform started the job on its own (an automatic
   // rollback, …): why, for people.
   std::string started_because;
+  // When it failed: why (the job's error message, at most 4 KiB).
+  std::string error_message;
+  // It failed asking its owner to step in (FAILED_PRECONDITION, its message
+  // starting with jobs::kNeedsHumanPrefix): the owner is told even when no
+  // session is open.
+  bool needs_human = false;
 };
 
 }  // namespace orchestrator::sessions

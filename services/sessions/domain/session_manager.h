@@ -16,7 +16,7 @@
 #include "absl/time/time.h"
 #include "services/common/auth/principal.h"
 #include "services/common/executor/outbox.h"
-#include "services/sessions/domain/agent_driver.h"
+#include "services/common/peers/agent_driver.h"
 #include "services/sessions/domain/job_end.h"
 #include "services/sessions/domain/session_store.h"
 

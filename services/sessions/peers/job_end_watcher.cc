@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "services/common/peers/mesh_call.h"
@@ -201,7 +202,7 @@ void JobEndWatcher::CatchUp(jv1::JobService::StubInterface& stub, absl::Time sin
       const absl::Time ended = absl::FromUnixSeconds(job.update_time().seconds()) +
                                absl::Nanoseconds(job.update_time().nanos());
       if (ended < since) continue;
-      Tell(job, absl::StrCat(job.id(), "@", job.attempt(), "#", state), OutcomeOf(state));
+      Tell(job, absl::StrCat(job.id(), "@", job.attempt(), "#", state), state);
       ++told;
     }
   }
@@ -211,14 +212,17 @@ void JobEndWatcher::CatchUp(jv1::JobService::StubInterface& stub, absl::Time sin
 void JobEndWatcher::Handle(const jv1::WatchJobsResponse& change) {
   const jv1::JobEvent& event = change.event();
   if (event.type() != jv1::JOB_EVENT_TYPE_STATE_CHANGED) return;
-  const char* outcome = OutcomeOf(event.state_changed().to_state());
+  const jv1::JobState ended = event.state_changed().to_state();
   jv1::Job job = change.job();
   if (job.id().empty()) job.set_id(event.job_id());
-  Tell(job, absl::StrCat(job.id(), "@", job.attempt(), "#", event.state_changed().to_state()),
-       outcome);
+  // The error as of this change: the job was read after it, and a retry
+  // may have moved on since.
+  if (event.state_changed().has_error()) *job.mutable_error() = event.state_changed().error();
+  Tell(job, absl::StrCat(job.id(), "@", job.attempt(), "#", ended), ended);
 }
 
-void JobEndWatcher::Tell(const jv1::Job& job, const std::string& key, const char* outcome) {
+void JobEndWatcher::Tell(const jv1::Job& job, const std::string& key, jv1::JobState ended) {
+  const char* outcome = OutcomeOf(ended);
   if (outcome == nullptr || job.owner_id().empty() || job.id().empty()) return;
   {
     absl::MutexLock lock(&mu_);
@@ -237,6 +241,12 @@ void JobEndWatcher::Tell(const jv1::Job& job, const std::string& key, const char
   if (auto it = job.params().fields().find(jobs::kStartedBecauseParam);
       it != job.params().fields().end()) {
     end.started_because = it->second.string_value();
+  }
+  if (ended == jv1::JOB_STATE_FAILED) {
+    end.error_message = job.error().message();
+    end.needs_human =
+        job.error().code() == static_cast<int>(absl::StatusCode::kFailedPrecondition) &&
+        absl::StartsWith(end.error_message, jobs::kNeedsHumanPrefix);
   }
   on_job_ended_(end);
 }

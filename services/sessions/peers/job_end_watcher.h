@@ -23,9 +23,11 @@ namespace orchestrator::sessions {
 // JobService.WatchJobs stream open as the mesh (which sees every owner's
 // jobs) and turns each change to SUCCEEDED, FAILED or CANCELLED into one
 // `on_job_ended(JobEnd)` call, with outcome "succeeded", "failed" or "was
-// cancelled", and why the platform started the job when it did so on its
-// own (its "started_because" param). While the jobs component cannot be reached it
-// tries again with capped backoff, logging once per outage. WatchJobs is
+// cancelled", why the platform started the job when it did so on its own
+// (its "started_because" param), and for a failure its error, marked
+// needs_human when it asks its owner to step in (jobs::kNeedsHumanPrefix).
+// While the jobs component cannot be reached it tries again with capped
+// backoff, logging once per outage. WatchJobs is
 // live only, so each time a watch is in place again the watcher catches up
 // with ListJobs: the jobs that ended since the last watch ended (on the first
 // watch, within `first_catch_up`) are told too. Telling a job twice is
@@ -76,8 +78,8 @@ class JobEndWatcher final {
   void Connected(std::shared_ptr<jobs::v1::JobService::StubInterface> stub);
   // On the dispatcher: the jobs that ended since `since`, with ListJobs.
   void CatchUp(jobs::v1::JobService::StubInterface& stub, absl::Time since);
-  // One end, told once.
-  void Tell(const jobs::v1::Job& job, const std::string& key, const char* outcome);
+  // One end (the job reached `ended`), told once.
+  void Tell(const jobs::v1::Job& job, const std::string& key, jobs::v1::JobState ended);
 
   std::function<StubPtr()> make_stub_;
   const MeshCredentialPtr mesh_;

@@ -502,6 +502,52 @@ TEST_F(ProjectServiceTest, TheMaskReplacesTheTemplateRecordWhole) {
   EXPECT_EQ(got.template_version(), "2.0.0");
 }
 
+TEST_F(ProjectServiceTest, AProjectOnGitHubTakesChangesByPullRequestAndNoOtherMay) {
+  // On github.com (the default --github_api_url's): stored, and read back
+  // after a restart.
+  v1::CreateProjectRequest create;
+  create.mutable_project()->set_name("reviewed");
+  create.mutable_project()->set_repository_url("https://github.com/alice/reviewed.git");
+  create.mutable_project()->set_change_delivery(v1::CHANGE_DELIVERY_PULL_REQUEST);
+  v1::CreateProjectResponse created;
+  grpc::Status s = stub_->CreateProject(TestMesh::Context(alice_).get(), create, &created);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  mesh_.Restart();
+  stub_ = v1::ProjectService::NewStub(mesh_.channel());
+  v1::Project got;
+  ASSERT_TRUE(Get(alice_, created.project().id(), &got).ok());
+  EXPECT_EQ(got.change_delivery(), v1::CHANGE_DELIVERY_PULL_REQUEST);
+
+  // Elsewhere: FAILED_PRECONDITION saying what to fix, and nothing made.
+  create.mutable_project()->set_name("elsewhere");
+  create.mutable_project()->set_repository_url("https://git.example.com/alice/elsewhere.git");
+  s = stub_->CreateProject(TestMesh::Context(alice_).get(), create, &created);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("https://github.com/"));
+  v1::ListProjectsResponse listed;
+  ASSERT_TRUE(
+      stub_->ListProjects(TestMesh::Context(alice_).get(), v1::ListProjectsRequest(), &listed)
+          .ok());
+  EXPECT_EQ(listed.projects_size(), 1);
+
+  // Moving the repository off GitHub is refused while it takes pull
+  // requests; going back to fast-forwards with it is fine.
+  v1::UpdateProjectRequest move;
+  move.mutable_project()->set_id(got.id());
+  move.mutable_project()->set_repository_url("https://git.example.com/alice/reviewed.git");
+  move.mutable_update_mask()->add_paths("repository_url");
+  v1::UpdateProjectResponse updated;
+  EXPECT_EQ(stub_->UpdateProject(TestMesh::Context(alice_).get(), move, &updated).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  move.mutable_project()->set_change_delivery(v1::CHANGE_DELIVERY_FAST_FORWARD);
+  move.mutable_update_mask()->add_paths("change_delivery");
+  s = stub_->UpdateProject(TestMesh::Context(alice_).get(), move, &updated);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_TRUE(Get(alice_, got.id(), &got).ok());
+  EXPECT_EQ(got.change_delivery(), v1::CHANGE_DELIVERY_FAST_FORWARD);
+  EXPECT_EQ(got.repository_url(), "https://git.example.com/alice/reviewed.git");
+}
+
 TEST_F(ProjectServiceTest, AnInvalidTemplateRecordIsRefusedNamingTheFieldAndChangesNothing) {
   v1::CreateProjectRequest create;
   *create.mutable_project() = Scaffolded("kept");
@@ -666,7 +712,7 @@ TEST_F(ProjectServiceTest, ProjectsSurviveARestartAndMigrationsRunOnceMore) {
   auto applied =
       pool->Exec(db::Statement{"applied", "SELECT count(*) FROM projects.schema_migrations"});
   ASSERT_TRUE(applied.ok());
-  EXPECT_EQ(applied->GetInt64(0, 0), 2);
+  EXPECT_EQ(applied->GetInt64(0, 0), 3);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "orchestrator/agents/v1/agents.grpc.pb.h"
+#include "orchestrator/jobs/v1/jobs.grpc.pb.h"
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
 #include "orchestrator/sessions/v1/sessions.grpc.pb.h"
 #include "services/common/db/pool.h"
@@ -162,6 +163,40 @@ TEST_F(SessionServiceTest, AFinishedJobComesBackAsANotification) {
   EXPECT_EQ(n.notification().job_id(), job);
   again.TryCancel();
   replay->Finish();
+}
+
+TEST_F(SessionServiceTest, AJobAskingForAHumanReachesItsOwnerWithNoSessionOpen) {
+  // Bob never talked to a PO agent: his failed job is told only because it
+  // asks for him (FAILED_PRECONDITION, "needs a human: ...").
+  grpc::ClientContext watch;
+  watch.AddMetadata("authorization", "Bearer " + bob_);
+  watch.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  auto notifications = stub_->WatchNotifications(&watch, v1::WatchNotificationsRequest());
+
+  auto jobs = orchestrator::jobs::v1::JobService::NewStub(mesh_.channel());
+  std::string plain_job, escalated_job;
+  for (const char* message :
+       {"port 8080 is taken", "needs a human: tests still fail after 2 iterations"}) {
+    orchestrator::jobs::v1::EnqueueDemoJobRequest req;
+    req.set_kind("demo.fail");
+    (*req.mutable_params()->mutable_fields())["code"].set_string_value("FAILED_PRECONDITION");
+    (*req.mutable_params()->mutable_fields())["message"].set_string_value(message);
+    req.set_max_attempts(1);
+    orchestrator::jobs::v1::EnqueueDemoJobResponse resp;
+    grpc::Status s = jobs->EnqueueDemoJob(TestMesh::Context(bob_).get(), req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    (plain_job.empty() ? plain_job : escalated_job) = resp.job().id();
+  }
+
+  v1::WatchNotificationsResponse n;
+  ASSERT_TRUE(notifications->Read(&n)) << "no notification of the job asking for a human";
+  EXPECT_EQ(n.notification().kind(), v1::NOTIFICATION_KIND_JOB_UPDATE);
+  EXPECT_EQ(n.notification().job_id(), escalated_job);
+  EXPECT_EQ(n.notification().text(), "Your demo.fail job " + escalated_job +
+                                         " failed: needs a human: tests still fail after 2 "
+                                         "iterations");
+  watch.TryCancel();
+  notifications->Finish();
 }
 
 TEST_F(SessionServiceTest, AfterARestartTheNextMessageResumesTheSameAgentSession) {

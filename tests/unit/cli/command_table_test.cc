@@ -85,6 +85,8 @@ TEST(CommandTableTest, TheGroupsAndCommandsTheCliPromisesAreThere) {
                         "engineering trigger",
                         "engineering status",
                         "engineering latest",
+                        "engineering runs",
+                        "engineering usage",
                         "deploy check",
                         "deploy trigger",
                         "deploy status",
@@ -105,6 +107,7 @@ TEST(CommandTableTest, TheGroupsAndCommandsTheCliPromisesAreThere) {
                         "session pause",
                         "session resume",
                         "session end",
+                        "scheduler tasks",
                         "admin users",
                         "admin tokens",
                         "admin steps",
@@ -123,6 +126,9 @@ TEST(CommandTableTest, PermissionsComeFromTheContract) {
   EXPECT_EQ(FindCommand("", "finish")->permission(), "agent.task.finish");
   EXPECT_EQ(FindCommand("", "whoami")->permission(), "");  // any authenticated caller
   EXPECT_EQ(FindCommand("jobs", "watch")->rpc_path(), "orchestrator.jobs.v1.JobService/WatchJob");
+  EXPECT_EQ(FindCommand("engineering", "usage")->permission(), "engineering.usage.get");
+  EXPECT_EQ(FindCommand("scheduler", "tasks")->rpc_path(),
+            "orchestrator.scheduler.v1.SchedulerService/ListTasks");
 }
 
 TEST(CommandTableTest, UsageShowsArgumentsFlagsFollowAndConfirm) {
@@ -131,8 +137,8 @@ TEST(CommandTableTest, UsageShowsArgumentsFlagsFollowAndConfirm) {
   EXPECT_EQ(FindCommand("infra", "release")->usage(),
             "orchestrator infra release ALLOCATION --confirm");
   EXPECT_EQ(FindCommand("engineering", "trigger")->usage(),
-            "orchestrator engineering trigger PROJECT --instructions VALUE [--agent VALUE] "
-            "[--follow]");
+            "orchestrator engineering trigger PROJECT TASK [--agent VALUE] "
+            "[--max-iterations VALUE] [--follow]");
 }
 
 }  // namespace

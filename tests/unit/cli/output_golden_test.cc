@@ -11,6 +11,7 @@
 
 #include "clients/cli/output.h"
 #include "gtest/gtest.h"
+#include "orchestrator/engineering/v1/engineering.pb.h"
 #include "orchestrator/jobs/v1/jobs.pb.h"
 #include "orchestrator/projects/v1/projects.pb.h"
 #include "services/common/commands/command.h"
@@ -109,6 +110,45 @@ TEST(OutputGoldenTest, ProjectGetShowsItsSetFieldsOnePerLine) {
   std::ostringstream out, err;
   PrintResponse(Find("project", "get"), resp, kNow, out, err);
   ExpectGolden("project_get.txt", out.str());
+}
+
+TEST(OutputGoldenTest, EngineeringRunsShowAttemptsTestsUsageAndTheCommit) {
+  namespace eng = ::orchestrator::engineering::v1;
+  eng::ListEngineeringRunsResponse resp;
+  const auto add = [&resp](const std::string& id, eng::EngineeringRunStatus status, int iterations,
+                           int max_iterations, absl::Duration age) {
+    eng::EngineeringRun* run = resp.add_runs();
+    run->set_id(id);
+    run->set_status(status);
+    run->set_iterations(iterations);
+    run->set_max_iterations(max_iterations);
+    *run->mutable_create_time() = Ago(age);
+    return run;
+  };
+  add("run_3", eng::ENGINEERING_RUN_STATUS_QUEUED, 0, 3, absl::Seconds(5));
+  eng::EngineeringRun* failed =
+      add("run_2", eng::ENGINEERING_RUN_STATUS_FAILED, 2, 2, absl::Hours(2));
+  failed->mutable_last_test_report()->set_outcome(eng::TEST_OUTCOME_FAILED);
+  failed->mutable_last_test_report()->set_passed_count(5);
+  failed->mutable_last_test_report()->set_failed_count(1);
+  failed->mutable_usage()->set_input_tokens(1'150'000);
+  failed->mutable_usage()->set_output_tokens(52'000);
+  eng::EngineeringRun* pushed =
+      add("run_1", eng::ENGINEERING_RUN_STATUS_SUCCEEDED, 1, 3, absl::Hours(26));
+  pushed->mutable_last_test_report()->set_outcome(eng::TEST_OUTCOME_PASSED);
+  pushed->mutable_last_test_report()->set_passed_count(4);
+  pushed->mutable_usage()->set_input_tokens(12'000);
+  pushed->mutable_usage()->set_output_tokens(345);
+  pushed->mutable_change()->set_commit_sha("8f3c2a91d0e4b5c6a7f8091a2b3c4d5e6f708192");
+  // A test runner that prints no counts: the outcome alone.
+  eng::EngineeringRun* outcome_only =
+      add("run_0", eng::ENGINEERING_RUN_STATUS_SUCCEEDED, 1, 3, absl::Hours(50));
+  outcome_only->mutable_last_test_report()->set_outcome(eng::TEST_OUTCOME_PASSED);
+  outcome_only->mutable_usage()->set_output_tokens(850);
+  std::ostringstream out, err;
+  PrintResponse(Find("engineering", "runs"), resp, kNow, out, err);
+  ExpectGolden("engineering_runs.txt", out.str());
+  EXPECT_EQ(err.str(), "");
 }
 
 TEST(OutputGoldenTest, JobEventsReadAsAStory) {

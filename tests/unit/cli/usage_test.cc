@@ -37,7 +37,7 @@ TEST(UsageTest, HelpAtEveryLevel) {
   EXPECT_THAT(command.out, HasSubstr("usage: orchestrator deploy trigger PROJECT"));
   EXPECT_THAT(command.out, HasSubstr("needs permission 'deploy.trigger'"));
   for (const auto* g :
-       {"project", "jobs", "engineering", "infra", "diagnose", "session", "admin"}) {
+       {"project", "jobs", "engineering", "infra", "diagnose", "session", "scheduler", "admin"}) {
     EXPECT_EQ(RunCli({g, "--help"}).status, 0) << g;
   }
 }
@@ -60,7 +60,11 @@ TEST(UsageTest, BadCommandLinesExitTwoAndSayWhy) {
            {{"jobs", "list", "--page-size", "ten"}, "--page-size: expected a whole number"},
            {{"jobs", "list", "--follow"}, "--follow: 'orchestrator jobs list' starts no job"},
            {{"infra", "release", "alc_1"}, "refusing without --confirm"},
-           {{"engineering", "trigger", "p1"}, "missing --instructions"},
+           {{"engineering", "trigger", "p1"}, "missing TASK"},
+           {{"engineering", "trigger", "p1", "fix it", "--max-iterations", "three"},
+            "--max-iterations: expected a whole number"},
+           {{"project", "update", "p1", "--change-delivery", "merge"},
+            "--change-delivery: 'merge' is not one of: fast-forward, pull-request"},
            {{"project", "update", "p1"}, "nothing to change"},
            {{"diagnose", "errors", "p1", "--since", "yesterday"}, "--since: expected a time"},
            {{"jobs", "list", "--timeout", "soon"}, "--timeout: expected a duration"},

@@ -2,6 +2,7 @@
 
 #include <functional>
 
+#include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/common/auth/mesh_identity.h"
@@ -458,6 +459,114 @@ TEST_F(ProjectCatalogTest, AProjectScopedCallerStillNeedsToOwnItsProject) {
   auto listed = catalog_.List(agent, {});
   ASSERT_TRUE(listed.ok());
   EXPECT_EQ(listed->projects_size(), 0);
+}
+
+// A catalog whose platform opens pull requests on github.com.
+class ChangeDeliveryTest : public ProjectCatalogTest {
+ protected:
+  ChangeDeliveryTest()
+      : github_(store_, *SecretBox::FromBase64Key(GenerateSecretKeyBase64()),
+                CatalogOptions{.repository_urls = {},
+                               .pull_requests = {.name = "https://github.com/…",
+                                                 .holds = [](absl::string_view url) {
+                                                   return absl::StartsWith(url,
+                                                                           "https://github.com/");
+                                                 }}}) {}
+
+  static v1::Project OnHost(const std::string& url, v1::ChangeDelivery delivery) {
+    v1::Project p = Owned("prj_a", "alice");
+    p.set_repository_url(url);
+    p.set_change_delivery(delivery);
+    return p;
+  }
+  static v1::UpdateProjectRequest SetDelivery(v1::ChangeDelivery delivery) {
+    v1::UpdateProjectRequest req;
+    req.mutable_project()->set_id("prj_a");
+    req.mutable_project()->set_change_delivery(delivery);
+    req.mutable_update_mask()->add_paths("change_delivery");
+    return req;
+  }
+
+  ProjectCatalog github_;
+};
+
+TEST_F(ChangeDeliveryTest, AProjectOnGitHubIsCreatedTakingChangesByPullRequest) {
+  v1::Project stored;
+  EXPECT_CALL(*store_, Insert(_, _)).WillOnce([&](const v1::Project& p, absl::string_view) {
+    stored = p;
+    return p;
+  });
+  v1::CreateProjectRequest req;
+  req.mutable_project()->set_name("shop-api");
+  req.mutable_project()->set_repository_url("https://github.com/alice/shop.git");
+  req.mutable_project()->set_change_delivery(v1::CHANGE_DELIVERY_PULL_REQUEST);
+  ASSERT_TRUE(github_.Create(alice_, req).ok());
+  EXPECT_EQ(stored.change_delivery(), v1::CHANGE_DELIVERY_PULL_REQUEST);
+}
+
+TEST_F(ChangeDeliveryTest, PullRequestsElsewhereAreRefusedSayingWhatToFixBeforeAnythingIsStored) {
+  v1::CreateProjectRequest req;
+  req.mutable_project()->set_name("shop-api");
+  req.mutable_project()->set_change_delivery(v1::CHANGE_DELIVERY_PULL_REQUEST);
+  auto no_repository = github_.Create(alice_, req);
+  EXPECT_EQ(no_repository.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(no_repository.status().message(), HasSubstr("no repository yet"));
+
+  req.mutable_project()->set_repository_url("https://git.example.com/alice/shop.git");
+  auto elsewhere = github_.Create(alice_, req);
+  EXPECT_EQ(elsewhere.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(elsewhere.status().message(), HasSubstr("project.change_delivery"));
+  EXPECT_THAT(elsewhere.status().message(), HasSubstr("https://github.com/…"));
+  EXPECT_THAT(elsewhere.status().message(), HasSubstr("CHANGE_DELIVERY_FAST_FORWARD"));
+  EXPECT_THAT(elsewhere.status().message(), Not(HasSubstr("git.example.com")));
+
+  // A platform with no GitHub takes no pull requests at all.
+  req.mutable_project()->set_repository_url("https://github.com/alice/shop.git");
+  auto no_github = catalog_.Create(alice_, req);
+  EXPECT_EQ(no_github.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(no_github.status().message(), HasSubstr("the platform's GitHub"));
+
+  req.mutable_project()->set_change_delivery(static_cast<v1::ChangeDelivery>(7));
+  auto unknown = github_.Create(alice_, req);
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(unknown.status().message(), HasSubstr("project.change_delivery"));
+}
+
+TEST_F(ChangeDeliveryTest, UpdateSetsTheDeliveryThroughTheMaskOrWithoutOne) {
+  EXPECT_CALL(*store_, Get(absl::string_view("prj_a")))
+      .WillRepeatedly(
+          Return(OnHost("https://github.com/alice/shop.git", v1::CHANGE_DELIVERY_UNSPECIFIED)));
+  EXPECT_CALL(*store_, Update(_, ElementsAre("change_delivery")))
+      .Times(2)
+      .WillRepeatedly([](const v1::Project& p, const std::vector<std::string>&) { return p; });
+  auto updated = github_.Update(alice_, SetDelivery(v1::CHANGE_DELIVERY_PULL_REQUEST));
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->change_delivery(), v1::CHANGE_DELIVERY_PULL_REQUEST);
+  v1::UpdateProjectRequest no_mask = SetDelivery(v1::CHANGE_DELIVERY_FAST_FORWARD);
+  no_mask.clear_update_mask();
+  EXPECT_TRUE(github_.Update(alice_, no_mask).ok());
+}
+
+TEST_F(ChangeDeliveryTest, NeitherTheDeliveryNorTheRepositoryMayLeavePullRequestsOffGitHub) {
+  EXPECT_CALL(*store_, Get(absl::string_view("prj_a")))
+      .WillOnce(Return(OnHost("https://git.example.com/a/b.git", v1::CHANGE_DELIVERY_UNSPECIFIED)))
+      .WillOnce(Return(OnHost("https://github.com/a/b.git", v1::CHANGE_DELIVERY_PULL_REQUEST)))
+      .WillOnce(Return(OnHost("https://github.com/a/b.git", v1::CHANGE_DELIVERY_PULL_REQUEST)));
+  // Pull requests for a repository that is not on GitHub.
+  EXPECT_EQ(github_.Update(alice_, SetDelivery(v1::CHANGE_DELIVERY_PULL_REQUEST)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // Moving a project that takes pull requests off GitHub.
+  v1::UpdateProjectRequest move;
+  move.mutable_project()->set_id("prj_a");
+  move.mutable_project()->set_repository_url("https://git.example.com/a/b.git");
+  move.mutable_update_mask()->add_paths("repository_url");
+  EXPECT_EQ(github_.Update(alice_, move).status().code(), absl::StatusCode::kFailedPrecondition);
+  // Both at once, back to fast-forwards: fine.
+  EXPECT_CALL(*store_, Update(_, ElementsAre("repository_url", "change_delivery")))
+      .WillOnce([](const v1::Project& p, const std::vector<std::string>&) { return p; });
+  move.mutable_project()->set_change_delivery(v1::CHANGE_DELIVERY_FAST_FORWARD);
+  move.mutable_update_mask()->add_paths("change_delivery");
+  EXPECT_TRUE(github_.Update(alice_, move).ok());
 }
 
 }  // namespace

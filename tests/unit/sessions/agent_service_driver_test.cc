@@ -2,7 +2,7 @@
 // every call is the mesh acting for the session's user, with a deadline;
 // the streams end when the worker is ready or the task has its result, or
 // promptly when the turn is cut off.
-#include "services/sessions/peers/agent_service_driver.h"
+#include "services/common/peers/agent_service_driver.h"
 
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
@@ -120,6 +120,35 @@ class FakeAgentService final : public av1::AgentService::CallbackService {
     return writer.get();
   }
 
+  // RunCommand streams its stdin back as stdout and "warn" as stderr, then
+  // ends with exit 3; with `hold_command` it waits for the caller to leave
+  // instead; a worker other than w1 is busy.
+  grpc::ServerWriteReactor<av1::RunCommandResponse>* RunCommand(
+      grpc::CallbackServerContext* ctx, const av1::RunCommandRequest* req) override {
+    Record("RunCommand", ctx);
+    auto writer = QueuedWriter<av1::RunCommandResponse>::Create();
+    if (req->worker_id() != "w1") {
+      writer->End(absl::FailedPreconditionError("worker '" + req->worker_id() + "' is busy"));
+      return writer.get();
+    }
+    av1::RunCommandResponse r;
+    r.mutable_output()->set_data(req->command().stdin());
+    writer->Push(r);
+    r.mutable_output()->set_data("warn");
+    r.mutable_output()->set_stderr(true);
+    writer->Push(r);
+    if (hold_command) {
+      writer->OnFinished([this] { command_left_.Notify(); });
+      return writer.get();
+    }
+    av1::RunCommandResponse end;
+    end.mutable_result()->set_exit_code(3);
+    writer->Push(end);
+    writer->End(absl::OkStatus());
+    return writer.get();
+  }
+  bool hold_command = false;
+
   Seen SeenOf(const std::string& rpc) {
     absl::MutexLock lock(&mu_);
     return seen_[rpc];
@@ -128,7 +157,7 @@ class FakeAgentService final : public av1::AgentService::CallbackService {
     absl::MutexLock lock(&mu_);
     return start_;
   }
-  absl::Notification watch_left_, task_left_;
+  absl::Notification watch_left_, task_left_, command_left_;
 
  private:
   void Record(const std::string& rpc, grpc::CallbackServerContext* ctx) {
@@ -275,6 +304,65 @@ TEST_F(AgentServiceDriverTest, ACutOffTaskEndsPromptlyAndLeavesTheCall) {
   // Cut off already: the next call is not even made.
   auto again = driver_->RunTask(
       "u1", req, [](const av1::AgentEvent&) {}, cancel);
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kCancelled);
+}
+
+TEST_F(AgentServiceDriverTest, RunCommandStreamsTheOutputByteExactThenReturnsTheResult) {
+  av1::RunCommandRequest req;
+  req.set_worker_id("w1");
+  req.mutable_command()->add_argv("cat");
+  const std::string binary("\0\xff\n\x01bundle", 10);
+  req.mutable_command()->set_stdin(binary);
+  std::vector<std::pair<std::string, bool>> outputs;
+  Cancellation cancel;
+  const auto before = std::chrono::system_clock::now();
+  auto result = driver_->RunCommand(
+      "u1", req,
+      [&](const av1::CommandOutput& out) { outputs.emplace_back(out.data(), out.stderr()); },
+      cancel);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code(), 3);
+  EXPECT_THAT(outputs, ::testing::ElementsAre(std::make_pair(binary, false),
+                                              std::make_pair(std::string("warn"), true)));
+  Seen seen = service_.SeenOf("RunCommand");
+  EXPECT_EQ(seen.authorization, Bearer());
+  EXPECT_EQ(seen.act_for, "u1");
+  // No timeout: the agents side's default (10 minutes) plus the margin.
+  EXPECT_GT(seen.deadline, before + std::chrono::seconds(629));
+  EXPECT_LT(seen.deadline, before + std::chrono::seconds(631));
+
+  req.set_worker_id("w2");
+  auto busy = driver_->RunCommand(
+      "u1", req, [](const av1::CommandOutput&) {}, cancel);
+  EXPECT_EQ(busy.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(busy.status().message(), HasSubstr("worker 'w2' is busy"));
+}
+
+TEST_F(AgentServiceDriverTest, ACutOffCommandEndsPromptlyAndLeavesTheCall) {
+  service_.hold_command = true;
+  av1::RunCommandRequest req;
+  req.set_worker_id("w1");
+  req.mutable_command()->add_argv("sleep");
+  req.mutable_timeout()->set_seconds(60);
+  Cancellation cancel;
+  absl::Notification streaming;
+  absl::StatusOr<av1::CommandResult> result;
+  std::thread turn([&] {
+    result = driver_->RunCommand(
+        "u1", req,
+        [&](const av1::CommandOutput& out) {
+          if (out.stderr()) streaming.Notify();
+        },
+        cancel);
+  });
+  ASSERT_TRUE(streaming.WaitForNotificationWithTimeout(kWait));
+  cancel.Cancel();
+  turn.join();
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_TRUE(service_.command_left_.WaitForNotificationWithTimeout(kWait))
+      << "the agents side did not see the call end (so would not cancel the command)";
+  auto again = driver_->RunCommand(
+      "u1", req, [](const av1::CommandOutput&) {}, cancel);
   EXPECT_EQ(again.status().code(), absl::StatusCode::kCancelled);
 }
 

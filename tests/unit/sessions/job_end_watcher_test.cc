@@ -75,12 +75,15 @@ class FakeJobService final : public jv1::JobService::CallbackService {
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
-  void Ended(const std::string& owner, const std::string& id, jv1::JobState state, absl::Time at) {
+  void Ended(const std::string& owner, const std::string& id, jv1::JobState state, absl::Time at,
+             int error_code = 0, const std::string& error_message = "") {
     jv1::Job job;
     job.set_id(id);
     job.set_owner_id(owner);
     job.set_state(state);
     job.set_attempt(1);
+    job.mutable_error()->set_code(error_code);
+    job.mutable_error()->set_message(error_message);
     job.mutable_update_time()->set_seconds(absl::ToUnixSeconds(at));
     absl::MutexLock lock(&mu_);
     ended_.push_back(job);
@@ -238,6 +241,56 @@ TEST_F(JobEndWatcherTest, AJobThePlatformStartedOnItsOwnSaysWhy) {
   absl::MutexLock lock(&mu_);
   EXPECT_EQ(ends_[0].kind, "rollback");
   EXPECT_EQ(ends_[0].started_because, "release 2 failed 3 health checks in a row");
+}
+
+TEST_F(JobEndWatcherTest, AFailureAskingForAHumanIsMarkedAndCarriesItsError) {
+  jobs_.Start(&first_);
+  watcher_->Start();
+  auto stream = first_.AwaitStream();
+  ASSERT_NE(stream, nullptr);
+  const std::string needs_human =
+      "needs a human: tests still fail after 3 iterations; branch orchestrator/run_1 holds the "
+      "last attempt (8f3c2a9)";
+  // The error as of the change, though the job was read after a retry
+  // cleared it.
+  jv1::WatchJobsResponse escalated = Change("u1", "job_1", 9, jv1::JOB_STATE_FAILED);
+  escalated.mutable_job()->set_kind("engineering");
+  escalated.mutable_job()->set_state(jv1::JOB_STATE_QUEUED);
+  escalated.mutable_event()->mutable_state_changed()->mutable_error()->set_code(9);
+  escalated.mutable_event()->mutable_state_changed()->mutable_error()->set_message(needs_human);
+  stream->Push(escalated);
+  // FAILED_PRECONDITION without the prefix, and the prefix with another code.
+  jv1::WatchJobsResponse plain = Change("u1", "job_2", 4, jv1::JOB_STATE_FAILED);
+  plain.mutable_job()->mutable_error()->set_code(9);
+  plain.mutable_job()->mutable_error()->set_message("port 8080 is taken");
+  stream->Push(plain);
+  jv1::WatchJobsResponse internal = Change("u1", "job_3", 4, jv1::JOB_STATE_FAILED);
+  internal.mutable_job()->mutable_error()->set_code(13);
+  internal.mutable_job()->mutable_error()->set_message("needs a human, says the handler");
+  stream->Push(internal);
+  ASSERT_EQ(AwaitTold(3).size(), 3u);
+  absl::MutexLock lock(&mu_);
+  EXPECT_TRUE(ends_[0].needs_human);
+  EXPECT_EQ(ends_[0].error_message, needs_human);
+  EXPECT_EQ(ends_[0].kind, "engineering");
+  EXPECT_FALSE(ends_[1].needs_human);
+  EXPECT_EQ(ends_[1].error_message, "port 8080 is taken");
+  EXPECT_FALSE(ends_[2].needs_human);
+}
+
+TEST_F(JobEndWatcherTest, AFailureAskingForAHumanWhileUnwatchedIsMarkedToo) {
+  jobs_.Start(&first_);
+  watcher_->Start();
+  ASSERT_NE(first_.AwaitStream(), nullptr);
+  jobs_.Stop();
+  second_.Ended("u1", "job_escalated", jv1::JOB_STATE_FAILED, absl::Now(), 9,
+                "needs a human: the rebase conflicts");
+  jobs_.Start(&second_);
+  ASSERT_NE(second_.AwaitStream(), nullptr);
+  EXPECT_THAT(AwaitTold(1), ElementsAre(Told{"u1", "job_escalated", "failed"}));
+  absl::MutexLock lock(&mu_);
+  EXPECT_TRUE(ends_[0].needs_human);
+  EXPECT_EQ(ends_[0].error_message, "needs a human: the rebase conflicts");
 }
 
 TEST_F(JobEndWatcherTest, WaitsForAJobsComponentThatIsNotUpYet) {

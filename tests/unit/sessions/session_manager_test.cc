@@ -241,6 +241,19 @@ class SessionManagerTest : public ::testing::Test {
     return session.value_or("");
   }
 
+  // The next turn runs on the ready worker w1, which answers `answer`;
+  // what it was asked lands in `*told`.
+  void ExpectATurnOnTheWorker(const std::string& answer, av1::RunTaskRequest* told) {
+    EXPECT_CALL(*driver_, Get("u1", "w1"))
+        .WillOnce(Return(WorkerIn("w1", av1::WORKER_STATE_READY)));
+    EXPECT_CALL(*driver_, RunTask("u1", _, _, _))
+        .WillOnce([told, answer](const std::string&, const av1::RunTaskRequest& req, const OnEvent&,
+                                 Cancellation&) -> absl::StatusOr<av1::TaskResult> {
+          *told = req;
+          return Answer(answer);
+        });
+  }
+
   // Fails unless every session's lock is free now: the manager never calls
   // the driver with one held (issue 13).
   void ExpectNoSessionLockHeld() {
@@ -468,13 +481,7 @@ TEST_F(SessionManagerTest, AJobThatEndedIsToldToTheAgentOnceAndItsAnswerIsAJobUp
   Inbox inbox;
   ASSERT_TRUE(manager_->Watch(User(), {}, inbox.Callback()).ok());
   av1::RunTaskRequest told_agent;
-  EXPECT_CALL(*driver_, Get("u1", "w1")).WillOnce(Return(WorkerIn("w1", av1::WORKER_STATE_READY)));
-  EXPECT_CALL(*driver_, RunTask("u1", _, _, _))
-      .WillOnce([&](const std::string&, const av1::RunTaskRequest& req, const OnEvent&,
-                    Cancellation&) -> absl::StatusOr<av1::TaskResult> {
-        told_agent = req;
-        return Answer("Your deploy failed; I am looking into it.");
-      });
+  ExpectATurnOnTheWorker("Your deploy failed; I am looking into it.", &told_agent);
   manager_->OnJobEnded(End("job_1", "failed"));
   auto told = inbox.AwaitFirst();
   ASSERT_TRUE(told.has_value());
@@ -492,13 +499,7 @@ TEST_F(SessionManagerTest, TheAgentHearsWhyThePlatformStartedAJobOnItsOwn) {
   Inbox inbox;
   ASSERT_TRUE(manager_->Watch(User(), {}, inbox.Callback()).ok());
   av1::RunTaskRequest told_agent;
-  EXPECT_CALL(*driver_, Get("u1", "w1")).WillOnce(Return(WorkerIn("w1", av1::WORKER_STATE_READY)));
-  EXPECT_CALL(*driver_, RunTask("u1", _, _, _))
-      .WillOnce([&](const std::string&, const av1::RunTaskRequest& req, const OnEvent&,
-                    Cancellation&) -> absl::StatusOr<av1::TaskResult> {
-        told_agent = req;
-        return Answer("Your shop was rolled back.");
-      });
+  ExpectATurnOnTheWorker("Your shop was rolled back.", &told_agent);
   manager_->OnJobEnded(
       End("job_2", "succeeded", "rollback", "release 2 failed 3 health checks in a row"));
   auto told = inbox.AwaitFirst();
@@ -524,6 +525,60 @@ TEST_F(SessionManagerTest, WithNoSessionOpenWhatThePlatformDidOnItsOwnIsANotific
   EXPECT_EQ(told->job_id(), "job_2");
   EXPECT_THAT(told->text(), HasSubstr("release 2 failed 3 health checks in a row"));
   EXPECT_THAT(told->text(), HasSubstr("It succeeded"));
+  auto kept = store_->NotificationsAfter("u1", 0, 10);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->size(), 1u);
+}
+
+// An engineering run that gave up: its job FAILED asking for a human.
+JobEnd NeedsHuman(const std::string& job, const std::string& message) {
+  JobEnd end = End(job, "failed", "engineering");
+  end.error_message = message;
+  end.needs_human = true;
+  return end;
+}
+
+TEST_F(SessionManagerTest, AJobAskingForAHumanIsToldToTheAgentWithItsError) {
+  const std::string session = FirstTurn();
+  Inbox inbox;
+  ASSERT_TRUE(manager_->Watch(User(), {}, inbox.Callback()).ok());
+  av1::RunTaskRequest told_agent;
+  ExpectATurnOnTheWorker("The change needs you: its tests keep failing.", &told_agent);
+  manager_->OnJobEnded(NeedsHuman(
+      "job_3", "needs a human: tests still fail after 3 iterations\nLast output: FAILED (x=1)"));
+  auto told = inbox.AwaitFirst();
+  ASSERT_TRUE(told.has_value());
+  EXPECT_EQ(told->kind(), v1::NOTIFICATION_KIND_JOB_UPDATE);
+  EXPECT_EQ(told->text(), "The change needs you: its tests keep failing.");
+  AwaitIdle(session);
+  EXPECT_THAT(told_agent.prompt(), HasSubstr("Job job_3 that you started failed."));
+  EXPECT_THAT(told_agent.prompt(), HasSubstr("cannot go on without the user"));
+  EXPECT_THAT(told_agent.prompt(),
+              HasSubstr("> needs a human: tests still fail after 3 iterations\n"
+                        "> Last output: FAILED (x=1)"));
+}
+
+TEST_F(SessionManagerTest, WithNoSessionOpenAJobAskingForAHumanIsANotificationOnceWithItsError) {
+  Inbox inbox;
+  ASSERT_TRUE(manager_->Watch(User(), {}, inbox.Callback()).ok());
+  // A plain failure, with no session to tell it in: nothing.
+  JobEnd plain = End("job_1", "failed", "deploy");
+  plain.error_message = "port 8080 is taken";
+  manager_->OnJobEnded(plain);
+  const JobEnd escalated = NeedsHuman(
+      "job_2", "needs a human: tests still fail; Last output: " + std::string(5000, 'x'));
+  manager_->OnJobEnded(escalated);
+  manager_->OnJobEnded(escalated);  // told twice (a restart's catch-up)
+  auto told = inbox.AwaitFirst();
+  ASSERT_TRUE(told.has_value());
+  EXPECT_EQ(told->kind(), v1::NOTIFICATION_KIND_JOB_UPDATE);
+  EXPECT_EQ(told->job_id(), "job_2");
+  EXPECT_THAT(told->text(),
+              ::testing::StartsWith("Your engineering job job_2 failed: needs a human: tests "
+                                    "still fail; Last output: xxx"));
+  // The error is cut, not the news.
+  EXPECT_LE(told->text().size(), 2200u);
+  EXPECT_THAT(told->text(), ::testing::EndsWith("…"));
   auto kept = store_->NotificationsAfter("u1", 0, 10);
   ASSERT_TRUE(kept.ok());
   EXPECT_EQ(kept->size(), 1u);

@@ -8,12 +8,12 @@
 #include "absl/time/time.h"
 #include "orchestrator/agents/v1/agents.grpc.pb.h"
 #include "services/common/auth/mesh_identity.h"
-#include "services/sessions/domain/agent_driver.h"
+#include "services/common/peers/agent_driver.h"
 
-namespace orchestrator::sessions {
+namespace orchestrator {
 
-// The session manager's workers through AgentService's stub: every call as
-// the mesh acting for the session's user (so the agents component scopes it
+// Workers through AgentService's stub: every call as the mesh acting for
+// the user the work is for (so the agents component scopes it
 // to that user's workers, and grants the mesh-only operator_environment),
 // each with a deadline. The streaming calls block the calling thread (a
 // turn's own); a Cancellation cancels them from another.
@@ -29,6 +29,9 @@ class AgentServiceDriver final : public AgentDriver {
     // the result to arrive after the agents side times the task out.
     absl::Duration default_task_timeout = absl::Minutes(30);
     absl::Duration task_deadline_margin = absl::Minutes(1);
+    // RunCommand's deadline likewise: the request's timeout or this (the
+    // agents component's default), plus task_deadline_margin.
+    absl::Duration default_command_timeout = absl::Minutes(10);
   };
 
   // `make_stub` runs once, at the first call (an in-process channel exists
@@ -53,6 +56,10 @@ class AgentServiceDriver final : public AgentDriver {
       const std::string& owner_id, const agents::v1::RunTaskRequest& req,
       const std::function<void(const agents::v1::AgentEvent&)>& on_event,
       Cancellation& cancel) override;
+  absl::StatusOr<agents::v1::CommandResult> RunCommand(
+      const std::string& owner_id, const agents::v1::RunCommandRequest& req,
+      const std::function<void(const agents::v1::CommandOutput&)>& on_output,
+      Cancellation& cancel) override;
 
  private:
   using StubInterface = agents::v1::AgentService::StubInterface;
@@ -72,4 +79,4 @@ class AgentServiceDriver final : public AgentDriver {
   StubPtr stub_;
 };
 
-}  // namespace orchestrator::sessions
+}  // namespace orchestrator

@@ -1,4 +1,4 @@
-#include "services/sessions/peers/agent_service_driver.h"
+#include "services/common/peers/agent_service_driver.h"
 
 #include <optional>
 
@@ -6,7 +6,7 @@
 #include "services/common/peers/mesh_call.h"
 #include "services/common/status/status.h"
 
-namespace orchestrator::sessions {
+namespace orchestrator {
 namespace {
 
 constexpr absl::string_view kAgentService = "AgentService (agents)";
@@ -15,6 +15,10 @@ namespace av1 = ::orchestrator::agents::v1;
 
 std::chrono::milliseconds Millis(absl::Duration d) {
   return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
+}
+
+absl::Duration DurationOr(const google::protobuf::Duration& d, bool set, absl::Duration otherwise) {
+  return set ? absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos()) : otherwise;
 }
 
 absl::Status CutOff() { return absl::CancelledError("the call to AgentService was cut off"); }
@@ -132,11 +136,8 @@ absl::StatusOr<av1::Worker> AgentServiceDriver::WaitUntilStarted(const std::stri
 absl::StatusOr<av1::TaskResult> AgentServiceDriver::RunTask(
     const std::string& owner_id, const av1::RunTaskRequest& req,
     const std::function<void(const av1::AgentEvent&)>& on_event, Cancellation& cancel) {
-  absl::Duration task_timeout = options_.default_task_timeout;
-  if (req.has_timeout()) {
-    task_timeout =
-        absl::Seconds(req.timeout().seconds()) + absl::Nanoseconds(req.timeout().nanos());
-  }
+  const absl::Duration task_timeout =
+      DurationOr(req.timeout(), req.has_timeout(), options_.default_task_timeout);
   grpc::ClientContext ctx;
   PrepareMeshCall(ctx, *mesh_, Millis(task_timeout + options_.task_deadline_margin), owner_id);
   ArmedCall call(cancel, ctx);
@@ -158,4 +159,30 @@ absl::StatusOr<av1::TaskResult> AgentServiceDriver::RunTask(
   return FromPeerStatus(status, kAgentService);
 }
 
-}  // namespace orchestrator::sessions
+absl::StatusOr<av1::CommandResult> AgentServiceDriver::RunCommand(
+    const std::string& owner_id, const av1::RunCommandRequest& req,
+    const std::function<void(const av1::CommandOutput&)>& on_output, Cancellation& cancel) {
+  const absl::Duration timeout =
+      DurationOr(req.timeout(), req.has_timeout(), options_.default_command_timeout);
+  grpc::ClientContext ctx;
+  PrepareMeshCall(ctx, *mesh_, Millis(timeout + options_.task_deadline_margin), owner_id);
+  ArmedCall call(cancel, ctx);
+  if (!call.armed()) return CutOff();
+  auto reader = Stub().RunCommand(&ctx, req);
+  av1::RunCommandResponse message;
+  std::optional<av1::CommandResult> result;
+  while (reader->Read(&message)) {
+    if (message.has_output()) on_output(message.output());
+    if (message.has_result()) result = std::move(*message.mutable_result());
+  }
+  grpc::Status status = reader->Finish();
+  if (result.has_value()) return *std::move(result);
+  if (cancel.cancelled()) return CutOff();
+  if (status.ok()) {
+    return absl::UnavailableError(absl::StrCat("AgentService ended the command on worker ",
+                                               req.worker_id(), " without its result"));
+  }
+  return FromPeerStatus(status, kAgentService);
+}
+
+}  // namespace orchestrator

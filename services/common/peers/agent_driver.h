@@ -10,7 +10,7 @@
 #include "absl/time/time.h"
 #include "orchestrator/agents/v1/agents.pb.h"
 
-namespace orchestrator::sessions {
+namespace orchestrator {
 
 // Cuts a driver's blocking call off from another thread (a shutdown, the
 // session ending): the call returns CANCELLED promptly, and what it was
@@ -35,9 +35,9 @@ class Cancellation final {
   std::function<void()> cut_ ABSL_GUARDED_BY(mu_);
 };
 
-// What the session manager needs of workers (the agents component's
-// AgentService): every call acts for `owner_id`, the session's user, and is
-// scoped to that user's workers.
+// What the components that drive workers (sessions, engineering) need of the
+// agents component's AgentService: every call acts for `owner_id`, the user
+// the work is for, and is scoped to that user's workers.
 class AgentDriver {
  public:
   virtual ~AgentDriver() = default;
@@ -67,8 +67,15 @@ class AgentDriver {
   virtual absl::StatusOr<agents::v1::TaskResult> RunTask(
       const std::string& owner_id, const agents::v1::RunTaskRequest& req,
       const std::function<void(const agents::v1::AgentEvent&)>& on_event, Cancellation& cancel) = 0;
+  // Runs a command in the worker's sandbox and blocks until its result;
+  // `on_output` hears its output in order, on the calling thread. CANCELLED
+  // once `cancel` is (the command is cancelled too).
+  virtual absl::StatusOr<agents::v1::CommandResult> RunCommand(
+      const std::string& owner_id, const agents::v1::RunCommandRequest& req,
+      const std::function<void(const agents::v1::CommandOutput&)>& on_output,
+      Cancellation& cancel) = 0;
 };
 
 using AgentDriverPtr = std::shared_ptr<AgentDriver>;
 
-}  // namespace orchestrator::sessions
+}  // namespace orchestrator

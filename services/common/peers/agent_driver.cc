@@ -1,8 +1,8 @@
-#include "services/sessions/domain/agent_driver.h"
+#include "services/common/peers/agent_driver.h"
 
 #include <utility>
 
-namespace orchestrator::sessions {
+namespace orchestrator {
 
 void Cancellation::Cancel() {
   // `cut` runs under mu_ so that Disarm (and the call's end) waits for it.
@@ -29,4 +29,4 @@ void Cancellation::Disarm() {
   cut_ = nullptr;
 }
 
-}  // namespace orchestrator::sessions
+}  // namespace orchestrator

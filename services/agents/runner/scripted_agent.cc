@@ -369,6 +369,12 @@ int RunScriptedAgent(const std::string& prompt, const std::string& session_id,
     std::string line;
     while (std::getline(in, line)) history.push_back(line);
   }
+  {
+    // The turn counts from its start, as a model's session records the
+    // user's message: a turn killed halfway (a timeout) is still one.
+    std::ofstream log(dir / (id + ".log"), std::ios::app);
+    log << LoggedPrompt(prompt) << "\n";
+  }
   v1::AgentEvent started;
   started.mutable_session_started()->set_agent_session_id(id);
   started.mutable_session_started()->set_model("scripted");
@@ -483,8 +489,7 @@ int RunScriptedAgent(const std::string& prompt, const std::string& session_id,
   }
   {
     std::ofstream log(dir / (id + ".log"), std::ios::app);
-    log << LoggedPrompt(prompt) << "\n"
-        << "agent: " << FirstLine(reply) << "\n";
+    log << "agent: " << FirstLine(reply) << "\n";
   }
   if (!replied) {
     v1::AgentEvent said;

@@ -24,6 +24,9 @@ template <class... F>
 struct Overloaded : F... {
   using F::operator()...;
 };
+// clang 14 deduces aggregates' template arguments only with a guide.
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
 
 // `text` cut to at most `max` bytes, between UTF-8 characters.
 std::string Cut(std::string text, size_t max) {

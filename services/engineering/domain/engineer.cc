@@ -327,11 +327,17 @@ class RunAttempt {
   std::string PromptFor(int iteration) const {
     if (iteration == 1) return run_.instructions();
     const v1::EngineeringIteration& before = run_.iteration_history(iteration - 2);
+    std::string next;
     if (before.task_status() != av1::TASK_STATUS_SUCCEEDED) {
-      return AfterTurnFailed(before.summary());
+      next = AfterTurnFailed(before.summary());
+    } else if (!before.has_test_report()) {
+      next = AfterNoChange();
+    } else {
+      next = AfterTestsFailed(iteration - 1, run_.max_iterations(), before.test_report());
     }
-    if (!before.has_test_report()) return AfterNoChange();
-    return AfterTestsFailed(iteration - 1, run_.max_iterations(), before.test_report());
+    // No session to resume (the agent never said which): the task again.
+    if (run_.agent_session_id().empty()) return absl::StrCat(run_.instructions(), "\n\n", next);
+    return next;
   }
 
   // One agent turn, then the tests: true when they pass.

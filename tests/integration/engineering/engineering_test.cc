@@ -461,6 +461,28 @@ TEST_F(EngineeringTest, ARetriedTriggerIsTheSameRunAndRunsAreListedNewestFirst) 
   EXPECT_TRUE(page.next_page_token().empty());
 }
 
+class EngineeringTimeoutTest : public EngineeringTest {
+ protected:
+  EngineeringTimeoutTest()
+      : EngineeringTest(
+            [](MeshConfig& c) { c.engineering_task_timeout = std::chrono::seconds(3); }) {}
+};
+
+TEST_F(EngineeringTimeoutTest, ATurnPastItsTimeoutFailsThatIterationAndTheNextGoesOn) {
+  const std::string project = Project("slow");
+  jobs::v1::Job job;
+  v1::EngineeringRun run = RunToEnd(project, Steps(R"json({"attempts": [
+    [{"run": "sleep 60"}],
+    [{"replace": "repo/app.py", "old": "GREETING = \"", "new": "GREETING = \"Late! "},
+     {"say": "Greet late"}]]})json"),
+                                    0, &job);
+  ASSERT_EQ(job.state(), jobs::v1::JOB_STATE_SUCCEEDED) << LogOf(job.id());
+  ASSERT_EQ(run.iteration_history_size(), 2);
+  EXPECT_EQ(run.iteration_history(0).task_status(), agents::v1::TASK_STATUS_TIMEOUT);
+  EXPECT_THAT(run.iteration_history(0).summary(), ::testing::HasSubstr("TIMEOUT"));
+  EXPECT_EQ(run.iteration_history(1).test_report().outcome(), v1::TEST_OUTCOME_PASSED);
+}
+
 class EngineeringBudgetTest : public EngineeringTest {
  protected:
   EngineeringBudgetTest()

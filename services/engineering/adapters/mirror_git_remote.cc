@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -18,6 +19,36 @@ absl::StatusOr<std::shared_ptr<GitRemote>> MirrorGitRemote::Make(Options options
     remote->github_ = *std::move(github);
   }
   return remote;
+}
+
+namespace {
+
+// The owner segment of an https://HOST/OWNER/NAME[.git] URL.
+std::string OwnerOf(absl::string_view url) {
+  if (size_t scheme = url.find("://"); scheme != absl::string_view::npos) {
+    url.remove_prefix(scheme + 3);
+  }
+  std::vector<absl::string_view> parts = absl::StrSplit(url, '/', absl::SkipEmpty());
+  return parts.size() >= 3 ? absl::AsciiStrToLower(parts[1]) : "";
+}
+
+}  // namespace
+
+absl::Status MirrorGitRemote::CheckPushable(const std::string& url) const {
+  // On GitHub the token may write far more than this mesh's repositories: a
+  // project naming someone else's repository must not get it pushed to. The
+  // mesh makes its repositories under --github_owner.
+  if (github_ == nullptr || options_.github.owner.empty()) return absl::OkStatus();
+  if (absl::StartsWith(url, "http://127.0.0.1:") || absl::StartsWith(url, "http://localhost:") ||
+      absl::StartsWith(url, "http://[::1]:")) {
+    return absl::OkStatus();
+  }
+  if (OwnerOf(url) != absl::AsciiStrToLower(options_.github.owner)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the platform pushes only to repositories of --github_owner ",
+                     options_.github.owner, "; this project's repository belongs to someone else"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<git::GitCredentials> MirrorGitRemote::CredentialsFor(const std::string& url) const {
@@ -59,6 +90,7 @@ absl::StatusOr<std::string> MirrorGitRemote::Head(const std::string& repository_
 }
 
 absl::Status MirrorGitRemote::Land(const Landing& landing) {
+  if (auto s = CheckPushable(landing.repository_url); !s.ok()) return s;
   auto creds = CredentialsFor(landing.repository_url);
   if (!creds.ok()) return creds.status();
   absl::MutexLock lock(LockOf(landing.project_id));
@@ -115,7 +147,10 @@ absl::StatusOr<bool> MirrorGitRemote::Contains(const std::string& project_id,
   absl::MutexLock lock(LockOf(project_id));
   auto dir = Mirror(project_id, repository_url, branch);
   if (!dir.ok()) return dir.status();
-  return cli_.IsAncestor(*dir, commit_sha, absl::StrCat("refs/heads/", branch));
+  auto on = cli_.IsAncestor(*dir, commit_sha, absl::StrCat("refs/heads/", branch));
+  // A commit the mirror never saw is on no branch it fetched.
+  if (absl::IsNotFound(on.status())) return false;
+  return on;
 }
 
 absl::StatusOr<std::string> MirrorGitRemote::OpenPullRequest(const std::string& repository_url,
@@ -128,6 +163,7 @@ absl::StatusOr<std::string> MirrorGitRemote::OpenPullRequest(const std::string& 
         "pull requests need the GitHub host (--git_host=github); this mesh's repositories are "
         "its own: set the project's change_delivery to FAST_FORWARD");
   }
+  if (auto s = CheckPushable(repository_url); !s.ok()) return s;
   // GitHub's name of the repository: the URL's last two path segments
   // (https://github.com/<owner>/<name>[.git]).
   absl::string_view path = repository_url;

@@ -45,6 +45,9 @@ class MirrorGitRemote final : public GitRemote {
       : options_(std::move(options)), cli_(options_.git_timeout) {}
 
   absl::StatusOr<git::GitCredentials> CredentialsFor(const std::string& url) const;
+  // FAILED_PRECONDITION for a repository this mesh did not make (on GitHub:
+  // outside --github_owner).
+  absl::Status CheckPushable(const std::string& url) const;
   // The project's mirror with `branch` fetched from the remote.
   absl::StatusOr<std::string> Mirror(const std::string& project_id, const std::string& url,
                                      const std::string& branch);

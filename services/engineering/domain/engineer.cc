@@ -80,6 +80,17 @@ std::string UsageLine(const av1::Usage& u) {
                       absl::StrFormat("%04d", (u.cost_usd_micros() % 1000000) / 100));
 }
 
+// An enum value's name without its prefix ("TIMEOUT"); the number for a
+// value this build does not name (a newer runner's).
+std::string StatusWord(av1::TaskStatus status) {
+  const std::string& name = av1::TaskStatus_Name(status);
+  return name.size() > 12 ? name.substr(12) : absl::StrCat(static_cast<int>(status));
+}
+std::string OutcomeWord(v1::TestOutcome outcome) {
+  const std::string& name = v1::TestOutcome_Name(outcome);
+  return name.size() > 13 ? name.substr(13) : absl::StrCat(static_cast<int>(outcome));
+}
+
 // What a tool call did, in a few words: the command or the file.
 std::string ToolSummary(const av1::ToolCall& call) {
   for (const char* key : {"command", "file_path", "path", "pattern", "url"}) {
@@ -217,7 +228,8 @@ class RunAttempt {
     if (!run_.has_start_time()) *run_.mutable_start_time() = Stamp(Now());
     if (run_.iterations() == 0 && s_.progress.commit_sha.empty()) {
       if (auto s = CheckBudget(runs_, run_.owner_id(), options_.defaults, Now()); !s.ok()) {
-        return Fail(s);
+        // A refusal ends the run; anything else (the database) is retried.
+        return absl::IsFailedPrecondition(s) ? Fail(s) : s;
       }
     }
     auto project = projects_.Get(run_.owner_id(), run_.project_id());
@@ -234,6 +246,16 @@ class RunAttempt {
       Log("the recorded commit is gone from the workspace: the last attempt runs again");
       s_.progress.commit_sha.clear();
       run_.set_iterations(std::max(0, run_.iterations() - 1));
+    }
+    if (run_.iterations() > 0 && run_.iteration_history_size() >= run_.iterations() &&
+        run_.iteration_history(run_.iterations() - 1).test_report().outcome() ==
+            v1::TEST_OUTCOME_PASSED) {
+      // Stopped after its tests passed, before the commit: commit what
+      // passed (the workspace still holds it).
+      auto tree = workspace_->StageTree();
+      if (!tree.ok()) return tree.status();
+      tree_ = *tree;
+      return Commit();
     }
     while (run_.iterations() < run_.max_iterations()) {
       auto passed = Iterate();
@@ -261,6 +283,14 @@ class RunAttempt {
 
   void SetStatus(v1::EngineeringRunStatus status) { run_.set_status(status); }
 
+ public:
+  // After an error the job will not retry: the run ends FAILED with it,
+  // unless it has ended already.
+  void EndWith(const absl::Status& why) {
+    if (!IsTerminal(run_.status())) (void)Fail(why);
+  }
+
+ private:
   // The run ends FAILED with `why` (a permanent error: the job fails too).
   absl::Status Fail(const absl::Status& why) {
     run_.set_status(v1::ENGINEERING_RUN_STATUS_FAILED);
@@ -292,8 +322,9 @@ class RunAttempt {
     c->set_workspace_id(s_.progress.workspace_id);
     c->mutable_limits()->mutable_task_timeout()->set_seconds(
         absl::ToInt64Seconds(options_.task_timeout));
-    // The operator's model credentials reach the sandbox only.
-    req.set_operator_environment(true);
+    // The operator's model credentials reach the sandbox only, and only
+    // for an agent that calls a model (the scripted agent calls none).
+    req.set_operator_environment(run_.agent_type() != av1::AGENT_TYPE_SCRIPTED);
     auto started = agents_->Start(run_.owner_id(), req);
     if (!started.ok()) return started.status();
     worker_id_ = started->id();
@@ -313,6 +344,10 @@ class RunAttempt {
     auto clone = workspace_->EnsureClone(project_.repository_url());
     if (!clone.ok()) return clone.status();
     if (s_.progress.base_commit_sha.empty()) {
+      if (clone->default_branch.empty()) {
+        return absl::FailedPreconditionError(
+            "the workspace's clone is on no branch and the run recorded none to work on");
+      }
       s_.progress.default_branch = clone->default_branch;
       s_.progress.base_commit_sha = clone->head;
       Log(absl::StrCat("cloned ", project_.repository_url(), " at ", clone->default_branch, " (",
@@ -398,8 +433,7 @@ class RunAttempt {
     if (auto total = RunUsage(); total.ok()) *run_.mutable_usage() = *total;
 
     if (result->status() != av1::TASK_STATUS_SUCCEEDED) {
-      std::string why = absl::StrCat("the agent's turn ended ",
-                                     av1::TaskStatus_Name(result->status()).substr(12));
+      std::string why = absl::StrCat("the agent's turn ended ", StatusWord(result->status()));
       const std::string detail =
           FirstLineOf(result->summary().empty() ? result->stderr_tail() : result->summary(), 1000);
       if (!detail.empty()) absl::StrAppend(&why, ": ", detail);
@@ -453,8 +487,8 @@ class RunAttempt {
     const auto& r = ran->result;
     const int exit_code = r.signal() != 0 ? 128 + r.signal() : r.exit_code();
     v1::TestReport out = report.Finish(exit_code, r.timed_out(), Now() - start);
-    Log(absl::StrCat("tests: ", v1::TestOutcome_Name(out.outcome()).substr(13), " ",
-                     TestCounts(out), " (", out.command(), ")"));
+    Log(absl::StrCat("tests: ", OutcomeWord(out.outcome()), " ", TestCounts(out), " (",
+                     out.command(), ")"));
     return out;
   }
 
@@ -604,9 +638,14 @@ class RunAttempt {
     change.set_branch(FastForward() ? s_.progress.default_branch : branch);
     change.set_base_commit_sha(s_.progress.base_commit_sha);
     change.set_summary(Truncated(passing.summary(), kSummaryMax));
+    // The push has landed: the run succeeds even when its files cannot be
+    // listed now (a cancel after the push).
     auto files = workspace_->Diff(s_.progress.base_commit_sha, sha);
-    if (!files.ok()) return files.status();
-    for (auto& f : *files) *change.add_files() = std::move(f);
+    if (files.ok()) {
+      for (auto& f : *files) *change.add_files() = std::move(f);
+    } else {
+      Log(absl::StrCat("the change's files could not be listed: ", files.status().message()));
+    }
     *change.mutable_test_report() = run_.last_test_report();
     *change.mutable_create_time() = Stamp(Now());
     if (!FastForward()) {
@@ -736,6 +775,10 @@ absl::StatusOr<google::protobuf::Struct> Engineer::Run(const jobs::v1::Job& job,
     RunAttempt attempt(*std::move(stored), hooks, cancel, *runs_, *projects_, agents_, *git_,
                        options_);
     result = attempt.Run();
+    // An error the job will not retry ends the run too (its row says why).
+    if (!result.ok() && !cancel.cancelled() && !jobs::IsTransient(result.status().code())) {
+      attempt.EndWith(result.status());
+    }
   }
   done.Notify();
   watch.join();

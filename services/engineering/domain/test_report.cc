@@ -182,6 +182,8 @@ int32_t Clamped(int64_t n) {
 
 }  // namespace
 
+std::string ValidText(absl::string_view text) { return Sanitized(text); }
+
 TestReportBuilder::TestReportBuilder(std::string command) : command_(std::move(command)) {}
 
 void TestReportBuilder::AppendTail(std::string_view bytes) {

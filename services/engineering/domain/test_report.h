@@ -66,4 +66,8 @@ class TestReportBuilder {
   std::array<Counts, kFormats> counts_{};  // each format's latest summary
 };
 
+// `text` as valid UTF-8 a database text column and a proto string take:
+// each invalid byte and each NUL becomes U+FFFD (test output, file names).
+std::string ValidText(absl::string_view text);
+
 }  // namespace orchestrator::engineering

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "services/engineering/domain/test_report.h"
 
 namespace orchestrator::engineering {
 namespace {
@@ -143,7 +144,10 @@ absl::StatusOr<Workspace::Clone> Workspace::EnsureClone(const std::string& url) 
   clone.cloned_now = Trimmed(lines[0]) == "cloned";
   clone.default_branch = Trimmed(lines[1]);
   clone.head = Trimmed(lines[2]);
-  if (clone.default_branch == "-" || !IsCommitId(clone.head)) {
+  // A detached HEAD (after a re-apply, or the agent's doing) names no
+  // branch: only a first clone needs one.
+  if (clone.default_branch == "-") clone.default_branch.clear();
+  if ((clone.cloned_now && clone.default_branch.empty()) || !IsCommitId(clone.head)) {
     return absl::FailedPreconditionError(
         absl::StrCat("the clone of ", url, " has no branch to work on (is the repository empty?)"));
   }
@@ -206,14 +210,14 @@ absl::StatusOr<std::vector<v1::FileChange>> Workspace::Diff(const std::string& f
     v1::FileChange f;
     if (code[0] == 'R' && i + 2 < fields.size()) {
       f.set_change_type(v1::FILE_CHANGE_TYPE_RENAMED);
-      f.set_previous_path(fields[i + 1]);
-      f.set_path(fields[i + 2]);
+      f.set_previous_path(ValidText(fields[i + 1]));
+      f.set_path(ValidText(fields[i + 2]));
       i += 3;
     } else {
       f.set_change_type(code[0] == 'A'   ? v1::FILE_CHANGE_TYPE_ADDED
                         : code[0] == 'D' ? v1::FILE_CHANGE_TYPE_DELETED
                                          : v1::FILE_CHANGE_TYPE_MODIFIED);
-      f.set_path(fields[i + 1]);
+      f.set_path(ValidText(fields[i + 1]));
       i += 2;
     }
     files.push_back(std::move(f));
@@ -224,10 +228,10 @@ absl::StatusOr<std::vector<v1::FileChange>> Workspace::Diff(const std::string& f
   for (size_t i = 0; i < stats.size();) {
     std::vector<std::string> cols = absl::StrSplit(stats[i], absl::MaxSplits('\t', 2));
     if (cols.size() != 3) break;
-    std::string path = cols[2];
+    std::string path = ValidText(cols[2]);
     size_t next = i + 1;
     if (path.empty() && i + 2 < stats.size()) {
-      path = stats[i + 2];
+      path = ValidText(stats[i + 2]);
       next = i + 3;
     }
     int added = 0, deleted = 0;

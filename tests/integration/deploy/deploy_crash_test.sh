@@ -65,7 +65,7 @@ start() {
     --scaffolder_dir="$work/scaffolder" --git_http_listen="127.0.0.1:$git_port" \
     --container_engine_socket="unix://$work/podman.sock" \
     --caddy_admin_url="http://127.0.0.1:$caddy_admin" --router_listen="127.0.0.1:$router_port" \
-    --deploy_dir="$work/deploy" --local_port_range=34300-34399 \
+    --deploy_dir="$work/deploy" --local_port_range=31300-31399 \
     </dev/null >>"$work/orch.log" 2>&1 &
   pid=$!
   for _ in $(seq 150); do

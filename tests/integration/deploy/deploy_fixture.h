@@ -115,8 +115,10 @@ class DeployFixture : public ::testing::Test {
                 c.container_engine_url = podman_->url();
                 c.caddy_admin_url = absl::StrCat("http://127.0.0.1:", caddy_admin_port_);
                 c.router_listen = absl::StrCat("127.0.0.1:", router_port_);
-                c.local_port_first = 34200;
-                c.local_port_last = 34299;
+                // Below the kernel's ephemeral ports (32768-60999), which any outgoing
+                // connection of a parallel test may hold when a container binds.
+                c.local_port_first = 31200;
+                c.local_port_last = 31299;
                 c.deploy_reconcile_interval = std::chrono::milliseconds(300);
                 c.deploy_watch_failures = 0;  // the automatic-rollback suite turns it on
                 if (tweak) tweak(c);

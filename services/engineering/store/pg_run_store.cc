@@ -22,7 +22,9 @@ constexpr db::Statement kInsert{
     "engineering_run_insert",
     "INSERT INTO engineering.runs (id, owner_id, project_id, job_id, status, run, create_time) "
     "VALUES ($1, $2, $3, $4, $5::int, $6::jsonb, to_timestamp($7::bigint / 1e6)) "
-    "ON CONFLICT (job_id) DO NOTHING"};
+    // No arbiter: the request and the job's handler may insert the same run
+    // at once, which collides on the id as well as the job.
+    "ON CONFLICT DO NOTHING"};
 constexpr db::Statement kGet{"engineering_run_get",
                              "SELECT " RUN_COLUMNS " FROM engineering.runs WHERE id = $1"};
 constexpr db::Statement kByJob{"engineering_run_by_job",

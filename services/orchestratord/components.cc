@@ -15,16 +15,16 @@
 // THE list: one line per component, in build order (a component after the
 // peers it reaches in-process while being built). Each line gives the
 // component's name (its --<name>_addr flag) and its registration.
-#define ORCHESTRATOR_COMPONENTS(X)                                           \
-  X(admin, admin::Registration())                                            \
-  X(projects, projects::Registration())                                      \
-  X(jobs, jobs::Registration())                                              \
-  X(agents, agents::Registration())                                          \
-  X(sessions, sessions::Registration())                                      \
-  X(scaffolder, scaffolder::Registration())                                  \
-  X(engineering, engineering::Registration())                                \
-  X(infra, infra::Registration())                                            \
-  X(deploy, deploy::Registration())                                          \
+#define ORCHESTRATOR_COMPONENTS(X)            \
+  X(admin, admin::Registration())             \
+  X(projects, projects::Registration())       \
+  X(jobs, jobs::Registration())               \
+  X(agents, agents::Registration())           \
+  X(sessions, sessions::Registration())       \
+  X(scaffolder, scaffolder::Registration())   \
+  X(engineering, engineering::Registration()) \
+  X(infra, infra::Registration())             \
+  X(deploy, deploy::Registration())           \
   X(scheduler, ContractOnlyComponent<scheduler::v1::SchedulerService>)
 
 #define ORCHESTRATOR_ADDR_FLAG(name, registration) \

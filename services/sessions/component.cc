@@ -8,8 +8,8 @@
 #include "orchestrator/agents/v1/agents.grpc.pb.h"
 #include "orchestrator/jobs/v1/jobs.grpc.pb.h"
 #include "services/common/config/agent_names.h"
-#include "services/sessions/api/session_service.h"
 #include "services/common/peers/agent_service_driver.h"
+#include "services/sessions/api/session_service.h"
 #include "services/sessions/peers/job_end_watcher.h"
 #include "services/sessions/store/pg_session_store.h"
 

@@ -14,9 +14,15 @@ ABSL_FLAG(std::string, job_owner_limits, "deploy=3",
           "RUNNING jobs allowed per owner for a kind: kind=N,kind=N (\"\" = no limits)");
 ABSL_FLAG(absl::Duration, job_lease, absl::Seconds(30),
           "how long a claimed job stays leased without a heartbeat");
+ABSL_FLAG(absl::Duration, job_retention, absl::Hours(24 * 7),
+          "how long ended jobs and their events are kept: the scheduler's jobs.prune task deletes "
+          "older ones (1h-8760h)");
 
 namespace orchestrator::jobs {
 namespace {
+
+// The periodic task deleting what the retention lets go.
+constexpr char kPruneKind[] = "jobs.prune";
 
 class JobsComponent final : public Component {
  public:
@@ -24,6 +30,18 @@ class JobsComponent final : public Component {
       : engine_(ctx.pool, ctx.config.database_url,
                 JobEngine::OptionsOf(ctx.config, ctx.config.job_concurrency)) {
     if (ctx.config.demo_jobs) RegisterDemoHandlers(engine_.worker());
+    engine_.worker().Register(
+        kPruneKind,
+        [store = engine_.store(), retention = absl::FromChrono(ctx.config.job_retention)](
+            JobContext&) -> absl::StatusOr<google::protobuf::Struct> {
+          auto deleted = store->PruneFinished(absl::Now() - retention);
+          if (!deleted.ok()) return deleted.status();
+          google::protobuf::Struct result;
+          (*result.mutable_fields())["jobs_deleted"].set_number_value(
+              static_cast<double>(*deleted));
+          (*result.mutable_fields())["retention"].set_string_value(absl::FormatDuration(retention));
+          return result;
+        });
     JobServiceOptions options{ctx.config.demo_jobs};
     options.projects = ctx.project_visibility;
     Serve(ctx.host,
@@ -44,6 +62,11 @@ absl::Status ReadFlags(MeshConfig& config) {
   config.demo_jobs = absl::GetFlag(FLAGS_demo_jobs);
   config.job_concurrency = absl::GetFlag(FLAGS_job_concurrency);
   config.job_lease = Millis(absl::GetFlag(FLAGS_job_lease));
+  const absl::Duration retention = absl::GetFlag(FLAGS_job_retention);
+  if (retention < absl::Hours(1) || retention > absl::Hours(24 * 365)) {
+    return absl::InvalidArgumentError("--job_retention: from 1h to 8760h");
+  }
+  config.job_retention = Millis(retention);
   return ParseJobOwnerLimits(absl::GetFlag(FLAGS_job_owner_limits), &config.job_owner_limits);
 }
 
@@ -60,7 +83,12 @@ ComponentSpec Registration() {
             if (auto s = jobs->Listen(absl::FromChrono(ctx.config.call_deadline)); !s.ok())
               return s;
             return jobs;
-          }};
+          },
+          .periodic_tasks = {{.id = kPruneKind,
+                              .description = "deletes ended jobs (with their events) older than "
+                                             "--job_retention",
+                              .job_kind = kPruneKind,
+                              .interval = absl::Hours(1)}}};
 }
 
 }  // namespace orchestrator::jobs

@@ -1,7 +1,6 @@
 #include "services/orchestratord/components.h"
 
 #include "absl/flags/flag.h"
-#include "orchestrator/scheduler/v1/scheduler.grpc.pb.h"
 #include "services/admin/component.h"
 #include "services/agents/component.h"
 #include "services/deploy/component.h"
@@ -10,6 +9,7 @@
 #include "services/jobs/component.h"
 #include "services/projects/component.h"
 #include "services/scaffolder/component.h"
+#include "services/scheduler/component.h"
 #include "services/sessions/component.h"
 
 // THE list: one line per component, in build order (a component after the
@@ -25,7 +25,7 @@
   X(engineering, engineering::Registration()) \
   X(infra, infra::Registration())             \
   X(deploy, deploy::Registration())           \
-  X(scheduler, ContractOnlyComponent<scheduler::v1::SchedulerService>)
+  X(scheduler, scheduler::Registration())
 
 #define ORCHESTRATOR_ADDR_FLAG(name, registration) \
   ABSL_FLAG(std::string, name##_addr, "",          \
@@ -37,13 +37,10 @@ ORCHESTRATOR_COMPONENTS(ORCHESTRATOR_ADDR_FLAG)
 namespace orchestrator {
 namespace {
 
-// A registration is a spec, or a contract-only template taking the name.
+// A registration's spec under the list's name (it also names the flag).
 ComponentSpec Named(const char* name, ComponentSpec spec) {
-  spec.name = name;  // the list's name wins (it also names the flag)
+  spec.name = name;
   return spec;
-}
-ComponentSpec Named(const char* name, ComponentSpec (*contract_only)(std::string)) {
-  return contract_only(name);
 }
 
 }  // namespace
@@ -60,6 +57,14 @@ std::vector<std::string> ComponentNames() {
   std::vector<std::string> names;
   for (const auto& c : Components()) names.push_back(c.name);
   return names;
+}
+
+std::vector<PeriodicTask> PeriodicTasks() {
+  std::vector<PeriodicTask> tasks;
+  for (const auto& c : Components()) {
+    tasks.insert(tasks.end(), c.periodic_tasks.begin(), c.periodic_tasks.end());
+  }
+  return tasks;
 }
 
 std::map<std::string, std::string> RemoteAddrsFromFlags() {

@@ -17,6 +17,10 @@ const std::vector<ComponentSpec>& Components();
 // Their names, in the same order.
 std::vector<std::string> ComponentNames();
 
+// Every component's periodic tasks, in component order: what the scheduler
+// schedules, whichever components this process hosts.
+std::vector<PeriodicTask> PeriodicTasks();
+
 // component → address, from the --<name>_addr flags that are set.
 std::map<std::string, std::string> RemoteAddrsFromFlags();
 

@@ -102,7 +102,8 @@ absl::Status Mesh::Build() {
                            .channel_to = [this](const std::string& c) { return ChannelTo(c); },
                            .components = ComponentNames(),
                            .project_visibility = project_visibility,
-                           .call_deadline = config_.call_deadline};
+                           .call_deadline = config_.call_deadline,
+                           .periodic_tasks = PeriodicTasks()};
   TokenVerifierPtr local_verifier;
   for (const ComponentSpec& spec : Components()) {
     if (!config_.Hosts(spec.name)) continue;

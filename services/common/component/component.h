@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "services/common/auth/mesh_identity.h"
 #include "services/common/auth/token_verifier.h"
+#include "services/common/component/periodic_task.h"
 #include "services/common/config/mesh_config.h"
 #include "services/common/db/migrations.h"
 #include "services/common/db/pool.h"
@@ -37,6 +38,9 @@ struct ComponentContext {
   // Project ids a request names, checked with ProjectService as the caller.
   ProjectVisibilityPtr project_visibility;
   std::chrono::milliseconds call_deadline;
+  // The periodic tasks every component of the mesh declares (hosted here
+  // or not): what the scheduler schedules.
+  std::vector<PeriodicTask> periodic_tasks = {};
 };
 
 // A component built and running in this process. It owns its parts as
@@ -88,6 +92,9 @@ struct ComponentSpec {
   // INVALID_ARGUMENT naming the flag. Null when it has none.
   std::function<absl::Status(MeshConfig&)> read_flags;
   std::function<absl::StatusOr<std::unique_ptr<Component>>(ComponentContext&)> build;
+  // Its periodic upkeep: the scheduler starts each as a job of its kind,
+  // which this component's job engine runs.
+  std::vector<PeriodicTask> periodic_tasks = {};
 };
 
 // A component whose contract exists but whose implementation is not built

@@ -100,6 +100,11 @@ struct MeshConfig {
   std::chrono::milliseconds engineering_test_timeout{10 * 60 * 1000};
   int64_t engineering_token_budget = 0;
   std::chrono::milliseconds engineering_budget_window{30LL * 24 * 60 * 60 * 1000};
+  // The scheduler: its replicas share a leader lease that lapses after
+  // scheduler_lease_ttl without renewal (the leader renews it every third).
+  std::chrono::milliseconds scheduler_lease_ttl{15 * 1000};
+  // How long finished jobs and their events are kept (the jobs.prune task).
+  std::chrono::milliseconds job_retention{7LL * 24 * 60 * 60 * 1000};
 
   bool Hosts(absl::string_view component) const;
 

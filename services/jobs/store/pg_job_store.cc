@@ -49,6 +49,8 @@ constexpr db::Statement kGetByRequest{
     "jobs_get_by_request",
     "SELECT " JOB_COLUMNS " FROM jobs.jobs j WHERE j.owner_id = $1 AND j.request_id = $2"};
 constexpr db::Statement kGet{"jobs_get", "SELECT " JOB_COLUMNS " FROM jobs.jobs j WHERE j.id = $1"};
+constexpr db::Statement kGetMany{
+    "jobs_get_many", "SELECT " JOB_COLUMNS " FROM jobs.jobs j WHERE j.id = ANY($1::text[])"};
 constexpr db::Statement kList{
     "jobs_list",
     "SELECT " JOB_COLUMNS " FROM jobs.jobs j WHERE ($1 = '' OR j.owner_id = $1) "
@@ -431,6 +433,23 @@ absl::StatusOr<v1::Job> PgJobStore::Get(absl::string_view job_id) {
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return absl::NotFoundError(absl::StrCat("job '", job_id, "' not found"));
   return JobFromRow(*r, 0);
+}
+
+absl::StatusOr<std::optional<v1::Job>> PgJobStore::Find(db::Transaction& tx,
+                                                        const std::string& job_id) {
+  auto r = tx.Exec(kGet, {job_id});
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) return std::nullopt;
+  return JobFromRow(*r, 0);
+}
+
+absl::StatusOr<std::vector<v1::Job>> PgJobStore::GetMany(const std::vector<std::string>& job_ids) {
+  std::vector<v1::Job> out;
+  if (job_ids.empty()) return out;
+  auto r = pool_->Exec(kGetMany, {TextArray(job_ids)});
+  if (!r.ok()) return r.status();
+  for (int i = 0; i < r->rows(); ++i) out.push_back(JobFromRow(*r, i));
+  return out;
 }
 
 absl::StatusOr<JobPage> PgJobStore::List(const JobFilter& f, const PageRequest& page) {

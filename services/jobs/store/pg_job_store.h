@@ -45,6 +45,10 @@ class PgJobStore final : public JobRepository, public JobQueue {
                                                        const std::string& request_id);
 
   absl::StatusOr<v1::Job> Get(absl::string_view job_id) override;
+  // Within the caller's transaction; nullopt for an unknown (or pruned) job.
+  absl::StatusOr<std::optional<v1::Job>> Find(db::Transaction& tx, const std::string& job_id);
+  // The jobs of `job_ids` that exist, in no particular order.
+  absl::StatusOr<std::vector<v1::Job>> GetMany(const std::vector<std::string>& job_ids);
   absl::StatusOr<JobPage> List(const JobFilter& filter, const PageRequest& page) override;
   absl::StatusOr<std::vector<v1::JobEvent>> ListEvents(absl::string_view job_id,
                                                        int64_t after_sequence, int limit) override;

@@ -203,14 +203,13 @@ TEST_F(CliTest, AnAgentTokenLimitedToProjectGetIsRefusedByTheMeshWithThePermissi
   EXPECT_THAT(nobody.err, HasSubstr("UNAUTHENTICATED"));
 }
 
-TEST_F(CliTest, AComponentNotBuiltYetAnswersUnimplementedPlainly) {
-  // The scheduler is a contract only (services/orchestratord/components.cc).
+TEST_F(CliTest, TheSchedulersTasksAreListedForAnAdminOnly) {
   auto r = Cli({"scheduler", "tasks"}, mesh_.admin_token());
-  EXPECT_EQ(r.status, kExitUnimplemented);
-  EXPECT_EQ(r.out, "");
-  EXPECT_THAT(r.err, HasSubstr("error: UNIMPLEMENTED"));
-  EXPECT_THAT(r.err, HasSubstr("does not implement "
-                               "orchestrator.scheduler.v1.SchedulerService/ListTasks"));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("jobs.prune"));
+  auto denied = Cli({"scheduler", "tasks"}, alice_);
+  EXPECT_EQ(denied.status, kExitDenied);
+  EXPECT_THAT(denied.err, HasSubstr("scheduler.task.list"));
   // finish is served, but only means something from a worker's token.
   auto finish = Cli({"finish", "--summary", "done"}, alice_);
   EXPECT_EQ(finish.status, kExitRejected);

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "services/admin/api/admin_service.h"
+#include "services/admin/peers/mesh_pipeline_peers.h"
 #include "services/admin/store/pg_user_store.h"
 #include "spdlog/spdlog.h"
 
@@ -42,10 +43,30 @@ absl::Status WriteBootstrapToken(const std::string& path, const std::string& tok
 class AdminComponent final : public Component {
  public:
   explicit AdminComponent(ComponentContext& ctx)
-      : directory_(std::make_shared<UserDirectory>(std::make_shared<PgUserStore>(ctx.pool))) {
-    Serve(ctx.host, std::make_unique<AdminServiceImpl>(directory_, ctx.executor),
+      : directory_(std::make_shared<UserDirectory>(std::make_shared<PgUserStore>(ctx.pool))),
+        steps_executor_(std::make_shared<BoundedExecutor>(2, 64)) {
+    // The pipeline steps reach their components only when called: admin is
+    // built first, and runs alone too (a step whose component is not part
+    // of the mesh answers UNAVAILABLE naming it), so none is a peer it
+    // needs to start.
+    MeshPipelinePeers::Options peers;
+    peers.channel_to = ctx.channel_to;
+    peers.reaches = [&config = ctx.config](const std::string& component) {
+      return config.Hosts(component) || config.remote_addrs.contains(component);
+    };
+    peers.mesh = ctx.mesh;
+    peers.call_deadline = ctx.call_deadline;
+    Serve(ctx.host,
+          std::make_unique<AdminServiceImpl>(
+              directory_, ctx.executor,
+              std::make_shared<PipelineConsole>(
+                  std::make_shared<MeshPipelinePeers>(std::move(peers))),
+              steps_executor_),
           v1::AdminService::service_full_name());
   }
+
+  // After the gRPC drain: what is queued runs, then its threads go.
+  void Stop() override { steps_executor_->Shutdown(); }
 
   absl::Status Bootstrap(const std::string& token_file) {
     auto bootstrapped = directory_->Bootstrap(
@@ -60,6 +81,7 @@ class AdminComponent final : public Component {
 
  private:
   std::shared_ptr<UserDirectory> directory_;
+  BoundedExecutorPtr steps_executor_;
 };
 
 absl::Status ReadFlags(MeshConfig& config) {

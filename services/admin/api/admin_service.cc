@@ -93,4 +93,38 @@ grpc::ServerUnaryReactor* AdminServiceImpl::RevokeWorkerToken(
   });
 }
 
+grpc::ServerUnaryReactor* AdminServiceImpl::ListPipelineSteps(grpc::CallbackServerContext* ctx,
+                                                              const v1::ListPipelineStepsRequest*,
+                                                              v1::ListPipelineStepsResponse* resp) {
+  return ServeUnary(ctx, *steps_executor_, [this, resp](const Principal& caller) {
+    return FillResponse(console_->ListSteps(caller),
+                        [resp](v1::ListPipelineStepsResponse r) { *resp = std::move(r); });
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::TriggerStep(grpc::CallbackServerContext* ctx,
+                                                        const v1::TriggerStepRequest* req,
+                                                        v1::TriggerStepResponse* resp) {
+  return ServeUnary(ctx, *steps_executor_, [this, req, resp](const Principal& caller) {
+    return FillResponse(console_->TriggerStep(caller, *req),
+                        [resp](jobs::v1::Job j) { *resp->mutable_job() = std::move(j); });
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ClearProjectState(
+    grpc::CallbackServerContext* ctx, const v1::ClearProjectStateRequest* req,
+    v1::ClearProjectStateResponse* resp) {
+  // The wait ends a second before the caller's deadline, so it hears the
+  // outcome.
+  absl::Time wait_until = absl::Now() + kClearWait;
+  const auto client_deadline = ctx->deadline();
+  if (client_deadline != std::chrono::system_clock::time_point::max()) {
+    wait_until = std::min(wait_until, absl::FromChrono(client_deadline) - absl::Seconds(1));
+  }
+  return ServeUnary(ctx, *steps_executor_, [this, req, resp, wait_until](const Principal& caller) {
+    return FillResponse(console_->ClearProjectState(caller, *req, wait_until),
+                        [resp](v1::ClearProjectStateResponse r) { *resp = std::move(r); });
+  });
+}
+
 }  // namespace orchestrator::admin

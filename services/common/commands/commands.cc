@@ -658,21 +658,37 @@ std::vector<Command> Build() {
        .show_field = "token"});
   add({.group = "admin",
        .name = "steps",
-       .summary = "list the pipeline steps an admin can trigger",
+       .summary = "list the pipeline steps an admin can trigger, with their parameters",
        .rpc = Unary<admin::AdminService>(&admin::AdminService::Stub::ListPipelineSteps),
        .list_field = "steps",
-       .columns = {{"NAME", "name"}, {"JOB KIND", "job_kind"}, {"DESCRIPTION", "description"}}});
+       .columns = {{"NAME", "name"},
+                   {"JOB KIND", "job_kind"},
+                   {"PER PROJECT", "per_project"},
+                   {"PARAMETERS", "",
+                    [](const Message& m, absl::Time) {
+                      std::vector<std::string> names;
+                      for (const auto& p :
+                           static_cast<const admin::PipelineStep&>(m).parameters()) {
+                        names.push_back(p.required() ? p.name() + " (required)" : p.name());
+                      }
+                      return absl::StrJoin(names, ", ");
+                    }},
+                   {"DESCRIPTION", "description"}}});
   add({.group = "admin",
-       .name = "trigger",
-       .summary = "run one pipeline step for a project",
+       .name = "trigger-step",
+       .summary = "run one pipeline step (for a project, as its owner) as a job",
        .rpc = Unary<admin::AdminService>(&admin::AdminService::Stub::TriggerStep),
        .params = {Arg("PROJECT", "project_id", "the project's id"),
                   Arg("STEP", "step", "the step's name (see admin steps)")},
        .show_field = "job",
-       .job_id_path = "job.id"});
+       .job_id_path = "job.id",
+       .details = "Example:\n"
+                  "  orchestrator admin trigger-step prj_123 engineering \\\n"
+                  "      --param instructions='add a /version endpoint' --follow\n"
+                  "  orchestrator admin trigger-step - provision --param server_id=web-1"});
   add({.group = "admin",
-       .name = "clear",
-       .summary = "clear a project's pipeline state (runs, releases, allocations)",
+       .name = "clear-project",
+       .summary = "cancel a project's jobs, delete them with their events, drop notifications",
        .rpc = Unary<admin::AdminService>(&admin::AdminService::Stub::ClearProjectState),
        .params = {Arg("PROJECT", "project_id", "the project's id")},
        .needs_confirm = true});

@@ -403,6 +403,15 @@ grpc::ServerUnaryReactor* JobServiceImpl::RetryJob(grpc::CallbackServerContext* 
   });
 }
 
+grpc::ServerUnaryReactor* JobServiceImpl::ClearProjectJobs(grpc::CallbackServerContext* ctx,
+                                                           const v1::ClearProjectJobsRequest* req,
+                                                           v1::ClearProjectJobsResponse* resp) {
+  return ServeUnary(ctx, *shared_->executor, [this, req, resp](const Principal& caller) {
+    return FillResponse(shared_->board->ClearProject(caller, *req),
+                        [resp](v1::ClearProjectJobsResponse r) { *resp = std::move(r); });
+  });
+}
+
 grpc::ServerUnaryReactor* JobServiceImpl::EnqueueDemoJob(grpc::CallbackServerContext* ctx,
                                                          const v1::EnqueueDemoJobRequest* req,
                                                          v1::EnqueueDemoJobResponse* resp) {

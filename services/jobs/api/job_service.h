@@ -47,6 +47,9 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
   grpc::ServerUnaryReactor* RetryJob(grpc::CallbackServerContext* ctx,
                                      const v1::RetryJobRequest* req,
                                      v1::RetryJobResponse* resp) override;
+  grpc::ServerUnaryReactor* ClearProjectJobs(grpc::CallbackServerContext* ctx,
+                                             const v1::ClearProjectJobsRequest* req,
+                                             v1::ClearProjectJobsResponse* resp) override;
   grpc::ServerUnaryReactor* EnqueueDemoJob(grpc::CallbackServerContext* ctx,
                                            const v1::EnqueueDemoJobRequest* req,
                                            v1::EnqueueDemoJobResponse* resp) override;

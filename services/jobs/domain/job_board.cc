@@ -112,4 +112,24 @@ absl::StatusOr<v1::Job> JobBoard::Retry(const Principal& caller, const v1::Retry
   return jobs_->Retry(req.job_id(), clock_());
 }
 
+absl::StatusOr<v1::ClearProjectJobsResponse> JobBoard::ClearProject(
+    const Principal& caller, const v1::ClearProjectJobsRequest& req) {
+  // The interceptor lets only the mesh call; not while acting for a user.
+  if (caller.kind != PrincipalKind::kMesh || !caller.admin) {
+    return absl::PermissionDeniedError("only the mesh itself clears a project's jobs");
+  }
+  if (auto s = CheckId("project_id", req.project_id()); !s.ok()) return s;
+  if (auto s = CheckText("reason", req.reason(), 1024); !s.ok()) return s;
+  const std::string reason =
+      req.reason().empty() ? "the project's state was cleared" : req.reason();
+  auto cleared = jobs_->ClearProject(req.project_id(), reason, clock_());
+  if (!cleared.ok()) return cleared.status();
+  v1::ClearProjectJobsResponse out;
+  out.set_jobs_cancelled(cleared->cancelled);
+  for (auto& id : cleared->deleted_job_ids) out.add_deleted_job_ids(std::move(id));
+  out.set_events_deleted(cleared->events_deleted);
+  for (auto& id : cleared->running_job_ids) out.add_running_job_ids(std::move(id));
+  return out;
+}
+
 }  // namespace orchestrator::jobs

@@ -24,6 +24,9 @@ class JobBoard final {
                                                        const v1::ListJobEventsRequest& req);
   absl::StatusOr<v1::Job> Cancel(const Principal& caller, const v1::CancelJobRequest& req);
   absl::StatusOr<v1::Job> Retry(const Principal& caller, const v1::RetryJobRequest& req);
+  // The mesh only (the interceptor enforces it): see JobRepository::ClearProject.
+  absl::StatusOr<v1::ClearProjectJobsResponse> ClearProject(const Principal& caller,
+                                                            const v1::ClearProjectJobsRequest& req);
 
   // Events after `after_sequence` (at most `limit`), for watchers that
   // already checked access.

@@ -18,6 +18,14 @@ struct JobFilter {
   v1::JobState state = v1::JOB_STATE_UNSPECIFIED;
 };
 
+// What clearing a project's jobs did.
+struct ProjectJobsCleared {
+  int cancelled = 0;  // queued jobs cancelled, running ones asked to stop
+  std::vector<std::string> deleted_job_ids;
+  int64_t events_deleted = 0;
+  std::vector<std::string> running_job_ids;  // asked to stop, still running: kept
+};
+
 struct JobPage {
   std::vector<v1::Job> jobs;
   std::vector<std::string> last_keys;  // empty when there is no next page
@@ -36,6 +44,12 @@ class JobRepository {
   virtual absl::StatusOr<v1::Job> Cancel(absl::string_view job_id, absl::string_view requester,
                                          absl::string_view reason, absl::Time now) = 0;
   virtual absl::StatusOr<v1::Job> Retry(absl::string_view job_id, absl::Time now) = 0;
+  // Cancels the project's queued jobs, asks its running ones to stop, and
+  // deletes (with their events) those that have ended; a running job is
+  // never deleted under its handler.
+  virtual absl::StatusOr<ProjectJobsCleared> ClearProject(absl::string_view project_id,
+                                                          absl::string_view reason,
+                                                          absl::Time now) = 0;
 };
 
 using JobRepositoryPtr = std::shared_ptr<JobRepository>;

@@ -261,6 +261,36 @@ constexpr db::Statement kCancel{
     "jsonb_build_object('requesterId', $3::text, 'reason', $4::text) END FROM j) "
     "SELECT " JOB_COLUMNS ", " NOTIFY_EVENT("j", "CASE WHEN j.state = 5 THEN 1 ELSE 5 END") " FROM j"};
 
+// ClearProject, first: kCancel for every queued or running job of a
+// project that was not asked to stop already.
+constexpr db::Statement kCancelProject{
+    "jobs_cancel_project",
+    "WITH j AS (UPDATE jobs.jobs j SET state = CASE WHEN j.state = 1 THEN 5 ELSE j.state END, "
+    "cancel_requested = true, end_time = CASE WHEN j.state = 1 THEN " TS(1) " ELSE j.end_time END, "
+    "lease_owner = CASE WHEN j.state = 1 THEN NULL ELSE j.lease_owner END, "
+    "lease_expires = CASE WHEN j.state = 1 THEN NULL ELSE j.lease_expires END, "
+    "update_time = " TS(1) ", last_event_sequence = j.last_event_sequence + 1 "
+    "WHERE j.project_id = $2 AND (j.state = 1 OR (j.state = 2 AND NOT j.cancel_requested)) "
+    "RETURNING j.*), "
+    "ev AS (INSERT INTO jobs.events (job_id, sequence, type, create_time, body) "
+    "SELECT id, last_event_sequence, CASE WHEN state = 5 THEN 1 ELSE 5 END, " TS(1) ", "
+    "CASE WHEN state = 5 THEN jsonb_build_object('fromState', 'JOB_STATE_QUEUED', 'toState', "
+    "'JOB_STATE_CANCELLED', 'attempt', attempt, 'reason', $3::text) ELSE "
+    "jsonb_build_object('requesterId', 'mesh', 'reason', $3::text) END FROM j) "
+    "SELECT j.id, " NOTIFY_EVENT("j", "CASE WHEN j.state = 5 THEN 1 ELSE 5 END") " FROM j"};
+
+// Then: the project's ended jobs go, their events with them (ON DELETE
+// CASCADE, at the end of the statement: the count reads them before).
+constexpr db::Statement kDeleteProjectEnded{
+    "jobs_delete_project_ended",
+    "WITH gone AS (DELETE FROM jobs.jobs WHERE project_id = $1 AND state IN (3, 4, 5) "
+    "RETURNING id) "
+    "SELECT gone.id, (SELECT count(*) FROM jobs.events e WHERE e.job_id = gone.id) FROM gone"};
+
+constexpr db::Statement kRunningInProject{
+    "jobs_running_in_project",
+    "SELECT id FROM jobs.jobs WHERE project_id = $1 AND state IN (1, 2) ORDER BY id"};
+
 constexpr db::Statement kRetry{
     "jobs_retry",
     "WITH old AS (SELECT id, state FROM jobs.jobs WHERE id = $2 AND state IN (4, 5) FOR UPDATE), "
@@ -659,6 +689,32 @@ absl::StatusOr<v1::Job> PgJobStore::Retry(absl::string_view job_id, absl::Time n
   return absl::FailedPreconditionError(
       absl::StrCat("job '", job_id, "' is ", v1::JobState_Name(job->state()),
                    "; only FAILED or CANCELLED jobs can be retried"));
+}
+
+absl::StatusOr<ProjectJobsCleared> PgJobStore::ClearProject(absl::string_view project_id,
+                                                            absl::string_view reason,
+                                                            absl::Time now) {
+  ProjectJobsCleared out;
+  absl::Status status = pool_->InTransaction([&](db::Transaction& tx) -> absl::Status {
+    out = ProjectJobsCleared{};
+    auto cancelled =
+        tx.Exec(kCancelProject, {Micros(now), std::string(project_id), std::string(reason)});
+    if (!cancelled.ok()) return cancelled.status();
+    out.cancelled = cancelled->rows();
+    auto deleted = tx.Exec(kDeleteProjectEnded, {std::string(project_id)});
+    if (!deleted.ok()) return deleted.status();
+    for (int i = 0; i < deleted->rows(); ++i) {
+      out.deleted_job_ids.emplace_back(deleted->Get(i, 0));
+      out.events_deleted += deleted->GetInt64(i, 1);
+    }
+    // Queued ones were cancelled above: what is left is running.
+    auto running = tx.Exec(kRunningInProject, {std::string(project_id)});
+    if (!running.ok()) return running.status();
+    for (int i = 0; i < running->rows(); ++i) out.running_job_ids.emplace_back(running->Get(i, 0));
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return out;
 }
 
 absl::StatusOr<int64_t> PgJobStore::PruneFinished(absl::Time cutoff) {

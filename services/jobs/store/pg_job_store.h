@@ -112,6 +112,10 @@ class PgJobStore final : public JobRepository, public JobQueue {
   // nobody (claimable at once).
   absl::StatusOr<v1::Job> Retry(absl::string_view job_id, absl::Time now) override;
 
+  absl::StatusOr<ProjectJobsCleared> ClearProject(absl::string_view project_id,
+                                                  absl::string_view reason,
+                                                  absl::Time now) override;
+
   // Deletes jobs (and their events) that ended before `cutoff`.
   absl::StatusOr<int64_t> PruneFinished(absl::Time cutoff);
 

@@ -114,4 +114,13 @@ grpc::ServerUnaryReactor* SessionServiceImpl::EndSession(grpc::CallbackServerCon
   });
 }
 
+grpc::ServerUnaryReactor* SessionServiceImpl::DropJobNotifications(
+    grpc::CallbackServerContext* ctx, const v1::DropJobNotificationsRequest* req,
+    v1::DropJobNotificationsResponse* resp) {
+  return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
+    return FillResponse(manager_->DropJobNotifications(caller, *req),
+                        [resp](v1::DropJobNotificationsResponse r) { *resp = std::move(r); });
+  });
+}
+
 }  // namespace orchestrator::sessions

@@ -36,6 +36,9 @@ class SessionServiceImpl final : public v1::SessionService::CallbackService {
   grpc::ServerUnaryReactor* EndSession(grpc::CallbackServerContext* ctx,
                                        const v1::EndSessionRequest* req,
                                        v1::EndSessionResponse* resp) override;
+  grpc::ServerUnaryReactor* DropJobNotifications(grpc::CallbackServerContext* ctx,
+                                                 const v1::DropJobNotificationsRequest* req,
+                                                 v1::DropJobNotificationsResponse* resp) override;
 
  private:
   std::shared_ptr<SessionManager> manager_;

@@ -15,6 +15,7 @@
 #include "services/common/commands/profiles.h"
 #include "services/common/crypto/secret_box.h"
 #include "services/common/pagination/page_budget.h"
+#include "services/common/validation/fields.h"
 #include "services/common/validation/request_bounds.h"
 #include "spdlog/spdlog.h"
 
@@ -771,6 +772,26 @@ SessionManager::Reply SessionManager::PostReplyLocked(Live& live, const std::sha
         n.set_message_id(turn->job_id.empty() ? turn->message_id : stored->id());
         Notify(std::move(n));
       });
+  return out;
+}
+
+absl::StatusOr<v1::DropJobNotificationsResponse> SessionManager::DropJobNotifications(
+    const Principal& caller, const v1::DropJobNotificationsRequest& req) {
+  // The interceptor lets only the mesh call; not while acting for a user.
+  if (caller.kind != PrincipalKind::kMesh || !caller.admin) {
+    return absl::PermissionDeniedError("only the mesh itself drops notifications");
+  }
+  std::vector<std::string> ids;
+  for (int i = 0; i < req.job_ids_size(); ++i) {
+    const std::string field = absl::StrCat("job_ids[", i, "]");
+    if (auto s = RequireNonEmpty(field, req.job_ids(i)); !s.ok()) return s;
+    if (auto s = CheckToken(field, req.job_ids(i)); !s.ok()) return s;
+    ids.push_back(req.job_ids(i));
+  }
+  auto dropped = store_->DropJobNotifications(ids);
+  if (!dropped.ok()) return dropped.status();
+  v1::DropJobNotificationsResponse out;
+  out.set_notifications_dropped(static_cast<int32_t>(*dropped));
   return out;
 }
 

@@ -91,6 +91,11 @@ class SessionManager {
                                  std::function<void(const v1::Notification&)> on_notification);
   void Unwatch(uint64_t handle);
 
+  // The mesh only (AdminService.ClearProjectState): the notifications about
+  // these jobs are no longer replayed. Returns how many were dropped.
+  absl::StatusOr<v1::DropJobNotificationsResponse> DropJobNotifications(
+      const Principal& caller, const v1::DropJobNotificationsRequest& req);
+
   // One of a user's jobs ended (from the job events the mesh watches): the
   // user's PO agent is told in their open session. A job the platform
   // started on its own is told even with no session open, as a

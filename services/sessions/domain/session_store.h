@@ -60,6 +60,9 @@ class SessionStore {
       v1::Notification notification) = 0;
   virtual absl::StatusOr<std::vector<v1::Notification>> NotificationsAfter(
       const std::string& owner_id, int64_t after_sequence, int limit) = 0;
+  // Drops the notifications about these jobs (job ids hold no spaces): no
+  // longer replayed, their sequences never reused. Returns how many.
+  virtual absl::StatusOr<int64_t> DropJobNotifications(const std::vector<std::string>& job_ids) = 0;
 };
 
 }  // namespace orchestrator::sessions

@@ -1,6 +1,7 @@
 #include "services/sessions/store/pg_session_store.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "services/common/db/proto_json.h"
 
 namespace orchestrator::sessions {
@@ -76,7 +77,12 @@ constexpr db::Statement kAddJobNotificationOnce{
 constexpr db::Statement kNotificationsAfter{
     "sessions_notifications_after",
     "SELECT notification FROM sessions.notifications WHERE owner_id = $1 AND sequence > $2 "
-    "ORDER BY sequence LIMIT $3"};
+    "AND NOT dropped ORDER BY sequence LIMIT $3"};
+// $1: job ids separated by spaces (ids are tokens: they hold none).
+constexpr db::Statement kDropJobNotifications{
+    "sessions_notifications_drop_jobs",
+    "UPDATE sessions.notifications SET dropped = true, notification = notification - 'text' "
+    "WHERE notification->>'jobId' = ANY(string_to_array($1, ' ')) AND NOT dropped"};
 
 }  // namespace
 
@@ -231,6 +237,14 @@ absl::StatusOr<std::vector<v1::Notification>> PgSessionStore::NotificationsAfter
   auto r = pool_->Exec(kNotificationsAfter, {owner, std::to_string(after), std::to_string(limit)});
   if (!r.ok()) return r.status();
   return FromJsonRows<v1::Notification>(*r);
+}
+
+absl::StatusOr<int64_t> PgSessionStore::DropJobNotifications(
+    const std::vector<std::string>& job_ids) {
+  if (job_ids.empty()) return 0;
+  auto r = pool_->Exec(kDropJobNotifications, {absl::StrJoin(job_ids, " ")});
+  if (!r.ok()) return r.status();
+  return r->affected();
 }
 
 }  // namespace orchestrator::sessions

@@ -37,6 +37,7 @@ class PgSessionStore final : public SessionStore {
   absl::StatusOr<std::vector<v1::Notification>> NotificationsAfter(const std::string& owner_id,
                                                                    int64_t after_sequence,
                                                                    int limit) override;
+  absl::StatusOr<int64_t> DropJobNotifications(const std::vector<std::string>& job_ids) override;
 
  private:
   db::PoolPtr pool_;

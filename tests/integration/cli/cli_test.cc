@@ -231,3 +231,34 @@ TEST_F(CliUnixSocketTest, AUnixSocketAddressWorks) {
 
 }  // namespace
 }  // namespace orchestrator::cli
+TEST_F(CliTest, AnAdminListsTriggersAndClearsPipelineSteps) {
+  const std::string admin = mesh_.admin_token();
+  auto steps = Cli({"admin", "steps"}, admin);
+  ASSERT_EQ(steps.status, 0) << steps.err;
+  EXPECT_THAT(steps.out, ::testing::ContainsRegex("NAME +JOB KIND +PER PROJECT +PARAMETERS"));
+  EXPECT_THAT(steps.out, HasSubstr("instructions (required)"));
+  auto json = Cli({"admin", "steps", "--json"}, admin);
+  ASSERT_EQ(json.status, 0) << json.err;
+  EXPECT_THAT(json.out, HasSubstr("\"perProject\":true"));
+  EXPECT_EQ(Cli({"admin", "steps"}, alice_).status, kExitDenied);
+
+  auto project = Cli({"project", "create", "shop"}, alice_);
+  ASSERT_EQ(project.status, 0) << project.err;
+  const std::string id = Value(project.out, "id");
+  auto bad = Cli({"admin", "trigger-step", id, "deploy", "--param", "colour=blue"}, admin);
+  EXPECT_EQ(bad.status, kExitRejected);
+  EXPECT_THAT(bad.err, HasSubstr("colour"));
+  EXPECT_EQ(Cli({"admin", "trigger-step", id, "no-such-step"}, admin).status, kExitNotFound);
+  auto scaffolded = Cli(
+      {"admin", "trigger-step", id, "scaffold", "--param", "template_id=static-site", "--follow"},
+      admin);
+  EXPECT_EQ(scaffolded.status, 0) << scaffolded.err;
+
+  EXPECT_EQ(Cli({"admin", "clear-project", id}, admin).status, kExitUsage);
+  auto cleared = Cli({"admin", "clear-project", id, "--confirm", "--json"}, admin);
+  ASSERT_EQ(cleared.status, 0) << cleared.err;
+  EXPECT_THAT(cleared.out, HasSubstr("\"jobsDeleted\":1"));
+  auto jobs = Cli({"jobs", "list", "--json"}, alice_);
+  EXPECT_THAT(jobs.out, Not(HasSubstr(id)));
+}
+

@@ -111,8 +111,8 @@ TEST(CommandTableTest, TheGroupsAndCommandsTheCliPromisesAreThere) {
                         "admin users",
                         "admin tokens",
                         "admin steps",
-                        "admin trigger",
-                        "admin clear",
+                        "admin trigger-step",
+                        "admin clear-project",
                         "respond",
                         "finish"}) {
     EXPECT_TRUE(paths.count(p)) << "missing: " << p;

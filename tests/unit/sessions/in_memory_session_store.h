@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <optional>
 #include <string>
@@ -170,11 +171,26 @@ class InMemorySessionStore final : public SessionStore {
     absl::MutexLock lock(&mu_);
     std::vector<v1::Notification> out;
     for (const auto& n : notifications_) {
-      if (n.owner_id() != owner_id || n.sequence() <= after_sequence) continue;
+      if (n.owner_id() != owner_id || n.sequence() <= after_sequence || n.text().empty()) continue;
       if (static_cast<int>(out.size()) == limit) break;
       out.push_back(n);
     }
     return out;
+  }
+
+  // A dropped notification keeps its sequence without its text.
+  absl::StatusOr<int64_t> DropJobNotifications(const std::vector<std::string>& job_ids) override {
+    absl::MutexLock lock(&mu_);
+    int64_t dropped = 0;
+    for (auto& n : notifications_) {
+      if (n.text().empty() ||
+          std::find(job_ids.begin(), job_ids.end(), n.job_id()) == job_ids.end()) {
+        continue;
+      }
+      n.clear_text();
+      ++dropped;
+    }
+    return dropped;
   }
 
   // Waits until session `id` as saved satisfies `ready`; whether it does.

@@ -49,6 +49,10 @@ namespace orchestrator::deploy {
 namespace fs = std::filesystem;
 namespace {
 
+// The deploy component's periodic upkeep (the scheduler starts them).
+constexpr char kReconcileRoutesKind[] = "deploy.routes.reconcile";
+constexpr char kRemoveOrphansKind[] = "deploy.containers.remove_orphans";
+
 // "public local [name]" lines, '#' comments: the public default of a build
 // file's BASE_IMAGE to the local image built from Debian's archive.
 absl::StatusOr<std::map<std::string, std::string>> ReadTemplateBases(const MeshConfig& config) {
@@ -93,8 +97,10 @@ class DeployComponent final : public Component {
 
   ~DeployComponent() override { Stop(); }
 
+  // Routes come back at once after a restart (Caddy may have lost them
+  // too); from then on the scheduler's deploy.routes.reconcile keeps them.
   void Start() override {
-    reconciler_thread_ = std::thread([this] { ReconcileLoop(); });
+    (void)ReconcileRoutes();
     if (watch_) watch_thread_ = std::thread([this] { WatchLoop(); });
   }
   void BeginDrain(absl::Time deadline) override {
@@ -180,6 +186,10 @@ class DeployComponent final : public Component {
     reconciler_ =
         std::make_shared<RouteReconciler>(releases, router, engine, route_mu, *installation);
 
+    engine_->worker().Register(kReconcileRoutesKind,
+                               [this](jobs::JobContext&) { return ReconcileRoutes(); });
+    engine_->worker().Register(kRemoveOrphansKind,
+                               [this](jobs::JobContext&) { return RemoveOrphans(); });
     engine_->worker().Register(kDeployJobKind, [deployer](jobs::JobContext& job) {
       return deployer->Deploy(JobOf(job), jobs::HooksOf(job));
     });
@@ -246,25 +256,33 @@ class DeployComponent final : public Component {
     }
   }
 
-  // Routes from the LIVE releases, now and every interval, and the
-  // containers of releases no longer live removed.
-  void ReconcileLoop() {
-    while (true) {
-      if (auto report = reconciler_->ReconcileRoutes(); !report.ok()) {
-        spdlog::warn("deploy: reconciling routes: {}", report.status().ToString());
-      } else if (report->changed()) {
-        spdlog::info("deploy: routes reconciled: {} added, {} fixed, {} removed",
-                     report->added.size(), report->updated.size(), report->removed.size());
-      }
-      if (auto removed = reconciler_->RemoveOrphans(); removed.ok() && *removed > 0) {
-        spdlog::info("deploy: removed {} containers no release uses", *removed);
-      }
-      absl::MutexLock lock(&mu_);
-      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_),
-                               absl::FromChrono(config_.deploy_reconcile_interval))) {
-        return;
-      }
+  // Caddy's routes made those of the LIVE releases again.
+  absl::StatusOr<google::protobuf::Struct> ReconcileRoutes() {
+    auto report = reconciler_->ReconcileRoutes();
+    if (!report.ok()) {
+      spdlog::warn("deploy: reconciling routes: {}", report.status().ToString());
+      return report.status();
     }
+    if (report->changed()) {
+      spdlog::info("deploy: routes reconciled: {} added, {} fixed, {} removed",
+                   report->added.size(), report->updated.size(), report->removed.size());
+    }
+    google::protobuf::Struct result;
+    auto& fields = *result.mutable_fields();
+    fields["routes_added"].set_number_value(static_cast<double>(report->added.size()));
+    fields["routes_fixed"].set_number_value(static_cast<double>(report->updated.size()));
+    fields["routes_removed"].set_number_value(static_cast<double>(report->removed.size()));
+    return result;
+  }
+
+  // The containers of releases no longer live removed.
+  absl::StatusOr<google::protobuf::Struct> RemoveOrphans() {
+    auto removed = reconciler_->RemoveOrphans();
+    if (!removed.ok()) return removed.status();
+    if (*removed > 0) spdlog::info("deploy: removed {} containers no release uses", *removed);
+    google::protobuf::Struct result;
+    (*result.mutable_fields())["containers_removed"].set_number_value(*removed);
+    return result;
   }
 
   void StopReconciling() {
@@ -272,7 +290,6 @@ class DeployComponent final : public Component {
       absl::MutexLock lock(&mu_);
       stopping_ = true;
     }
-    if (reconciler_thread_.joinable()) reconciler_thread_.join();
     if (watch_thread_.joinable()) watch_thread_.join();
   }
 
@@ -284,7 +301,6 @@ class DeployComponent final : public Component {
   BoundedExecutorPtr executor_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread reconciler_thread_;
   std::thread watch_thread_;
 };
 
@@ -318,7 +334,18 @@ ComponentSpec Registration() {
           .peers = {"projects", "infra", "jobs"},
           .migrations = &db::DeployMigrations,
           .read_flags = &ReadFlags,
-          .build = &DeployComponent::Build};
+          .build = &DeployComponent::Build,
+          .periodic_tasks = {{.id = kReconcileRoutesKind,
+                              .description = "makes Caddy's routes those of the LIVE releases "
+                                             "again (a Caddy that restarted, a route changed by "
+                                             "hand)",
+                              .job_kind = kReconcileRoutesKind,
+                              .interval = absl::Seconds(30)},
+                             {.id = kRemoveOrphansKind,
+                              .description = "removes the containers of releases no longer "
+                                             "live (failed, superseded and drained, or none)",
+                              .job_kind = kRemoveOrphansKind,
+                              .interval = absl::Minutes(5)}}};
 }
 
 }  // namespace orchestrator::deploy

@@ -51,6 +51,7 @@ class SchedulerComponent final : public Component {
     options.lease_ttl = absl::FromChrono(ctx.config.scheduler_lease_ttl);
     options.renew_every = options.lease_ttl / 3;
     options.follower_poll = std::min(absl::Seconds(1), options.lease_ttl / 3);
+    options.run_retention = absl::FromChrono(ctx.config.job_retention);
     auto store =
         std::make_shared<PgTaskStore>(ctx.pool, std::make_shared<jobs::PgJobStore>(ctx.pool));
     auto scheduler = Scheduler::Make(store, ctx.periodic_tasks, options);

@@ -82,7 +82,6 @@ struct MeshConfig {
   std::string router_listen = "127.0.0.1:8090";
   std::string template_bases_file;  // "" = the one installed with the binary
   std::string deploy_dir;           // "" = temp
-  std::chrono::milliseconds deploy_reconcile_interval{30 * 1000};
   // After a switch, a release is probed every deploy_watch_interval for
   // deploy_watch_window; deploy_watch_failures failed probes in a row roll it
   // back (0 = never).

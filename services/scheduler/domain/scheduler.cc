@@ -17,6 +17,8 @@ constexpr int kUpcoming = 3;
 constexpr int kRecent = 5;
 // A failed tick (the database away) is retried after this.
 constexpr absl::Duration kRetryAfterError = absl::Seconds(1);
+// How often the leader deletes runs past their retention.
+constexpr absl::Duration kPruneEvery = absl::Hours(1);
 
 google::protobuf::Timestamp ToProtoTime(absl::Time t) {
   return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
@@ -134,6 +136,7 @@ jobs::EnqueueRequest Scheduler::JobFor(const PeriodicTask& task, bool allow_over
 
 void Scheduler::Loop() {
   bool was_leading = false;
+  absl::Time pruned = absl::InfinitePast();
   while (true) {
     const absl::Time now = options_.clock();
     absl::StatusOr<bool> leads = store_->Lead(options_.replica, now, options_.lease_ttl);
@@ -155,6 +158,16 @@ void Scheduler::Loop() {
       // Renew in time, and never tick on a lease that may have lapsed.
       const absl::Time renew_by = now + options_.renew_every;
       wake = std::min(TickDue(now), renew_by);
+      if (now - pruned > kPruneEvery) {
+        pruned = now;
+        auto deleted = store_->PruneRuns(now - options_.run_retention);
+        if (!deleted.ok()) {
+          spdlog::warn("scheduler: pruning runs: {}", deleted.status().ToString());
+        } else if (*deleted > 0) {
+          spdlog::info("scheduler: deleted {} runs older than {}", *deleted,
+                       absl::FormatDuration(options_.run_retention));
+        }
+      }
     }
     absl::MutexLock lock(&mu_);
     auto stop_or_woken = [this]()

@@ -34,6 +34,9 @@ struct SchedulerOptions {
   // granularity: a failover takes at most lease_ttl + this).
   absl::Duration follower_poll = absl::Seconds(1);
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Runs are kept this long (as the jobs they ran as); the leader deletes
+  // older ones hourly.
+  absl::Duration run_retention = absl::Hours(24 * 7);
 };
 
 // The platform's periodic tasks: their definitions (declared by the

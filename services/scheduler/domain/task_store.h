@@ -103,6 +103,9 @@ class TaskStore {
   // page), after the page's keys (create time in Unix µs, id).
   virtual absl::StatusOr<std::vector<RunRecord>> ListRuns(const std::string& task_id,
                                                           const PageRequest& page) = 0;
+  // Deletes runs recorded before `cutoff` (their jobs are pruned by then);
+  // returns how many.
+  virtual absl::StatusOr<int64_t> PruneRuns(absl::Time cutoff) = 0;
   // The jobs of these runs that still exist (a pruned job is gone).
   virtual absl::StatusOr<std::vector<jobs::v1::Job>> JobsOf(
       const std::vector<std::string>& job_ids) = 0;

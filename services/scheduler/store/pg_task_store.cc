@@ -80,6 +80,9 @@ constexpr db::Statement kListRuns{
     "AND ($2::bigint IS NULL OR (create_time, id) < (" TS(2) ", $3)) "
     "ORDER BY create_time DESC, id DESC LIMIT $4"};
 
+constexpr db::Statement kPruneRuns{"scheduler_run_prune",
+                                   "DELETE FROM scheduler.runs WHERE create_time < " TS(1)};
+
 std::string Micros(absl::Time t) { return std::to_string(absl::ToUnixMicros(t)); }
 
 absl::Time TimeAt(const db::Result& r, int row, int col) {
@@ -277,6 +280,12 @@ absl::StatusOr<std::vector<RunRecord>> PgTaskStore::ListRuns(const std::string& 
   std::vector<RunRecord> out;
   for (int i = 0; i < r->rows(); ++i) out.push_back(RunFromRow(*r, i));
   return out;
+}
+
+absl::StatusOr<int64_t> PgTaskStore::PruneRuns(absl::Time cutoff) {
+  auto r = pool_->Exec(kPruneRuns, {Micros(cutoff)});
+  if (!r.ok()) return r.status();
+  return r->affected();
 }
 
 }  // namespace orchestrator::scheduler

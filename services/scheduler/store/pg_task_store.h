@@ -35,6 +35,7 @@ class PgTaskStore final : public TaskStore {
   absl::StatusOr<TaskRecord> Update(const TaskRecord& task, absl::Time now) override;
   absl::StatusOr<std::vector<RunRecord>> ListRuns(const std::string& task_id,
                                                   const PageRequest& page) override;
+  absl::StatusOr<int64_t> PruneRuns(absl::Time cutoff) override;
   absl::StatusOr<std::vector<jobs::v1::Job>> JobsOf(
       const std::vector<std::string>& job_ids) override {
     return jobs_->GetMany(job_ids);

@@ -210,6 +210,27 @@ TEST_F(CliTest, TheSchedulersTasksAreListedForAnAdminOnly) {
   auto denied = Cli({"scheduler", "tasks"}, alice_);
   EXPECT_EQ(denied.status, kExitDenied);
   EXPECT_THAT(denied.err, HasSubstr("scheduler.task.list"));
+  // Rescheduled, paused with a note, shown, and refused a bad cron.
+  auto every = Cli({"scheduler", "schedule", "jobs.prune", "--every", "2h", "--overlap",
+                    "allow-all", "--json"},
+                   mesh_.admin_token());
+  EXPECT_EQ(every.status, 0) << every.err;
+  EXPECT_THAT(every.out, HasSubstr("\"interval\":\"7200s\""));
+  EXPECT_THAT(every.out, HasSubstr("OVERLAP_POLICY_ALLOW_ALL"));
+  auto paused =
+      Cli({"scheduler", "pause", "jobs.prune", "--note", "disk is full"}, mesh_.admin_token());
+  EXPECT_EQ(paused.status, 0) << paused.err;
+  auto shown = Cli({"scheduler", "task", "jobs.prune", "--json"}, mesh_.admin_token());
+  EXPECT_THAT(shown.out, HasSubstr("TASK_STATE_PAUSED"));
+  EXPECT_THAT(shown.out, HasSubstr("disk is full"));
+  auto bad = Cli({"scheduler", "schedule", "jobs.prune", "--cron", "0 25 * * *"},
+                 mesh_.admin_token());
+  EXPECT_EQ(bad.status, kExitRejected);
+  EXPECT_THAT(bad.err, HasSubstr("cron: bad hour field"));
+  auto run = Cli({"scheduler", "run", "jobs.prune", "--follow"}, mesh_.admin_token());
+  EXPECT_EQ(run.status, 0) << run.err;
+  auto runs = Cli({"scheduler", "runs", "jobs.prune"}, mesh_.admin_token());
+  EXPECT_THAT(runs.out, HasSubstr("manual"));
   // finish is served, but only means something from a worker's token.
   auto finish = Cli({"finish", "--summary", "done"}, alice_);
   EXPECT_EQ(finish.status, kExitRejected);

@@ -24,6 +24,7 @@
 #include "orchestrator/jobs/v1/jobs.grpc.pb.h"
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
 #include "orchestrator/scaffolder/v1/scaffolder.grpc.pb.h"
+#include "orchestrator/scheduler/v1/scheduler.grpc.pb.h"
 #include "services/common/containers/docker_engine.h"
 #include "services/common/pagination/page_token.h"
 #include "services/common/router/caddy_router.h"
@@ -119,7 +120,6 @@ class DeployFixture : public ::testing::Test {
                 // connection of a parallel test may hold when a container binds.
                 c.local_port_first = 31200;
                 c.local_port_last = 31299;
-                c.deploy_reconcile_interval = std::chrono::milliseconds(300);
                 c.deploy_watch_failures = 0;  // the automatic-rollback suite turns it on
                 if (tweak) tweak(c);
               }),
@@ -128,6 +128,15 @@ class DeployFixture : public ::testing::Test {
         projects_(projects::v1::ProjectService::NewStub(mesh_.channel())),
         scaffolder_(scaffolder::v1::ScaffolderService::NewStub(mesh_.channel())) {
     std::tie(user_id_, token_) = mesh_.NewUser("alice");
+    // Routes reconciled every second (the platform's default is 30 s).
+    auto scheduler = scheduler::v1::SchedulerService::NewStub(mesh_.channel());
+    scheduler::v1::UpdateTaskScheduleRequest every;
+    every.set_task_id("deploy.routes.reconcile");
+    every.mutable_interval()->set_seconds(1);
+    scheduler::v1::UpdateTaskScheduleResponse updated;
+    EXPECT_TRUE(
+        scheduler->UpdateTaskSchedule(TestMesh::Context(mesh_.admin_token()).get(), every, &updated)
+            .ok());
   }
 
   ~DeployFixture() override {

@@ -14,12 +14,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "orchestrator/jobs/v1/jobs.grpc.pb.h"
 #include "orchestrator/scheduler/v1/scheduler.grpc.pb.h"
 #include "services/common/auth/mesh_identity.h"
 #include "services/common/crypto/secret_box.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/support/free_port.h"
 #include "tests/support/orchestratord_process.h"
 #include "tests/support/test_database.h"
@@ -35,13 +35,14 @@ class Replica final {
  public:
   Replica(const std::string& conninfo, const std::string& dir, int index)
       : port_(testing::FreePort()),
-        process_({ORCHESTRATORD_BIN, "--services=admin,projects,jobs,scheduler",
-                  absl::StrCat("--listen=127.0.0.1:", port_), "--log_level=info",
-                  "--database_url=" + conninfo, "--mesh_credential_file=" + dir + "/mesh.credential",
-                  "--secrets_key_file=" + dir + "/secrets.key",
-                  "--bootstrap_token_file=" + dir + "/admin.token",
-                  absl::StrCat("--scheduler_lease_ttl=", kLeaseTtlSeconds, "s"), "--job_lease=2s"},
-                 absl::StrCat(dir, "/orchestratord.", index, ".log")),
+        process_(
+            {ORCHESTRATORD_BIN, "--services=admin,projects,jobs,scheduler",
+             absl::StrCat("--listen=127.0.0.1:", port_), "--log_level=info",
+             "--database_url=" + conninfo, "--mesh_credential_file=" + dir + "/mesh.credential",
+             "--secrets_key_file=" + dir + "/secrets.key",
+             "--bootstrap_token_file=" + dir + "/admin.token",
+             absl::StrCat("--scheduler_lease_ttl=", kLeaseTtlSeconds, "s"), "--job_lease=2s"},
+            absl::StrCat(dir, "/orchestratord.", index, ".log")),
         channel_(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
                                      grpc::InsecureChannelCredentials())) {}
 
@@ -114,7 +115,8 @@ class SchedulerFailoverTest : public ::testing::Test {
     auto r = pool_->Exec(kRuns, {kPrune});
     EXPECT_TRUE(r.ok()) << r.status();
     if (!r.ok()) return out;
-    for (int i = 0; i < r->rows(); ++i) out[r->GetInt64(i, 0)] = static_cast<int>(r->GetInt64(i, 1));
+    for (int i = 0; i < r->rows(); ++i)
+      out[r->GetInt64(i, 0)] = static_cast<int>(r->GetInt64(i, 1));
     return out;
   }
 
@@ -153,8 +155,7 @@ TEST_F(SchedulerFailoverTest, EachTickRunsOnceAndTheOtherReplicaLeadsWithinTheLe
   // While one replica leads: once per due time, none left out.
   auto before = ScheduledRuns();
   for (const auto& [due, count] : before) EXPECT_EQ(count, 1) << "due time " << due;
-  EXPECT_EQ(before.rbegin()->first - before.begin()->first + 1,
-            static_cast<int64_t>(before.size()))
+  EXPECT_EQ(before.rbegin()->first - before.begin()->first + 1, static_cast<int64_t>(before.size()))
       << "a due time was left out while a replica led";
 
   // SIGKILL the leader (whichever replica it is).

@@ -335,6 +335,22 @@ TEST_F(SchedulerTest, ThePruneDeletesOnlyJobsThatEndedBeforeTheRetention) {
   auto events = pool->Exec(kEvents, {"{" + ids[0] + "," + ids[1] + "," + ids[2] + "}"});
   ASSERT_TRUE(events.ok());
   EXPECT_EQ(events->GetInt64(0, 0), 0) << "their events went with them";
+
+  // The scheduler's own record of runs goes after the same retention: the
+  // leader prunes when it starts leading, then hourly.
+  constexpr db::Statement kOldRun{
+      "test_old_run",
+      "INSERT INTO scheduler.runs (id, task_id, job_id, run_trigger, scheduled_time, create_time) "
+      "VALUES ('run-old', $1, '', 1, now() - interval '8 days', now() - interval '8 days')"};
+  ASSERT_TRUE(pool->Exec(kOldRun, {kPrune}).ok());
+  const size_t kept = Runs().size();
+  mesh_->Restart();
+  scheduler_ = v1::SchedulerService::NewStub(mesh_->channel());
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  while (Runs().size() >= kept && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(100));
+  auto runs = Runs();
+  EXPECT_EQ(runs.size(), kept - 1);
+  for (const auto& r : runs) EXPECT_NE(r.id(), "run-old");
 }
 
 }  // namespace

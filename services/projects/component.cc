@@ -1,8 +1,5 @@
 #include "services/projects/component.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -14,25 +11,11 @@
 
 // The flags this component reads (ReadFlags), wherever it is hosted.
 ABSL_FLAG(std::string, secrets_key_file, "",
-          "file with the base64 32-byte key sealing project secrets");
+          "file with the base64 32-byte key sealing project secrets and the SSH keys of "
+          "servers (read by the projects and infra components)");
 
 namespace orchestrator::projects {
 namespace {
-
-absl::StatusOr<SecretBox> SecretBoxFromFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("--secrets_key_file: cannot read '", path, "'"));
-  }
-  std::stringstream key;
-  key << in.rdbuf();
-  auto box = SecretBox::FromBase64Key(key.str());
-  if (!box.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--secrets_key_file: ", box.status().message()));
-  }
-  return box;
-}
 
 // The GitHub --github_api_url names (api.github.com serves github.com).
 PullRequestHost PullRequestsOn(const std::string& github_api_url) {
@@ -74,7 +57,7 @@ ComponentSpec Registration() {
           .migrations = &db::ProjectsMigrations,
           .read_flags = &ReadFlags,
           .build = [](ComponentContext& ctx) -> absl::StatusOr<std::unique_ptr<Component>> {
-            auto box = SecretBoxFromFile(ctx.config.secrets_key_file);
+            auto box = SecretBoxFromKeyFile("--secrets_key_file", ctx.config.secrets_key_file);
             if (!box.ok()) return box.status();
             return std::make_unique<ProjectsComponent>(ctx, *std::move(box));
           }};

@@ -40,6 +40,22 @@ function(orchestrator_migrations name)
   orchestrator_library(${name} SOURCES "${out}" DEPS orchestrator::db)
 endfunction()
 
+# orchestrator_embedded_text(<name> NAMESPACE <ns> FUNCTION <fn> FILE <file>)
+# Embeds <file>'s text into orchestrator::<name> as
+# `const std::string& <ns>::<fn>()`, so a deployed binary carries it (e.g.
+# the provisioning playbook) wherever it is installed.
+function(orchestrator_embedded_text name)
+  cmake_parse_arguments(ARG "" "NAMESPACE;FUNCTION;FILE" "" ${ARGN})
+  set(out "${CMAKE_CURRENT_BINARY_DIR}/${name}_embedded.cc")
+  add_custom_command(
+    OUTPUT "${out}"
+    COMMAND ${CMAKE_COMMAND} -DOUT=${out} -DNAMESPACE=${ARG_NAMESPACE} -DFUNCTION=${ARG_FUNCTION}
+            -DFILE=${ARG_FILE} -P ${PROJECT_SOURCE_DIR}/tools/cmake/EmbedText.cmake
+    DEPENDS ${ARG_FILE} ${PROJECT_SOURCE_DIR}/tools/cmake/EmbedText.cmake
+    COMMENT "Embedding ${ARG_FILE}")
+  orchestrator_library(${name} SOURCES "${out}")
+endfunction()
+
 include(GoogleTest)
 
 # orchestrator_test(<name> LABEL unit|integration|e2e SOURCES ... DEPS ...

@@ -446,6 +446,13 @@ std::vector<Command> Build() {
                    {"ADDRESS", "address"},
                    {"STATUS", "status"},
                    {"LAST SEEN", "last_seen_time"}}});
+  add({.group = "infra",
+       .name = "server",
+       .summary = "show a server (its status, and why)",
+       .rpc = Unary<infra::InfraService>(&infra::InfraService::Stub::GetServer),
+       .params = {Arg("SERVER", "server_id", "the server's id")},
+       .show_field = "server",
+       .job_id_path = "server.provision_job_id"});
   {
     Param key = Flag("ssh-key-file", "ssh_private_key", "the SSH private key, from this file");
     key.from_file = true;
@@ -467,7 +474,9 @@ std::vector<Command> Build() {
        .rpc = Unary<infra::InfraService>(&infra::InfraService::Stub::ProvisionServer),
        .params = {Arg("SERVER", "server_id", "the server's id")},
        .show_field = "job",
-       .job_id_path = "job.id"});
+       .job_id_path = "job.id",
+       .details = "Runs the platform's Ansible playbook over SSH (container engine, Caddy, the "
+                  "deploy user with the mesh's key); --follow shows its tasks as they run."});
   add({.group = "infra",
        .name = "allocate",
        .summary = "allocate a port (and host name) for a project's service",
@@ -497,7 +506,8 @@ std::vector<Command> Build() {
        .name = "release",
        .summary = "release a port allocation (its service stops being reachable)",
        .rpc = Unary<infra::InfraService>(&infra::InfraService::Stub::ReleaseAllocation),
-       .params = {Arg("ALLOCATION", "allocation_id", "the allocation's id")},
+       .params = {Arg("ALLOCATION", "allocation_id", "the allocation's id"),
+                  Switch("force", "force", "even the port its project's LIVE release uses")},
        .show_field = "allocation",
        .needs_confirm = true});
 
@@ -608,16 +618,6 @@ std::vector<Command> Build() {
                    {"STATE", "state"},
                    {"LAST RUN", "last_run_time"},
                    {"NEXT RUN", "next_run_time"}}});
-
-  // --- admin -----------------------------------------------------------------
-  add({.group = "admin",
-       .name = "users",
-       .summary = "list users",
-       .rpc = Unary<admin::AdminService>(&admin::AdminService::Stub::ListUsers),
-       .params = Paging(),
-       .list_field = "users",
-       .columns = {{"ID", "id"},
-                   {"NAME", "name"},
   add({.group = "scheduler",
        .name = "task",
        .summary = "show a periodic task: its schedule, next and recent runs, skipped and missed",
@@ -670,6 +670,16 @@ std::vector<Command> Build() {
                    {"STATE", "state"},
                    {"JOB", "job_id"},
                    {"STARTED", "start_time"}}});
+
+  // --- admin -----------------------------------------------------------------
+  add({.group = "admin",
+       .name = "users",
+       .summary = "list users",
+       .rpc = Unary<admin::AdminService>(&admin::AdminService::Stub::ListUsers),
+       .params = Paging(),
+       .list_field = "users",
+       .columns = {{"ID", "id"},
+                   {"NAME", "name"},
                    {"ROLE", "role"},
                    {"DISABLED", "disabled"},
                    {"CREATED", "create_time"}}});
@@ -730,8 +740,11 @@ std::vector<Command> Build() {
        .name = "trigger-step",
        .summary = "run one pipeline step (for a project, as its owner) as a job",
        .rpc = Unary<admin::AdminService>(&admin::AdminService::Stub::TriggerStep),
-       .params = {Arg("PROJECT", "project_id", "the project's id"),
-                  Arg("STEP", "step", "the step's name (see admin steps)")},
+       .params = {Arg("PROJECT", "project_id",
+                      "the project's id (\"-\" for a step that is not per project)"),
+                  Arg("STEP", "step", "the step's name (see admin steps)"),
+                  Flag("param", "parameters",
+                       "NAME=VALUE: one of the step's parameters (repeat it)")},
        .show_field = "job",
        .job_id_path = "job.id",
        .details = "Example:\n"
@@ -743,7 +756,10 @@ std::vector<Command> Build() {
        .summary = "cancel a project's jobs, delete them with their events, drop notifications",
        .rpc = Unary<admin::AdminService>(&admin::AdminService::Stub::ClearProjectState),
        .params = {Arg("PROJECT", "project_id", "the project's id")},
-       .needs_confirm = true});
+       .needs_confirm = true,
+       .details = "Running jobs are asked to stop and deleted once they have ended (the\n"
+                  "command waits up to 10 s; any still running are listed, and running it\n"
+                  "again deletes them)."});
 
   // --- for agents, and anyone ------------------------------------------------
   add({.name = "respond",

@@ -3,9 +3,12 @@
 #include <sodium.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 
 namespace orchestrator {
 namespace {
@@ -71,6 +74,17 @@ absl::StatusOr<std::string> SecretBox::Open(absl::string_view sealed,
   }
   out.resize(written);
   return out;
+}
+
+absl::StatusOr<SecretBox> SecretBoxFromKeyFile(absl::string_view flag, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::FailedPreconditionError(absl::StrCat(flag, ": cannot read '", path, "'"));
+  std::stringstream key;
+  key << in.rdbuf();
+  auto box = SecretBox::FromBase64Key(key.str());
+  if (!box.ok())
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", box.status().message()));
+  return box;
 }
 
 std::string GenerateSecretKeyBase64() {

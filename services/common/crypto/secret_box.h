@@ -31,6 +31,11 @@ class SecretBox final {
   std::string key_;
 };
 
+// The SecretBox whose key `path` holds (base64); FAILED_PRECONDITION
+// naming `flag` when the file cannot be read, INVALID_ARGUMENT when it
+// holds no key.
+absl::StatusOr<SecretBox> SecretBoxFromKeyFile(absl::string_view flag, const std::string& path);
+
 // A new random key, base64-encoded.
 std::string GenerateSecretKeyBase64();
 

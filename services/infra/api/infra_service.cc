@@ -5,8 +5,80 @@
 #include "services/common/peers/serve_for_project.h"
 #include "services/common/rpc/queued_writer.h"
 #include "services/common/rpc/serve_unary.h"
+#include "services/jobs/domain/job_types.h"
 
 namespace orchestrator::infra {
+
+grpc::ServerUnaryReactor* InfraServiceImpl::RegisterServer(grpc::CallbackServerContext* ctx,
+                                                           const v1::RegisterServerRequest* req,
+                                                           v1::RegisterServerResponse* resp) {
+  return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) -> absl::Status {
+    return FillResponse(servers_->Register(caller, *req),
+                        [resp](v1::Server s) { *resp->mutable_server() = std::move(s); });
+  });
+}
+
+grpc::ServerUnaryReactor* InfraServiceImpl::ProvisionServer(grpc::CallbackServerContext* ctx,
+                                                            const v1::ProvisionServerRequest* req,
+                                                            v1::ProvisionServerResponse* resp) {
+  return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) -> absl::Status {
+    return FillResponse(Provision(caller, *req),
+                        [resp](jobs::v1::Job j) { *resp->mutable_job() = std::move(j); });
+  });
+}
+
+absl::StatusOr<jobs::v1::Job> InfraServiceImpl::Provision(
+    const Principal& caller, const v1::ProvisionServerRequest& request) {
+  if (request.server_id().empty()) return absl::InvalidArgumentError("server_id: required");
+  const auto earlier_job = [&]() -> absl::StatusOr<std::optional<jobs::v1::Job>> {
+    if (request.request_id().empty()) return std::nullopt;
+    auto earlier = jobs_->FindByRequest(caller.user_id, request.request_id());
+    if (!earlier.ok() || !*earlier) return earlier;
+    const auto& params = (*earlier)->params().fields();
+    const auto server = params.find("server_id");
+    if ((*earlier)->kind() != kProvisionJobKind || server == params.end() ||
+        server->second.string_value() != request.server_id()) {
+      return absl::FailedPreconditionError(absl::StrCat("request_id '", request.request_id(),
+                                                        "' was used for another request (job ",
+                                                        (*earlier)->id(), ")"));
+    }
+    return earlier;
+  };
+  auto earlier = earlier_job();
+  if (!earlier.ok()) return earlier.status();
+  if (*earlier) return **earlier;
+  auto server = servers_->Get(caller, request.server_id());
+  if (!server.ok()) return server.status();
+  if (server->kind() != v1::SERVER_KIND_SSH) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("server ", server->name(), " is ", v1::ServerKind_Name(server->kind()),
+                     server->kind() == v1::SERVER_KIND_LOCAL
+                         ? ": the machine the mesh runs on needs no provisioning"
+                         : ": only SSH servers are provisioned"));
+  }
+  if (server->owner_id() != caller.user_id) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "server ", server->id(), " belongs to another user: only its owner provisions it"));
+  }
+  if (server->status() == v1::SERVER_STATUS_PROVISIONING) {
+    // Its job again, rather than a second one queued behind it.
+    auto running = jobs_->Get(server->provision_job_id());
+    if (running.ok() && !jobs::IsTerminal(running->state())) return running;
+  }
+  // An unreachable server is answered at once, not by a failed job later.
+  if (auto s = provisioner_->CheckReachable(*server); !s.ok()) return s;
+  auto job =
+      jobs_->Enqueue(ProvisionJob(caller.user_id, server->id(), request.request_id()), absl::Now());
+  if (job.status().code() == absl::StatusCode::kAlreadyExists) {
+    // The same request_id, at the same moment.
+    auto again = earlier_job();
+    if (again.ok() && *again) return **again;
+  }
+  if (!job.ok()) return job.status();
+  // Best effort: the job records itself on the server when it starts.
+  (void)provisioner_->NoteQueued(server->id(), job->id());
+  return job;
+}
 
 grpc::ServerUnaryReactor* InfraServiceImpl::ListServers(grpc::CallbackServerContext* ctx,
                                                         const v1::ListServersRequest* req,

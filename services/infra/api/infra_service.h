@@ -11,8 +11,10 @@
 #include "services/common/executor/bounded_executor.h"
 #include "services/common/peers/project_visibility.h"
 #include "services/infra/domain/port_allocator.h"
+#include "services/infra/domain/provisioner.h"
 #include "services/infra/domain/servers.h"
 #include "services/infra/domain/service_diagnostics.h"
+#include "services/jobs/store/pg_job_store.h"
 
 namespace orchestrator::infra {
 
@@ -28,28 +30,37 @@ struct LogStreamLimits {
   size_t max_queued_bytes = 1 << 20;
 };
 
-// InfraService: servers, port allocations and the diagnostics of deployed
-// services. Registering and provisioning servers are not built yet
-// (UNIMPLEMENTED).
+// InfraService: servers (registered, provisioned by jobs), port
+// allocations and the diagnostics of deployed services.
 class InfraServiceImpl final : public v1::InfraService::CallbackService {
  public:
   // `executor` runs the bodies, once ProjectService has said the caller
   // sees the project a request names; `followers` runs the log streams
   // (which may wait for a slow client, or for new lines as long as they
-  // follow), so that they never hold the executor's threads.
+  // follow), so that they never hold the executor's threads. Provision
+  // jobs go to `jobs`, run by the component's engine with `provisioner`.
   InfraServiceImpl(std::shared_ptr<ServerCatalog> servers,
                    std::shared_ptr<PortAllocator> allocations,
-                   std::shared_ptr<ServiceDiagnostics> diagnostics, ProjectVisibilityPtr visibility,
-                   BoundedExecutorPtr executor, BoundedExecutorPtr followers,
-                   LogStreamLimits limits = {})
+                   std::shared_ptr<ServiceDiagnostics> diagnostics,
+                   std::shared_ptr<Provisioner> provisioner, std::shared_ptr<jobs::PgJobStore> jobs,
+                   ProjectVisibilityPtr visibility, BoundedExecutorPtr executor,
+                   BoundedExecutorPtr followers, LogStreamLimits limits = {})
       : servers_(std::move(servers)),
         allocations_(std::move(allocations)),
         diagnostics_(std::move(diagnostics)),
+        provisioner_(std::move(provisioner)),
+        jobs_(std::move(jobs)),
         visibility_(std::move(visibility)),
         limits_(limits),
         executor_(std::move(executor)),
         followers_(std::move(followers)) {}
 
+  grpc::ServerUnaryReactor* RegisterServer(grpc::CallbackServerContext* ctx,
+                                           const v1::RegisterServerRequest* req,
+                                           v1::RegisterServerResponse* resp) override;
+  grpc::ServerUnaryReactor* ProvisionServer(grpc::CallbackServerContext* ctx,
+                                            const v1::ProvisionServerRequest* req,
+                                            v1::ProvisionServerResponse* resp) override;
   grpc::ServerUnaryReactor* ListServers(grpc::CallbackServerContext* ctx,
                                         const v1::ListServersRequest* req,
                                         v1::ListServersResponse* resp) override;
@@ -83,11 +94,16 @@ class InfraServiceImpl final : public v1::InfraService::CallbackService {
   // max_following, or max_per_owner for the owner; UNAVAILABLE once
   // draining) and out.
   absl::Status Enter(const CancelFlag& cancel, const std::string& owner);
+  // ProvisionServer's body.
+  absl::StatusOr<jobs::v1::Job> Provision(const Principal& caller,
+                                          const v1::ProvisionServerRequest& request);
   void Leave(const CancelFlag& cancel, const std::string& owner);
 
   std::shared_ptr<ServerCatalog> servers_;
   std::shared_ptr<PortAllocator> allocations_;
   std::shared_ptr<ServiceDiagnostics> diagnostics_;
+  std::shared_ptr<Provisioner> provisioner_;
+  std::shared_ptr<jobs::PgJobStore> jobs_;
   ProjectVisibilityPtr visibility_;
   const LogStreamLimits limits_;
 

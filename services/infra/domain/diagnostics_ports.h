@@ -34,6 +34,15 @@ class SecretValues {
                                                           const std::string& project_id) = 0;
 };
 
+// Whether a project still exists (ProjectService, acting for its owner):
+// false once it was deleted (NOT_FOUND).
+class ProjectRegistry {
+ public:
+  virtual ~ProjectRegistry() = default;
+  virtual absl::StatusOr<bool> Exists(const std::string& owner_id,
+                                      const std::string& project_id) = 0;
+};
+
 // One GET through the router (Caddy), as a browser asking for `host` would:
 // the status code, or UNAVAILABLE when nothing answered within `timeout`
 // (adapters/).

@@ -21,6 +21,30 @@ struct ServerFilter {
   bool all_owners = false;
 };
 
+// What the mesh logs in to an SSH server with: never part of a v1::Server.
+struct ServerLogin {
+  std::string sealed_private_key;  // base64 of SecretBox::Seal
+  std::string known_hosts;         // ssh's known_hosts lines accepted so far
+};
+
+// A server's new status; `provision_job_id` and `seen` (last_seen_time =
+// now) only when set.
+struct ServerStatusChange {
+  v1::ServerStatus status = v1::SERVER_STATUS_UNSPECIFIED;
+  std::string reason;
+  std::optional<std::string> provision_job_id;
+  bool seen = false;
+  // Only when the server is in one of these now (empty: whatever it is);
+  // else NOT_FOUND, nothing changed.
+  std::vector<v1::ServerStatus> only_from;
+};
+
+// The mesh's own SSH key pair.
+struct MeshKeyPair {
+  std::string public_key;          // one authorized_keys line
+  std::string sealed_private_key;  // base64 of SecretBox::Seal
+};
+
 struct AllocationFilter {
   std::string owner_id;  // "" = everyone's
   std::string project_id;
@@ -41,6 +65,33 @@ class InfraStore {
   // By name, platform servers first.
   virtual absl::StatusOr<Page<v1::Server>> ListServers(const ServerFilter& filter,
                                                        const PageRequest& page) = 0;
+
+  // Stores a server a user registers (id, owner, name, kind, address,
+  // user, range, status set); ALREADY_EXISTS when the owner has one of
+  // that name or used `request_id` ("" for none) already.
+  virtual absl::StatusOr<v1::Server> InsertServer(const v1::Server& server,
+                                                  const std::string& sealed_private_key,
+                                                  const std::string& request_id) = 0;
+  // The server `owner_id` registered with `request_id`, if any.
+  virtual absl::StatusOr<std::optional<v1::Server>> FindServerByRequest(
+      const std::string& owner_id, const std::string& request_id) = 0;
+  virtual absl::StatusOr<ServerLogin> GetServerLogin(const std::string& server_id) = 0;
+  virtual absl::Status SetProvisionJob(const std::string& server_id, const std::string& job_id) = 0;
+  virtual absl::Status SaveKnownHosts(const std::string& server_id,
+                                      const std::string& known_hosts) = 0;
+  virtual absl::StatusOr<v1::Server> ChangeServerStatus(const std::string& server_id,
+                                                        const ServerStatusChange& change) = 0;
+  // Every owner's servers of `kind` in one of `statuses`, by id, at most
+  // `limit`.
+  virtual absl::StatusOr<std::vector<v1::Server>> ServersIn(
+      v1::ServerKind kind, const std::vector<v1::ServerStatus>& statuses, int limit) = 0;
+
+  // The key pair stored as `name`, if any.
+  virtual absl::StatusOr<std::optional<MeshKeyPair>> GetMeshKey(const std::string& name) = 0;
+  // Stores `pair` as `name` unless one is stored already; returns the one
+  // stored (another process may have been first).
+  virtual absl::StatusOr<MeshKeyPair> PutMeshKeyOnce(const std::string& name,
+                                                     const MeshKeyPair& pair) = 0;
 
   virtual absl::StatusOr<v1::Allocation> GetAllocation(const std::string& allocation_id) = 0;
   // The allocation (held or released) a request made, if any.

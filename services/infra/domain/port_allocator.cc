@@ -1,6 +1,7 @@
 #include "services/infra/domain/port_allocator.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -167,6 +168,24 @@ absl::StatusOr<v1::Allocation> PortAllocator::Release(const Principal& caller,
                      allocation->hostname(), " stops reaching project ", allocation->project_id(),
                      "'s ", allocation->service(), " service; set confirm to true to release it"));
   }
+  if (releases_ != nullptr && !request.force()) {
+    auto live = releases_->Live(allocation->owner_id(), allocation->project_id());
+    if (!live.ok() && live.status().code() != absl::StatusCode::kNotFound) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot tell whether allocation ", allocation->id(),
+                       " serves the project's live release (", live.status().message(),
+                       "): try again, or set force to release it whatever it serves"));
+    }
+    if (live.ok() && *live && (*live)->port() == allocation->port() &&
+        ((*live)->server_id().empty() || (*live)->server_id() == allocation->server_id())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "force: port ", allocation->port(), " of allocation ", allocation->id(),
+          " serves project ", allocation->project_id(), "'s LIVE release ", (*live)->version(),
+          (*live)->url().empty() ? "" : absl::StrCat(" (", (*live)->url(), ")"),
+          "; releasing it takes the service offline: set force (with confirm) to release it "
+          "anyway"));
+    }
+  }
   if (auto s = store_->Release(allocation->id(), request.request_id(), now); !s.ok()) {
     return s.code() == absl::StatusCode::kNotFound ? absl::NotFoundError(not_found) : s;
   }
@@ -194,6 +213,28 @@ absl::StatusOr<v1::ListAllocationsResponse> PortAllocator::List(
     response.set_next_page_token(MakePageToken(fingerprint, rows->last_keys));
   }
   return response;
+}
+
+absl::StatusOr<int> PortAllocator::FreeOrphans(ProjectRegistry& projects, absl::Time now) {
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>> by_project;
+  PageRequest page;
+  page.page_size = 500;
+  while (true) {
+    auto held = store_->ListAllocations(AllocationFilter{}, page);
+    if (!held.ok()) return held.status();
+    for (const auto& a : held->items) by_project[{a.owner_id(), a.project_id()}].push_back(a.id());
+    if (held->last_keys.empty()) break;
+    page.after = held->last_keys;
+  }
+  int freed = 0;
+  for (const auto& [project, allocation_ids] : by_project) {
+    auto exists = projects.Exists(project.first, project.second);
+    if (!exists.ok() || *exists) continue;
+    for (const std::string& id : allocation_ids) {
+      if (store_->Release(id, absl::StrCat("orphan-sweep:", id), now).ok()) ++freed;
+    }
+  }
+  return freed;
 }
 
 }  // namespace orchestrator::infra

@@ -75,4 +75,12 @@ absl::StatusOr<std::vector<std::string>> ProjectServiceSecrets::ListAndReveal(
   return values;
 }
 
+absl::StatusOr<bool> ProjectServiceRegistry::Exists(const std::string& owner_id,
+                                                    const std::string& project_id) {
+  auto project = GetProjectAs(*stub_, *mesh_, deadline_, owner_id, project_id);
+  if (project.ok()) return true;
+  if (project.status().code() == absl::StatusCode::kNotFound) return false;
+  return project.status();
+}
+
 }  // namespace orchestrator::infra

@@ -57,4 +57,20 @@ class ProjectServiceSecrets final : public SecretValues {
   std::chrono::milliseconds deadline_;
 };
 
+// ProjectRegistry over ProjectService's stub, as the mesh acting for the
+// project's owner.
+class ProjectServiceRegistry final : public ProjectRegistry {
+ public:
+  ProjectServiceRegistry(std::function<LazyStub<projects::v1::ProjectService>::StubPtr()> make,
+                         MeshCredentialPtr mesh, std::chrono::milliseconds deadline)
+      : stub_(std::move(make)), mesh_(std::move(mesh)), deadline_(deadline) {}
+
+  absl::StatusOr<bool> Exists(const std::string& owner_id, const std::string& project_id) override;
+
+ private:
+  LazyStub<projects::v1::ProjectService> stub_;
+  MeshCredentialPtr mesh_;
+  std::chrono::milliseconds deadline_;
+};
+
 }  // namespace orchestrator::infra

@@ -38,6 +38,43 @@ constexpr db::Statement kListServers{
                           "AND ($3::text IS NULL OR (owner_id, name) > ($3::text, $4::text)) "
                           "ORDER BY owner_id, name LIMIT $5"};
 
+constexpr db::Statement kInsertServer{
+    "infra_insert_server",
+    "INSERT INTO infra.servers (id, owner_id, name, kind, address, ssh_user, port_range_start, "
+    "port_range_end, status, status_reason, sealed_private_key, request_id) VALUES ($1, $2, $3, "
+    "$4::int, $5, $6, $7::int, $8::int, $9::int, $10, $11, NULLIF($12, '')) "
+    "RETURNING " SERVER_COLUMNS};
+constexpr db::Statement kServerByRequest{
+    "infra_server_by_request",
+    "SELECT " SERVER_COLUMNS " FROM infra.servers WHERE owner_id = $1 AND request_id = $2"};
+constexpr db::Statement kGetServerLogin{
+    "infra_get_server_login",
+    "SELECT sealed_private_key, known_hosts FROM infra.servers WHERE id = $1"};
+constexpr db::Statement kSaveKnownHosts{"infra_save_known_hosts",
+                                        "UPDATE infra.servers SET known_hosts = $2 WHERE id = $1"};
+// $3: the provision job's id, or NULL to keep it; $4: seen now; $6: the
+// statuses it may change from, or NULL for any.
+constexpr db::Statement kChangeServerStatus{
+    "infra_change_server_status",
+    "UPDATE infra.servers SET status = $2::int, status_reason = $5, "
+    "provision_job_id = COALESCE($3, provision_job_id), update_time = now(), "
+    "last_seen_time = CASE WHEN $4::bool THEN now() ELSE last_seen_time END "
+    "WHERE id = $1 AND ($6::int[] IS NULL OR status = ANY($6::int[])) RETURNING " SERVER_COLUMNS};
+constexpr db::Statement kSetProvisionJob{
+    "infra_set_provision_job",
+    "UPDATE infra.servers SET provision_job_id = $2, update_time = now() WHERE id = $1"};
+constexpr db::Statement kServersIn{"infra_servers_in",
+                                   "SELECT " SERVER_COLUMNS
+                                   " FROM infra.servers WHERE kind = $1::int "
+                                   "AND status = ANY($2::int[]) ORDER BY id LIMIT $3"};
+constexpr db::Statement kGetMeshKey{
+    "infra_get_mesh_key",
+    "SELECT public_key, sealed_private_key FROM infra.mesh_keys WHERE name = $1"};
+constexpr db::Statement kPutMeshKey{
+    "infra_put_mesh_key",
+    "INSERT INTO infra.mesh_keys (name, public_key, sealed_private_key) VALUES ($1, $2, $3) "
+    "ON CONFLICT (name) DO NOTHING"};
+
 constexpr db::Statement kGetAllocation{
     "infra_get_allocation", "SELECT " ALLOCATION_COLUMNS " FROM infra.allocations WHERE id = $1"};
 constexpr db::Statement kFindByRequest{
@@ -108,6 +145,15 @@ v1::Allocation AllocationFromRow(const db::Result& r, int row) {
   return a;
 }
 
+// A PostgreSQL int[] literal of the statuses.
+std::string IntArray(const std::vector<v1::ServerStatus>& statuses) {
+  std::string array = "{";
+  for (size_t i = 0; i < statuses.size(); ++i) {
+    absl::StrAppend(&array, i == 0 ? "" : ",", static_cast<int>(statuses[i]));
+  }
+  return array + "}";
+}
+
 absl::StatusOr<std::optional<v1::Allocation>> OneAllocation(absl::StatusOr<db::Result> r) {
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return std::nullopt;
@@ -150,6 +196,94 @@ absl::StatusOr<Page<v1::Server>> PgInfraStore::ListServers(const ServerFilter& f
     out.last_keys = {out.items.back().owner_id(), out.items.back().name()};
   }
   return out;
+}
+
+absl::StatusOr<v1::Server> PgInfraStore::InsertServer(const v1::Server& server,
+                                                      const std::string& sealed_private_key,
+                                                      const std::string& request_id) {
+  auto r =
+      pool_->Exec(kInsertServer,
+                  {server.id(), server.owner_id(), server.name(), std::to_string(server.kind()),
+                   server.address(), server.ssh_user(), std::to_string(server.port_range_start()),
+                   std::to_string(server.port_range_end()), std::to_string(server.status()),
+                   server.status_reason(), sealed_private_key, request_id});
+  if (!r.ok()) return r.status();
+  return ServerFromRow(*r, 0);
+}
+
+absl::StatusOr<std::optional<v1::Server>> PgInfraStore::FindServerByRequest(
+    const std::string& owner_id, const std::string& request_id) {
+  auto r = pool_->Exec(kServerByRequest, {owner_id, request_id});
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) return std::nullopt;
+  return ServerFromRow(*r, 0);
+}
+
+absl::StatusOr<ServerLogin> PgInfraStore::GetServerLogin(const std::string& server_id) {
+  auto r = pool_->Exec(kGetServerLogin, {server_id});
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) {
+    return absl::NotFoundError(absl::StrCat("server '", server_id, "' not found"));
+  }
+  ServerLogin login;
+  login.sealed_private_key = std::string(r->Get(0, 0));
+  login.known_hosts = std::string(r->Get(0, 1));
+  return login;
+}
+
+absl::Status PgInfraStore::SetProvisionJob(const std::string& server_id,
+                                           const std::string& job_id) {
+  return pool_->Exec(kSetProvisionJob, {server_id, job_id}).status();
+}
+
+absl::Status PgInfraStore::SaveKnownHosts(const std::string& server_id,
+                                          const std::string& known_hosts) {
+  return pool_->Exec(kSaveKnownHosts, {server_id, known_hosts}).status();
+}
+
+absl::StatusOr<v1::Server> PgInfraStore::ChangeServerStatus(const std::string& server_id,
+                                                            const ServerStatusChange& change) {
+  auto r = pool_->Exec(
+      kChangeServerStatus,
+      {server_id, std::to_string(change.status), change.provision_job_id,
+       change.seen ? "true" : "false", change.reason,
+       change.only_from.empty() ? std::nullopt
+                                : std::optional<std::string>(IntArray(change.only_from))});
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) {
+    return absl::NotFoundError(absl::StrCat("server '", server_id, "' not found"));
+  }
+  return ServerFromRow(*r, 0);
+}
+
+absl::StatusOr<std::vector<v1::Server>> PgInfraStore::ServersIn(
+    v1::ServerKind kind, const std::vector<v1::ServerStatus>& statuses, int limit) {
+  auto r =
+      pool_->Exec(kServersIn, {std::to_string(kind), IntArray(statuses), std::to_string(limit)});
+  if (!r.ok()) return r.status();
+  std::vector<v1::Server> servers;
+  for (int i = 0; i < r->rows(); ++i) servers.push_back(ServerFromRow(*r, i));
+  return servers;
+}
+
+absl::StatusOr<std::optional<MeshKeyPair>> PgInfraStore::GetMeshKey(const std::string& name) {
+  auto r = pool_->Exec(kGetMeshKey, {name});
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) return std::nullopt;
+  MeshKeyPair pair;
+  pair.public_key = std::string(r->Get(0, 0));
+  pair.sealed_private_key = std::string(r->Get(0, 1));
+  return pair;
+}
+
+absl::StatusOr<MeshKeyPair> PgInfraStore::PutMeshKeyOnce(const std::string& name,
+                                                         const MeshKeyPair& pair) {
+  auto put = pool_->Exec(kPutMeshKey, {name, pair.public_key, pair.sealed_private_key});
+  if (!put.ok()) return put.status();
+  auto stored = GetMeshKey(name);
+  if (!stored.ok()) return stored.status();
+  if (!*stored) return absl::InternalError(absl::StrCat("mesh key '", name, "' vanished"));
+  return **stored;
 }
 
 absl::StatusOr<v1::Allocation> PgInfraStore::GetAllocation(const std::string& allocation_id) {

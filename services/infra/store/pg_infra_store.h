@@ -20,6 +20,23 @@ class PgInfraStore final : public InfraStore {
   absl::StatusOr<v1::Server> GetServer(const std::string& server_id) override;
   absl::StatusOr<Page<v1::Server>> ListServers(const ServerFilter& filter,
                                                const PageRequest& page) override;
+  absl::StatusOr<v1::Server> InsertServer(const v1::Server& server,
+                                          const std::string& sealed_private_key,
+                                          const std::string& request_id) override;
+  absl::StatusOr<std::optional<v1::Server>> FindServerByRequest(
+      const std::string& owner_id, const std::string& request_id) override;
+  absl::StatusOr<ServerLogin> GetServerLogin(const std::string& server_id) override;
+  absl::Status SetProvisionJob(const std::string& server_id, const std::string& job_id) override;
+  absl::Status SaveKnownHosts(const std::string& server_id,
+                              const std::string& known_hosts) override;
+  absl::StatusOr<v1::Server> ChangeServerStatus(const std::string& server_id,
+                                                const ServerStatusChange& change) override;
+  absl::StatusOr<std::vector<v1::Server>> ServersIn(v1::ServerKind kind,
+                                                    const std::vector<v1::ServerStatus>& statuses,
+                                                    int limit) override;
+  absl::StatusOr<std::optional<MeshKeyPair>> GetMeshKey(const std::string& name) override;
+  absl::StatusOr<MeshKeyPair> PutMeshKeyOnce(const std::string& name,
+                                             const MeshKeyPair& pair) override;
   absl::StatusOr<v1::Allocation> GetAllocation(const std::string& allocation_id) override;
   absl::StatusOr<std::optional<v1::Allocation>> FindByRequest(
       const std::string& owner_id, const std::string& request_id) override;

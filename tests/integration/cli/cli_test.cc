@@ -211,9 +211,9 @@ TEST_F(CliTest, TheSchedulersTasksAreListedForAnAdminOnly) {
   EXPECT_EQ(denied.status, kExitDenied);
   EXPECT_THAT(denied.err, HasSubstr("scheduler.task.list"));
   // Rescheduled, paused with a note, shown, and refused a bad cron.
-  auto every = Cli({"scheduler", "schedule", "jobs.prune", "--every", "2h", "--overlap",
-                    "allow-all", "--json"},
-                   mesh_.admin_token());
+  auto every = Cli(
+      {"scheduler", "schedule", "jobs.prune", "--every", "2h", "--overlap", "allow-all", "--json"},
+      mesh_.admin_token());
   EXPECT_EQ(every.status, 0) << every.err;
   EXPECT_THAT(every.out, HasSubstr("\"interval\":\"7200s\""));
   EXPECT_THAT(every.out, HasSubstr("OVERLAP_POLICY_ALLOW_ALL"));
@@ -223,8 +223,8 @@ TEST_F(CliTest, TheSchedulersTasksAreListedForAnAdminOnly) {
   auto shown = Cli({"scheduler", "task", "jobs.prune", "--json"}, mesh_.admin_token());
   EXPECT_THAT(shown.out, HasSubstr("TASK_STATE_PAUSED"));
   EXPECT_THAT(shown.out, HasSubstr("disk is full"));
-  auto bad = Cli({"scheduler", "schedule", "jobs.prune", "--cron", "0 25 * * *"},
-                 mesh_.admin_token());
+  auto bad =
+      Cli({"scheduler", "schedule", "jobs.prune", "--cron", "0 25 * * *"}, mesh_.admin_token());
   EXPECT_EQ(bad.status, kExitRejected);
   EXPECT_THAT(bad.err, HasSubstr("cron: bad hour field"));
   auto run = Cli({"scheduler", "run", "jobs.prune", "--follow"}, mesh_.admin_token());
@@ -237,21 +237,6 @@ TEST_F(CliTest, TheSchedulersTasksAreListedForAnAdminOnly) {
   EXPECT_THAT(finish.err, HasSubstr("FAILED_PRECONDITION"));
 }
 
-class CliUnixSocketTest : public CliTest {
- protected:
-  CliUnixSocketTest() : CliTest(absl::StrCat("unix:/tmp/orchestrator-cli-", getpid(), ".sock")) {}
-};
-
-TEST_F(CliUnixSocketTest, AUnixSocketAddressWorks) {
-  ASSERT_TRUE(absl::StartsWith(mesh_.address(), "unix:/")) << mesh_.address();
-  auto r = Cli({"project", "create", "sock"}, alice_);
-  EXPECT_EQ(r.status, 0) << r.err;
-  auto listed = Cli({"project", "list"}, alice_);
-  EXPECT_THAT(listed.out, HasSubstr("sock"));
-}
-
-}  // namespace
-}  // namespace orchestrator::cli
 TEST_F(CliTest, AnAdminListsTriggersAndClearsPipelineSteps) {
   const std::string admin = mesh_.admin_token();
   auto steps = Cli({"admin", "steps"}, admin);
@@ -283,3 +268,18 @@ TEST_F(CliTest, AnAdminListsTriggersAndClearsPipelineSteps) {
   EXPECT_THAT(jobs.out, Not(HasSubstr(id)));
 }
 
+class CliUnixSocketTest : public CliTest {
+ protected:
+  CliUnixSocketTest() : CliTest(absl::StrCat("unix:/tmp/orchestrator-cli-", getpid(), ".sock")) {}
+};
+
+TEST_F(CliUnixSocketTest, AUnixSocketAddressWorks) {
+  ASSERT_TRUE(absl::StartsWith(mesh_.address(), "unix:/")) << mesh_.address();
+  auto r = Cli({"project", "create", "sock"}, alice_);
+  EXPECT_EQ(r.status, 0) << r.err;
+  auto listed = Cli({"project", "list"}, alice_);
+  EXPECT_THAT(listed.out, HasSubstr("sock"));
+}
+
+}  // namespace
+}  // namespace orchestrator::cli

@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "clients/cli/app.h"
 #include "orchestrator/deploy/v1/deploy.grpc.pb.h"
+#include "orchestrator/infra/v1/infra.grpc.pb.h"
 #include "orchestrator/jobs/v1/jobs.grpc.pb.h"
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
 #include "orchestrator/scaffolder/v1/scaffolder.grpc.pb.h"
@@ -179,6 +180,40 @@ TEST_F(DeployTest, ACaddyThatLostItsConfigGetsTheRoutesBack) {
     status = Get(router_port_, host).status;
   }
   EXPECT_EQ(status, 200) << "reconciled from the LIVE releases";
+}
+
+TEST_F(DeployTest, ThePortOfTheLiveReleaseIsReleasedOnlyWhenForced) {
+  const std::string shop = ScaffoldedProject("shop");
+  ASSERT_EQ(Deploy(shop).state(), jobs::v1::JOB_STATE_SUCCEEDED);
+  const deploy::v1::Release live = Releases(shop)[0];
+  auto infra = infra::v1::InfraService::NewStub(mesh_.channel());
+  infra::v1::ListAllocationsRequest list;
+  list.set_project_id(shop);
+  infra::v1::ListAllocationsResponse allocations;
+  ASSERT_TRUE(infra->ListAllocations(TestMesh::Context(token_).get(), list, &allocations).ok());
+  std::string serving, spare;
+  for (const auto& a : allocations.allocations()) {
+    (a.port() == live.port() ? serving : spare) = a.id();
+  }
+  ASSERT_FALSE(serving.empty()) << allocations.DebugString();
+  const auto release = [&](const std::string& id, bool force) {
+    infra::v1::ReleaseAllocationRequest req;
+    req.set_allocation_id(id);
+    req.set_confirm(true);
+    req.set_force(force);
+    infra::v1::ReleaseAllocationResponse resp;
+    return infra->ReleaseAllocation(TestMesh::Context(token_).get(), req, &resp);
+  };
+  grpc::Status refused = release(serving, false);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(refused.error_message(), HasSubstr("LIVE release"));
+  EXPECT_THAT(refused.error_message(), HasSubstr("force"));
+  EXPECT_EQ(Get(router_port_, HostOf(live.url())).status, 200) << "still served";
+  if (!spare.empty()) {
+    EXPECT_TRUE(release(spare, false).ok()) << "the port nothing live uses";
+  }
+  grpc::Status forced = release(serving, true);
+  EXPECT_TRUE(forced.ok()) << forced.error_message();
 }
 
 TEST_F(DeployTest, NoRequestFailsDuringTenDeploysAndTenRollbacks) {

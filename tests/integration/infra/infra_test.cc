@@ -14,6 +14,8 @@
 
 #include "orchestrator/infra/v1/infra.grpc.pb.h"
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
+#include "orchestrator/scheduler/v1/scheduler.grpc.pb.h"
+#include "tests/support/job_wait.h"
 #include "tests/support/test_mesh.h"
 
 namespace orchestrator {
@@ -336,6 +338,39 @@ TEST_F(InfraWideRangeTest, OneUserHoldsAtMostSixtyFourPortsOfASharedServer) {
   EXPECT_EQ(more.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << more.error_message();
   EXPECT_THAT(more.error_message(), HasSubstr("release one"));
   EXPECT_TRUE(allocate(bob, project_of[1], 0).ok()) << "others still get ports";
+}
+
+TEST_F(InfraTest, ThePortsOfADeletedProjectAreFreedByTheScheduledSweep) {
+  auto [alice_id, alice] = mesh_.NewUser("alice");
+  const std::string gone = CreateProject(alice, "gone");
+  const std::string kept = CreateProject(alice, "kept");
+  infra::v1::Allocation a, b, c;
+  ASSERT_TRUE(Allocate(alice, gone, "web", &a).ok());
+  ASSERT_TRUE(Allocate(alice, gone, "api", &b).ok());
+  ASSERT_TRUE(Allocate(alice, kept, "web", &c).ok());
+  projects::v1::DeleteProjectRequest del;
+  del.set_project_id(gone);
+  projects::v1::DeleteProjectResponse deleted;
+  ASSERT_TRUE(projects_->DeleteProject(TestMesh::Context(alice).get(), del, &deleted).ok());
+  EXPECT_EQ(List(alice).size(), 3u) << "held until the sweep";
+
+  auto scheduler = scheduler::v1::SchedulerService::NewStub(mesh_.channel());
+  scheduler::v1::RunTaskNowRequest run;
+  run.set_task_id("infra.allocations.free_orphans");
+  scheduler::v1::RunTaskNowResponse ran;
+  ASSERT_TRUE(scheduler->RunTaskNow(TestMesh::Context(mesh_.admin_token()).get(), run, &ran).ok());
+  auto jobs = jobs::v1::JobService::NewStub(mesh_.channel());
+  auto job =
+      testing::WaitForJob(*jobs, mesh_.admin_token(), ran.job().id(), std::chrono::seconds(30));
+  ASSERT_EQ(job.state(), jobs::v1::JOB_STATE_SUCCEEDED) << job.error().message();
+  EXPECT_EQ(job.result().fields().at("allocations_freed").number_value(), 2);
+  auto left = List(alice);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].id(), c.id());
+  // The freed ports are free again.
+  infra::v1::Allocation again;
+  ASSERT_TRUE(Allocate(alice, kept, "api", &again, a.port()).ok());
+  EXPECT_EQ(again.port(), a.port());
 }
 
 }  // namespace

@@ -94,6 +94,7 @@ TEST(CommandTableTest, TheGroupsAndCommandsTheCliPromisesAreThere) {
                         "deploy rollback",
                         "deploy releases",
                         "infra servers",
+                        "infra server",
                         "infra register",
                         "infra provision",
                         "infra allocate",
@@ -108,13 +109,13 @@ TEST(CommandTableTest, TheGroupsAndCommandsTheCliPromisesAreThere) {
                         "session resume",
                         "session end",
                         "scheduler tasks",
-                        "admin users",
                         "scheduler task",
                         "scheduler run",
                         "scheduler pause",
                         "scheduler resume",
                         "scheduler schedule",
                         "scheduler runs",
+                        "admin users",
                         "admin tokens",
                         "admin steps",
                         "admin trigger-step",
@@ -141,7 +142,7 @@ TEST(CommandTableTest, UsageShowsArgumentsFlagsFollowAndConfirm) {
   EXPECT_EQ(FindCommand("deploy", "trigger")->usage(),
             "orchestrator deploy trigger PROJECT [--commit VALUE] [--follow]");
   EXPECT_EQ(FindCommand("infra", "release")->usage(),
-            "orchestrator infra release ALLOCATION --confirm");
+            "orchestrator infra release ALLOCATION [--force] --confirm");
   EXPECT_EQ(FindCommand("engineering", "trigger")->usage(),
             "orchestrator engineering trigger PROJECT TASK [--agent VALUE] "
             "[--max-iterations VALUE] [--follow]");

@@ -39,8 +39,6 @@ ABSL_FLAG(std::string, deploy_dir, "",
           "scratch checkouts of deploys (\"\" = a temporary directory)");
 ABSL_FLAG(absl::Duration, deploy_watch_window, absl::Seconds(60),
           "how long a release's health is watched after it goes live");
-ABSL_FLAG(absl::Duration, deploy_watch_interval, absl::Seconds(5),
-          "how often a watched release's health path is probed");
 ABSL_FLAG(int, deploy_watch_failures, 3,
           "failed probes in a row that roll a watched release back to the one it replaced "
           "(0: never roll back automatically)");
@@ -52,6 +50,7 @@ namespace {
 // The deploy component's periodic upkeep (the scheduler starts them).
 constexpr char kReconcileRoutesKind[] = "deploy.routes.reconcile";
 constexpr char kRemoveOrphansKind[] = "deploy.containers.remove_orphans";
+constexpr char kWatchReleasesKind[] = "deploy.releases.watch";
 
 // "public local [name]" lines, '#' comments: the public default of a build
 // file's BASE_IMAGE to the local image built from Debian's archive.
@@ -99,16 +98,11 @@ class DeployComponent final : public Component {
 
   // Routes come back at once after a restart (Caddy may have lost them
   // too); from then on the scheduler's deploy.routes.reconcile keeps them.
-  void Start() override {
-    (void)ReconcileRoutes();
-    if (watch_) watch_thread_ = std::thread([this] { WatchLoop(); });
-  }
+  void Start() override { (void)ReconcileRoutes(); }
   void BeginDrain(absl::Time deadline) override {
-    StopReconciling();
     if (engine_) engine_->BeginDrain(deadline);
   }
   void Stop() override {
-    StopReconciling();
     engine_.reset();
     if (executor_) executor_->Shutdown();
   }
@@ -188,6 +182,8 @@ class DeployComponent final : public Component {
 
     engine_->worker().Register(kReconcileRoutesKind,
                                [this](jobs::JobContext&) { return ReconcileRoutes(); });
+    engine_->worker().Register(kWatchReleasesKind,
+                               [this](jobs::JobContext&) { return WatchReleases(); });
     engine_->worker().Register(kRemoveOrphansKind,
                                [this](jobs::JobContext&) { return RemoveOrphans(); });
     engine_->worker().Register(kDeployJobKind, [deployer](jobs::JobContext& job) {
@@ -242,18 +238,20 @@ class DeployComponent final : public Component {
     };
   }
 
-  // The releases that went live lately, probed every interval.
-  void WatchLoop() {
-    while (true) {
-      if (auto rolled_back = watch_->Tick(); !rolled_back.ok()) {
-        spdlog::warn("deploy: watching live releases: {}", rolled_back.status().ToString());
-      }
-      absl::MutexLock lock(&mu_);
-      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_),
-                               absl::FromChrono(config_.deploy_watch_interval))) {
-        return;
-      }
+  // The releases that went live lately, probed once (the scheduler's
+  // deploy.releases.watch, every 5 s by default).
+  absl::StatusOr<google::protobuf::Struct> WatchReleases() {
+    google::protobuf::Struct result;
+    auto& fields = *result.mutable_fields();
+    if (!watch_) {
+      fields["watching"].set_bool_value(false);  // --deploy_watch_failures=0
+      return result;
     }
+    auto rolled_back = watch_->Tick();
+    if (!rolled_back.ok()) return rolled_back.status();
+    auto& list = *fields["rolled_back"].mutable_list_value();
+    for (const auto& id : *rolled_back) list.add_values()->set_string_value(id);
+    return result;
   }
 
   // Caddy's routes made those of the LIVE releases again.
@@ -285,23 +283,12 @@ class DeployComponent final : public Component {
     return result;
   }
 
-  void StopReconciling() {
-    {
-      absl::MutexLock lock(&mu_);
-      stopping_ = true;
-    }
-    if (watch_thread_.joinable()) watch_thread_.join();
-  }
-
   const MeshConfig& config_;
   std::string dir_;
   std::shared_ptr<RouteReconciler> reconciler_;
   std::unique_ptr<ReleaseWatch> watch_;  // null: no automatic rollbacks
   std::unique_ptr<jobs::JobEngine> engine_;
   BoundedExecutorPtr executor_;
-  absl::Mutex mu_;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread watch_thread_;
 };
 
 absl::Status ReadFlags(MeshConfig& config) {
@@ -314,14 +301,10 @@ absl::Status ReadFlags(MeshConfig& config) {
   config.template_bases_file = absl::GetFlag(FLAGS_template_bases);
   config.deploy_dir = absl::GetFlag(FLAGS_deploy_dir);
   config.deploy_watch_window = Millis(absl::GetFlag(FLAGS_deploy_watch_window));
-  config.deploy_watch_interval = Millis(absl::GetFlag(FLAGS_deploy_watch_interval));
   config.deploy_watch_failures = absl::GetFlag(FLAGS_deploy_watch_failures);
   if (config.deploy_watch_window < std::chrono::milliseconds(0) ||
-      config.deploy_watch_interval < std::chrono::milliseconds(100) ||
       config.deploy_watch_failures < 0 || config.deploy_watch_failures > 100) {
-    return absl::InvalidArgumentError(
-        "--deploy_watch_window >= 0, --deploy_watch_interval >= 100ms, --deploy_watch_failures "
-        "0-100");
+    return absl::InvalidArgumentError("--deploy_watch_window >= 0, --deploy_watch_failures 0-100");
   }
   return absl::OkStatus();
 }
@@ -335,7 +318,14 @@ ComponentSpec Registration() {
           .migrations = &db::DeployMigrations,
           .read_flags = &ReadFlags,
           .build = &DeployComponent::Build,
-          .periodic_tasks = {{.id = kReconcileRoutesKind,
+          .periodic_tasks = {{.id = kWatchReleasesKind,
+                              .description = "probes the health path of every release within "
+                                             "--deploy_watch_window of going live; "
+                                             "--deploy_watch_failures failures in a row roll it "
+                                             "back to the release it replaced",
+                              .job_kind = kWatchReleasesKind,
+                              .interval = absl::Seconds(5)},
+                             {.id = kReconcileRoutesKind,
                               .description = "makes Caddy's routes those of the LIVE releases "
                                              "again (a Caddy that restarted, a route changed by "
                                              "hand)",

@@ -18,6 +18,7 @@ class MockReleaseStore : public ReleaseStore {
   MOCK_METHOD(absl::StatusOr<std::optional<v1::Release>>, MakeLive,
               (const std::string&, const std::string&, absl::Time), (override));
   MOCK_METHOD(absl::Status, RecordUnhealthy, (const std::string&, const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<int>, RecordProbe, (const std::string&, bool), (override));
   MOCK_METHOD(absl::Status, MarkFailed, (const std::string&, const std::string&), (override));
   MOCK_METHOD(absl::Status, FailAbandoned,
               (const std::string&, const std::string&, const std::string&), (override));

@@ -82,11 +82,10 @@ struct MeshConfig {
   std::string router_listen = "127.0.0.1:8090";
   std::string template_bases_file;  // "" = the one installed with the binary
   std::string deploy_dir;           // "" = temp
-  // After a switch, a release is probed every deploy_watch_interval for
-  // deploy_watch_window; deploy_watch_failures failed probes in a row roll it
-  // back (0 = never).
+  // After a switch, a release is probed at each run of the scheduler's
+  // deploy.releases.watch for deploy_watch_window; deploy_watch_failures
+  // failed probes in a row roll it back (0 = never).
   std::chrono::milliseconds deploy_watch_window{60 * 1000};
-  std::chrono::milliseconds deploy_watch_interval{5 * 1000};
   int deploy_watch_failures = 3;
 
   // Engineering (when engineering is hosted): the agent a run uses unless

@@ -45,6 +45,9 @@ class ReleaseStore {
   // its failure_reason (its status is left to the rollback).
   virtual absl::Status RecordUnhealthy(const std::string& release_id,
                                        const std::string& reason) = 0;
+  // One health probe of a LIVE release after its switch: the failed
+  // probes in a row now (0 after one that passed).
+  virtual absl::StatusOr<int> RecordProbe(const std::string& release_id, bool passed) = 0;
   // DEPLOYING → FAILED with `reason` (a LIVE release is left alone).
   virtual absl::Status MarkFailed(const std::string& release_id, const std::string& reason) = 0;
   // The project's DEPLOYING releases other than `except` → FAILED with

@@ -13,7 +13,6 @@ absl::StatusOr<std::vector<std::string>> ReleaseWatch::Tick() {
   auto live = releases_->AllLive();
   if (!live.ok()) return live.status();
   const absl::Time now = clock_();
-  absl::flat_hash_map<std::string, int> watched;
   std::vector<std::string> rolled_back;
   absl::Status first_error;
   for (const v1::Release& release : *live) {
@@ -25,29 +24,25 @@ absl::StatusOr<std::vector<std::string>> ReleaseWatch::Tick() {
     const absl::Time live_at =
         absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(release.live_time()));
     if (now - live_at > options_.window) continue;
-    int failed = 0;
-    if (auto it = failed_.find(release.id()); it != failed_.end()) failed = it->second;
     auto status = probe_->Get(release.port(), release.health_path(), options_.probe_timeout);
-    if (status.ok() && *status == 200) {
-      watched[release.id()] = 0;
+    const bool passed = status.ok() && *status == 200;
+    // Counted in the database: the next probe may run on another replica.
+    auto failed = releases_->RecordProbe(release.id(), passed);
+    if (!failed.ok()) {
+      if (first_error.ok()) first_error = failed.status();
       continue;
     }
+    if (passed || *failed < options_.failures) continue;
     const std::string last =
         status.ok() ? absl::StrCat("GET ", release.health_path(), " answered ", *status)
                     : std::string(status.status().message());
-    if (++failed < options_.failures) {
-      watched[release.id()] = failed;
-      continue;
-    }
     if (auto s = RollBack(release, last); !s.ok()) {
       // Asked again at the next tick; the other releases are watched on.
-      watched[release.id()] = failed;
       if (first_error.ok()) first_error = s;
       continue;
     }
     rolled_back.push_back(release.id());
   }
-  failed_ = std::move(watched);
   if (!first_error.ok()) return first_error;
   return rolled_back;
 }

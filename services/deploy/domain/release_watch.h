@@ -34,8 +34,10 @@ using StartRollback = std::function<absl::Status(
 // probed each Tick, and after `failures` failed probes in a row the platform
 // rolls it back to the release it replaced and records why on it. The
 // window is reckoned from the release's live_time, so a watch that starts
-// again after a restart covers what is left of it. Not thread-safe: one
-// caller ticks.
+// again after a restart covers what is left of it. Each Tick is one run of
+// the scheduler's deploy.releases.watch task (runs never overlap); the
+// failures in a row are counted in the release store, so the next Tick
+// may run on another replica.
 class ReleaseWatch {
  public:
   ReleaseWatch(ReleaseStorePtr releases, std::shared_ptr<HealthProbe> probe,
@@ -62,8 +64,6 @@ class ReleaseWatch {
   StartRollback start_rollback_;
   ReleaseWatchOptions options_;
   std::function<absl::Time()> clock_;
-  // Failed probes in a row, by release id; only releases in their window.
-  absl::flat_hash_map<std::string, int> failed_;
 };
 
 }  // namespace orchestrator::deploy

@@ -62,6 +62,10 @@ constexpr db::Statement kMakeLive{
 constexpr db::Statement kRecordUnhealthy{
     "deploy_release_record_unhealthy",
     "UPDATE deploy.releases SET failure_reason = $2 WHERE id = $1 AND status = 2"};
+constexpr db::Statement kRecordProbe{
+    "deploy_release_record_probe",
+    "UPDATE deploy.releases SET probe_failures = CASE WHEN $2::boolean THEN 0 "
+    "ELSE probe_failures + 1 END WHERE id = $1 RETURNING probe_failures"};
 constexpr db::Statement kMarkFailed{
     "deploy_release_mark_failed",
     "UPDATE deploy.releases SET status = 4, failure_reason = $2 WHERE id = $1 AND status = 1"};
@@ -193,6 +197,14 @@ absl::Status PgReleaseStore::SetRuntime(const v1::Release& release) {
 absl::Status PgReleaseStore::RecordUnhealthy(const std::string& release_id,
                                              const std::string& reason) {
   return pool_->Exec(kRecordUnhealthy, {release_id, reason}).status();
+}
+
+absl::StatusOr<int> PgReleaseStore::RecordProbe(const std::string& release_id, bool passed) {
+  auto r = pool_->Exec(kRecordProbe, {release_id, passed ? "true" : "false"});
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0)
+    return absl::NotFoundError(absl::StrCat("release '", release_id, "' not found"));
+  return static_cast<int>(r->GetInt64(0, 0));
 }
 
 absl::StatusOr<std::optional<v1::Release>> PgReleaseStore::MakeLive(const std::string& release_id,

@@ -24,6 +24,7 @@ class PgReleaseStore final : public ReleaseStore {
   absl::StatusOr<Page<v1::Release>> List(const std::string& project_id, v1::ReleaseStatus status,
                                          const PageRequest& page) override;
   absl::Status SetRuntime(const v1::Release& release) override;
+  absl::StatusOr<int> RecordProbe(const std::string& release_id, bool passed) override;
   absl::Status RecordUnhealthy(const std::string& release_id, const std::string& reason) override;
   absl::StatusOr<std::optional<v1::Release>> MakeLive(const std::string& release_id,
                                                       const std::string& url,

@@ -37,7 +37,6 @@ class AutoRollbackTest : public testing::DeployFixture {
   AutoRollbackTest()
       : DeployFixture([](MeshConfig& c) {
           c.deploy_watch_window = std::chrono::seconds(30);
-          c.deploy_watch_interval = std::chrono::milliseconds(300);
           c.deploy_watch_failures = 3;
         }),
         sessions_(sessions::v1::SessionService::NewStub(mesh_.channel())) {}

@@ -128,15 +128,19 @@ class DeployFixture : public ::testing::Test {
         projects_(projects::v1::ProjectService::NewStub(mesh_.channel())),
         scaffolder_(scaffolder::v1::ScaffolderService::NewStub(mesh_.channel())) {
     std::tie(user_id_, token_) = mesh_.NewUser("alice");
-    // Routes reconciled every second (the platform's default is 30 s).
+    // Routes reconciled and fresh releases probed every second (the
+    // platform's defaults are 30 s and 5 s).
     auto scheduler = scheduler::v1::SchedulerService::NewStub(mesh_.channel());
-    scheduler::v1::UpdateTaskScheduleRequest every;
-    every.set_task_id("deploy.routes.reconcile");
-    every.mutable_interval()->set_seconds(1);
-    scheduler::v1::UpdateTaskScheduleResponse updated;
-    EXPECT_TRUE(
-        scheduler->UpdateTaskSchedule(TestMesh::Context(mesh_.admin_token()).get(), every, &updated)
-            .ok());
+    for (const char* task : {"deploy.routes.reconcile", "deploy.releases.watch"}) {
+      scheduler::v1::UpdateTaskScheduleRequest every;
+      every.set_task_id(task);
+      every.mutable_interval()->set_seconds(1);
+      scheduler::v1::UpdateTaskScheduleResponse updated;
+      EXPECT_TRUE(
+          scheduler
+              ->UpdateTaskSchedule(TestMesh::Context(mesh_.admin_token()).get(), every, &updated)
+              .ok());
+    }
   }
 
   ~DeployFixture() override {

@@ -8,6 +8,8 @@
 #include <google/protobuf/util/time_util.h>
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "tests/mocks/mock_release_store.h"
 
 namespace orchestrator::deploy {
@@ -81,12 +83,18 @@ class ReleaseWatchTest : public ::testing::Test {
           return absl::OkStatus();
         },
         options, [this] { return now_; });
+    // The store counts failures in a row, as PostgreSQL does.
+    ON_CALL(*releases_, RecordProbe(_, _))
+        .WillByDefault([this](const std::string& id, bool passed) -> absl::StatusOr<int> {
+          return failures_[id] = passed ? 0 : failures_[id] + 1;
+        });
   }
 
   std::shared_ptr<NiceMock<MockReleaseStore>> releases_ =
       std::make_shared<NiceMock<MockReleaseStore>>();
   std::shared_ptr<ScriptedProbe> probe_ = std::make_shared<ScriptedProbe>();
   std::vector<Started> started_;
+  std::map<std::string, int> failures_;
   absl::Time now_ = kLive + absl::Seconds(5);
   std::unique_ptr<ReleaseWatch> watch_;
 };
@@ -108,6 +116,34 @@ TEST_F(ReleaseWatchTest, ThreeFailedProbesInARowRollBackToTheReleaseItReplaced) 
   EXPECT_THAT(started_[0].reason, HasSubstr("failed 3 health checks in a row"));
   EXPECT_THAT(started_[0].reason, HasSubstr("/healthz answered 502"));
   EXPECT_THAT(probe_->probes, ElementsAre("30001/healthz", "30001/healthz", "30001/healthz"));
+}
+
+TEST_F(ReleaseWatchTest, TheCountGoesOnWhicheverReplicaProbesNext) {
+  ON_CALL(*releases_, AllLive())
+      .WillByDefault(Return(std::vector<v1::Release>{Live("rel_2", 2, "img:2")}));
+  ON_CALL(*releases_, List("prj_1", v1::RELEASE_STATUS_SUPERSEDED, _))
+      .WillByDefault(Return(PageOf({Superseded("rel_1", 1, "img:1")})));
+  ON_CALL(*releases_, RecordUnhealthy(_, _)).WillByDefault(Return(absl::OkStatus()));
+  // Another replica's watch over the same store and the same release.
+  auto probe = std::make_shared<ScriptedProbe>();
+  ReleaseWatchOptions options;
+  options.window = absl::Seconds(60);
+  options.failures = 3;
+  ReleaseWatch other(
+      releases_, probe,
+      [this](const v1::Release& failing, const v1::Release& target, const std::string& reason) {
+        started_.push_back({failing.id(), target.id(), reason});
+        return absl::OkStatus();
+      },
+      options, [this] { return now_; });
+  probe_->answers = {500, 500};
+  probe->answers = {500};
+  EXPECT_THAT(*watch_->Tick(), IsEmpty());
+  EXPECT_THAT(*other.Tick(), IsEmpty());
+  EXPECT_TRUE(started_.empty()) << "two failures in a row so far";
+  EXPECT_THAT(*watch_->Tick(), ElementsAre("rel_2")) << "the third, counted across replicas";
+  ASSERT_EQ(started_.size(), 1u);
+  EXPECT_EQ(started_[0].target, "rel_1");
 }
 
 TEST_F(ReleaseWatchTest, AHealthyProbeStartsTheCountAgain) {

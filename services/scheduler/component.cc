@@ -30,11 +30,7 @@ class SchedulerComponent final : public Component {
 
   ~SchedulerComponent() override { Stop(); }
 
-  void Start() override {
-    if (auto s = scheduler_->Start(); !s.ok()) {
-      spdlog::error("scheduler: cannot start: {}", s.ToString());
-    }
-  }
+  void Start() override { scheduler_->Start(); }
   // The lease goes at once to another replica: stop before the drain.
   void BeginDrain(absl::Time) override { scheduler_->Stop(); }
   void Stop() override {

@@ -110,6 +110,10 @@ absl::StatusOr<Schedule> Schedule::Cron(const std::string& expression, const std
   }
   for (size_t d = 0; d < 7; ++d) s.weekdays_[d] = weekdays[d];
   if (weekdays[7]) s.weekdays_.set(0);
+  // Any four years hold every date (29 February too) and weekday.
+  if (s.NextAfter(absl::FromUnixSeconds(0)) == absl::InfiniteFuture()) {
+    return Bad(field, "never due (no such date, e.g. 31 February)");
+  }
   return s;
 }
 

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "services/common/crypto/secret_box.h"
@@ -14,6 +15,7 @@ namespace {
 using google::protobuf::util::TimeUtil;
 
 constexpr int kUpcoming = 3;
+constexpr int32_t kUpkeepPriority = 10;
 constexpr int kRecent = 5;
 // A failed tick (the database away) is retried after this.
 constexpr absl::Duration kRetryAfterError = absl::Seconds(1);
@@ -63,7 +65,11 @@ Scheduler::Scheduler(TaskStorePtr store, std::map<std::string, PeriodicTask> tas
 
 Scheduler::~Scheduler() { Stop(); }
 
-absl::Status Scheduler::Start() {
+void Scheduler::Start() {
+  loop_ = std::thread([this] { Loop(); });
+}
+
+absl::Status Scheduler::EnsureTasks() {
   const absl::Time now = options_.clock();
   std::vector<TaskRecord> records;
   for (const auto& [id, schedule] : defaults_) {
@@ -73,9 +79,7 @@ absl::Status Scheduler::Start() {
     r.schedule_key = schedule.Key();
     records.push_back(std::move(r));
   }
-  if (auto s = store_->EnsureTasks(records); !s.ok()) return s;
-  loop_ = std::thread([this] { Loop(); });
-  return absl::OkStatus();
+  return store_->EnsureTasks(records);
 }
 
 void Scheduler::Stop() {
@@ -126,6 +130,9 @@ jobs::EnqueueRequest Scheduler::JobFor(const PeriodicTask& task, bool allow_over
   job.kind = task.job_kind;
   job.owner_id = "";  // the platform's
   job.max_attempts = task.max_attempts;
+  // Upkeep goes ahead of users' jobs queued on the same engine (a release's
+  // watch must not wait behind a queue of deploys).
+  job.priority = kUpkeepPriority;
   (*job.params.mutable_fields())[kTaskIdParam].set_string_value(task.id);
   // Runs of a task that may not overlap run one at a time, a manual one too.
   if (!allow_overlap) job.concurrency_key = absl::StrCat("scheduler:", task.id);
@@ -136,10 +143,21 @@ jobs::EnqueueRequest Scheduler::JobFor(const PeriodicTask& task, bool allow_over
 
 void Scheduler::Loop() {
   bool was_leading = false;
+  bool ensured = false;
   absl::Time pruned = absl::InfinitePast();
   while (true) {
     const absl::Time now = options_.clock();
-    absl::StatusOr<bool> leads = store_->Lead(options_.replica, now, options_.lease_ttl);
+    // The tasks' records first (again after a failure: the database may be
+    // away at start-up); only then may this replica lead.
+    if (!ensured) {
+      if (auto s = EnsureTasks(); !s.ok()) {
+        spdlog::warn("scheduler: recording the periodic tasks: {}", s.ToString());
+      } else {
+        ensured = true;
+      }
+    }
+    absl::StatusOr<bool> leads =
+        ensured ? store_->Lead(options_.replica, options_.lease_ttl) : absl::StatusOr<bool>(false);
     if (!leads.ok()) {
       spdlog::warn("scheduler: the lease: {}", leads.status().ToString());
       leads = false;
@@ -196,13 +214,24 @@ absl::Time Scheduler::TickDue(absl::Time now) {
     if (record.state != v1::TASK_STATE_ACTIVE) continue;
     // A changed schedule (a new default in code) starts from now.
     if (record.schedule_key != effective->schedule.Key()) {
-      TaskRecord changed = record;
-      changed.schedule_key = effective->schedule.Key();
-      changed.next_run_time = effective->schedule.NextAfter(now);
-      if (auto s = store_->Update(changed, now); !s.ok()) {
-        spdlog::warn("scheduler: rescheduling {}: {}", record.id, s.status().ToString());
+      auto changed = store_->Update(
+          record.id,
+          [&](TaskRecord& t) {
+            auto now_effective = EffectiveOf(t);
+            if (!now_effective.ok()) return now_effective.status();
+            if (t.schedule_key != now_effective->schedule.Key()) {
+              t.schedule_key = now_effective->schedule.Key();
+              t.next_run_time = now_effective->schedule.NextAfter(now);
+            }
+            return absl::OkStatus();
+          },
+          now);
+      if (!changed.ok()) {
+        spdlog::warn("scheduler: rescheduling {}: {}", record.id, changed.status().ToString());
+        next_wake = std::min(next_wake, now + kRetryAfterError);
+      } else {
+        next_wake = std::min(next_wake, changed->next_run_time);
       }
-      next_wake = std::min(next_wake, changed.next_run_time);
       continue;
     }
     if (record.next_run_time > now) {
@@ -386,11 +415,14 @@ absl::StatusOr<v1::Task> Scheduler::Pause(const std::string& task_id, const std:
   if (Find(task_id) == nullptr) {
     return absl::NotFoundError(absl::StrCat("task '", task_id, "' not found (scheduler tasks)"));
   }
-  auto record = store_->GetTask(task_id);
-  if (!record.ok()) return record.status();
-  record->state = v1::TASK_STATE_PAUSED;
-  record->pause_note = note;
-  auto saved = store_->Update(*record, options_.clock());
+  auto saved = store_->Update(
+      task_id,
+      [&](TaskRecord& t) {
+        t.state = v1::TASK_STATE_PAUSED;
+        t.pause_note = note;
+        return absl::OkStatus();
+      },
+      options_.clock());
   if (!saved.ok()) return saved.status();
   return ToProto(*saved, true);
 }
@@ -399,18 +431,21 @@ absl::StatusOr<v1::Task> Scheduler::Resume(const std::string& task_id) {
   if (Find(task_id) == nullptr) {
     return absl::NotFoundError(absl::StrCat("task '", task_id, "' not found (scheduler tasks)"));
   }
-  auto record = store_->GetTask(task_id);
-  if (!record.ok()) return record.status();
-  if (record->state == v1::TASK_STATE_ACTIVE) return ToProto(*record, true);
-  auto effective = EffectiveOf(*record);
-  if (!effective.ok()) return effective.status();
-  // Runs that came due while paused are not made up.
   const absl::Time now = options_.clock();
-  record->state = v1::TASK_STATE_ACTIVE;
-  record->pause_note.clear();
-  record->next_run_time = effective->schedule.NextAfter(now);
-  record->schedule_key = effective->schedule.Key();
-  auto saved = store_->Update(*record, now);
+  auto saved = store_->Update(
+      task_id,
+      [&](TaskRecord& t) -> absl::Status {
+        if (t.state == v1::TASK_STATE_ACTIVE) return absl::OkStatus();
+        auto effective = EffectiveOf(t);
+        if (!effective.ok()) return effective.status();
+        // Runs that came due while paused are not made up.
+        t.state = v1::TASK_STATE_ACTIVE;
+        t.pause_note.clear();
+        t.next_run_time = effective->schedule.NextAfter(now);
+        t.schedule_key = effective->schedule.Key();
+        return absl::OkStatus();
+      },
+      now);
   if (!saved.ok()) return saved.status();
   Wake();
   return ToProto(*saved, true);
@@ -427,19 +462,13 @@ absl::StatusOr<v1::Task> Scheduler::UpdateSchedule(const v1::UpdateTaskScheduleR
     return absl::InvalidArgumentError(
         "reset_to_default: with it, set neither cron, interval nor overlap_policy");
   }
-  auto record = store_->GetTask(request.task_id());
-  if (!record.ok()) return record.status();
-  if (request.reset_to_default()) {
-    record->cron_override.clear();
-    record->interval_override = absl::ZeroDuration();
-    record->overlap_override = v1::OVERLAP_POLICY_UNSPECIFIED;
-  }
+  // Checked before the task is locked.
+  std::optional<Schedule> schedule;
   switch (request.schedule_case()) {
     case v1::UpdateTaskScheduleRequest::kCron: {
       auto s = Schedule::Cron(request.cron(), "cron");
       if (!s.ok()) return s.status();
-      record->cron_override = s->cron();
-      record->interval_override = absl::ZeroDuration();
+      schedule = *std::move(s);
       break;
     }
     case v1::UpdateTaskScheduleRequest::kInterval: {
@@ -447,24 +476,41 @@ absl::StatusOr<v1::Task> Scheduler::UpdateSchedule(const v1::UpdateTaskScheduleR
       auto s =
           Schedule::Every(absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos()), "interval");
       if (!s.ok()) return s.status();
-      record->cron_override.clear();
-      record->interval_override = s->interval();
+      schedule = *std::move(s);
       break;
     }
     case v1::UpdateTaskScheduleRequest::SCHEDULE_NOT_SET:
       break;
   }
-  if (request.overlap_policy() != v1::OVERLAP_POLICY_UNSPECIFIED) {
-    record->overlap_override = request.overlap_policy();
-  }
-  auto effective = EffectiveOf(*record);
-  if (!effective.ok()) return effective.status();
   const absl::Time now = options_.clock();
-  if (record->schedule_key != effective->schedule.Key()) {
-    record->schedule_key = effective->schedule.Key();
-    record->next_run_time = effective->schedule.NextAfter(now);
-  }
-  auto saved = store_->Update(*record, now);
+  auto saved = store_->Update(
+      request.task_id(),
+      [&](TaskRecord& t) -> absl::Status {
+        if (request.reset_to_default()) {
+          t.cron_override.clear();
+          t.interval_override = absl::ZeroDuration();
+          t.overlap_override = v1::OVERLAP_POLICY_UNSPECIFIED;
+        }
+        if (schedule && schedule->is_cron()) {
+          t.cron_override = schedule->cron();
+          t.interval_override = absl::ZeroDuration();
+        } else if (schedule) {
+          t.cron_override.clear();
+          t.interval_override = schedule->interval();
+        }
+        if (request.overlap_policy() != v1::OVERLAP_POLICY_UNSPECIFIED) {
+          t.overlap_override = request.overlap_policy();
+        }
+        auto effective = EffectiveOf(t);
+        if (!effective.ok()) return effective.status();
+        // The next due time moves only with the schedule.
+        if (t.schedule_key != effective->schedule.Key()) {
+          t.schedule_key = effective->schedule.Key();
+          t.next_run_time = effective->schedule.NextAfter(now);
+        }
+        return absl::OkStatus();
+      },
+      now);
   if (!saved.ok()) return saved.status();
   Wake();
   return ToProto(*saved, true);

@@ -52,8 +52,9 @@ class Scheduler {
                                                          SchedulerOptions options);
   ~Scheduler();  // stops the loop and gives the lease up
 
-  // Records the tasks that have none yet, then runs the loop.
-  absl::Status Start();
+  // Runs the loop: records the tasks that have none yet (retried until it
+  // can), then competes for the lease.
+  void Start();
   // Stops the loop; the lease goes at once to another replica.
   void Stop();
   bool leading() const;
@@ -83,6 +84,7 @@ class Scheduler {
   absl::StatusOr<std::vector<v1::TaskRun>> RunsToProto(const std::vector<RunRecord>& runs) const;
   jobs::EnqueueRequest JobFor(const PeriodicTask& task, bool allow_overlap) const;
 
+  absl::Status EnsureTasks();
   void Loop();
   // One pass as leader: every due task ticked; returns when the next is due.
   absl::Time TickDue(absl::Time now);

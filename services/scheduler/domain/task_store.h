@@ -69,11 +69,11 @@ class TaskStore {
   // Inserts the tasks that have no record yet (ACTIVE); keeps the others.
   virtual absl::Status EnsureTasks(const std::vector<TaskRecord>& tasks) = 0;
 
-  // Takes or renews the leader lease for `holder` until now + ttl: true
-  // when `holder` leads. A lease whose holder did not renew it in time goes
-  // to the first who asks.
-  virtual absl::StatusOr<bool> Lead(const std::string& holder, absl::Time now,
-                                    absl::Duration ttl) = 0;
+  // Takes or renews the leader lease for `holder` for `ttl`: true when
+  // `holder` leads. A lease whose holder did not renew it in time goes to
+  // the first who asks. Lease times are the database's clock, so replicas
+  // whose clocks disagree still agree on who leads.
+  virtual absl::StatusOr<bool> Lead(const std::string& holder, absl::Duration ttl) = 0;
   // Gives the lease up (a graceful stop): another replica leads at once.
   virtual absl::Status Resign(const std::string& holder) = 0;
 
@@ -81,7 +81,7 @@ class TaskStore {
   // NOT_FOUND when the task has no record.
   virtual absl::StatusOr<TaskRecord> GetTask(const std::string& task_id) = 0;
 
-  // In one transaction, only while `holder` holds the lease (else
+  // In one transaction, only while `holder` holds an unexpired lease (else
   // FAILED_PRECONDITION): locks the task, decides, and records the run
   // (skipped, or with its job enqueued) and the task's next due time.
   // Returns the run, or nullopt when `decide` found nothing due.
@@ -96,8 +96,13 @@ class TaskStore {
                                            const std::string& requested_by,
                                            const jobs::EnqueueRequest& job, absl::Time now) = 0;
 
-  // Writes the task's state, note, overrides and next due time as given.
-  virtual absl::StatusOr<TaskRecord> Update(const TaskRecord& task, absl::Time now) = 0;
+  // Changes a task atomically: `change` sees the task's record locked (no
+  // tick, pause or other change in between) and edits it; its state, note,
+  // overrides and next due time are saved as it left them. An error from
+  // `change` changes nothing.
+  using TaskChange = std::function<absl::Status(TaskRecord& task)>;
+  virtual absl::StatusOr<TaskRecord> Update(const std::string& task_id, const TaskChange& change,
+                                            absl::Time now) = 0;
 
   // Newest first: page_size + 1 runs (one more tells there is a next
   // page), after the page's keys (create time in Unix µs, id).

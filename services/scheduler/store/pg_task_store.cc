@@ -28,21 +28,21 @@ constexpr db::Statement kEnsure{
 constexpr db::Statement kLead{
     "scheduler_lead",
     "INSERT INTO scheduler.leases AS l (name, holder, term, acquire_time, expire_time) "
-    "VALUES ($1, $2, 1, " TS(3) ", " TS(4) ") ON CONFLICT (name) DO UPDATE SET "
+    "VALUES ($1, $2, 1, clock_timestamp(), clock_timestamp() + $3::bigint * interval "
+    "'1 microsecond') ON CONFLICT (name) DO UPDATE SET "
     "holder = EXCLUDED.holder, expire_time = EXCLUDED.expire_time, "
     "term = l.term + CASE WHEN l.holder = EXCLUDED.holder THEN 0 ELSE 1 END, "
     "acquire_time = CASE WHEN l.holder = EXCLUDED.holder THEN l.acquire_time "
     "ELSE EXCLUDED.acquire_time END "
-    "WHERE l.holder = EXCLUDED.holder OR l.expire_time <= " TS(3) " RETURNING term"};
+    "WHERE l.holder = EXCLUDED.holder OR l.expire_time <= clock_timestamp() RETURNING term"};
 constexpr db::Statement kResign{
     "scheduler_resign",
     "UPDATE scheduler.leases SET expire_time = 'epoch' WHERE name = $1 AND holder = $2"};
 // Inside a tick: the lease still ours (held until commit, so nobody takes
 // it over in between).
-constexpr db::Statement kHoldLease{
-    "scheduler_hold_lease",
-    "SELECT 1 FROM scheduler.leases WHERE name = $1 AND holder = $2 AND expire_time > " TS(
-        3) " FOR SHARE"};
+constexpr db::Statement kHoldLease{"scheduler_hold_lease",
+                                   "SELECT 1 FROM scheduler.leases WHERE name = $1 AND holder = $2 "
+                                   "AND expire_time > clock_timestamp() FOR SHARE"};
 constexpr db::Statement kList{"scheduler_task_list",
                               "SELECT " TASK_COLUMNS " FROM scheduler.tasks ORDER BY id"};
 constexpr db::Statement kGet{"scheduler_task_get",
@@ -142,9 +142,8 @@ absl::Status PgTaskStore::EnsureTasks(const std::vector<TaskRecord>& tasks) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> PgTaskStore::Lead(const std::string& holder, absl::Time now,
-                                       absl::Duration ttl) {
-  auto r = pool_->Exec(kLead, {kLeaseName, holder, Micros(now), Micros(now + ttl)});
+absl::StatusOr<bool> PgTaskStore::Lead(const std::string& holder, absl::Duration ttl) {
+  auto r = pool_->Exec(kLead, {kLeaseName, holder, std::to_string(absl::ToInt64Microseconds(ttl))});
   if (!r.ok()) return r.status();
   return r->rows() == 1;
 }
@@ -174,7 +173,7 @@ absl::StatusOr<std::optional<RunRecord>> PgTaskStore::Tick(const std::string& ho
                                                            const TickDecider& decide) {
   std::optional<RunRecord> out;
   absl::Status s = pool_->InTransaction([&](db::Transaction& tx) -> absl::Status {
-    auto lease = tx.Exec(kHoldLease, {kLeaseName, holder, Micros(now)});
+    auto lease = tx.Exec(kHoldLease, {kLeaseName, holder});
     if (!lease.ok()) return lease.status();
     if (lease->rows() == 0) {
       return absl::FailedPreconditionError("this replica no longer holds the scheduler's lease");
@@ -260,14 +259,25 @@ absl::StatusOr<RunRecord> PgTaskStore::RunNow(const std::string& task_id, const 
   return *std::move(out);
 }
 
-absl::StatusOr<TaskRecord> PgTaskStore::Update(const TaskRecord& t, absl::Time now) {
-  auto r = pool_->Exec(kUpdate, {t.id, std::to_string(t.state), t.pause_note, t.cron_override,
-                                 std::to_string(absl::ToInt64Seconds(t.interval_override)),
-                                 std::to_string(t.overlap_override), Micros(t.next_run_time),
-                                 t.schedule_key, Micros(now)});
-  if (!r.ok()) return r.status();
-  if (r->rows() == 0) return TaskNotFound(t.id);
-  return TaskFromRow(*r, 0);
+absl::StatusOr<TaskRecord> PgTaskStore::Update(const std::string& task_id, const TaskChange& change,
+                                               absl::Time now) {
+  std::optional<TaskRecord> out;
+  absl::Status s = pool_->InTransaction([&](db::Transaction& tx) -> absl::Status {
+    auto locked = tx.Exec(kLock, {task_id});
+    if (!locked.ok()) return locked.status();
+    if (locked->rows() == 0) return TaskNotFound(task_id);
+    TaskRecord t = TaskFromRow(*locked, 0);
+    if (auto changed = change(t); !changed.ok()) return changed;
+    auto r = tx.Exec(kUpdate, {task_id, std::to_string(t.state), t.pause_note, t.cron_override,
+                               std::to_string(absl::ToInt64Seconds(t.interval_override)),
+                               std::to_string(t.overlap_override), Micros(t.next_run_time),
+                               t.schedule_key, Micros(now)});
+    if (!r.ok()) return r.status();
+    out = TaskFromRow(*r, 0);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return *std::move(out);
 }
 
 absl::StatusOr<std::vector<RunRecord>> PgTaskStore::ListRuns(const std::string& task_id,

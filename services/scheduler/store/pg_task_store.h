@@ -22,7 +22,7 @@ class PgTaskStore final : public TaskStore {
       : pool_(std::move(pool)), jobs_(std::move(jobs)) {}
 
   absl::Status EnsureTasks(const std::vector<TaskRecord>& tasks) override;
-  absl::StatusOr<bool> Lead(const std::string& holder, absl::Time now, absl::Duration ttl) override;
+  absl::StatusOr<bool> Lead(const std::string& holder, absl::Duration ttl) override;
   absl::Status Resign(const std::string& holder) override;
   absl::StatusOr<std::vector<TaskRecord>> ListTasks() override;
   absl::StatusOr<TaskRecord> GetTask(const std::string& task_id) override;
@@ -32,7 +32,8 @@ class PgTaskStore final : public TaskStore {
   absl::StatusOr<RunRecord> RunNow(const std::string& task_id, const std::string& run_id,
                                    const std::string& requested_by, const jobs::EnqueueRequest& job,
                                    absl::Time now) override;
-  absl::StatusOr<TaskRecord> Update(const TaskRecord& task, absl::Time now) override;
+  absl::StatusOr<TaskRecord> Update(const std::string& task_id, const TaskChange& change,
+                                    absl::Time now) override;
   absl::StatusOr<std::vector<RunRecord>> ListRuns(const std::string& task_id,
                                                   const PageRequest& page) override;
   absl::StatusOr<int64_t> PruneRuns(absl::Time cutoff) override;

@@ -197,6 +197,30 @@ TEST_F(SchedulerFailoverTest, EachTickRunsOnceAndTheOtherReplicaLeadsWithinTheLe
   std::cout << "failover after SIGKILL: " << failover << " (lease TTL " << kLeaseTtlSeconds
             << "s); missed due times: " << task.task().missed_run_count() << "\n";
 
+  // The unique index on (task, due time) is only the last guard: no
+  // replica even tried a due time another had run (the lease's fence held),
+  // each due time has exactly one job, and the lease changed hands once.
+  for (int i = 0; i < 2; ++i) {
+    std::ifstream log(absl::StrCat(dir_, "/orchestratord.", i, ".log"));
+    std::string line;
+    while (std::getline(log, line)) {
+      EXPECT_EQ(line.find("already ran its run due at"), std::string::npos) << line;
+    }
+  }
+  constexpr db::Statement kJobsPerDue{
+      "test_jobs_per_due",
+      "SELECT count(*), count(DISTINCT params->>'scheduled_time') FROM jobs.jobs "
+      "WHERE kind = $1 AND params ? 'scheduled_time'"};
+  auto per_due = pool_->Exec(kJobsPerDue, {kPrune});
+  ASSERT_TRUE(per_due.ok());
+  EXPECT_EQ(per_due->GetInt64(0, 0), per_due->GetInt64(0, 1)) << "a due time has two jobs";
+  EXPECT_EQ(per_due->GetInt64(0, 0), static_cast<int64_t>(ScheduledRuns().size()));
+  constexpr db::Statement kTerm{"test_term",
+                                "SELECT term FROM scheduler.leases WHERE name = 'scheduler'"};
+  auto term = pool_->Exec(kTerm);
+  ASSERT_TRUE(term.ok());
+  EXPECT_EQ(term->GetInt64(0, 0), 2) << "one leader, then the other";
+
   // Every run's job ran (a job the killed replica held is retried by the
   // survivor once its lease lapses).
   constexpr db::Statement kUnfinished{

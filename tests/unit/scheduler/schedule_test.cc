@@ -52,10 +52,13 @@ TEST(CronTest, RestrictedDayFieldsMatchEitherAsInCron) {
   EXPECT_EQ(Format(sundays.NextAfter(At("2026-11-28T00:00:00Z"))), "2026-11-29T12:30:00Z Sun");
 }
 
-TEST(CronTest, ARareDateIsFoundAndAnImpossibleOneNever) {
+TEST(CronTest, ARareDateIsFoundAndAnImpossibleOneIsRefused) {
   EXPECT_EQ(Format(Cron("0 0 29 2 *").NextAfter(At("2026-11-28T00:00:00Z"))),
             "2028-02-29T00:00:00Z Tue");
-  EXPECT_EQ(Cron("0 0 31 2 *").NextAfter(At("2026-11-28T00:00:00Z")), absl::InfiniteFuture());
+  auto never = Schedule::Cron("0 0 31 2 *", "cron");
+  ASSERT_FALSE(never.ok());
+  EXPECT_EQ(never.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(never.status().message(), "never due")) << never.status();
 }
 
 TEST(CronTest, MalformedExpressionsNameTheFieldAndThePart) {

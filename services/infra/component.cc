@@ -110,6 +110,12 @@ class InfraComponent final : public Component {
     auto shell = std::make_shared<OpenSshShell>();
     ProvisionerOptions provisioning;
     provisioning.playbook = ProvisionPlaybook();
+    provisioning.job_ended = [this](const std::string& job_id) -> absl::StatusOr<bool> {
+      auto job = engine_->store()->Get(job_id);
+      if (job.status().code() == absl::StatusCode::kNotFound) return true;  // pruned
+      if (!job.ok()) return job.status();
+      return jobs::IsTerminal(job->state());
+    };
     auto provisioner = std::make_shared<Provisioner>(store, keys, shell, shell, provisioning);
     // Provision jobs and the reachability probe run on an engine of ours;
     // each provision holds a handler for as long as its playbook runs.

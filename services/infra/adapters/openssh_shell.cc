@@ -1,10 +1,12 @@
 #include "services/infra/adapters/openssh_shell.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -12,6 +14,7 @@
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
@@ -54,6 +57,26 @@ std::vector<std::string> SshOptions(const std::string& dir, absl::Duration conne
       absl::StrCat(dir, "/key")};
 }
 
+constexpr char kLoginDirPrefix[] = "orchestrator-ssh-";
+
+// Removes the login directories under `base` whose process is gone.
+void SweepAbandonedLoginDirs(const std::string& base) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(base, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(kLoginDirPrefix, 0) != 0) continue;
+    const std::string rest = name.substr(sizeof(kLoginDirPrefix) - 1);
+    const size_t dash = rest.find('-');
+    int pid = 0;
+    if (dash == std::string::npos || !absl::SimpleAtoi(rest.substr(0, dash), &pid) || pid <= 0) {
+      continue;
+    }
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to tell)
+    std::error_code removed;
+    fs::remove_all(entry.path(), removed);
+  }
+}
+
 // A private directory with the login's key and known hosts; removed with
 // everything in it when it goes.
 class LoginDir {
@@ -61,7 +84,9 @@ class LoginDir {
   static absl::StatusOr<std::unique_ptr<LoginDir>> Make(const std::string& parent,
                                                         const SshLogin* login) {
     std::string base = parent.empty() ? fs::temp_directory_path().string() : parent;
-    std::string templ = base + "/orchestrator-ssh-XXXXXX";
+    // The pid names the process the key belongs to: a directory whose
+    // process died (killed mid-provision) is swept by the next one.
+    std::string templ = absl::StrCat(base, "/", kLoginDirPrefix, ::getpid(), "-XXXXXX");
     if (mkdtemp(templ.data()) == nullptr) {
       return absl::InternalError(absl::StrCat("cannot make a directory under ", base));
     }
@@ -135,6 +160,10 @@ std::map<std::string, std::string> AnsibleEnvironment(const std::string& dir) {
 }
 
 }  // namespace
+
+OpenSshShell::OpenSshShell(std::string scratch_dir) : scratch_dir_(std::move(scratch_dir)) {
+  SweepAbandonedLoginDirs(scratch_dir_.empty() ? fs::temp_directory_path().string() : scratch_dir_);
+}
 
 absl::Status OpenSshShell::Reach(SshLogin* login, absl::Duration timeout) {
   auto dir = LoginDir::Make(scratch_dir_, login);

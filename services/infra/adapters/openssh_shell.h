@@ -17,8 +17,9 @@ namespace orchestrator::infra {
 class OpenSshShell final : public ServerShell, public KeyPairMaker {
  public:
   // `scratch_dir`: where the private directories are made ("" = the
-  // system's temporary directory).
-  explicit OpenSshShell(std::string scratch_dir = "") : scratch_dir_(std::move(scratch_dir)) {}
+  // system's temporary directory). Directories a process that died left
+  // there (with a decrypted key in them) are removed first.
+  explicit OpenSshShell(std::string scratch_dir = "");
 
   absl::Status Reach(SshLogin* login, absl::Duration timeout) override;
   absl::StatusOr<PlaybookReport> RunPlaybook(SshLogin* login, const std::string& playbook,

@@ -21,7 +21,7 @@ grpc::ServerUnaryReactor* InfraServiceImpl::RegisterServer(grpc::CallbackServerC
 grpc::ServerUnaryReactor* InfraServiceImpl::ProvisionServer(grpc::CallbackServerContext* ctx,
                                                             const v1::ProvisionServerRequest* req,
                                                             v1::ProvisionServerResponse* resp) {
-  return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) -> absl::Status {
+  return ServeUnary(ctx, *reaching_, [this, req, resp](const Principal& caller) -> absl::Status {
     return FillResponse(Provision(caller, *req),
                         [resp](jobs::v1::Job j) { *resp->mutable_job() = std::move(j); });
   });

@@ -119,6 +119,9 @@ class InfraServiceImpl final : public v1::InfraService::CallbackService {
   // is destroyed.
   BoundedExecutorPtr executor_;
   BoundedExecutorPtr followers_;
+  // ProvisionServer waits for ssh to answer (up to its connect timeout):
+  // on threads of its own, so slow servers never hold up the other RPCs.
+  BoundedExecutorPtr reaching_ = std::make_shared<BoundedExecutor>(2, 32);
 };
 
 }  // namespace orchestrator::infra

@@ -81,7 +81,7 @@ class InfraStore {
                                       const std::string& known_hosts) = 0;
   virtual absl::StatusOr<v1::Server> ChangeServerStatus(const std::string& server_id,
                                                         const ServerStatusChange& change) = 0;
-  // Every owner's servers of `kind` in one of `statuses`, by id, at most
+  // Every owner's servers of `kind` in one of `statuses`, updated longest ago first, at most
   // `limit`.
   virtual absl::StatusOr<std::vector<v1::Server>> ServersIn(
       v1::ServerKind kind, const std::vector<v1::ServerStatus>& statuses, int limit) = 0;

@@ -285,8 +285,29 @@ absl::StatusOr<Struct> Provisioner::ProbeServers(const jobs::JobHooks& hooks) {
     // NOT_FOUND: a provision job took it meanwhile; it tells.
     (void)store_->ChangeServerStatus(server.id(), change);
   }
+  // A provision whose job ended without telling (killed on its last
+  // attempt): the server would read PROVISIONING for ever.
+  int abandoned = 0;
+  if (options_.job_ended) {
+    auto provisioning = store_->ServersIn(v1::SERVER_KIND_SSH, {v1::SERVER_STATUS_PROVISIONING},
+                                          options_.max_probed);
+    if (!provisioning.ok()) return provisioning.status();
+    for (const auto& server : *provisioning) {
+      if (server.provision_job_id().empty()) continue;
+      auto ended = options_.job_ended(server.provision_job_id());
+      if (!ended.ok() || !*ended) continue;
+      ServerStatusChange change;
+      change.only_from = {v1::SERVER_STATUS_PROVISIONING};
+      change.status = v1::SERVER_STATUS_FAILED;
+      change.reason = absl::StrCat("provision job ", server.provision_job_id(),
+                                   " ended without reporting (its worker was lost); provision "
+                                   "the server again");
+      if (store_->ChangeServerStatus(server.id(), change).ok()) ++abandoned;
+    }
+  }
   Struct result;
   auto& fields = *result.mutable_fields();
+  fields["abandoned_provisions_failed"] = Number(abandoned);
   fields["probed"] = Number(static_cast<int>(servers->size()));
   fields["reachable"] = Number(reachable);
   fields["unreachable"] = Number(unreachable);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,8 +37,12 @@ struct ProvisionerOptions {
   std::string playbook;
   absl::Duration reach_timeout = absl::Seconds(5);
   absl::Duration playbook_timeout = absl::Minutes(30);
-  // Servers one probe job reaches at most.
+  // Servers one probe job reaches at most (those updated longest ago).
   int max_probed = 500;
+  // Whether a job has ended (the job engine's queue); null: not asked. A
+  // server PROVISIONING under a job that ended without saying so (its
+  // worker killed on its last attempt) is FAILED by the next probe.
+  std::function<absl::StatusOr<bool>(const std::string& job_id)> job_ended = nullptr;
 };
 
 // Provisions SSH servers with the platform's playbook and watches that

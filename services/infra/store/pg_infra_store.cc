@@ -66,7 +66,7 @@ constexpr db::Statement kSetProvisionJob{
 constexpr db::Statement kServersIn{"infra_servers_in",
                                    "SELECT " SERVER_COLUMNS
                                    " FROM infra.servers WHERE kind = $1::int "
-                                   "AND status = ANY($2::int[]) ORDER BY id LIMIT $3"};
+                                   "AND status = ANY($2::int[]) ORDER BY update_time, id LIMIT $3"};
 constexpr db::Statement kGetMeshKey{
     "infra_get_mesh_key",
     "SELECT public_key, sealed_private_key FROM infra.mesh_keys WHERE name = $1"};

@@ -433,5 +433,34 @@ TEST_F(ServersTest, HostileRegistrationsAreRefusedNamingTheField) {
   EXPECT_EQ(Provision("").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+TEST_F(ServersTest, AProvisionWhoseJobEndedWithoutTellingIsFailedByTheNextProbe) {
+  const std::string key =
+      "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
+  infra::v1::Server server;
+  ASSERT_TRUE(Register("lost", "203.0.113.9", key, &server).ok());
+  // As a provision job killed on its last attempt leaves it: PROVISIONING
+  // under a job the reaper ended without the handler recording anything.
+  jobs::PgJobStore store(mesh_.database().NewPool(1));
+  jobs::EnqueueRequest req;
+  req.kind = "no.worker.runs.this";
+  auto job = store.Enqueue(req, absl::Now());
+  ASSERT_TRUE(job.ok());
+  ASSERT_TRUE(store.Cancel(job->id(), "test", "lost", absl::Now()).ok());
+  auto pool = mesh_.database().NewPool(1);
+  ASSERT_TRUE(pool->Exec({"t_stuck",
+                          "UPDATE infra.servers SET status = 2, provision_job_id = $2 "
+                          "WHERE id = $1"},
+                         {server.id(), job->id()})
+                  .ok());
+  ASSERT_EQ(GetServer(server.id()).status(), infra::v1::SERVER_STATUS_PROVISIONING);
+
+  auto probe = Probe();
+  ASSERT_EQ(probe.state(), jobs::v1::JOB_STATE_SUCCEEDED) << probe.error().message();
+  EXPECT_EQ(Number(probe, "abandoned_provisions_failed"), 1);
+  auto after = GetServer(server.id());
+  EXPECT_EQ(after.status(), infra::v1::SERVER_STATUS_FAILED);
+  EXPECT_THAT(after.status_reason(), ::testing::HasSubstr("ended without reporting"));
+}
+
 }  // namespace
 }  // namespace orchestrator

@@ -305,6 +305,9 @@ absl::StatusOr<jobs::v1::Job> PipelineConsole::TriggerStep(const Principal& call
   return peers_->Rollback(*owner, r);
 }
 
+// Batches of (at most 1000) ended jobs one ClearProjectState deletes.
+constexpr int kMaxClearBatches = 100;
+
 absl::StatusOr<v1::ClearProjectStateResponse> PipelineConsole::ClearProjectState(
     const Principal&, const v1::ClearProjectStateRequest& req, absl::Time wait_until) {
   if (auto s = RequireNonEmpty("project_id", req.project_id()); !s.ok()) return s;
@@ -329,9 +332,6 @@ absl::StatusOr<v1::ClearProjectStateResponse> PipelineConsole::ClearProjectState
   clear.set_reason("an admin cleared the project's state");
   auto first = peers_->ClearProjectJobs(clear);
   if (!first.ok()) return first.status();
-  std::vector<std::string> deleted(first->deleted_job_ids().begin(),
-                                   first->deleted_job_ids().end());
-  int64_t events = first->events_deleted();
   int64_t cancelled = first->jobs_cancelled();
   std::vector<std::string> running(first->running_job_ids().begin(),
                                    first->running_job_ids().end());
@@ -340,28 +340,41 @@ absl::StatusOr<v1::ClearProjectStateResponse> PipelineConsole::ClearProjectState
     // heartbeat); its row goes only once it has ended, never under it.
     auto still = peers_->AwaitJobsEnded(running, wait_until);
     if (!still.ok()) return still.status();
-    if (still->size() < running.size()) {
-      auto second = peers_->ClearProjectJobs(clear);
-      if (!second.ok()) return second.status();
-      deleted.insert(deleted.end(), second->deleted_job_ids().begin(),
-                     second->deleted_job_ids().end());
-      events += second->events_deleted();
-      cancelled += second->jobs_cancelled();
-      running.assign(second->running_job_ids().begin(), second->running_job_ids().end());
-    }
   }
 
+  // In batches: the ended jobs listed, the notifications about them dropped,
+  // then exactly those jobs deleted. A call cut off anywhere leaves nothing
+  // that refers to a deleted job: made again, it picks up where it stopped.
+  std::vector<std::string> deleted;
+  int64_t events = 0;
   int64_t dropped = 0;
-  if (sessions) {
-    auto n = peers_->DropJobNotifications(deleted);
-    if (!n.ok()) {
-      return absl::Status(
-          n.status().code(),
-          absl::StrCat("the project's jobs were cleared (", deleted.size(),
-                       " deleted) but the notifications about them could not be dropped: ",
-                       n.status().message()));
+  for (int batch = 0; batch < kMaxClearBatches; ++batch) {
+    auto listed = peers_->ClearProjectJobs(clear);
+    if (!listed.ok()) return listed.status();
+    cancelled += listed->jobs_cancelled();
+    running.assign(listed->running_job_ids().begin(), listed->running_job_ids().end());
+    if (listed->ended_job_ids().empty()) break;
+    const std::vector<std::string> ended(listed->ended_job_ids().begin(),
+                                         listed->ended_job_ids().end());
+    if (sessions) {
+      auto n = peers_->DropJobNotifications(ended);
+      if (!n.ok()) {
+        return absl::Status(
+            n.status().code(),
+            absl::StrCat("the notifications about the project's jobs could not be dropped (",
+                         deleted.size(),
+                         " jobs deleted so far; call again to go on): ", n.status().message()));
+      }
+      dropped += *n;
     }
-    dropped = *n;
+    jobs::v1::ClearProjectJobsRequest remove = clear;
+    for (const auto& id : ended) remove.add_delete_job_ids(id);
+    auto removed = peers_->ClearProjectJobs(remove);
+    if (!removed.ok()) return removed.status();
+    deleted.insert(deleted.end(), removed->deleted_job_ids().begin(),
+                   removed->deleted_job_ids().end());
+    events += removed->events_deleted();
+    if (removed->deleted_job_ids().empty()) break;  // nothing more this call can delete
   }
 
   v1::ClearProjectStateResponse out;

@@ -122,13 +122,19 @@ absl::StatusOr<v1::ClearProjectJobsResponse> JobBoard::ClearProject(
   if (auto s = CheckText("reason", req.reason(), 1024); !s.ok()) return s;
   const std::string reason =
       req.reason().empty() ? "the project's state was cleared" : req.reason();
-  auto cleared = jobs_->ClearProject(req.project_id(), reason, clock_());
+  for (const auto& id : req.delete_job_ids()) {
+    if (auto s = CheckId("delete_job_ids", id); !s.ok()) return s;
+  }
+  const std::vector<std::string> delete_ids(req.delete_job_ids().begin(),
+                                            req.delete_job_ids().end());
+  auto cleared = jobs_->ClearProject(req.project_id(), reason, delete_ids, clock_());
   if (!cleared.ok()) return cleared.status();
   v1::ClearProjectJobsResponse out;
   out.set_jobs_cancelled(cleared->cancelled);
   for (auto& id : cleared->deleted_job_ids) out.add_deleted_job_ids(std::move(id));
   out.set_events_deleted(cleared->events_deleted);
   for (auto& id : cleared->running_job_ids) out.add_running_job_ids(std::move(id));
+  for (auto& id : cleared->ended_job_ids) out.add_ended_job_ids(std::move(id));
   return out;
 }
 

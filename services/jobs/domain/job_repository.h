@@ -24,6 +24,7 @@ struct ProjectJobsCleared {
   std::vector<std::string> deleted_job_ids;
   int64_t events_deleted = 0;
   std::vector<std::string> running_job_ids;  // asked to stop, still running: kept
+  std::vector<std::string> ended_job_ids;    // listed (at most 1000), not deleted
 };
 
 struct JobPage {
@@ -44,12 +45,14 @@ class JobRepository {
   virtual absl::StatusOr<v1::Job> Cancel(absl::string_view job_id, absl::string_view requester,
                                          absl::string_view reason, absl::Time now) = 0;
   virtual absl::StatusOr<v1::Job> Retry(absl::string_view job_id, absl::Time now) = 0;
-  // Cancels the project's queued jobs, asks its running ones to stop, and
-  // deletes (with their events) those that have ended; a running job is
-  // never deleted under its handler.
-  virtual absl::StatusOr<ProjectJobsCleared> ClearProject(absl::string_view project_id,
-                                                          absl::string_view reason,
-                                                          absl::Time now) = 0;
+  // With no `delete_ids`: cancels the project's queued jobs, asks its
+  // running ones to stop, and lists those that have ended (at most 1000).
+  // With them: deletes those of them that are the project's and have
+  // ended, with their events; a running job is never deleted under its
+  // handler.
+  virtual absl::StatusOr<ProjectJobsCleared> ClearProject(
+      absl::string_view project_id, absl::string_view reason,
+      const std::vector<std::string>& delete_ids, absl::Time now) = 0;
 };
 
 using JobRepositoryPtr = std::shared_ptr<JobRepository>;

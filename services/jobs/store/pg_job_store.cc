@@ -279,12 +279,16 @@ constexpr db::Statement kCancelProject{
     "jsonb_build_object('requesterId', 'mesh', 'reason', $3::text) END FROM j) "
     "SELECT j.id, " NOTIFY_EVENT("j", "CASE WHEN j.state = 5 THEN 1 ELSE 5 END") " FROM j"};
 
-// Then: the project's ended jobs go, their events with them (ON DELETE
-// CASCADE, at the end of the statement: the count reads them before).
+// The project's ended jobs, listed first (the caller drops what refers to
+// them), then deleted by id with their events (ON DELETE CASCADE, at the
+// end of the statement: the count reads them before).
+constexpr db::Statement kEndedInProject{
+    "jobs_ended_in_project",
+    "SELECT id FROM jobs.jobs WHERE project_id = $1 AND state IN (3, 4, 5) ORDER BY id LIMIT 1000"};
 constexpr db::Statement kDeleteProjectEnded{
     "jobs_delete_project_ended",
     "WITH gone AS (DELETE FROM jobs.jobs WHERE project_id = $1 AND state IN (3, 4, 5) "
-    "RETURNING id) "
+    "AND id = ANY($2::text[]) RETURNING id) "
     "SELECT gone.id, (SELECT count(*) FROM jobs.events e WHERE e.job_id = gone.id) FROM gone"};
 
 constexpr db::Statement kRunningInProject{
@@ -691,22 +695,28 @@ absl::StatusOr<v1::Job> PgJobStore::Retry(absl::string_view job_id, absl::Time n
                    "; only FAILED or CANCELLED jobs can be retried"));
 }
 
-absl::StatusOr<ProjectJobsCleared> PgJobStore::ClearProject(absl::string_view project_id,
-                                                            absl::string_view reason,
-                                                            absl::Time now) {
+absl::StatusOr<ProjectJobsCleared> PgJobStore::ClearProject(
+    absl::string_view project_id, absl::string_view reason,
+    const std::vector<std::string>& delete_ids, absl::Time now) {
   ProjectJobsCleared out;
   absl::Status status = pool_->InTransaction([&](db::Transaction& tx) -> absl::Status {
     out = ProjectJobsCleared{};
+    if (!delete_ids.empty()) {
+      auto deleted = tx.Exec(kDeleteProjectEnded, {std::string(project_id), TextArray(delete_ids)});
+      if (!deleted.ok()) return deleted.status();
+      for (int i = 0; i < deleted->rows(); ++i) {
+        out.deleted_job_ids.emplace_back(deleted->Get(i, 0));
+        out.events_deleted += deleted->GetInt64(i, 1);
+      }
+      return absl::OkStatus();
+    }
     auto cancelled =
         tx.Exec(kCancelProject, {Micros(now), std::string(project_id), std::string(reason)});
     if (!cancelled.ok()) return cancelled.status();
     out.cancelled = cancelled->rows();
-    auto deleted = tx.Exec(kDeleteProjectEnded, {std::string(project_id)});
-    if (!deleted.ok()) return deleted.status();
-    for (int i = 0; i < deleted->rows(); ++i) {
-      out.deleted_job_ids.emplace_back(deleted->Get(i, 0));
-      out.events_deleted += deleted->GetInt64(i, 1);
-    }
+    auto ended = tx.Exec(kEndedInProject, {std::string(project_id)});
+    if (!ended.ok()) return ended.status();
+    for (int i = 0; i < ended->rows(); ++i) out.ended_job_ids.emplace_back(ended->Get(i, 0));
     // Queued ones were cancelled above: what is left is running.
     auto running = tx.Exec(kRunningInProject, {std::string(project_id)});
     if (!running.ok()) return running.status();

@@ -114,6 +114,7 @@ class PgJobStore final : public JobRepository, public JobQueue {
 
   absl::StatusOr<ProjectJobsCleared> ClearProject(absl::string_view project_id,
                                                   absl::string_view reason,
+                                                  const std::vector<std::string>& delete_ids,
                                                   absl::Time now) override;
 
   // Deletes jobs (and their events) that ended before `cutoff`.

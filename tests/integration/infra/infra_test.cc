@@ -45,9 +45,10 @@ class Listening {
 class InfraTest : public ::testing::Test {
  protected:
   // A small range of its own, so that tests in parallel rarely meet (and
-  // the probe skips ports another test holds).
-  static constexpr int kFirst = 34100;
-  static constexpr int kLast = 34109;
+  // the probe skips ports another test holds), below the kernel's ephemeral
+  // ports (32768-60999), which any outgoing connection may hold.
+  static constexpr int kFirst = 31400;
+  static constexpr int kLast = 31409;
 
   InfraTest()
       : mesh_("all",
@@ -301,8 +302,8 @@ class InfraWideRangeTest : public ::testing::Test {
   InfraWideRangeTest()
       : mesh_("all",
               [](MeshConfig& c) {
-                c.local_port_first = 34500;
-                c.local_port_last = 34699;
+                c.local_port_first = 31500;
+                c.local_port_last = 31699;
               }),
         infra_(infra::v1::InfraService::NewStub(mesh_.channel())),
         projects_(projects::v1::ProjectService::NewStub(mesh_.channel())) {}

@@ -421,8 +421,18 @@ absl::Status BuildRequest(const Invocation& inv, const Environment& env, Message
 
 // --- errors ------------------------------------------------------------------
 
-void PrintError(const grpc::Status& s, const Command* c, const std::string& addr,
-                std::ostream& err) {
+// True when the server itself answered the call (its interceptor echoes
+// the request id, in the initial or, for an early error, the trailing
+// metadata): an UNAVAILABLE then is the server's word about something it
+// could not reach, not a sign that nothing listens at the address.
+bool ServerAnswered(const grpc::ClientContext& ctx) {
+  constexpr char kRequestIdHeader[] = "x-request-id";
+  return ctx.GetServerInitialMetadata().count(kRequestIdHeader) > 0 ||
+         ctx.GetServerTrailingMetadata().count(kRequestIdHeader) > 0;
+}
+
+void PrintError(const grpc::Status& s, const Command* c, const std::string& addr, std::ostream& err,
+                bool server_answered = false) {
   err << "error: " << CodeName(s.error_code())
       << (s.error_message().empty() ? "" : ": " + s.error_message()) << "\n";
   switch (s.error_code()) {
@@ -436,8 +446,10 @@ void PrintError(const grpc::Status& s, const Command* c, const std::string& addr
       err << "  give a valid token with --token or ORCHESTRATOR_TOKEN\n";
       break;
     case grpc::StatusCode::UNAVAILABLE:
-      err << "  is orchestratord running at " << addr
-          << "? (choose the server with --addr or ORCHESTRATOR_ADDR)\n";
+      if (!server_answered) {
+        err << "  is orchestratord running at " << addr
+            << "? (choose the server with --addr or ORCHESTRATOR_ADDR)\n";
+      }
       break;
     case grpc::StatusCode::UNIMPLEMENTED:
       if (c != nullptr) {
@@ -665,7 +677,7 @@ int Run(const std::vector<std::string>& args, const Environment& env, std::ostre
       return true;
     });
     if (!status.ok()) {
-      PrintError(status, &c, addr, err);
+      PrintError(status, &c, addr, err, ServerAnswered(*ctx));
       return ExitFor(status.error_code());
     }
     return kExitOk;
@@ -674,7 +686,7 @@ int Run(const std::vector<std::string>& args, const Environment& env, std::ostre
   auto ctx = context(true);
   grpc::Status status = c.rpc.unary(channel, ctx.get(), *request, response.get());
   if (!status.ok()) {
-    PrintError(status, &c, addr, err);
+    PrintError(status, &c, addr, err, ServerAnswered(*ctx));
     return ExitFor(status.error_code());
   }
   if (!(inv.follow && c.follow_replaces_answer)) {

@@ -4,6 +4,8 @@
 #include <google/protobuf/util/json_util.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +16,7 @@
 #include "orchestrator/admin/v1/admin.pb.h"
 #include "orchestrator/jobs/v1/jobs.pb.h"
 #include "orchestrator/projects/v1/projects.pb.h"
+#include "tests/support/free_port.h"
 #include "tests/support/test_mesh.h"
 
 namespace orchestrator::cli {
@@ -235,6 +238,24 @@ TEST_F(CliTest, TheSchedulersTasksAreListedForAnAdminOnly) {
   auto finish = Cli({"finish", "--summary", "done"}, alice_);
   EXPECT_EQ(finish.status, kExitRejected);
   EXPECT_THAT(finish.err, HasSubstr("FAILED_PRECONDITION"));
+}
+
+TEST_F(CliTest, AServersOwnUnavailableIsNotBlamedOnTheAddress) {
+  const std::string key_file =
+      (std::filesystem::temp_directory_path() / absl::StrCat("cli-key-", getpid())).string();
+  std::ofstream(key_file) << "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n"
+                             "-----END OPENSSH PRIVATE KEY-----\n";
+  auto registered =
+      Cli({"infra", "register", "nowhere", "--address",
+           absl::StrCat("127.0.0.1:", testing::FreePort()), "--ssh-user", "ops",
+           "--port-range-start", "40000", "--port-range-end", "40009", "--ssh-key-file", key_file},
+          mesh_.admin_token());
+  std::filesystem::remove(key_file);
+  ASSERT_EQ(registered.status, 0) << registered.err;
+  auto provision = Cli({"infra", "provision", Value(registered.out, "id")}, mesh_.admin_token());
+  EXPECT_EQ(provision.status, kExitUnavailable);
+  EXPECT_THAT(provision.err, HasSubstr("cannot reach ops@127.0.0.1"));
+  EXPECT_THAT(provision.err, Not(HasSubstr("is orchestratord running")));
 }
 
 TEST_F(CliTest, AnAdminListsTriggersAndClearsPipelineSteps) {

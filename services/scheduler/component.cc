@@ -53,6 +53,11 @@ class SchedulerComponent final : public Component {
     auto scheduler = Scheduler::Make(store, ctx.periodic_tasks, options);
     if (!scheduler.ok()) return scheduler.status();
     scheduler_ = *std::move(scheduler);
+    // Before the server serves, so no call finds a task unrecorded; if the
+    // database is away now, the loop records them once it answers.
+    if (auto s = scheduler_->EnsureTasks(); !s.ok()) {
+      spdlog::warn("scheduler: recording the periodic tasks: {}", s.ToString());
+    }
     executor_ = std::make_shared<BoundedExecutor>(2, 128);
     Serve(ctx.host, std::make_unique<SchedulerServiceImpl>(scheduler_, executor_),
           v1::SchedulerService::service_full_name());

@@ -66,7 +66,13 @@ Scheduler::Scheduler(TaskStorePtr store, std::map<std::string, PeriodicTask> tas
 Scheduler::~Scheduler() { Stop(); }
 
 void Scheduler::Start() {
-  loop_ = std::thread([this] { Loop(); });
+  // At once when the database answers, so the API finds every task from
+  // the start; else the loop tries again.
+  absl::Status ensured = EnsureTasks();
+  if (!ensured.ok()) {
+    spdlog::warn("scheduler: recording the periodic tasks: {}", ensured.ToString());
+  }
+  loop_ = std::thread([this, done = ensured.ok()] { Loop(done); });
 }
 
 absl::Status Scheduler::EnsureTasks() {
@@ -141,9 +147,8 @@ jobs::EnqueueRequest Scheduler::JobFor(const PeriodicTask& task, bool allow_over
 
 // ---- The loop ---------------------------------------------------------
 
-void Scheduler::Loop() {
+void Scheduler::Loop(bool ensured) {
   bool was_leading = false;
-  bool ensured = false;
   absl::Time pruned = absl::InfinitePast();
   while (true) {
     const absl::Time now = options_.clock();

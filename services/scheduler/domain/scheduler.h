@@ -52,6 +52,9 @@ class Scheduler {
                                                          SchedulerOptions options);
   ~Scheduler();  // stops the loop and gives the lease up
 
+  // Records the tasks that have none yet (again: a no-op); the API finds
+  // every task once this succeeded.
+  absl::Status EnsureTasks();
   // Runs the loop: records the tasks that have none yet (retried until it
   // can), then competes for the lease.
   void Start();
@@ -84,8 +87,8 @@ class Scheduler {
   absl::StatusOr<std::vector<v1::TaskRun>> RunsToProto(const std::vector<RunRecord>& runs) const;
   jobs::EnqueueRequest JobFor(const PeriodicTask& task, bool allow_overlap) const;
 
-  absl::Status EnsureTasks();
-  void Loop();
+  // `ensured`: the tasks' records are written already.
+  void Loop(bool ensured);
   // One pass as leader: every due task ticked; returns when the next is due.
   absl::Time TickDue(absl::Time now);
   void Wake();

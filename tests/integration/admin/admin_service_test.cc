@@ -125,8 +125,7 @@ TEST_F(AdminServiceTest, EveryComponentAuthenticatesThroughTheOneInterceptor) {
   scheduler::v1::ListTasksResponse resp;
   EXPECT_EQ(scheduler->ListTasks(TestMesh::Context("").get(), {}, &resp).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_TRUE(
-      scheduler->ListTasks(TestMesh::Context(mesh_.admin_token()).get(), {}, &resp).ok());
+  EXPECT_TRUE(scheduler->ListTasks(TestMesh::Context(mesh_.admin_token()).get(), {}, &resp).ok());
 }
 
 TEST_F(AdminServiceTest, RequestIdIsEchoedAndLoggedOncePerRpc) {

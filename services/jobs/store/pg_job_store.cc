@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "services/common/crypto/secret_box.h"
+#include "services/common/db/sql_time.h"
 
 namespace orchestrator::jobs {
 namespace {
@@ -17,7 +18,7 @@ namespace {
 using google::protobuf::util::TimeUtil;
 
 // $n (microseconds since the epoch) as a timestamptz, exactly.
-#define TS(n) "('epoch'::timestamptz + $" #n "::bigint * interval '1 microsecond')"
+#define TS(n) ORCHESTRATOR_SQL_TIME(n)
 #define US(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
 
 #define JOB_COLUMNS \
@@ -314,7 +315,7 @@ constexpr db::Statement kRetry{
 constexpr db::Statement kPrune{
     "jobs_prune", "DELETE FROM jobs.jobs WHERE state IN (3, 4, 5) AND end_time < " TS(1)};
 
-std::string Micros(absl::Time t) { return std::to_string(absl::ToUnixMicros(t)); }
+using db::Micros;
 std::string Micros(absl::Duration d) { return std::to_string(absl::ToInt64Microseconds(d)); }
 
 // {a,b,c} for a text[] parameter; elements are quoted.

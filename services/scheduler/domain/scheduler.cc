@@ -28,6 +28,10 @@ google::protobuf::Timestamp ToProtoTime(absl::Time t) {
 
 bool IsSet(absl::Time t) { return t != absl::InfinitePast() && t != absl::InfiniteFuture(); }
 
+absl::Status TaskNotFound(const std::string& task_id) {
+  return absl::NotFoundError(absl::StrCat("task '", task_id, "' not found (scheduler tasks)"));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Make(TaskStorePtr store,
@@ -114,7 +118,7 @@ const PeriodicTask* Scheduler::Find(const std::string& task_id) const {
 
 absl::StatusOr<Scheduler::Effective> Scheduler::EffectiveOf(const TaskRecord& record) const {
   const PeriodicTask* task = Find(record.id);
-  if (task == nullptr) return absl::NotFoundError(absl::StrCat("task '", record.id, "' not found"));
+  if (task == nullptr) return TaskNotFound(record.id);
   Effective e{.schedule = defaults_.at(record.id), .allow_overlap = task->allow_overlap};
   if (!record.cron_override.empty()) {
     auto s = Schedule::Cron(record.cron_override, "cron");
@@ -318,7 +322,7 @@ absl::StatusOr<std::vector<v1::TaskRun>> Scheduler::RunsToProto(
 
 absl::StatusOr<v1::Task> Scheduler::ToProto(const TaskRecord& record, bool with_runs) const {
   const PeriodicTask* task = Find(record.id);
-  if (task == nullptr) return absl::NotFoundError(absl::StrCat("task '", record.id, "' not found"));
+  if (task == nullptr) return TaskNotFound(record.id);
   auto effective = EffectiveOf(record);
   if (!effective.ok()) return effective.status();
   v1::Task out;
@@ -387,7 +391,7 @@ absl::StatusOr<std::vector<v1::Task>> Scheduler::ListTasks() const {
 
 absl::StatusOr<v1::Task> Scheduler::GetTask(const std::string& task_id) const {
   if (Find(task_id) == nullptr) {
-    return absl::NotFoundError(absl::StrCat("task '", task_id, "' not found (scheduler tasks)"));
+    return TaskNotFound(task_id);
   }
   auto record = store_->GetTask(task_id);
   if (!record.ok()) return record.status();
@@ -398,7 +402,7 @@ absl::StatusOr<jobs::v1::Job> Scheduler::RunNow(const Principal& caller, const s
                                                 const std::string& request_id) {
   const PeriodicTask* task = Find(task_id);
   if (task == nullptr) {
-    return absl::NotFoundError(absl::StrCat("task '", task_id, "' not found (scheduler tasks)"));
+    return TaskNotFound(task_id);
   }
   auto record = store_->GetTask(task_id);
   if (!record.ok()) return record.status();
@@ -418,7 +422,7 @@ absl::StatusOr<jobs::v1::Job> Scheduler::RunNow(const Principal& caller, const s
 
 absl::StatusOr<v1::Task> Scheduler::Pause(const std::string& task_id, const std::string& note) {
   if (Find(task_id) == nullptr) {
-    return absl::NotFoundError(absl::StrCat("task '", task_id, "' not found (scheduler tasks)"));
+    return TaskNotFound(task_id);
   }
   auto saved = store_->Update(
       task_id,
@@ -434,7 +438,7 @@ absl::StatusOr<v1::Task> Scheduler::Pause(const std::string& task_id, const std:
 
 absl::StatusOr<v1::Task> Scheduler::Resume(const std::string& task_id) {
   if (Find(task_id) == nullptr) {
-    return absl::NotFoundError(absl::StrCat("task '", task_id, "' not found (scheduler tasks)"));
+    return TaskNotFound(task_id);
   }
   const absl::Time now = options_.clock();
   auto saved = store_->Update(
@@ -458,8 +462,7 @@ absl::StatusOr<v1::Task> Scheduler::Resume(const std::string& task_id) {
 
 absl::StatusOr<v1::Task> Scheduler::UpdateSchedule(const v1::UpdateTaskScheduleRequest& request) {
   if (Find(request.task_id()) == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("task '", request.task_id(), "' not found (scheduler tasks)"));
+    return TaskNotFound(request.task_id());
   }
   if (request.reset_to_default() &&
       (request.schedule_case() != v1::UpdateTaskScheduleRequest::SCHEDULE_NOT_SET ||
@@ -524,8 +527,7 @@ absl::StatusOr<v1::Task> Scheduler::UpdateSchedule(const v1::UpdateTaskScheduleR
 absl::StatusOr<v1::ListTaskRunsResponse> Scheduler::ListRuns(
     const v1::ListTaskRunsRequest& request) const {
   if (Find(request.task_id()) == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("task '", request.task_id(), "' not found (scheduler tasks)"));
+    return TaskNotFound(request.task_id());
   }
   auto page =
       ParsePageRequest(request.page_size(), request.page_token(), request.task_id(), 50, 500);

@@ -2,11 +2,12 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "services/common/db/sql_time.h"
 
 namespace orchestrator::scheduler {
 namespace {
 
-#define TS(n) "('epoch'::timestamptz + $" #n "::bigint * interval '1 microsecond')"
+#define TS(n) ORCHESTRATOR_SQL_TIME(n)
 #define MICROS(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
 #define TASK_COLUMNS \
   "id, state, pause_note, cron_override, interval_override_seconds, overlap_override, " \
@@ -83,7 +84,7 @@ constexpr db::Statement kListRuns{
 constexpr db::Statement kPruneRuns{"scheduler_run_prune",
                                    "DELETE FROM scheduler.runs WHERE create_time < " TS(1)};
 
-std::string Micros(absl::Time t) { return std::to_string(absl::ToUnixMicros(t)); }
+using db::Micros;
 
 absl::Time TimeAt(const db::Result& r, int row, int col) {
   return r.IsNull(row, col) ? absl::InfinitePast() : absl::FromUnixMicros(r.GetInt64(row, col));

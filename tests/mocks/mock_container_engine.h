@@ -16,6 +16,10 @@ class MockContainerEngine : public ContainerEngine {
   MOCK_METHOD(absl::Status, RemoveImage, (const std::string&, bool), (override));
   MOCK_METHOD(absl::StatusOr<std::vector<ImageInfo>>, ListImages, (const std::vector<LabelMatch>&),
               (override));
+  MOCK_METHOD(absl::Status, SaveImage,
+              (const std::string&, const std::string&, const std::atomic<bool>*), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<std::string>>, LoadImages,
+              (const std::string&, const std::atomic<bool>*), (override));
   MOCK_METHOD(absl::StatusOr<std::string>, CreateContainer, (const ContainerSpec&), (override));
   MOCK_METHOD(absl::Status, StartContainer, (const std::string&), (override));
   MOCK_METHOD(absl::Status, StopContainer, (const std::string&, absl::Duration), (override));

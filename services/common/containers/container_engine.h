@@ -162,6 +162,18 @@ class ContainerEngine {
   // The images carrying every label in `labels`, newest first.
   virtual absl::StatusOr<std::vector<ImageInfo>> ListImages(
       const std::vector<LabelMatch>& labels) = 0;
+  // Writes `image` with its tags as a tar archive (`docker save`) to the
+  // file at `path`, created (0600) or truncated, as it arrives: images are
+  // hundreds of MiB, never held in memory. On an error the file may hold
+  // part of the archive. CANCELLED once `cancel` (may be null) turns true.
+  virtual absl::Status SaveImage(const std::string& image, const std::string& path,
+                                 const std::atomic<bool>* cancel) = 0;
+  // Loads the images of the tar archive at `path` (as SaveImage writes
+  // it; `docker load`), sent as it is read; what the engine says it loaded
+  // ("repository:tag", or an image id for an untagged one). CANCELLED once
+  // `cancel` (may be null) turns true.
+  virtual absl::StatusOr<std::vector<std::string>> LoadImages(const std::string& path,
+                                                              const std::atomic<bool>* cancel) = 0;
 
   // Creates (does not start) a container; its id.
   virtual absl::StatusOr<std::string> CreateContainer(const ContainerSpec& spec) = 0;

@@ -1,14 +1,21 @@
 #include "services/common/containers/docker_engine.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <system_error>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "services/common/containers/build_context.h"
@@ -125,6 +132,51 @@ absl::Status ValidateContainerSpec(const ContainerSpec& spec) {
   return absl::OkStatus();
 }
 
+// All of `bytes` to `fd`; the error names `path`.
+absl::Status WriteAll(int fd, absl::string_view bytes, const std::string& path) {
+  while (!bytes.empty()) {
+    const ssize_t n = write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+// What POST /images/load answers: JSON lines (Docker: one per image,
+// {"stream": "Loaded image: NAME\n"} or "Loaded image ID: ID"; Podman 4.3:
+// one for all, the names joined by ','), or {"error": ...} when the
+// archive was refused (Docker, with 200). The names loaded.
+absl::StatusOr<std::vector<std::string>> LoadedImages(absl::string_view body,
+                                                      const std::string& what) {
+  std::vector<std::string> images;
+  for (absl::string_view line : absl::StrSplit(body, '\n', absl::SkipWhitespace())) {
+    const json message = ParseJson(line);
+    if (!message.is_object()) continue;
+    if (Field(message, "error") != nullptr || Field(message, "errorDetail") != nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(what, ": the engine refused the archive: ",
+                       StringField(message, "error").substr(0, kMaxEngineMessageBytes)));
+    }
+    const std::string stream = StringField(message, "stream");
+    absl::string_view loaded = absl::StripAsciiWhitespace(stream);
+    if (!absl::ConsumePrefix(&loaded, "Loaded image ID: ") &&
+        !absl::ConsumePrefix(&loaded, "Loaded image: ")) {
+      continue;
+    }
+    for (absl::string_view name : absl::StrSplit(loaded, ',', absl::SkipWhitespace())) {
+      images.emplace_back(absl::StripAsciiWhitespace(name));
+    }
+  }
+  if (images.empty()) {
+    return absl::InternalError(absl::StrCat(what, ": the engine's answer names no image loaded"));
+  }
+  return images;
+}
+
 json ContainerBody(const ContainerSpec& spec) {
   json body = json::object();
   body["Image"] = spec.image;
@@ -202,8 +254,10 @@ absl::StatusOr<std::unique_ptr<DockerEngine>> DockerEngine::FromConfig(DockerEng
   auto base = http::BaseUrl::Parse(url);
   if (!base.ok()) return absl::InvalidArgumentError(absl::StrCat("url: ", base.status().message()));
   if (config.timeout <= absl::ZeroDuration() || config.build_timeout <= absl::ZeroDuration() ||
-      config.logs_timeout <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("timeout, build_timeout, logs_timeout: must be positive");
+      config.logs_timeout <= absl::ZeroDuration() ||
+      config.image_transfer_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "timeout, build_timeout, logs_timeout, image_transfer_timeout: must be positive");
   }
   if (config.max_context_bytes == 0 || config.max_log_line_bytes == 0) {
     return absl::InvalidArgumentError("max_context_bytes, max_log_line_bytes: must be positive");
@@ -372,6 +426,69 @@ absl::StatusOr<std::vector<ImageInfo>> DockerEngine::ListImages(
     return a.created != b.created ? a.created > b.created : a.id < b.id;
   });
   return images;
+}
+
+absl::Status DockerEngine::SaveImage(const std::string& image, const std::string& path,
+                                     const std::atomic<bool>* cancel) {
+  if (auto s = ValidateImageRef("image", image); !s.ok()) return s;
+  if (path.empty()) return absl::InvalidArgumentError("path: required");
+  const std::string what = absl::StrCat("save image ", image);
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, ": cannot open ", path, ": ", std::strerror(errno)));
+  }
+  http::Request request;
+  request.target = ImagePath(image, "/get");
+  request.timeout = config_.image_transfer_timeout;
+  request.cancel = cancel;
+  // Each piece (HttpClient reads 16 KiB at a time) goes to the file as it
+  // arrives: the archive is never in memory.
+  absl::Status written;
+  auto response = client_.Stream(request, [&](absl::string_view piece) {
+    written = WriteAll(fd, piece, path);
+    return written.ok();
+  });
+  const int closed = close(fd);
+  const int close_errno = errno;
+  if (!response.ok()) {
+    return ExchangeStatus(response.status(), client_.base().Authority(), "GET", what);
+  }
+  if (!response->ok()) return AnswerStatus(*response, what);
+  if (!written.ok()) return WithContext(written, what);
+  if (closed != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, ": cannot write ", path, ": ", std::strerror(close_errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> DockerEngine::LoadImages(const std::string& path,
+                                                                  const std::atomic<bool>* cancel) {
+  if (path.empty()) return absl::InvalidArgumentError("path: required");
+  const std::string what = absl::StrCat("load images from ", path);
+  http::Request request;
+  request.method = "POST";
+  request.target = absl::StrCat(kApi, "/images/load?quiet=1");
+  request.headers = {{"Content-Type", "application/x-tar"}};
+  // Sent from the file as it is read, a few KiB at a time.
+  request.body_file = path;
+  request.timeout = config_.image_transfer_timeout;
+  request.cancel = cancel;
+  absl::StatusOr<http::Response> response;
+  {
+    absl::ReaderMutexLock lock(&images_mu_);
+    response = client_.Send(request);
+  }
+  // FAILED_PRECONDITION: the file could not be opened, before any exchange.
+  if (!response.ok() && response.status().code() == absl::StatusCode::kFailedPrecondition) {
+    return WithContext(response.status(), what);
+  }
+  if (!response.ok()) {
+    return ExchangeStatus(response.status(), client_.base().Authority(), "POST", what);
+  }
+  if (!response->ok()) return AnswerStatus(*response, what);
+  return LoadedImages(response->body, what);
 }
 
 absl::StatusOr<std::string> DockerEngine::CreateContainer(const ContainerSpec& spec) {

@@ -24,6 +24,9 @@ struct DockerEngineConfig {
   absl::Duration build_timeout = absl::Minutes(30);
   // Logs without follow (with follow there is none).
   absl::Duration logs_timeout = absl::Minutes(2);
+  // A whole image save or load (an image is hundreds of MiB, maybe over an
+  // SSH tunnel).
+  absl::Duration image_transfer_timeout = absl::Minutes(30);
   // Larger build contexts are refused (RESOURCE_EXHAUSTED).
   size_t max_context_bytes = 256 << 20;
   // Longer log lines come in pieces.
@@ -34,9 +37,9 @@ struct DockerEngineConfig {
 // Docker-compatible service) serve it; what differs between the two is
 // handled here (Podman 4.3 answers a taken container name with 500, and
 // a stopped container's stats with an empty body). Image removals wait for
-// the builds in flight: Podman 4.3 fails a build whose layer-cache lookup
-// meets an image being removed ("layer not known"). Other processes that
-// remove images from the same storage can still cause that.
+// the builds and loads in flight: Podman 4.3 fails a build whose layer-cache
+// lookup meets an image being removed ("layer not known"). Other processes
+// that remove images from the same storage can still cause that.
 class DockerEngine final : public ContainerEngine {
  public:
   // INVALID_ARGUMENT for a malformed url or a bound that is not positive.
@@ -49,6 +52,10 @@ class DockerEngine final : public ContainerEngine {
   absl::StatusOr<ImageInfo> InspectImage(const std::string& image) override;
   absl::Status RemoveImage(const std::string& image, bool force) override;
   absl::StatusOr<std::vector<ImageInfo>> ListImages(const std::vector<LabelMatch>& labels) override;
+  absl::Status SaveImage(const std::string& image, const std::string& path,
+                         const std::atomic<bool>* cancel) override;
+  absl::StatusOr<std::vector<std::string>> LoadImages(const std::string& path,
+                                                      const std::atomic<bool>* cancel) override;
   absl::StatusOr<std::string> CreateContainer(const ContainerSpec& spec) override;
   absl::Status StartContainer(const std::string& container) override;
   absl::Status StopContainer(const std::string& container, absl::Duration grace) override;
@@ -78,7 +85,7 @@ class DockerEngine final : public ContainerEngine {
 
   const DockerEngineConfig config_;
   const http::HttpClient client_;
-  // Held shared by each build, exclusively by each image removal.
+  // Held shared by each build and load, exclusively by each image removal.
   absl::Mutex images_mu_;
 };
 

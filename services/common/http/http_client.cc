@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/http/file_body.hpp>
 #include <boost/beast/http/span_body.hpp>
 #include <boost/beast/ssl.hpp>
 #include <chrono>
@@ -38,8 +39,9 @@ constexpr size_t kStreamPieceBytes = 16 << 10;
 constexpr absl::Duration kLongestDeadline = absl::Hours(24 * 365);
 
 // The body is the Request's own bytes, not a copy (a build context may be
-// hundreds of MiB).
+// hundreds of MiB), or its body_file, read in pieces as it is written.
 using OutgoingRequest = bhttp::request<bhttp::span_body<const char>>;
+using OutgoingFileRequest = bhttp::request<bhttp::file_body>;
 
 // How an exchange ended.
 struct Outcome {
@@ -62,10 +64,10 @@ bool Cancelled(const std::atomic<bool>* a, const std::atomic<bool>* b) {
 // all asynchronous under one deadline (none for an infinite timeout), and
 // ended early by `abort` (which closes the socket) once a cancel flag turns
 // true.
-template <typename Stream, typename Parser, typename Connect, typename ReadBody>
+template <typename Stream, typename Req, typename Parser, typename Connect, typename ReadBody>
 Outcome Exchange(net::io_context& io, Stream& stream, Connect connect,
-                 const std::function<void()>& abort, const OutgoingRequest& req, Parser& parser,
-                 ReadBody read_body, absl::Duration timeout, const std::atomic<bool>* cancel,
+                 const std::function<void()>& abort, Req& req, Parser& parser, ReadBody read_body,
+                 absl::Duration timeout, const std::atomic<bool>* cancel,
                  const std::atomic<bool>* request_cancel) {
   Outcome outcome;
   beast::flat_buffer buffer;
@@ -113,8 +115,8 @@ Outcome Exchange(net::io_context& io, Stream& stream, Connect connect,
 
 // Runs one exchange over the transport `base` names: a unix socket, TCP, or
 // TLS over TCP with `tls`.
-template <typename Parser, typename ReadBody>
-Outcome Run(const BaseUrl& base, net::ssl::context* tls, const OutgoingRequest& req, Parser& parser,
+template <typename Req, typename Parser, typename ReadBody>
+Outcome Run(const BaseUrl& base, net::ssl::context* tls, Req& req, Parser& parser,
             ReadBody read_body, const Request& request, const std::atomic<bool>* cancel) {
   net::io_context io;
   if (!base.unix_socket.empty()) {
@@ -195,18 +197,41 @@ void ReadPieces(Stream& stream, beast::flat_buffer& buffer,
       });
 }
 
-OutgoingRequest MakeRequest(const BaseUrl& base, const Request& request,
-                            const std::string& user_agent) {
-  OutgoingRequest req;
+// The request line and headers of `request`, without its body.
+template <typename Req>
+void SetHead(const BaseUrl& base, const Request& request, const std::string& user_agent, Req& req) {
   req.method_string(request.method);
   req.target(base.path_prefix + request.target);
   req.version(11);
   req.set(bhttp::field::host, base.HostHeader());
   req.set(bhttp::field::user_agent, user_agent);
   for (const auto& [name, value] : request.headers) req.set(name, value);
-  req.body() = beast::span<const char>(request.body.data(), request.body.size());
+}
+
+// Runs `request`, its body from memory or from its body_file; an error
+// only when the body file cannot be opened.
+template <typename Parser, typename ReadBody>
+absl::StatusOr<Outcome> RunRequest(const BaseUrl& base, net::ssl::context* tls,
+                                   const Request& request, const std::string& user_agent,
+                                   Parser& parser, ReadBody read_body,
+                                   const std::atomic<bool>* cancel) {
+  if (request.body_file.empty()) {
+    OutgoingRequest req;
+    SetHead(base, request, user_agent, req);
+    req.body() = beast::span<const char>(request.body.data(), request.body.size());
+    req.prepare_payload();
+    return Run(base, tls, req, parser, read_body, request, cancel);
+  }
+  OutgoingFileRequest req;
+  SetHead(base, request, user_agent, req);
+  beast::error_code ec;
+  req.body().open(request.body_file.c_str(), beast::file_mode::scan, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the body file ", request.body_file, ": ", ec.message()));
+  }
   req.prepare_payload();
-  return req;
+  return Run(base, tls, req, parser, read_body, request, cancel);
 }
 
 template <typename Fields>
@@ -337,7 +362,6 @@ HttpClient::HttpClient(BaseUrl base, ClientOptions options)
 HttpClient::~HttpClient() = default;
 
 absl::StatusOr<Response> HttpClient::Send(const Request& request) const {
-  const auto req = MakeRequest(base_, request, options_.user_agent);
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(options_.max_response_bytes);
   parser.header_limit(kMaxHeaderBytes);
@@ -346,10 +370,11 @@ absl::StatusOr<Response> HttpClient::Send(const Request& request) const {
     bhttp::async_read(stream, buffer, parser,
                       [&finish](beast::error_code ec, size_t) { finish("read", ec); });
   };
-  const Outcome outcome =
-      Run(base_, tls_context_.get(), req, parser, read_whole, request, options_.cancel);
+  const auto outcome = RunRequest(base_, tls_context_.get(), request, options_.user_agent, parser,
+                                  read_whole, options_.cancel);
+  if (!outcome.ok()) return outcome.status();
   const std::string where = absl::StrCat(request.method, " ", base_.Authority());
-  if (auto status = OutcomeStatus(where, request, outcome, options_.max_response_bytes);
+  if (auto status = OutcomeStatus(where, request, *outcome, options_.max_response_bytes);
       !status.ok()) {
     return status;
   }
@@ -363,7 +388,6 @@ absl::StatusOr<Response> HttpClient::Send(const Request& request) const {
 
 absl::StatusOr<Response> HttpClient::Stream(
     const Request& request, const std::function<bool(absl::string_view piece)>& on_body) const {
-  const auto req = MakeRequest(base_, request, options_.user_agent);
   bhttp::response_parser<bhttp::buffer_body> parser;
   // Bounded by on_body for a 2xx answer, and by `deliver` for any other.
   // Not boost::none: Boost 1.74 takes every Content-Length as over that.
@@ -386,10 +410,11 @@ absl::StatusOr<Response> HttpClient::Stream(
   auto read_pieces = [&](auto& stream, beast::flat_buffer& buffer, Finish& finish) {
     ReadPieces(stream, buffer, parser, piece, deliver, finish);
   };
-  const Outcome outcome =
-      Run(base_, tls_context_.get(), req, parser, read_pieces, request, options_.cancel);
+  const auto outcome = RunRequest(base_, tls_context_.get(), request, options_.user_agent, parser,
+                                  read_pieces, options_.cancel);
+  if (!outcome.ok()) return outcome.status();
   const std::string where = absl::StrCat(request.method, " ", base_.Authority());
-  if (auto status = OutcomeStatus(where, request, outcome, options_.max_response_bytes);
+  if (auto status = OutcomeStatus(where, request, *outcome, options_.max_response_bytes);
       !status.ok()) {
     return status;
   }
@@ -404,7 +429,8 @@ absl::StatusOr<Response> HttpClient::Stream(
 absl::StatusOr<int> GetStatus(const std::string& address, const std::string& path,
                               const std::string& host, absl::Duration timeout,
                               const std::string& user_agent) {
-  auto base = BaseUrl::Parse(absl::StrCat("http://", address));
+  auto base = BaseUrl::Parse(
+      absl::StartsWith(address, "unix://") ? address : absl::StrCat("http://", address));
   if (!base.ok()) return base.status();
   ClientOptions options;
   options.user_agent = user_agent;

@@ -52,6 +52,11 @@ struct Request {
   // Besides Host, User-Agent (the client's unless given) and Content-Length.
   Headers headers;
   std::string body;
+  // When set, the body is this file's contents instead (`body` stays
+  // empty), read a few KiB at a time as they are written: for uploads too
+  // large to hold in memory, such as an image archive. A file that cannot
+  // be opened is FAILED_PRECONDITION naming it.
+  std::string body_file;
   // For the whole exchange: resolve, connect, TLS handshake, write, read.
   // absl::InfiniteDuration() for none (a stream that ends when the server
   // ends it, or on cancel).
@@ -117,7 +122,8 @@ class HttpClient {
   std::unique_ptr<boost::asio::ssl::context> tls_context_;
 };
 
-// One GET of http://<address><path> (address "HOST:PORT"), with `host` as
+// One GET of http://<address><path> (address "HOST:PORT", or
+// "unix:///PATH" for a unix socket), with `host` as
 // the Host header when set: the status code, or the error when nothing
 // answered within `timeout`. For health probes; the body is read and
 // dropped (at most 1 MiB).

@@ -1,25 +1,16 @@
 #include "services/infra/adapters/openssh_shell.h"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <cerrno>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
 #include "absl/synchronization/notification.h"
 #include "services/common/process/child_process.h"
+#include "services/common/ssh/openssh.h"
 #include "services/infra/adapters/ansible_events.h"
 
 namespace orchestrator::infra {
@@ -27,118 +18,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The options every ssh of ours runs with: no user or system config, no
-// agent, no password prompt, the one key, the server's own known hosts.
-std::vector<std::string> SshOptions(const std::string& dir, absl::Duration connect_timeout) {
-  return {
-      "-F",
-      "/dev/null",
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      absl::StrCat("ConnectTimeout=", std::max<int64_t>(1, absl::ToInt64Seconds(connect_timeout))),
-      "-o",
-      "StrictHostKeyChecking=accept-new",
-      "-o",
-      absl::StrCat("UserKnownHostsFile=", dir, "/known_hosts"),
-      "-o",
-      "GlobalKnownHostsFile=/dev/null",
-      "-o",
-      "IdentitiesOnly=yes",
-      "-o",
-      "IdentityAgent=none",
-      "-o",
-      "PasswordAuthentication=no",
-      "-o",
-      "KbdInteractiveAuthentication=no",
-      "-o",
-      "LogLevel=ERROR",
-      "-i",
-      absl::StrCat(dir, "/key")};
-}
-
-constexpr char kLoginDirPrefix[] = "orchestrator-ssh-";
-
-// Removes the login directories under `base` whose process is gone.
-void SweepAbandonedLoginDirs(const std::string& base) {
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(base, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind(kLoginDirPrefix, 0) != 0) continue;
-    const std::string rest = name.substr(sizeof(kLoginDirPrefix) - 1);
-    const size_t dash = rest.find('-');
-    int pid = 0;
-    if (dash == std::string::npos || !absl::SimpleAtoi(rest.substr(0, dash), &pid) || pid <= 0) {
-      continue;
-    }
-    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to tell)
-    std::error_code removed;
-    fs::remove_all(entry.path(), removed);
-  }
-}
-
-// A private directory with the login's key and known hosts; removed with
-// everything in it when it goes.
-class LoginDir {
- public:
-  static absl::StatusOr<std::unique_ptr<LoginDir>> Make(const std::string& parent,
-                                                        const SshLogin* login) {
-    std::string base = parent.empty() ? fs::temp_directory_path().string() : parent;
-    // The pid names the process the key belongs to: a directory whose
-    // process died (killed mid-provision) is swept by the next one.
-    std::string templ = absl::StrCat(base, "/", kLoginDirPrefix, ::getpid(), "-XXXXXX");
-    if (mkdtemp(templ.data()) == nullptr) {
-      return absl::InternalError(absl::StrCat("cannot make a directory under ", base));
-    }
-    auto dir = std::unique_ptr<LoginDir>(new LoginDir(templ));
-    if (login != nullptr) {
-      if (auto s = dir->Write("key", login->private_key); !s.ok()) return s;
-      if (auto s = dir->Write("known_hosts", login->known_hosts); !s.ok()) return s;
-    }
-    return dir;
-  }
-  ~LoginDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
-  // Writes `name` readable by this user only.
-  absl::Status Write(const std::string& name, const std::string& content) const {
-    const std::string file = absl::StrCat(path_, "/", name);
-    const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return absl::InternalError(absl::StrCat("cannot write ", file));
-    size_t done = 0;
-    while (done < content.size()) {
-      const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-      if (n <= 0) {
-        ::close(fd);
-        return absl::InternalError(absl::StrCat("cannot write ", file));
-      }
-      done += static_cast<size_t>(n);
-    }
-    ::close(fd);
-    return absl::OkStatus();
-  }
-  std::string Read(const std::string& name) const {
-    std::ifstream in(absl::StrCat(path_, "/", name));
-    std::stringstream content;
-    content << in.rdbuf();
-    return content.str();
-  }
-
- private:
-  explicit LoginDir(std::string path) : path_(std::move(path)) {}
-  std::string path_;
-};
-
-// ssh's error, for people: its last lines of standard error.
-std::string SshError(const ChildExit& exit) {
-  std::string error(absl::StripAsciiWhitespace(exit.stderr_tail));
-  if (exit.timed_out) return "ssh timed out";
-  if (error.empty()) return absl::StrCat("ssh exited with ", exit.exit_code);
-  return absl::StrReplaceAll(error, {{"\r", ""}});
-}
+using ssh::LoginDir;
+using ssh::OpenSshOptions;
 
 // The environment ansible-playbook runs in: nothing of the host's but
 // PATH, its configuration pinned here.
@@ -162,14 +43,14 @@ std::map<std::string, std::string> AnsibleEnvironment(const std::string& dir) {
 }  // namespace
 
 OpenSshShell::OpenSshShell(std::string scratch_dir) : scratch_dir_(std::move(scratch_dir)) {
-  SweepAbandonedLoginDirs(scratch_dir_.empty() ? fs::temp_directory_path().string() : scratch_dir_);
+  ssh::SweepAbandonedLoginDirs(scratch_dir_);
 }
 
 absl::Status OpenSshShell::Reach(SshLogin* login, absl::Duration timeout) {
   auto dir = LoginDir::Make(scratch_dir_, login);
   if (!dir.ok()) return dir.status();
   std::vector<std::string> argv = {"ssh"};
-  for (auto& o : SshOptions((*dir)->path(), timeout)) argv.push_back(std::move(o));
+  for (auto& o : OpenSshOptions((*dir)->path(), timeout)) argv.push_back(std::move(o));
   for (const std::string& a : {std::string("-p"), std::to_string(login->port), std::string("-l"),
                                login->user, std::string("--"), login->host, std::string("true")}) {
     argv.push_back(a);
@@ -181,7 +62,7 @@ absl::Status OpenSshShell::Reach(SshLogin* login, absl::Duration timeout) {
   command.deadline = absl::Now() + timeout + absl::Seconds(5);
   command.on_line = [](const std::string&) {};
   auto exit = RunChild(command);
-  login->known_hosts = (*dir)->Read("known_hosts");
+  login->known_hosts = (*dir)->Read(ssh::kKnownHostsFile);
   const std::string who = absl::StrCat(login->user, "@", login->host, ":", login->port);
   if (!exit.ok()) {
     return absl::FailedPreconditionError(
@@ -191,7 +72,8 @@ absl::Status OpenSshShell::Reach(SshLogin* login, absl::Duration timeout) {
   if (exit->exit_code == 127 && exit->stderr_tail.empty()) {
     return absl::FailedPreconditionError("ssh is not installed here (openssh-client)");
   }
-  return absl::UnavailableError(absl::StrCat("cannot reach ", who, " over SSH: ", SshError(*exit)));
+  return absl::UnavailableError(
+      absl::StrCat("cannot reach ", who, " over SSH: ", ssh::SshErrorText(*exit)));
 }
 
 absl::StatusOr<PlaybookReport> OpenSshShell::RunPlaybook(
@@ -201,16 +83,16 @@ absl::StatusOr<PlaybookReport> OpenSshShell::RunPlaybook(
   if (!made.ok()) return made.status();
   const LoginDir& dir = **made;
   std::vector<std::string> ssh_args;
-  for (const auto& o : SshOptions(dir.path(), absl::Seconds(10))) {
+  for (const auto& o : OpenSshOptions(dir.path(), absl::Seconds(10))) {
     // Ansible passes the key itself (ansible_ssh_private_key_file).
-    if (o == "-i" || o == absl::StrCat(dir.path(), "/key")) continue;
+    if (o == "-i" || o == dir.File(ssh::kKeyFile)) continue;
     ssh_args.push_back(o);
   }
   nlohmann::json host = {{"ansible_host", login->host},
                          {"ansible_port", login->port},
                          {"ansible_user", login->user},
                          {"ansible_connection", "ssh"},
-                         {"ansible_ssh_private_key_file", dir.path() + "/key"},
+                         {"ansible_ssh_private_key_file", dir.File(ssh::kKeyFile)},
                          {"ansible_ssh_common_args", absl::StrJoin(ssh_args, " ")}};
   nlohmann::json inventory = {{"all", {{"hosts", {{"server", host}}}}}};
   nlohmann::json extra = nlohmann::json::object();
@@ -253,7 +135,7 @@ absl::StatusOr<PlaybookReport> OpenSshShell::RunPlaybook(
   auto exit = RunChild(command);
   done.Notify();
   watcher.join();
-  login->known_hosts = dir.Read("known_hosts");
+  login->known_hosts = dir.Read(ssh::kKnownHostsFile);
   if (!exit.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot run ansible-playbook (install ansible): ", exit.status().message()));
@@ -286,7 +168,7 @@ absl::StatusOr<PlaybookReport> OpenSshShell::RunPlaybook(
 absl::StatusOr<SshKeyPair> OpenSshShell::MakeEd25519(const std::string& comment) {
   auto dir = LoginDir::Make(scratch_dir_, nullptr);
   if (!dir.ok()) return dir.status();
-  const std::string key = (*dir)->path() + "/key";
+  const std::string key = (*dir)->File(ssh::kKeyFile);
   auto exit = RunChild(
       {"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", key}, {}, "",
       [](const std::string&) {}, absl::Now() + absl::Seconds(30), nullptr);
@@ -296,8 +178,9 @@ absl::StatusOr<SshKeyPair> OpenSshShell::MakeEd25519(const std::string& comment)
                      exit.ok() ? exit->stderr_tail : std::string(exit.status().message())));
   }
   SshKeyPair pair;
-  pair.private_key = (*dir)->Read("key");
-  pair.public_key = std::string(absl::StripAsciiWhitespace((*dir)->Read("key.pub")));
+  pair.private_key = (*dir)->Read(ssh::kKeyFile);
+  pair.public_key =
+      std::string(absl::StripAsciiWhitespace((*dir)->Read(absl::StrCat(ssh::kKeyFile, ".pub"))));
   if (pair.private_key.empty() || pair.public_key.empty()) {
     return absl::InternalError("ssh-keygen wrote no key");
   }

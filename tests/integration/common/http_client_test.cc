@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
@@ -231,6 +232,47 @@ TEST(HttpClient, UnixSocketNobodyListensOnIsConnectionRefused) {
   EXPECT_EQ(response.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(response.status().message(), HasSubstr("unix://"));
   EXPECT_THAT(response.status().message(), HasSubstr("Connection refused"));
+}
+
+TEST(HttpClient, BodyFileIsSentWholeWithItsLength) {
+  TempDir dir;
+  std::string content;
+  for (int i = 0; i < 100000; ++i) absl::StrAppend(&content, i, ",");
+  const std::string file = dir.Write("archive.tar", content);
+  // Answers with the body it received, read to its Content-Length.
+  UnixHttpServer server(dir.Path("engine.sock"), [](int fd, const std::string& head) {
+    const size_t end = head.find("\r\n\r\n") + 4;
+    const size_t at = head.find("Content-Length: ");
+    size_t length = 0;
+    if (at == std::string::npos ||
+        !absl::SimpleAtoi(head.substr(at + 16, head.find('\r', at) - at - 16), &length)) {
+      UnixHttpServer::WriteAll(fd, "HTTP/1.1 411 Length Required\r\nContent-Length: 0\r\n\r\n");
+      return;
+    }
+    std::string body = head.substr(end);
+    char buf[65536];
+    while (body.size() < length) {
+      const ssize_t n = read(fd, buf, sizeof(buf));
+      if (n <= 0) break;
+      body.append(buf, static_cast<size_t>(n));
+    }
+    UnixHttpServer::WriteAll(
+        fd, absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", body.size(), "\r\n\r\n", body));
+  });
+  auto client = ClientOf(absl::StrCat("unix://", server.path()));
+  Request request;
+  request.method = "POST";
+  request.target = "/v1.41/images/load";
+  request.body_file = file;
+  auto response = client->Send(request);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, content);
+
+  request.body_file = dir.Path("absent.tar");
+  auto absent = client->Send(request);
+  EXPECT_EQ(absent.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(absent.status().message(), HasSubstr("absent.tar"));
 }
 
 TEST(HttpClient, StreamHandsOverEachPieceAsItArrives) {

@@ -7,10 +7,6 @@
 // UNREACHABLE. Hostile registrations are refused naming the field.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
-
-#include <array>
-#include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -21,6 +17,7 @@
 #include "services/jobs/store/pg_job_store.h"
 #include "tests/support/free_port.h"
 #include "tests/support/job_wait.h"
+#include "tests/support/ssh_target.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_mesh.h"
 
@@ -29,91 +26,20 @@ namespace {
 using testing::FreePort;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using testing::SshTarget;
 using testing::TempDir;
 using testing::TestMesh;
 
-constexpr char kTargetImage[] = "localhost/orchestrator-ssh-target:bookworm";
-constexpr char kUser[] = "ops";
-
-// A shell command's exit code and standard output (standard error joined).
-struct Ran {
-  int code = -1;
-  std::string out;
-};
-Ran Sh(const std::string& command) {
-  Ran ran;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return ran;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) ran.out.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  ran.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return ran;
-}
-
-std::string Podman(const std::string& args) {
-  return absl::StrCat("CONTAINERS_CONF=", PROJECT_SOURCE_DIR,
-                      "/tools/image/containers.conf podman ", args);
-}
-
 // What these tests need of the machine, or why they cannot run.
 std::string MissingPrerequisite() {
-  if (geteuid() != 0) return "these tests run containers with rootful Podman: run them as root";
-  if (Sh("command -v ansible-playbook").code != 0)
+  if (const std::string missing = SshTarget::MissingPrerequisite(); !missing.empty()) {
+    return missing;
+  }
+  if (testing::Shell("command -v ansible-playbook").code != 0) {
     return "ansible-playbook is missing: tools/setup";
-  if (Sh("command -v ssh").code != 0) return "ssh is missing: tools/setup";
-  if (Sh(Podman(absl::StrCat("image exists ", kTargetImage))).code != 0) {
-    return absl::StrCat("the image ", kTargetImage,
-                        " is missing: tools/image/base-images ssh-target (tools/setup makes it)");
   }
   return "";
 }
-
-// An sshd in a container, published on a loopback port, that `ops` (who
-// may sudo) logs in to with a key of the test's.
-class SshTarget {
- public:
-  explicit SshTarget(const TempDir& dir)
-      : key_(dir.Path(absl::StrCat("login-", ++count_))),
-        name_(absl::StrCat("orch-ssh-target-", getpid(), "-", count_)),
-        port_(FreePort()) {
-    Sh(absl::StrCat("ssh-keygen -q -t ed25519 -N '' -C test -f ", key_));
-    const std::string setup = dir.Write(
-        absl::StrCat("setup-", count_, ".sh"),
-        "set -e\nmkdir -p /run/sshd\nuseradd --create-home --shell /bin/bash ops\n"
-        "mkdir -p /home/ops/.ssh\nprintf '%s\\n' \"$LOGIN_KEY\" > /home/ops/.ssh/authorized_keys\n"
-        "chown -R ops: /home/ops/.ssh\nchmod 700 /home/ops/.ssh\n"
-        "echo 'ops ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/ops\nexec /usr/sbin/sshd -D -e\n");
-    started_ = Sh(Podman(absl::StrCat("run -d --rm --name ", name_, " -p 127.0.0.1:", port_,
-                                      ":22 -v ", setup, ":/setup.sh:ro -e LOGIN_KEY=\"$(cat ", key_,
-                                      ".pub)\" ", kTargetImage, " /bin/sh /setup.sh")));
-    for (int i = 0; i < 100 && Ssh("true").code != 0; ++i) absl::SleepFor(absl::Milliseconds(100));
-  }
-  ~SshTarget() { Sh(Podman(absl::StrCat("rm -f -t 0 ", name_))); }
-
-  // Runs `command` on it as ops.
-  Ran Ssh(const std::string& command) const {
-    return Sh(absl::StrCat("ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no ",
-                           "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -i ", key_, " -p ",
-                           port_, " ops@127.0.0.1 ", command));
-  }
-  Ran Exec(const std::string& command) const {
-    return Sh(Podman(absl::StrCat("exec ", name_, " sh -c '", command, "'")));
-  }
-  void Stop() const { Sh(Podman(absl::StrCat("stop -t 0 ", name_))); }
-
-  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
-  std::string private_key() const { return testing::ReadFile(key_); }
-  const Ran& started() const { return started_; }
-
- private:
-  static inline int count_ = 0;
-  const std::string key_;
-  const std::string name_;
-  const int port_;
-  Ran started_;
-};
 
 class ServersTest : public ::testing::Test {
  protected:
@@ -134,7 +60,7 @@ class ServersTest : public ::testing::Test {
     req.mutable_server()->set_name(name);
     req.mutable_server()->set_kind(infra::v1::SERVER_KIND_SSH);
     req.mutable_server()->set_address(address);
-    req.mutable_server()->set_ssh_user(kUser);
+    req.mutable_server()->set_ssh_user(SshTarget::kUser);
     req.mutable_server()->set_port_range_start(40000);
     req.mutable_server()->set_port_range_end(40099);
     req.set_ssh_private_key(key);

@@ -15,6 +15,7 @@
 #include "services/common/router/caddy_router.h"
 #include "services/deploy/adapters/git_source_repository.h"
 #include "services/deploy/adapters/http_health_probe.h"
+#include "services/deploy/adapters/server_targets.h"
 #include "services/deploy/api/deploy_service.h"
 #include "services/deploy/domain/release_watch.h"
 #include "services/deploy/domain/route_reconciler.h"
@@ -77,13 +78,6 @@ absl::StatusOr<std::map<std::string, std::string>> ReadTemplateBases(const MeshC
     if (parts.size() >= 2) bases[parts[0]] = parts[1];
   }
   return bases;
-}
-
-// What follows a release's host name in its URL, from where the router
-// listens: ":PORT", or nothing for port 80.
-std::string UrlPortSuffix(const std::string& listen) {
-  const std::string port = listen.substr(listen.rfind(':') + 1);
-  return port == "80" ? "" : absl::StrCat(":", port);
 }
 
 class DeployComponent final : public Component {
@@ -155,8 +149,24 @@ class DeployComponent final : public Component {
     engine_ = std::make_unique<jobs::JobEngine>(ctx.pool, config_.database_url,
                                                 jobs::JobEngine::OptionsOf(config_, 4));
     auto job_store = engine_->store();
+    // The local server, and SSH servers through tunnels.
+    ServerTarget local;
+    local.server_name = "local";
+    local.engine = engine;
+    local.router = router;
+    local.probe = std::make_shared<HttpHealthProbe>();
+    local.url_port_suffix = UrlPortSuffix(config_.router_listen);
+    remote::ServerConnectionsOptions connections;
+    connections.scratch_dir = dir_;
+    auto servers = std::make_shared<ConnectedServerTargets>(
+        std::move(local),
+        std::make_shared<remote::ServerConnections>(
+            [allocations](const std::string& owner_id, const std::string& server_id) {
+              return allocations->ServerAccess(owner_id, server_id);
+            },
+            std::move(connections)));
     auto readiness = std::make_shared<ReadinessChecker>(
-        projects, source, allocations, engine, router, [job_store](const std::string& project_id) {
+        projects, source, allocations, servers, [job_store](const std::string& project_id) {
           return DeployInFlightIn(*job_store, project_id);
         });
     auto installation = releases->InstallationId();
@@ -164,21 +174,18 @@ class DeployComponent final : public Component {
     DeployerOptions options;
     options.installation = *installation;
     options.work_dir = dir_;
-    options.url_port_suffix = UrlPortSuffix(config_.router_listen);
     options.base_images = *std::move(bases);
     auto route_mu = std::make_shared<absl::Mutex>();
-    auto probe = std::make_shared<HttpHealthProbe>();
-    auto deployer = std::make_shared<Deployer>(projects, source, allocations, releases, engine,
-                                               router, probe, route_mu, std::move(options));
+    auto deployer = std::make_shared<Deployer>(projects, source, allocations, releases, servers,
+                                               route_mu, std::move(options));
     if (config_.deploy_watch_failures > 0) {
       ReleaseWatchOptions watch;
       watch.window = absl::FromChrono(config_.deploy_watch_window);
       watch.failures = config_.deploy_watch_failures;
       watch_ =
-          std::make_unique<ReleaseWatch>(releases, probe, AutomaticRollbacks(job_store), watch);
+          std::make_unique<ReleaseWatch>(releases, servers, AutomaticRollbacks(job_store), watch);
     }
-    reconciler_ =
-        std::make_shared<RouteReconciler>(releases, router, engine, route_mu, *installation);
+    reconciler_ = std::make_shared<RouteReconciler>(releases, servers, route_mu, *installation);
 
     engine_->worker().Register(kReconcileRoutesKind,
                                [this](jobs::JobContext&) { return ReconcileRoutes(); });
@@ -213,6 +220,9 @@ class DeployComponent final : public Component {
     }
     if (auto it = params.find("release_id"); it != params.end()) {
       run.target_release_id = it->second.string_value();
+    }
+    if (auto it = params.find("server_id"); it != params.end()) {
+      run.server_id = it->second.string_value();
     }
     if (auto it = params.find(kOnlyWhileLiveParam); it != params.end()) {
       run.only_while_live = it->second.string_value();

@@ -13,6 +13,7 @@
 #include "services/common/crypto/secret_box.h"
 #include "services/infra/adapters/http_route_probe.h"
 #include "services/infra/adapters/openssh_shell.h"
+#include "services/infra/adapters/release_sites.h"
 #include "services/infra/api/infra_service.h"
 #include "services/infra/peers/mesh_peers.h"
 #include "services/infra/provisioning/provision_playbook.h"
@@ -99,14 +100,6 @@ class InfraComponent final : public Component {
       return absl::InvalidArgumentError(
           absl::StrCat("--container_engine_socket: ", engine.status().message()));
     }
-    auto diagnostics = std::make_shared<ServiceDiagnostics>(
-        releases,
-        std::make_shared<ProjectServiceSecrets>(
-            [channel_to] { return projects::v1::ProjectService::NewStub(channel_to("projects")); },
-            ctx.mesh, ctx.call_deadline),
-        *std::move(engine), std::make_shared<HttpRouteProbe>(ctx.config.router_listen),
-        DiagnosticsOptions{});
-
     auto shell = std::make_shared<OpenSshShell>();
     ProvisionerOptions provisioning;
     provisioning.playbook = ProvisionPlaybook();
@@ -117,6 +110,27 @@ class InfraComponent final : public Component {
       return jobs::IsTerminal(job->state());
     };
     auto provisioner = std::make_shared<Provisioner>(store, keys, shell, shell, provisioning);
+
+    // Releases are read on their servers: the local one, SSH ones through
+    // a tunnel with the deploy user's login.
+    ReleaseSite local_site;
+    local_site.engine = *std::move(engine);
+    local_site.route = std::make_shared<HttpRouteProbe>(ctx.config.router_listen);
+    auto connections = std::make_shared<remote::ServerConnections>(
+        [store, provisioner](const std::string&, const std::string& server_id)
+            -> absl::StatusOr<v1::GetServerAccessResponse> {
+          auto server = store->GetServer(server_id);
+          if (!server.ok()) return server.status();
+          return provisioner->DeployAccess(*server);
+        },
+        remote::ServerConnectionsOptions{});
+    auto diagnostics = std::make_shared<ServiceDiagnostics>(
+        releases,
+        std::make_shared<ProjectServiceSecrets>(
+            [channel_to] { return projects::v1::ProjectService::NewStub(channel_to("projects")); },
+            ctx.mesh, ctx.call_deadline),
+        std::make_shared<ConnectedReleaseSites>(std::move(local_site), connections),
+        DiagnosticsOptions{});
     // Provision jobs and the reachability probe run on an engine of ours;
     // each provision holds a handler for as long as its playbook runs.
     engine_ = std::make_unique<jobs::JobEngine>(ctx.pool, ctx.config.database_url,

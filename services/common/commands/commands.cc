@@ -378,7 +378,8 @@ std::vector<Command> Build() {
        .name = "check",
        .summary = "check whether a project is ready to deploy, and what to fix",
        .rpc = Unary<deploy::DeployService>(&deploy::DeployService::Stub::CheckReadiness),
-       .params = {Arg("PROJECT", "project_id", "the project's id")},
+       .params = {Arg("PROJECT", "project_id", "the project's id"),
+                  Flag("server", "server_id", "for this server (default: where its ports are)")},
        .list_field = "checks",
        .columns = {
            {"CHECK", "name"}, {"STATUS", "status"}, {"MESSAGE", "message"}, {"REMEDY", "remedy"}}});
@@ -387,7 +388,9 @@ std::vector<Command> Build() {
        .summary = "deploy a project",
        .rpc = Unary<deploy::DeployService>(&deploy::DeployService::Stub::TriggerDeploy),
        .params = {Arg("PROJECT", "project_id", "the project's id"),
-                  Flag("commit", "commit_sha", "this commit (default: the branch's head)")},
+                  Flag("commit", "commit_sha", "this commit (default: the branch's head)"),
+                  Flag("server", "server_id",
+                       "to this server (default: where its ports are, else local)")},
        .show_field = "job",
        .job_id_path = "job.id"});
   add({.group = "deploy",
@@ -465,7 +468,12 @@ std::vector<Command> Build() {
                     Flag("kind", "server.kind", "what it is"),
                     Flag("ssh-user", "server.ssh_user", "user to log in as"),
                     Flag("port-range-start", "server.port_range_start", "first port to allocate"),
-                    Flag("port-range-end", "server.port_range_end", "last port to allocate"), key},
+                    Flag("port-range-end", "server.port_range_end", "last port to allocate"),
+                    Flag("domain", "server.domain",
+                         "its projects are served at http://PROJECT.DOMAIN"),
+                    Flag("router-listen", "server.router_listen",
+                         "where its Caddy serves them (default :80)"),
+                    key},
          .show_field = "server"});
   }
   add({.group = "infra",

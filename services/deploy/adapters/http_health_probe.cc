@@ -7,8 +7,13 @@ namespace orchestrator::deploy {
 
 absl::StatusOr<int> HttpHealthProbe::Get(int port, const std::string& path,
                                          absl::Duration timeout) {
-  return http::GetStatus(absl::StrCat("127.0.0.1:", port), path, "", timeout,
-                         "orchestrator-health-gate");
+  std::string address = absl::StrCat("127.0.0.1:", port);
+  if (address_of_) {
+    auto reached = address_of_(port);
+    if (!reached.ok()) return reached.status();
+    address = *std::move(reached);
+  }
+  return http::GetStatus(address, path, "", timeout, "orchestrator-health-gate");
 }
 
 }  // namespace orchestrator::deploy

@@ -77,8 +77,8 @@ grpc::ServerUnaryReactor* DeployServiceImpl::CheckReadiness(grpc::CallbackServer
                                 if (req->project_id().empty()) {
                                   return absl::InvalidArgumentError("project_id: required");
                                 }
-                                auto ready =
-                                    readiness_->Check(caller.user_id, req->project_id(), "");
+                                auto ready = readiness_->Check(caller.user_id, req->project_id(),
+                                                               "", req->server_id());
                                 if (!ready.ok()) return ready.status();
                                 *resp = std::move(ready->report);
                                 return absl::OkStatus();
@@ -97,7 +97,8 @@ grpc::ServerUnaryReactor* DeployServiceImpl::TriggerDeploy(grpc::CallbackServerC
           *resp->mutable_job() = **earlier;
           return absl::OkStatus();
         }
-        auto ready = readiness_->Check(caller.user_id, req->project_id(), req->commit_sha());
+        auto ready = readiness_->Check(caller.user_id, req->project_id(), req->commit_sha(),
+                                       req->server_id());
         if (!ready.ok()) return ready.status();
         if (auto s = ready->AsStatus(); !s.ok()) return s;
         jobs::EnqueueRequest job;
@@ -105,6 +106,8 @@ grpc::ServerUnaryReactor* DeployServiceImpl::TriggerDeploy(grpc::CallbackServerC
         job.owner_id = caller.user_id;
         job.project_id = req->project_id();
         (*job.params.mutable_fields())["commit_sha"].set_string_value(ready->commit_sha);
+        // Where readiness found (or made) the project's ports.
+        (*job.params.mutable_fields())["server_id"].set_string_value(ready->slots.live.server_id());
         job.request_id = req->request_id();
         job.max_attempts = 5;
         job.concurrency_key = DeployConcurrencyKey(req->project_id());

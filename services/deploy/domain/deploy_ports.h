@@ -8,6 +8,8 @@
 #include "absl/time/time.h"
 #include "orchestrator/infra/v1/infra.pb.h"
 #include "orchestrator/projects/v1/projects.pb.h"
+#include "services/common/containers/container_engine.h"
+#include "services/common/router/router.h"
 
 namespace orchestrator::deploy {
 
@@ -37,9 +39,12 @@ struct PortSlots {
 class PortAllocations {
  public:
   virtual ~PortAllocations() = default;
-  // Allocated when missing.
+  // Allocated when missing, on `server_id` ("": where the project's ports
+  // are, else the local server); ports held on another server are
+  // FAILED_PRECONDITION.
   virtual absl::StatusOr<PortSlots> Slots(const std::string& owner_id,
-                                          const std::string& project_id) = 0;
+                                          const std::string& project_id,
+                                          const std::string& server_id = "") = 0;
 };
 
 // The project's code (git, peers/).
@@ -60,6 +65,38 @@ class HealthProbe {
  public:
   virtual ~HealthProbe() = default;
   virtual absl::StatusOr<int> Get(int port, const std::string& path, absl::Duration timeout) = 0;
+};
+
+// What a deploy drives on the server a release runs on: its container
+// engine, its router, a probe of its loopback ports, and how its URLs end.
+struct ServerTarget {
+  std::string server_id;  // "" for the local server until its id is known
+  std::string server_name;
+  containers::ContainerEnginePtr engine;
+  std::shared_ptr<router::Router> router;
+  std::shared_ptr<HealthProbe> probe;
+  // After a release's host name in its URL: ":8090", "" for port 80.
+  std::string url_port_suffix;
+  // Reached over SSH: images the local engine has (the template bases) are
+  // copied there before a build.
+  bool remote = false;
+  // What keeps engine, router and probe reachable (an SSH tunnel): shared
+  // by every copy, so a tunnel replaced meanwhile lasts while it is used.
+  std::shared_ptr<const void> connection;
+};
+
+// The servers deploys run on (adapters/: the local engine and Caddy, or a
+// remote server's reached over SSH with what InfraService hands out).
+class ServerTargets {
+ public:
+  virtual ~ServerTargets() = default;
+  // `server_id`'s ("": the local server), acting for `owner_id`:
+  // FAILED_PRECONDITION when it is not READY, UNAVAILABLE when it cannot be
+  // reached now.
+  virtual absl::StatusOr<ServerTarget> For(const std::string& owner_id,
+                                           const std::string& server_id) = 0;
+  // The machine the mesh runs on.
+  virtual const ServerTarget& Local() const = 0;
 };
 
 }  // namespace orchestrator::deploy

@@ -16,6 +16,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "services/common/containers/image_copy.h"
 #include "services/common/containers/log_tail.h"
 #include "services/jobs/domain/job_types.h"
 
@@ -125,9 +126,17 @@ absl::StatusOr<google::protobuf::Struct> Deployer::Deploy(const DeployJob& job,
   auto release = BeginRelease(job, job.commit_sha, "");
   if (!release.ok()) return release.status();
   if (release->status() == v1::RELEASE_STATUS_LIVE) return Resume(job, *release, hooks);
-  hooks.progress(5, absl::StrCat("release ", release->version(), " of ", job.project_id, " at ",
-                                 job.commit_sha.substr(0, 12)));
-  auto image = EnsureImage(job, *project, hooks);
+  // The server first: the image is built there.
+  auto placed = Place(job, job.server_id);
+  absl::StatusOr<std::string> image = absl::UnknownError("not built");
+  if (!placed.ok()) {
+    image = placed.status();
+  } else {
+    hooks.progress(
+        5, absl::StrCat("release ", release->version(), " of ", job.project_id, " at ",
+                        job.commit_sha.substr(0, 12), " on server ", placed->at.server_name));
+    image = EnsureImage(job, placed->at, *project, hooks);
+  }
   if (!image.ok()) {
     if (!jobs::IsTransient(image.status().code()) &&
         image.status().code() != absl::StatusCode::kCancelled) {
@@ -135,7 +144,16 @@ absl::StatusOr<google::protobuf::Struct> Deployer::Deploy(const DeployJob& job,
     }
     return image.status();
   }
-  return Launch(job, *project, *release, *image, hooks);
+  return Launch(job, placed->at, placed->slots, *project, *release, *image, hooks);
+}
+
+absl::StatusOr<Deployer::Placement> Deployer::Place(const DeployJob& job,
+                                                    const std::string& server_id) {
+  auto slots = allocations_->Slots(job.owner_id, job.project_id, server_id);
+  if (!slots.ok()) return slots.status();
+  auto at = servers_->For(job.owner_id, slots->live.server_id());
+  if (!at.ok()) return at.status();
+  return Placement{*std::move(slots), *std::move(at)};
 }
 
 absl::StatusOr<google::protobuf::Struct> Deployer::Rollback(const DeployJob& job,
@@ -167,24 +185,33 @@ absl::StatusOr<google::protobuf::Struct> Deployer::Rollback(const DeployJob& job
   if (release->status() == v1::RELEASE_STATUS_LIVE) return Resume(job, *release, hooks);
   hooks.progress(5, absl::StrCat("release ", release->version(), " rolls back to release ",
                                  target->version(), " (", target->commit_sha().substr(0, 12), ")"));
-  if (auto kept = engine_->InspectImage(target->image()); !kept.ok()) {
+  // Where the project's ports are now, which kept the image if the target
+  // ran there.
+  auto placed = Place(job, "");
+  if (!placed.ok()) return placed.status();
+  const ServerTarget& at = placed->at;
+  const bool moved = !target->server_id().empty() && target->server_id() != at.server_id;
+  auto kept = moved ? absl::StatusOr<containers::ImageInfo>(absl::NotFoundError(""))
+                    : at.engine->InspectImage(target->image());
+  if (!kept.ok()) {
     if (kept.status().code() != absl::StatusCode::kNotFound) return kept.status();
     const std::string why =
         absl::StrCat("the image of release ", target->version(), " (", target->image(),
-                     ") is no longer kept: deploy commit ", target->commit_sha(), " instead");
+                     ") is no longer kept", moved ? " on the project's server" : "",
+                     ": deploy commit ", target->commit_sha(), " instead");
     (void)releases_->MarkFailed(release->id(), why);
     return absl::FailedPreconditionError(why);
   }
   hooks.progress(30, absl::StrCat("image ", target->image(), " kept: no build"));
-  return Launch(job, *project, *release, target->image(), hooks);
+  return Launch(job, at, placed->slots, *project, *release, target->image(), hooks);
 }
 
-absl::StatusOr<std::string> Deployer::EnsureImage(const DeployJob& job,
+absl::StatusOr<std::string> Deployer::EnsureImage(const DeployJob& job, const ServerTarget& at,
                                                   const projects::v1::Project& project,
                                                   const JobHooks& hooks) {
   const std::string tag = absl::StrCat("localhost/orchestrator-", NamePart(job.project_id), ":",
                                        job.commit_sha.substr(0, 12));
-  if (auto built = engine_->InspectImage(tag); built.ok()) {
+  if (auto built = at.engine->InspectImage(tag); built.ok()) {
     hooks.progress(30, absl::StrCat("image ", tag, " already built"));
     return tag;
   } else if (built.status().code() != absl::StatusCode::kNotFound) {
@@ -216,11 +243,21 @@ absl::StatusOr<std::string> Deployer::EnsureImage(const DeployJob& job,
   if (auto local = options_.base_images.find(base); local != options_.base_images.end()) {
     spec.build_args["BASE_IMAGE"] = local->second;
     hooks.log(absl::StrCat("build: on ", local->second, ", the local image of ", base));
+    if (at.remote) {
+      // Built from Debian's archive here; the server has no registry to
+      // pull it from either.
+      if (auto s = containers::CopyImage(*servers_->Local().engine, *at.engine, local->second,
+                                         options_.work_dir);
+          !s.ok()) {
+        return s;
+      }
+      hooks.log(absl::StrCat("build: ", local->second, " is on server ", at.server_name));
+    }
   } else if (!base.empty()) {
     hooks.log(absl::StrCat("build: on ", base, " (no local image stands in for it)"));
   }
   std::atomic<bool> cancel{false};
-  auto id = engine_->BuildImage(
+  auto id = at.engine->BuildImage(
       spec,
       [&](const std::string& line) {
         hooks.log(absl::StrCat("build: ", line));
@@ -232,12 +269,11 @@ absl::StatusOr<std::string> Deployer::EnsureImage(const DeployJob& job,
   return tag;
 }
 
-absl::StatusOr<google::protobuf::Struct> Deployer::Launch(const DeployJob& job,
-                                                          const projects::v1::Project& project,
-                                                          const v1::Release& release,
-                                                          const std::string& image,
-                                                          const JobHooks& hooks) {
-  auto launched = LaunchSteps(job, project, release, image, hooks);
+absl::StatusOr<google::protobuf::Struct> Deployer::Launch(
+    const DeployJob& job, const ServerTarget& at, const PortSlots& slots,
+    const projects::v1::Project& project, const v1::Release& release, const std::string& image,
+    const JobHooks& hooks) {
+  auto launched = LaunchSteps(job, at, slots, project, release, image, hooks);
   // A failure the job will not retry ends the release: its container goes,
   // the live release stays.
   if (!launched.ok() && !jobs::IsTransient(launched.status().code()) &&
@@ -245,45 +281,42 @@ absl::StatusOr<google::protobuf::Struct> Deployer::Launch(const DeployJob& job,
     auto now = releases_->Get(release.id());
     if (now.ok() && now->status() == v1::RELEASE_STATUS_DEPLOYING) {
       if (!now->container_name().empty())
-        (void)engine_->RemoveContainer(now->container_name(), true);
+        (void)at.engine->RemoveContainer(now->container_name(), true);
       (void)releases_->MarkFailed(release.id(), std::string(launched.status().message()));
     }
   }
   return launched;
 }
 
-absl::StatusOr<google::protobuf::Struct> Deployer::LaunchSteps(const DeployJob& job,
-                                                               const projects::v1::Project& project,
-                                                               v1::Release release,
-                                                               const std::string& image,
-                                                               const JobHooks& hooks) {
+absl::StatusOr<google::protobuf::Struct> Deployer::LaunchSteps(
+    const DeployJob& job, const ServerTarget& at, const PortSlots& slots,
+    const projects::v1::Project& project, v1::Release release, const std::string& image,
+    const JobHooks& hooks) {
   const auto& contract = project.run_contract();
-  auto slots = allocations_->Slots(job.owner_id, job.project_id);
-  if (!slots.ok()) return slots.status();
   auto live = releases_->Live(job.project_id);
   if (!live.ok()) return live.status();
   // Next to the live release: on the slot it does not use.
   int port = release.port();
   if (port == 0) {
-    port = *live && (*live)->port() == slots->live.port() ? slots->next.port() : slots->live.port();
+    port = *live && (*live)->port() == slots.live.port() ? slots.next.port() : slots.live.port();
   }
   const std::string name = absl::StrCat("orch-", NamePart(job.project_id), "-r", release.version());
   release.set_image(image);
   release.set_container_name(name);
   release.set_port(port);
-  release.set_server_id(slots->live.server_id());
+  release.set_server_id(slots.live.server_id());
   release.set_health_path(contract.health_path());
   if (auto s = releases_->SetRuntime(release); !s.ok()) return s;
 
   // The container: the one a previous attempt started when it still runs
   // this image, else a fresh one.
   bool reuse = false;
-  if (auto running = engine_->InspectContainer(name); running.ok()) {
+  if (auto running = at.engine->InspectContainer(name); running.ok()) {
     reuse = running->running && running->host_port == port &&
             running->labels.count(kReleaseLabel) &&
             running->labels.at(kReleaseLabel) == release.id();
     if (!reuse) {
-      if (auto s = engine_->RemoveContainer(name, true);
+      if (auto s = at.engine->RemoveContainer(name, true);
           !s.ok() && s.code() != absl::StatusCode::kNotFound) {
         return s;
       }
@@ -293,13 +326,13 @@ absl::StatusOr<google::protobuf::Struct> Deployer::LaunchSteps(const DeployJob& 
   }
   if (!reuse) {
     // What a deploy that ended before going live left on this port.
-    auto others = engine_->ListContainers(
+    auto others = at.engine->ListContainers(
         {{kProjectLabel, job.project_id}, {kInstallationLabel, options_.installation}}, true);
     if (!others.ok()) return others.status();
     for (const auto& c : *others) {
       const bool live_one = *live && c.name == (*live)->container_name();
       if (!live_one && c.name != name && c.host_port == port) {
-        (void)engine_->RemoveContainer(c.id, true);
+        (void)at.engine->RemoveContainer(c.id, true);
         hooks.log(absl::StrCat("removed ", c.name, ", left on port ", port));
       }
     }
@@ -321,25 +354,27 @@ absl::StatusOr<google::protobuf::Struct> Deployer::LaunchSteps(const DeployJob& 
       for (const auto& [key, value] : *secrets) spec.env.push_back(absl::StrCat(key, "=", value));
     }
     spec.env.push_back(absl::StrCat("PORT=", contract.port()));
-    if (auto id = engine_->CreateContainer(spec); !id.ok()) return id.status();
-    if (auto s = engine_->StartContainer(name); !s.ok()) return s;
+    if (auto id = at.engine->CreateContainer(spec); !id.ok()) return id.status();
+    if (auto s = at.engine->StartContainer(name); !s.ok()) return s;
   }
   hooks.progress(45, absl::StrCat(reuse ? "container " : "started ", name, " on 127.0.0.1:", port));
 
-  if (auto s = HealthGate(contract, port, name, hooks); !s.ok()) return s;
+  if (auto s = HealthGate(at, contract, port, name, hooks); !s.ok()) return s;
   hooks.progress(65, absl::StrCat(contract.health_path(), " answers 200"));
 
-  return Switch(job, std::move(release), slots->live.hostname(), hooks);
+  return Switch(job, at, std::move(release), slots.live.hostname(), hooks);
 }
 
 absl::StatusOr<google::protobuf::Struct> Deployer::Resume(const DeployJob& job, v1::Release release,
                                                           const JobHooks& hooks) {
-  auto slots = allocations_->Slots(job.owner_id, job.project_id);
-  if (!slots.ok()) return slots.status();
-  return Switch(job, std::move(release), slots->live.hostname(), hooks);
+  auto placed = Place(job, "");
+  if (!placed.ok()) return placed.status();
+  return Switch(job, placed->at, std::move(release), placed->slots.live.hostname(), hooks);
 }
 
-absl::StatusOr<google::protobuf::Struct> Deployer::Switch(const DeployJob& job, v1::Release release,
+absl::StatusOr<google::protobuf::Struct> Deployer::Switch(const DeployJob& job,
+                                                          const ServerTarget& at,
+                                                          v1::Release release,
                                                           const std::string& hostname,
                                                           const JobHooks& hooks) {
   // LIVE first, then the route: whoever reconciles routes from the LIVE
@@ -347,7 +382,7 @@ absl::StatusOr<google::protobuf::Struct> Deployer::Switch(const DeployJob& job, 
   // job run again after a crash in between switches the route again.
   // Caddy sends new requests to the new container; those in flight finish
   // on the old one.
-  const std::string url = absl::StrCat(options_.url_scheme, hostname, options_.url_port_suffix);
+  const std::string url = absl::StrCat(options_.url_scheme, hostname, at.url_port_suffix);
   {
     absl::MutexLock lock(route_mu_.get());
     // An attempt whose lease lapsed must not undo the one that took over.
@@ -358,20 +393,20 @@ absl::StatusOr<google::protobuf::Struct> Deployer::Switch(const DeployJob& job, 
       release.set_url(url);
       release.set_status(v1::RELEASE_STATUS_LIVE);
     }
-    if (auto s = router_->PutRoute(RouteOf(release, hostname)); !s.ok()) return s;
+    if (auto s = at.router->PutRoute(RouteOf(release, hostname)); !s.ok()) return s;
   }
   hooks.progress(80, absl::StrCat("live at ", release.url()));
 
   if (!release.container_name().empty()) {
-    RetireOthers(job.project_id, release.container_name(), hooks);
+    RetireOthers(at, job.project_id, release.container_name(), hooks);
   }
-  PruneImages(job.project_id, release.image(), hooks);
+  PruneImages(at, job.project_id, release.image(), hooks);
   hooks.progress(100, absl::StrCat("release ", release.version(), " live at ", release.url()));
   return ResultOf(release);
 }
 
-absl::Status Deployer::HealthGate(const common::v1::RunContract& contract, int port,
-                                  const std::string& container, const JobHooks& hooks) {
+absl::Status Deployer::HealthGate(const ServerTarget& at, const common::v1::RunContract& contract,
+                                  int port, const std::string& container, const JobHooks& hooks) {
   const auto& gate = contract.health_gate();
   const absl::Duration interval =
       Or(gate.interval(), absl::Milliseconds(200), absl::Milliseconds(50), absl::Seconds(60));
@@ -385,7 +420,7 @@ absl::Status Deployer::HealthGate(const common::v1::RunContract& contract, int p
   std::string last;
   while (true) {
     if (hooks.cancelled()) return absl::CancelledError("the deploy was stopped");
-    auto status = probe_->Get(port, contract.health_path(), timeout);
+    auto status = at.probe->Get(port, contract.health_path(), timeout);
     if (status.ok() && *status == 200) return absl::OkStatus();
     last = status.ok() ? absl::StrCat(contract.health_path(), " answered ", *status)
                        : std::string(status.status().message());
@@ -394,7 +429,7 @@ absl::Status Deployer::HealthGate(const common::v1::RunContract& contract, int p
     if (failures >= retries) break;
     // A container that exited (even one its restart policy brought back)
     // will not become healthy by waiting.
-    auto inspected = engine_->InspectContainer(container);
+    auto inspected = at.engine->InspectContainer(container);
     if (inspected.ok() &&
         (inspected->restart_count > 0 || (!inspected->running && inspected->status != "created"))) {
       last = absl::StrCat("the container exited (code ", inspected->exit_code, ")");
@@ -403,18 +438,18 @@ absl::Status Deployer::HealthGate(const common::v1::RunContract& contract, int p
     absl::SleepFor(interval);
   }
   hooks.log(absl::StrCat("health gate: ", last));
-  return absl::FailedPreconditionError(
-      absl::StrCat("health gate failed: ", last, "; its last lines:\n", LastLines(container, 20)));
+  return absl::FailedPreconditionError(absl::StrCat(
+      "health gate failed: ", last, "; its last lines:\n", LastLines(at, container, 20)));
 }
 
-std::string Deployer::LastLines(const std::string& container, int lines) {
-  auto last = containers::LastLogLines(*engine_, container, lines, 500);
+std::string Deployer::LastLines(const ServerTarget& at, const std::string& container, int lines) {
+  auto last = containers::LastLogLines(*at.engine, container, lines, 500);
   return last.ok() ? absl::StrJoin(*last, "\n") : "";
 }
 
-void Deployer::RetireOthers(const std::string& project_id, const std::string& keep,
-                            const JobHooks& hooks) {
-  auto others = engine_->ListContainers(
+void Deployer::RetireOthers(const ServerTarget& at, const std::string& project_id,
+                            const std::string& keep, const JobHooks& hooks) {
+  auto others = at.engine->ListContainers(
       {{kProjectLabel, project_id}, {kInstallationLabel, options_.installation}}, true);
   if (!others.ok()) {
     hooks.log(absl::StrCat("listing the old containers: ", others.status().message()));
@@ -427,8 +462,8 @@ void Deployer::RetireOthers(const std::string& project_id, const std::string& ke
       absl::SleepFor(options_.drain);  // requests in flight on it finish
       drained = true;
     }
-    (void)engine_->StopContainer(c.name, options_.stop_grace);
-    if (auto s = engine_->RemoveContainer(c.name, true);
+    (void)at.engine->StopContainer(c.name, options_.stop_grace);
+    if (auto s = at.engine->RemoveContainer(c.name, true);
         s.ok() || s.code() == absl::StatusCode::kNotFound) {
       hooks.log(absl::StrCat("removed ", c.name));
     } else {
@@ -437,8 +472,8 @@ void Deployer::RetireOthers(const std::string& project_id, const std::string& ke
   }
 }
 
-void Deployer::PruneImages(const std::string& project_id, const std::string& live_image,
-                           const JobHooks& hooks) {
+void Deployer::PruneImages(const ServerTarget& at, const std::string& project_id,
+                           const std::string& live_image, const JobHooks& hooks) {
   // Kept: the live release's image and those of the last releases it
   // superseded (what rollbacks take), newest first.
   std::set<std::string> kept = {live_image};
@@ -455,13 +490,13 @@ void Deployer::PruneImages(const std::string& project_id, const std::string& liv
     if (static_cast<int>(kept.size()) > options_.keep_images) break;
     if (!r.image().empty()) kept.insert(r.image());
   }
-  auto images = engine_->ListImages({{kProjectLabel, project_id}});
+  auto images = at.engine->ListImages({{kProjectLabel, project_id}});
   if (!images.ok()) return;
   for (const auto& image : *images) {
     const bool keep = std::any_of(image.tags.begin(), image.tags.end(),
                                   [&](const std::string& tag) { return kept.count(tag) > 0; });
     if (keep) continue;
-    if (engine_->RemoveImage(image.id, false).ok()) {
+    if (at.engine->RemoveImage(image.id, false).ok()) {
       hooks.log(absl::StrCat("pruned image ", absl::StrJoin(image.tags, ", ")));
     }
   }

@@ -30,14 +30,15 @@ struct DeployJob {
   // An automatic rollback: only while this release is still the LIVE one
   // (a deploy that came first has replaced it: nothing to undo).
   std::string only_while_live;
+  // deploy: the server asked for ("": where the project's ports are).
+  std::string server_id;
 };
 
 struct DeployerOptions {
   std::string work_dir;  // checkouts, one per running job
-  // A release's URL is <url_scheme><host name><url_port_suffix>, e.g.
-  // "http://" and ":8090".
+  // A release's URL is <url_scheme><host name><its server's port suffix>,
+  // e.g. "http://" and ":8090".
   std::string url_scheme = "http://";
-  std::string url_port_suffix;
   // The local images to build on, by the public default of the build
   // file's `ARG BASE_IMAGE` (no registry is reachable on one machine).
   std::map<std::string, std::string> base_images;
@@ -79,16 +80,13 @@ class Deployer {
   // releases, so that neither undoes the other.
   Deployer(std::shared_ptr<ProjectDirectory> projects, std::shared_ptr<SourceRepository> source,
            std::shared_ptr<PortAllocations> allocations, ReleaseStorePtr releases,
-           containers::ContainerEnginePtr engine, std::shared_ptr<router::Router> router,
-           std::shared_ptr<HealthProbe> probe, std::shared_ptr<absl::Mutex> route_mu,
+           std::shared_ptr<ServerTargets> servers, std::shared_ptr<absl::Mutex> route_mu,
            DeployerOptions options)
       : projects_(std::move(projects)),
         source_(std::move(source)),
         allocations_(std::move(allocations)),
         releases_(std::move(releases)),
-        engine_(std::move(engine)),
-        router_(std::move(router)),
-        probe_(std::move(probe)),
+        servers_(std::move(servers)),
         route_mu_(std::move(route_mu)),
         options_(std::move(options)) {}
 
@@ -105,44 +103,51 @@ class Deployer {
   // From a release with its image: start, gate, switch, drain, prune; a
   // failure the job will not retry marks the release FAILED and removes its
   // container.
-  absl::StatusOr<google::protobuf::Struct> Launch(const DeployJob& job,
+  absl::StatusOr<google::protobuf::Struct> Launch(const DeployJob& job, const ServerTarget& at,
+                                                  const PortSlots& slots,
                                                   const projects::v1::Project& project,
                                                   const v1::Release& release,
                                                   const std::string& image, const JobHooks& hooks);
-  absl::StatusOr<google::protobuf::Struct> LaunchSteps(const DeployJob& job,
+  absl::StatusOr<google::protobuf::Struct> LaunchSteps(const DeployJob& job, const ServerTarget& at,
+                                                       const PortSlots& slots,
                                                        const projects::v1::Project& project,
                                                        v1::Release release,
                                                        const std::string& image,
                                                        const JobHooks& hooks);
   // The release LIVE and its route switched (again, after a crash), then
   // the old containers drained and the old images pruned.
-  absl::StatusOr<google::protobuf::Struct> Switch(const DeployJob& job, v1::Release release,
-                                                  const std::string& hostname,
+  absl::StatusOr<google::protobuf::Struct> Switch(const DeployJob& job, const ServerTarget& at,
+                                                  v1::Release release, const std::string& hostname,
                                                   const JobHooks& hooks);
   // For a job whose release went LIVE before a crash: the same last steps.
   absl::StatusOr<google::protobuf::Struct> Resume(const DeployJob& job, v1::Release release,
                                                   const JobHooks& hooks);
   // Builds the project's image at the commit unless it exists; its tag.
-  absl::StatusOr<std::string> EnsureImage(const DeployJob& job,
+  absl::StatusOr<std::string> EnsureImage(const DeployJob& job, const ServerTarget& at,
                                           const projects::v1::Project& project,
                                           const JobHooks& hooks);
   // OK once health_path answers 200; FAILED_PRECONDITION with why not.
-  absl::Status HealthGate(const common::v1::RunContract& contract, int port,
+  absl::Status HealthGate(const ServerTarget& at, const common::v1::RunContract& contract, int port,
                           const std::string& container, const JobHooks& hooks);
   // The project's containers other than `keep`, stopped and removed.
-  void RetireOthers(const std::string& project_id, const std::string& keep, const JobHooks& hooks);
-  void PruneImages(const std::string& project_id, const std::string& live_image,
-                   const JobHooks& hooks);
+  void RetireOthers(const ServerTarget& at, const std::string& project_id, const std::string& keep,
+                    const JobHooks& hooks);
+  void PruneImages(const ServerTarget& at, const std::string& project_id,
+                   const std::string& live_image, const JobHooks& hooks);
   // The last lines a container wrote, for a failure's message.
-  std::string LastLines(const std::string& container, int lines);
+  std::string LastLines(const ServerTarget& at, const std::string& container, int lines);
+  // The project's ports and the server they are on.
+  struct Placement {
+    PortSlots slots;
+    ServerTarget at;
+  };
+  absl::StatusOr<Placement> Place(const DeployJob& job, const std::string& server_id);
 
   std::shared_ptr<ProjectDirectory> projects_;
   std::shared_ptr<SourceRepository> source_;
   std::shared_ptr<PortAllocations> allocations_;
   ReleaseStorePtr releases_;
-  containers::ContainerEnginePtr engine_;
-  std::shared_ptr<router::Router> router_;
-  std::shared_ptr<HealthProbe> probe_;
+  std::shared_ptr<ServerTargets> servers_;
   std::shared_ptr<absl::Mutex> route_mu_;
   DeployerOptions options_;
 };

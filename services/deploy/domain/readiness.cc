@@ -43,7 +43,8 @@ absl::Status Readiness::AsStatus() const {
 
 absl::StatusOr<Readiness> ReadinessChecker::Check(const std::string& owner_id,
                                                   const std::string& project_id,
-                                                  const std::string& commit_sha) const {
+                                                  const std::string& commit_sha,
+                                                  const std::string& server_id) const {
   if (project_id.empty()) return absl::InvalidArgumentError("project_id: required");
   if (!commit_sha.empty() && !IsCommitId(commit_sha)) {
     return absl::InvalidArgumentError("commit_sha: a commit id (7 to 64 of 0-9a-f)");
@@ -131,7 +132,8 @@ absl::StatusOr<Readiness> ReadinessChecker::Check(const std::string& owner_id,
   }
 
   // A server and ports.
-  if (auto slots = allocations_->Slots(owner_id, project_id); !slots.ok()) {
+  auto slots = allocations_->Slots(owner_id, project_id, server_id);
+  if (!slots.ok()) {
     Add(report, "allocation", "a server and port are allocated", v1::CHECK_STATUS_FAILED,
         std::string(slots.status().message()),
         "release an allocation you no longer need (orchestrator infra allocations)");
@@ -142,15 +144,22 @@ absl::StatusOr<Readiness> ReadinessChecker::Check(const std::string& owner_id,
                      slots->live.server_id(), ", routed at ", slots->live.hostname()));
   }
 
-  // The parts a deploy drives.
-  if (auto s = engine_->Ping(); !s.ok()) {
+  // The parts a deploy drives, on the server it runs on.
+  auto at = servers_->For(owner_id, slots.ok() ? slots->live.server_id() : server_id);
+  if (!at.ok()) {
+    Add(report, "server", "the server is reachable", v1::CHECK_STATUS_FAILED,
+        std::string(at.status().message()),
+        "check the server (orchestrator infra server SERVER; infra provision SERVER)");
+  } else if (auto s = at->engine->Ping(); !s.ok()) {
     Add(report, "container_engine", "the container engine answers", v1::CHECK_STATUS_FAILED,
         std::string(s.message()), "start it (tools/up starts Podman's service)");
   } else {
     Add(report, "container_engine", "the container engine answers", v1::CHECK_STATUS_PASSED,
         "it answers");
   }
-  if (auto routes = router_->ListRoutes(); !routes.ok()) {
+  if (!at.ok()) {
+    // Said above.
+  } else if (auto routes = at->router->ListRoutes(); !routes.ok()) {
     Add(report, "router", "the router (Caddy) answers", v1::CHECK_STATUS_FAILED,
         std::string(routes.status().message()), "start Caddy (tools/up starts it)");
   } else {

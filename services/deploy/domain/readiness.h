@@ -6,8 +6,6 @@
 
 #include "absl/status/statusor.h"
 #include "orchestrator/deploy/v1/deploy.pb.h"
-#include "services/common/containers/container_engine.h"
-#include "services/common/router/router.h"
 #include "services/deploy/domain/deploy_ports.h"
 
 namespace orchestrator::deploy {
@@ -35,27 +33,26 @@ class ReadinessChecker {
   ReadinessChecker(std::shared_ptr<ProjectDirectory> projects,
                    std::shared_ptr<SourceRepository> source,
                    std::shared_ptr<PortAllocations> allocations,
-                   containers::ContainerEnginePtr engine, std::shared_ptr<router::Router> router,
-                   DeployInFlight in_flight)
+                   std::shared_ptr<ServerTargets> servers, DeployInFlight in_flight)
       : projects_(std::move(projects)),
         source_(std::move(source)),
         allocations_(std::move(allocations)),
-        engine_(std::move(engine)),
-        router_(std::move(router)),
+        servers_(std::move(servers)),
         in_flight_(std::move(in_flight)) {}
 
   // Runs every check for `owner_id`'s project; errors only for what is not
   // a check (the project is not the owner's: NOT_FOUND). `commit_sha` ""
-  // means the default branch's head.
+  // means the default branch's head; `server_id` "" where the project's
+  // ports are (the local server for a first deploy).
   absl::StatusOr<Readiness> Check(const std::string& owner_id, const std::string& project_id,
-                                  const std::string& commit_sha) const;
+                                  const std::string& commit_sha,
+                                  const std::string& server_id = "") const;
 
  private:
   std::shared_ptr<ProjectDirectory> projects_;
   std::shared_ptr<SourceRepository> source_;
   std::shared_ptr<PortAllocations> allocations_;
-  containers::ContainerEnginePtr engine_;
-  std::shared_ptr<router::Router> router_;
+  std::shared_ptr<ServerTargets> servers_;
   DeployInFlight in_flight_;
 };
 

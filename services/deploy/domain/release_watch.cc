@@ -24,7 +24,10 @@ absl::StatusOr<std::vector<std::string>> ReleaseWatch::Tick() {
     const absl::Time live_at =
         absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(release.live_time()));
     if (now - live_at > options_.window) continue;
-    auto status = probe_->Get(release.port(), release.health_path(), options_.probe_timeout);
+    auto at = servers_->For(release.owner_id(), release.server_id());
+    auto status =
+        at.ok() ? (*at).probe->Get(release.port(), release.health_path(), options_.probe_timeout)
+                : absl::StatusOr<int>(at.status());
     const bool passed = status.ok() && *status == 200;
     // Counted in the database: the next probe may run on another replica.
     auto failed = releases_->RecordProbe(release.id(), passed);

@@ -40,11 +40,11 @@ using StartRollback = std::function<absl::Status(
 // may run on another replica.
 class ReleaseWatch {
  public:
-  ReleaseWatch(ReleaseStorePtr releases, std::shared_ptr<HealthProbe> probe,
+  ReleaseWatch(ReleaseStorePtr releases, std::shared_ptr<ServerTargets> servers,
                StartRollback start_rollback, ReleaseWatchOptions options,
                std::function<absl::Time()> clock = nullptr)
       : releases_(std::move(releases)),
-        probe_(std::move(probe)),
+        servers_(std::move(servers)),
         start_rollback_(std::move(start_rollback)),
         options_(options),
         clock_(clock ? std::move(clock) : [] { return absl::Now(); }) {}
@@ -60,7 +60,7 @@ class ReleaseWatch {
   absl::Status RollBack(const v1::Release& release, const std::string& last_failure);
 
   ReleaseStorePtr releases_;
-  std::shared_ptr<HealthProbe> probe_;
+  std::shared_ptr<ServerTargets> servers_;  // each release probed on its server
   StartRollback start_rollback_;
   ReleaseWatchOptions options_;
   std::function<absl::Time()> clock_;

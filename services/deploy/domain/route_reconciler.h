@@ -4,8 +4,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "services/common/containers/container_engine.h"
 #include "services/common/router/router.h"
+#include "services/deploy/domain/deploy_ports.h"
 #include "services/deploy/domain/release_store.h"
 
 namespace orchestrator::deploy {
@@ -13,17 +13,17 @@ namespace orchestrator::deploy {
 // The database is the source of truth: the front door's routes are made
 // exactly those of the LIVE releases (a restarted Caddy, or a switch lost
 // in a crash, loses nothing), and containers of releases that are no
-// longer live are removed.
+// longer live are removed. On every server: the local one, and each one a
+// LIVE release runs on (a server that cannot be reached now is skipped and
+// reported; the others are reconciled all the same).
 class RouteReconciler {
  public:
   // `route_mu`: the Deployer's (held while routes are made);
   // `installation`: the containers it may remove carry it.
-  RouteReconciler(ReleaseStorePtr releases, std::shared_ptr<router::Router> router,
-                  containers::ContainerEnginePtr engine, std::shared_ptr<absl::Mutex> route_mu,
-                  std::string installation)
+  RouteReconciler(ReleaseStorePtr releases, std::shared_ptr<ServerTargets> servers,
+                  std::shared_ptr<absl::Mutex> route_mu, std::string installation)
       : releases_(std::move(releases)),
-        router_(std::move(router)),
-        engine_(std::move(engine)),
+        servers_(std::move(servers)),
         route_mu_(std::move(route_mu)),
         installation_(std::move(installation)) {}
 
@@ -35,8 +35,15 @@ class RouteReconciler {
 
  private:
   ReleaseStorePtr releases_;
-  std::shared_ptr<router::Router> router_;
-  containers::ContainerEnginePtr engine_;
+  // The servers to visit, each with its LIVE releases.
+  struct Visit {
+    ServerTarget at;
+    std::vector<v1::Release> live;
+  };
+  absl::StatusOr<std::vector<Visit>> Servers(absl::Status* unreachable);
+  absl::StatusOr<int> RemoveOrphansOn(containers::ContainerEngine& engine);
+
+  std::shared_ptr<ServerTargets> servers_;
   std::shared_ptr<absl::Mutex> route_mu_;
   std::string installation_;
 };

@@ -27,12 +27,14 @@ absl::StatusOr<std::map<std::string, std::string>> ProjectServiceDirectory::Reve
 
 absl::StatusOr<infra::v1::Allocation> InfraPortAllocations::Allocate(const std::string& owner_id,
                                                                      const std::string& project_id,
-                                                                     const std::string& service) {
+                                                                     const std::string& service,
+                                                                     const std::string& server_id) {
   grpc::ClientContext ctx;
   PrepareMeshCall(ctx, *mesh_, deadline_, owner_id);
   infra::v1::AllocatePortRequest req;
   req.set_project_id(project_id);
   req.set_service(service);
+  req.set_server_id(server_id);
   infra::v1::AllocatePortResponse resp;
   if (grpc::Status s = (*stub_).AllocatePort(&ctx, req, &resp); !s.ok()) {
     return FromPeerStatus(s, kInfraService);
@@ -40,11 +42,26 @@ absl::StatusOr<infra::v1::Allocation> InfraPortAllocations::Allocate(const std::
   return std::move(*resp.mutable_allocation());
 }
 
+absl::StatusOr<infra::v1::GetServerAccessResponse> InfraPortAllocations::ServerAccess(
+    const std::string& owner_id, const std::string& server_id) {
+  grpc::ClientContext ctx;
+  PrepareMeshCall(ctx, *mesh_, deadline_, owner_id);
+  infra::v1::GetServerAccessRequest req;
+  req.set_server_id(server_id);
+  infra::v1::GetServerAccessResponse resp;
+  if (grpc::Status s = (*stub_).GetServerAccess(&ctx, req, &resp); !s.ok()) {
+    return FromPeerStatus(s, kInfraService);
+  }
+  return resp;
+}
+
 absl::StatusOr<PortSlots> InfraPortAllocations::Slots(const std::string& owner_id,
-                                                      const std::string& project_id) {
-  auto live = Allocate(owner_id, project_id, "web");
+                                                      const std::string& project_id,
+                                                      const std::string& server_id) {
+  auto live = Allocate(owner_id, project_id, "web", server_id);
   if (!live.ok()) return live.status();
-  auto next = Allocate(owner_id, project_id, "web-next");
+  // Next to it, on the same server.
+  auto next = Allocate(owner_id, project_id, "web-next", live->server_id());
   if (!next.ok()) return next.status();
   if (next->server_id() != live->server_id()) {
     return absl::FailedPreconditionError(

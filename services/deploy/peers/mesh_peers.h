@@ -35,20 +35,27 @@ class ProjectServiceDirectory final : public ProjectDirectory {
 };
 
 // PortAllocations over InfraService's stub, as the mesh acting for the
-// project's owner: services "web" (routed) and "web-next".
+// project's owner: services "web" (routed) and "web-next"; and the access
+// to the servers they are on.
 class InfraPortAllocations final : public PortAllocations {
  public:
   InfraPortAllocations(std::function<LazyStub<infra::v1::InfraService>::StubPtr()> make,
                        MeshCredentialPtr mesh, std::chrono::milliseconds deadline)
       : stub_(std::move(make)), mesh_(std::move(mesh)), deadline_(deadline) {}
 
-  absl::StatusOr<PortSlots> Slots(const std::string& owner_id,
-                                  const std::string& project_id) override;
+  absl::StatusOr<PortSlots> Slots(const std::string& owner_id, const std::string& project_id,
+                                  const std::string& server_id) override;
+
+  // How to reach a server's engine and router (InfraService's mesh-only
+  // GetServerAccess), acting for `owner_id`.
+  absl::StatusOr<infra::v1::GetServerAccessResponse> ServerAccess(const std::string& owner_id,
+                                                                  const std::string& server_id);
 
  private:
   absl::StatusOr<infra::v1::Allocation> Allocate(const std::string& owner_id,
                                                  const std::string& project_id,
-                                                 const std::string& service);
+                                                 const std::string& service,
+                                                 const std::string& server_id);
 
   LazyStub<infra::v1::InfraService> stub_;
   MeshCredentialPtr mesh_;

@@ -98,6 +98,17 @@ grpc::ServerUnaryReactor* InfraServiceImpl::GetServer(grpc::CallbackServerContex
   });
 }
 
+grpc::ServerUnaryReactor* InfraServiceImpl::GetServerAccess(grpc::CallbackServerContext* ctx,
+                                                            const v1::GetServerAccessRequest* req,
+                                                            v1::GetServerAccessResponse* resp) {
+  return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) -> absl::Status {
+    auto server = servers_->Get(caller, req->server_id());
+    if (!server.ok()) return server.status();
+    return FillResponse(provisioner_->DeployAccess(*server),
+                        [resp](v1::GetServerAccessResponse r) { *resp = std::move(r); });
+  });
+}
+
 grpc::ServerUnaryReactor* InfraServiceImpl::AllocatePort(grpc::CallbackServerContext* ctx,
                                                          const v1::AllocatePortRequest* req,
                                                          v1::AllocatePortResponse* resp) {

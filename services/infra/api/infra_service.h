@@ -67,6 +67,9 @@ class InfraServiceImpl final : public v1::InfraService::CallbackService {
   grpc::ServerUnaryReactor* GetServer(grpc::CallbackServerContext* ctx,
                                       const v1::GetServerRequest* req,
                                       v1::GetServerResponse* resp) override;
+  grpc::ServerUnaryReactor* GetServerAccess(grpc::CallbackServerContext* ctx,
+                                            const v1::GetServerAccessRequest* req,
+                                            v1::GetServerAccessResponse* resp) override;
   grpc::ServerUnaryReactor* AllocatePort(grpc::CallbackServerContext* ctx,
                                          const v1::AllocatePortRequest* req,
                                          v1::AllocatePortResponse* resp) override;

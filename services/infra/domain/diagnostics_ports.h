@@ -1,5 +1,6 @@
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -7,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "orchestrator/deploy/v1/deploy.pb.h"
+#include "services/common/containers/container_engine.h"
 
 namespace orchestrator::infra {
 
@@ -51,6 +53,22 @@ class RouteProbe {
   virtual ~RouteProbe() = default;
   virtual absl::StatusOr<int> Get(const std::string& host, const std::string& path,
                                   absl::Duration timeout) = 0;
+};
+
+// The server a release runs on, as the diagnostics read it: its container
+// engine, and a probe through its router (adapters/: the local ones, or an
+// SSH server's through its tunnel).
+struct ReleaseSite {
+  containers::ContainerEnginePtr engine;
+  std::shared_ptr<RouteProbe> route;
+  std::shared_ptr<const void> connection;  // keeps the two reachable
+};
+class ReleaseSites {
+ public:
+  virtual ~ReleaseSites() = default;
+  // `server_id`'s ("": the local server); UNAVAILABLE when it cannot be
+  // reached now.
+  virtual absl::StatusOr<ReleaseSite> For(const std::string& server_id) = 0;
 };
 
 }  // namespace orchestrator::infra

@@ -100,7 +100,10 @@ absl::StatusOr<v1::Allocation> PortAllocator::Allocate(const Principal& caller,
   allocation.set_project_id(request.project_id());
   allocation.set_service(service);
   allocation.set_server_id(server->id());
-  allocation.set_hostname(RouteHostname(request.project_id(), service, route_domain_));
+  // An SSH server serves under its own domain; the local one under the
+  // mesh's.
+  allocation.set_hostname(RouteHostname(
+      request.project_id(), service, server->domain().empty() ? route_domain_ : server->domain()));
   for (int attempt = 0; attempt < kInsertAttempts; ++attempt) {
     auto ports = store_->HeldPorts(server->id());
     if (!ports.ok()) return ports.status();

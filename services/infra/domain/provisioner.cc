@@ -92,6 +92,53 @@ absl::StatusOr<std::string> Provisioner::MeshPublicKey() {
   return *mesh_public_key_;
 }
 
+absl::StatusOr<v1::GetServerAccessResponse> Provisioner::DeployAccess(const v1::Server& server) {
+  if (server.status() != v1::SERVER_STATUS_READY) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("server ", server.name(), " is ", v1::ServerStatus_Name(server.status()), " (",
+                     server.status_reason(),
+                     "): deploys need it READY; provision it (infra provision ", server.id(), ")"));
+  }
+  v1::GetServerAccessResponse access;
+  *access.mutable_server() = server;
+  if (server.kind() == v1::SERVER_KIND_LOCAL) return access;
+  if (server.kind() != v1::SERVER_KIND_SSH) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("server ", server.name(), " is ", v1::ServerKind_Name(server.kind()),
+                     ": deploys go to LOCAL and SSH servers only"));
+  }
+  if (keys_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "this mesh cannot open its SSH key: start the infra component with --secrets_key_file");
+  }
+  auto address = ParseSshAddress(server.address());
+  if (!address.ok()) return absl::FailedPreconditionError(address.status().message());
+  if (auto made = MeshPublicKey(); !made.ok()) return made.status();
+  auto pair = store_->GetMeshKey(kMeshKeyName);
+  if (!pair.ok()) return pair.status();
+  if (!*pair) return absl::InternalError("the mesh's SSH key is missing from the store");
+  std::string sealed;
+  if (!absl::Base64Unescape((*pair)->sealed_private_key, &sealed)) {
+    return absl::DataLossError("the mesh's stored SSH key is damaged");
+  }
+  auto key = keys_->Open(sealed, MeshKeyAssociatedData());
+  if (!key.ok()) {
+    return absl::DataLossError(
+        "the mesh's SSH key cannot be opened with this mesh's --secrets_key_file");
+  }
+  auto stored = store_->GetServerLogin(server.id());
+  if (!stored.ok()) return stored.status();
+  v1::SshAccess& ssh = *access.mutable_ssh();
+  ssh.set_host(address->host);
+  ssh.set_port(address->port);
+  ssh.set_user(kDeployUser);
+  ssh.set_private_key(*std::move(key));
+  ssh.set_known_hosts(std::move(stored->known_hosts));
+  ssh.set_engine_socket(kServerEngineSocket);
+  ssh.set_caddy_admin_socket(kServerCaddyAdminSocket);
+  return access;
+}
+
 absl::StatusOr<SshLogin> Provisioner::LoginOf(const v1::Server& server) {
   if (server.kind() != v1::SERVER_KIND_SSH) {
     return absl::FailedPreconditionError(
@@ -195,7 +242,10 @@ absl::StatusOr<Struct> Provisioner::Provision(const jobs::v1::Job& job,
   };
   events.cancelled = hooks.cancelled;
   std::map<std::string, std::string> vars{{"deploy_user", kDeployUser},
-                                          {"mesh_public_key", *public_key}};
+                                          {"mesh_public_key", *public_key},
+                                          {"deploy_dir", kServerDeployDir},
+                                          {"engine_socket", kServerEngineSocket},
+                                          {"caddy_admin_socket", kServerCaddyAdminSocket}};
   auto report =
       shell_->RunPlaybook(&*login, options_.playbook, vars, options_.playbook_timeout, events);
   KeepKnownHosts(*server, before, *login);

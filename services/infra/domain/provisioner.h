@@ -25,6 +25,13 @@ inline constexpr char kProbeServersJobKind[] = "infra.servers.probe";
 // The user provisioning makes on every server for deploys.
 inline constexpr char kDeployUser[] = "deploy";
 
+// Where provisioning puts what deploys use on a server, in a directory of
+// the deploy user's that Caddy shares: the container engine's Docker Engine
+// API socket (Podman run by the deploy user) and Caddy's admin API socket.
+inline constexpr char kServerDeployDir[] = "/srv/orchestrator";
+inline constexpr char kServerEngineSocket[] = "/srv/orchestrator/engine.sock";
+inline constexpr char kServerCaddyAdminSocket[] = "/srv/orchestrator/caddy-admin.sock";
+
 // At most one provision job of a server runs at a time.
 std::string ProvisionConcurrencyKey(const std::string& server_id);
 
@@ -80,6 +87,10 @@ class Provisioner {
 
   // The mesh's SSH public key (made once, then kept sealed in the store).
   absl::StatusOr<std::string> MeshPublicKey();
+
+  // How deploys reach `server` (READY): for SSH, the deploy user's login
+  // with the mesh's private key and the server's accepted host keys.
+  absl::StatusOr<v1::GetServerAccessResponse> DeployAccess(const v1::Server& server);
 
  private:
   absl::StatusOr<SshLogin> LoginOf(const v1::Server& server);

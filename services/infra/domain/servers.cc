@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "re2/re2.h"
 
 namespace orchestrator::infra {
@@ -44,6 +45,31 @@ bool LooksLikePrivateKey(const std::string& key) {
   return absl::StartsWith(trimmed, "-----BEGIN ") &&
          absl::StrContains(trimmed, "PRIVATE KEY-----") &&
          absl::EndsWith(trimmed, "PRIVATE KEY-----") && trimmed.find('\0') == std::string::npos;
+}
+
+// Where a server serves its projects: a domain its releases' host names
+// end in, and where its Caddy listens.
+absl::Status CheckServing(const v1::Server& in) {
+  const std::string domain(absl::StripSuffix(in.domain(), "."));
+  if (domain.empty() || !IsHostName(domain) || domain.find('.') == std::string::npos ||
+      domain.size() > 200) {
+    return absl::InvalidArgumentError(
+        "server.domain: required: the domain its projects are served under, e.g. "
+        "\"apps.example.com\" (a release is http://<project>.<domain>; *.<domain> must resolve to "
+        "the server)");
+  }
+  if (in.router_listen().empty()) return absl::OkStatus();
+  const size_t colon = in.router_listen().rfind(':');
+  int port = 0;
+  const std::string host = colon == std::string::npos ? "" : in.router_listen().substr(0, colon);
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(in.router_listen().substr(colon + 1), &port) || port < 1 || port > 65535 ||
+      (!host.empty() && !IsHostName(host))) {
+    return absl::InvalidArgumentError(
+        "server.router_listen: where the server's Caddy serves the projects, \":PORT\" or "
+        "\"HOST:PORT\" (empty: \":80\")");
+  }
+  return absl::OkStatus();
 }
 
 // The ports a registered server allocates: like --local_port_range.
@@ -149,6 +175,7 @@ absl::StatusOr<v1::Server> ServerCatalog::Register(const Principal& caller,
         "server.port_range_end: required: the last port to allocate, from port_range_start to "
         "65535");
   }
+  if (auto s = CheckServing(in); !s.ok()) return s;
   if (request.ssh_private_key().empty()) {
     return absl::InvalidArgumentError(
         "ssh_private_key: required: the private key that logs in as server.ssh_user");
@@ -171,6 +198,8 @@ absl::StatusOr<v1::Server> ServerCatalog::Register(const Principal& caller,
   server.set_ssh_user(in.ssh_user());
   server.set_port_range_start(in.port_range_start());
   server.set_port_range_end(in.port_range_end());
+  server.set_domain(absl::AsciiStrToLower(absl::StripSuffix(in.domain(), ".")));
+  server.set_router_listen(in.router_listen());
   server.set_status(v1::SERVER_STATUS_REGISTERED);
   server.set_status_reason("registered: provision it before deploying to it");
   std::string key = request.ssh_private_key();

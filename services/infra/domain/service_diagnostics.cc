@@ -157,6 +157,9 @@ absl::Status ServiceDiagnostics::StreamLogs(const std::string& owner_id,
         "project ", project_id, " has nothing deployed: there is no live release to show logs of"));
   }
   const std::string container = (*live)->container_name();
+  auto site = sites_->For((*live)->server_id());
+  if (!site.ok()) return site.status();
+  containers::ContainerEngine& engine = *site->engine;
   auto secrets = secrets_->Values(owner_id, project_id);
   if (!secrets.ok()) return secrets.status();
   const Redactor redact(*secrets);
@@ -200,7 +203,7 @@ absl::Status ServiceDiagnostics::StreamLogs(const std::string& owner_id,
   auto since_or = SinceOf(request.has_since_time(), request.since_time());
   if (!since_or.ok()) return since_or.status();
   const absl::Time since = *since_or;
-  auto from = containers::TailStart(*engine_, container, tail, since, cancel);
+  auto from = containers::TailStart(engine, container, tail, since, cancel);
   if (!from.ok()) return went_away(from.status());
   containers::LogOptions past;
   past.since = *from;
@@ -212,7 +215,7 @@ absl::Status ServiceDiagnostics::StreamLogs(const std::string& owner_id,
   std::optional<absl::Time> last_second;
   int in_last_second = 0;
   const absl::Time asked = absl::Now();
-  absl::Status read = engine_->Logs(
+  absl::Status read = engine.Logs(
       container, past,
       [&](const containers::LogLine& line) {
         if (cancel != nullptr && cancel->load()) return false;
@@ -258,14 +261,14 @@ absl::Status ServiceDiagnostics::StreamLogs(const std::string& owner_id,
   const absl::Time deadline = asked + options_.max_follow;
   for (int follows = 1;; ++follows) {
     next.follow_for = deadline - absl::Now();
-    absl::Status followed = engine_->Logs(container, next, take_new, cancel);
+    absl::Status followed = engine.Logs(container, next, take_new, cancel);
     if (!flush()) return absl::OkStatus();
     if (cancel != nullptr && cancel->load()) return absl::CancelledError("the caller cancelled");
     if (followed.code() == absl::StatusCode::kNotFound) return absl::OkStatus();
     if (!followed.ok() || absl::Now() >= deadline) return followed;
     // The follow ended with the container: replaced (stopped, or gone), or
     // restarted by its restart policy, whose new output is followed on.
-    auto info = engine_->InspectContainer(container);
+    auto info = engine.InspectContainer(container);
     if (!info.ok()) {
       return info.status().code() == absl::StatusCode::kNotFound ? absl::OkStatus() : info.status();
     }
@@ -287,6 +290,8 @@ absl::StatusOr<v1::CheckServiceHealthResponse> ServiceDiagnostics::CheckHealth(
   }
   const deploy::v1::Release& release = **live;
   response.set_release_id(release.id());
+  auto site = sites_->For(release.server_id());
+  if (!site.ok()) return site.status();
 
   // Through the route, as the service's users reach it.
   const std::string host = router::HostOfUrl(release.url());
@@ -296,7 +301,7 @@ absl::StatusOr<v1::CheckServiceHealthResponse> ServiceDiagnostics::CheckHealth(
     route = Check("route", false, "the live release has no URL to reach it at");
   } else {
     const absl::Time asked = absl::Now();
-    auto answer = route_->Get(host, path, options_.probe_timeout);
+    auto answer = site->route->Get(host, path, options_.probe_timeout);
     const absl::Duration latency = absl::Now() - asked;
     const std::string what = absl::StrCat("GET ", path);
     if (!answer.ok()) {
@@ -318,7 +323,7 @@ absl::StatusOr<v1::CheckServiceHealthResponse> ServiceDiagnostics::CheckHealth(
   absl::StatusOr<containers::ContainerInfo> info =
       name.empty() ? absl::StatusOr<containers::ContainerInfo>(
                          absl::NotFoundError("the live release has no container"))
-                   : engine_->InspectContainer(name);
+                   : site->engine->InspectContainer(name);
   if (!info.ok()) {
     *response.add_checks() =
         Check("container", false,
@@ -345,7 +350,7 @@ absl::StatusOr<v1::CheckServiceHealthResponse> ServiceDiagnostics::CheckHealth(
         Check("restarts", info->restart_count == 0 && !info->oom_killed, std::move(restarts));
 
     if (info->running) {
-      auto memory = engine_->MemoryUsage(name);
+      auto memory = site->engine->MemoryUsage(name);
       if (!memory.ok()) {
         *response.add_checks() =
             Check("memory", false, absl::StrCat("not known: ", memory.status().message()));
@@ -420,7 +425,14 @@ absl::StatusOr<v1::GetErrorHistoryResponse> ServiceDiagnostics::ErrorHistory(
   if (wanted(v1::ERROR_KIND_LOG) || wanted(v1::ERROR_KIND_CRASH)) {
     for (const auto& r : *releases) {
       if (!RunsContainer(r)) continue;
-      auto info = engine_->InspectContainer(r.container_name());
+      auto site = sites_->For(r.server_id());
+      if (!site.ok()) {
+        // An earlier release's server gone or away: its output with it.
+        if (r.status() == deploy::v1::RELEASE_STATUS_LIVE) return site.status();
+        continue;
+      }
+      containers::ContainerEngine& engine = *site->engine;
+      auto info = engine.InspectContainer(r.container_name());
       if (info.status().code() == absl::StatusCode::kNotFound) continue;
       if (!info.ok()) return info.status();
       std::deque<std::string> last_lines;
@@ -434,14 +446,14 @@ absl::StatusOr<v1::GetErrorHistoryResponse> ServiceDiagnostics::ErrorHistory(
         logged.first_time = logged.last_time = e.time;
         groups.Add(std::move(logged));
       });
-      auto from = containers::TailStart(*engine_, r.container_name(), options_.max_scanned_lines,
+      auto from = containers::TailStart(engine, r.container_name(), options_.max_scanned_lines,
                                         since, nullptr);
       if (from.status().code() == absl::StatusCode::kNotFound) continue;
       if (!from.ok()) return from.status();
       containers::LogOptions options;
       options.since = *from;
       options.timestamps = true;
-      absl::Status read = engine_->Logs(
+      absl::Status read = engine.Logs(
           r.container_name(), options,
           [&](const containers::LogLine& line) {
             const absl::Time written = line.time.value_or(now);

@@ -44,12 +44,11 @@ class ServiceDiagnostics {
   using LogSink = std::function<bool(v1::GetServiceLogsResponse)>;
 
   ServiceDiagnostics(std::shared_ptr<ReleaseDirectory> releases,
-                     std::shared_ptr<SecretValues> secrets, containers::ContainerEnginePtr engine,
-                     std::shared_ptr<RouteProbe> route, DiagnosticsOptions options)
+                     std::shared_ptr<SecretValues> secrets, std::shared_ptr<ReleaseSites> sites,
+                     DiagnosticsOptions options)
       : releases_(std::move(releases)),
         secrets_(std::move(secrets)),
-        engine_(std::move(engine)),
-        route_(std::move(route)),
+        sites_(std::move(sites)),
         options_(std::move(options)) {}
 
   // The live release's container output: the last tail_lines lines (at or
@@ -83,8 +82,7 @@ class ServiceDiagnostics {
  private:
   std::shared_ptr<ReleaseDirectory> releases_;
   std::shared_ptr<SecretValues> secrets_;
-  containers::ContainerEnginePtr engine_;
-  std::shared_ptr<RouteProbe> route_;
+  std::shared_ptr<ReleaseSites> sites_;  // each release read on its server
   DiagnosticsOptions options_;
 };
 

@@ -16,7 +16,7 @@ using google::protobuf::util::TimeUtil;
   "id, owner_id, name, kind, address, ssh_user, port_range_start, port_range_end, status, " \
   "status_reason, provision_job_id, (extract(epoch FROM create_time) * 1000000)::bigint, "  \
   "(extract(epoch FROM update_time) * 1000000)::bigint, "                                   \
-  "(extract(epoch FROM last_seen_time) * 1000000)::bigint"
+  "(extract(epoch FROM last_seen_time) * 1000000)::bigint, domain, router_listen"
 #define ALLOCATION_COLUMNS                                         \
   "id, owner_id, project_id, service, server_id, port, hostname, " \
   "(extract(epoch FROM create_time) * 1000000)::bigint"
@@ -41,8 +41,9 @@ constexpr db::Statement kListServers{
 constexpr db::Statement kInsertServer{
     "infra_insert_server",
     "INSERT INTO infra.servers (id, owner_id, name, kind, address, ssh_user, port_range_start, "
-    "port_range_end, status, status_reason, sealed_private_key, request_id) VALUES ($1, $2, $3, "
-    "$4::int, $5, $6, $7::int, $8::int, $9::int, $10, $11, NULLIF($12, '')) "
+    "port_range_end, status, status_reason, sealed_private_key, request_id, domain, router_listen) "
+    "VALUES ($1, $2, $3, $4::int, $5, $6, $7::int, $8::int, $9::int, $10, $11, NULLIF($12, ''), "
+    "$13, $14) "
     "RETURNING " SERVER_COLUMNS};
 constexpr db::Statement kServerByRequest{
     "infra_server_by_request",
@@ -129,6 +130,8 @@ v1::Server ServerFromRow(const db::Result& r, int row) {
   if (!r.IsNull(row, 13)) {
     *s.mutable_last_seen_time() = TimeUtil::MicrosecondsToTimestamp(r.GetInt64(row, 13));
   }
+  s.set_domain(std::string(r.Get(row, 14)));
+  s.set_router_listen(std::string(r.Get(row, 15)));
   return s;
 }
 
@@ -206,7 +209,8 @@ absl::StatusOr<v1::Server> PgInfraStore::InsertServer(const v1::Server& server,
                   {server.id(), server.owner_id(), server.name(), std::to_string(server.kind()),
                    server.address(), server.ssh_user(), std::to_string(server.port_range_start()),
                    std::to_string(server.port_range_end()), std::to_string(server.status()),
-                   server.status_reason(), sealed_private_key, request_id});
+                   server.status_reason(), sealed_private_key, request_id, server.domain(),
+                   server.router_listen()});
   if (!r.ok()) return r.status();
   return ServerFromRow(*r, 0);
 }

@@ -245,11 +245,11 @@ TEST_F(CliTest, AServersOwnUnavailableIsNotBlamedOnTheAddress) {
       (std::filesystem::temp_directory_path() / absl::StrCat("cli-key-", getpid())).string();
   std::ofstream(key_file) << "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n"
                              "-----END OPENSSH PRIVATE KEY-----\n";
-  auto registered =
-      Cli({"infra", "register", "nowhere", "--address",
-           absl::StrCat("127.0.0.1:", testing::FreePort()), "--ssh-user", "ops",
-           "--port-range-start", "40000", "--port-range-end", "40009", "--ssh-key-file", key_file},
-          mesh_.admin_token());
+  auto registered = Cli(
+      {"infra", "register", "nowhere", "--address", absl::StrCat("127.0.0.1:", testing::FreePort()),
+       "--ssh-user", "ops", "--port-range-start", "40000", "--port-range-end", "40009", "--domain",
+       "apps.example.com", "--ssh-key-file", key_file},
+      mesh_.admin_token());
   std::filesystem::remove(key_file);
   ASSERT_EQ(registered.status, 0) << registered.err;
   auto provision = Cli({"infra", "provision", Value(registered.out, "id")}, mesh_.admin_token());

@@ -61,6 +61,7 @@ class ServersTest : public ::testing::Test {
     req.mutable_server()->set_kind(infra::v1::SERVER_KIND_SSH);
     req.mutable_server()->set_address(address);
     req.mutable_server()->set_ssh_user(SshTarget::kUser);
+    req.mutable_server()->set_domain("apps.example.com");
     req.mutable_server()->set_port_range_start(40000);
     req.mutable_server()->set_port_range_end(40099);
     req.set_ssh_private_key(key);
@@ -312,6 +313,14 @@ TEST_F(ServersTest, HostileRegistrationsAreRefusedNamingTheField) {
       {"ssh_private_key", [](auto& r) { r.set_ssh_private_key("hunter2"); }},
       {"ssh_private_key", [](auto& r) { r.set_ssh_private_key(std::string(20000, 'k')); }},
       {"server.kind", [](auto& r) { r.mutable_server()->set_kind(infra::v1::SERVER_KIND_LOCAL); }},
+      {"server.domain", [](auto& r) { r.mutable_server()->set_domain(""); }},
+      {"server.domain", [](auto& r) { r.mutable_server()->set_domain("localhost"); }},
+      {"server.domain", [](auto& r) { r.mutable_server()->set_domain("a b.example"); }},
+      {"server.domain", [](auto& r) { r.mutable_server()->set_domain("-x.example"); }},
+      {"server.router_listen", [](auto& r) { r.mutable_server()->set_router_listen("80"); }},
+      {"server.router_listen", [](auto& r) { r.mutable_server()->set_router_listen(":0"); }},
+      {"server.router_listen",
+       [](auto& r) { r.mutable_server()->set_router_listen("{{ x }}:80"); }},
   };
   for (const auto& c : cases) {
     grpc::Status s = Register("web-1", "203.0.113.7:2222", key, nullptr, "", "", c.tweak);

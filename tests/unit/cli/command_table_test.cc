@@ -140,7 +140,7 @@ TEST(CommandTableTest, PermissionsComeFromTheContract) {
 
 TEST(CommandTableTest, UsageShowsArgumentsFlagsFollowAndConfirm) {
   EXPECT_EQ(FindCommand("deploy", "trigger")->usage(),
-            "orchestrator deploy trigger PROJECT [--commit VALUE] [--follow]");
+            "orchestrator deploy trigger PROJECT [--commit VALUE] [--server VALUE] [--follow]");
   EXPECT_EQ(FindCommand("infra", "release")->usage(),
             "orchestrator infra release ALLOCATION [--force] --confirm");
   EXPECT_EQ(FindCommand("engineering", "trigger")->usage(),

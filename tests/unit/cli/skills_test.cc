@@ -122,7 +122,10 @@ TEST_F(SkillsTest, ClaudeExportListsExactlyTheAllowedCommands) {
   EXPECT_EQ(fm.name, "orchestrator-deploy");
   EXPECT_THAT(fm.description, HasSubstr("deploy trigger"));
   EXPECT_THAT(fm.description, HasSubstr("readiness, deploys, releases, rollbacks"));
-  EXPECT_THAT(deploy, HasSubstr("orchestrator deploy trigger PROJECT [--commit VALUE] [--follow]"));
+  EXPECT_THAT(
+      deploy,
+      HasSubstr(
+          "orchestrator deploy trigger PROJECT [--commit VALUE] [--server VALUE] [--follow]"));
   EXPECT_THAT(deploy, HasSubstr("Needs permission `deploy.trigger`."));
   const std::string project = Read(dir / ".claude/skills/orchestrator-project/SKILL.md");
   EXPECT_THAT(project, HasSubstr("## orchestrator project get"));
@@ -138,8 +141,10 @@ TEST_F(SkillsTest, CodexExportWritesAgentsMdAndTheSkillsWhereCodexLoadsThem) {
   EXPECT_TRUE(ListedCommands(agents).count("deploy trigger"));
   EXPECT_THAT(agents, HasSubstr(".agents/skills/"));
   ExpectLoadableSkills(dir / ".agents/skills");
-  EXPECT_THAT(Read(dir / ".agents/skills/orchestrator-deploy/SKILL.md"),
-              HasSubstr("orchestrator deploy trigger PROJECT [--commit VALUE] [--follow]"));
+  EXPECT_THAT(
+      Read(dir / ".agents/skills/orchestrator-deploy/SKILL.md"),
+      HasSubstr(
+          "orchestrator deploy trigger PROJECT [--commit VALUE] [--server VALUE] [--follow]"));
   EXPECT_FALSE(std::filesystem::exists(dir / ".claude"));
   EXPECT_FALSE(std::filesystem::exists(dir / "CLAUDE.md"));
 }

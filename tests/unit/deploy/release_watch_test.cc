@@ -11,6 +11,7 @@
 #include <map>
 
 #include "tests/mocks/mock_release_store.h"
+#include "tests/unit/deploy/one_server.h"
 
 namespace orchestrator::deploy {
 namespace {
@@ -77,7 +78,7 @@ class ReleaseWatchTest : public ::testing::Test {
     options.window = absl::Seconds(60);
     options.failures = 3;
     watch_ = std::make_unique<ReleaseWatch>(
-        releases_, probe_,
+        releases_, ProbedBy(probe_),
         [this](const v1::Release& failing, const v1::Release& target, const std::string& reason) {
           started_.push_back({failing.id(), target.id(), reason});
           return absl::OkStatus();
@@ -130,7 +131,7 @@ TEST_F(ReleaseWatchTest, TheCountGoesOnWhicheverReplicaProbesNext) {
   options.window = absl::Seconds(60);
   options.failures = 3;
   ReleaseWatch other(
-      releases_, probe,
+      releases_, ProbedBy(probe),
       [this](const v1::Release& failing, const v1::Release& target, const std::string& reason) {
         started_.push_back({failing.id(), target.id(), reason});
         return absl::OkStatus();
@@ -186,7 +187,7 @@ TEST_F(ReleaseWatchTest, ARollbackThatCouldNotStartIsAskedAgainAtTheNextTick) {
       .WillByDefault(Return(PageOf({Superseded("rel_1", 1, "img:1")})));
   int calls = 0;
   watch_ = std::make_unique<ReleaseWatch>(
-      releases_, probe_,
+      releases_, ProbedBy(probe_),
       [&](const v1::Release&, const v1::Release&, const std::string&) {
         return ++calls == 1 ? absl::UnavailableError("database down") : absl::OkStatus();
       },

@@ -12,6 +12,7 @@
 #include "tests/mocks/mock_container_engine.h"
 #include "tests/mocks/mock_release_store.h"
 #include "tests/mocks/mock_router.h"
+#include "tests/unit/deploy/one_server.h"
 
 namespace orchestrator::deploy {
 namespace {
@@ -48,8 +49,8 @@ class RouteReconcilerTest : public ::testing::Test {
       std::make_shared<StrictMock<router::MockRouter>>();
   std::shared_ptr<StrictMock<containers::MockContainerEngine>> engine_ =
       std::make_shared<StrictMock<containers::MockContainerEngine>>();
-  RouteReconciler reconciler_{releases_, router_, engine_, std::make_shared<absl::Mutex>(),
-                              "ins_test"};
+  RouteReconciler reconciler_{releases_, std::make_shared<OneServer>(engine_, router_, nullptr),
+                              std::make_shared<absl::Mutex>(), "ins_test"};
 };
 
 TEST_F(RouteReconcilerTest, TheRoutesAreThoseOfTheLiveReleases) {
@@ -78,6 +79,7 @@ auto OfThisInstallation() {
 }
 
 TEST_F(RouteReconcilerTest, OrphansGoButLiveDeployingAndDrainingContainersStay) {
+  EXPECT_CALL(*releases_, AllLive()).WillOnce(Return(std::vector<v1::Release>{}));
   EXPECT_CALL(*engine_, ListContainers(OfThisInstallation(), true))
       .WillOnce(Return(std::vector<containers::ContainerSummary>{
           Container("c-live", "rel_live"), Container("c-deploying", "rel_deploying"),
@@ -105,10 +107,51 @@ TEST_F(RouteReconcilerTest, OrphansGoButLiveDeployingAndDrainingContainersStay) 
 }
 
 TEST_F(RouteReconcilerTest, ADatabaseItCannotReadRemovesNothing) {
+  EXPECT_CALL(*releases_, AllLive()).WillOnce(Return(std::vector<v1::Release>{}));
   EXPECT_CALL(*engine_, ListContainers(_, true))
       .WillOnce(Return(std::vector<containers::ContainerSummary>{Container("c", "rel_x")}));
   EXPECT_CALL(*releases_, Get("rel_x")).WillOnce(Return(absl::UnavailableError("db down")));
   EXPECT_EQ(reconciler_.RemoveOrphans().status().code(), absl::StatusCode::kUnavailable);
+}
+
+// The local server and one reached over SSH, each with its own router and
+// engine; a third that cannot be reached now.
+class TwoServers final : public ServerTargets {
+ public:
+  absl::StatusOr<ServerTarget> For(const std::string&, const std::string& id) override {
+    if (id == "srv_away") return absl::UnavailableError("server away: Connection refused");
+    return id == "srv_remote" ? remote : local;
+  }
+  const ServerTarget& Local() const override { return local; }
+  ServerTarget local, remote;
+};
+
+TEST_F(RouteReconcilerTest, EachServersRouterGetsTheRoutesOfTheReleasesOnItAndNoOthers) {
+  auto servers = std::make_shared<TwoServers>();
+  servers->local.engine = engine_;
+  servers->local.router = router_;
+  auto remote_router = std::make_shared<StrictMock<router::MockRouter>>();
+  servers->remote.server_id = "srv_remote";
+  servers->remote.router = remote_router;
+  servers->remote.remote = true;
+  RouteReconciler reconciler(releases_, servers, std::make_shared<absl::Mutex>(), "ins_test");
+  auto here = Release("rel_1", "prj_a", v1::RELEASE_STATUS_LIVE, 31200, "http://a.localhost:8090");
+  here.set_server_id("srv_local");
+  auto there = Release("rel_2", "prj_b", v1::RELEASE_STATUS_LIVE, 40000, "http://b.apps.example");
+  there.set_server_id("srv_remote");
+  auto away = Release("rel_3", "prj_c", v1::RELEASE_STATUS_LIVE, 40001, "http://c.apps.example");
+  away.set_server_id("srv_away");
+  EXPECT_CALL(*releases_, AllLive()).WillOnce(Return(std::vector<v1::Release>{here, there, away}));
+  EXPECT_CALL(*router_, Reconcile(ElementsAre(router::Route{
+                            "orchestrator-prj-a", {"a.localhost"}, "127.0.0.1:31200"})))
+      .WillOnce(Return(router::ReconcileReport{}));
+  EXPECT_CALL(*remote_router, Reconcile(ElementsAre(router::Route{
+                                  "orchestrator-prj-b", {"b.apps.example"}, "127.0.0.1:40000"})))
+      .WillOnce(Return(router::ReconcileReport{}));
+  // The two it reached are reconciled; the one it could not is reported.
+  auto report = reconciler.ReconcileRoutes();
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(report.status().message()), ::testing::HasSubstr("srv_away"));
 }
 
 }  // namespace

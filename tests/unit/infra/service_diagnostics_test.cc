@@ -93,6 +93,16 @@ containers::LogLine Line(const std::string& text, absl::Time t) {
   return line;
 }
 
+// Every release runs on the one server the test's engine and route are.
+class OneSite final : public ReleaseSites {
+ public:
+  explicit OneSite(ReleaseSite site) : site_(std::move(site)) {}
+  absl::StatusOr<ReleaseSite> For(const std::string&) override { return site_; }
+
+ private:
+  ReleaseSite site_;
+};
+
 class ServiceDiagnosticsTest : public ::testing::Test {
  protected:
   ServiceDiagnosticsTest()
@@ -100,7 +110,9 @@ class ServiceDiagnosticsTest : public ::testing::Test {
         secrets_(std::make_shared<FakeSecrets>()),
         route_(std::make_shared<FakeRoute>()),
         engine_(std::make_shared<NiceMock<containers::MockContainerEngine>>()),
-        diagnostics_(releases_, secrets_, engine_, route_, DiagnosticsOptions{}) {}
+        diagnostics_(releases_, secrets_,
+                     std::make_shared<OneSite>(ReleaseSite{engine_, route_, nullptr}),
+                     DiagnosticsOptions{}) {}
 
   std::vector<std::string> CheckNames(const v1::CheckServiceHealthResponse& health) {
     std::vector<std::string> names;

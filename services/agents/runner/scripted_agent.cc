@@ -22,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "orchestrator/agents/v1/agents.pb.h"
+#include "services/agents/runner/scripted_chain.h"
 #include "services/common/process/child_process.h"
 
 namespace orchestrator::agents {
@@ -426,6 +427,13 @@ int RunScriptedAgent(const std::string& prompt, const std::string& session_id,
     const BashToolRun run = RunBashTool(prompt.substr(strlen("run: ")), paths.working_directory,
                                         absl::StrCat("call_", ++calls), emit);
     reply = absl::StrCat("exit ", run.exit_code, "\n", run.output);
+  } else if (auto chained = RunChainTurn(prompt, (dir / (id + ".chain")).string(),
+                                         [&](const std::vector<std::string>& args) {
+                                           CommandOutput r = Orchestrator(args, printer, &calls);
+                                           return CliOutput{r.exit_code, r.out, r.err};
+                                         })) {
+    // From one message to a live URL, a step per turn (scripted_chain.h).
+    reply = *chained;
   } else if (std::regex_search(
                  text, m,
                  std::regex(R"(create (?:a )?project (?:named |called )?([a-z][a-z0-9-]*))"))) {
@@ -484,8 +492,9 @@ int RunScriptedAgent(const std::string& prompt, const std::string& session_id,
                          : absl::StrCat("You asked: \"", last, "\"");
   } else {
     reply =
-        "I can create a project (\"create project NAME\"), list your projects, deploy one "
-        "(\"deploy PROJECT\") and start a demo job.";
+        "I can create a project (\"create project NAME\"), build one and put it online "
+        "(\"build a python service called NAME that answers TEXT\", then \"change the text to "
+        "TEXT\"), list your projects, deploy one (\"deploy PROJECT\") and start a demo job.";
   }
   {
     std::ofstream log(dir / (id + ".log"), std::ios::app);

@@ -1,0 +1,129 @@
+// From one message to a live URL, with the scripted PO agent (no model
+// key) over a whole mesh with the real parts: one message to the PO creates
+// a project, scaffolds it, has a (scripted) coding agent change it in a
+// sandbox, tested and pushed, deploys it with Podman behind Caddy, and tells
+// the user each step as a notification, the last one with the URL that
+// serves what the user asked for. "change the text to ..." goes round
+// again: engineering, then a new release.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "orchestrator/sessions/v1/sessions.grpc.pb.h"
+#include "tests/integration/deploy/deploy_fixture.h"
+#include "tests/support/test_mesh.h"
+
+namespace orchestrator {
+namespace {
+using testing::Answer;
+using testing::Get;
+using ::testing::HasSubstr;
+using testing::TestMesh;
+
+class ChainTest : public testing::DeployFixture {
+ protected:
+  ChainTest() : sessions_(sessions::v1::SessionService::NewStub(mesh_.channel())) {}
+
+  // The PO's answer to `text` (the turn's own reply).
+  std::string Send(const std::string& text) {
+    auto ctx = TestMesh::Context(token_);
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+    sessions::v1::SendMessageRequest req;
+    req.set_text(text);
+    auto reader = sessions_->SendMessage(ctx.get(), req);
+    sessions::v1::SendMessageResponse r;
+    std::string reply;
+    while (reader->Read(&r)) {
+      if (r.has_reply()) reply += r.reply().text();
+    }
+    grpc::Status s = reader->Finish();
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return reply;
+  }
+
+  // The notifications after `after` (a sequence), until one says `until`
+  // or `timeout` passes; their texts in order.
+  std::vector<std::string> Notifications(int64_t* after, const std::string& until,
+                                         absl::Duration timeout) {
+    auto ctx = TestMesh::Context(token_);
+    ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    sessions::v1::WatchNotificationsRequest req;
+    req.set_after_sequence(*after);
+    auto reader = sessions_->WatchNotifications(ctx.get(), req);
+    sessions::v1::WatchNotificationsResponse n;
+    std::vector<std::string> texts;
+    while (reader->Read(&n)) {
+      *after = n.notification().sequence();
+      texts.push_back(n.notification().text());
+      if (texts.back().find(until) != std::string::npos) {
+        ctx->TryCancel();
+        break;
+      }
+    }
+    reader->Finish();
+    return texts;
+  }
+
+  static std::string UrlIn(const std::vector<std::string>& texts) {
+    std::smatch m;
+    for (const auto& t : texts) {
+      if (std::regex_search(t, m, std::regex(R"(http://[a-z0-9.-]+:\d+)"))) return m[0];
+    }
+    return "";
+  }
+
+  std::unique_ptr<sessions::v1::SessionService::Stub> sessions_;
+};
+
+TEST_F(ChainTest, OneMessageBecomesALiveUrlAndAChangeRequestANewRelease) {
+  const std::string first = Send("Build a python service called shop that answers Hello chain");
+  EXPECT_THAT(first, HasSubstr("Building shop"));
+  EXPECT_THAT(first, HasSubstr("scaffolding it"));
+  std::smatch project;
+  ASSERT_TRUE(std::regex_search(first, project, std::regex("prj_[a-z0-9]+"))) << first;
+  projects_made_.push_back(project[0]);  // its containers go at the end
+
+  // Each step is told as it happens; nobody asks for status.
+  int64_t seen = 0;
+  auto told = Notifications(&seen, "is live at", absl::Seconds(240));
+  std::string all;
+  for (const auto& t : told) absl::StrAppend(&all, t, "\n");
+  ASSERT_THAT(all, HasSubstr("is live at")) << all;
+  EXPECT_THAT(all, HasSubstr("Scaffolded shop"));
+  EXPECT_THAT(all, HasSubstr("A coding agent is making it answer \"Hello chain\""));
+  EXPECT_THAT(all, HasSubstr("passed its tests and was pushed"));
+  const std::string url = UrlIn(told);
+  ASSERT_FALSE(url.empty()) << all;
+  const std::string host = HostOf(url);
+
+  // What the user asked for, through Caddy.
+  const Answer page = Get(router_port_, host);
+  EXPECT_EQ(page.status, 200);
+  EXPECT_THAT(page.body, HasSubstr("Hello chain"));
+
+  // A change: engineering again, then a new release serving it.
+  EXPECT_THAT(Send("change the text to Bonjour tout le monde"), HasSubstr("coding agent"));
+  told = Notifications(&seen, "is live at", absl::Seconds(240));
+  all.clear();
+  for (const auto& t : told) absl::StrAppend(&all, t, "\n");
+  ASSERT_THAT(all, HasSubstr("is live at")) << all;
+  EXPECT_THAT(Get(router_port_, host).body, HasSubstr("Bonjour tout le monde"));
+}
+
+TEST_F(ChainTest, ASecondBuildWhileOneRunsIsToldToWait) {
+  const std::string first = Send("build a python service called shop that answers one");
+  EXPECT_THAT(first, HasSubstr("Building shop"));
+  std::smatch project;
+  if (std::regex_search(first, project, std::regex("prj_[a-z0-9]+"))) {
+    projects_made_.push_back(project[0]);
+  }
+  // Queued behind the first turn, before the scaffold's news.
+  EXPECT_THAT(Send("build a python service called shop that answers two"),
+              HasSubstr("I am still building shop"));
+}
+
+}  // namespace
+}  // namespace orchestrator

@@ -379,7 +379,8 @@ std::vector<Command> Build() {
        .summary = "check whether a project is ready to deploy, and what to fix",
        .rpc = Unary<deploy::DeployService>(&deploy::DeployService::Stub::CheckReadiness),
        .params = {Arg("PROJECT", "project_id", "the project's id"),
-                  Flag("server", "server_id", "for this server (default: where its ports are)")},
+                  Flag("server", "server_id",
+                       "for this server (its ports are allocated there if it has none)")},
        .list_field = "checks",
        .columns = {
            {"CHECK", "name"}, {"STATUS", "status"}, {"MESSAGE", "message"}, {"REMEDY", "remedy"}}});

@@ -1,6 +1,7 @@
 #include "services/common/remote/server_connections.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "services/common/containers/docker_engine.h"
 #include "services/common/ssh/ssh_tunnel.h"
 
@@ -13,8 +14,13 @@ constexpr char kCaddySocket[] = "caddy-admin.sock";
 
 }  // namespace
 
-std::optional<ServerConnection> ServerConnections::Cached(const std::string& server_id) {
+std::optional<absl::StatusOr<ServerConnection>> ServerConnections::Known(
+    const std::string& server_id) {
   absl::MutexLock lock(&mu_);
+  if (auto failed = failures_.find(server_id); failed != failures_.end()) {
+    if (absl::Now() < failed->second.until) return failed->second.status;
+    failures_.erase(failed);
+  }
   auto it = servers_.find(server_id);
   if (it == servers_.end()) return std::nullopt;
   if (!it->second.local &&
@@ -27,14 +33,28 @@ std::optional<ServerConnection> ServerConnections::Cached(const std::string& ser
 
 absl::StatusOr<ServerConnection> ServerConnections::For(const std::string& owner_id,
                                                         const std::string& server_id) {
-  if (auto known = Cached(server_id)) return *known;
-  absl::MutexLock opening(&open_mu_);
-  if (auto known = Cached(server_id)) return *known;  // opened meanwhile
+  if (auto known = Known(server_id)) return *known;
+  std::shared_ptr<absl::Mutex> opening;
+  {
+    absl::MutexLock lock(&mu_);
+    auto& slot = opening_[server_id];
+    if (!slot) slot = std::make_shared<absl::Mutex>();
+    opening = slot;
+  }
+  absl::MutexLock opening_lock(opening.get());
+  if (auto known = Known(server_id)) return *known;  // opened (or failed) meanwhile
   auto access = fetch_(owner_id, server_id);
-  if (!access.ok()) return access.status();
-  auto connection = Connect(*access);
-  if (!connection.ok()) return connection.status();
+  absl::StatusOr<ServerConnection> connection =
+      access.ok() ? Connect(*access) : absl::StatusOr<ServerConnection>(access.status());
   absl::MutexLock lock(&mu_);
+  if (!connection.ok()) {
+    // Not another owner's NOT_FOUND for the next caller, who may see it.
+    if (connection.status().code() != absl::StatusCode::kNotFound &&
+        connection.status().code() != absl::StatusCode::kPermissionDenied) {
+      failures_[server_id] = {connection.status(), absl::Now() + options_.retry_after};
+    }
+    return connection.status();
+  }
   servers_[server_id] = *connection;
   return connection;
 }
@@ -50,9 +70,9 @@ absl::StatusOr<ServerConnection> ServerConnections::Connect(
     return connection;
   }
   if (server.kind() != infra::v1::SERVER_KIND_SSH || !access.has_ssh()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("server ", server.name(), " is ", infra::v1::ServerKind_Name(server.kind()),
-                     ": deploys go to LOCAL and SSH servers"));
+    return absl::FailedPreconditionError(absl::StrCat("server ", server.name(), " is ",
+                                                      infra::v1::ServerKind_Name(server.kind()),
+                                                      ": deploys go to LOCAL and SSH servers"));
   }
   const infra::v1::SshAccess& reach = access.ssh();
   ssh::SshLogin login;
@@ -64,6 +84,7 @@ absl::StatusOr<ServerConnection> ServerConnections::Connect(
   ssh::SshTunnelOptions tunnel_options;
   tunnel_options.scratch_dir = options_.scratch_dir;
   tunnel_options.connect_timeout = options_.connect_timeout;
+  tunnel_options.known_hosts_only = true;  // those provisioning accepted
   auto opened = ssh::SshTunnel::Open(
       &login, {{kEngineSocket, reach.engine_socket()}, {kCaddySocket, reach.caddy_admin_socket()}},
       tunnel_options);

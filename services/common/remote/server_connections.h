@@ -46,11 +46,16 @@ struct ServerConnectionsOptions {
   // system's temporary directory).
   std::string scratch_dir;
   absl::Duration connect_timeout = absl::Seconds(10);
+  // How long a server that could not be reached is answered with that
+  // error before it is tried again (each try may take connect_timeout).
+  absl::Duration retry_after = absl::Seconds(15);
 };
 
 // The connections to the servers, one tunnel per SSH server, opened on
 // first use and again once it died (a call through a dead one fails
-// UNAVAILABLE, which jobs retry). A server's id is trusted once
+// UNAVAILABLE, which jobs retry); a server that could not be reached is
+// not tried again for options.retry_after, and one server being opened
+// holds up no other. A server's id is trusted once
 // InfraService answered for it: the ids asked for come from the owners'
 // allocations and releases.
 class ServerConnections {
@@ -64,16 +69,22 @@ class ServerConnections {
   absl::StatusOr<ServerConnection> For(const std::string& owner_id, const std::string& server_id);
 
  private:
-  std::optional<ServerConnection> Cached(const std::string& server_id);
+  // The connection, or the recent failure, known for `server_id`.
+  std::optional<absl::StatusOr<ServerConnection>> Known(const std::string& server_id);
   absl::StatusOr<ServerConnection> Connect(const infra::v1::GetServerAccessResponse& access) const;
 
   FetchServerAccess fetch_;
   const ServerConnectionsOptions options_;
-  // One tunnel opened at a time (a second caller for the same server finds
-  // the first one's).
-  absl::Mutex open_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   absl::Mutex mu_;
   std::map<std::string, ServerConnection> servers_ ABSL_GUARDED_BY(mu_);
+  struct Failure {
+    absl::Status status;
+    absl::Time until;
+  };
+  std::map<std::string, Failure> failures_ ABSL_GUARDED_BY(mu_);
+  // Held while a server's tunnel is opened (a second caller for the same
+  // server finds the first one's); never with mu_ held.
+  std::map<std::string, std::shared_ptr<absl::Mutex>> opening_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace orchestrator::remote

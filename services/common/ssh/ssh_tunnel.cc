@@ -128,6 +128,7 @@ absl::StatusOr<std::unique_ptr<SshTunnel>> SshTunnel::Open(
   // ssh keeps an option's first value: INFO (over OpenSshOptions' ERROR)
   // has it say why a link it ran died ("Timeout, server ... not responding").
   add({"-o", "LogLevel=INFO"});
+  if (options.known_hosts_only) add({"-o", "StrictHostKeyChecking=yes"});
   add(OpenSshOptions(path, options.connect_timeout));
   // A master that runs no command and fails rather than go without a
   // forward; a dead link (three unanswered keepalives, 5 s apart) ends it.

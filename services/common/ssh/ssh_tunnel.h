@@ -23,6 +23,10 @@ struct SshTunnelOptions {
   std::string scratch_dir;
   // For logging in and setting up every forward: Open gives up past it.
   absl::Duration connect_timeout = absl::Seconds(10);
+  // Only the host keys the login brings (StrictHostKeyChecking=yes): for a
+  // server whose keys were accepted before (when it was provisioned), so
+  // that no unknown key, even of another type, is taken on the way.
+  bool known_hosts_only = false;
 };
 
 // One supervised OpenSSH connection to a server that forwards local unix

@@ -59,8 +59,10 @@ class SourceRepository {
                                 const std::string& dir) = 0;
 };
 
-// One HTTP GET of http://127.0.0.1:<port><path>: the status code, or
-// UNAVAILABLE when nothing answered within `timeout`.
+// One HTTP GET of http://127.0.0.1:<port><path> on the release's server:
+// the status code, UNAVAILABLE when nothing answered within `timeout`, or
+// FAILED_PRECONDITION when the server itself could not be reached (which
+// says nothing of the release).
 class HealthProbe {
  public:
   virtual ~HealthProbe() = default;

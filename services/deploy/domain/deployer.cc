@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -246,11 +247,19 @@ absl::StatusOr<std::string> Deployer::EnsureImage(const DeployJob& job, const Se
     if (at.remote) {
       // Built from Debian's archive here; the server has no registry to
       // pull it from either.
-      if (auto s = containers::CopyImage(*servers_->Local().engine, *at.engine, local->second,
-                                         options_.work_dir);
-          !s.ok()) {
-        return s;
-      }
+      std::atomic<bool> stop{false};
+      std::atomic<bool> copying{true};
+      std::thread watch([&] {
+        while (copying && !stop) {
+          if (hooks.cancelled()) stop = true;
+          absl::SleepFor(absl::Milliseconds(200));
+        }
+      });
+      absl::Status copied = containers::CopyImage(*servers_->Local().engine, *at.engine,
+                                                  local->second, options_.work_dir, &stop);
+      copying = false;
+      watch.join();
+      if (!copied.ok()) return copied;
       hooks.log(absl::StrCat("build: ", local->second, " is on server ", at.server_name));
     }
   } else if (!base.empty()) {
@@ -367,9 +376,12 @@ absl::StatusOr<google::protobuf::Struct> Deployer::LaunchSteps(
 
 absl::StatusOr<google::protobuf::Struct> Deployer::Resume(const DeployJob& job, v1::Release release,
                                                           const JobHooks& hooks) {
-  auto placed = Place(job, "");
-  if (!placed.ok()) return placed.status();
-  return Switch(job, placed->at, std::move(release), placed->slots.live.hostname(), hooks);
+  // Where it runs, at the URL it went live with (its ports may have moved
+  // since the crash).
+  auto at = servers_->For(job.owner_id, release.server_id());
+  if (!at.ok()) return at.status();
+  const std::string hostname = router::HostOfUrl(release.url());
+  return Switch(job, *at, std::move(release), hostname, hooks);
 }
 
 absl::StatusOr<google::protobuf::Struct> Deployer::Switch(const DeployJob& job,
@@ -383,6 +395,7 @@ absl::StatusOr<google::protobuf::Struct> Deployer::Switch(const DeployJob& job,
   // Caddy sends new requests to the new container; those in flight finish
   // on the old one.
   const std::string url = absl::StrCat(options_.url_scheme, hostname, at.url_port_suffix);
+  std::optional<v1::Release> moved_from;  // the release it replaced, on another server
   {
     absl::MutexLock lock(route_mu_.get());
     // An attempt whose lease lapsed must not undo the one that took over.
@@ -390,12 +403,30 @@ absl::StatusOr<google::protobuf::Struct> Deployer::Switch(const DeployJob& job,
     if (release.status() != v1::RELEASE_STATUS_LIVE) {
       auto superseded = releases_->MakeLive(release.id(), url, absl::Now());
       if (!superseded.ok()) return superseded.status();
+      if (*superseded && !(*superseded)->server_id().empty() &&
+          (*superseded)->server_id() != release.server_id()) {
+        moved_from = **superseded;
+      }
       release.set_url(url);
       release.set_status(v1::RELEASE_STATUS_LIVE);
     }
     if (auto s = at.router->PutRoute(RouteOf(release, hostname)); !s.ok()) return s;
   }
   hooks.progress(80, absl::StrCat("live at ", release.url()));
+  if (moved_from) {
+    // The project moved: its route and containers go from the old server
+    // (which the reconciler no longer visits once nothing runs there).
+    auto old = servers_->For(job.owner_id, moved_from->server_id());
+    if (old.ok()) {
+      (void)old->router->RemoveRoute(RouteIdOf(job.project_id));
+      RetireOthers(*old, job.project_id, "", hooks);
+      PruneImages(*old, job.project_id, "", hooks);
+      hooks.log(absl::StrCat("removed it from server ", old->server_name, " it moved from"));
+    } else {
+      hooks.log(absl::StrCat("server ", moved_from->server_id(), " it moved from: ",
+                             old.status().message(), " (its old release still runs there)"));
+    }
+  }
 
   if (!release.container_name().empty()) {
     RetireOthers(at, job.project_id, release.container_name(), hooks);

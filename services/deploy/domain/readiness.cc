@@ -145,7 +145,9 @@ absl::StatusOr<Readiness> ReadinessChecker::Check(const std::string& owner_id,
   }
 
   // The parts a deploy drives, on the server it runs on.
-  auto at = servers_->For(owner_id, slots.ok() ? slots->live.server_id() : server_id);
+  // (The server is the one the ports are on: when there are none, the
+  // local one's parts are checked, never a server named in the request.)
+  auto at = servers_->For(owner_id, slots.ok() ? slots->live.server_id() : "");
   if (!at.ok()) {
     Add(report, "server", "the server is reachable", v1::CHECK_STATUS_FAILED,
         std::string(at.status().message()),

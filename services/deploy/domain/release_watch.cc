@@ -24,10 +24,12 @@ absl::StatusOr<std::vector<std::string>> ReleaseWatch::Tick() {
     const absl::Time live_at =
         absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(release.live_time()));
     if (now - live_at > options_.window) continue;
+    // A server the mesh cannot reach now says nothing of the release's
+    // health: not counted (its users may be served all the while).
     auto at = servers_->For(release.owner_id(), release.server_id());
-    auto status =
-        at.ok() ? (*at).probe->Get(release.port(), release.health_path(), options_.probe_timeout)
-                : absl::StatusOr<int>(at.status());
+    if (!at.ok()) continue;  // (infra's probe marks the server UNREACHABLE)
+    auto status = at->probe->Get(release.port(), release.health_path(), options_.probe_timeout);
+    if (status.status().code() == absl::StatusCode::kFailedPrecondition) continue;
     const bool passed = status.ok() && *status == 200;
     // Counted in the database: the next probe may run on another replica.
     auto failed = releases_->RecordProbe(release.id(), passed);

@@ -48,14 +48,20 @@ absl::StatusOr<std::vector<RouteReconciler::Visit>> RouteReconciler::Servers(
     local |= !visit.at.remote;
     visits.push_back(std::move(visit));
   }
-  // The local router even with nothing live (its stale routes go).
-  if (!local) visits.push_back(Visit{servers_->Local(), {}});
+  // The local router even with nothing live (its stale routes go), but
+  // never when a server could not be told apart: its releases may be the
+  // local ones, whose routes an empty list would remove.
+  if (!local && away.empty()) visits.push_back(Visit{servers_->Local(), {}});
   return visits;
 }
 
 absl::StatusOr<router::ReconcileReport> RouteReconciler::ReconcileRoutes() {
-  absl::MutexLock lock(route_mu_.get());
+  // The servers are reached first: a slow one must not hold up switches.
   absl::Status first_error;
+  auto servers = Servers(&first_error);
+  if (!servers.ok()) return servers.status();
+  absl::MutexLock lock(route_mu_.get());
+  // Read again under the lock: a switch may have happened meanwhile.
   auto visits = Servers(&first_error);
   if (!visits.ok()) return visits.status();
   router::ReconcileReport total;

@@ -83,6 +83,11 @@ absl::StatusOr<v1::Allocation> PortAllocator::Allocate(const Principal& caller,
   auto server = request.server_id().empty() ? servers_->Default(caller)
                                             : servers_->Get(caller, request.server_id());
   if (!server.ok()) return server.status();
+  if (server->kind() == v1::SERVER_KIND_SSH && server->domain().empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("server ", server->name(),
+                     " has no domain to serve projects under: register it again with --domain"));
+  }
   if (server->status() != v1::SERVER_STATUS_READY) {
     return absl::FailedPreconditionError(
         absl::StrCat("server ", server->name(), " is ", v1::ServerStatus_Name(server->status()),

@@ -111,12 +111,23 @@ absl::StatusOr<v1::GetServerAccessResponse> Provisioner::DeployAccess(const v1::
     return absl::FailedPreconditionError(
         "this mesh cannot open its SSH key: start the infra component with --secrets_key_file");
   }
+  if (server.domain().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "server ", server.name(),
+        " has no domain to serve projects under (registered before servers had one): register "
+        "it again with --domain"));
+  }
   auto address = ParseSshAddress(server.address());
   if (!address.ok()) return absl::FailedPreconditionError(address.status().message());
-  if (auto made = MeshPublicKey(); !made.ok()) return made.status();
   auto pair = store_->GetMeshKey(kMeshKeyName);
   if (!pair.ok()) return pair.status();
-  if (!*pair) return absl::InternalError("the mesh's SSH key is missing from the store");
+  if (!*pair) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("server ", server.name(),
+                     " was not provisioned by this mesh (it has no SSH key): "
+                     "provision it (infra provision ",
+                     server.id(), ")"));
+  }
   std::string sealed;
   if (!absl::Base64Unescape((*pair)->sealed_private_key, &sealed)) {
     return absl::DataLossError("the mesh's stored SSH key is damaged");
@@ -128,6 +139,13 @@ absl::StatusOr<v1::GetServerAccessResponse> Provisioner::DeployAccess(const v1::
   }
   auto stored = store_->GetServerLogin(server.id());
   if (!stored.ok()) return stored.status();
+  if (stored->known_hosts.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("server ", server.name(),
+                     ": no host key of it is known, so the mesh cannot tell it is "
+                     "the server it provisioned: provision it again (infra provision ",
+                     server.id(), ")"));
+  }
   v1::SshAccess& ssh = *access.mutable_ssh();
   ssh.set_host(address->host);
   ssh.set_port(address->port);

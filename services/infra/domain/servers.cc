@@ -62,12 +62,14 @@ absl::Status CheckServing(const v1::Server& in) {
   const size_t colon = in.router_listen().rfind(':');
   int port = 0;
   const std::string host = colon == std::string::npos ? "" : in.router_listen().substr(0, colon);
+  // The mesh checks a route on the server's loopback: Caddy must listen
+  // there (every address, or loopback only).
   if (colon == std::string::npos ||
       !absl::SimpleAtoi(in.router_listen().substr(colon + 1), &port) || port < 1 || port > 65535 ||
-      (!host.empty() && !IsHostName(host))) {
+      (!host.empty() && host != "0.0.0.0" && host != "127.0.0.1" && host != "localhost")) {
     return absl::InvalidArgumentError(
-        "server.router_listen: where the server's Caddy serves the projects, \":PORT\" or "
-        "\"HOST:PORT\" (empty: \":80\")");
+        "server.router_listen: where the server's Caddy serves the projects: \":PORT\" (every "
+        "address), or \"127.0.0.1:PORT\" behind a proxy of yours (empty: \":80\")");
   }
   return absl::OkStatus();
 }

@@ -255,6 +255,14 @@ TEST_F(RemoteDeployTest, AServerNotProvisionedOrAnotherServerIsRefusedSayingWhat
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(s.error_message(), HasSubstr("provision it"));
 
+  // The deploy user's login is the mesh's alone: not even an admin gets it.
+  infra::v1::GetServerAccessRequest access;
+  access.set_server_id(bare.server().id());
+  infra::v1::GetServerAccessResponse login;
+  s = infra_->GetServerAccess(Ctx().get(), access, &login);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+  EXPECT_TRUE(login.ssh().private_key().empty());
+
   // Deployed locally, the project's ports are there: another server is
   // refused until they are released.
   ASSERT_EQ(Deploy(shop).state(), jobs::v1::JOB_STATE_SUCCEEDED);

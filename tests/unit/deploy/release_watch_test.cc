@@ -119,6 +119,19 @@ TEST_F(ReleaseWatchTest, ThreeFailedProbesInARowRollBackToTheReleaseItReplaced) 
   EXPECT_THAT(probe_->probes, ElementsAre("30001/healthz", "30001/healthz", "30001/healthz"));
 }
 
+TEST_F(ReleaseWatchTest, AServerTheMeshCannotReachIsNoFailedHealthCheck) {
+  ON_CALL(*releases_, AllLive())
+      .WillByDefault(Return(std::vector<v1::Release>{Live("rel_2", 2, "img:2")}));
+  // Its tunnel down (the probe cannot even be sent): nothing is counted.
+  probe_->answers = {absl::FailedPreconditionError("the server is not reachable: ssh: down"),
+                     absl::FailedPreconditionError("the server is not reachable: ssh: down"),
+                     absl::FailedPreconditionError("the server is not reachable: ssh: down")};
+  EXPECT_CALL(*releases_, RecordProbe(_, _)).Times(0);
+  EXPECT_CALL(*releases_, RecordUnhealthy(_, _)).Times(0);
+  for (int i = 0; i < 3; ++i) EXPECT_THAT(*watch_->Tick(), IsEmpty());
+  EXPECT_TRUE(started_.empty());
+}
+
 TEST_F(ReleaseWatchTest, TheCountGoesOnWhicheverReplicaProbesNext) {
   ON_CALL(*releases_, AllLive())
       .WillByDefault(Return(std::vector<v1::Release>{Live("rel_2", 2, "img:2")}));

@@ -55,7 +55,7 @@ class RouteReconcilerTest : public ::testing::Test {
 
 TEST_F(RouteReconcilerTest, TheRoutesAreThoseOfTheLiveReleases) {
   EXPECT_CALL(*releases_, AllLive())
-      .WillOnce(Return(std::vector<v1::Release>{
+      .WillRepeatedly(Return(std::vector<v1::Release>{
           Release("rel_1", "prj_A1", v1::RELEASE_STATUS_LIVE, 30001,
                   "http://prj-a1.localhost:8090"),
           Release("rel_2", "prj_b2", v1::RELEASE_STATUS_LIVE, 30002, "http://prj-b2.example.com"),
@@ -79,7 +79,7 @@ auto OfThisInstallation() {
 }
 
 TEST_F(RouteReconcilerTest, OrphansGoButLiveDeployingAndDrainingContainersStay) {
-  EXPECT_CALL(*releases_, AllLive()).WillOnce(Return(std::vector<v1::Release>{}));
+  EXPECT_CALL(*releases_, AllLive()).WillRepeatedly(Return(std::vector<v1::Release>{}));
   EXPECT_CALL(*engine_, ListContainers(OfThisInstallation(), true))
       .WillOnce(Return(std::vector<containers::ContainerSummary>{
           Container("c-live", "rel_live"), Container("c-deploying", "rel_deploying"),
@@ -107,7 +107,7 @@ TEST_F(RouteReconcilerTest, OrphansGoButLiveDeployingAndDrainingContainersStay) 
 }
 
 TEST_F(RouteReconcilerTest, ADatabaseItCannotReadRemovesNothing) {
-  EXPECT_CALL(*releases_, AllLive()).WillOnce(Return(std::vector<v1::Release>{}));
+  EXPECT_CALL(*releases_, AllLive()).WillRepeatedly(Return(std::vector<v1::Release>{}));
   EXPECT_CALL(*engine_, ListContainers(_, true))
       .WillOnce(Return(std::vector<containers::ContainerSummary>{Container("c", "rel_x")}));
   EXPECT_CALL(*releases_, Get("rel_x")).WillOnce(Return(absl::UnavailableError("db down")));
@@ -141,7 +141,8 @@ TEST_F(RouteReconcilerTest, EachServersRouterGetsTheRoutesOfTheReleasesOnItAndNo
   there.set_server_id("srv_remote");
   auto away = Release("rel_3", "prj_c", v1::RELEASE_STATUS_LIVE, 40001, "http://c.apps.example");
   away.set_server_id("srv_away");
-  EXPECT_CALL(*releases_, AllLive()).WillOnce(Return(std::vector<v1::Release>{here, there, away}));
+  EXPECT_CALL(*releases_, AllLive())
+      .WillRepeatedly(Return(std::vector<v1::Release>{here, there, away}));
   EXPECT_CALL(*router_, Reconcile(ElementsAre(router::Route{
                             "orchestrator-prj-a", {"a.localhost"}, "127.0.0.1:31200"})))
       .WillOnce(Return(router::ReconcileReport{}));
@@ -152,6 +153,19 @@ TEST_F(RouteReconcilerTest, EachServersRouterGetsTheRoutesOfTheReleasesOnItAndNo
   auto report = reconciler.ReconcileRoutes();
   EXPECT_EQ(report.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(report.status().message()), ::testing::HasSubstr("srv_away"));
+}
+
+TEST_F(RouteReconcilerTest, ReleasesOnAServerItCannotTellApartLeaveTheLocalRoutesAlone) {
+  auto servers = std::make_shared<TwoServers>();
+  servers->local.engine = engine_;
+  servers->local.router = router_;  // strict: any call fails the test
+  RouteReconciler reconciler(releases_, servers, std::make_shared<absl::Mutex>(), "ins_test");
+  // Whether srv_away is the local server cannot be told now: an empty
+  // reconcile of the local router would remove its routes.
+  auto away = Release("rel_3", "prj_c", v1::RELEASE_STATUS_LIVE, 40001, "http://c.localhost");
+  away.set_server_id("srv_away");
+  EXPECT_CALL(*releases_, AllLive()).WillRepeatedly(Return(std::vector<v1::Release>{away}));
+  EXPECT_EQ(reconciler.ReconcileRoutes().status().code(), absl::StatusCode::kUnavailable);
 }
 
 }  // namespace

@@ -597,6 +597,20 @@ std::vector<Command> Build() {
              return "";
          }
        }});
+  add({.group = "session",
+       .name = "watch",
+       .summary = "print your notifications as they come (what your PO tells you between turns)",
+       .rpc = ServerStream<sessions::SessionService>(
+           &sessions::SessionService::Stub::WatchNotifications),
+       .params = {Flag("after", "after_sequence",
+                       "only those after this sequence number (default: all you have)")},
+       .details = "Runs until you stop it (Ctrl-C). After `session send \"build a python service "
+                  "called\nhello that answers Hello\"` it shows each step of the chain, the last "
+                  "one with the URL.",
+       .line = [](const Message& m, absl::Time) -> std::string {
+         const auto& n = static_cast<const sessions::WatchNotificationsResponse&>(m).notification();
+         return absl::StrCat("#", n.sequence(), " ", n.text(), "\n");
+       }});
   for (const auto& [name, summary] :
        std::vector<std::pair<std::string, std::string>>{{"pause", "pause a session"},
                                                         {"resume", "resume a paused session"},

@@ -1,0 +1,112 @@
+// The scripted PO's chain against a fake CLI: which commands each turn
+// runs, in order, with what, and what the user is told; a turn about
+// another job, a failed step and a second build while one runs.
+#include "services/agents/runner/scripted_chain.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_join.h"
+
+namespace orchestrator::agents {
+namespace {
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// Answers the CLI calls the chain makes, recording them.
+class FakeCli {
+ public:
+  CliOutput operator()(const std::vector<std::string>& args) {
+    calls.push_back(absl::StrJoin(args, " "));
+    const std::string what = args[0] + " " + args[1];
+    if (what == "project create") return {0, R"({"project":{"id":"prj_1"}})", ""};
+    if (what == "scaffold run") return {0, R"({"job":{"id":"job_s"}})", ""};
+    if (what == "engineering trigger") return {0, R"({"job":{"id":"job_e"},"run":{}})", ""};
+    if (what == "deploy trigger") return {0, R"({"job":{"id":"job_d"}})", ""};
+    if (what == "jobs get") {
+      if (args[2] == failing) {
+        return {0, R"({"job":{"error":{"message":"health gate failed: /healthz answered 500"}}})",
+                ""};
+      }
+      if (args[2] == "job_d") {
+        return {0, R"({"job":{"result":{"url":"http://prj-1.localhost:8090"}}})", ""};
+      }
+      return {0, R"({"job":{"result":{"commit_sha":"0123456789abcdef"}}})", ""};
+    }
+    return {2, "", "unknown command"};
+  }
+  std::vector<std::string> calls;
+  std::string failing;
+};
+
+class ScriptedChainTest : public ::testing::Test {
+ protected:
+  std::optional<std::string> Turn(const std::string& prompt) {
+    return RunChainTurn(prompt, state_, [this](const auto& args) { return cli_(args); });
+  }
+  const std::string state_ =
+      (std::filesystem::temp_directory_path() / ("chain-" + std::to_string(getpid()) + ".json"))
+          .string();
+  FakeCli cli_;
+  ~ScriptedChainTest() override { std::filesystem::remove(state_); }
+};
+
+TEST_F(ScriptedChainTest, EachJobsEndStartsTheNextStepUntilTheUrl) {
+  auto first = Turn("Build a python service called shop that answers Hello there!");
+  ASSERT_TRUE(first);
+  EXPECT_THAT(*first, HasSubstr("Building shop"));
+  EXPECT_THAT(cli_.calls, ElementsAre("project create shop --json",
+                                      "scaffold run prj_1 --template python-http --answer "
+                                      "service_title=shop --json"));
+  cli_.calls.clear();
+  auto scaffolded = Turn("Job job_s that you started succeeded. Tell the user in one sentence.");
+  ASSERT_TRUE(scaffolded);
+  EXPECT_THAT(*scaffolded, HasSubstr("Scaffolded shop (commit 0123456789ab)"));
+  ASSERT_EQ(cli_.calls.size(), 2u);
+  // The coding agent's task: the user's words, and the steps that make the
+  // greeting the text (the template's default greeting replaced).
+  EXPECT_THAT(cli_.calls[1], HasSubstr("engineering trigger prj_1 Make shop answer"));
+  EXPECT_THAT(cli_.calls[1], HasSubstr(R"("old":"GREETING = \"Hello from shop!\"")"));
+  EXPECT_THAT(cli_.calls[1], HasSubstr(R"("new":"GREETING = \"Hello there!\"")"));
+  EXPECT_THAT(cli_.calls[1], HasSubstr("--agent scripted"));
+  cli_.calls.clear();
+  EXPECT_THAT(*Turn("Job job_e that you started succeeded."),
+              HasSubstr("Deploying it (job job_d)"));
+  EXPECT_THAT(cli_.calls.back(), "deploy trigger prj_1 --json");
+  EXPECT_EQ(*Turn("Job job_d that you started succeeded."),
+            "shop is live at http://prj-1.localhost:8090 and answers \"Hello there!\".");
+
+  // Then a change goes from the text now served.
+  cli_.calls.clear();
+  EXPECT_THAT(*Turn("change the text to Bonjour"), HasSubstr("coding agent"));
+  EXPECT_THAT(cli_.calls[0], HasSubstr(R"("old":"GREETING = \"Hello there!\"")"));
+  EXPECT_THAT(cli_.calls[0], HasSubstr(R"("new":"GREETING = \"Bonjour\"")"));
+}
+
+TEST_F(ScriptedChainTest, OtherJobsAndOtherWordsAreNotTheChains) {
+  ASSERT_TRUE(Turn("build a node service called api that answers hi"));
+  EXPECT_THAT(cli_.calls[1], HasSubstr("--template node-http"));
+  EXPECT_FALSE(Turn("Job job_other that you started succeeded."));
+  EXPECT_FALSE(Turn("list my projects"));
+  // Quotes would break the source the text goes into: not this chain's.
+  EXPECT_FALSE(Turn("build a python service called x that answers \"a\\\"b\""));
+}
+
+TEST_F(ScriptedChainTest, AFailedStepEndsTheChainSayingWhyAndABuildWaitsForTheOneRunning) {
+  ASSERT_TRUE(Turn("build a python service called shop that answers one"));
+  EXPECT_THAT(*Turn("build a python service called other that answers two"),
+              HasSubstr("I am still building shop"));
+  (void)Turn("Job job_s that you started succeeded.");
+  (void)Turn("Job job_e that you started succeeded.");
+  cli_.failing = "job_d";
+  EXPECT_EQ(*Turn("Job job_d that you started failed."),
+            "The deploy step of shop failed (job job_d): health gate failed: /healthz answered "
+            "500");
+  EXPECT_THAT(*Turn("change the text to three"), HasSubstr("is not live"));
+}
+
+}  // namespace
+}  // namespace orchestrator::agents

@@ -8,7 +8,11 @@ namespace orchestrator::sessions {
 struct JobEnd {
   std::string owner_id;
   std::string job_id;
-  std::string kind;     // e.g. "deploy", "rollback"
+  std::string kind;  // e.g. "deploy", "rollback"
+  std::string project_id;
+  // What it made, from its result, for people: "url http://…; commit 3f2a…"
+  // ("" when nothing of note).
+  std::string made;
   std::string outcome;  // "succeeded", "failed" or "was cancelled"
   // Set when the platform started the job on its own (an automatic
   // rollback, …): why, for people.

@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "services/common/peers/mesh_call.h"
 #include "services/jobs/domain/job_types.h"
@@ -237,7 +238,16 @@ void JobEndWatcher::Tell(const jv1::Job& job, const std::string& key, jv1::JobSt
   end.owner_id = job.owner_id();
   end.job_id = job.id();
   end.kind = job.kind();
+  end.project_id = job.project_id();
   end.outcome = outcome;
+  // What a PO needs for its next step (and to tell the user), bounded.
+  std::vector<std::string> made;
+  for (const char* field : {"url", "commit_sha", "release_id", "run_id", "repository_url"}) {
+    auto it = job.result().fields().find(field);
+    if (it == job.result().fields().end() || it->second.string_value().empty()) continue;
+    made.push_back(absl::StrCat(field, " ", it->second.string_value().substr(0, 300)));
+  }
+  end.made = absl::StrJoin(made, "; ");
   if (auto it = job.params().fields().find(jobs::kStartedBecauseParam);
       it != job.params().fields().end()) {
     end.started_because = it->second.string_value();

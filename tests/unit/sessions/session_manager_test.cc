@@ -482,15 +482,21 @@ TEST_F(SessionManagerTest, AJobThatEndedIsToldToTheAgentOnceAndItsAnswerIsAJobUp
   ASSERT_TRUE(manager_->Watch(User(), {}, inbox.Callback()).ok());
   av1::RunTaskRequest told_agent;
   ExpectATurnOnTheWorker("Your deploy failed; I am looking into it.", &told_agent);
-  manager_->OnJobEnded(End("job_1", "failed"));
+  JobEnd failed = End("job_1", "failed", "deploy");
+  failed.project_id = "prj_1";
+  failed.error_message = "health gate failed: /healthz answered 500";
+  manager_->OnJobEnded(failed);
   auto told = inbox.AwaitFirst();
   ASSERT_TRUE(told.has_value());
   EXPECT_EQ(told->kind(), v1::NOTIFICATION_KIND_JOB_UPDATE);
   EXPECT_EQ(told->job_id(), "job_1");
   EXPECT_EQ(told->text(), "Your deploy failed; I am looking into it.");
   EXPECT_THAT(told_agent.prompt(), HasSubstr("Job job_1 that you started failed"));
+  // What it was and why it failed: the agent's next step depends on it.
+  EXPECT_THAT(told_agent.prompt(), HasSubstr("It was a deploy job of project prj_1."));
+  EXPECT_THAT(told_agent.prompt(), HasSubstr("> health gate failed: /healthz answered 500"));
   // The same end again (a repeated event) starts no other turn.
-  manager_->OnJobEnded(End("job_1", "failed"));
+  manager_->OnJobEnded(failed);
   AwaitIdle(session);
 }
 

@@ -459,7 +459,8 @@ int RunScriptedAgent(const std::string& prompt, const std::string& session_id,
                              : "I could not start a job: " + FirstLine(r.err);
   } else if (std::regex_search(
                  text, m,
-                 std::regex(R"(job (job_[a-z0-9]+)[^.]* (succeeded|failed|was cancelled))"))) {
+                 std::regex(
+                     R"(job (job_[a-z0-9]+)[^.]{0,200} (succeeded|failed|was cancelled))"))) {
     reply = absl::StrCat("Your job ", std::string(m[1]), " ", std::string(m[2]), ".");
   } else if (std::regex_search(text, m, std::regex(R"((?:wait|sleep) (\d{1,4}) seconds?)"))) {
     // Something that takes a while, as real work does.

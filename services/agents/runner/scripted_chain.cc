@@ -3,6 +3,7 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -23,24 +24,36 @@ constexpr char kLive[] = "live";
 constexpr char kStopped[] = "stopped";
 
 // What the user asks for: a name as the platform takes it, and a text a
-// template's answer may be (one line, no quotes or backslashes).
+// template's answer may be (one line of printable characters, no quotes or
+// backslashes: it goes into the service's source between quotes). Tried
+// only on short prompts, trimmed of trailing spaces and a final '.', so
+// that no prompt makes the matching slow.
+constexpr size_t kMaxRequestBytes = 1024;
 const std::regex& BuildRequest() {
   static const std::regex kPattern(
-      R"re(build an? (python|node) (?:service|app|api) (?:called|named) ([a-z][a-z0-9-]{0,62}) that (?:answers|says|serves) "?([^"\\\n]{1,200}?)"?\s*\.?\s*$)re",
+      R"re(build an? (python|node) (?:service|app|api) (?:called|named) ([a-z][a-z0-9-]{0,62}) that (?:answers|says|serves) "?([^\x00-\x1f\x7f"\\]{1,200})"?$)re",
       std::regex::icase);
   return kPattern;
 }
 const std::regex& ChangeRequest() {
   static const std::regex kPattern(
-      R"re(change (?:the |its )?(?:text|greeting|answer) to "?([^"\\\n]{1,200}?)"?\s*\.?\s*$)re",
+      R"re(change (?:the |its )?(?:text|greeting|answer) to "?([^\x00-\x1f\x7f"\\]{1,200})"?$)re",
       std::regex::icase);
   return kPattern;
 }
-// The platform's turn when a job ended (sessions' job-end message).
+// The platform's turn when a job ended (sessions' job-end message): its
+// first words only; the outcome is asked of the platform, never read here.
 const std::regex& JobEnded() {
-  static const std::regex kPattern(R"(job (job_[a-z0-9]+)[^.]* (succeeded|failed|was cancelled))",
-                                   std::regex::icase);
+  static const std::regex kPattern(R"(^Job (job_[a-z0-9]{1,64}) that you started )");
   return kPattern;
+}
+// The prompt as a request: trailing spaces and one final '.' off; "" when
+// too long to be one.
+std::string AsRequest(const std::string& prompt) {
+  if (prompt.size() > kMaxRequestBytes) return "";
+  absl::string_view text = absl::StripTrailingAsciiWhitespace(prompt);
+  absl::ConsumeSuffix(&text, ".");
+  return std::string(absl::StripTrailingAsciiWhitespace(text));
 }
 
 std::string Field(const Struct& s, const std::string& key) {
@@ -83,10 +96,18 @@ std::optional<Struct> Load(const std::string& file) {
   if (!google::protobuf::util::JsonStringToMessage(text.str(), &state).ok()) return std::nullopt;
   return state;
 }
+// Written whole or not at all (a turn killed midway leaves the last state).
 void Save(const std::string& file, const Struct& state) {
   std::string json;
   (void)google::protobuf::util::MessageToJsonString(state, &json);
-  std::ofstream(file, std::ios::trunc) << json;
+  const std::string next = file + ".next";
+  {
+    std::ofstream out(next, std::ios::trunc);
+    out << json;
+    if (!out.flush()) return;
+  }
+  std::error_code ec;
+  std::filesystem::rename(next, file, ec);
 }
 
 // The engineering task: the user's words, and the steps the scripted
@@ -114,10 +135,7 @@ class Chain {
   Chain(std::string file, const RunCli& cli) : file_(std::move(file)), cli_(cli) {}
 
   std::string Build(const std::string& language, const std::string& name, const std::string& text) {
-    if (auto state = Load(file_); state && Busy(*state)) {
-      return absl::StrCat("I am still building ", Field(*state, "name"), " (",
-                          Field(*state, "step"), "); I will tell you when it is live.");
-    }
+    if (auto busy = StillBusy()) return *busy;
     auto created = cli_({"project", "create", name, "--json"});
     if (created.exit_code != 0) {
       return absl::StrCat("I could not create project ", name, ": ", FirstLine(created.err));
@@ -128,73 +146,115 @@ class Chain {
     Set(state, "project", JsonPath(created.out, "project.id"));
     Set(state, "text", text);
     Set(state, "greeting", absl::StrCat("Hello from ", name, "!"));  // the template's default
+    if (Field(state, "project").empty()) {
+      return Stop(state, absl::StrCat("Creating project ", name, " answered no project id."));
+    }
     const std::string template_id = language == "node" ? "node-http" : "python-http";
     auto scaffolded = cli_({"scaffold", "run", Field(state, "project"), "--template", template_id,
                             "--answer", absl::StrCat("service_title=", name), "--json"});
-    if (scaffolded.exit_code != 0) {
-      return Stop(state, absl::StrCat("I created project ", Field(state, "project"),
-                                      " but could not scaffold it: ", FirstLine(scaffolded.err)));
+    if (auto stopped = Started(state, kScaffold, scaffolded,
+                               absl::StrCat("I created project ", Field(state, "project"),
+                                            " but could not scaffold it"))) {
+      return *stopped;
     }
-    Advance(state, kScaffold, JsonPath(scaffolded.out, "job.id"));
     return absl::StrCat("Building ", name, ": project ", Field(state, "project"),
                         " created; scaffolding it from ", template_id, " (job ",
                         Field(state, "job"), "). I will tell you at each step.");
   }
 
   std::optional<std::string> Change(const std::string& text) {
+    if (auto busy = StillBusy()) return *busy;
     auto state = Load(file_);
     if (!state) return std::nullopt;
-    if (Busy(*state)) {
-      return absl::StrCat("I am still building ", Field(*state, "name"), " (",
-                          Field(*state, "step"), "); ask again once it is live.");
-    }
-    if (Field(*state, "step") != kLive) {
-      return absl::StrCat(Field(*state, "name"), " is not live; build it again first.");
+    // Live, or stopped by a failed step: the project is there to change.
+    if (Field(*state, "project").empty()) {
+      return absl::StrCat(Field(*state, "name"), " has no project yet; build it first.");
     }
     Set(*state, "text", text);
     return Engineer(*state);
   }
 
-  // The platform's turn about `job_id`; nullopt when it is not the chain's.
-  std::optional<std::string> JobEnded(const std::string& job_id, const std::string& outcome) {
+  // The platform's turn about `job_id`; nullopt when it is not the chain's
+  // current job or the job has not ended. What happened is asked of the
+  // platform (`jobs get`): the words of a message are no proof.
+  std::optional<std::string> JobEnded(const std::string& job_id) {
     auto state = Load(file_);
     if (!state || Field(*state, "job") != job_id || !Busy(*state)) return std::nullopt;
-    const std::string step = Field(*state, "step");
-    auto job = cli_({"jobs", "get", job_id, "--json"});
-    if (outcome != "succeeded") {
-      const std::string why = FirstLine(JsonPath(job.out, "job.error.message"));
-      return Stop(*state,
-                  absl::StrCat("The ", step, " step of ", Field(*state, "name"), " ", outcome,
-                               " (job ", job_id, ")", why.empty() ? "." : absl::StrCat(": ", why)));
-    }
-    if (step == kScaffold) {
-      return absl::StrCat("Scaffolded ", Field(*state, "name"), " (commit ",
-                          JsonPath(job.out, "job.result.commit_sha").substr(0, 12), "). ",
-                          Engineer(*state));
-    }
-    if (step == kEngineering) {
-      Set(*state, "greeting", Field(*state, "text"));
-      auto deployed = cli_({"deploy", "trigger", Field(*state, "project"), "--json"});
-      if (deployed.exit_code != 0) {
-        return Stop(*state, absl::StrCat("The change was pushed but I could not deploy it: ",
-                                         FirstLine(deployed.err)));
-      }
-      Advance(*state, kDeploy, JsonPath(deployed.out, "job.id"));
-      return absl::StrCat("The change passed its tests and was pushed (commit ",
-                          JsonPath(job.out, "job.result.commit_sha").substr(0, 12),
-                          "). Deploying it (job ", Field(*state, "job"), ").");
-    }
-    const std::string url = JsonPath(job.out, "job.result.url");
-    Set(*state, "url", url);
-    Advance(*state, kLive, "");
-    return absl::StrCat(Field(*state, "name"), " is live at ", url, " and answers \"",
-                        Field(*state, "text"), "\".");
+    return Next(*state);
   }
 
  private:
   static bool Busy(const Struct& state) {
     const std::string step = Field(state, "step");
     return step == kScaffold || step == kEngineering || step == kDeploy;
+  }
+
+  // While a step runs, the user is told so; a step whose job ended without
+  // its news reaching this session (a turn that failed, a new session) is
+  // taken up now.
+  std::optional<std::string> StillBusy() {
+    auto state = Load(file_);
+    if (!state || !Busy(*state)) return std::nullopt;
+    if (auto next = Next(*state)) return absl::StrCat(*next, " (Ask again once it is live.)");
+    return absl::StrCat("I am still building ", Field(*state, "name"), " (", Field(*state, "step"),
+                        "); I will tell you when it is live.");
+  }
+
+  // The step after the current job ended; nullopt while it runs.
+  std::optional<std::string> Next(Struct& state) {
+    const std::string job_id = Field(state, "job");
+    const std::string step = Field(state, "step");
+    auto job = cli_({"jobs", "get", job_id, "--json"});
+    const std::string ended = JsonPath(job.out, "job.state");
+    if (job.exit_code != 0 || ended.empty()) {
+      return absl::StrCat("I could not look up job ", job_id, ": ", FirstLine(job.err));
+    }
+    if (ended != "JOB_STATE_SUCCEEDED" && ended != "JOB_STATE_FAILED" &&
+        ended != "JOB_STATE_CANCELLED") {
+      return std::nullopt;
+    }
+    if (ended != "JOB_STATE_SUCCEEDED") {
+      const std::string why = FirstLine(JsonPath(job.out, "job.error.message"));
+      return Stop(state,
+                  absl::StrCat("The ", step, " step of ", Field(state, "name"),
+                               ended == "JOB_STATE_FAILED" ? " failed" : " was cancelled", " (job ",
+                               job_id, ")", why.empty() ? "." : absl::StrCat(": ", why)));
+    }
+    const std::string commit = JsonPath(job.out, "job.result.commit_sha").substr(0, 12);
+    if (step == kScaffold) {
+      return absl::StrCat("Scaffolded ", Field(state, "name"), " (commit ", commit, "). ",
+                          Engineer(state));
+    }
+    if (step == kEngineering) {
+      Set(state, "greeting", Field(state, "text"));
+      auto deployed = cli_({"deploy", "trigger", Field(state, "project"), "--json"});
+      if (auto stopped = Started(state, kDeploy, deployed,
+                                 "The change was pushed but I could not deploy it")) {
+        return *stopped;
+      }
+      return absl::StrCat("The change passed its tests and was pushed (commit ", commit,
+                          "). Deploying it (job ", Field(state, "job"), ").");
+    }
+    const std::string url = JsonPath(job.out, "job.result.url");
+    if (url.empty()) return Stop(state, "The deploy succeeded but named no URL.");
+    Set(state, "url", url);
+    Advance(state, kLive, "");
+    return absl::StrCat(Field(state, "name"), " is live at ", url, " and answers \"",
+                        Field(state, "text"), "\".");
+  }
+
+  // `step` started by `ran` (its job's id in its JSON), or the chain
+  // stopped saying why (`what`: what could not be done).
+  std::optional<std::string> Started(Struct& state, const std::string& step, const CliOutput& ran,
+                                     const std::string& what) {
+    const std::string job = ran.exit_code == 0 ? JsonPath(ran.out, "job.id") : "";
+    if (job.empty()) {
+      return Stop(
+          state,
+          absl::StrCat(what, ": ", ran.exit_code == 0 ? "no job was started" : FirstLine(ran.err)));
+    }
+    Advance(state, step, job);
+    return std::nullopt;
   }
   void Advance(Struct& state, const std::string& step, const std::string& job) {
     Set(state, "step", step);
@@ -209,10 +269,9 @@ class Chain {
     auto run =
         cli_({"engineering", "trigger", Field(state, "project"),
               EngineeringTask(state, Field(state, "text")), "--agent", "scripted", "--json"});
-    if (run.exit_code != 0) {
-      return Stop(state, absl::StrCat("I could not start the change: ", FirstLine(run.err)));
+    if (auto stopped = Started(state, kEngineering, run, "I could not start the change")) {
+      return *stopped;
     }
-    Advance(state, kEngineering, JsonPath(run.out, "job.id"));
     return absl::StrCat("A coding agent is making it answer \"", Field(state, "text"), "\" (job ",
                         Field(state, "job"), ").");
   }
@@ -227,7 +286,10 @@ std::optional<std::string> RunChainTurn(const std::string& prompt, const std::st
                                         const RunCli& cli) {
   Chain chain(state_file, cli);
   std::smatch m;
-  if (std::regex_search(prompt, m, BuildRequest())) {
+  // The platform's news first: its quoted error must not read as a request.
+  if (std::regex_search(prompt, m, JobEnded())) return chain.JobEnded(m[1]);
+  const std::string request = AsRequest(prompt);
+  if (std::regex_search(request, m, BuildRequest())) {
     std::string language = m[1];
     std::string name = m[2];
     for (auto* s : {&language, &name}) {
@@ -235,13 +297,8 @@ std::optional<std::string> RunChainTurn(const std::string& prompt, const std::st
     }
     return chain.Build(language, name, std::string(absl::StripAsciiWhitespace(m[3].str())));
   }
-  if (std::regex_search(prompt, m, ChangeRequest())) {
+  if (std::regex_search(request, m, ChangeRequest())) {
     return chain.Change(std::string(absl::StripAsciiWhitespace(m[1].str())));
-  }
-  if (std::regex_search(prompt, m, JobEnded())) {
-    std::string outcome = m[2];
-    for (char& c : outcome) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return chain.JobEnded(m[1], outcome);
   }
   return std::nullopt;
 }

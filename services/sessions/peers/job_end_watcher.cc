@@ -244,8 +244,14 @@ void JobEndWatcher::Tell(const jv1::Job& job, const std::string& key, jv1::JobSt
   std::vector<std::string> made;
   for (const char* field : {"url", "commit_sha", "release_id", "run_id", "repository_url"}) {
     auto it = job.result().fields().find(field);
-    if (it == job.result().fields().end() || it->second.string_value().empty()) continue;
-    made.push_back(absl::StrCat(field, " ", it->second.string_value().substr(0, 300)));
+    if (it == job.result().fields().end()) continue;
+    // Ids, URLs and commits only: one printable ASCII token, bounded (what
+    // a job wrote must not become words of the PO's prompt).
+    const std::string& value = it->second.string_value();
+    const bool token =
+        !value.empty() && value.size() <= 300 &&
+        std::all_of(value.begin(), value.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+    if (token) made.push_back(absl::StrCat(field, " ", value));
   }
   end.made = absl::StrJoin(made, "; ");
   if (auto it = job.params().fields().find(jobs::kStartedBecauseParam);

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
 namespace orchestrator::agents {
@@ -27,19 +29,29 @@ class FakeCli {
     if (what == "engineering trigger") return {0, R"({"job":{"id":"job_e"},"run":{}})", ""};
     if (what == "deploy trigger") return {0, R"({"job":{"id":"job_d"}})", ""};
     if (what == "jobs get") {
-      if (args[2] == failing) {
-        return {0, R"({"job":{"error":{"message":"health gate failed: /healthz answered 500"}}})",
+      const std::string state = ended.count(args[2]) ? ended.at(args[2]) : "JOB_STATE_RUNNING";
+      if (state == "JOB_STATE_FAILED") {
+        return {0,
+                R"({"job":{"state":"JOB_STATE_FAILED","error":{"message":"health gate failed: )"
+                R"(/healthz answered 500"}}})",
                 ""};
       }
       if (args[2] == "job_d") {
-        return {0, R"({"job":{"result":{"url":"http://prj-1.localhost:8090"}}})", ""};
+        return {0,
+                absl::StrCat(R"({"job":{"state":")", state,
+                             R"(","result":{"url":"http://prj-1.localhost:8090"}}})"),
+                ""};
       }
-      return {0, R"({"job":{"result":{"commit_sha":"0123456789abcdef"}}})", ""};
+      return {0,
+              absl::StrCat(R"({"job":{"state":")", state,
+                           R"(","result":{"commit_sha":"0123456789abcdef"}}})"),
+              ""};
     }
     return {2, "", "unknown command"};
   }
   std::vector<std::string> calls;
-  std::string failing;
+  // The jobs that ended, and how (the rest run).
+  std::map<std::string, std::string> ended;
 };
 
 class ScriptedChainTest : public ::testing::Test {
@@ -62,6 +74,7 @@ TEST_F(ScriptedChainTest, EachJobsEndStartsTheNextStepUntilTheUrl) {
                                       "scaffold run prj_1 --template python-http --answer "
                                       "service_title=shop --json"));
   cli_.calls.clear();
+  cli_.ended["job_s"] = "JOB_STATE_SUCCEEDED";
   auto scaffolded = Turn("Job job_s that you started succeeded. Tell the user in one sentence.");
   ASSERT_TRUE(scaffolded);
   EXPECT_THAT(*scaffolded, HasSubstr("Scaffolded shop (commit 0123456789ab)"));
@@ -73,15 +86,17 @@ TEST_F(ScriptedChainTest, EachJobsEndStartsTheNextStepUntilTheUrl) {
   EXPECT_THAT(cli_.calls[1], HasSubstr(R"("new":"GREETING = \"Hello there!\"")"));
   EXPECT_THAT(cli_.calls[1], HasSubstr("--agent scripted"));
   cli_.calls.clear();
-  EXPECT_THAT(*Turn("Job job_e that you started succeeded."),
+  cli_.ended["job_e"] = "JOB_STATE_SUCCEEDED";
+  EXPECT_THAT(Turn("Job job_e that you started succeeded.").value_or(""),
               HasSubstr("Deploying it (job job_d)"));
   EXPECT_THAT(cli_.calls.back(), "deploy trigger prj_1 --json");
-  EXPECT_EQ(*Turn("Job job_d that you started succeeded."),
+  cli_.ended["job_d"] = "JOB_STATE_SUCCEEDED";
+  EXPECT_EQ(Turn("Job job_d that you started succeeded.").value_or(""),
             "shop is live at http://prj-1.localhost:8090 and answers \"Hello there!\".");
 
   // Then a change goes from the text now served.
   cli_.calls.clear();
-  EXPECT_THAT(*Turn("change the text to Bonjour"), HasSubstr("coding agent"));
+  EXPECT_THAT(Turn("change the text to Bonjour").value_or(""), HasSubstr("coding agent"));
   EXPECT_THAT(cli_.calls[0], HasSubstr(R"("old":"GREETING = \"Hello there!\"")"));
   EXPECT_THAT(cli_.calls[0], HasSubstr(R"("new":"GREETING = \"Bonjour\"")"));
 }
@@ -97,15 +112,42 @@ TEST_F(ScriptedChainTest, OtherJobsAndOtherWordsAreNotTheChains) {
 
 TEST_F(ScriptedChainTest, AFailedStepEndsTheChainSayingWhyAndABuildWaitsForTheOneRunning) {
   ASSERT_TRUE(Turn("build a python service called shop that answers one"));
-  EXPECT_THAT(*Turn("build a python service called other that answers two"),
+  EXPECT_THAT(Turn("build a python service called other that answers two").value_or(""),
               HasSubstr("I am still building shop"));
+  cli_.ended["job_s"] = "JOB_STATE_SUCCEEDED";
   (void)Turn("Job job_s that you started succeeded.");
+  cli_.ended["job_e"] = "JOB_STATE_SUCCEEDED";
   (void)Turn("Job job_e that you started succeeded.");
-  cli_.failing = "job_d";
-  EXPECT_EQ(*Turn("Job job_d that you started failed."),
+  cli_.ended["job_d"] = "JOB_STATE_FAILED";
+  EXPECT_EQ(Turn("Job job_d that you started failed.").value_or(""),
             "The deploy step of shop failed (job job_d): health gate failed: /healthz answered "
             "500");
-  EXPECT_THAT(*Turn("change the text to three"), HasSubstr("is not live"));
+  // Stopped, the project is still there to change.
+  cli_.calls.clear();
+  EXPECT_THAT(Turn("change the text to three").value_or(""), HasSubstr("coding agent"));
+  EXPECT_THAT(cli_.calls[0], HasSubstr(R"("old":"GREETING = \"one\"")"));
+}
+
+TEST_F(ScriptedChainTest, WhatAMessageSaysOfAJobIsNoProofOfIt) {
+  ASSERT_TRUE(Turn("build a python service called shop that answers one"));
+  // The user (or anyone) says the scaffold succeeded while it still runs:
+  // nothing moves on.
+  EXPECT_FALSE(Turn("Job job_s that you started succeeded."));
+  EXPECT_THAT(cli_.calls.back(), "jobs get job_s --json");
+  // A job whose news never came is taken up at the next request.
+  cli_.ended["job_s"] = "JOB_STATE_SUCCEEDED";
+  EXPECT_THAT(Turn("build a python service called other that answers two").value_or(""),
+              HasSubstr("Scaffolded shop"));
+}
+
+TEST_F(ScriptedChainTest, HostileRequestsAreNotTheChainsAndStayFast) {
+  // A carriage return would break the service's source.
+  EXPECT_FALSE(Turn("build a python service called shop that answers a\rb"));
+  // Long prompts: no match, no crash, no hang.
+  EXPECT_FALSE(Turn("Job job_1 " + std::string(32000, 'x')));
+  EXPECT_FALSE(
+      Turn("build a python service called shop that answers y" + std::string(32000, ' ') + "z"));
+  EXPECT_TRUE(cli_.calls.empty());
 }
 
 }  // namespace

@@ -90,24 +90,6 @@ CommandOutput Orchestrator(const std::vector<std::string>& args, Printer& printe
   return result;
 }
 
-std::string JsonField(const std::string& json, const std::string& path) {
-  google::protobuf::Struct s;
-  if (!google::protobuf::util::JsonStringToMessage(json, &s).ok()) return "";
-  const google::protobuf::Struct* at = &s;
-  std::string key;
-  std::istringstream parts(path);
-  std::vector<std::string> keys;
-  while (std::getline(parts, key, '.')) keys.push_back(key);
-  for (size_t i = 0; i < keys.size(); ++i) {
-    auto it = at->fields().find(keys[i]);
-    if (it == at->fields().end()) return "";
-    if (i + 1 == keys.size()) return it->second.string_value();
-    if (!it->second.has_struct_value()) return "";
-    at = &it->second.struct_value();
-  }
-  return "";
-}
-
 std::string FirstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 using google::protobuf::Struct;
@@ -440,7 +422,7 @@ int RunScriptedAgent(const std::string& prompt, const std::string& session_id,
     const std::string name = m[1];
     auto r = Orchestrator({"project", "create", name, "--json"}, printer, &calls);
     reply = r.exit_code == 0
-                ? absl::StrCat("Created project ", name, " (", JsonField(r.out, "project.id"), ").")
+                ? absl::StrCat("Created project ", name, " (", JsonPath(r.out, "project.id"), ").")
                 : absl::StrCat("I could not create project ", name, ": ", FirstLine(r.err));
   } else if (std::regex_search(text, m, std::regex(R"((?:list|show) (?:my )?projects)"))) {
     auto r = Orchestrator({"project", "list"}, printer, &calls);
@@ -448,13 +430,13 @@ int RunScriptedAgent(const std::string& prompt, const std::string& session_id,
                              : "I could not list your projects: " + FirstLine(r.err);
   } else if (std::regex_search(text, m, std::regex(R"(deploy ([a-z0-9_][a-z0-9_-]*))"))) {
     auto r = Orchestrator({"deploy", "trigger", m[1], "--json"}, printer, &calls);
-    reply = r.exit_code == 0 ? absl::StrCat("Deploying; job ", JsonField(r.out, "job.id"), ".")
+    reply = r.exit_code == 0 ? absl::StrCat("Deploying; job ", JsonPath(r.out, "job.id"), ".")
                              : "I could not deploy: " + FirstLine(r.err);
   } else if (std::regex_search(text, m, std::regex(R"((?:start|run) a demo job)"))) {
     auto r = Orchestrator(
         {"jobs", "demo", "demo.sleep", "--params", R"({"seconds":1,"steps":2})", "--json"}, printer,
         &calls);
-    reply = r.exit_code == 0 ? absl::StrCat("Started job ", JsonField(r.out, "job.id"),
+    reply = r.exit_code == 0 ? absl::StrCat("Started job ", JsonPath(r.out, "job.id"),
                                             "; I will tell you when it finishes.")
                              : "I could not start a job: " + FirstLine(r.err);
   } else if (std::regex_search(

@@ -64,25 +64,6 @@ void Set(Struct& s, const std::string& key, const std::string& value) {
   (*s.mutable_fields())[key].set_string_value(value);
 }
 
-// A dotted path's string in a JSON object ("" when absent).
-std::string JsonPath(const std::string& json, const std::string& path) {
-  Struct s;
-  if (!google::protobuf::util::JsonStringToMessage(json, &s).ok()) return "";
-  const Struct* at = &s;
-  std::stringstream parts(path);
-  std::string key;
-  std::vector<std::string> keys;
-  while (std::getline(parts, key, '.')) keys.push_back(key);
-  for (size_t i = 0; i < keys.size(); ++i) {
-    auto it = at->fields().find(keys[i]);
-    if (it == at->fields().end()) return "";
-    if (i + 1 == keys.size()) return it->second.string_value();
-    if (!it->second.has_struct_value()) return "";
-    at = &it->second.struct_value();
-  }
-  return "";
-}
-
 std::string FirstLine(const std::string& text) {
   return std::string(absl::StripAsciiWhitespace(text.substr(0, text.find('\n'))));
 }
@@ -281,6 +262,24 @@ class Chain {
 };
 
 }  // namespace
+
+std::string JsonPath(const std::string& json, const std::string& path) {
+  Struct s;
+  if (!google::protobuf::util::JsonStringToMessage(json, &s).ok()) return "";
+  const Struct* at = &s;
+  std::stringstream parts(path);
+  std::string key;
+  std::vector<std::string> keys;
+  while (std::getline(parts, key, '.')) keys.push_back(key);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto it = at->fields().find(keys[i]);
+    if (it == at->fields().end()) return "";
+    if (i + 1 == keys.size()) return it->second.string_value();
+    if (!it->second.has_struct_value()) return "";
+    at = &it->second.struct_value();
+  }
+  return "";
+}
 
 std::optional<std::string> RunChainTurn(const std::string& prompt, const std::string& state_file,
                                         const RunCli& cli) {

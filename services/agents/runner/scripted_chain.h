@@ -14,6 +14,10 @@ struct CliOutput {
 };
 using RunCli = std::function<CliOutput(const std::vector<std::string>& args)>;
 
+// The string at a dotted path ("job.result.url") of a CLI call's --json
+// output; "" when it is not there.
+std::string JsonPath(const std::string& json, const std::string& path);
+
 // The chain the scripted PO agent runs without a model, one step per turn:
 //   "build a python service called NAME that answers TEXT" (or node)
 //     → project create, scaffold run (python-http / node-http);

@@ -117,9 +117,11 @@ class RemoteDeployTest : public testing::DeployFixture {
   // Registers the target as an SSH server and provisions it; then starts
   // what systemd would on a real server: its Caddy (with the Caddyfile the
   // playbook wrote) and, for the deploy user, its engine's socket.
-  infra::v1::Server ProvisionedServer() {
+  // The target as an SSH server named `name`, its Caddy serving on
+  // router_port_remote_.
+  infra::v1::RegisterServerRequest Registration(const std::string& name) {
     infra::v1::RegisterServerRequest req;
-    req.mutable_server()->set_name("remote-1");
+    req.mutable_server()->set_name(name);
     req.mutable_server()->set_kind(infra::v1::SERVER_KIND_SSH);
     req.mutable_server()->set_address(target_->address());
     req.mutable_server()->set_ssh_user(SshTarget::kUser);
@@ -128,6 +130,11 @@ class RemoteDeployTest : public testing::DeployFixture {
     req.mutable_server()->set_domain(kDomain);
     req.mutable_server()->set_router_listen(absl::StrCat("127.0.0.1:", router_port_remote_));
     req.set_ssh_private_key(target_->private_key());
+    return req;
+  }
+
+  infra::v1::Server ProvisionedServer() {
+    infra::v1::RegisterServerRequest req = Registration("remote-1");
     infra::v1::RegisterServerResponse registered;
     grpc::Status s = infra_->RegisterServer(Ctx().get(), req, &registered);
     EXPECT_TRUE(s.ok()) << s.error_message();
@@ -234,15 +241,7 @@ TEST_F(RemoteDeployTest, AProjectIsBuiltRunAndServedOnTheServerItWasDeployedTo) 
 }
 
 TEST_F(RemoteDeployTest, AServerNotProvisionedOrAnotherServerIsRefusedSayingWhatToDo) {
-  infra::v1::RegisterServerRequest req;
-  req.mutable_server()->set_name("bare");
-  req.mutable_server()->set_kind(infra::v1::SERVER_KIND_SSH);
-  req.mutable_server()->set_address(target_->address());
-  req.mutable_server()->set_ssh_user(SshTarget::kUser);
-  req.mutable_server()->set_port_range_start(kFirstPort);
-  req.mutable_server()->set_port_range_end(kLastPort);
-  req.mutable_server()->set_domain(kDomain);
-  req.set_ssh_private_key(target_->private_key());
+  infra::v1::RegisterServerRequest req = Registration("bare");
   infra::v1::RegisterServerResponse bare;
   ASSERT_TRUE(infra_->RegisterServer(Ctx().get(), req, &bare).ok());
   const std::string shop = ScaffoldedProject("shop");

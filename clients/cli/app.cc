@@ -23,6 +23,7 @@
 #include "clients/cli/follow.h"
 #include "clients/cli/output.h"
 #include "clients/cli/request.h"
+#include "services/common/auth/origin_claim.h"
 #include "services/common/auth/principal.h"
 #include "services/common/commands/command.h"
 #include "services/common/commands/format.h"
@@ -645,11 +646,15 @@ int Run(const std::vector<std::string>& args, const Environment& env, std::ostre
                            : !var("ORCHESTRATOR_ADDR").empty() ? var("ORCHESTRATOR_ADDR")
                                                                : kDefaultAddr;
   const std::string token = !inv.token.empty() ? inv.token : var("ORCHESTRATOR_TOKEN");
+  // Inside an agent's task: what started the task, so the jobs this call
+  // starts record their lineage.
+  const std::string origin = var(kOriginEnvironment);
   auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
   const absl::Duration timeout = inv.timeout;
-  auto context = [&token, timeout](bool deadline) {
+  auto context = [&token, &origin, timeout](bool deadline) {
     auto ctx = std::make_unique<grpc::ClientContext>();
     if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
+    if (!origin.empty()) ctx->AddMetadata(std::string(kOriginHeader), origin);
     if (deadline) ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
     return ctx;
   };

@@ -19,6 +19,7 @@
 #include "services/deploy/api/deploy_service.h"
 #include "services/deploy/domain/release_watch.h"
 #include "services/deploy/domain/route_reconciler.h"
+#include "services/deploy/peers/engineering_fix_peers.h"
 #include "services/deploy/peers/mesh_peers.h"
 #include "services/deploy/store/pg_release_store.h"
 #include "services/jobs/engine/job_engine.h"
@@ -175,6 +176,20 @@ class DeployComponent final : public Component {
     options.installation = *installation;
     options.work_dir = dir_;
     options.base_images = *std::move(bases);
+    // A failed deploy goes back to engineering when it is part of the mesh.
+    std::shared_ptr<DeployFixer> fixer;
+    if (ctx.reaches("engineering")) {
+      fixer = std::make_shared<DeployFixer>(
+          projects, releases,
+          std::make_shared<EngineeringFixPeers>(
+              [channel_to] {
+                return engineering::v1::EngineeringService::NewStub(channel_to("engineering"));
+              },
+              ctx.mesh, ctx.call_deadline, job_store, readiness));
+      options.on_failed_gate = [job_store, fixer](const FailedRelease& failed) {
+        return StartFix(*job_store, *fixer, failed);
+      };
+    }
     auto route_mu = std::make_shared<absl::Mutex>();
     auto deployer = std::make_shared<Deployer>(projects, source, allocations, releases, servers,
                                                route_mu, std::move(options));
@@ -182,8 +197,8 @@ class DeployComponent final : public Component {
       ReleaseWatchOptions watch;
       watch.window = absl::FromChrono(config_.deploy_watch_window);
       watch.failures = config_.deploy_watch_failures;
-      watch_ =
-          std::make_unique<ReleaseWatch>(releases, servers, AutomaticRollbacks(job_store), watch);
+      watch_ = std::make_unique<ReleaseWatch>(releases, servers,
+                                              AutomaticRollbacks(job_store, fixer), watch);
     }
     reconciler_ = std::make_shared<RouteReconciler>(releases, servers, route_mu, *installation);
 
@@ -199,6 +214,11 @@ class DeployComponent final : public Component {
     engine_->worker().Register(kRollbackJobKind, [deployer](jobs::JobContext& job) {
       return deployer->Rollback(JobOf(job), jobs::HooksOf(job));
     });
+    if (fixer != nullptr) {
+      engine_->worker().Register(kFixJobKind, [fixer](jobs::JobContext& job) {
+        return fixer->Run(job.job(), jobs::HooksOf(job));
+      });
+    }
     if (auto s = engine_->Start(absl::FromChrono(ctx.call_deadline), "deploy"); !s.ok()) return s;
 
     executor_ = std::make_shared<BoundedExecutor>(4, 256);
@@ -227,25 +247,68 @@ class DeployComponent final : public Component {
     if (auto it = params.find(kOnlyWhileLiveParam); it != params.end()) {
       run.only_while_live = it->second.string_value();
     }
+    if (auto it = params.find(kAfterFixParam); it != params.end()) {
+      run.after_fix = it->second.string_value();
+    }
     return run;
   }
 
   // The rollback the watch decides on: a job of the failing release's
   // owner, one per failing release, telling why (the sessions component
   // tells the owner when it ends).
-  static StartRollback AutomaticRollbacks(std::shared_ptr<jobs::PgJobStore> jobs) {
-    return [jobs](const v1::Release& failing, const v1::Release& target,
-                  const std::string& reason) -> absl::Status {
+  static StartRollback AutomaticRollbacks(std::shared_ptr<jobs::PgJobStore> jobs,
+                                          std::shared_ptr<DeployFixer> fixer) {
+    return [jobs, fixer](const v1::Release& failing, const v1::Release& target,
+                         const std::string& reason) -> absl::Status {
       jobs::EnqueueRequest job = RollbackJob(failing.owner_id(), failing.project_id(), target.id(),
                                              absl::StrCat("auto-rollback-", failing.id()));
       auto& params = *job.params.mutable_fields();
       params[kOnlyWhileLiveParam].set_string_value(failing.id());
       params[jobs::kStartedBecauseParam].set_string_value(reason);
+      job.origin = jobs::PlatformOrigin(failing.job_id());
       auto queued = jobs->Enqueue(job, absl::Now());
       if (!queued.ok()) return queued.status();
       spdlog::warn("deploy: {}: job {}", reason, queued->id());
+      // And the failure goes back to engineering, once.
+      if (fixer == nullptr) return absl::OkStatus();
+      auto deployed = jobs->Get(failing.job_id());
+      const bool came_of_fix =
+          deployed.ok() && deployed->params().fields().contains(kAfterFixParam);
+      (void)StartFix(*jobs, *fixer,
+                     {.release = failing, .why = reason, .came_of_fix = came_of_fix});
       return absl::OkStatus();
     };
+  }
+
+  // The fix of a failed release, if one is due: returns what to tell
+  // ("The platform started a fix: job …"), or "".
+  static std::string StartFix(jobs::PgJobStore& jobs, DeployFixer& fixer,
+                              const FailedRelease& failed) {
+    auto plan = fixer.Plan(failed);
+    if (!plan.ok()) {
+      spdlog::warn("deploy: no fix of release {}: {}", failed.release.id(),
+                   plan.status().ToString());
+      return "";
+    }
+    if (!*plan) return "";
+    jobs::EnqueueRequest fix;
+    fix.kind = kFixJobKind;
+    fix.owner_id = failed.release.owner_id();
+    fix.project_id = failed.release.project_id();
+    fix.params = (*plan)->params;
+    fix.request_id = (*plan)->request_id;
+    fix.max_attempts = 5;
+    fix.concurrency_key = absl::StrCat("deploy-fix:", failed.release.project_id());
+    fix.origin = jobs::PlatformOrigin(failed.release.job_id());
+    auto queued = jobs.Enqueue(fix, absl::Now());
+    if (!queued.ok()) {
+      spdlog::warn("deploy: the fix of release {} not queued: {}", failed.release.id(),
+                   queued.status().ToString());
+      return "";
+    }
+    spdlog::info("deploy: release {} failed; fix job {}", failed.release.id(), queued->id());
+    return absl::StrCat("The platform started a fix (job ", queued->id(),
+                        "): one engineering run with this failure, and a redeploy if it passes.");
   }
 
   // The releases that went live lately, probed once (the scheduler's
@@ -325,6 +388,7 @@ ComponentSpec Registration() {
   return {.name = "deploy",
           .service = v1::DeployService::service_full_name(),
           .peers = {"projects", "infra", "jobs"},
+          .optional_peers = {"engineering"},
           .migrations = &db::DeployMigrations,
           .read_flags = &ReadFlags,
           .build = &DeployComponent::Build,

@@ -6,6 +6,7 @@
 #include "services/jobs/api/job_service.h"
 #include "services/jobs/engine/demo_handlers.h"
 #include "services/jobs/engine/job_engine.h"
+#include "services/jobs/peers/session_messages.h"
 
 // The flags this component reads (ReadFlags), wherever it is hosted.
 ABSL_FLAG(bool, demo_jobs, false, "run the demo.sleep / demo.fail / demo.noop job kinds");
@@ -44,6 +45,15 @@ class JobsComponent final : public Component {
         });
     JobServiceOptions options{ctx.config.demo_jobs};
     options.projects = ctx.project_visibility;
+    // A project's history shows the messages that started its jobs when
+    // the sessions component is part of the mesh.
+    if (ctx.reaches("sessions")) {
+      options.messages = std::make_shared<SessionMessagesOverStub>(
+          [channel = ctx.channel_to] {
+            return sessions::v1::SessionService::NewStub(channel("sessions"));
+          },
+          ctx.mesh, ctx.call_deadline);
+    }
     Serve(ctx.host,
           std::make_unique<JobServiceImpl>(std::make_shared<JobBoard>(engine_.store()),
                                            engine_.store(), &engine_.hub(), ctx.executor, options),
@@ -76,6 +86,7 @@ ComponentSpec Registration() {
   return {.name = "jobs",
           .service = v1::JobService::service_full_name(),
           .peers = {"projects"},
+          .optional_peers = {"sessions"},
           .migrations = &db::JobsMigrations,
           .read_flags = &ReadFlags,
           .build = [](ComponentContext& ctx) -> absl::StatusOr<std::unique_ptr<Component>> {

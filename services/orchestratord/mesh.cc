@@ -101,6 +101,10 @@ absl::Status Mesh::Build() {
                            .host = host_,
                            .channel_to = [this](const std::string& c) { return ChannelTo(c); },
                            .components = ComponentNames(),
+                           .reaches =
+                               [this](const std::string& c) {
+                                 return config_.Hosts(c) || config_.remote_addrs.contains(c);
+                               },
                            .project_visibility = project_visibility,
                            .call_deadline = config_.call_deadline,
                            .periodic_tasks = PeriodicTasks()};

@@ -756,6 +756,7 @@ absl::StatusOr<std::string> WorkerSpawner::RunTask(const Principal& caller,
   task.set_prompt(req.prompt());
   task.set_agent_session_id(req.agent_session_id());
   task.set_idempotency_key(req.idempotency_key());
+  task.set_origin(req.origin());
   if (req.has_timeout()) *task.mutable_timeout() = req.timeout();
   return AdmitTask(caller, req.worker_id(), std::move(task), req.request_id(), std::move(listener),
                    handle);

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -241,6 +242,21 @@ std::optional<std::string> ReadWhole(const fs::path& path) {
   return s.str();
 }
 
+// The last good commit a fix task after a failed deploy names (the deploy
+// component's DeployFixer::TaskOf), if the prompt is one.
+std::optional<std::string> LastGoodCommit(const std::string& prompt) {
+  constexpr char kFailing[] = "\nFailing commit: ";
+  constexpr char kGood[] = "\nLast good commit: ";
+  const size_t good = prompt.find(kGood);
+  if (prompt.find(kFailing) == std::string::npos || good == std::string::npos) return std::nullopt;
+  std::string sha = prompt.substr(good + sizeof(kGood) - 1, 40);
+  const bool hex = sha.size() == 40 && std::all_of(sha.begin(), sha.end(), [](char c) {
+                     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                   });
+  if (!hex) return std::nullopt;
+  return sha;
+}
+
 }  // namespace
 
 const std::vector<ScriptedStep>& StepScript::ForAttempt(int attempt) const {
@@ -409,6 +425,22 @@ int RunScriptedAgent(const std::string& prompt, const std::string& session_id,
     const BashToolRun run = RunBashTool(prompt.substr(strlen("run: ")), paths.working_directory,
                                         absl::StrCat("call_", ++calls), emit);
     reply = absl::StrCat("exit ", run.exit_code, "\n", run.output);
+  } else if (auto good = LastGoodCommit(prompt)) {
+    // The platform's fix task after a failed deploy: the scripted
+    // developer undoes what broke it, restoring the files of the last
+    // commit that deployed healthy (a model would read the failure).
+    const BashToolRun run = RunBashTool(
+        absl::StrCat("git -C repo checkout ", *good, " -- . && git -C repo status --short"),
+        paths.working_directory, absl::StrCat("call_", ++calls), emit);
+    if (run.exit_code == 0) {
+      reply =
+          absl::StrCat("Restored the files of commit ", good->substr(0, 12),
+                       ", the last one that deployed healthy: the change that failed is undone.");
+    } else {
+      result.set_status(v1::TASK_STATUS_FAILED);
+      reply = absl::StrCat("I could not restore commit ", good->substr(0, 12), ": ",
+                           FirstLine(run.output));
+    }
   } else if (auto chained = RunChainTurn(prompt, (dir / (id + ".chain")).string(),
                                          [&](const std::vector<std::string>& args) {
                                            CommandOutput r = Orchestrator(args, printer, &calls);

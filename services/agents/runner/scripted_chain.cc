@@ -47,6 +47,13 @@ const std::regex& JobEnded() {
   static const std::regex kPattern(R"(^Job (job_[a-z0-9]{1,64}) that you started )");
   return kPattern;
 }
+// The platform's turn when a job it started on its own ended (a rollback, a
+// fix after a failed deploy, its engineering run and redeploy).
+const std::regex& PlatformJobEnded() {
+  static const std::regex kPattern(
+      R"(^The platform started [a-z.]{1,64} job (job_[a-z0-9]{1,64}) on its own)");
+  return kPattern;
+}
 // The prompt as a request: trailing spaces and one final '.' off; "" when
 // too long to be one.
 std::string AsRequest(const std::string& prompt) {
@@ -155,6 +162,71 @@ class Chain {
     return Engineer(*state);
   }
 
+  // The platform's own job `job_id` ended; nullopt when it is not of the
+  // chain's project. A fix after the chain's failed deploy is followed to
+  // its redeploy; what happened is asked of the platform.
+  std::optional<std::string> PlatformJobEnded(const std::string& job_id) {
+    auto state = Load(file_);
+    if (!state || Field(*state, "project").empty()) return std::nullopt;
+    auto job = cli_({"jobs", "get", job_id, "--json"});
+    if (job.exit_code != 0 || JsonPath(job.out, "job.project_id") != Field(*state, "project")) {
+      return std::nullopt;
+    }
+    const std::string kind = JsonPath(job.out, "job.kind");
+    const std::string ended = JsonPath(job.out, "job.state");
+    if (ended != "JOB_STATE_SUCCEEDED" && ended != "JOB_STATE_FAILED" &&
+        ended != "JOB_STATE_CANCELLED") {
+      return std::nullopt;
+    }
+    const bool ok = ended == "JOB_STATE_SUCCEEDED";
+    const std::string why = FirstLine(JsonPath(job.out, "job.error.message"));
+    const std::string name = Field(*state, "name");
+    const std::string commit = JsonPath(job.out, "job.result.commit_sha").substr(0, 12);
+    const std::string still =
+        Field(*state, "url").empty()
+            ? ""
+            : absl::StrCat(" ", name, " is still live at ", Field(*state, "url"), ".");
+    if (kind == "engineering") {
+      return ok ? absl::StrCat("A coding agent's fix for ", name, " passed its tests (commit ",
+                               commit, ").")
+                : absl::StrCat("A coding agent could not fix ", name, " (job ", job_id, "): ", why);
+    }
+    if (kind == "deploy.fix") {
+      if (!ok) {
+        return Stop(*state, absl::StrCat("The platform could not fix ", name,
+                                         "'s failed deploy (job ", job_id, "): ", why));
+      }
+      const std::string redeploy = JsonPath(job.out, "job.result.deploy_job_id");
+      Advance(*state, kDeploy, redeploy);
+      return absl::StrCat("The platform is deploying the fix of ", name, " (commit ", commit,
+                          ", job ", redeploy, ").");
+    }
+    if (kind == kDeploy && Field(*state, "job") == job_id) {
+      if (!ok) {
+        return Stop(*state, absl::StrCat("The deploy of ", name, "'s fix failed too (job ", job_id,
+                                         "): ", why, still));
+      }
+      const std::string url = JsonPath(job.out, "job.result.url");
+      // The fix undid the change that failed: the greeting is the one that
+      // was live before it.
+      Set(*state, "greeting", Field(*state, "live_greeting"));
+      Set(*state, "text", Field(*state, "live_greeting"));
+      Set(*state, "url", url);
+      Advance(*state, kLive, "");
+      return absl::StrCat(name, " is live again at ", url, " with the fix, answering \"",
+                          Field(*state, "greeting"), "\" as before the change that failed.");
+    }
+    if (kind == "rollback") {
+      return ok ? absl::StrCat("The platform rolled ", name,
+                               " back to its previous release: the new one failed its health "
+                               "checks.")
+                : absl::StrCat("The platform could not roll ", name, " back (job ", job_id,
+                               "): ", why);
+    }
+    return absl::StrCat("The platform's ", kind, " job ", job_id, " for ", name,
+                        ok ? " succeeded." : absl::StrCat(" failed: ", why));
+  }
+
   // The platform's turn about `job_id`; nullopt when it is not the chain's
   // current job or the job has not ended. What happened is asked of the
   // platform (`jobs get`): the words of a message are no proof.
@@ -219,6 +291,7 @@ class Chain {
     const std::string url = JsonPath(job.out, "job.result.url");
     if (url.empty()) return Stop(state, "The deploy succeeded but named no URL.");
     Set(state, "url", url);
+    Set(state, "live_greeting", Field(state, "greeting"));
     Advance(state, kLive, "");
     return absl::StrCat(Field(state, "name"), " is live at ", url, " and answers \"",
                         Field(state, "text"), "\".");
@@ -287,6 +360,7 @@ std::optional<std::string> RunChainTurn(const std::string& prompt, const std::st
   std::smatch m;
   // The platform's news first: its quoted error must not read as a request.
   if (std::regex_search(prompt, m, JobEnded())) return chain.JobEnded(m[1]);
+  if (std::regex_search(prompt, m, PlatformJobEnded())) return chain.PlatformJobEnded(m[1]);
   const std::string request = AsRequest(prompt);
   if (std::regex_search(request, m, BuildRequest())) {
     std::string language = m[1];

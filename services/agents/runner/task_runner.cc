@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "services/common/auth/origin_claim.h"
 #include "services/common/process/child_process.h"
 
 extern char** environ;
@@ -61,6 +62,8 @@ v1::TaskResult RunAgentTask(const v1::Task& task, AgentAdapter& adapter, const s
   // The agent's `orchestrator` calls derive their request ids from it: a
   // task run again for the same work repeats none of them.
   if (!task.idempotency_key().empty()) env["ORCHESTRATOR_IDEMPOTENCY_KEY"] = task.idempotency_key();
+  // And name what started the task: the jobs they start record it.
+  if (!task.origin().empty()) env[kOriginEnvironment] = task.origin();
   auto exit = RunChild(adapter.Command(input), env, cwd, on_line, absl::Now() + timeout, cancel,
                        8192, after_agent);
   *result.mutable_end_time() = Now();

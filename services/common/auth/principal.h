@@ -7,6 +7,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "services/common/auth/origin_claim.h"
 
 namespace orchestrator {
 
@@ -39,6 +40,9 @@ struct Principal {
   // For a worker's agent token: the only project it may reach; empty = not
   // limited.
   std::string project_id = {};
+  // What the call says started it (x-orchestrator-origin): the lineage of
+  // the jobs it starts, never a right.
+  OriginClaim origin = {};
 
   bool Allows(absl::string_view permission) const;
 };

@@ -4,7 +4,9 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "orchestrator/admin/v1/admin.grpc.pb.h"
 #include "orchestrator/agents/v1/agents.grpc.pb.h"
 #include "orchestrator/common/v1/options.pb.h"
@@ -55,6 +57,12 @@ std::vector<Param> Paging() {
 std::vector<Param> With(std::vector<Param> a, const std::vector<Param>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
+}
+
+Param DeployFixFlag() {
+  return Flag("deploy-fix", "project.deploy_fix",
+              "on (default): a deploy that fails its health gate, or is rolled back, gets one "
+              "engineering run with the failure and a redeploy; off: only reported");
 }
 
 Param ChangeDeliveryFlag() {
@@ -119,6 +127,59 @@ std::vector<Column> EngineeringRunColumns() {
       {"CREATED", "create_time"}};
 }
 
+// A project's history, one step a row: when, what, its id and the step it
+// came from, who, how it ended, what it made, and its model usage.
+std::vector<Column> HistoryStepColumns() {
+  using Step = jobs::HistoryStep;
+  return {{"WHEN", "create_time"},
+          {"STEP", "",
+           [](const Message& m, absl::Time) {
+             const auto& step = static_cast<const Step&>(m);
+             switch (step.kind()) {
+               case jobs::HISTORY_STEP_KIND_USER_MESSAGE:
+                 return std::string("message");
+               case jobs::HISTORY_STEP_KIND_JOB_NEWS:
+                 return std::string("news");
+               default:
+                 return step.job_kind();
+             }
+           }},
+          {"ID", "id"},
+          {"FROM", "parent_id"},
+          {"BY", "actor"},
+          {"OUTCOME", "",
+           [](const Message& m, absl::Time) {
+             const auto& step = static_cast<const Step&>(m);
+             std::string text = step.summary();
+             // One line per step: a message's own lines joined.
+             absl::StrReplaceAll({{"\n", " "}, {"\r", " "}, {"\t", " "}}, &text);
+             return text.size() > 60 ? text.substr(0, 57) + "..." : text;
+           }},
+          {"MADE", "",
+           [](const Message& m, absl::Time) {
+             const auto& made = static_cast<const Step&>(m).made();
+             std::vector<std::string> parts;
+             for (const char* key : {"url", "commit_sha", "release_id", "run_id"}) {
+               auto it = made.find(key);
+               if (it == made.end()) continue;
+               parts.push_back(std::string(key) == "commit_sha" ? it->second.substr(0, 12)
+                                                                : it->second);
+             }
+             return absl::StrJoin(parts, " ");
+           }},
+          {"TOKENS", "",
+           [](const Message& m, absl::Time) {
+             const auto& usage = static_cast<const Step&>(m).usage();
+             const int64_t tokens = usage.input_tokens() + usage.output_tokens();
+             return tokens > 0 ? CountText(tokens) : std::string();
+           }},
+          {"COST", "", [](const Message& m, absl::Time) {
+             const int64_t micros = static_cast<const Step&>(m).usage().cost_usd_micros();
+             return micros > 0 ? absl::StrFormat("$%.4f", static_cast<double>(micros) / 1e6)
+                               : std::string();
+           }}};
+}
+
 std::string LogLineText(const Message& m, absl::Time) {
   const auto& line = static_cast<const common::v1::LogLine&>(m);
   std::string source = line.source().empty() ? "" : line.source() + " ";
@@ -142,7 +203,7 @@ std::vector<Command> Build() {
                   Flag("description", "project.description", "what it is"),
                   Flag("repository-url", "project.repository_url", "its git repository"),
                   Flag("template", "project.template_id", "scaffold from this template"),
-                  ChangeDeliveryFlag()},
+                  ChangeDeliveryFlag(), DeployFixFlag()},
        .show_field = "project"});
   add({.group = "project",
        .name = "list",
@@ -171,7 +232,8 @@ std::vector<Command> Build() {
                   Flag("display-name", "project.display_name", "name for people"),
                   Flag("description", "project.description", "what it is"),
                   Flag("repository-url", "project.repository_url", "its git repository"),
-                  Flag("status", "project.status", "the new status"), ChangeDeliveryFlag()},
+                  Flag("status", "project.status", "the new status"), ChangeDeliveryFlag(),
+                  DeployFixFlag()},
        .show_field = "project",
        .details = "The update mask is the set of flags given."});
   add({.group = "project",
@@ -206,6 +268,23 @@ std::vector<Command> Build() {
        .rpc = Unary<projects::ProjectService>(&projects::ProjectService::Stub::DeleteSecret),
        .params = {Arg("PROJECT", "project_id", "the project's id"),
                   Arg("NAME", "name", "the secret's name")}});
+
+  add({.group = "project",
+       .name = "history",
+       .summary = "what led from a message to what runs: the project's steps, oldest first",
+       .rpc = Unary<jobs::JobService>(&jobs::JobService::Stub::ListProjectHistory),
+       .params = {Arg("PROJECT", "project_id", "the project's id"),
+                  Flag("leading-to", "leading_to",
+                       "only the steps that led to this job or release (job_…, rel_…)"),
+                  Flag("limit", "page_size", "at most this many of the newest steps (200)")},
+       .list_field = "steps",
+       .columns = HistoryStepColumns(),
+       .details = "Each step is a message to the PO (message), the platform's news of a job the "
+                  "PO acted on (news), or a job (scaffold, engineering, deploy, ...); FROM is the "
+                  "step that led to it. TOKENS and COST are the model usage of an engineering "
+                  "run's agent or of the PO's turn on a message; total_usage sums them.\n"
+                  "  orchestrator project history PROJECT --leading-to rel_...   which message "
+                  "asked for this release?"});
 
   // --- jobs ------------------------------------------------------------------
   // --- scaffold --------------------------------------------------------------

@@ -35,6 +35,9 @@ struct ComponentContext {
   std::function<std::shared_ptr<grpc::Channel>(const std::string& component)> channel_to;
   // Every component of the mesh, hosted here or not.
   std::vector<std::string> components;
+  // Whether `component` is part of this mesh: hosted here or named by
+  // --<component>_addr (for optional peers).
+  std::function<bool(const std::string& component)> reaches;
   // Project ids a request names, checked with ProjectService as the caller.
   ProjectVisibilityPtr project_visibility;
   std::chrono::milliseconds call_deadline;
@@ -86,6 +89,10 @@ struct ComponentSpec {
   std::string service;  // its contract's service, e.g. "orchestrator.projects.v1.ProjectService"
   // Components it calls: each must be hosted here or named by --<peer>_addr.
   std::vector<std::string> peers;
+  // Components it calls when they are part of the mesh (hosted here or
+  // named by --<peer>_addr; ComponentContext::reaches): without one, what
+  // needs it is left out and says so (e.g. a history without messages).
+  std::vector<std::string> optional_peers = {};
   // Its schema, applied before it is built; null when it keeps no state.
   const db::MigrationSet& (*migrations)() = nullptr;
   // Reads the flags it declares (in its component.cc) into the config;

@@ -35,6 +35,21 @@ inline std::optional<std::string> NullIfEmpty(absl::string_view s) {
   return std::string(s);
 }
 
+// A text[] parameter ($n::text[]) holding `items`.
+inline std::string TextArray(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += ",";
+    out += "\"";
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += "\"";
+  }
+  return out + "}";
+}
+
 // A query's rows, read as text.
 class Result final {
  public:

@@ -113,16 +113,24 @@ class RpcInterceptor final : public grpc::experimental::Interceptor {
                       : RandomUrlSafe(12);
     CallInfo info{method_, request_id_};
     if (access_ != nullptr) {
-      info.caller = Admit(MetadataValue(md, "authorization"), MetadataValue(md, kActForHeader));
+      info.caller = Admit(MetadataValue(md, "authorization"), MetadataValue(md, kActForHeader),
+                          MetadataValue(md, kOriginHeader));
       if (!info.caller.ok()) refusal_ = info.caller.status();
     }
     internal::RegisterCall(context_, std::move(info));
   }
 
   // Who calls, if they may call this method now.
-  absl::StatusOr<Principal> Admit(absl::string_view authorization, absl::string_view act_for) {
+  absl::StatusOr<Principal> Admit(absl::string_view authorization, absl::string_view act_for,
+                                  absl::string_view origin) {
     auto principal = Authenticate(authorization, *verifier_, mesh_);
     if (!principal.ok()) return principal.status();
+    auto claim = ParseOriginClaim(origin);
+    if (!claim.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(kOriginHeader, ": ", claim.status().message()));
+    }
+
     authenticated_ = true;
     user_id_ = principal->user_id;
     if (!act_for.empty()) {
@@ -160,6 +168,7 @@ class RpcInterceptor final : public grpc::experimental::Interceptor {
                           wait);
       }
     }
+    principal->origin = *std::move(claim);
     return principal;
   }
 

@@ -63,6 +63,31 @@ bool IsHuman(absl::string_view text, bool multiline) {
   return true;
 }
 
+// `text` with what IsHuman refuses replaced: a character by a space, a byte
+// that is no UTF-8 by '?'.
+std::string AsHuman(absl::string_view text, bool multiline) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t start = i;
+    const int32_t cp = NextCodePoint(text, &i);
+    if (cp < 0) {
+      out += '?';
+      i = start + 1;
+      continue;
+    }
+    const bool line_break = cp == '\n' || cp == '\t' || cp == '\r';
+    if ((multiline && line_break) || !(cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 ||
+                                       cp == 0x2029 || IsBidiControl(cp))) {
+      out.append(text.data() + start, i - start);
+    } else {
+      out += ' ';
+    }
+  }
+  return out;
+}
+
 bool IsToken(absl::string_view text) {
   for (unsigned char c : text) {
     if (c < 0x21 || c > 0x7e) return false;
@@ -389,6 +414,7 @@ void FitToBounds(Message* message) { Fit(message, 0); }
 
 bool IsHumanLine(absl::string_view text) { return IsHuman(text, false); }
 bool IsHumanText(absl::string_view text) { return IsHuman(text, true); }
+std::string HumanTextOf(absl::string_view text) { return AsHuman(text, true); }
 
 std::string Truncated(absl::string_view text, size_t max_bytes) {
   if (text.size() <= max_bytes) return std::string(text);

@@ -48,6 +48,9 @@ std::vector<std::string> UnboundedFields(const google::protobuf::Descriptor* req
 bool IsHumanLine(absl::string_view text);
 // As IsHumanLine, plus newline and tab.
 bool IsHumanText(absl::string_view text);
+// `text` made IsHumanText: what it refuses becomes a space (a byte that is
+// no UTF-8, '?'). For quoting what a program wrote (a container's log).
+std::string HumanTextOf(absl::string_view text);
 
 // `text` cut to at most `max_bytes` (on a UTF-8 character boundary) with an
 // ellipsis when cut: for echoing what a caller sent.

@@ -27,6 +27,21 @@ jobs::EnqueueRequest RollbackJob(const std::string& owner_id, const std::string&
   return job;
 }
 
+jobs::EnqueueRequest DeployJobFor(const std::string& owner_id, const std::string& project_id,
+                                  const Readiness& ready, const std::string& request_id) {
+  jobs::EnqueueRequest job;
+  job.kind = kDeployJobKind;
+  job.owner_id = owner_id;
+  job.project_id = project_id;
+  (*job.params.mutable_fields())["commit_sha"].set_string_value(ready.commit_sha);
+  // Where readiness found (or made) the project's ports.
+  (*job.params.mutable_fields())["server_id"].set_string_value(ready.slots.live.server_id());
+  job.request_id = request_id;
+  job.max_attempts = 5;
+  job.concurrency_key = DeployConcurrencyKey(project_id);
+  return job;
+}
+
 absl::StatusOr<bool> DeployInFlightIn(jobs::PgJobStore& jobs, const std::string& project_id) {
   for (const char* kind : {kDeployJobKind, kRollbackJobKind}) {
     for (auto state : {jobs::v1::JOB_STATE_QUEUED, jobs::v1::JOB_STATE_RUNNING}) {
@@ -101,16 +116,9 @@ grpc::ServerUnaryReactor* DeployServiceImpl::TriggerDeploy(grpc::CallbackServerC
                                        req->server_id());
         if (!ready.ok()) return ready.status();
         if (auto s = ready->AsStatus(); !s.ok()) return s;
-        jobs::EnqueueRequest job;
-        job.kind = kDeployJobKind;
-        job.owner_id = caller.user_id;
-        job.project_id = req->project_id();
-        (*job.params.mutable_fields())["commit_sha"].set_string_value(ready->commit_sha);
-        // Where readiness found (or made) the project's ports.
-        (*job.params.mutable_fields())["server_id"].set_string_value(ready->slots.live.server_id());
-        job.request_id = req->request_id();
-        job.max_attempts = 5;
-        job.concurrency_key = DeployConcurrencyKey(req->project_id());
+        jobs::EnqueueRequest job =
+            DeployJobFor(caller.user_id, req->project_id(), *ready, req->request_id());
+        job.origin = jobs::OriginOf(caller);
         return FillResponse(jobs_->Enqueue(job, absl::Now()),
                             [resp](jobs::v1::Job j) { *resp->mutable_job() = std::move(j); });
       });
@@ -151,9 +159,10 @@ grpc::ServerUnaryReactor* DeployServiceImpl::Rollback(grpc::CallbackServerContex
           return absl::FailedPreconditionError(
               "a deploy or rollback of the project is queued or running: wait for it to end");
         }
-        return FillResponse(jobs_->Enqueue(RollbackJob(caller.user_id, req->project_id(),
-                                                       target->id(), req->request_id()),
-                                           absl::Now()),
+        jobs::EnqueueRequest job =
+            RollbackJob(caller.user_id, req->project_id(), target->id(), req->request_id());
+        job.origin = jobs::OriginOf(caller);
+        return FillResponse(jobs_->Enqueue(job, absl::Now()),
                             [resp](jobs::v1::Job j) { *resp->mutable_job() = std::move(j); });
       });
 }

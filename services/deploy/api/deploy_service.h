@@ -24,6 +24,11 @@ jobs::EnqueueRequest RollbackJob(const std::string& owner_id, const std::string&
                                  const std::string& target_release_id,
                                  const std::string& request_id);
 
+// The deploy job of what readiness found ready: its commit, on the server
+// holding the project's ports.
+jobs::EnqueueRequest DeployJobFor(const std::string& owner_id, const std::string& project_id,
+                                  const Readiness& ready, const std::string& request_id);
+
 // DeployService: readiness (the one definition), deploys and rollbacks as
 // jobs, releases and their deploy logs. Every call checks, as the caller,
 // that the project is theirs.

@@ -291,7 +291,20 @@ absl::StatusOr<google::protobuf::Struct> Deployer::Launch(
     if (now.ok() && now->status() == v1::RELEASE_STATUS_DEPLOYING) {
       if (!now->container_name().empty())
         (void)at.engine->RemoveContainer(now->container_name(), true);
-      (void)releases_->MarkFailed(release.id(), std::string(launched.status().message()));
+      const std::string why(launched.status().message());
+      (void)releases_->MarkFailed(release.id(), why);
+      if (options_.on_failed_gate && absl::StartsWith(why, kHealthGateFailed)) {
+        now->set_status(v1::RELEASE_STATUS_FAILED);
+        now->set_failure_reason(why);
+        const std::string told = options_.on_failed_gate(
+            {.release = *now, .why = why, .came_of_fix = !job.after_fix.empty()});
+        if (!told.empty()) {
+          // On the error's first line, where people (and agents) read it.
+          const size_t eol = std::min(why.find('\n'), why.size());
+          return absl::Status(launched.status().code(),
+                              absl::StrCat(why.substr(0, eol), " ", told, why.substr(eol)));
+        }
+      }
     }
   }
   return launched;
@@ -470,7 +483,7 @@ absl::Status Deployer::HealthGate(const ServerTarget& at, const common::v1::RunC
   }
   hooks.log(absl::StrCat("health gate: ", last));
   return absl::FailedPreconditionError(absl::StrCat(
-      "health gate failed: ", last, "; its last lines:\n", LastLines(at, container, 20)));
+      kHealthGateFailed, ": ", last, "; its last lines:\n", LastLines(at, container, 20)));
 }
 
 std::string Deployer::LastLines(const ServerTarget& at, const std::string& container, int lines) {

@@ -12,6 +12,7 @@
 #include "orchestrator/deploy/v1/deploy.pb.h"
 #include "services/common/containers/container_engine.h"
 #include "services/common/router/router.h"
+#include "services/deploy/domain/deploy_fixer.h"
 #include "services/deploy/domain/deploy_ports.h"
 #include "services/deploy/domain/release_store.h"
 #include "services/jobs/domain/job_hooks.h"
@@ -32,7 +33,12 @@ struct DeployJob {
   std::string only_while_live;
   // deploy: the server asked for ("": where the project's ports are).
   std::string server_id;
+  // deploy: the fix job whose change it deploys (kAfterFixParam).
+  std::string after_fix;
 };
+
+// How a deploy's error starts when its release failed the health gate.
+inline constexpr char kHealthGateFailed[] = "health gate failed";
 
 struct DeployerOptions {
   std::string work_dir;  // checkouts, one per running job
@@ -52,6 +58,9 @@ struct DeployerOptions {
   // This installation (its database's), on every container and image it
   // makes: a container engine may serve others too.
   std::string installation;
+  // Told when a deploy's release failed the health gate for good; what it
+  // returns (a sentence, e.g. the fix it started) joins the job's error.
+  std::function<std::string(const FailedRelease& failed)> on_failed_gate = nullptr;
 };
 
 // The labels the containers and images of a deploy carry.

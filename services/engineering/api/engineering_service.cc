@@ -40,7 +40,7 @@ grpc::ServerUnaryReactor* EngineeringServiceImpl::TriggerEngineering(
     v1::TriggerEngineeringResponse* resp) {
   return ServeUnaryForProjectOwner(
       ctx, executor_, visibility_.get(), "project_id", req->project_id(),
-      [this, req, resp](const Principal&, const std::string& owner_id) -> absl::Status {
+      [this, req, resp](const Principal& caller, const std::string& owner_id) -> absl::Status {
         EngineeringRequest request;
         request.owner_id = owner_id;
         request.project_id = req->project_id();
@@ -70,7 +70,9 @@ grpc::ServerUnaryReactor* EngineeringServiceImpl::TriggerEngineering(
         if (!project.ok()) return project.status();
         if (auto s = CheckProjectRunnable(*project); !s.ok()) return s;
         if (auto s = CheckBudget(*runs_, owner_id, defaults_, absl::Now()); !s.ok()) return s;
-        auto job = jobs_->Enqueue(EngineeringJob(request, defaults_, NewId("eng_")), absl::Now());
+        jobs::EnqueueRequest queued = EngineeringJob(request, defaults_, NewId("eng_"));
+        queued.origin = jobs::OriginOf(caller);
+        auto job = jobs_->Enqueue(queued, absl::Now());
         if (!job.ok()) return job.status();
         auto run = runs_->EnsureForJob(QueuedRunOf(*job));
         if (!run.ok()) return run.status();

@@ -673,6 +673,7 @@ class RunAttempt {
     if (!change.pull_request_url().empty()) {
       (*result.mutable_fields())["pull_request_url"].set_string_value(change.pull_request_url());
     }
+    jobs::SetUsage(run_.usage(), &result);
     return result;
   }
 
@@ -756,6 +757,7 @@ absl::StatusOr<google::protobuf::Struct> Engineer::Run(const jobs::v1::Job& job,
     (*result.mutable_fields())["run_id"].set_string_value(stored->run.id());
     (*result.mutable_fields())["commit_sha"].set_string_value(stored->run.change().commit_sha());
     (*result.mutable_fields())["branch"].set_string_value(stored->run.change().branch());
+    jobs::SetUsage(stored->run.usage(), &result);
     return result;
   }
   // The job's cancellation (or the lease lost, or a shutdown) cuts off

@@ -67,8 +67,9 @@ absl::StatusOr<jobs::v1::Job> InfraServiceImpl::Provision(
   }
   // An unreachable server is answered at once, not by a failed job later.
   if (auto s = provisioner_->CheckReachable(*server); !s.ok()) return s;
-  auto job =
-      jobs_->Enqueue(ProvisionJob(caller.user_id, server->id(), request.request_id()), absl::Now());
+  jobs::EnqueueRequest queued = ProvisionJob(caller.user_id, server->id(), request.request_id());
+  queued.origin = jobs::OriginOf(caller);
+  auto job = jobs_->Enqueue(queued, absl::Now());
   if (job.status().code() == absl::StatusCode::kAlreadyExists) {
     // The same request_id, at the same moment.
     auto again = earlier_job();

@@ -412,6 +412,36 @@ grpc::ServerUnaryReactor* JobServiceImpl::ClearProjectJobs(grpc::CallbackServerC
   });
 }
 
+grpc::ServerUnaryReactor* JobServiceImpl::ListProjectHistory(
+    grpc::CallbackServerContext* ctx, const v1::ListProjectHistoryRequest* req,
+    v1::ListProjectHistoryResponse* resp) {
+  return ServeUnaryForProjectOwner(
+      ctx, shared_->executor, shared_->options.projects.get(), "project_id", req->project_id(),
+      [shared = shared_, req, resp](const Principal&, const std::string& owner_id) -> absl::Status {
+        auto jobs = shared->store->ListProjectJobs(owner_id, req->project_id(), kMaxHistoryJobs);
+        if (!jobs.ok()) return jobs.status();
+        std::vector<sessions::v1::SessionMessage> messages;
+        std::string unavailable;
+        if (const auto ids = OriginMessageIds(*jobs); !ids.empty()) {
+          auto found = shared->options.messages == nullptr
+                           ? absl::UnavailableError(
+                                 "the sessions component is not part of this mesh: give "
+                                 "--sessions_addr to show the messages")
+                           : shared->options.messages->Lookup(owner_id, ids);
+          if (found.ok()) {
+            messages = *std::move(found);
+          } else {
+            unavailable = std::string(found.status().message());
+          }
+        }
+        auto history = BuildProjectHistory(*jobs, messages, req->leading_to(), req->page_size());
+        if (!history.ok()) return history.status();
+        *resp = *std::move(history);
+        resp->set_messages_unavailable(unavailable);
+        return absl::OkStatus();
+      });
+}
+
 grpc::ServerUnaryReactor* JobServiceImpl::EnqueueDemoJob(grpc::CallbackServerContext* ctx,
                                                          const v1::EnqueueDemoJobRequest* req,
                                                          v1::EnqueueDemoJobResponse* resp) {
@@ -430,6 +460,7 @@ grpc::ServerUnaryReactor* JobServiceImpl::EnqueueDemoJob(grpc::CallbackServerCon
                                 e.params = req->params();
                                 e.request_id = req->request_id();
                                 e.max_attempts = req->max_attempts() == 0 ? 3 : req->max_attempts();
+                                e.origin = OriginOf(caller);
                                 return FillResponse(
                                     shared_->store->Enqueue(e, absl::Now()),
                                     [resp](v1::Job j) { *resp->mutable_job() = std::move(j); });

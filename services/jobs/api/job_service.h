@@ -6,6 +6,7 @@
 #include "services/common/executor/bounded_executor.h"
 #include "services/common/peers/project_visibility.h"
 #include "services/jobs/domain/job_board.h"
+#include "services/jobs/domain/project_history.h"
 #include "services/jobs/store/job_event_hub.h"
 #include "services/jobs/store/pg_job_store.h"
 
@@ -20,6 +21,9 @@ struct JobServiceOptions {
   // from the database (WatchJob) or is ended with RESOURCE_EXHAUSTED
   // (WatchJobs), so one slow client never holds memory or others up.
   size_t max_pending_per_watcher = 64;
+  // The session messages a project's history names; null: shown without
+  // them.
+  SessionMessagesPtr messages = nullptr;
 };
 
 // Wires JobService to the JobBoard (unary RPCs) and the JobEventHub (watch
@@ -50,6 +54,9 @@ class JobServiceImpl final : public v1::JobService::CallbackService {
   grpc::ServerUnaryReactor* ClearProjectJobs(grpc::CallbackServerContext* ctx,
                                              const v1::ClearProjectJobsRequest* req,
                                              v1::ClearProjectJobsResponse* resp) override;
+  grpc::ServerUnaryReactor* ListProjectHistory(grpc::CallbackServerContext* ctx,
+                                               const v1::ListProjectHistoryRequest* req,
+                                               v1::ListProjectHistoryResponse* resp) override;
   grpc::ServerUnaryReactor* EnqueueDemoJob(grpc::CallbackServerContext* ctx,
                                            const v1::EnqueueDemoJobRequest* req,
                                            v1::EnqueueDemoJobResponse* resp) override;

@@ -1,5 +1,7 @@
 #include "services/jobs/domain/job_types.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -11,6 +13,84 @@ absl::Duration BackoffPolicy::Delay(int32_t attempt, double jitter01) const {
   const int32_t exponent = std::clamp(attempt - 1, 0, 30);
   absl::Duration raw = std::min(cap, base * std::pow(2.0, exponent));
   return raw * (0.5 + 0.5 * std::clamp(jitter01, 0.0, 1.0));
+}
+
+v1::JobOrigin OriginOf(const Principal& caller) {
+  v1::JobOrigin origin;
+  switch (caller.kind) {
+    case PrincipalKind::kUser:
+      origin.set_actor(caller.user_id);
+      break;
+    case PrincipalKind::kAgent:
+      origin.set_actor(caller.worker_id.empty() ? caller.user_id : caller.worker_id);
+      break;
+    case PrincipalKind::kMesh:
+      origin.set_actor(kPlatformActor);
+      break;
+  }
+  const OriginClaim& claim = caller.origin;
+  origin.set_kind(!claim.job_id.empty()       ? v1::JOB_ORIGIN_KIND_JOB
+                  : !claim.message_id.empty() ? v1::JOB_ORIGIN_KIND_SESSION_MESSAGE
+                                              : v1::JOB_ORIGIN_KIND_USER_CALL);
+  origin.set_session_id(claim.session_id);
+  origin.set_message_id(claim.message_id);
+  origin.set_job_id(claim.job_id);
+  return origin;
+}
+
+void SetUsage(const agents::v1::Usage& usage, google::protobuf::Struct* result) {
+  std::string json;
+  google::protobuf::Struct value;
+  if (!google::protobuf::util::MessageToJsonString(usage, &json).ok() ||
+      !google::protobuf::util::JsonStringToMessage(json, &value).ok()) {
+    return;
+  }
+  *(*result->mutable_fields())[kUsageResult].mutable_struct_value() = std::move(value);
+}
+
+agents::v1::Usage UsageOf(const google::protobuf::Struct& result) {
+  agents::v1::Usage usage;
+  auto it = result.fields().find(kUsageResult);
+  if (it == result.fields().end() || !it->second.has_struct_value()) return usage;
+  std::string json;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;
+  if (!google::protobuf::util::MessageToJsonString(it->second.struct_value(), &json).ok() ||
+      !google::protobuf::util::JsonStringToMessage(json, &usage, options).ok()) {
+    return agents::v1::Usage();
+  }
+  return usage;
+}
+
+void AddUsage(const agents::v1::Usage& more, agents::v1::Usage* sum) {
+  sum->set_input_tokens(sum->input_tokens() + more.input_tokens());
+  sum->set_output_tokens(sum->output_tokens() + more.output_tokens());
+  sum->set_cache_read_tokens(sum->cache_read_tokens() + more.cache_read_tokens());
+  sum->set_cache_write_tokens(sum->cache_write_tokens() + more.cache_write_tokens());
+  sum->set_cost_usd_micros(sum->cost_usd_micros() + more.cost_usd_micros());
+  sum->set_turns(sum->turns() + more.turns());
+}
+
+std::vector<std::pair<std::string, std::string>> MadeOf(const google::protobuf::Struct& result) {
+  std::vector<std::pair<std::string, std::string>> made;
+  for (const char* field : {"url", "commit_sha", "release_id", "run_id", "repository_url"}) {
+    auto it = result.fields().find(field);
+    if (it == result.fields().end()) continue;
+    const std::string& value = it->second.string_value();
+    const bool token =
+        !value.empty() && value.size() <= 300 &&
+        std::all_of(value.begin(), value.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+    if (token) made.emplace_back(field, value);
+  }
+  return made;
+}
+
+v1::JobOrigin PlatformOrigin(const std::string& job_id) {
+  v1::JobOrigin origin;
+  origin.set_kind(v1::JOB_ORIGIN_KIND_JOB);
+  origin.set_actor(kPlatformActor);
+  origin.set_job_id(job_id);
+  return origin;
 }
 
 bool IsTransient(absl::StatusCode code) {

@@ -7,7 +7,9 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "orchestrator/agents/v1/agents.pb.h"
 #include "orchestrator/jobs/v1/jobs.pb.h"
+#include "services/common/auth/principal.h"
 
 namespace orchestrator::jobs {
 
@@ -22,7 +24,34 @@ struct EnqueueRequest {
   absl::Time run_after = absl::InfinitePast();  // InfinitePast = now
   int32_t max_attempts = 5;
   std::string concurrency_key;  // at most one RUNNING job per key; "" = none
+  v1::JobOrigin origin;         // what started it (OriginOf, PlatformOrigin, …)
 };
+
+// The origin of a job `caller` starts: what their call says started it
+// (the PO's turn on a message, on a job's news), else their own call; the
+// actor is the user, the agent's worker, or "platform" for the mesh.
+v1::JobOrigin OriginOf(const Principal& caller);
+// The origin of a job the platform starts on its own because of `job_id`
+// (an automatic rollback, a fix run after a failed deploy).
+v1::JobOrigin PlatformOrigin(const std::string& job_id);
+// The actor name of the mesh acting on its own.
+inline constexpr char kPlatformActor[] = "platform";
+
+// A job's result key holding the model usage it consumed (an
+// orchestrator.agents.v1.Usage as JSON): what ListProjectHistory shows.
+inline constexpr char kUsageResult[] = "usage";
+// Records `usage` in a job's result.
+void SetUsage(const agents::v1::Usage& usage, google::protobuf::Struct* result);
+// The model usage a job's result records; empty when none.
+agents::v1::Usage UsageOf(const google::protobuf::Struct& result);
+// Adds `more` to `*sum`, field by field.
+void AddUsage(const agents::v1::Usage& more, agents::v1::Usage* sum);
+
+// What a job made, from its result, in that order: url, commit_sha,
+// release_id, run_id, repository_url; each only when it is one printable
+// ASCII token of at most 300 bytes (what a job wrote must not become words
+// of anyone's prompt).
+std::vector<std::pair<std::string, std::string>> MadeOf(const google::protobuf::Struct& result);
 
 // The param of a job the platform started on its own (an automatic
 // rollback, …) rather than at a user's request: why, for people. The

@@ -27,7 +27,7 @@ using google::protobuf::util::TimeUtil;
                      "j.error_code, j.error_message, " US("j.create_time") ", " US(             \
                          "j.start_time") ", " US("j.end_time") ", " US("j.update_time")         \
                          ", j.cancel_requested, j.progress_percent, j.progress_message, "       \
-                         "j.last_event_sequence"
+                         "j.last_event_sequence, j.origin::text"
 
 // Announces the job's latest event: "<job> <sequence> <owner> <state> <type>".
 #define NOTIFY_EVENT(alias, type)                                                               \
@@ -39,8 +39,8 @@ constexpr db::Statement kEnqueue{
     "jobs_enqueue",
     "WITH j AS (INSERT INTO jobs.jobs (id, kind, owner_id, project_id, priority, run_after, "
     "request_id, concurrency_key, params, max_attempts, create_time, update_time, "
-    "last_event_sequence) VALUES ($1, $2, $3, $4, $5::int, " TS(6) ", $7, $8, $9::jsonb, "
-    "$10::int, " TS(11) ", " TS(11) ", 1) "
+    "last_event_sequence, origin) VALUES ($1, $2, $3, $4, $5::int, " TS(6) ", $7, $8, "
+    "$9::jsonb, $10::int, " TS(11) ", " TS(11) ", 1, $12::jsonb) "
     "ON CONFLICT (owner_id, request_id) WHERE request_id IS NOT NULL DO NOTHING RETURNING *), "
     "ev AS (INSERT INTO jobs.events (job_id, sequence, type, create_time, body) "
     "SELECT id, 1, 1, create_time, jsonb_build_object('toState', 'JOB_STATE_QUEUED') FROM j) "
@@ -52,6 +52,10 @@ constexpr db::Statement kGetByRequest{
 constexpr db::Statement kGet{"jobs_get", "SELECT " JOB_COLUMNS " FROM jobs.jobs j WHERE j.id = $1"};
 constexpr db::Statement kGetMany{
     "jobs_get_many", "SELECT " JOB_COLUMNS " FROM jobs.jobs j WHERE j.id = ANY($1::text[])"};
+constexpr db::Statement kListProject{
+    "jobs_list_project", "SELECT " JOB_COLUMNS
+                         " FROM jobs.jobs j WHERE j.project_id = $1 AND j.owner_id = $2 "
+                         "ORDER BY j.create_time DESC, j.id DESC LIMIT $3::int"};
 constexpr db::Statement kList{
     "jobs_list",
     "SELECT " JOB_COLUMNS " FROM jobs.jobs j WHERE ($1 = '' OR j.owner_id = $1) "
@@ -319,20 +323,6 @@ using db::Micros;
 std::string Micros(absl::Duration d) { return std::to_string(absl::ToInt64Microseconds(d)); }
 
 // {a,b,c} for a text[] parameter; elements are quoted.
-std::string TextArray(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i) out += ",";
-    out += "\"";
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += "\"";
-  }
-  return out + "}";
-}
-
 std::string ToJson(const google::protobuf::Message& m) {
   std::string out;
   google::protobuf::util::JsonPrintOptions options;
@@ -376,6 +366,7 @@ v1::Job JobFromRow(const db::Result& r, int row) {
   j.set_progress_percent(static_cast<int32_t>(r.GetInt64(row, 19)));
   j.set_progress_message(std::string(r.Get(row, 20)));
   j.set_last_event_sequence(r.GetInt64(row, 21));
+  if (!r.IsNull(row, 22)) FromJson(r.Get(row, 22), j.mutable_origin());
   return j;
 }
 
@@ -398,7 +389,10 @@ db::Params EnqueueParams(const EnqueueRequest& req, absl::Time now) {
           db::NullIfEmpty(req.concurrency_key),
           ToJson(req.params),
           std::to_string(req.max_attempts),
-          Micros(now)};
+          Micros(now),
+          req.origin.kind() == v1::JOB_ORIGIN_KIND_UNSPECIFIED
+              ? std::nullopt
+              : std::optional<std::string>(ToJson(req.origin))};
 }
 
 }  // namespace
@@ -481,10 +475,18 @@ absl::StatusOr<std::optional<v1::Job>> PgJobStore::Find(db::Transaction& tx,
 absl::StatusOr<std::vector<v1::Job>> PgJobStore::GetMany(const std::vector<std::string>& job_ids) {
   std::vector<v1::Job> out;
   if (job_ids.empty()) return out;
-  auto r = pool_->Exec(kGetMany, {TextArray(job_ids)});
+  auto r = pool_->Exec(kGetMany, {db::TextArray(job_ids)});
   if (!r.ok()) return r.status();
   for (int i = 0; i < r->rows(); ++i) out.push_back(JobFromRow(*r, i));
   return out;
+}
+
+absl::StatusOr<std::vector<v1::Job>> PgJobStore::ListProjectJobs(const std::string& owner_id,
+                                                                 const std::string& project_id,
+                                                                 int limit) {
+  auto r = pool_->Exec(kListProject, {project_id, owner_id, std::to_string(limit)});
+  if (!r.ok()) return r.status();
+  return Jobs(*r);
 }
 
 absl::StatusOr<JobPage> PgJobStore::List(const JobFilter& f, const PageRequest& page) {
@@ -535,8 +537,8 @@ absl::StatusOr<std::vector<v1::Job>> PgJobStore::Claim(const std::string& worker
     }
   }
   std::vector<v1::Job> claimed;
-  auto has_limited =
-      pool_->Exec(kHasLimitedWork, {Micros(now), TextArray(kinds), TextArray(limited_kinds)});
+  auto has_limited = pool_->Exec(kHasLimitedWork,
+                                 {Micros(now), db::TextArray(kinds), db::TextArray(limited_kinds)});
   if (!has_limited.ok()) return has_limited.status();
   // Keyed or limited jobs first: they are rarer and must not starve.
   absl::Status limited =
@@ -544,9 +546,10 @@ absl::StatusOr<std::vector<v1::Job>> PgJobStore::Claim(const std::string& worker
           ? absl::OkStatus()
           : pool_->InTransaction([&](db::Transaction& tx) -> absl::Status {
               if (auto locked = tx.Exec(kClaimLock); !locked.ok()) return locked.status();
-              auto r = tx.Exec(kClaimLimited, {Micros(now), TextArray(kinds), std::to_string(batch),
-                                               worker_id, Micros(lease), TextArray(limited_kinds),
-                                               "{" + absl::StrJoin(limited_max, ",") + "}"});
+              auto r =
+                  tx.Exec(kClaimLimited, {Micros(now), db::TextArray(kinds), std::to_string(batch),
+                                          worker_id, Micros(lease), db::TextArray(limited_kinds),
+                                          "{" + absl::StrJoin(limited_max, ",") + "}"});
               if (!r.ok()) return r.status();
               claimed = Jobs(*r);
               return absl::OkStatus();
@@ -554,7 +557,7 @@ absl::StatusOr<std::vector<v1::Job>> PgJobStore::Claim(const std::string& worker
   if (!limited.ok()) return limited;
   const int room = batch - static_cast<int>(claimed.size());
   if (room > 0 && !free_kinds.empty()) {
-    auto r = pool_->Exec(kClaim, {Micros(now), TextArray(free_kinds), std::to_string(room),
+    auto r = pool_->Exec(kClaim, {Micros(now), db::TextArray(free_kinds), std::to_string(room),
                                   worker_id, Micros(lease)});
     if (!r.ok()) {
       if (claimed.empty()) return r.status();
@@ -569,7 +572,7 @@ absl::StatusOr<std::vector<v1::Job>> PgJobStore::Start(const std::string& worker
                                                        const std::vector<std::string>& job_ids,
                                                        absl::Duration lease, absl::Time now) {
   if (job_ids.empty()) return std::vector<v1::Job>();
-  auto r = pool_->Exec(kStart, {Micros(now), TextArray(job_ids), Micros(lease), worker_id});
+  auto r = pool_->Exec(kStart, {Micros(now), db::TextArray(job_ids), Micros(lease), worker_id});
   if (!r.ok()) return r.status();
   return Jobs(*r);
 }
@@ -577,7 +580,7 @@ absl::StatusOr<std::vector<v1::Job>> PgJobStore::Start(const std::string& worker
 absl::Status PgJobStore::Unreserve(const std::string& worker_id,
                                    const std::vector<std::string>& job_ids) {
   if (job_ids.empty()) return absl::OkStatus();
-  return pool_->Exec(kUnreserve, {TextArray(job_ids), worker_id}).status();
+  return pool_->Exec(kUnreserve, {db::TextArray(job_ids), worker_id}).status();
 }
 
 absl::StatusOr<absl::flat_hash_map<std::string, bool>> PgJobStore::Heartbeat(
@@ -585,7 +588,7 @@ absl::StatusOr<absl::flat_hash_map<std::string, bool>> PgJobStore::Heartbeat(
     absl::Time now) {
   absl::flat_hash_map<std::string, bool> held;
   if (job_ids.empty()) return held;
-  auto r = pool_->Exec(kHeartbeat, {Micros(now), Micros(lease), TextArray(job_ids), worker_id});
+  auto r = pool_->Exec(kHeartbeat, {Micros(now), Micros(lease), db::TextArray(job_ids), worker_id});
   if (!r.ok()) return r.status();
   for (int i = 0; i < r->rows(); ++i) held[std::string(r->Get(i, 0))] = r->GetBool(i, 1);
   return held;
@@ -653,8 +656,8 @@ absl::StatusOr<std::vector<std::string>> PgJobStore::FinishSucceeded(
     results.push_back(ToJson(BoundedResult(a.result)));
   }
   auto r = pool_->Exec(kFinishSucceeded,
-                       {Micros(now), TextArray(ids), "{" + absl::StrJoin(numbers, ",") + "}",
-                        TextArray(results), worker_id});
+                       {Micros(now), db::TextArray(ids), "{" + absl::StrJoin(numbers, ",") + "}",
+                        db::TextArray(results), worker_id});
   if (!r.ok()) return r.status();
   std::vector<std::string> finished;
   for (int i = 0; i < r->rows(); ++i) finished.emplace_back(r->Get(i, 0));
@@ -703,7 +706,8 @@ absl::StatusOr<ProjectJobsCleared> PgJobStore::ClearProject(
   absl::Status status = pool_->InTransaction([&](db::Transaction& tx) -> absl::Status {
     out = ProjectJobsCleared{};
     if (!delete_ids.empty()) {
-      auto deleted = tx.Exec(kDeleteProjectEnded, {std::string(project_id), TextArray(delete_ids)});
+      auto deleted =
+          tx.Exec(kDeleteProjectEnded, {std::string(project_id), db::TextArray(delete_ids)});
       if (!deleted.ok()) return deleted.status();
       for (int i = 0; i < deleted->rows(); ++i) {
         out.deleted_job_ids.emplace_back(deleted->Get(i, 0));

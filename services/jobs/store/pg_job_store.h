@@ -49,6 +49,9 @@ class PgJobStore final : public JobRepository, public JobQueue {
   absl::StatusOr<std::optional<v1::Job>> Find(db::Transaction& tx, const std::string& job_id);
   // The jobs of `job_ids` that exist, in no particular order.
   absl::StatusOr<std::vector<v1::Job>> GetMany(const std::vector<std::string>& job_ids);
+  // An owner's newest `limit` jobs of one project, newest first.
+  absl::StatusOr<std::vector<v1::Job>> ListProjectJobs(const std::string& owner_id,
+                                                       const std::string& project_id, int limit);
   absl::StatusOr<JobPage> List(const JobFilter& filter, const PageRequest& page) override;
   absl::StatusOr<std::vector<v1::JobEvent>> ListEvents(absl::string_view job_id,
                                                        int64_t after_sequence, int limit) override;

@@ -40,8 +40,8 @@ constexpr int32_t kMaxPageSize = 500;
 // The fields UpdateProject may change; name and ids are immutable.
 const std::set<std::string, std::less<>>& MutableFields() {
   static const auto* fields = new std::set<std::string, std::less<>>{
-      "display_name",     "description",      "status",       "repository_url", "template_id",
-      "template_version", "template_answers", "run_contract", "change_delivery"};
+      "display_name",     "description",      "status",       "repository_url",  "template_id",
+      "template_version", "template_answers", "run_contract", "change_delivery", "deploy_fix"};
   return *fields;
 }
 
@@ -136,6 +136,13 @@ absl::Status ValidateMutableField(const v1::Project& p, absl::string_view path,
     if (!v1::ChangeDelivery_IsValid(p.change_delivery())) {
       return InvalidField("project.change_delivery",
                           absl::StrCat("unknown change delivery ", p.change_delivery()));
+    }
+    return absl::OkStatus();
+  }
+  if (path == "deploy_fix") {
+    if (!v1::DeployFix_IsValid(p.deploy_fix())) {
+      return InvalidField("project.deploy_fix",
+                          absl::StrCat("unknown deploy fix ", p.deploy_fix()));
     }
     return absl::OkStatus();
   }
@@ -494,6 +501,7 @@ absl::StatusOr<v1::Project> ProjectCatalog::Create(const Principal& caller,
   if (!IsUnsetContract(in.run_contract())) *project.mutable_run_contract() = in.run_contract();
   project.set_change_delivery(in.change_delivery());
   if (auto s = CheckChangeDelivery(project); !s.ok()) return s;
+  project.set_deploy_fix(in.deploy_fix());
   auto created = store_->Insert(project, req.request_id());
   if (absl::IsAlreadyExists(created.status())) {
     return absl::AlreadyExistsError(
@@ -583,6 +591,7 @@ absl::StatusOr<v1::Project> ProjectCatalog::Update(const Principal& caller,
     if (in.change_delivery() != v1::CHANGE_DELIVERY_UNSPECIFIED) {
       fields.push_back("change_delivery");
     }
+    if (in.deploy_fix() != v1::DEPLOY_FIX_UNSPECIFIED) fields.push_back("deploy_fix");
     if (fields.empty()) {
       return InvalidField("update_mask", "names no field and the project sets none to change");
     }

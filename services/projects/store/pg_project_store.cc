@@ -17,14 +17,14 @@ using google::protobuf::util::TimeUtil;
   "id, owner_id, name, display_name, description, status, repository_url, template_id, " \
   "(extract(epoch FROM create_time) * 1000000)::bigint, "                                \
   "(extract(epoch FROM update_time) * 1000000)::bigint, "                                \
-  "template_version, template_answers::text, run_contract::text, change_delivery"
+  "template_version, template_answers::text, run_contract::text, change_delivery, deploy_fix"
 
 constexpr db::Statement kInsert{
     "projects_insert",
     "INSERT INTO projects.projects (id, owner_id, name, display_name, description, status, "
     "repository_url, template_id, create_request_id, template_version, template_answers, "
-    "run_contract, change_delivery) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13::int) "
+    "run_contract, change_delivery, deploy_fix) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13::int, $14::int) "
     "ON CONFLICT (owner_id, create_request_id) WHERE create_request_id IS NOT NULL DO NOTHING "
     "RETURNING " PROJECT_COLUMNS};
 constexpr db::Statement kGetByRequest{
@@ -55,6 +55,7 @@ constexpr db::Statement kUpdate{
     "template_answers = CASE WHEN $14 THEN $15::jsonb ELSE template_answers END, "
     "run_contract = CASE WHEN $16 THEN $17::jsonb ELSE run_contract END, "
     "change_delivery = CASE WHEN $18 THEN $19::int ELSE change_delivery END, "
+    "deploy_fix = CASE WHEN $20 THEN $21::int ELSE deploy_fix END, "
     "update_time = now() WHERE id = $1 RETURNING " PROJECT_COLUMNS};
 constexpr db::Statement kDelete{"projects_delete", "DELETE FROM projects.projects WHERE id = $1"};
 
@@ -112,6 +113,7 @@ absl::StatusOr<v1::Project> ProjectFromRow(const db::Result& r, int row) {
   // '{}' is no contract: left unset.
   if (contract->ByteSizeLong() > 0) *p.mutable_run_contract() = *std::move(contract);
   p.set_change_delivery(static_cast<v1::ChangeDelivery>(r.GetInt64(row, 13)));
+  p.set_deploy_fix(static_cast<v1::DeployFix>(r.GetInt64(row, 14)));
   return p;
 }
 
@@ -131,11 +133,12 @@ std::string Flag(const std::vector<std::string>& fields, absl::string_view name)
 
 absl::StatusOr<v1::Project> PgProjectStore::Insert(const v1::Project& p,
                                                    absl::string_view request_id) {
-  auto inserted = pool_->Exec(
-      kInsert, {p.id(), p.owner_id(), p.name(), p.display_name(), p.description(),
-                std::to_string(p.status()), p.repository_url(), p.template_id(),
-                db::NullIfEmpty(request_id), p.template_version(), AnswersColumn(p),
-                db::ToJsonColumn(p.run_contract()), std::to_string(p.change_delivery())});
+  auto inserted =
+      pool_->Exec(kInsert, {p.id(), p.owner_id(), p.name(), p.display_name(), p.description(),
+                            std::to_string(p.status()), p.repository_url(), p.template_id(),
+                            db::NullIfEmpty(request_id), p.template_version(), AnswersColumn(p),
+                            db::ToJsonColumn(p.run_contract()), std::to_string(p.change_delivery()),
+                            std::to_string(p.deploy_fix())});
   if (!inserted.ok()) return inserted.status();
   if (inserted->rows() == 1) return ProjectFromRow(*inserted, 0);
   // The same request came before: return what it created.
@@ -176,14 +179,27 @@ absl::StatusOr<Page<v1::Project>> PgProjectStore::List(const ProjectFilter& filt
 
 absl::StatusOr<v1::Project> PgProjectStore::Update(const v1::Project& p,
                                                    const std::vector<std::string>& fields) {
-  auto r = pool_->Exec(
-      kUpdate, {p.id(), Flag(fields, "display_name"), p.display_name(), Flag(fields, "description"),
-                p.description(), Flag(fields, "status"), std::to_string(p.status()),
-                Flag(fields, "repository_url"), p.repository_url(), Flag(fields, "template_id"),
-                p.template_id(), Flag(fields, "template_version"), p.template_version(),
-                Flag(fields, "template_answers"), AnswersColumn(p), Flag(fields, "run_contract"),
-                db::ToJsonColumn(p.run_contract()), Flag(fields, "change_delivery"),
-                std::to_string(p.change_delivery())});
+  auto r = pool_->Exec(kUpdate, {p.id(),
+                                 Flag(fields, "display_name"),
+                                 p.display_name(),
+                                 Flag(fields, "description"),
+                                 p.description(),
+                                 Flag(fields, "status"),
+                                 std::to_string(p.status()),
+                                 Flag(fields, "repository_url"),
+                                 p.repository_url(),
+                                 Flag(fields, "template_id"),
+                                 p.template_id(),
+                                 Flag(fields, "template_version"),
+                                 p.template_version(),
+                                 Flag(fields, "template_answers"),
+                                 AnswersColumn(p),
+                                 Flag(fields, "run_contract"),
+                                 db::ToJsonColumn(p.run_contract()),
+                                 Flag(fields, "change_delivery"),
+                                 std::to_string(p.change_delivery()),
+                                 Flag(fields, "deploy_fix"),
+                                 std::to_string(p.deploy_fix())});
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return absl::NotFoundError(absl::StrCat("project '", p.id(), "' not found"));
   return ProjectFromRow(*r, 0);

@@ -79,6 +79,7 @@ grpc::ServerUnaryReactor* ScaffolderServiceImpl::Scaffold(grpc::CallbackServerCo
         job.request_id = req->request_id();
         job.max_attempts = 5;
         job.concurrency_key = absl::StrCat("scaffold:", plan->project_id);
+        job.origin = jobs::OriginOf(caller);
         return FillResponse(jobs_->Enqueue(job, absl::Now()),
                             [resp](jobs::v1::Job job) { *resp->mutable_job() = std::move(job); });
       });

@@ -144,6 +144,9 @@ jobs::EnqueueRequest Scheduler::JobFor(const PeriodicTask& task, bool allow_over
   // watch must not wait behind a queue of deploys).
   job.priority = kUpkeepPriority;
   (*job.params.mutable_fields())[kTaskIdParam].set_string_value(task.id);
+  job.origin.set_kind(jobs::v1::JOB_ORIGIN_KIND_SCHEDULER_TASK);
+  job.origin.set_actor(jobs::kPlatformActor);
+  job.origin.set_task_id(task.id);
   // Runs of a task that may not overlap run one at a time, a manual one too.
   if (!allow_overlap) job.concurrency_key = absl::StrCat("scheduler:", task.id);
   return job;

@@ -123,4 +123,13 @@ grpc::ServerUnaryReactor* SessionServiceImpl::DropJobNotifications(
   });
 }
 
+grpc::ServerUnaryReactor* SessionServiceImpl::LookupMessages(grpc::CallbackServerContext* ctx,
+                                                             const v1::LookupMessagesRequest* req,
+                                                             v1::LookupMessagesResponse* resp) {
+  return ServeUnary(ctx, *executor_, [this, req, resp](const Principal& caller) {
+    return FillResponse(manager_->LookupMessages(caller, *req),
+                        [resp](v1::LookupMessagesResponse r) { *resp = std::move(r); });
+  });
+}
+
 }  // namespace orchestrator::sessions

@@ -39,6 +39,9 @@ class SessionServiceImpl final : public v1::SessionService::CallbackService {
   grpc::ServerUnaryReactor* DropJobNotifications(grpc::CallbackServerContext* ctx,
                                                  const v1::DropJobNotificationsRequest* req,
                                                  v1::DropJobNotificationsResponse* resp) override;
+  grpc::ServerUnaryReactor* LookupMessages(grpc::CallbackServerContext* ctx,
+                                           const v1::LookupMessagesRequest* req,
+                                           v1::LookupMessagesResponse* resp) override;
 
  private:
   std::shared_ptr<SessionManager> manager_;

@@ -5,6 +5,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -70,6 +71,8 @@ constexpr char kJobEndedPrefix[] = "job-ended.";
 constexpr char kAnswerPrefix[] = "answer.";
 // How much of a job's error the owner, or their agent, is told.
 constexpr size_t kMaxToldError = 2 * 1024;
+// A message's text as a project's history shows it.
+constexpr size_t kMaxLookedUpText = 200;
 
 const char kShuttingDown[] =
     "orchestratord is shutting down; send the message again in a moment, with the same "
@@ -669,12 +672,13 @@ absl::Status SessionManager::RunTurn(Live& live, const std::shared_ptr<Turn>& t)
   Turn& turn = *t;
   auto worker = EnsureWorker(live, turn);
   if (!worker.ok()) return worker.status();
-  std::string owner, agent_session;
+  std::string owner, agent_session, live_session_id;
   {
     absl::MutexLock lock(&live.mu);
     live.worker_in_use = *worker;
     if (turn.interrupted) return absl::UnavailableError(kCutOff);
     owner = live.session.owner_id();
+    live_session_id = live.session.id();
     agent_session = live.session.agent_session_id();
     PostStepLocked(live, turn, Progress(v1::TURN_STAGE_RUNNING, "thinking"));
   }
@@ -688,6 +692,9 @@ absl::Status SessionManager::RunTurn(Live& live, const std::shared_ptr<Turn>& t)
   req.set_prompt(told_again ? absl::StrCat(turn.text, kRunAgainNote) : turn.text);
   req.set_agent_session_id(agent_session);
   req.set_idempotency_key(turn.message_id);
+  // The jobs the agent starts in this turn record it as their origin.
+  req.set_origin(FormatOriginClaim(
+      {.session_id = live_session_id, .message_id = turn.message_id, .job_id = turn.job_id}));
   auto on_event = [this, &live, &turn](const av1::AgentEvent& e) {
     v1::SendMessageResponse r;
     *r.mutable_agent_event() = e;
@@ -706,6 +713,13 @@ absl::Status SessionManager::RunTurn(Live& live, const std::shared_ptr<Turn>& t)
   };
   auto task = agents_->RunTask(owner, req, on_event, turn.cancel);
   if (!task.ok()) return task.status();
+  if (task->has_usage()) {
+    // What the turn cost, for the project's history.
+    if (auto s = store_->AddTurnUsage(turn.message_id, task->usage()); !s.ok()) {
+      spdlog::warn("sessions: the usage of message {}'s turn not kept: {}", turn.message_id,
+                   s.ToString());
+    }
+  }
   const av1::TaskResult& result = *task;
   absl::Status failed;
   Reply delivered;
@@ -779,6 +793,38 @@ SessionManager::Reply SessionManager::PostReplyLocked(Live& live, const std::sha
         n.set_message_id(turn->job_id.empty() ? turn->message_id : stored->id());
         Notify(std::move(n));
       });
+  return out;
+}
+
+absl::StatusOr<v1::LookupMessagesResponse> SessionManager::LookupMessages(
+    const Principal& caller, const v1::LookupMessagesRequest& req) {
+  // The interceptor lets only the mesh call; not while acting for a user.
+  if (caller.kind != PrincipalKind::kMesh || !caller.admin) {
+    return absl::PermissionDeniedError("only the mesh itself looks messages up");
+  }
+  if (auto s = RequireNonEmpty("owner_id", req.owner_id()); !s.ok()) return s;
+  std::vector<std::string> ids;
+  for (int i = 0; i < req.message_ids_size(); ++i) {
+    const std::string field = absl::StrCat("message_ids[", i, "]");
+    if (auto s = RequireNonEmpty(field, req.message_ids(i)); !s.ok()) return s;
+    if (auto s = CheckToken(field, req.message_ids(i)); !s.ok()) return s;
+    ids.push_back(req.message_ids(i));
+  }
+  v1::LookupMessagesResponse out;
+  if (ids.empty()) return out;
+  auto found = store_->MessagesOf(req.owner_id(), ids);
+  if (!found.ok()) return found.status();
+  absl::flat_hash_map<std::string, v1::SessionMessage*> by_id;
+  for (auto& m : *found) {
+    m.set_text(Truncated(m.text(), kMaxLookedUpText));
+    by_id[m.id()] = &m;
+  }
+  for (const std::string& id : ids) {
+    auto it = by_id.find(id);
+    if (it == by_id.end() || it->second == nullptr) continue;
+    *out.add_messages() = std::move(*it->second);
+    it->second = nullptr;  // asked twice: told once
+  }
   return out;
 }
 
@@ -879,6 +925,7 @@ void SessionManager::OnJobEnded(const JobEnd& end) {
   m.set_role(v1::MESSAGE_ROLE_SYSTEM);
   m.set_text(turn->text);
   m.set_request_id(absl::StrCat(kJobEndedPrefix, job_id));
+  m.set_job_id(job_id);
   *m.mutable_create_time() = Stamp(options_.clock());
   bool created = false;
   auto stored = store_->AddMessage(m, &created);

@@ -95,6 +95,10 @@ class SessionManager {
   // these jobs are no longer replayed. Returns how many were dropped.
   absl::StatusOr<v1::DropJobNotificationsResponse> DropJobNotifications(
       const Principal& caller, const v1::DropJobNotificationsRequest& req);
+  // The mesh only (JobService.ListProjectHistory): an owner's messages that
+  // started jobs, each with its turn's usage, texts cut short.
+  absl::StatusOr<v1::LookupMessagesResponse> LookupMessages(const Principal& caller,
+                                                            const v1::LookupMessagesRequest& req);
 
   // One of a user's jobs ended (from the job events the mesh watches): the
   // user's PO agent is told in their open session. A job the platform

@@ -51,6 +51,14 @@ class SessionStore {
   // The agent's replies in a message's turn, in order.
   virtual absl::StatusOr<std::vector<v1::SessionMessage>> RepliesTo(
       const std::string& message_id) = 0;
+  // Adds the model usage of (one run of) a message's turn to its
+  // turn_usage.
+  virtual absl::Status AddTurnUsage(const std::string& message_id,
+                                    const agents::v1::Usage& usage) = 0;
+  // The owner's messages among `ids`, in no particular order; others' are
+  // left out.
+  virtual absl::StatusOr<std::vector<v1::SessionMessage>> MessagesOf(
+      const std::string& owner_id, const std::vector<std::string>& ids) = 0;
 
   // Appends a notification, numbering it after the owner's last one.
   virtual absl::StatusOr<v1::Notification> AddNotification(v1::Notification notification) = 0;

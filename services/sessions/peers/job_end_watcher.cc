@@ -242,21 +242,18 @@ void JobEndWatcher::Tell(const jv1::Job& job, const std::string& key, jv1::JobSt
   end.outcome = outcome;
   // What a PO needs for its next step (and to tell the user), bounded.
   std::vector<std::string> made;
-  for (const char* field : {"url", "commit_sha", "release_id", "run_id", "repository_url"}) {
-    auto it = job.result().fields().find(field);
-    if (it == job.result().fields().end()) continue;
-    // Ids, URLs and commits only: one printable ASCII token, bounded (what
-    // a job wrote must not become words of the PO's prompt).
-    const std::string& value = it->second.string_value();
-    const bool token =
-        !value.empty() && value.size() <= 300 &&
-        std::all_of(value.begin(), value.end(), [](char c) { return c > 0x20 && c < 0x7f; });
-    if (token) made.push_back(absl::StrCat(field, " ", value));
+  for (const auto& [field, value] : jobs::MadeOf(job.result())) {
+    made.push_back(absl::StrCat(field, " ", value));
   }
   end.made = absl::StrJoin(made, "; ");
   if (auto it = job.params().fields().find(jobs::kStartedBecauseParam);
       it != job.params().fields().end()) {
     end.started_because = it->second.string_value();
+  }
+  if (end.started_because.empty() && job.origin().kind() == jv1::JOB_ORIGIN_KIND_JOB &&
+      job.origin().actor() == jobs::kPlatformActor) {
+    // A step of another job of the platform's (a fix's engineering run).
+    end.started_because = absl::StrCat("a step of its job ", job.origin().job_id());
   }
   if (ended == jv1::JOB_STATE_FAILED) {
     end.error_message = job.error().message();

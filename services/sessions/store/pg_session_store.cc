@@ -54,6 +54,18 @@ constexpr db::Statement kEndTurn{
 constexpr db::Statement kRepliesTo{
     "sessions_replies_to",
     "SELECT message FROM sessions.messages WHERE reply_to = $1 ORDER BY seq"};
+// Adds $2 (a Usage as JSON) to the message's turnUsage, field by field.
+constexpr db::Statement kAddTurnUsage{
+    "sessions_turn_usage_add",
+    "UPDATE sessions.messages m SET message = jsonb_set(m.message, '{turnUsage}', (SELECT "
+    "coalesce(jsonb_object_agg(k, coalesce((m.message->'turnUsage'->>k)::bigint, 0) + "
+    "coalesce(($2::jsonb->>k)::bigint, 0)), '{}'::jsonb) FROM (SELECT jsonb_object_keys("
+    "coalesce(m.message->'turnUsage', '{}'::jsonb)) UNION SELECT jsonb_object_keys($2::jsonb)) "
+    "AS keys(k))) WHERE m.id = $1"};
+constexpr db::Statement kMessagesOf{
+    "sessions_messages_of",
+    "SELECT m.message FROM sessions.messages m JOIN sessions.sessions s ON s.id = m.session_id "
+    "WHERE s.owner_id = $1 AND m.id = ANY($2::text[])"};
 constexpr db::Statement kMessageByRequest{
     "sessions_message_by_request",
     "SELECT message FROM sessions.messages WHERE session_id = $1 AND request_id = $2"};
@@ -202,6 +214,19 @@ absl::Status PgSessionStore::EndTurn(const std::string& message_id, const absl::
 absl::StatusOr<std::vector<v1::SessionMessage>> PgSessionStore::RepliesTo(
     const std::string& message_id) {
   auto r = pool_->Exec(kRepliesTo, {message_id});
+  if (!r.ok()) return r.status();
+  return FromJsonRows<v1::SessionMessage>(*r);
+}
+
+absl::Status PgSessionStore::AddTurnUsage(const std::string& message_id,
+                                          const agents::v1::Usage& usage) {
+  auto r = pool_->Exec(kAddTurnUsage, {message_id, ToJsonColumn(usage)});
+  return r.status();
+}
+
+absl::StatusOr<std::vector<v1::SessionMessage>> PgSessionStore::MessagesOf(
+    const std::string& owner_id, const std::vector<std::string>& ids) {
+  auto r = pool_->Exec(kMessagesOf, {owner_id, db::TextArray(ids)});
   if (!r.ok()) return r.status();
   return FromJsonRows<v1::SessionMessage>(*r);
 }

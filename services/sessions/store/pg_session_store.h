@@ -31,6 +31,9 @@ class PgSessionStore final : public SessionStore {
   absl::StatusOr<int> StartTurn(const std::string& message_id) override;
   absl::Status EndTurn(const std::string& message_id, const absl::Status& outcome) override;
   absl::StatusOr<std::vector<v1::SessionMessage>> RepliesTo(const std::string& message_id) override;
+  absl::Status AddTurnUsage(const std::string& message_id, const agents::v1::Usage& usage) override;
+  absl::StatusOr<std::vector<v1::SessionMessage>> MessagesOf(
+      const std::string& owner_id, const std::vector<std::string>& ids) override;
   absl::StatusOr<v1::Notification> AddNotification(v1::Notification notification) override;
   absl::StatusOr<std::optional<v1::Notification>> AddJobNotificationOnce(
       v1::Notification notification) override;

@@ -46,6 +46,7 @@ class AutoRollbackTest : public testing::DeployFixture {
 
 TEST_F(AutoRollbackTest, AReleaseThatFallsSickAfterItsSwitchIsRolledBackAndTheOwnerTold) {
   const std::string shop = ScaffoldedProject("shop");
+  SetDeployFix(shop, projects::v1::DEPLOY_FIX_OFF);  // the rollback alone (see deploy_fix_test)
   ASSERT_EQ(Deploy(shop).state(), jobs::v1::JOB_STATE_SUCCEEDED);
   const std::string first_id = Releases(shop)[0].id();
   const std::string host = HostOf(Releases(shop)[0].url());

@@ -8,11 +8,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <regex>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "orchestrator/jobs/v1/jobs.grpc.pb.h"
 #include "orchestrator/sessions/v1/sessions.grpc.pb.h"
+#include "services/common/status/status.h"
 #include "tests/integration/deploy/deploy_fixture.h"
 #include "tests/support/test_mesh.h"
 
@@ -67,6 +70,37 @@ class ChainTest : public testing::DeployFixture {
     return texts;
   }
 
+  absl::StatusOr<jobs::v1::ListProjectHistoryResponse> History(const std::string& project_id,
+                                                               const std::string& leading_to) {
+    auto ctx = TestMesh::Context(token_);
+    jobs::v1::ListProjectHistoryRequest req;
+    req.set_project_id(project_id);
+    req.set_leading_to(leading_to);
+    jobs::v1::ListProjectHistoryResponse resp;
+    grpc::Status s =
+        jobs::v1::JobService::NewStub(mesh_.channel())->ListProjectHistory(ctx.get(), req, &resp);
+    if (!s.ok()) return FromGrpcStatus(s);
+    return resp;
+  }
+
+  // Each step as "what <- index of the step it came from".
+  static std::vector<std::string> Lineage(const jobs::v1::ListProjectHistoryResponse& history) {
+    std::map<std::string, int> index;
+    std::vector<std::string> out;
+    for (int i = 0; i < history.steps_size(); ++i) {
+      const auto& step = history.steps(i);
+      index[step.id()] = i;
+      const std::string what = step.kind() == jobs::v1::HISTORY_STEP_KIND_USER_MESSAGE ? "message"
+                               : step.kind() == jobs::v1::HISTORY_STEP_KIND_JOB_NEWS
+                                   ? "news"
+                                   : step.job_kind();
+      auto parent = index.find(step.parent_id());
+      out.push_back(absl::StrCat(what, " <-",
+                                 parent == index.end() ? "" : absl::StrCat(" ", parent->second)));
+    }
+    return out;
+  }
+
   static std::string UrlIn(const std::vector<std::string>& texts) {
     std::smatch m;
     for (const auto& t : texts) {
@@ -111,6 +145,33 @@ TEST_F(ChainTest, OneMessageBecomesALiveUrlAndAChangeRequestANewRelease) {
   for (const auto& t : told) absl::StrAppend(&all, t, "\n");
   ASSERT_THAT(all, HasSubstr("is live at")) << all;
   EXPECT_THAT(Get(router_port_, host).body, HasSubstr("Bonjour tout le monde"));
+
+  // The project's history: each step with the one that led to it, from the
+  // message that asked to the release that serves it.
+  auto history = History(project[0], "");
+  ASSERT_TRUE(history.ok()) << history.status();
+  EXPECT_THAT(Lineage(*history),
+              ::testing::ElementsAre("message <-", "scaffold <- 0", "news <- 1", "engineering <- 2",
+                                     "news <- 3", "deploy <- 4", "message <-", "engineering <- 6",
+                                     "news <- 7", "deploy <- 8"));
+  EXPECT_THAT(history->steps(0).summary(), HasSubstr("Build a python service called shop"));
+  EXPECT_EQ(history->steps(1).state(), jobs::v1::JOB_STATE_SUCCEEDED);
+  EXPECT_THAT(history->steps(1).actor(), ::testing::StartsWith("wrk_"));  // the PO's worker
+  EXPECT_EQ(history->steps(3).origin().kind(), jobs::v1::JOB_ORIGIN_KIND_JOB);
+  EXPECT_EQ(history->steps(3).origin().job_id(), history->steps(1).id());
+  const auto& made = history->steps(9).made();
+  ASSERT_TRUE(made.contains("release_id")) << history->DebugString();
+  EXPECT_EQ(made.at("url"), url);
+  EXPECT_EQ(history->steps(9).made().at("commit_sha"), history->steps(7).made().at("commit_sha"));
+  EXPECT_TRUE(history->messages_unavailable().empty()) << history->messages_unavailable();
+
+  // Which message asked for this release?
+  auto asked = History(project[0], made.at("release_id"));
+  ASSERT_TRUE(asked.ok()) << asked.status();
+  EXPECT_THAT(Lineage(*asked),
+              ::testing::ElementsAre("message <-", "engineering <- 0", "news <- 1", "deploy <- 2"));
+  EXPECT_THAT(asked->steps(0).summary(), HasSubstr("change the text to Bonjour tout le monde"));
+  EXPECT_EQ(History(project[0], "rel_nope").status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(ChainTest, ASecondBuildWhileOneRunsStartsNothingElse) {

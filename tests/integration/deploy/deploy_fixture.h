@@ -175,6 +175,28 @@ class DeployFixture : public ::testing::Test {
     return id;
   }
 
+  // Whether a failed deploy of the project starts a fix run.
+  void SetDeployFix(const std::string& project_id, projects::v1::DeployFix fix) {
+    projects::v1::UpdateProjectRequest req;
+    req.mutable_project()->set_id(project_id);
+    req.mutable_project()->set_deploy_fix(fix);
+    req.mutable_update_mask()->add_paths("deploy_fix");
+    projects::v1::UpdateProjectResponse resp;
+    grpc::Status s = projects_->UpdateProject(TestMesh::Context(token_).get(), req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_EQ(resp.project().deploy_fix(), fix);
+  }
+
+  // The project's jobs of one kind, newest first.
+  std::vector<jobs::v1::Job> JobsOf(const std::string& project_id, const std::string& kind) {
+    jobs::v1::ListJobsRequest req;
+    req.set_project_id(project_id);
+    req.set_kind(kind);
+    jobs::v1::ListJobsResponse resp;
+    EXPECT_TRUE(jobs_->ListJobs(TestMesh::Context(token_).get(), req, &resp).ok());
+    return {resp.jobs().begin(), resp.jobs().end()};
+  }
+
   std::string RepositoryOf(const std::string& project_id) {
     projects::v1::GetProjectRequest req;
     req.set_project_id(project_id);

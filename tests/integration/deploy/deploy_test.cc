@@ -116,13 +116,17 @@ TEST_F(DeployTest, ANewCommitReplacesTheLiveReleaseAndABrokenOneLeavesItLive) {
   ASSERT_EQ(running->size(), 1u) << "the old container is gone";
   EXPECT_EQ(running->at(0).name, releases[0].container_name());
 
-  // A commit whose server dies at once: its health gate fails.
+  // A commit whose server dies at once: its health gate fails (and, with
+  // the project's fixes off, that is all).
+  SetDeployFix(shop, projects::v1::DEPLOY_FIX_OFF);
   PushChange(shop, {{"app.py", "import sys\nprint('boom: no config', flush=True)\nsys.exit(3)\n"}},
              "broken");
   const auto broken = Deploy(shop);
   EXPECT_EQ(broken.state(), jobs::v1::JOB_STATE_FAILED);
   EXPECT_THAT(broken.error().message(), HasSubstr("health gate"));
   EXPECT_THAT(broken.error().message(), HasSubstr("boom: no config"));
+  EXPECT_THAT(broken.error().message(), ::testing::Not(HasSubstr("fix")));
+  EXPECT_TRUE(JobsOf(shop, "deploy.fix").empty()) << "fixes are off for the project";
   releases = Releases(shop);
   ASSERT_EQ(releases.size(), 3u);
   EXPECT_EQ(releases[0].status(), deploy::v1::RELEASE_STATUS_FAILED);

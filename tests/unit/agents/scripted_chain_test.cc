@@ -28,6 +28,7 @@ class FakeCli {
     if (what == "scaffold run") return {0, R"({"job":{"id":"job_s"}})", ""};
     if (what == "engineering trigger") return {0, R"({"job":{"id":"job_e"},"run":{}})", ""};
     if (what == "deploy trigger") return {0, R"({"job":{"id":"job_d"}})", ""};
+    if (what == "jobs get" && platform.count(args[2])) return {0, platform.at(args[2]), ""};
     if (what == "jobs get") {
       const std::string state = ended.count(args[2]) ? ended.at(args[2]) : "JOB_STATE_RUNNING";
       if (state == "JOB_STATE_FAILED") {
@@ -52,6 +53,8 @@ class FakeCli {
   std::vector<std::string> calls;
   // The jobs that ended, and how (the rest run).
   std::map<std::string, std::string> ended;
+  // Jobs the platform started on its own: what `jobs get` answers.
+  std::map<std::string, std::string> platform;
 };
 
 class ScriptedChainTest : public ::testing::Test {
@@ -126,6 +129,70 @@ TEST_F(ScriptedChainTest, AFailedStepEndsTheChainSayingWhyAndABuildWaitsForTheOn
   cli_.calls.clear();
   EXPECT_THAT(Turn("change the text to three").value_or(""), HasSubstr("coding agent"));
   EXPECT_THAT(cli_.calls[0], HasSubstr(R"("old":"GREETING = \"one\"")"));
+}
+
+TEST_F(ScriptedChainTest, APlatformFixOfAFailedDeployIsFollowedToItsRedeploy) {
+  ASSERT_TRUE(Turn("build a python service called shop that answers one"));
+  for (const char* job : {"job_s", "job_e", "job_d"}) {
+    cli_.ended[job] = "JOB_STATE_SUCCEEDED";
+    (void)Turn(absl::StrCat("Job ", job, " that you started succeeded."));
+  }
+  ASSERT_TRUE(Turn("change the text to two"));
+  (void)Turn("Job job_e that you started succeeded.");
+  cli_.ended["job_d"] = "JOB_STATE_FAILED";
+  EXPECT_THAT(Turn("Job job_d that you started failed.").value_or(""),
+              HasSubstr("The deploy step of shop failed"));
+
+  // The platform's fix, then its redeploy: each told, what happened asked.
+  cli_.platform["job_f"] =
+      R"({"job":{"kind":"deploy.fix","project_id":"prj_1","state":"JOB_STATE_SUCCEEDED",)"
+      R"("result":{"commit_sha":"fedcba9876543210","deploy_job_id":"job_d2"}}})";
+  cli_.platform["job_r"] =
+      R"({"job":{"kind":"engineering","project_id":"prj_1","state":"JOB_STATE_SUCCEEDED",)"
+      R"("result":{"commit_sha":"fedcba9876543210"}}})";
+  EXPECT_EQ(Turn("The platform started engineering job job_r on its own (not at the user's "
+                 "request): a step of its job job_f. It succeeded.")
+                .value_or(""),
+            "A coding agent's fix for shop passed its tests (commit fedcba987654).");
+  EXPECT_EQ(Turn("The platform started deploy.fix job job_f on its own (not at the user's "
+                 "request): release 2 failed. It succeeded.")
+                .value_or(""),
+            "The platform is deploying the fix of shop (commit fedcba987654, job job_d2).");
+  cli_.platform["job_d2"] =
+      R"({"job":{"kind":"deploy","project_id":"prj_1","state":"JOB_STATE_SUCCEEDED",)"
+      R"("result":{"url":"http://prj-1.localhost:8090"}}})";
+  EXPECT_EQ(Turn("The platform started deploy job job_d2 on its own (not at the user's request): "
+                 "deploying commit fedcba987654. It succeeded.")
+                .value_or(""),
+            "shop is live again at http://prj-1.localhost:8090 with the fix, answering \"one\" "
+            "as before the change that failed.");
+  // The next change goes from the greeting served again.
+  cli_.calls.clear();
+  EXPECT_THAT(Turn("change the text to three").value_or(""), HasSubstr("coding agent"));
+  EXPECT_THAT(cli_.calls[0], HasSubstr(R"("old":"GREETING = \"one\"")"));
+
+  // Another project's platform job is not the chain's.
+  cli_.platform["job_x"] =
+      R"({"job":{"kind":"rollback","project_id":"prj_2","state":"JOB_STATE_SUCCEEDED"}})";
+  EXPECT_FALSE(Turn("The platform started rollback job job_x on its own: sick. It succeeded."));
+}
+
+TEST_F(ScriptedChainTest, AFixThatFailsStopsTheChainSayingWhatIsStillLive) {
+  ASSERT_TRUE(Turn("build a python service called shop that answers one"));
+  for (const char* job : {"job_s", "job_e", "job_d"}) {
+    cli_.ended[job] = "JOB_STATE_SUCCEEDED";
+    (void)Turn(absl::StrCat("Job ", job, " that you started succeeded."));
+  }
+  cli_.platform["job_f"] =
+      R"({"job":{"kind":"deploy.fix","project_id":"prj_1","state":"JOB_STATE_SUCCEEDED",)"
+      R"("result":{"commit_sha":"fedcba9876543210","deploy_job_id":"job_d2"}}})";
+  (void)Turn("The platform started deploy.fix job job_f on its own: x. It succeeded.");
+  cli_.platform["job_d2"] =
+      R"({"job":{"kind":"deploy","project_id":"prj_1","state":"JOB_STATE_FAILED",)"
+      R"("error":{"message":"health gate failed: /nowhere answered 404"}}})";
+  EXPECT_EQ(Turn("The platform started deploy job job_d2 on its own: y. It failed.").value_or(""),
+            "The deploy of shop's fix failed too (job job_d2): health gate failed: /nowhere "
+            "answered 404 shop is still live at http://prj-1.localhost:8090.");
 }
 
 TEST_F(ScriptedChainTest, WhatAMessageSaysOfAJobIsNoProofOfIt) {

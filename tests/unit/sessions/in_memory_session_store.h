@@ -142,6 +142,36 @@ class InMemorySessionStore final : public SessionStore {
     return out;
   }
 
+  absl::Status AddTurnUsage(const std::string& message_id,
+                            const agents::v1::Usage& usage) override {
+    absl::MutexLock lock(&mu_);
+    for (auto& t : messages_) {
+      if (t.message.id() != message_id) continue;
+      agents::v1::Usage* sum = t.message.mutable_turn_usage();
+      sum->set_input_tokens(sum->input_tokens() + usage.input_tokens());
+      sum->set_output_tokens(sum->output_tokens() + usage.output_tokens());
+      sum->set_cache_read_tokens(sum->cache_read_tokens() + usage.cache_read_tokens());
+      sum->set_cache_write_tokens(sum->cache_write_tokens() + usage.cache_write_tokens());
+      sum->set_cost_usd_micros(sum->cost_usd_micros() + usage.cost_usd_micros());
+      sum->set_turns(sum->turns() + usage.turns());
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<v1::SessionMessage>> MessagesOf(
+      const std::string& owner_id, const std::vector<std::string>& ids) override {
+    absl::MutexLock lock(&mu_);
+    std::vector<v1::SessionMessage> out;
+    for (const auto& t : messages_) {
+      const bool owners = std::any_of(sessions_.begin(), sessions_.end(), [&](const auto& s) {
+        return s.id() == t.message.session_id() && s.owner_id() == owner_id;
+      });
+      if (!owners) continue;
+      if (std::find(ids.begin(), ids.end(), t.message.id()) != ids.end()) out.push_back(t.message);
+    }
+    return out;
+  }
+
   absl::StatusOr<v1::Notification> AddNotification(v1::Notification notification) override {
     Writing("AddNotification");
     absl::MutexLock lock(&mu_);

@@ -306,6 +306,8 @@ TEST_F(SessionManagerTest, AMessageStartsAPoWorkerForItsOwnerWithTheOperatorEnvi
   EXPECT_EQ(ran.worker_id(), "w1");
   EXPECT_EQ(ran.prompt(), "build me a shop");
   EXPECT_FALSE(ran.idempotency_key().empty());
+  // The jobs the agent starts in this turn name the session and message.
+  EXPECT_EQ(ran.origin(), absl::StrCat("session:", *session, ",message:", ran.idempotency_key()));
   auto stored = store_->GetSession(*session);
   ASSERT_TRUE(stored.ok());
   EXPECT_EQ(stored->worker_id(), "w1");
@@ -495,6 +497,9 @@ TEST_F(SessionManagerTest, AJobThatEndedIsToldToTheAgentOnceAndItsAnswerIsAJobUp
   // What it was and why it failed: the agent's next step depends on it.
   EXPECT_THAT(told_agent.prompt(), HasSubstr("It was a deploy job of project prj_1."));
   EXPECT_THAT(told_agent.prompt(), HasSubstr("> health gate failed: /healthz answered 500"));
+  // What the agent starts now came of job_1, in the turn of its news.
+  EXPECT_THAT(told_agent.origin(), HasSubstr(",job:job_1"));
+  EXPECT_THAT(told_agent.origin(), HasSubstr(",message:msg_"));
   // The same end again (a repeated event) starts no other turn.
   manager_->OnJobEnded(failed);
   AwaitIdle(session);

@@ -391,7 +391,7 @@ absl::Status BuildRequest(const Invocation& inv, const Environment& env, Message
       contents << in.rdbuf();
       v = contents.str();
     }
-    if (auto s = SetFromText(request, p->field, v, now); !s.ok()) {
+    if (auto s = SetFromText(request, p->field, v, now, !p->one_item_each); !s.ok()) {
       const std::string name = p->positional ? p->name : "--" + p->name;
       return absl::InvalidArgumentError(absl::StrCat(name, ": ", s.message()));
     }

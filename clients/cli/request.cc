@@ -153,7 +153,7 @@ bool ParseHumanDuration(const std::string& text, absl::Duration* out) {
 }
 
 absl::Status SetFromText(Message* message, const std::string& path, const std::string& text,
-                         absl::Time now) {
+                         absl::Time now, bool split_lists) {
   Message* m = message;
   std::vector<std::string> parts = absl::StrSplit(path, '.');
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
@@ -182,7 +182,7 @@ absl::Status SetFromText(Message* message, const std::string& path, const std::s
     entry->GetReflection()->SetString(entry, value, text.substr(eq + 1));
     return absl::OkStatus();
   }
-  if (f->is_repeated() && f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
+  if (f->is_repeated() && f->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE && split_lists) {
     for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
       if (auto s = SetOne(m, f, std::string(absl::StripAsciiWhitespace(item)), now); !s.ok()) {
         return s;

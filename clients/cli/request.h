@@ -14,9 +14,11 @@ namespace orchestrator::cli {
 // printed (running, claude-code), times as RFC 3339 or as an age ("10m":
 // ten minutes ago), durations ("90s", "1h30m", "2d"), JSON for Struct,
 // comma-separated lists for repeated fields and field masks. The error says
-// what was expected, for the caller to prefix with the flag's name.
+// what was expected, for the caller to prefix with the flag's name. With
+// `split_lists` false a repeated field takes `text` as one item (a phrase
+// with commas).
 absl::Status SetFromText(google::protobuf::Message* message, const std::string& path,
-                         const std::string& text, absl::Time now);
+                         const std::string& text, absl::Time now, bool split_lists = true);
 
 // Parses "90s", "1h30m", "2d".
 bool ParseHumanDuration(const std::string& text, absl::Duration* out);

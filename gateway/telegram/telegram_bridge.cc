@@ -29,6 +29,9 @@ namespace sessions = orchestrator::sessions::v1;
 using telegram::Button;
 using telegram::EscapeHtml;
 
+// The callback data of an answer the agent offered: "say:<its words>".
+constexpr char kSayPrefix[] = "say:";
+
 constexpr const char* kHelp =
     "I pass your messages to your Product-Owner agent and bring back its answers.\n\n"
     "Just write what you want built or changed. Commands:\n"
@@ -317,9 +320,18 @@ bool TelegramBridge::HandleUpdate(const telegram::Update& update) {
   return true;
 }
 
-bool TelegramBridge::Say(int64_t chat_id, const std::string& text) {
-  for (const std::string& part : telegram::SplitMessage(text)) {
-    if (auto id = bot_.SendMessage(chat_id, EscapeHtml(part)); !id.ok()) {
+bool TelegramBridge::Say(int64_t chat_id, const std::string& text,
+                         const google::protobuf::RepeatedPtrField<std::string>& choices) {
+  const std::vector<std::string> parts = telegram::SplitMessage(text);
+  for (size_t i = 0; i < parts.size(); ++i) {
+    telegram::Keyboard keyboard;
+    if (i + 1 == parts.size()) {
+      // One button a row, each under the whole answer.
+      for (const std::string& choice : choices) {
+        keyboard.push_back({telegram::Button{choice, absl::StrCat(kSayPrefix, choice)}});
+      }
+    }
+    if (auto id = bot_.SendMessage(chat_id, EscapeHtml(parts[i]), keyboard); !id.ok()) {
       spdlog::warn("telegram sendMessage to chat {} failed: {}", chat_id, id.status().ToString());
       return false;
     }
@@ -343,7 +355,9 @@ bool TelegramBridge::OnMessage(int64_t update_id, const telegram::Message& messa
     return true;
   }
   const auto [command, argument] = telegram::ParseCommand(message.text());
-  if (command.empty()) return StartTurn(user->second, chat_id, update_id, message.text());
+  if (command.empty()) {
+    return StartTurn(user->second, chat_id, absl::StrCat("telegram-", update_id), message.text());
+  }
   if (command == "start" || command == "help") {
     Say(chat_id, kHelp);
   } else if (command == "projects") {
@@ -358,8 +372,8 @@ bool TelegramBridge::OnMessage(int64_t update_id, const telegram::Message& messa
   return !stopping_.load();
 }
 
-bool TelegramBridge::StartTurn(const AllowedUser& user, int64_t chat_id, int64_t update_id,
-                               const std::string& text) {
+bool TelegramBridge::StartTurn(const AllowedUser& user, int64_t chat_id,
+                               const std::string& request_id, const std::string& text) {
   struct Turn {
     absl::Mutex mu;
     bool accepted = false;
@@ -367,7 +381,7 @@ bool TelegramBridge::StartTurn(const AllowedUser& user, int64_t chat_id, int64_t
     bool finished = false;
   };
   auto turn = std::make_shared<Turn>();
-  Spawn([this, user, chat_id, update_id, text, turn] {
+  Spawn([this, user, chat_id, request_id, text, turn] {
     // Typing shows until the turn ends.
     Spawn([this, chat_id, turn] {
       while (!stopping_.load()) {
@@ -381,10 +395,9 @@ bool TelegramBridge::StartTurn(const AllowedUser& user, int64_t chat_id, int64_t
     });
     sessions::SendMessageRequest request;
     request.set_text(text);
-    // The update id makes a redelivered update attach to the same turn.
-    request.set_request_id(absl::StrCat("telegram-", update_id));
+    request.set_request_id(request_id);
     grpc::Status status;
-    std::vector<std::string> replies;  // everything the agent said, in order
+    std::vector<sessions::SessionMessage> replies;  // everything the agent said, in order
     // A retry attaches to the same turn and hears its replies from the
     // start again: each is kept once, by its message id.
     std::set<std::string> heard;
@@ -399,7 +412,7 @@ bool TelegramBridge::StartTurn(const AllowedUser& user, int64_t chat_id, int64_t
           turn->accepted = turn->settled = true;
         } else if (response.has_reply() &&
                    (response.reply().id().empty() || heard.insert(response.reply().id()).second)) {
-          replies.push_back(response.reply().text());
+          replies.push_back(response.reply());
         }
       }
       status = reader->Finish();
@@ -412,7 +425,7 @@ bool TelegramBridge::StartTurn(const AllowedUser& user, int64_t chat_id, int64_t
     }
     if (stopping_.load()) return;
     for (const auto& reply : replies) {
-      if (!reply.empty()) Say(chat_id, reply);
+      if (!reply.text().empty()) Say(chat_id, reply.text(), reply.choices());
     }
     if (!status.ok()) {
       Say(chat_id, absl::StrCat("Your message could not be handled: ", status.error_message()));
@@ -554,6 +567,15 @@ void TelegramBridge::OnCallback(const telegram::CallbackQuery& query) {
     }
     (void)bot_.AnswerCallbackQuery(query.id(), "Cancelled");
     (void)bot_.EditMessageText(chat_id, message_id, EscapeHtml(outcome));
+  } else if (absl::ConsumePrefix(&data, kSayPrefix)) {
+    // An answer the agent offered: the user's next message, in its words;
+    // the buttons go (the question keeps its text and shows the pick).
+    const std::string choice(data);
+    (void)bot_.AnswerCallbackQuery(query.id(), "");
+    (void)bot_.EditMessageText(chat_id, message_id,
+                               EscapeHtml(absl::StrCat(query.message().text(), "\n\n→ ", choice)));
+    // The callback's id makes a redelivered press the same turn.
+    StartTurn(user->second, chat_id, absl::StrCat("telegram-callback-", query.id()), choice);
   } else if (absl::ConsumePrefix(&data, "keep:")) {
     (void)bot_.AnswerCallbackQuery(query.id(), "Kept");
     (void)bot_.EditMessageText(chat_id, message_id,
@@ -582,7 +604,7 @@ void TelegramBridge::WatchNotifications(AllowedUser user) {
       const auto& n = response.notification();
       // A private chat's id is its user's id. What Telegram did not take
       // is asked for again (from the last sequence saved) after a pause.
-      if (!Say(user.telegram_id, n.text())) {
+      if (!Say(user.telegram_id, n.text(), n.choices())) {
         context->TryCancel();
         break;
       }

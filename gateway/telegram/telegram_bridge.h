@@ -76,11 +76,15 @@ class TelegramBridge {
   bool HandleUpdate(const telegram::Update& update);
   bool OnMessage(int64_t update_id, const telegram::Message& message);
   void OnCallback(const telegram::CallbackQuery& query);
-  bool StartTurn(const AllowedUser& user, int64_t chat_id, int64_t update_id,
+  // `request_id` makes a redelivered update attach to the same turn.
+  bool StartTurn(const AllowedUser& user, int64_t chat_id, const std::string& request_id,
                  const std::string& text);
   void WatchNotifications(AllowedUser user);
   // Plain text, escaped and split; false when Telegram did not take it all.
-  bool Say(int64_t chat_id, const std::string& text);
+  // `choices`: buttons under the (last part of the) text, each sending its
+  // words back as the user's next message.
+  bool Say(int64_t chat_id, const std::string& text,
+           const google::protobuf::RepeatedPtrField<std::string>& choices = {});
   // A call to the mesh as `user`, cancelled by Stop while it lasts.
   class LiveContext {
    public:

@@ -81,6 +81,9 @@ absl::StatusOr<std::map<std::string, std::string>> ReadTemplateBases(const MeshC
   return bases;
 }
 
+// Fix jobs waiting on their engineering runs at once, per process.
+constexpr int kFixesAtOnce = 4;
+
 class DeployComponent final : public Component {
  public:
   static absl::StatusOr<std::unique_ptr<Component>> Build(ComponentContext& ctx) {
@@ -95,9 +98,11 @@ class DeployComponent final : public Component {
   // too); from then on the scheduler's deploy.routes.reconcile keeps them.
   void Start() override { (void)ReconcileRoutes(); }
   void BeginDrain(absl::Time deadline) override {
+    if (fix_engine_) fix_engine_->BeginDrain(deadline);
     if (engine_) engine_->BeginDrain(deadline);
   }
   void Stop() override {
+    fix_engine_.reset();
     engine_.reset();
     if (executor_) executor_->Shutdown();
   }
@@ -214,12 +219,24 @@ class DeployComponent final : public Component {
     engine_->worker().Register(kRollbackJobKind, [deployer](jobs::JobContext& job) {
       return deployer->Rollback(JobOf(job), jobs::HooksOf(job));
     });
+    if (auto s = engine_->Start(absl::FromChrono(ctx.call_deadline), "deploy"); !s.ok()) return s;
     if (fixer != nullptr) {
-      engine_->worker().Register(kFixJobKind, [fixer](jobs::JobContext& job) {
+      // Fixes wait on their engineering runs: on a worker of their own, so
+      // that waiting never holds up deploys, rollbacks or the upkeep.
+      fix_engine_ = std::make_unique<jobs::JobEngine>(
+          ctx.pool, config_.database_url, jobs::JobEngine::OptionsOf(config_, kFixesAtOnce));
+      fix_engine_->worker().Register(kFixJobKind, [fixer](jobs::JobContext& job) {
         return fixer->Run(job.job(), jobs::HooksOf(job));
       });
+      if (auto s = fix_engine_->Start(absl::FromChrono(ctx.call_deadline), "deploy fixes");
+          !s.ok()) {
+        return s;
+      }
+    } else {
+      spdlog::info(
+          "deploy: the engineering component is not part of this mesh (--engineering_addr): "
+          "failed deploys are reported, not fixed");
     }
-    if (auto s = engine_->Start(absl::FromChrono(ctx.call_deadline), "deploy"); !s.ok()) return s;
 
     executor_ = std::make_shared<BoundedExecutor>(4, 256);
     Serve(ctx.host,
@@ -271,11 +288,15 @@ class DeployComponent final : public Component {
       spdlog::warn("deploy: {}: job {}", reason, queued->id());
       // And the failure goes back to engineering, once.
       if (fixer == nullptr) return absl::OkStatus();
+      // Unknown counts as a fix's: never a fix of a fix.
       auto deployed = jobs->Get(failing.job_id());
       const bool came_of_fix =
-          deployed.ok() && deployed->params().fields().contains(kAfterFixParam);
+          !deployed.ok() || deployed->params().fields().contains(kAfterFixParam);
       (void)StartFix(*jobs, *fixer,
-                     {.release = failing, .why = reason, .came_of_fix = came_of_fix});
+                     {.release = failing,
+                      .why = reason,
+                      .came_of_fix = came_of_fix,
+                      .good_release_id = target.id()});
       return absl::OkStatus();
     };
   }
@@ -361,6 +382,7 @@ class DeployComponent final : public Component {
   std::shared_ptr<RouteReconciler> reconciler_;
   std::unique_ptr<ReleaseWatch> watch_;  // null: no automatic rollbacks
   std::unique_ptr<jobs::JobEngine> engine_;
+  std::unique_ptr<jobs::JobEngine> fix_engine_;  // null without engineering
   BoundedExecutorPtr executor_;
 };
 

@@ -1,5 +1,6 @@
 #include "services/agents/runner/scripted_agent.h"
 
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
@@ -242,6 +243,26 @@ std::optional<std::string> ReadWhole(const fs::path& path) {
   return s.str();
 }
 
+// The id of the caller's project named `name` ("" when none).
+std::string ProjectIdNamed(const std::string& name, Printer& printer, int* calls) {
+  auto r = Orchestrator({"project", "list", "--json"}, printer, calls);
+  google::protobuf::Struct list;
+  if (r.exit_code != 0 || !google::protobuf::util::JsonStringToMessage(r.out, &list).ok()) {
+    return "";
+  }
+  auto projects = list.fields().find("projects");
+  if (projects == list.fields().end()) return "";
+  for (const auto& p : projects->second.list_value().values()) {
+    const auto& fields = p.struct_value().fields();
+    auto n = fields.find("name");
+    auto id = fields.find("id");
+    if (n != fields.end() && id != fields.end() && n->second.string_value() == name) {
+      return id->second.string_value();
+    }
+  }
+  return "";
+}
+
 // The last good commit a fix task after a failed deploy names (the deploy
 // component's DeployFixer::TaskOf), if the prompt is one.
 std::optional<std::string> LastGoodCommit(const std::string& prompt) {
@@ -425,8 +446,16 @@ int RunScriptedAgent(const std::string& prompt, const std::string& session_id,
     const BashToolRun run = RunBashTool(prompt.substr(strlen("run: ")), paths.working_directory,
                                         absl::StrCat("call_", ++calls), emit);
     reply = absl::StrCat("exit ", run.exit_code, "\n", run.output);
+  } else if (auto chained = RunChainTurn(prompt, (dir / (id + ".chain")).string(),
+                                         [&](const std::vector<std::string>& args) {
+                                           CommandOutput r = Orchestrator(args, printer, &calls);
+                                           return CliOutput{r.exit_code, r.out, r.err};
+                                         })) {
+    // From one message to a live URL, a step per turn (scripted_chain.h).
+    reply = *chained;
   } else if (auto good = LastGoodCommit(prompt)) {
-    // The platform's fix task after a failed deploy: the scripted
+    // The platform's fix task after a failed deploy (after the chain: a
+    // news turn quoting a log must not read as one): the scripted
     // developer undoes what broke it, restoring the files of the last
     // commit that deployed healthy (a model would read the failure).
     const BashToolRun run = RunBashTool(
@@ -441,13 +470,31 @@ int RunScriptedAgent(const std::string& prompt, const std::string& session_id,
       reply = absl::StrCat("I could not restore commit ", good->substr(0, 12), ": ",
                            FirstLine(run.output));
     }
-  } else if (auto chained = RunChainTurn(prompt, (dir / (id + ".chain")).string(),
-                                         [&](const std::vector<std::string>& args) {
-                                           CommandOutput r = Orchestrator(args, printer, &calls);
-                                           return CliOutput{r.exit_code, r.out, r.err};
-                                         })) {
-    // From one message to a live URL, a step per turn (scripted_chain.h).
-    reply = *chained;
+  } else if (text.size() <= 200 &&
+             std::regex_search(text, m, std::regex(R"(^yes, delete ([a-z][a-z0-9-]{0,62})$)"))) {
+    // The user's yes to the question below (a button on Telegram).
+    const std::string name = m[1];
+    const std::string id = ProjectIdNamed(name, printer, &calls);
+    auto r = id.empty() ? CommandOutput{1, "", "no such project"}
+                        : Orchestrator({"project", "delete", id}, printer, &calls);
+    reply = r.exit_code == 0 ? absl::StrCat("Deleted project ", name, ".")
+                             : absl::StrCat("I could not delete ", name, ": ", FirstLine(r.err));
+  } else if (text.size() <= 200 &&
+             std::regex_search(text, m, std::regex(R"(^no, keep ([a-z][a-z0-9-]{0,62})$)"))) {
+    reply = absl::StrCat("Kept ", m[1].str(), ": nothing was deleted.");
+  } else if (text.size() <= 200 &&
+             std::regex_search(text, m,
+                               std::regex(R"(delete (?:the )?project ([a-z][a-z0-9-]{0,62}))"))) {
+    // Destructive: asked first, with the answers as buttons; acted on only
+    // at the user's yes.
+    const std::string name = m[1];
+    const std::string question = absl::StrCat("Delete project ", name,
+                                              "? Its repository record, jobs and secrets go; it "
+                                              "cannot be undone.");
+    auto r = Orchestrator({"respond", question, "--choice", absl::StrCat("Yes, delete ", name),
+                           "--choice", absl::StrCat("No, keep ", name)},
+                          printer, &calls);
+    reply = r.exit_code == 0 ? question : absl::StrCat("I could not ask you: ", FirstLine(r.err));
   } else if (std::regex_search(
                  text, m,
                  std::regex(R"(create (?:a )?project (?:named |called )?([a-z][a-z0-9-]*))"))) {

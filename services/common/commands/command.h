@@ -25,6 +25,7 @@ struct Param {
   bool is_switch = false;        // --name alone sets the (bool) field
   bool from_file = false;        // the value is a path; the field gets its contents
   bool stdin_if_absent = false;  // not given: read from standard input (secrets)
+  bool one_item_each = false;    // repeated: each value one item, commas kept (phrases)
 };
 
 // A column of a table: a header and a field path in each listed item.

@@ -59,6 +59,12 @@ std::vector<Param> With(std::vector<Param> a, const std::vector<Param>& b) {
   return a;
 }
 
+// A repeated flag whose values are phrases: commas are kept.
+Param Phrases(Param p) {
+  p.one_item_each = true;
+  return p;
+}
+
 Param DeployFixFlag() {
   return Flag("deploy-fix", "project.deploy_fix",
               "on (default): a deploy that fails its health gate, or is rolled back, gets one "
@@ -150,10 +156,8 @@ std::vector<Column> HistoryStepColumns() {
           {"OUTCOME", "",
            [](const Message& m, absl::Time) {
              const auto& step = static_cast<const Step&>(m);
-             std::string text = step.summary();
-             // One line per step: a message's own lines joined.
-             absl::StrReplaceAll({{"\n", " "}, {"\r", " "}, {"\t", " "}}, &text);
-             return text.size() > 60 ? text.substr(0, 57) + "..." : text;
+             // One line per step (the table cuts it to its width).
+             return absl::StrReplaceAll(step.summary(), {{"\n", " "}, {"\r", " "}, {"\t", " "}});
            }},
           {"MADE", "",
            [](const Message& m, absl::Time) {
@@ -868,8 +872,14 @@ std::vector<Command> Build() {
        .summary = "answer the user of your session (Product-Owner agents)",
        .rpc = Unary<sessions::SessionService>(&sessions::SessionService::Stub::Respond),
        .params = {Arg("TEXT", "text", "the answer"),
-                  Flag("session", "session_id", "this session (default: your own)")},
-       .show_field = "message"});
+                  Flag("session", "session_id", "this session (default: your own)"),
+                  Phrases(Flag("choice", "choices",
+                               "an answer the user may pick (repeat it; buttons on Telegram): "
+                               "ask this way before a destructive step"))},
+       .show_field = "message",
+       .details = "  orchestrator respond \"Delete project shop? It cannot be undone.\" "
+                  "--choice \"Yes, delete shop\" --choice \"No, keep it\"\n"
+                  "The user's pick comes back as their next message, in the choice's words."});
   add({.name = "finish",
        .summary = "declare your task done, with a summary (developer agents)",
        .rpc = Unary<agents::AgentService>(&agents::AgentService::Stub::FinishTask),

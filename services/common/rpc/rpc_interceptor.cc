@@ -127,8 +127,8 @@ class RpcInterceptor final : public grpc::experimental::Interceptor {
     if (!principal.ok()) return principal.status();
     auto claim = ParseOriginClaim(origin);
     if (!claim.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(kOriginHeader, ": ", claim.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          kOriginHeader, " (the CLI sends $", kOriginEnvironment, "): ", claim.status().message()));
     }
 
     authenticated_ = true;

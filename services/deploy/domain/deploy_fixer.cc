@@ -10,6 +10,7 @@ namespace orchestrator::deploy {
 namespace {
 
 constexpr char kReleaseParam[] = "release_id";
+constexpr char kGoodReleaseParam[] = "good_release_id";
 // How much of a failure a fix's task quotes.
 constexpr size_t kMaxQuotedFailure = 4096;
 
@@ -34,16 +35,25 @@ absl::StatusOr<std::optional<FixJobPlan>> DeployFixer::Plan(const FailedRelease&
   plan.request_id = absl::StrCat("fix-", release.id());
   auto& params = *plan.params.mutable_fields();
   params[kReleaseParam].set_string_value(release.id());
+  if (!failed.good_release_id.empty()) {
+    params[kGoodReleaseParam].set_string_value(failed.good_release_id);
+  }
+  // What happened, without the service's own output: this reaches the
+  // PO's prompt and the owner as the platform's words.
+  std::string what = failed.why.substr(0, failed.why.find('\n'));
+  what = what.substr(0, what.find(kLastLinesMark));
   params[jobs::kStartedBecauseParam].set_string_value(
-      Truncated(absl::StrCat("release ", release.version(), " of commit ",
-                             release.commit_sha().substr(0, 12), " ", failed.why),
-                1024));
+      HumanTextOf(Truncated(absl::StrCat("release ", release.version(), " of commit ",
+                                         release.commit_sha().substr(0, 12), " ", what),
+                            300)));
   return plan;
 }
 
 std::string DeployFixer::TaskOf(const v1::Release& failing, const std::optional<v1::Release>& live,
                                 const std::string& why) {
-  std::string quoted = HumanTextOf(Truncated(why, kMaxQuotedFailure));
+  // Every line quoted: a carriage return starts none of its own.
+  std::string quoted =
+      absl::StrReplaceAll(HumanTextOf(Truncated(why, kMaxQuotedFailure)), {{"\r", "\n"}});
   absl::StrReplaceAll({{"\n", "\n> "}}, &quoted);
   std::string task = absl::StrCat(
       "The deploy of commit ", failing.commit_sha(), " (release ", failing.version(),
@@ -63,8 +73,25 @@ absl::StatusOr<google::protobuf::Struct> DeployFixer::Run(const jobs::v1::Job& j
                                                           const jobs::JobHooks& hooks) {
   auto failing = releases_->Get(Param(job, kReleaseParam));
   if (!failing.ok()) return failing.status();
-  auto live = releases_->Live(failing->project_id());
+  auto project = projects_->Get(failing->owner_id(), failing->project_id());
+  if (!project.ok()) return project.status();
+  if (project->deploy_fix() == projects::v1::DEPLOY_FIX_OFF) {
+    google::protobuf::Struct skipped;
+    (*skipped.mutable_fields())["skipped"].set_string_value(
+        "fixes were turned off for the project");
+    return skipped;
+  }
+  // The last good release: the rollback's target, else the one live (a
+  // failing release is never it).
+  absl::StatusOr<std::optional<v1::Release>> live;
+  if (const std::string good = Param(job, kGoodReleaseParam); !good.empty()) {
+    auto got = releases_->Get(good);
+    live = got.ok() ? std::optional<v1::Release>(*got) : std::optional<v1::Release>();
+  } else {
+    live = releases_->Live(failing->project_id());
+  }
   if (!live.ok()) return live.status();
+  if (*live && (*live)->id() == failing->id()) live = std::optional<v1::Release>();
   const std::string why = failing->failure_reason().empty() ? Param(job, jobs::kStartedBecauseParam)
                                                             : failing->failure_reason();
   auto run = peers_->StartEngineering(failing->owner_id(), failing->project_id(),
@@ -92,9 +119,22 @@ absl::StatusOr<google::protobuf::Struct> DeployFixer::Run(const jobs::v1::Job& j
                      ".", still));
   }
   const std::string commit = Result(ended, "commit_sha");
-  if (commit.empty()) {
+  if (commit.empty() || commit == failing->commit_sha()) {
+    return absl::FailedPreconditionError(absl::StrCat("the fix run (engineering job ", ended.id(),
+                                                      ") changed nothing to deploy.", still));
+  }
+  if (const std::string pr = Result(ended, "pull_request_url"); !pr.empty()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("the fix run (engineering job ", ended.id(), ") named no commit.", still));
+        absl::StrCat("the fix is pull request ", pr, ": review and merge it, then deploy.", still));
+  }
+  // A release newer than the failing one went live meanwhile: not replaced.
+  auto now_live = releases_->Live(failing->project_id());
+  if (!now_live.ok()) return now_live.status();
+  if (*now_live && (*now_live)->version() > failing->version() &&
+      (*now_live)->rollback_of_release_id().empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("release ", (*now_live)->version(), " went live meanwhile: the fix (commit ",
+                     commit.substr(0, 12), ", on the default branch) is not deployed over it."));
   }
   hooks.progress(70, absl::StrCat("the fix passed its tests: commit ", commit.substr(0, 12)));
   auto redeploy =

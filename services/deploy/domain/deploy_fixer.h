@@ -15,6 +15,8 @@ namespace orchestrator::deploy {
 
 // The job kind of a fix after a failed deploy (see DeployFixer).
 inline constexpr char kFixJobKind[] = "deploy.fix";
+// What a health gate's error says before the container's last lines.
+inline constexpr char kLastLinesMark[] = "; its last lines:";
 // A deploy job's param: the fix whose change it deploys. Such a deploy is
 // not fixed again when it fails too.
 inline constexpr char kAfterFixParam[] = "after_fix";
@@ -47,6 +49,9 @@ struct FailedRelease {
   v1::Release release;
   std::string why;           // for people: what happened ("failed its health gate: …")
   bool came_of_fix = false;  // its deploy was a fix's redeploy (kAfterFixParam)
+  // The release that was good before it ("": the one live when the fix
+  // runs). A rollback names its target: the failing one is still LIVE then.
+  std::string good_release_id = "";
 };
 
 // A fix job to queue; nullopt when none is due (the project opted out, or

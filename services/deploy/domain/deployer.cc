@@ -293,16 +293,21 @@ absl::StatusOr<google::protobuf::Struct> Deployer::Launch(
         (void)at.engine->RemoveContainer(now->container_name(), true);
       const std::string why(launched.status().message());
       (void)releases_->MarkFailed(release.id(), why);
-      if (options_.on_failed_gate && absl::StartsWith(why, kHealthGateFailed)) {
+      // A deploy's only: a rollback to a release that fails now is no code
+      // to fix (its environment changed).
+      if (options_.on_failed_gate && job.target_release_id.empty() &&
+          absl::StartsWith(why, kHealthGateFailed)) {
         now->set_status(v1::RELEASE_STATUS_FAILED);
         now->set_failure_reason(why);
         const std::string told = options_.on_failed_gate(
             {.release = *now, .why = why, .came_of_fix = !job.after_fix.empty()});
         if (!told.empty()) {
-          // On the error's first line, where people (and agents) read it.
-          const size_t eol = std::min(why.find('\n'), why.size());
+          // On the error's first line, where people (and agents) read it,
+          // before the log lines it quotes.
+          size_t at = why.find(kLastLinesMark);
+          if (at == std::string::npos) at = std::min(why.find('\n'), why.size());
           return absl::Status(launched.status().code(),
-                              absl::StrCat(why.substr(0, eol), " ", told, why.substr(eol)));
+                              absl::StrCat(why.substr(0, at), ". ", told, why.substr(at)));
         }
       }
     }
@@ -482,8 +487,8 @@ absl::Status Deployer::HealthGate(const ServerTarget& at, const common::v1::RunC
     absl::SleepFor(interval);
   }
   hooks.log(absl::StrCat("health gate: ", last));
-  return absl::FailedPreconditionError(absl::StrCat(
-      kHealthGateFailed, ": ", last, "; its last lines:\n", LastLines(at, container, 20)));
+  return absl::FailedPreconditionError(absl::StrCat(kHealthGateFailed, ": ", last, kLastLinesMark,
+                                                    "\n", LastLines(at, container, 20)));
 }
 
 std::string Deployer::LastLines(const ServerTarget& at, const std::string& container, int lines) {

@@ -257,6 +257,16 @@ class RunAttempt {
       tree_ = *tree;
       return Commit();
     }
+    if (run_.iteration_history_size() == run_.iterations() + 1) {
+      const v1::EngineeringIteration& cut = run_.iteration_history(run_.iterations());
+      if (cut.task_status() == av1::TASK_STATUS_SUCCEEDED && !cut.has_test_report()) {
+        // Stopped while testing what the agent's turn left: the tests run
+        // again, not the turn, which would find its own change done already.
+        auto passed = Test(run_.iterations() + 1);
+        if (!passed.ok()) return passed.status();
+        if (*passed) return Commit();
+      }
+    }
     while (run_.iterations() < run_.max_iterations()) {
       auto passed = Iterate();
       if (!passed.ok()) return passed.status();
@@ -444,6 +454,13 @@ class RunAttempt {
       return false;
     }
     it->set_summary(Truncated(result->summary(), kSummaryMax));
+    return Test(i);
+  }
+
+  // The tests of what iteration `i`'s turn left: true when they pass.
+  absl::StatusOr<bool> Test(int i) {
+    v1::EngineeringIteration* it = run_.mutable_iteration_history(i - 1);
+    const std::string of = absl::StrCat(" (iteration ", i, " of ", run_.max_iterations(), ")");
     // What the turn left, before the tests add their own files.
     auto tree = workspace_->StageTree();
     if (!tree.ok()) return tree.status();

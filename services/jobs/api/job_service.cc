@@ -435,8 +435,15 @@ grpc::ServerUnaryReactor* JobServiceImpl::ListProjectHistory(
           }
         }
         auto history = BuildProjectHistory(*jobs, messages, req->leading_to(), req->page_size());
+        if (!history.ok() && static_cast<int>(jobs->size()) == kMaxHistoryJobs) {
+          return absl::Status(history.status().code(),
+                              absl::StrCat(history.status().message(), " (among its newest ",
+                                           kMaxHistoryJobs, " jobs)"));
+        }
         if (!history.ok()) return history.status();
         *resp = *std::move(history);
+        // Older jobs than the newest kMaxHistoryJobs are not read.
+        if (static_cast<int>(jobs->size()) == kMaxHistoryJobs) resp->set_truncated(true);
         resp->set_messages_unavailable(unavailable);
         return absl::OkStatus();
       });

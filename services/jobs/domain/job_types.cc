@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "services/common/validation/request_bounds.h"
 
@@ -63,12 +64,21 @@ agents::v1::Usage UsageOf(const google::protobuf::Struct& result) {
 }
 
 void AddUsage(const agents::v1::Usage& more, agents::v1::Usage* sum) {
-  sum->set_input_tokens(sum->input_tokens() + more.input_tokens());
-  sum->set_output_tokens(sum->output_tokens() + more.output_tokens());
-  sum->set_cache_read_tokens(sum->cache_read_tokens() + more.cache_read_tokens());
-  sum->set_cache_write_tokens(sum->cache_write_tokens() + more.cache_write_tokens());
-  sum->set_cost_usd_micros(sum->cost_usd_micros() + more.cost_usd_micros());
-  sum->set_turns(sum->turns() + more.turns());
+  // Saturating: what an agent reports is not to be trusted to stay small.
+  const auto add = [](auto a, auto b) {
+    using T = decltype(a);
+    T out;
+    if (__builtin_add_overflow(a, b, &out)) {
+      return b > 0 ? std::numeric_limits<T>::max() : std::numeric_limits<T>::min();
+    }
+    return out;
+  };
+  sum->set_input_tokens(add(sum->input_tokens(), more.input_tokens()));
+  sum->set_output_tokens(add(sum->output_tokens(), more.output_tokens()));
+  sum->set_cache_read_tokens(add(sum->cache_read_tokens(), more.cache_read_tokens()));
+  sum->set_cache_write_tokens(add(sum->cache_write_tokens(), more.cache_write_tokens()));
+  sum->set_cost_usd_micros(add(sum->cost_usd_micros(), more.cost_usd_micros()));
+  sum->set_turns(add(sum->turns(), more.turns()));
 }
 
 std::vector<std::pair<std::string, std::string>> MadeOf(const google::protobuf::Struct& result) {

@@ -51,7 +51,9 @@ const char kDefaultInstructions[] =
     "Start one step per turn and do not wait on it: the platform tells you in a new turn when "
     "each job ends (its kind, project and result: the commit, the URL), and you start the next "
     "step then. Ask the user before anything destructive (releasing a port, clearing or "
-    "deleting a project) and act only on their yes.";
+    "deleting a project) with `orchestrator respond \"<the question>\" --choice \"Yes, <what>\" "
+    "--choice \"No\"` (buttons on Telegram; their pick comes back as their next message) "
+    "and act only on their yes.";
 
 // What the user receives of a turn; part of every PO's instructions, since
 // the session manager does exactly this.
@@ -748,9 +750,9 @@ absl::Status SessionManager::RunTurn(Live& live, const std::shared_ptr<Turn>& t)
   return delivered == nullptr || delivered->ok() ? absl::OkStatus() : delivered->status();
 }
 
-SessionManager::Reply SessionManager::PostReplyLocked(Live& live, const std::shared_ptr<Turn>& turn,
-                                                      const std::string& text,
-                                                      const std::string& request_id) {
+SessionManager::Reply SessionManager::PostReplyLocked(
+    Live& live, const std::shared_ptr<Turn>& turn, const std::string& text,
+    const std::string& request_id, const google::protobuf::RepeatedPtrField<std::string>& choices) {
   v1::SessionMessage reply;
   reply.set_id(NewId("msg_"));
   reply.set_session_id(live.session.id());
@@ -758,6 +760,7 @@ SessionManager::Reply SessionManager::PostReplyLocked(Live& live, const std::sha
   reply.set_text(text);
   reply.set_request_id(request_id);
   reply.set_reply_to_message_id(turn->message_id);
+  *reply.mutable_choices() = choices;
   *reply.mutable_create_time() = Stamp(options_.clock());
   std::vector<std::shared_ptr<TurnListener>> listeners;
   for (const auto& [h, l] : turn->listeners) listeners.push_back(l);
@@ -789,6 +792,7 @@ SessionManager::Reply SessionManager::PostReplyLocked(Live& live, const std::sha
         n.set_kind(turn->job_id.empty() ? v1::NOTIFICATION_KIND_REPLY
                                         : v1::NOTIFICATION_KIND_JOB_UPDATE);
         n.set_text(reply.text());
+        *n.mutable_choices() = reply.choices();
         n.set_job_id(turn->job_id);
         n.set_message_id(turn->job_id.empty() ? turn->message_id : stored->id());
         Notify(std::move(n));
@@ -1163,6 +1167,11 @@ absl::StatusOr<v1::SessionMessage> SessionManager::Respond(const Principal& call
                                                            const v1::RespondRequest& req) {
   if (req.text().empty()) return absl::InvalidArgumentError("text: required");
   if (req.text().size() > 32 * 1024) return absl::InvalidArgumentError("text: at most 32 KiB");
+  for (int i = 0; i < req.choices_size(); ++i) {
+    if (absl::StripAsciiWhitespace(req.choices(i)).empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("choices[", i, "]: required (words to pick)"));
+    }
+  }
   std::shared_ptr<Live> live;
   if (!req.session_id().empty()) {
     auto l = Visible(caller, req.session_id());
@@ -1190,7 +1199,7 @@ absl::StatusOr<v1::SessionMessage> SessionManager::Respond(const Principal& call
       std::shared_ptr<Turn> turn = live->current;
       turn->responded = true;
       turn->last_responded = req.text();
-      stored = PostReplyLocked(*live, turn, req.text(), req.request_id());
+      stored = PostReplyLocked(*live, turn, req.text(), req.request_id(), req.choices());
     } else {
       v1::SessionMessage m;
       m.set_id(NewId("msg_"));
@@ -1198,6 +1207,7 @@ absl::StatusOr<v1::SessionMessage> SessionManager::Respond(const Principal& call
       m.set_role(v1::MESSAGE_ROLE_ASSISTANT);
       m.set_text(req.text());
       m.set_request_id(req.request_id());
+      *m.mutable_choices() = req.choices();
       *m.mutable_create_time() = Stamp(options_.clock());
       stored = std::make_shared<absl::StatusOr<v1::SessionMessage>>(
           absl::UnavailableError("the message was not stored"));
@@ -1210,6 +1220,7 @@ absl::StatusOr<v1::SessionMessage> SessionManager::Respond(const Principal& call
         n.set_session_id(m.session_id());
         n.set_kind(v1::NOTIFICATION_KIND_REPLY);
         n.set_text(m.text());
+        *n.mutable_choices() = m.choices();
         n.set_message_id((*stored)->id());
         Notify(std::move(n));
       });

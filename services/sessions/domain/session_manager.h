@@ -152,8 +152,11 @@ class SessionManager {
   // Posts storing one of the agent's replies in `turn` and sending it to
   // the turn's listeners, or as a notification when nobody listens; the
   // stored reply is in the result once the outbox is settled.
+  // `choices`: the answers the agent offers (RespondRequest.choices).
   Reply PostReplyLocked(Live& live, const std::shared_ptr<Turn>& turn, const std::string& text,
-                        const std::string& request_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(live.mu);
+                        const std::string& request_id,
+                        const google::protobuf::RepeatedPtrField<std::string>& choices = {})
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(live.mu);
   // Posts `step` to the turn's listeners as they are now.
   static void PostStepLocked(Live& live, const Turn& turn, v1::SendMessageResponse step)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(live.mu);

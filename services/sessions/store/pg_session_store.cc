@@ -54,12 +54,14 @@ constexpr db::Statement kEndTurn{
 constexpr db::Statement kRepliesTo{
     "sessions_replies_to",
     "SELECT message FROM sessions.messages WHERE reply_to = $1 ORDER BY seq"};
-// Adds $2 (a Usage as JSON) to the message's turnUsage, field by field.
+// Adds $2 (a Usage as JSON) to the message's turnUsage, field by field,
+// each saturating at its type's largest value (turns is an int32).
 constexpr db::Statement kAddTurnUsage{
     "sessions_turn_usage_add",
     "UPDATE sessions.messages m SET message = jsonb_set(m.message, '{turnUsage}', (SELECT "
-    "coalesce(jsonb_object_agg(k, coalesce((m.message->'turnUsage'->>k)::bigint, 0) + "
-    "coalesce(($2::jsonb->>k)::bigint, 0)), '{}'::jsonb) FROM (SELECT jsonb_object_keys("
+    "coalesce(jsonb_object_agg(k, LEAST(coalesce((m.message->'turnUsage'->>k)::numeric, 0) + "
+    "coalesce(($2::jsonb->>k)::numeric, 0), CASE WHEN k = 'turns' THEN 2147483647 ELSE "
+    "9223372036854775807 END)::bigint), '{}'::jsonb) FROM (SELECT jsonb_object_keys("
     "coalesce(m.message->'turnUsage', '{}'::jsonb)) UNION SELECT jsonb_object_keys($2::jsonb)) "
     "AS keys(k))) WHERE m.id = $1"};
 constexpr db::Statement kMessagesOf{

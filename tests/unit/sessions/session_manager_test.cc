@@ -478,6 +478,30 @@ TEST_F(SessionManagerTest, AnAgentsRespondReachesTheSessionOfTheWorkerItsTokenBe
   EXPECT_EQ(manager_->Respond(agent, req).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_F(SessionManagerTest, AQuestionWithChoicesKeepsThemOnTheReplyAndItsNotification) {
+  FirstTurn();
+  Inbox inbox;
+  ASSERT_TRUE(manager_->Watch(User(), {}, inbox.Callback()).ok());
+  Principal agent = User();
+  agent.kind = PrincipalKind::kAgent;
+  agent.worker_id = "w1";
+  v1::RespondRequest req;
+  req.set_text("Delete project shop?");
+  req.add_choices("Yes, delete shop");
+  req.add_choices("No");
+  auto m = manager_->Respond(agent, req);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_THAT(m->choices(), ::testing::ElementsAre("Yes, delete shop", "No"));
+  auto told = inbox.AwaitFirst();
+  ASSERT_TRUE(told.has_value());
+  EXPECT_THAT(told->choices(), ::testing::ElementsAre("Yes, delete shop", "No"));
+  // A blank choice is no answer to pick.
+  req.add_choices("  ");
+  auto blank = manager_->Respond(agent, req);
+  EXPECT_EQ(blank.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(blank.status().message(), HasSubstr("choices[2]"));
+}
+
 TEST_F(SessionManagerTest, AJobThatEndedIsToldToTheAgentOnceAndItsAnswerIsAJobUpdate) {
   const std::string session = FirstTurn();
   Inbox inbox;

@@ -36,7 +36,7 @@ fake_pid=""
   >"$work/fake.port" 2>"$work/fake.log" &
 fake_pid=$!
 # cleanup exits with the status it is called with: keep the script's.
-trap 'status=$?; kill "$fake_pid" 2>/dev/null; (exit "$status"); cleanup' EXIT
+trap 'status=$?; set +e; kill "$fake_pid" 2>/dev/null; (exit "$status"); cleanup' EXIT
 wait_for 10 "the fake Messages API" test -s "$work/fake.port"
 fake_port="$(head -n1 "$work/fake.port")"
 

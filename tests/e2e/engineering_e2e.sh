@@ -26,7 +26,7 @@ fake_pid=""
 /usr/bin/python3 "$here/../fakes/anthropic_api.py" --port 0 --log "$work/requests.jsonl" \
   >"$work/fake.port" 2>"$work/fake.log" &
 fake_pid=$!
-trap 'status=$?; kill "$fake_pid" 2>/dev/null; (exit "$status"); cleanup' EXIT
+trap 'status=$?; set +e; kill "$fake_pid" 2>/dev/null; (exit "$status"); cleanup' EXIT
 wait_for 10 "the fake Messages API" test -s "$work/fake.port"
 fake_port="$(head -n1 "$work/fake.port")"
 

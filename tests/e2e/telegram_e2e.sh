@@ -4,7 +4,8 @@
 # the scripted PO agent in its sandbox. A user's message reaches the agent
 # and the reply comes back through sendMessage (with "typing" meanwhile,
 # split at 4096 and HTML-escaped); commands; a job's notification reaches
-# the chat; /cancel confirmed with an inline button; a stranger is refused
+# the chat; /cancel confirmed with an inline button; the PO asks before a
+# destructive step with buttons and acts on the pick; a stranger is refused
 # politely; a 429 is waited out; the long-polling offset survives a
 # restart (nothing lost, nothing repeated); the webhook refuses a forged
 # secret.
@@ -27,7 +28,7 @@ bot_token="123456:TEST-token"
 /usr/bin/python3 "$here/../fakes/telegram_api.py" --port 0 --token "$bot_token" \
   --log "$work/telegram.log" >"$work/telegram.port" 2>"$work/telegram.err" &
 fake_pid=$!
-trap 'status=$?; kill "$fake_pid" 2>/dev/null; (exit "$status"); cleanup' EXIT
+trap 'status=$?; set +e; kill "$fake_pid" 2>/dev/null; (exit "$status"); cleanup' EXIT
 for _ in $(seq 50); do [ -s "$work/telegram.port" ] && break; sleep 0.1; done
 tg="http://127.0.0.1:$(cat "$work/telegram.port")"
 
@@ -166,6 +167,39 @@ texts = [e["params"]["text"] for e in edits]
 assert any(job in t and ("is being cancelled" in t or "is cancelled" in t) for t in texts), texts
 ' "$msg_id" "$job" || fail "the confirmation was not turned into the outcome"
 pass "/cancel asks with inline buttons; the button cancels the job"
+
+mark
+# A destructive step: the PO asks first, with the answers as buttons, and
+# acts only on the pick (which reaches it as Ann's next message).
+curl -s -H "authorization: Bearer $ann_token" -H 'content-type: application/json' \
+  -d '{"name":"doomed"}' "$gateway_url/v1/projects" | grep -q '"name": *"doomed"' ||
+  fatal "could not create project doomed"
+say 4242 "please delete project doomed" >/dev/null
+wait_sent 60 "the question" sendMessage 4242 "say:Yes, delete doomed"
+curl -s -H "authorization: Bearer $ann_token" "$gateway_url/v1/projects" | grep -q '"doomed"' ||
+  fail "the project went before Ann said yes"
+msg_id="$(curl -s "$tg/control/calls?method=sendMessage&chat_id=4242" | /usr/bin/python3 -c '
+import json, sys
+for c in reversed(json.load(sys.stdin)["calls"]):
+    rows = (c["params"].get("reply_markup") or {}).get("inline_keyboard") or []
+    labels = [b.get("text") for row in rows for b in row]
+    if labels == ["Yes, delete doomed", "No, keep doomed"] and "result" in c:
+        print(c["result"]["message_id"])
+        break')"
+[ -n "$msg_id" ] || fatal "no question with the buttons 'Yes, delete doomed' and 'No, keep doomed'"
+curl -s -d "{\"from_id\":4242,\"data\":\"say:Yes, delete doomed\",\"message_id\":$msg_id}" \
+  "$tg/control/callback" >/dev/null
+wait_sent 60 "the deletion" sendMessage 4242 "Deleted project doomed"
+curl -s -H "authorization: Bearer $ann_token" "$gateway_url/v1/projects" | grep -q '"doomed"' &&
+  fail "project doomed is still there after the yes"
+curl -s "$tg/control/calls?method=editMessageText&chat_id=4242" | /usr/bin/python3 -c '
+import json, sys
+msg = int(sys.argv[1])
+edits = [c["params"] for c in json.load(sys.stdin)["calls"] if c["params"].get("message_id") == msg]
+assert any(e["text"].endswith("\u2192 Yes, delete doomed") and not e.get("reply_markup")
+           for e in edits), edits
+' "$msg_id" || fail "the question did not show the pick (its buttons gone)"
+pass "a destructive step is asked with inline buttons and done only on the yes"
 
 mark
 curl -s -d '{"method":"sendMessage","count":1,"retry_after":1}' "$tg/control/rate_limit" >/dev/null

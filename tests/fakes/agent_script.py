@@ -11,9 +11,81 @@ conversation's last user turn.
   - "job ID ... succeeded|failed"  → "Your job ID STATE."
   - anything else                  → "You said: TEXT"
 
+And, as a Product-Owner driving the chain (what the scripted PO does, here
+decided by "the model"), one command per request:
+  - "build a python service called NAME that answers TEXT"
+                                   → project create, then (its output) scaffold run
+  - the platform's news of the scaffold job → engineering trigger (the
+    template's greeting replaced by TEXT, as scripted steps)
+  - of the engineering job         → deploy trigger
+  - of the deploy job              → "NAME is live at URL and answers "TEXT"."
+
 answer(...) returns (text, command): command is None for a plain reply.
 """
+import json
 import re
+import shlex
+
+
+BUILD = re.compile(r"build an? python (?:service|app) (?:called|named) ([a-z][a-z0-9-]{0,62}) "
+                   r"that answers \"?([^\"\n]{1,200}?)\"?\.?$", re.I | re.M)
+NEWS = re.compile(r"^Job (job_[a-z0-9]+) that you started succeeded\. It was an? ([a-z.]+) job "
+                  r"of project (prj_[a-z0-9]+)(?:: ([^\n]*))?", re.M)
+
+
+def chain_request(turns):
+    """The latest build request among the conversation's user turns."""
+    for said in reversed(turns):
+        m = BUILD.search(said)
+        if m:
+            return m.group(1), m.group(2).strip()
+    return None
+
+
+def engineering_task(name, text):
+    steps = {"steps": [
+        {"replace": "repo/app.py", "old": 'GREETING = "Hello from %s!"' % name,
+         "new": 'GREETING = "%s"' % text},
+        {"say": 'The service now answers "%s".' % text}]}
+    return ('Make %s answer "%s" (its greeting).\n```orchestrator-steps\n%s\n```\n'
+            % (name, text, json.dumps(steps)))
+
+
+def chain_step(said, turns):
+    """The PO's next command for the chain, or None when `said` is not one
+    of its steps. `turns`: the conversation's user turns, oldest first."""
+    m = BUILD.search(said)
+    if m:
+        return "Creating it.", "orchestrator project create %s --json" % m.group(1).lower()
+    news = NEWS.search(said)
+    request = chain_request(turns)
+    if not news or not request:
+        return None
+    job, kind, project, made = news.groups()
+    name, text = request
+    if kind == "scaffold":
+        return ("Scaffolded %s. A coding agent makes it answer \"%s\"." % (name, text),
+                "orchestrator engineering trigger %s %s --agent scripted --json"
+                % (project, shlex.quote(engineering_task(name, text))))
+    if kind == "engineering":
+        return "The change passed its tests. Deploying it.", (
+            "orchestrator deploy trigger %s --json" % project)
+    if kind == "deploy":
+        url = re.search(r"url (\S+?)(?:;|$)", made or "")
+        return ('%s is live at %s and answers "%s".' % (name, url.group(1) if url else "?", text),
+                None)
+    return None
+
+
+def chain_after_tool(output, said):
+    """After a chain command's output: the next command of the same turn."""
+    m = BUILD.search(said)
+    project = re.search(r'"id":\s*"(prj_[a-z0-9]+)"', output)
+    if m and project and '"project"' in output:
+        return "Scaffolding it.", (
+            "orchestrator scaffold run %s --template python-http --answer service_title=%s --json"
+            % (project.group(1), m.group(1).lower()))
+    return None
 
 
 def after_tool(output):

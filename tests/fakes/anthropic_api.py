@@ -48,10 +48,19 @@ def decide(body):
     users = [m for m in body.get("messages", []) if m.get("role") == "user"]
     last = users[-1] if users else {"content": ""}
     content = last.get("content")
-    if isinstance(content, list) and any(b.get("type") == "tool_result" for b in content):
-        text, command = agent_script.after_tool(text_of(content))
+    def is_tool_result(m):
+        c = m.get("content")
+        return isinstance(c, list) and any(b.get("type") == "tool_result" for b in c)
+    # What the user (or the platform) said, oldest first, and in this turn.
+    turns = [said_in(m.get("content")) for m in users if not is_tool_result(m)]
+    said = turns[-1] if turns else ""
+    if is_tool_result(last):
+        step = agent_script.chain_after_tool(text_of(content), said)
+        text, command = step or agent_script.after_tool(text_of(content))
     else:
-        text, command = agent_script.answer(said_in(content), said_in(users[0].get("content")))
+        step = agent_script.chain_step(said_in(content), turns)
+        text, command = step or agent_script.answer(said_in(content),
+                                                    said_in(users[0].get("content")))
     blocks = [{"type": "text", "text": text}]
     if command is None:
         return blocks, "end_turn"

@@ -12,16 +12,24 @@
 # messages reaches the chat exactly once.
 #
 #   bash tests/e2e/chain_e2e.sh <orchestratord> <orchestrator-gateway> <orchestrator> \
-#     <orchestrator-runner>
+#     <orchestrator-runner> [claude-code <tools-dir>]
+#
+# With claude-code the PO is the real Claude Code CLI (tools/node_modules)
+# against the fake Messages API (tests/fakes/anthropic_api.py), whose "model"
+# runs each step's `orchestrator` command through its Bash tool: the first
+# flow only, and the history's model usage of each of the PO's turns.
 #
 # Needs root (rootful Podman), podman, caddy, bwrap and the local base image
 # of the python template, as tools/setup installs them.
 set -euo pipefail
 
-[ $# -eq 4 ] || {
-  echo "usage: $0 <orchestratord> <orchestrator-gateway> <orchestrator> <orchestrator-runner>" >&2
+[ $# -eq 4 ] || [ $# -eq 6 ] || {
+  echo "usage: $0 <orchestratord> <orchestrator-gateway> <orchestrator> <orchestrator-runner>" \
+    "[claude-code <tools-dir>]" >&2
   exit 2
 }
+agent="${5:-scripted}"
+tools="${6:-}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 # shellcheck source=tests/e2e/lib.sh
@@ -60,7 +68,7 @@ orchestratord="$work/bin/$(basename "$1")"
 gateway="$work/bin/$(basename "$2")"
 cli="$work/bin/$(basename "$3")"
 
-fake_pid="" podman_pid="" caddy_pid=""
+fake_pid="" podman_pid="" caddy_pid="" model_pid=""
 # stop PID: SIGTERM, SIGKILL after 5 s.
 stop() {
   [ -n "$1" ] || return 0
@@ -96,6 +104,7 @@ stop_parts() {
   stop "$caddy_pid"
   stop "$podman_pid"
   stop "$fake_pid"
+  stop "$model_pid"
   (exit "$status")
   cleanup
 }
@@ -136,6 +145,15 @@ mesh_flags=(--job_lease=5s "--git_http_listen=127.0.0.1:$(free_port)"
   "--scaffolder_dir=$work/scaffolder" "--engineering_dir=$work/engineering"
   "--deploy_dir=$work/deploy" "--container_engine_socket=unix://$work/podman.sock"
   "--caddy_admin_url=http://127.0.0.1:$caddy_admin_port" "--router_listen=127.0.0.1:$router_port")
+if [ "$agent" = claude-code ]; then
+  [ -x "$tools/node_modules/.bin/claude" ] || fatal "Claude Code is not installed: run tools/setup"
+  /usr/bin/python3 "$here/../fakes/anthropic_api.py" --port "$(free_port)" \
+    --log "$work/requests.jsonl" >"$work/model.port" 2>"$work/model.log" &
+  model_pid=$!
+  wait_for 10 "the fake Messages API" test -s "$work/model.port"
+  mesh_flags+=(--session_agent=claude-code "--agent_tool_dirs=$tools/node_modules"
+    "--session_agent_env=ANTHROPIC_BASE_URL=http://127.0.0.1:$(head -n1 "$work/model.port"),ANTHROPIC_API_KEY=sk-fake")
+fi
 start_orchestratord "$orchestratord" "127.0.0.1:$port" "${mesh_flags[@]}"
 export ORCHESTRATOR_ADDR="127.0.0.1:$port"
 wait_for 30 "the bootstrap token" test -s "$work/admin.token"
@@ -218,6 +236,57 @@ built() {
   serves "$url" "$3"
 }
 
+# history_is SHAPE...: the history of Ann's project (her first), as
+# "what<index of the step it came from>" per step, is SHAPE; saved in
+# $work/history.json.
+history_is() {
+  local project
+  project="$(ORCHESTRATOR_TOKEN="${token_of[ann]}" "$cli" project list --json |
+    /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["projects"][0]["id"])')"
+  ORCHESTRATOR_TOKEN="${token_of[ann]}" "$cli" project history "$project" --json \
+    >"$work/history.json" || fail "orchestrator project history $project failed"
+  /usr/bin/python3 - "$work/history.json" "$@" <<'PY'
+import json, sys
+steps = json.load(open(sys.argv[1]))["steps"]
+index = {s["id"]: i for i, s in enumerate(steps)}
+def what(s):
+    return {"HISTORY_STEP_KIND_USER_MESSAGE": "message", "HISTORY_STEP_KIND_JOB_NEWS": "news"}.get(
+        s["kind"], s.get("jobKind"))
+shape = ["%s<%s" % (what(s), index.get(s.get("parentId", ""), "")) for s in steps]
+assert shape == sys.argv[2:], shape
+assert all(s.get("state") == "JOB_STATE_SUCCEEDED" for s in steps if s["kind"] == "HISTORY_STEP_KIND_JOB")
+PY
+}
+
+if [ "$agent" = claude-code ]; then
+  mark
+  t0=$SECONDS
+  say 4242 "build a python service called greeter that answers Hello from Claude"
+  wait_said 120 4242 "greeter is live at http://"
+  url="$(live_url 4242)"
+  serves "$url" "Hello from Claude"
+  for command in "orchestrator project create greeter" "orchestrator scaffold run prj_" \
+    "orchestrator engineering trigger prj_" "orchestrator deploy trigger prj_"; do
+    grep -q "$command" "$work/requests.jsonl" || fail "Claude Code did not run '$command'"
+  done
+  pass "Claude Code, driven by the fake Messages API, ran each step's command: a live URL ($((SECONDS - t0)) s)"
+
+  mark
+  history_is "message<" "scaffold<0" "news<1" "engineering<2" "news<3" "deploy<4" ||
+    fail "the history is not the chain: $(cat "$work/history.json")"
+  # What each of the PO's turns cost, as Claude Code reported it.
+  /usr/bin/python3 - "$work/history.json" <<'PY' || fail "no model usage per turn: $(cat "$work/history.json")"
+import json, sys
+h = json.load(open(sys.argv[1]))
+turns = [s for s in h["steps"] if s["kind"] != "HISTORY_STEP_KIND_JOB"]
+assert all(int(s.get("usage", {}).get("inputTokens", 0)) > 0 for s in turns), turns
+assert int(h["totalUsage"]["inputTokens"]) >= sum(int(s["usage"]["inputTokens"]) for s in turns)
+PY
+  pass "the history shows each step with its parent and the tokens of each of the PO's turns"
+  finish "one Telegram message to a live URL, with Claude Code as the PO"
+  exit 0
+fi
+
 mark
 t0=$SECONDS
 say 4242 "build a python service called greeter that answers Hello from Telegram"
@@ -241,24 +310,15 @@ pass "a change request becomes a new release at the same URL ($((SECONDS - t0)) 
 mark
 # The project's history: both chat messages, and each step with the one it
 # came from, down to the release serving the URL.
-project="$(chat 4242 | grep -o 'prj_[a-z0-9]*' | head -n1)"
-ORCHESTRATOR_TOKEN="${token_of[ann]}" "$cli" project history "$project" --json >"$work/history.json" ||
-  fail "orchestrator project history $project failed"
-/usr/bin/python3 - "$work/history.json" "$url" <<'PY' || fail "the history is not the chain: $(cat "$work/history.json")"
+history_is "message<" "scaffold<0" "news<1" "engineering<2" "news<3" "deploy<4" \
+  "message<" "engineering<6" "news<7" "deploy<8" ||
+  fail "the history is not the chain: $(cat "$work/history.json")"
+/usr/bin/python3 - "$work/history.json" "$url" <<'PY' || fail "the history's steps: $(cat "$work/history.json")"
 import json, sys
 steps = json.load(open(sys.argv[1]))["steps"]
-index = {s["id"]: i for i, s in enumerate(steps)}
-def what(s):
-    return {"HISTORY_STEP_KIND_USER_MESSAGE": "message", "HISTORY_STEP_KIND_JOB_NEWS": "news"}.get(
-        s["kind"], s.get("jobKind"))
-shape = ["%s<%s" % (what(s), index.get(s.get("parentId", ""), "")) for s in steps]
-want = ["message<", "scaffold<0", "news<1", "engineering<2", "news<3", "deploy<4",
-        "message<", "engineering<6", "news<7", "deploy<8"]
-assert shape == want, shape
 assert "build a python service called greeter" in steps[0]["summary"], steps[0]
 assert "change the text to Bonjour Telegram" in steps[6]["summary"], steps[6]
 assert steps[9]["made"]["url"] == sys.argv[2], steps[9]
-assert all(s.get("state") == "JOB_STATE_SUCCEEDED" for s in steps if s["kind"] == "HISTORY_STEP_KIND_JOB")
 PY
 pass "orchestrator project history shows every step with its parent, from each message to its release"
 

@@ -22,6 +22,8 @@ constexpr char kEngineering[] = "engineering";
 constexpr char kDeploy[] = "deploy";
 constexpr char kLive[] = "live";
 constexpr char kStopped[] = "stopped";
+// The state's key of what the chain said when a job ended.
+constexpr char kToldPrefix[] = "told:";
 
 // What the user asks for: a name as the platform takes it, and a text a
 // template's answer may be (one line of printable characters, no quotes or
@@ -168,6 +170,24 @@ class Chain {
   std::optional<std::string> PlatformJobEnded(const std::string& job_id) {
     auto state = Load(file_);
     if (!state || Field(*state, "project").empty()) return std::nullopt;
+    if (auto told = Field(*state, absl::StrCat(kToldPrefix, job_id)); !told.empty()) return told;
+    return Told(job_id, PlatformNews(*state, job_id));
+  }
+
+ private:
+  // What the chain said of `job_id`'s end, kept for a turn run again.
+  std::optional<std::string> Told(const std::string& job_id, std::optional<std::string> said) {
+    if (!said) return said;
+    auto state = Load(file_);  // as the step left it
+    if (state) {
+      Set(*state, absl::StrCat(kToldPrefix, job_id), *said);
+      Save(file_, *state);
+    }
+    return said;
+  }
+
+  std::optional<std::string> PlatformNews(Struct& state_in, const std::string& job_id) {
+    Struct* state = &state_in;
     auto job = cli_({"jobs", "get", job_id, "--json"});
     if (job.exit_code != 0 || JsonPath(job.out, "job.project_id") != Field(*state, "project")) {
       return std::nullopt;
@@ -227,13 +247,17 @@ class Chain {
                         ok ? " succeeded." : absl::StrCat(" failed: ", why));
   }
 
+ public:
   // The platform's turn about `job_id`; nullopt when it is not the chain's
   // current job or the job has not ended. What happened is asked of the
   // platform (`jobs get`): the words of a message are no proof.
   std::optional<std::string> JobEnded(const std::string& job_id) {
     auto state = Load(file_);
-    if (!state || Field(*state, "job") != job_id || !Busy(*state)) return std::nullopt;
-    return Next(*state);
+    if (!state) return std::nullopt;
+    // A turn run again after a restart cut it off says what it said.
+    if (auto told = Field(*state, absl::StrCat(kToldPrefix, job_id)); !told.empty()) return told;
+    if (Field(*state, "job") != job_id || !Busy(*state)) return std::nullopt;
+    return Told(job_id, Next(*state));
   }
 
  private:

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -26,8 +27,13 @@ class FakeCli {
     const std::string what = args[0] + " " + args[1];
     if (what == "project create") return {0, R"({"project":{"id":"prj_1"}})", ""};
     if (what == "scaffold run") return {0, R"({"job":{"id":"job_s"}})", ""};
-    if (what == "engineering trigger") return {0, R"({"job":{"id":"job_e"},"run":{}})", ""};
-    if (what == "deploy trigger") return {0, R"({"job":{"id":"job_d"}})", ""};
+    // Each new job its own id: job_e, job_e2, …
+    if (what == "engineering trigger") {
+      return {0, absl::StrCat(R"({"job":{"id":")", Next("job_e"), R"("},"run":{}})"), ""};
+    }
+    if (what == "deploy trigger") {
+      return {0, absl::StrCat(R"({"job":{"id":")", Next("job_d"), R"("}})"), ""};
+    }
     if (what == "jobs get" && platform.count(args[2])) return {0, platform.at(args[2]), ""};
     if (what == "jobs get") {
       const std::string state = ended.count(args[2]) ? ended.at(args[2]) : "JOB_STATE_RUNNING";
@@ -37,7 +43,7 @@ class FakeCli {
                 R"(/healthz answered 500"}}})",
                 ""};
       }
-      if (args[2] == "job_d") {
+      if (absl::StartsWith(args[2], "job_d")) {
         return {0,
                 absl::StrCat(R"({"job":{"state":")", state,
                              R"(","result":{"url":"http://prj-1.localhost:8090"}}})"),
@@ -50,6 +56,11 @@ class FakeCli {
     }
     return {2, "", "unknown command"};
   }
+  std::string Next(const std::string& base) {
+    const int n = ++made[base];
+    return n == 1 ? base : absl::StrCat(base, n);
+  }
+  std::map<std::string, int> made;
   std::vector<std::string> calls;
   // The jobs that ended, and how (the rest run).
   std::map<std::string, std::string> ended;
@@ -138,15 +149,16 @@ TEST_F(ScriptedChainTest, APlatformFixOfAFailedDeployIsFollowedToItsRedeploy) {
     (void)Turn(absl::StrCat("Job ", job, " that you started succeeded."));
   }
   ASSERT_TRUE(Turn("change the text to two"));
-  (void)Turn("Job job_e that you started succeeded.");
-  cli_.ended["job_d"] = "JOB_STATE_FAILED";
-  EXPECT_THAT(Turn("Job job_d that you started failed.").value_or(""),
+  cli_.ended["job_e2"] = "JOB_STATE_SUCCEEDED";
+  (void)Turn("Job job_e2 that you started succeeded.");
+  cli_.ended["job_d2"] = "JOB_STATE_FAILED";
+  EXPECT_THAT(Turn("Job job_d2 that you started failed.").value_or(""),
               HasSubstr("The deploy step of shop failed"));
 
   // The platform's fix, then its redeploy: each told, what happened asked.
   cli_.platform["job_f"] =
       R"({"job":{"kind":"deploy.fix","project_id":"prj_1","state":"JOB_STATE_SUCCEEDED",)"
-      R"("result":{"commit_sha":"fedcba9876543210","deploy_job_id":"job_d2"}}})";
+      R"("result":{"commit_sha":"fedcba9876543210","deploy_job_id":"job_fixd"}}})";
   cli_.platform["job_r"] =
       R"({"job":{"kind":"engineering","project_id":"prj_1","state":"JOB_STATE_SUCCEEDED",)"
       R"("result":{"commit_sha":"fedcba9876543210"}}})";
@@ -157,11 +169,11 @@ TEST_F(ScriptedChainTest, APlatformFixOfAFailedDeployIsFollowedToItsRedeploy) {
   EXPECT_EQ(Turn("The platform started deploy.fix job job_f on its own (not at the user's "
                  "request): release 2 failed. It succeeded.")
                 .value_or(""),
-            "The platform is deploying the fix of shop (commit fedcba987654, job job_d2).");
-  cli_.platform["job_d2"] =
+            "The platform is deploying the fix of shop (commit fedcba987654, job job_fixd).");
+  cli_.platform["job_fixd"] =
       R"({"job":{"kind":"deploy","project_id":"prj_1","state":"JOB_STATE_SUCCEEDED",)"
       R"("result":{"url":"http://prj-1.localhost:8090"}}})";
-  EXPECT_EQ(Turn("The platform started deploy job job_d2 on its own (not at the user's request): "
+  EXPECT_EQ(Turn("The platform started deploy job job_fixd on its own (not at the user's request): "
                  "deploying commit fedcba987654. It succeeded.")
                 .value_or(""),
             "shop is live again at http://prj-1.localhost:8090 with the fix, answering \"one\" "
@@ -185,14 +197,25 @@ TEST_F(ScriptedChainTest, AFixThatFailsStopsTheChainSayingWhatIsStillLive) {
   }
   cli_.platform["job_f"] =
       R"({"job":{"kind":"deploy.fix","project_id":"prj_1","state":"JOB_STATE_SUCCEEDED",)"
-      R"("result":{"commit_sha":"fedcba9876543210","deploy_job_id":"job_d2"}}})";
+      R"("result":{"commit_sha":"fedcba9876543210","deploy_job_id":"job_fixd"}}})";
   (void)Turn("The platform started deploy.fix job job_f on its own: x. It succeeded.");
-  cli_.platform["job_d2"] =
+  cli_.platform["job_fixd"] =
       R"({"job":{"kind":"deploy","project_id":"prj_1","state":"JOB_STATE_FAILED",)"
       R"("error":{"message":"health gate failed: /nowhere answered 404"}}})";
-  EXPECT_EQ(Turn("The platform started deploy job job_d2 on its own: y. It failed.").value_or(""),
-            "The deploy of shop's fix failed too (job job_d2): health gate failed: /nowhere "
+  EXPECT_EQ(Turn("The platform started deploy job job_fixd on its own: y. It failed.").value_or(""),
+            "The deploy of shop's fix failed too (job job_fixd): health gate failed: /nowhere "
             "answered 404 shop is still live at http://prj-1.localhost:8090.");
+}
+
+TEST_F(ScriptedChainTest, ATurnRunAgainAfterARestartSaysTheSameAndStartsNothingMore) {
+  ASSERT_TRUE(Turn("build a python service called shop that answers one"));
+  cli_.ended["job_s"] = "JOB_STATE_SUCCEEDED";
+  const auto first = Turn("Job job_s that you started succeeded.");
+  ASSERT_TRUE(first);
+  cli_.calls.clear();
+  // The same news again (its turn was cut off before its reply was kept).
+  EXPECT_EQ(Turn("Job job_s that you started succeeded."), first);
+  EXPECT_TRUE(cli_.calls.empty()) << "no second engineering run";
 }
 
 TEST_F(ScriptedChainTest, WhatAMessageSaysOfAJobIsNoProofOfIt) {

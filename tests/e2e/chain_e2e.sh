@@ -78,7 +78,7 @@ stop() {
   wait "$1" 2>/dev/null || true
 }
 stop_parts() {
-  local status=$? project id
+  local status=$? installation id
   # Errors must not cut the cleanup short (nor `(exit "$status")` end it).
   set +e
   if ((status != 0)); then
@@ -92,15 +92,18 @@ stop_parts() {
     }
   fi
   stop "$pid" # it deploys no more
-  # What the deploys made (the chats name the projects).
-  while read -r project; do
-    for id in $(podman ps -aq --filter "label=orchestrator.project=$project" 2>/dev/null); do
+  # What the deploys made: all of it carries this installation's label (the
+  # chats need not name the projects; the machine's Podman is shared, and a
+  # container left behind keeps its host port taken for the next run).
+  installation="$(psql -d "$db" -XAtc 'SELECT id FROM deploy.installation' 2>/dev/null)"
+  if [ -n "$installation" ]; then
+    for id in $(podman ps -aq --filter "label=orchestrator.installation=$installation" 2>/dev/null); do
       podman rm -f -t 0 "$id" >/dev/null 2>&1 || true
     done
-    for id in $(podman images -q --filter "label=orchestrator.project=$project" 2>/dev/null); do
+    for id in $(podman images -q --filter "label=orchestrator.installation=$installation" 2>/dev/null); do
       podman rmi -f "$id" >/dev/null 2>&1 || true
     done
-  done < <(grep -ho 'prj_[a-z0-9]*' "$work/telegram.log" 2>/dev/null | sort -u)
+  fi
   stop "$caddy_pid"
   stop "$podman_pid"
   stop "$fake_pid"

@@ -67,6 +67,26 @@ google::protobuf::Struct ResultOf(const v1::Release& release) {
   return result;
 }
 
+// OK when no container but `name` (about to be made) publishes `port`: one
+// of another installation, or left by anything else, would take the port's
+// traffic or silently leave the new container unreachable there, and the
+// health gate would blame the project's code for it.
+absl::Status PortIsOurs(const ServerTarget& at, int port, const std::string& name) {
+  auto running = at.engine->ListContainers({}, false);
+  if (!running.ok()) return running.status();
+  for (const auto& c : *running) {
+    if (c.host_port != port || c.name == name) continue;
+    const auto installation = c.labels.find(kInstallationLabel);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "host port ", port, " is published by container ", c.name,
+        installation == c.labels.end() ? ", which no orchestrator made"
+                                       : absl::StrCat(", of installation ", installation->second),
+        ": remove it there (podman rm -f ", c.name, ") or release this project's ports ",
+        "so it gets others, then deploy again"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string RouteIdOf(const std::string& project_id) {
@@ -363,6 +383,7 @@ absl::StatusOr<google::protobuf::Struct> Deployer::LaunchSteps(
         hooks.log(absl::StrCat("removed ", c.name, ", left on port ", port));
       }
     }
+    if (auto s = PortIsOurs(at, port, name); !s.ok()) return s;
     containers::ContainerSpec spec;
     spec.name = name;
     spec.image = image;

@@ -220,6 +220,58 @@ TEST_F(DeployTest, ThePortOfTheLiveReleaseIsReleasedOnlyWhenForced) {
   EXPECT_TRUE(forced.ok()) << forced.error_message();
 }
 
+// A container this installation did not make (another installation on the
+// same engine, or one left behind) publishing a port the project was given:
+// the deploy says which container holds it and what to do, and blames (and
+// fixes) nothing of the project's; once it is gone the deploy goes live.
+TEST_F(DeployTest, APortAnotherContainerPublishesIsRefusedNamingThatContainer) {
+  const std::string shop = ScaffoldedProject("shop");
+  ASSERT_EQ(Deploy(shop).state(), jobs::v1::JOB_STATE_SUCCEEDED);
+  const std::string image = Releases(shop)[0].image();
+
+  const std::string cafe = ScaffoldedProject("cafe");
+  deploy::v1::CheckReadinessRequest check;
+  check.set_project_id(cafe);
+  deploy::v1::CheckReadinessResponse readiness;
+  ASSERT_TRUE(deploy_->CheckReadiness(TestMesh::Context(token_).get(), check, &readiness).ok());
+  auto infra = infra::v1::InfraService::NewStub(mesh_.channel());
+  infra::v1::ListAllocationsRequest list;
+  list.set_project_id(cafe);
+  infra::v1::ListAllocationsResponse allocations;
+  ASSERT_TRUE(infra->ListAllocations(TestMesh::Context(token_).get(), list, &allocations).ok());
+  ASSERT_EQ(allocations.allocations_size(), 2) << allocations.DebugString();
+  std::vector<std::string> squatters;
+  for (const auto& a : allocations.allocations()) {
+    containers::ContainerSpec spec;
+    spec.name = absl::StrCat("squatter-", a.port());
+    spec.image = image;
+    // The image's own labels are this installation's: the squatter's say another.
+    spec.labels = {{"orchestrator.installation", "ins_elsewhere"}};
+    spec.container_port = 8080;
+    spec.host_port = a.port();
+    spec.env = {"PORT=8080"};
+    ASSERT_TRUE(engine_->CreateContainer(spec).ok());
+    ASSERT_TRUE(engine_->StartContainer(spec.name).ok());
+    squatters.push_back(spec.name);
+  }
+
+  const auto refused = Deploy(cafe);
+  EXPECT_EQ(refused.state(), jobs::v1::JOB_STATE_FAILED);
+  EXPECT_THAT(refused.error().message(), HasSubstr("is published by container squatter-"));
+  EXPECT_THAT(refused.error().message(), HasSubstr("of installation ins_elsewhere"));
+  EXPECT_THAT(refused.error().message(), HasSubstr("podman rm -f squatter-"));
+  EXPECT_THAT(refused.error().message(), ::testing::Not(HasSubstr("health gate")));
+  EXPECT_TRUE(JobsOf(cafe, "deploy.fix").empty()) << "the project's code is not to blame";
+  auto running = engine_->ListContainers({{"orchestrator.project", cafe}}, true);
+  ASSERT_TRUE(running.ok());
+  EXPECT_TRUE(running->empty()) << "nothing was started on the taken port";
+
+  for (const auto& name : squatters) ASSERT_TRUE(engine_->RemoveContainer(name, true).ok());
+  const auto deployed = Deploy(cafe);
+  ASSERT_EQ(deployed.state(), jobs::v1::JOB_STATE_SUCCEEDED) << deployed.error().message();
+  EXPECT_EQ(Get(router_port_, HostOf(Releases(cafe)[0].url())).status, 200);
+}
+
 TEST_F(DeployTest, NoRequestFailsDuringTenDeploysAndTenRollbacks) {
   // Caddy replaces its listeners on each change; without listener migration
   // Linux resets the connections queued on the old ones (tools/setup and

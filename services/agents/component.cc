@@ -6,6 +6,7 @@
 #include <set>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "orchestrator/admin/v1/admin.grpc.pb.h"
@@ -15,6 +16,7 @@
 #include "services/agents/egress/egress_proxy.h"
 #include "services/agents/peers/admin_token_minter.h"
 #include "services/agents/peers/project_secret_source.h"
+#include "services/agents/runtime/kubernetes_runtime.h"
 #include "services/agents/store/pg_worker_store.h"
 #include "services/common/config/process.h"
 #include "services/common/crypto/secret_box.h"
@@ -24,7 +26,24 @@
 ABSL_FLAG(std::string, agents_dir, "",
           "agent workspaces and worker logs; empty: a directory under the system temp dir");
 ABSL_FLAG(std::string, agent_runtime, "sandboxed",
-          "sandboxed (bubblewrap) or unsandboxed (agents run as plain processes: no isolation)");
+          "sandboxed (bubblewrap), unsandboxed (agents run as plain processes: no isolation) or "
+          "kubernetes (a Pod per worker; see --kubernetes_worker_image)");
+ABSL_FLAG(std::string, kubernetes_worker_image, "",
+          "--agent_runtime=kubernetes: the product image workers' Pods run orchestrator-runner "
+          "from");
+ABSL_FLAG(std::string, kubernetes_mesh_address, "",
+          "--agent_runtime=kubernetes: host:port workers' Pods reach the agents component on");
+ABSL_FLAG(std::string, kubernetes_workers_listen, "0.0.0.0:50070",
+          "--agent_runtime=kubernetes: host:port the workers' Pods reach the mesh on (a proxy "
+          "to every component, like the sandboxes' socket); --kubernetes_mesh_address names it");
+ABSL_FLAG(std::string, kubernetes_mesh_labels, "app.kubernetes.io/name=orchestrator",
+          "--agent_runtime=kubernetes: KEY=VALUE,... of the mesh's Pods: the only Pods workers "
+          "may connect to (their NetworkPolicy)");
+ABSL_FLAG(std::string, kubernetes_workspace_size, "1Gi",
+          "--agent_runtime=kubernetes: each workspace's PersistentVolumeClaim");
+ABSL_FLAG(
+    std::string, kubernetes_storage_class, "",
+    "--agent_runtime=kubernetes: the workspaces' storage class; empty: the cluster's default");
 ABSL_FLAG(std::string, agent_bin_dir, "",
           "directory holding orchestrator-runner and orchestrator; empty: orchestratord's own");
 ABSL_FLAG(std::string, agent_tool_dirs, "",
@@ -37,6 +56,37 @@ ABSL_FLAG(absl::Duration, agent_connect_timeout, absl::Seconds(30),
 
 namespace orchestrator::agents {
 namespace {
+
+// Workers as Pods, from the mesh's config.
+absl::StatusOr<std::shared_ptr<WorkerRuntime>> KubernetesRuntimeOf(const MeshConfig& config) {
+  if (config.kubernetes_worker_image.empty()) {
+    return absl::InvalidArgumentError(
+        "--kubernetes_worker_image: the product image is needed with --agent_runtime=kubernetes");
+  }
+  const auto colon = config.kubernetes_mesh_address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(config.kubernetes_mesh_address.substr(colon + 1), &port) || port <= 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--kubernetes_mesh_address: '", config.kubernetes_mesh_address,
+                     "' is not host:port (where workers' Pods reach the agents component)"));
+  }
+  auto cluster = config.kubeconfig.empty() ? kubernetes::InClusterConfig()
+                                           : kubernetes::KubeconfigConfig(config.kubeconfig);
+  if (!cluster.ok()) return cluster.status();
+  auto client = kubernetes::KubeClient::Connect(*std::move(cluster));
+  if (!client.ok()) return client.status();
+  KubernetesRuntimeOptions options;
+  options.image = config.kubernetes_worker_image;
+  options.mesh_address = config.kubernetes_mesh_address;
+  options.mesh_pod_labels = config.kubernetes_mesh_labels;
+  options.mesh_port = port;
+  options.workspace_size = config.kubernetes_workspace_size;
+  options.storage_class = config.kubernetes_storage_class;
+  return std::make_shared<KubernetesRuntime>(
+      std::shared_ptr<kubernetes::KubeClient>(*std::move(client)), std::move(options));
+}
 
 // Where workers run and what their sandboxes see, from the mesh's config.
 absl::StatusOr<SpawnerOptions> SpawnerOptionsOf(const MeshConfig& config) {
@@ -63,10 +113,18 @@ absl::StatusOr<SpawnerOptions> SpawnerOptionsOf(const MeshConfig& config) {
   // For the PO sessions' workers only, and never in a worker's record.
   options.operator_environment = config.session_agent_env;
   options.unsandboxed = config.agent_runtime == "unsandboxed";
+  if (config.agent_runtime == "kubernetes") {
+    auto runtime = KubernetesRuntimeOf(config);
+    if (!runtime.ok()) return runtime.status();
+    options.runtime = *std::move(runtime);
+    options.runtime_kind = v1::WORKER_RUNTIME_KUBERNETES;
+  }
   options.connect_timeout = absl::FromChrono(config.agent_connect_timeout);
   // Sandboxes reach the mesh on a unix socket bound into them.
   options.mesh_socket = options.root_dir + "/mesh.sock";
-  if (options.unsandboxed) {
+  if (options.runtime != nullptr) {
+    // Workers run elsewhere: no bubblewrap needed here.
+  } else if (options.unsandboxed) {
     spdlog::warn(
         "agents: --agent_runtime=unsandboxed: agents run as plain processes, without isolation");
   } else if (auto bwrap = FindBwrap(); !bwrap.ok()) {
@@ -115,6 +173,9 @@ class AgentsComponent final : public Component {
                 ctx.mesh, ctx.call_deadline),
             std::shared_ptr<EgressProxy>(std::move(egress)))),
         mesh_socket_(options.mesh_socket),
+        workers_listen_(options.runtime_kind == v1::WORKER_RUNTIME_KUBERNETES
+                            ? ctx.config.kubernetes_workers_listen
+                            : ""),
         components_(ctx.components.begin(), ctx.components.end()),
         channel_to_(ctx.channel_to) {
     Serve(ctx.host,
@@ -128,7 +189,7 @@ class AgentsComponent final : public Component {
   // Sandboxes reach the mesh through the proxy on their socket, once the
   // components it forwards to can be reached.
   void Start() override {
-    auto proxy = SandboxMeshProxy::Start(mesh_socket_, components_, channel_to_);
+    auto proxy = SandboxMeshProxy::Start(mesh_socket_, workers_listen_, components_, channel_to_);
     if (!proxy.ok()) {
       spdlog::error("agents: {}; workers cannot reach the mesh", proxy.status().ToString());
       return;
@@ -156,6 +217,7 @@ class AgentsComponent final : public Component {
   std::shared_ptr<AdminTokenMinter> minter_;
   std::shared_ptr<WorkerSpawner> spawner_;
   const std::string mesh_socket_;
+  const std::string workers_listen_;  // for workers in Pods; "" when none run there
   const std::set<std::string> components_;
   std::function<std::shared_ptr<grpc::Channel>(const std::string&)> channel_to_;
   std::unique_ptr<SandboxMeshProxy> proxy_;
@@ -174,6 +236,20 @@ absl::Status ReadFlags(MeshConfig& config) {
     config.agent_egress_allow.emplace_back(t);
   }
   config.agent_connect_timeout = Millis(absl::GetFlag(FLAGS_agent_connect_timeout));
+  config.kubernetes_worker_image = absl::GetFlag(FLAGS_kubernetes_worker_image);
+  config.kubernetes_mesh_address = absl::GetFlag(FLAGS_kubernetes_mesh_address);
+  config.kubernetes_workers_listen = absl::GetFlag(FLAGS_kubernetes_workers_listen);
+  for (absl::string_view pair :
+       absl::StrSplit(absl::GetFlag(FLAGS_kubernetes_mesh_labels), ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(pair, absl::MaxSplits('=', 1));
+    if (kv.first.empty() || kv.second.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--kubernetes_mesh_labels: '", pair, "' is not KEY=VALUE"));
+    }
+    config.kubernetes_mesh_labels.insert(std::move(kv));
+  }
+  config.kubernetes_workspace_size = absl::GetFlag(FLAGS_kubernetes_workspace_size);
+  config.kubernetes_storage_class = absl::GetFlag(FLAGS_kubernetes_storage_class);
   return absl::OkStatus();
 }
 

@@ -38,6 +38,10 @@ ABSL_FLAG(std::string, rate_limit_per_user, "100/200",
 ABSL_FLAG(int, executor_threads, 8, "threads running RPC work off the gRPC threads");
 ABSL_FLAG(int, executor_queue, 4096, "queued RPC work before calls are refused");
 ABSL_FLAG(int, db_pool_size, 8, "PostgreSQL connections");
+ABSL_FLAG(std::string, kubeconfig, "",
+          "Kubernetes' API for the parts that use it (--agent_runtime=kubernetes): a kubeconfig "
+          "file in JSON (`kubectl config view --raw --flatten -o json`); empty: in-cluster, "
+          "with the Pod's service account");
 
 namespace {
 
@@ -71,6 +75,7 @@ absl::StatusOr<orchestrator::MeshConfig> ConfigFromFlags() {
   c.executor_threads = absl::GetFlag(FLAGS_executor_threads);
   c.executor_queue = absl::GetFlag(FLAGS_executor_queue);
   c.db_pool_size = absl::GetFlag(FLAGS_db_pool_size);
+  c.kubeconfig = absl::GetFlag(FLAGS_kubeconfig);
   // Each component reads the flags it declares (in its component.cc).
   for (const auto& component : orchestrator::Components()) {
     if (!component.read_flags) continue;

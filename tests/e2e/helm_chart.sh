@@ -115,5 +115,57 @@ else
   grep -q "existingSecret is required" "$scratch/bad.yaml" || fail "unclear error: $(tail -1 "$scratch/bad.yaml")"
 fi
 
+# Workers as Pods: the agents pod loses the sandboxes' privileged settings,
+# gets a ServiceAccount whose Role holds exactly the verbs the kubernetes
+# runtime uses (what tests/integration/agents/kubernetes_runtime_test.cc
+# sees it call), and a port for the workers' Pods; no other pod gets a token.
+"$helm" template t "$chart" --set workers.runtime=kubernetes >"$scratch/pods.yaml" ||
+  fail "helm template (workers.runtime=kubernetes)"
+/usr/bin/python3 - "$scratch/pods.yaml" <<'PY' || fail "workers as Pods are not wired as they must be (above)"
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+ok = True
+def bad(msg):
+    global ok
+    ok = False
+    print("  " + msg, file=sys.stderr)
+by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+agents = by[("Deployment", "t-orchestrator-agents")]["spec"]["template"]["spec"]
+container = agents["containers"][0]
+args = container["args"]
+for want in ["--agent_runtime=kubernetes", "--kubernetes_worker_image=localhost/orchestrator:dev",
+             "--kubernetes_workers_listen=0.0.0.0:50070",
+             "--kubernetes_mesh_address=t-orchestrator-agents:50070",
+             "--kubernetes_mesh_labels=app.kubernetes.io/instance=t,"
+             "app.kubernetes.io/component=agents"]:
+    if want not in args:
+        bad(f"agents: no {want} in {args}")
+sc = container["securityContext"]
+if "hostUsers" in agents or "procMount" in sc or sc.get("seccompProfile", {}).get("type") == "Unconfined":
+    bad(f"agents keeps the sandboxes' settings: {agents.get('hostUsers')} {sc}")
+if agents.get("serviceAccountName") != "t-orchestrator-agents" or not agents.get("automountServiceAccountToken"):
+    bad("agents has not its ServiceAccount")
+for (kind, name), d in by.items():
+    if kind == "Deployment" and name != "t-orchestrator-agents":
+        if d["spec"]["template"]["spec"].get("automountServiceAccountToken") is not False and name.split("-")[-1] not in ("gateway", "postgresql"):
+            bad(f"{name} gets an API token")
+ports = {p["name"]: p["port"] for p in by[("Service", "t-orchestrator-agents")]["spec"]["ports"]}
+if ports.get("workers") != 50070:
+    bad(f"the agents Service has no workers port: {ports}")
+rules = {(g, r, v) for rule in by[("Role", "t-orchestrator-agents")]["rules"]
+         for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+used = {("", "pods", v) for v in ("create", "list", "watch", "delete")} | \
+       {("", "secrets", v) for v in ("create", "update", "patch", "delete")} | \
+       {("", "persistentvolumeclaims", v) for v in ("create", "get")} | \
+       {("networking.k8s.io", "networkpolicies", v) for v in ("create", "patch")}
+if rules != used:
+    bad(f"the Role is not exactly what the runtime uses: more {sorted(rules - used)}, missing {sorted(used - rules)}")
+binding = by[("RoleBinding", "t-orchestrator-agents")]
+if binding["subjects"][0]["name"] != "t-orchestrator-agents" or binding["roleRef"]["name"] != "t-orchestrator-agents":
+    bad(f"the RoleBinding binds {binding}")
+sys.exit(0 if ok else 1)
+PY
+grep -q 'kind: Role' "$scratch/default.yaml" && fail "the default (sandboxed) renders a Role"
+
 ((failures == 0)) || exit 1
 echo "PASS: the Helm chart"

@@ -218,17 +218,23 @@ std::string SandboxMeshProxy::ComponentOfMethod(absl::string_view method) {
 }
 
 absl::StatusOr<std::unique_ptr<SandboxMeshProxy>> SandboxMeshProxy::Start(
-    const std::string& unix_socket, std::set<std::string> components, ChannelTo channel_to) {
+    const std::string& unix_socket, const std::string& tcp_listen, std::set<std::string> components,
+    ChannelTo channel_to) {
   std::unique_ptr<SandboxMeshProxy> proxy(new SandboxMeshProxy());
   proxy->service_ = std::make_unique<Service>(std::move(components), std::move(channel_to));
   ::unlink(unix_socket.c_str());
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + unix_socket, grpc::InsecureServerCredentials());
+  int tcp_port = 0;
+  if (!tcp_listen.empty()) {
+    builder.AddListeningPort(tcp_listen, grpc::InsecureServerCredentials(), &tcp_port);
+  }
   builder.RegisterCallbackGenericService(proxy->service_.get());
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 64);  // per sandbox connection
   proxy->server_ = builder.BuildAndStart();
-  if (proxy->server_ == nullptr) {
-    return absl::UnavailableError(absl::StrCat("agents: cannot listen on unix:", unix_socket));
+  if (proxy->server_ == nullptr || (!tcp_listen.empty() && tcp_port == 0)) {
+    return absl::UnavailableError(absl::StrCat("agents: cannot listen on unix:", unix_socket,
+                                               tcp_listen.empty() ? "" : " and ", tcp_listen));
   }
   return proxy;
 }

@@ -25,9 +25,11 @@ class SandboxMeshProxy final {
  public:
   using ChannelTo = std::function<std::shared_ptr<grpc::Channel>(const std::string& component)>;
 
-  // Serves `unix_socket` (a path; replaced if it exists), forwarding to the
-  // mesh's `components` only.
+  // Serves `unix_socket` (a path; replaced if it exists), and `tcp_listen`
+  // (host:port, for workers in Pods; "" for none), forwarding to the mesh's
+  // `components` only.
   static absl::StatusOr<std::unique_ptr<SandboxMeshProxy>> Start(const std::string& unix_socket,
+                                                                 const std::string& tcp_listen,
                                                                  std::set<std::string> components,
                                                                  ChannelTo channel_to);
   ~SandboxMeshProxy();

@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
+#include "services/agents/runtime/process_runtime.h"
 #include "services/common/auth/mesh_identity.h"
 #include "services/common/crypto/secret_box.h"
 #include "services/common/pagination/page_budget.h"
@@ -29,9 +30,9 @@ namespace {
 namespace fs = std::filesystem;
 using google::protobuf::util::TimeUtil;
 
-constexpr char kMeshSocketInside[] = "/run/orchestrator/mesh.sock";
-constexpr char kEgressSocketInside[] = "/run/orchestrator/egress.sock";
-constexpr char kBinInside[] = "/opt/orchestrator/bin";
+constexpr char kStoppedForPause[] =
+    "paused: its runtime cannot freeze a worker, so it stopped; its workspace stays, and the "
+    "next task starts a new worker on it";
 
 google::protobuf::Timestamp Now() {
   return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(absl::Now()));
@@ -186,7 +187,16 @@ WorkerSpawner::WorkerSpawner(SpawnerOptions options, std::shared_ptr<WorkerStore
       store_(std::move(store)),
       minter_(std::move(minter)),
       secrets_(std::move(secrets)),
-      egress_(std::move(egress)) {}
+      egress_(std::move(egress)),
+      runtime_(options_.runtime != nullptr ? options_.runtime
+                                           : std::make_shared<ProcessRuntime>(ProcessRuntimeOptions{
+                                                 .root_dir = options_.root_dir,
+                                                 .bin_dir = options_.bin_dir,
+                                                 .tool_dirs = options_.tool_dirs,
+                                                 .library_dirs = options_.library_dirs,
+                                                 .mesh_socket = options_.mesh_socket,
+                                                 .unsandboxed = options_.unsandboxed,
+                                                 .default_max_pids = options_.default_max_pids})) {}
 
 WorkerSpawner::~WorkerSpawner() { Shutdown(); }
 
@@ -226,7 +236,7 @@ absl::Status WorkerSpawner::Recover() {
     Persist(*store_, w);
     if (auto token = store_->TokenOf(w.id()); token.ok() && !token->empty())
       minter_->Revoke(*token);
-    RemoveCgroups(w.id());
+    runtime_->Forget(w.id());
     spdlog::info("agents: worker {} was orphaned by a restart: FAILED", w.id());
   }
   return absl::OkStatus();
@@ -280,7 +290,7 @@ void WorkerSpawner::TransitionLocked(Live& l, v1::WorkerState state, const std::
       tell_listeners = EndTaskLocked(l, std::move(r));
     }
     l.outbox.Post([this, link = std::exchange(l.link, nullptr),
-                   sandbox = std::shared_ptr<Sandbox>(std::move(l.sandbox)), id = w.id(),
+                   sandbox = std::shared_ptr<RunningWorker>(std::move(l.running)), id = w.id(),
                    token_id = l.token_id, reason] {
       if (link != nullptr) link->Close(absl::CancelledError(reason));
       if (sandbox) sandbox->Kill();
@@ -369,80 +379,32 @@ static bool IsWorkspaceId(absl::string_view id) {
 
 // --- starting ----------------------------------------------------------------------
 
-absl::StatusOr<std::unique_ptr<Sandbox>> WorkerSpawner::Launch(
+absl::StatusOr<std::unique_ptr<RunningWorker>> WorkerSpawner::Launch(
     const v1::Worker& w, const std::string& token,
     const std::map<std::string, std::string>& secrets, bool operator_environment,
     const std::string& repository_url) {
-  const fs::path workspace = fs::path(options_.root_dir) / "workspaces" / w.workspace_id();
-  std::error_code ec;
-  fs::create_directories(workspace / "work", ec);
-  fs::create_directories(workspace / "home", ec);
-  // What is bound into the sandbox must be the directories themselves: bind
-  // follows symlinks.
-  for (const fs::path& dir : {workspace, workspace / "work", workspace / "home"}) {
-    std::error_code stat_ec;
-    if (!ec &&
-        (fs::is_symlink(fs::symlink_status(dir, stat_ec)) || !fs::is_directory(dir, stat_ec))) {
-      ec = std::make_error_code(std::errc::not_a_directory);
-    }
-  }
-  fs::create_directories(fs::path(options_.root_dir) / "workers", ec);
-  if (ec)
-    return absl::FailedPreconditionError(
-        absl::StrCat("agents: cannot create ", workspace.string(), ": ", ec.message()));
-  {
-    std::ofstream owner(workspace / "owner");
-    owner << w.owner_id() << "\n";
-  }
-  SandboxSpec spec;
-  spec.workspace = (workspace / "work").string();
-  spec.home = (workspace / "home").string();
-  spec.log_path = (fs::path(options_.root_dir) / "workers" / (w.id() + ".log")).string();
-  spec.isolate_network = true;  // never the host's network: out only through the egress proxy
-  spec.cgroup = w.id();
-  spec.memory_bytes = w.config().limits().memory_bytes();
-  spec.max_pids = w.config().limits().max_pids() > 0 ? w.config().limits().max_pids()
-                                                     : options_.default_max_pids;
-  spec.cpu_millis = w.config().limits().cpu_millis();
-  spec.unsandboxed = options_.unsandboxed;
-  std::string path = options_.unsandboxed ? options_.bin_dir : kBinInside;
-  for (const auto& dir : options_.tool_dirs) {
-    absl::StrAppend(&path, ":", dir, "/.bin");
-    spec.mounts.push_back({dir, "", false});
-  }
-  absl::StrAppend(&path, ":/usr/local/bin:/usr/bin:/bin");
-  // The runner and the CLI only, each a read-only file: nothing else of
-  // the build (test binaries) or the install is visible inside.
-  for (const char* binary : {"orchestrator-runner", "orchestrator"}) {
-    spec.mounts.push_back({absl::StrCat(options_.bin_dir, "/", binary),
-                           absl::StrCat(kBinInside, "/", binary), false});
-  }
-  for (const auto& dir : options_.library_dirs) spec.mounts.push_back({dir, "", false});
-  spec.mounts.push_back({options_.mesh_socket, kMeshSocketInside, true});
+  if (auto s = runtime_->PrepareWorkspace(w.workspace_id(), w.owner_id()); !s.ok()) return s;
+  WorkerLaunch launch;
+  launch.worker_id = w.id();
+  launch.owner_id = w.owner_id();
+  launch.workspace_id = w.workspace_id();
+  launch.memory_bytes = w.config().limits().memory_bytes();
+  launch.max_pids = w.config().limits().max_pids();
+  launch.cpu_millis = w.config().limits().cpu_millis();
   auto egress = OpenEgress(w, repository_url);
   if (!egress.ok()) return egress.status();
-  if (!egress->empty()) {  // the runner serves it to agents as HTTP(S)_PROXY
-    spec.mounts.push_back({*egress, kEgressSocketInside, true});
-    spec.env["ORCHESTRATOR_EGRESS_SOCKET"] = options_.unsandboxed ? *egress : kEgressSocketInside;
-  }
-  for (const auto& [k, v] : w.config().environment()) spec.env[k] = v;
+  launch.egress_socket = *std::move(egress);
+  for (const auto& [k, v] : w.config().environment()) launch.env[k] = v;
   // Granted secrets by name and the operator's environment (for the
-  // workers given it), in the sandbox's environment only: never in the
+  // workers given it), in the runner's environment only: never in the
   // worker's record, its logs or its events. The operator's values win.
-  for (const auto& [k, v] : secrets) spec.env[k] = v;
+  for (const auto& [k, v] : secrets) launch.env[k] = v;
   if (operator_environment) {
-    for (const auto& [k, v] : options_.operator_environment) spec.env[k] = v;
+    for (const auto& [k, v] : options_.operator_environment) launch.env[k] = v;
   }
-  spec.env["PATH"] = path;
-  spec.env["HOME"] = options_.unsandboxed ? spec.home : "/home/agent";
-  spec.env["LANG"] = "C.UTF-8";
-  spec.env["ORCHESTRATOR_ADDR"] =
-      absl::StrCat("unix:", options_.unsandboxed ? options_.mesh_socket : kMeshSocketInside);
-  spec.env["ORCHESTRATOR_TOKEN"] = token;
-  spec.env["ORCHESTRATOR_WORKER_ID"] = w.id();
-  spec.argv = {options_.unsandboxed ? options_.bin_dir + "/orchestrator-runner"
-                                    : std::string(kBinInside) + "/orchestrator-runner"};
-  return Sandbox::Start(spec);
+  launch.env["ORCHESTRATOR_TOKEN"] = token;
+  launch.env["ORCHESTRATOR_WORKER_ID"] = w.id();
+  return runtime_->Start(launch);
 }
 
 absl::StatusOr<std::string> WorkerSpawner::OpenEgress(const v1::Worker& w,
@@ -465,9 +427,7 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
   }
   v1::WorkerConfig config = req.config();
   if (auto s = CheckConfig(config); !s.ok()) return s;
-  if (!options_.unsandboxed) {
-    if (auto bwrap = FindBwrap(); !bwrap.ok()) return bwrap.status();
-  }
+  if (auto s = runtime_->Available(); !s.ok()) return s;
   if (config.agent_type() == v1::AGENT_TYPE_UNSPECIFIED) {
     config.set_agent_type(v1::AGENT_TYPE_SCRIPTED);
   }
@@ -486,10 +446,11 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
       return absl::NotFoundError(
           absl::StrCat("config.workspace_id: workspace '", workspace_id, "' not found"));
     }
-    std::ifstream owner(fs::path(options_.root_dir) / "workspaces" / workspace_id / "owner");
-    std::string owner_id;
-    std::getline(owner, owner_id);
-    if (!owner || (owner_id != caller.user_id && !caller.admin)) {
+    auto owner_id = runtime_->WorkspaceOwner(workspace_id);
+    if (!owner_id.ok() && owner_id.status().code() != absl::StatusCode::kNotFound) {
+      return owner_id.status();
+    }
+    if (!owner_id.ok() || (*owner_id != caller.user_id && !caller.admin)) {
       return absl::NotFoundError(
           absl::StrCat("config.workspace_id: workspace '", workspace_id, "' not found"));
     }
@@ -502,7 +463,7 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
   *w.mutable_config() = config;
   w.mutable_config()->set_workspace_id(workspace_id);
   w.set_state(v1::WORKER_STATE_STARTING);
-  w.set_runtime(v1::WORKER_RUNTIME_PROCESS);
+  w.set_runtime(options_.runtime_kind);
   w.set_runtime_key(RuntimeKey(config.agent_type(),
                                {config.capabilities().begin(), config.capabilities().end()}));
   w.set_workspace_id(workspace_id);
@@ -564,7 +525,7 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
     live_[w.id()] = live;
   }
   // The sandbox starts while the worker is recorded.
-  absl::StatusOr<std::unique_ptr<Sandbox>> sandbox =
+  absl::StatusOr<std::unique_ptr<RunningWorker>> sandbox =
       absl::UnavailableError("the sandbox launcher is shutting down");
   absl::Notification launched;
   const std::string token_value = token->value;
@@ -599,9 +560,9 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Start(const Principal& caller,
       started = live->worker;
     } else if (Terminal(live->worker.state())) {
       // Stopped meanwhile (a shutdown): the sandbox goes after the rest.
-      live->outbox.Post([s = std::shared_ptr<Sandbox>(std::move(*sandbox))] { s->Kill(); });
+      live->outbox.Post([s = std::shared_ptr<RunningWorker>(std::move(*sandbox))] { s->Kill(); });
     } else {
-      live->sandbox = std::move(*sandbox);
+      live->running = std::move(*sandbox);
     }
   }
   live->outbox.Release();
@@ -663,13 +624,19 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Pause(const Principal& caller, const s
     const auto state = live.worker.state();
     if (state == v1::WORKER_STATE_PAUSED) return live.worker;
     if ((state != v1::WORKER_STATE_READY && state != v1::WORKER_STATE_BUSY) ||
-        live.sandbox == nullptr) {
+        live.running == nullptr) {
       return absl::FailedPreconditionError(absl::StrCat("worker '", id, "' is ", StateName(state),
                                                         "; only a ready or busy worker can pause"));
     }
-    if (auto s = live.sandbox->Freeze(); !s.ok()) return s;
-    live.before_pause = state;
-    TransitionLocked(live, v1::WORKER_STATE_PAUSED, "paused");
+    if (!runtime_->CanFreeze()) {
+      // Its runtime cannot freeze it: it stops (its workspace stays), and
+      // the next task (the session's next message) starts a new one there.
+      TransitionLocked(live, v1::WORKER_STATE_STOPPED, kStoppedForPause);
+    } else {
+      if (auto s = live.running->Freeze(); !s.ok()) return s;
+      live.before_pause = state;
+      TransitionLocked(live, v1::WORKER_STATE_PAUSED, "paused");
+    }
     paused = live.worker;
   }
   live.outbox.Settle();
@@ -690,7 +657,7 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Resume(const Principal& caller, const 
       return absl::FailedPreconditionError(
           absl::StrCat("worker '", id, "' is ", StateName(live.worker.state()), ", not paused"));
     }
-    if (auto s = live.sandbox->Thaw(); !s.ok()) return s;
+    if (auto s = live.running->Thaw(); !s.ok()) return s;
     TransitionLocked(live, live.before_pause, "");
     resumed = live.worker;
   }
@@ -706,8 +673,8 @@ absl::StatusOr<v1::Worker> WorkerSpawner::Stop(const Principal& caller, const st
   v1::Worker stopped;
   {
     absl::MutexLock lock(&live.mu);
-    if (live.worker.state() == v1::WORKER_STATE_PAUSED && live.sandbox)
-      live.sandbox->Thaw().IgnoreError();
+    if (live.worker.state() == v1::WORKER_STATE_PAUSED && live.running)
+      live.running->Thaw().IgnoreError();
     TransitionLocked(live, v1::WORKER_STATE_STOPPED,
                      reason.empty() ? absl::StrCat("stopped by ", caller.user_name) : reason);
     stopped = live.worker;
@@ -1023,12 +990,9 @@ void WorkerSpawner::MonitorLoop() {
       {
         absl::MutexLock lock(&l->mu);
         if (!Terminal(l->worker.state())) {
-          if (l->sandbox && !l->sandbox->Running()) {
-            auto status = l->sandbox->Wait(absl::ZeroDuration());
-            TransitionLocked(
-                *l, v1::WORKER_STATE_FAILED,
-                absl::StrCat("the sandbox exited (wait status ", status.ok() ? *status : -1,
-                             "); see workers/", l->worker.id(), ".log"));
+          std::string ended = l->running ? l->running->Ended() : "";
+          if (!ended.empty()) {
+            TransitionLocked(*l, v1::WORKER_STATE_FAILED, ended);
           } else if (l->worker.state() == v1::WORKER_STATE_STARTING &&
                      options_.clock() - l->started > options_.connect_timeout) {
             TransitionLocked(*l, v1::WORKER_STATE_FAILED,

@@ -18,6 +18,7 @@
 #include "services/agents/domain/worker_store.h"
 #include "services/agents/domain/workers.h"
 #include "services/agents/runtime/sandbox.h"
+#include "services/agents/runtime/worker_runtime.h"
 #include "services/common/auth/principal.h"
 #include "services/common/executor/bounded_executor.h"
 #include "services/common/executor/outbox.h"
@@ -46,6 +47,11 @@ struct SpawnerOptions {
   // (the session manager's PO workers), in their sandbox's environment
   // only, never in a worker's record.
   std::map<std::string, std::string> operator_environment;
+  // Where workers run; null: bubblewrap sandboxes on this host
+  // (ProcessRuntime, from root_dir, bin_dir, tool_dirs, library_dirs,
+  // mesh_socket, unsandboxed and default_max_pids above).
+  std::shared_ptr<WorkerRuntime> runtime;
+  v1::WorkerRuntime runtime_kind = v1::WORKER_RUNTIME_PROCESS;
 };
 
 // Mints and revokes a worker's agent token.
@@ -162,7 +168,7 @@ class WorkerSpawner final : public Workers {
     v1::Worker worker ABSL_GUARDED_BY(mu);
     std::string token_id;  // set before the worker is published, read-only after
     absl::Time started;    // likewise
-    std::unique_ptr<Sandbox> sandbox ABSL_GUARDED_BY(mu);
+    std::unique_ptr<RunningWorker> running ABSL_GUARDED_BY(mu);
     RunnerLink* link ABSL_GUARDED_BY(mu) = nullptr;
     v1::WorkerState before_pause ABSL_GUARDED_BY(mu) = v1::WORKER_STATE_READY;
     std::map<uint64_t, std::shared_ptr<Watcher>> watchers ABSL_GUARDED_BY(mu);
@@ -177,11 +183,10 @@ class WorkerSpawner final : public Workers {
   std::shared_ptr<Live> Find(const std::string& worker_id);
   absl::StatusOr<std::shared_ptr<Live>> Visible(const Principal& caller,
                                                 const std::string& worker_id);
-  absl::StatusOr<std::unique_ptr<Sandbox>> Launch(const v1::Worker& worker,
-                                                  const std::string& token,
-                                                  const std::map<std::string, std::string>& secrets,
-                                                  bool operator_environment,
-                                                  const std::string& repository_url);
+  absl::StatusOr<std::unique_ptr<RunningWorker>> Launch(
+      const v1::Worker& worker, const std::string& token,
+      const std::map<std::string, std::string>& secrets, bool operator_environment,
+      const std::string& repository_url);
   // The host path of `w`'s egress proxy socket; "" when it has no network.
   // `repository_url`: its project's repository, for the "git" capability.
   absl::StatusOr<std::string> OpenEgress(const v1::Worker& w, const std::string& repository_url);
@@ -211,6 +216,7 @@ class WorkerSpawner final : public Workers {
   std::shared_ptr<TokenMinter> minter_;
   std::shared_ptr<SecretSource> secrets_;
   std::shared_ptr<EgressGateway> egress_;
+  std::shared_ptr<WorkerRuntime> runtime_;
   absl::Mutex mu_;  // live_; never held while taking a worker's `mu`
   absl::flat_hash_map<std::string, std::shared_ptr<Live>> live_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> next_handle_{1};

@@ -128,8 +128,10 @@ absl::Status MeshConfig::Validate(const std::vector<std::string>& known) const {
     return absl::InvalidArgumentError(
         "--session_idle_pause must be positive and shorter than --session_end_after");
   }
-  if (agent_runtime != "sandboxed" && agent_runtime != "unsandboxed") {
-    return absl::InvalidArgumentError("--agent_runtime must be sandboxed or unsandboxed");
+  if (agent_runtime != "sandboxed" && agent_runtime != "unsandboxed" &&
+      agent_runtime != "kubernetes") {
+    return absl::InvalidArgumentError(
+        "--agent_runtime must be sandboxed, unsandboxed or kubernetes");
   }
   if (agent_connect_timeout < std::chrono::milliseconds(100)) {
     return absl::InvalidArgumentError("--agent_connect_timeout must be at least 100ms");

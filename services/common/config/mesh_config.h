@@ -41,7 +41,7 @@ struct MeshConfig {
   std::map<std::string, int> job_owner_limits{{"deploy", 3}};
   // Agent spawner (when agents is hosted).
   std::string agents_dir;                    // workspaces and worker logs; "" = a temp dir
-  std::string agent_runtime = "sandboxed";   // or "unsandboxed" (no bubblewrap)
+  std::string agent_runtime = "sandboxed";   // or "unsandboxed" (no bubblewrap), "kubernetes"
   std::string agent_bin_dir;                 // orchestrator-runner's directory; "" = ours
   std::vector<std::string> agent_tool_dirs;  // agent CLI installs (node_modules), read-only inside
   std::chrono::milliseconds agent_connect_timeout{30000};
@@ -49,6 +49,18 @@ struct MeshConfig {
   // at any address (e.g. an internal git server); the model APIs come from
   // session_agent_env's ANTHROPIC_BASE_URL / OPENAI_BASE_URL.
   std::vector<std::string> agent_egress_allow;
+  // Workers as Pods (agent_runtime "kubernetes"): the product image, the
+  // address Pods reach the mesh on, the mesh Pods' labels (for the workers'
+  // NetworkPolicy), each workspace's claim.
+  std::string kubernetes_worker_image;
+  std::string kubernetes_mesh_address;
+  std::string kubernetes_workers_listen = "0.0.0.0:50070";
+  std::map<std::string, std::string> kubernetes_mesh_labels;
+  std::string kubernetes_workspace_size = "1Gi";
+  std::string kubernetes_storage_class;
+  // Kubernetes' API: a kubeconfig file (JSON); "" = in-cluster (the Pod's
+  // service account).
+  std::string kubeconfig;
   // Session manager (when sessions is hosted; needs agents here too).
   std::string session_agent = "scripted";  // scripted, claude-code, codex or factory-droid
   std::map<std::string, std::string> session_agent_env;  // e.g. ANTHROPIC_BASE_URL

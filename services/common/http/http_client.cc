@@ -354,14 +354,31 @@ HttpClient::HttpClient(BaseUrl base, ClientOptions options)
     : base_(std::move(base)), options_(std::move(options)) {
   if (base_.tls) {
     tls_context_ = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
-    tls_context_->set_default_verify_paths();
+    boost::system::error_code ec;
+    if (options_.ca_pem.empty()) {
+      tls_context_->set_default_verify_paths(ec);
+    } else {
+      tls_context_->add_certificate_authority(net::buffer(options_.ca_pem), ec);
+      if (ec) tls_error_ = absl::FailedPreconditionError("the CA certificate is not PEM");
+    }
     tls_context_->set_verify_mode(net::ssl::verify_peer);
+    if (options_.client_certificate_pem.empty() != options_.client_key_pem.empty()) {
+      tls_error_ = absl::FailedPreconditionError(
+          "a client certificate needs its key, and a key its certificate");
+    } else if (!options_.client_certificate_pem.empty()) {
+      tls_context_->use_certificate_chain(net::buffer(options_.client_certificate_pem), ec);
+      if (ec) tls_error_ = absl::FailedPreconditionError("the client certificate is not PEM");
+      tls_context_->use_private_key(net::buffer(options_.client_key_pem), net::ssl::context::pem,
+                                    ec);
+      if (ec) tls_error_ = absl::FailedPreconditionError("the client key is not a PEM key");
+    }
   }
 }
 
 HttpClient::~HttpClient() = default;
 
 absl::StatusOr<Response> HttpClient::Send(const Request& request) const {
+  if (!tls_error_.ok()) return tls_error_;
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(options_.max_response_bytes);
   parser.header_limit(kMaxHeaderBytes);
@@ -388,6 +405,7 @@ absl::StatusOr<Response> HttpClient::Send(const Request& request) const {
 
 absl::StatusOr<Response> HttpClient::Stream(
     const Request& request, const std::function<bool(absl::string_view piece)>& on_body) const {
+  if (!tls_error_.ok()) return tls_error_;
   bhttp::response_parser<bhttp::buffer_body> parser;
   // Bounded by on_body for a 2xx answer, and by `deliver` for any other.
   // Not boost::none: Boost 1.74 takes every Content-Length as over that.

@@ -84,6 +84,13 @@ struct ClientOptions {
   // When it turns true, a request in flight ends with CANCELLED (checked
   // every 200 ms).
   const std::atomic<bool>* cancel = nullptr;
+  // For https: PEM certificates of the only authorities to trust (e.g. a
+  // Kubernetes cluster's CA) instead of the system's; "" for the system's.
+  std::string ca_pem{};
+  // For https: a client certificate (PEM, with its chain) and its private
+  // key (PEM) to present; both or neither.
+  std::string client_certificate_pem{};
+  std::string client_key_pem{};
 };
 
 // An HTTP/1.1 client of one server: each request on a fresh connection (TLS
@@ -120,6 +127,9 @@ class HttpClient {
   // Configured once (CA paths are read once); an SSL_CTX is safe to share
   // between threads once configured. Null for http.
   std::unique_ptr<boost::asio::ssl::context> tls_context_;
+  // Why the TLS options could not be used (a bad PEM): every request
+  // fails with it.
+  absl::Status tls_error_;
 };
 
 // One GET of http://<address><path> (address "HOST:PORT", or

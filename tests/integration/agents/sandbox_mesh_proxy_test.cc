@@ -32,7 +32,7 @@ class SandboxMeshProxyTest : public ::testing::Test {
       : mesh_("admin,projects,jobs", [](MeshConfig& c) { c.demo_jobs = true; }),
         socket_((std::filesystem::temp_directory_path() / NewId("proxy_") += ".sock").string()) {
     auto names = ComponentNames();
-    auto proxy = SandboxMeshProxy::Start(socket_, {names.begin(), names.end()},
+    auto proxy = SandboxMeshProxy::Start(socket_, "", {names.begin(), names.end()},
                                          [this](const std::string&) { return mesh_.channel(); });
     EXPECT_TRUE(proxy.ok()) << proxy.status();
     proxy_ = *std::move(proxy);

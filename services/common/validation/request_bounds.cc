@@ -51,14 +51,20 @@ bool IsBidiControl(int32_t cp) {
   return (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
 }
 
+// A code point human text may not hold: controls (line breaks, tabs and
+// carriage returns are allowed in `multiline` text), line and paragraph
+// separators, and bidi controls.
+bool Refused(int32_t cp, bool multiline) {
+  if (multiline && (cp == '\n' || cp == '\t' || cp == '\r')) return false;
+  return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
+         IsBidiControl(cp);
+}
+
 bool IsHuman(absl::string_view text, bool multiline) {
   size_t i = 0;
   while (i < text.size()) {
     const int32_t cp = NextCodePoint(text, &i);
-    if (cp < 0) return false;
-    if (multiline && (cp == '\n' || cp == '\t' || cp == '\r')) continue;
-    if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029) return false;
-    if (IsBidiControl(cp)) return false;
+    if (cp < 0 || Refused(cp, multiline)) return false;
   }
   return true;
 }
@@ -77,9 +83,7 @@ std::string AsHuman(absl::string_view text, bool multiline) {
       i = start + 1;
       continue;
     }
-    const bool line_break = cp == '\n' || cp == '\t' || cp == '\r';
-    if ((multiline && line_break) || !(cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 ||
-                                       cp == 0x2029 || IsBidiControl(cp))) {
+    if (!Refused(cp, multiline)) {
       out.append(text.data() + start, i - start);
     } else {
       out += ' ';

@@ -46,16 +46,23 @@ absl::StatusOr<jobs::v1::Job> EngineeringFixPeers::Redeploy(
   auto earlier = jobs_->FindByRequest(owner_id, request_id);
   if (!earlier.ok()) return earlier.status();
   if (*earlier) return **earlier;
-  // An automatic rollback may still run: the redeploy comes after it.
-  auto busy = DeployInFlightIn(*jobs_, project_id);
-  if (!busy.ok()) return busy.status();
-  if (*busy) {
+  // An automatic rollback may still run: the redeploy comes after it
+  // (UNAVAILABLE: the fix job tries again), also when one starts between
+  // this look and readiness's own.
+  auto after_others = [&]() -> absl::Status {
+    auto busy = DeployInFlightIn(*jobs_, project_id);
+    if (!busy.ok()) return busy.status();
+    if (!*busy) return absl::OkStatus();
     return absl::UnavailableError(
         "a deploy or rollback of the project is queued or running: the fix is deployed after it");
-  }
+  };
+  if (auto s = after_others(); !s.ok()) return s;
   auto ready = readiness_->Check(owner_id, project_id, commit_sha, "");
   if (!ready.ok()) return ready.status();
-  if (auto s = ready->AsStatus(); !s.ok()) return s;
+  if (auto s = ready->AsStatus(); !s.ok()) {
+    if (auto busy = after_others(); !busy.ok()) return busy;
+    return s;
+  }
   jobs::EnqueueRequest job = DeployJobFor(owner_id, project_id, *ready, request_id);
   auto& params = *job.params.mutable_fields();
   params[kAfterFixParam].set_string_value(fix_job_id);

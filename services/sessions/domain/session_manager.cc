@@ -800,6 +800,24 @@ SessionManager::Reply SessionManager::PostReplyLocked(
   return out;
 }
 
+namespace {
+
+// A repeated field of ids, each present and a token (INVALID_ARGUMENT naming
+// "field[i]" otherwise).
+absl::StatusOr<std::vector<std::string>> IdsOf(
+    const std::string& field, const google::protobuf::RepeatedPtrField<std::string>& values) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < values.size(); ++i) {
+    const std::string name = absl::StrCat(field, "[", i, "]");
+    if (auto s = RequireNonEmpty(name, values.Get(i)); !s.ok()) return s;
+    if (auto s = CheckToken(name, values.Get(i)); !s.ok()) return s;
+    ids.push_back(values.Get(i));
+  }
+  return ids;
+}
+
+}  // namespace
+
 absl::StatusOr<v1::LookupMessagesResponse> SessionManager::LookupMessages(
     const Principal& caller, const v1::LookupMessagesRequest& req) {
   // The interceptor lets only the mesh call; not while acting for a user.
@@ -807,23 +825,18 @@ absl::StatusOr<v1::LookupMessagesResponse> SessionManager::LookupMessages(
     return absl::PermissionDeniedError("only the mesh itself looks messages up");
   }
   if (auto s = RequireNonEmpty("owner_id", req.owner_id()); !s.ok()) return s;
-  std::vector<std::string> ids;
-  for (int i = 0; i < req.message_ids_size(); ++i) {
-    const std::string field = absl::StrCat("message_ids[", i, "]");
-    if (auto s = RequireNonEmpty(field, req.message_ids(i)); !s.ok()) return s;
-    if (auto s = CheckToken(field, req.message_ids(i)); !s.ok()) return s;
-    ids.push_back(req.message_ids(i));
-  }
+  auto ids = IdsOf("message_ids", req.message_ids());
+  if (!ids.ok()) return ids.status();
   v1::LookupMessagesResponse out;
-  if (ids.empty()) return out;
-  auto found = store_->MessagesOf(req.owner_id(), ids);
+  if (ids->empty()) return out;
+  auto found = store_->MessagesOf(req.owner_id(), *ids);
   if (!found.ok()) return found.status();
   absl::flat_hash_map<std::string, v1::SessionMessage*> by_id;
   for (auto& m : *found) {
     m.set_text(Truncated(m.text(), kMaxLookedUpText));
     by_id[m.id()] = &m;
   }
-  for (const std::string& id : ids) {
+  for (const std::string& id : *ids) {
     auto it = by_id.find(id);
     if (it == by_id.end() || it->second == nullptr) continue;
     *out.add_messages() = std::move(*it->second);
@@ -838,14 +851,9 @@ absl::StatusOr<v1::DropJobNotificationsResponse> SessionManager::DropJobNotifica
   if (caller.kind != PrincipalKind::kMesh || !caller.admin) {
     return absl::PermissionDeniedError("only the mesh itself drops notifications");
   }
-  std::vector<std::string> ids;
-  for (int i = 0; i < req.job_ids_size(); ++i) {
-    const std::string field = absl::StrCat("job_ids[", i, "]");
-    if (auto s = RequireNonEmpty(field, req.job_ids(i)); !s.ok()) return s;
-    if (auto s = CheckToken(field, req.job_ids(i)); !s.ok()) return s;
-    ids.push_back(req.job_ids(i));
-  }
-  auto dropped = store_->DropJobNotifications(ids);
+  auto ids = IdsOf("job_ids", req.job_ids());
+  if (!ids.ok()) return ids.status();
+  auto dropped = store_->DropJobNotifications(*ids);
   if (!dropped.ok()) return dropped.status();
   v1::DropJobNotificationsResponse out;
   out.set_notifications_dropped(static_cast<int32_t>(*dropped));

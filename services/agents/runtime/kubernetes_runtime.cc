@@ -1,5 +1,6 @@
 #include "services/agents/runtime/kubernetes_runtime.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -120,7 +121,7 @@ std::string KubernetesRuntime::ClaimName(const std::string& workspace_id) {
 }
 
 absl::Status KubernetesRuntime::Available() {
-  absl::MutexLock lock(&mu_);
+  absl::MutexLock lock(&policy_mu_);
   if (network_policy_.ok()) return absl::OkStatus();
   // The workers' NetworkPolicy: in to them nothing, out only the mesh and DNS.
   json mesh_peer = {{"podSelector", {{"matchLabels", options_.mesh_pod_labels}}}};
@@ -246,7 +247,8 @@ absl::StatusOr<std::unique_ptr<RunningWorker>> KubernetesRuntime::Start(
          {{"runAsUser", kAgentUid},
           {"runAsGroup", kAgentUid},
           {"fsGroup", kAgentUid},
-          {"runAsNonRoot", true}}},
+          {"runAsNonRoot", true},
+          {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
         {"containers", json::array({container})},
         {"volumes",
          json::array({{{"name", "workspace"},
@@ -261,6 +263,10 @@ absl::StatusOr<std::unique_ptr<RunningWorker>> KubernetesRuntime::Start(
   if (!made.ok()) {
     Remove(launch.worker_id);  // its Secret
     return made.status();
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    created_[launch.worker_id] = absl::Now();
   }
   // The Secret goes with the Pod, whoever deletes it.
   json owner = {{"apiVersion", "v1"},
@@ -286,6 +292,7 @@ void KubernetesRuntime::Remove(const std::string& worker_id) {
   {
     absl::MutexLock lock(&mu_);
     started_.erase(worker_id);
+    created_.erase(worker_id);
     ended_.erase(worker_id);
   }
   const std::string name = PodName(worker_id);
@@ -314,16 +321,33 @@ void KubernetesRuntime::Saw(const std::string& type, const json& pod) {
 
 void KubernetesRuntime::WatchLoop() {
   const std::string selector = kWorkerLabel;
+  absl::Duration pause = absl::ZeroDuration();
   while (!stopping_) {
+    const absl::Time listed_at = absl::Now();
     auto list = client_->List(kubernetes::kPods, selector);
     if (!list.ok()) {
       spdlog::warn("agents: listing the workers' Pods: {}", list.status().ToString());
       for (int i = 0; i < 20 && !stopping_; ++i) absl::SleepFor(absl::Milliseconds(100));
       continue;
     }
-    for (const auto& pod : (*list)["items"]) Saw("ADDED", pod);
+    std::set<std::string> listed;
+    for (const auto& pod : (*list)["items"]) {
+      listed.insert(StringField(Sub(Sub(pod, "metadata"), "labels"), kWorkerLabel));
+      Saw("ADDED", pod);
+    }
+    {
+      // A Pod that went while no watch ran (an outage, a gone version)
+      // is in no list: its worker is over.
+      absl::MutexLock lock(&mu_);
+      for (const auto& [worker, created] : created_) {
+        if (created < listed_at && !listed.count(worker)) {
+          ended_.emplace(worker, absl::StrCat("its Pod ", PodName(worker), " is gone"));
+        }
+      }
+    }
     std::string version = StringField(Sub(*list, "metadata"), "resourceVersion");
     while (!stopping_) {
+      const absl::Time began = absl::Now();
       absl::Status s = client_->Watch(
           kubernetes::kPods, selector, version,
           [&](const kubernetes::WatchEvent& event) {
@@ -333,6 +357,15 @@ void KubernetesRuntime::WatchLoop() {
             return true;
           },
           &stopping_, absl::Minutes(5));
+      // A watch that fails or ends at once is tried again after a pause
+      // that doubles (up to 30 s): never a loop of requests.
+      const bool quick = absl::Now() - began < absl::Seconds(1);
+      pause = (!s.ok() || quick)
+                  ? std::min(absl::Seconds(30), std::max(absl::Milliseconds(500), pause * 2))
+                  : absl::ZeroDuration();
+      for (absl::Duration slept; slept < pause && !stopping_; slept += absl::Milliseconds(100)) {
+        absl::SleepFor(absl::Milliseconds(100));
+      }
       if (!s.ok()) {
         if (s.code() != absl::StatusCode::kCancelled) {
           spdlog::warn("agents: watching the workers' Pods: {}", s.ToString());

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "services/agents/runtime/worker_runtime.h"
 #include "services/common/kubernetes/kube_client.h"
 
@@ -78,7 +79,12 @@ class KubernetesRuntime final : public WorkerRuntime {
   absl::Mutex mu_;
   std::set<std::string> started_ ABSL_GUARDED_BY(mu_);  // live workers started here
   std::map<std::string, std::string> ended_ ABSL_GUARDED_BY(mu_);
-  absl::Status network_policy_ ABSL_GUARDED_BY(mu_) = absl::UnknownError("not made yet");
+  // Of those, whose Pod was created, and when.
+  std::map<std::string, absl::Time> created_ ABSL_GUARDED_BY(mu_);
+  // Never held across a call to the API server with mu_ (the spawner reads
+  // Ended() with a worker's lock held).
+  absl::Mutex policy_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  absl::Status network_policy_ ABSL_GUARDED_BY(policy_mu_) = absl::UnknownError("not made yet");
   std::atomic<bool> stopping_{false};
   std::thread watcher_;
 };

@@ -39,15 +39,15 @@ constexpr char kImage[] = "registry.example/orchestrator:test";
 
 class KubernetesRuntimeTest : public ::testing::Test {
  protected:
-  KubernetesRuntimeTest()
+  explicit KubernetesRuntimeTest(const std::string& image = kImage)
       : kube_(dir_.path(), {absl::StrCat(kImage, "=", OwnBinaryDir())}),
         workers_port_(testing::FreePort()),
         mesh_("all",
-              [this](MeshConfig& c) {
+              [this, image](MeshConfig& c) {
                 kube_.WriteKubeconfig(dir_.path() + "/kubeconfig.json", kNamespace);
                 c.kubeconfig = dir_.path() + "/kubeconfig.json";
                 c.agent_runtime = "kubernetes";
-                c.kubernetes_worker_image = kImage;
+                c.kubernetes_worker_image = image;
                 c.kubernetes_workers_listen = absl::StrCat("127.0.0.1:", workers_port_);
                 c.kubernetes_mesh_address = absl::StrCat("127.0.0.1:", workers_port_);
                 c.kubernetes_mesh_labels = {{"app.kubernetes.io/name", "orchestrator"}};
@@ -244,6 +244,11 @@ TEST_F(KubernetesRuntimeTest, PausingAWorkerStopsItsPodAndKeepsItsWorkspace) {
       kube_.Api("GET", absl::StrCat("/api/v1/namespaces/", kNamespace, "/persistentvolumeclaims/",
                                     KubernetesRuntime::ClaimName(w.workspace_id())));
   EXPECT_EQ(claim.value("kind", ""), "PersistentVolumeClaim") << "the workspace stays";
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (kube_.Api("GET", PodPath(w.id())).value("kind", "") == "Pod" && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_EQ(kube_.Api("GET", PodPath(w.id())).value("code", 0), 404) << "its Pod is gone";
 
   // A new worker on the same workspace (what a session's next message does).
   v1::StartWorkerRequest again;
@@ -333,6 +338,24 @@ TEST_F(KubernetesRuntimeTest, AMissingRbacRuleFailsTheWorkerNamingTheRule) {
               HasSubstr("the orchestrator's Role needs the rule {apiGroups: [\"\"], resources: "
                         "[\"pods\"], verbs: [\"create\"]}"));
   EXPECT_THAT(failed.state_reason(), HasSubstr("forbidden"));
+}
+
+// A Pod that cannot start (its image cannot be pulled) fails its worker
+// from the watch of the Pods, long before the runner's connect timeout:
+// there is no runner whose connection could end.
+class KubernetesRuntimeUnpulledImageTest : public KubernetesRuntimeTest {
+ protected:
+  KubernetesRuntimeUnpulledImageTest() : KubernetesRuntimeTest("registry.example/missing:1") {}
+};
+
+TEST_F(KubernetesRuntimeUnpulledImageTest, APodThatCannotStartFailsItsWorkerSayingWhy) {
+  v1::Worker w = Start({});
+  const absl::Time started = absl::Now();
+  v1::Worker failed = WaitFor(w.id(), v1::WORKER_STATE_FAILED, absl::Seconds(20));
+  ASSERT_EQ(failed.state(), v1::WORKER_STATE_FAILED);
+  EXPECT_LT(absl::Now() - started, absl::Seconds(10)) << "the connect timeout is 30 s";
+  EXPECT_THAT(failed.state_reason(), HasSubstr("cannot start"));
+  EXPECT_THAT(failed.state_reason(), HasSubstr("registry.example/missing:1"));
 }
 
 }  // namespace

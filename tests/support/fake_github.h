@@ -1,12 +1,7 @@
 #pragma once
 
-#include <fcntl.h>
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -14,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "services/common/http/http_client.h"
+#include "tests/support/fake_server_process.h"
 
 // Where tests/fakes lives; the test target defines it.
 #ifndef FAKES_DIR
@@ -30,51 +26,11 @@ inline constexpr char kFakeGitHubUser[] = "octocat";
 // end lets it remove its repositories.
 class FakeGitHub final {
  public:
-  explicit FakeGitHub(std::vector<std::string> flags = {}) {
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) != 0) return;
-    std::vector<std::string> argv = {"/usr/bin/python3",
-                                     std::string(FAKES_DIR) + "/github_api.py",
-                                     "--port",
-                                     "0",
-                                     "--token",
-                                     kFakeGitHubToken,
-                                     "--user",
-                                     kFakeGitHubUser,
-                                     "--org",
-                                     "acme"};
-    argv.insert(argv.end(), flags.begin(), flags.end());
-    pid_ = fork();
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGTERM);  // not left behind by a test that crashes
-      dup2(out[1], 1);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-    close(out[1]);
-    // It prints its port once it listens.
-    std::string line;
-    char c;
-    while (read(out[0], &c, 1) == 1 && c != '\n') line += c;
-    close(out[0]);
-    port_ = line;
-  }
-  ~FakeGitHub() { Stop(); }
-  FakeGitHub(const FakeGitHub&) = delete;
-  FakeGitHub& operator=(const FakeGitHub&) = delete;
+  explicit FakeGitHub(std::vector<std::string> flags = {}) : process_(Argv(std::move(flags))) {}
 
-  void Stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
-  const std::string& port() const { return port_; }
-  std::string url() const { return absl::StrCat("http://127.0.0.1:", port_); }
+  void Stop() { process_.Stop(); }
+  const std::string& port() const { return process_.port(); }
+  std::string url() const { return process_.url(); }
 
   // A call of the fake's own /_fake/ endpoints: its JSON answer.
   google::protobuf::Struct Control(const std::string& method, const std::string& what,
@@ -105,8 +61,22 @@ class FakeGitHub final {
   }
 
  private:
-  pid_t pid_ = -1;
-  std::string port_;
+  static std::vector<std::string> Argv(std::vector<std::string> flags) {
+    std::vector<std::string> argv = {"/usr/bin/python3",
+                                     std::string(FAKES_DIR) + "/github_api.py",
+                                     "--port",
+                                     "0",
+                                     "--token",
+                                     kFakeGitHubToken,
+                                     "--user",
+                                     kFakeGitHubUser,
+                                     "--org",
+                                     "acme"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    return argv;
+  }
+
+  FakeServerProcess process_;
 };
 
 }  // namespace orchestrator::testing

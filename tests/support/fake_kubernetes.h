@@ -1,11 +1,5 @@
 #pragma once
 
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -14,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "services/common/http/http_client.h"
+#include "tests/support/fake_server_process.h"
 
 // Where tests/fakes lives; the test target defines it.
 #ifndef FAKES_DIR
@@ -30,54 +25,12 @@ inline constexpr char kFakeKubernetesToken[] = "kube-test-token";
 // come from ("orchestrator:test=/path/to/bin").
 class FakeKubernetes final {
  public:
-  FakeKubernetes(const std::string& data_dir, const std::vector<std::string>& images) {
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) != 0) return;
-    std::vector<std::string> argv = {"/usr/bin/python3",
-                                     std::string(FAKES_DIR) + "/kubernetes_api.py",
-                                     "--port",
-                                     "0",
-                                     "--token",
-                                     kFakeKubernetesToken,
-                                     "--data",
-                                     data_dir,
-                                     "--log",
-                                     data_dir + "/requests.jsonl"};
-    for (const auto& image : images) {
-      argv.push_back("--image");
-      argv.push_back(image);
-    }
-    pid_ = fork();
-    if (pid_ == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGTERM);  // not left behind by a test that crashes
-      dup2(out[1], 1);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-    close(out[1]);
-    // It prints its port once it listens.
-    std::string line;
-    char c;
-    while (read(out[0], &c, 1) == 1 && c != '\n') line += c;
-    close(out[0]);
-    port_ = line;
-  }
-  ~FakeKubernetes() { Stop(); }
-  FakeKubernetes(const FakeKubernetes&) = delete;
-  FakeKubernetes& operator=(const FakeKubernetes&) = delete;
+  FakeKubernetes(const std::string& data_dir, const std::vector<std::string>& images)
+      : process_(Argv(data_dir, images)) {}
 
-  void Stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
-  const std::string& port() const { return port_; }
-  std::string url() const { return absl::StrCat("http://127.0.0.1:", port_); }
+  void Stop() { process_.Stop(); }
+  const std::string& port() const { return process_.port(); }
+  std::string url() const { return process_.url(); }
 
   // A kubeconfig (JSON) for the fake, in namespace `ns`, written to `path`.
   void WriteKubeconfig(const std::string& path, const std::string& ns) const {
@@ -127,8 +80,26 @@ class FakeKubernetes final {
     return answer;
   }
 
-  pid_t pid_ = -1;
-  std::string port_;
+  static std::vector<std::string> Argv(const std::string& data_dir,
+                                       const std::vector<std::string>& images) {
+    std::vector<std::string> argv = {"/usr/bin/python3",
+                                     std::string(FAKES_DIR) + "/kubernetes_api.py",
+                                     "--port",
+                                     "0",
+                                     "--token",
+                                     kFakeKubernetesToken,
+                                     "--data",
+                                     data_dir,
+                                     "--log",
+                                     data_dir + "/requests.jsonl"};
+    for (const auto& image : images) {
+      argv.push_back("--image");
+      argv.push_back(image);
+    }
+    return argv;
+  }
+
+  FakeServerProcess process_;
 };
 
 }  // namespace orchestrator::testing

@@ -41,6 +41,34 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path, absl::string_
   return text;
 }
 
+// The complete lines of a stream that arrives in pieces, each to `on_line`
+// (false stops the stream); a line still unfinished past
+// kMaxWatchLineBytes stops it too (too_long()).
+class LineFeeder {
+ public:
+  explicit LineFeeder(std::function<bool(absl::string_view line)> on_line)
+      : on_line_(std::move(on_line)) {}
+
+  bool Feed(absl::string_view piece) {
+    pending_.append(piece.data(), piece.size());
+    size_t start = 0;
+    for (size_t end; (end = pending_.find('\n', start)) != std::string::npos; start = end + 1) {
+      if (!on_line_(absl::string_view(pending_).substr(start, end - start))) return false;
+    }
+    pending_.erase(0, start);
+    too_long_ = pending_.size() > kMaxWatchLineBytes;
+    return !too_long_;
+  }
+  bool too_long() const { return too_long_; }
+  // What came after the last line break.
+  const std::string& rest() const { return pending_; }
+
+ private:
+  const std::function<bool(absl::string_view line)> on_line_;
+  std::string pending_;
+  bool too_long_ = false;
+};
+
 // The resource as errors and Role rules name it: "pods", "deployments.apps".
 std::string Qualified(const Resource& resource) {
   return *resource.group == '\0' ? resource.plural
@@ -273,6 +301,12 @@ absl::StatusOr<http::Headers> KubeClient::HeadersFor(absl::string_view content_t
   return headers;
 }
 
+absl::Status KubeClient::Unanswered(const std::string& what, const absl::Status& status) const {
+  return absl::Status(status.code(),
+                      absl::StrCat(what, ": the API server at ", http_->base().Authority(), ": ",
+                                   status.message()));
+}
+
 absl::StatusOr<nlohmann::json> KubeClient::Call(absl::string_view verb, const Resource& resource,
                                                 const std::string& name, http::Request request,
                                                 absl::string_view content_type) {
@@ -281,9 +315,7 @@ absl::StatusOr<nlohmann::json> KubeClient::Call(absl::string_view verb, const Re
   request.headers = *std::move(headers);
   auto response = http_->Send(request);
   if (!response.ok()) {
-    return absl::Status(response.status().code(),
-                        absl::StrCat(What(verb, resource, name), ": the API server at ",
-                                     http_->base().Authority(), ": ", response.status().message()));
+    return Unanswered(What(verb, resource, name), response.status());
   }
   if (!response->ok()) return AnswerStatus(*response, verb, resource, name);
   nlohmann::json object = ParseJson(response->body);
@@ -389,53 +421,41 @@ absl::Status KubeClient::Watch(const Resource& resource, const std::string& labe
   if (!headers.ok()) return headers.status();
   request.headers = *std::move(headers);
 
-  std::string pending;
   absl::Status ended = absl::OkStatus();
   bool stopped = false;
-  auto deliver = [&](absl::string_view piece) {
-    pending.append(piece.data(), piece.size());
-    size_t start = 0;
-    for (size_t end; (end = pending.find('\n', start)) != std::string::npos; start = end + 1) {
-      absl::string_view line =
-          absl::StripAsciiWhitespace(absl::string_view(pending).substr(start, end - start));
-      if (line.empty()) continue;
-      const nlohmann::json event = ParseJson(line);
-      if (event.is_discarded() || !event.is_object()) {
-        ended = absl::InternalError(
-            absl::StrCat(What("watch", resource, ""), ": an event is not a JSON object"));
-        return false;
-      }
-      WatchEvent e{StringField(event, "type"), nlohmann::json::object()};
-      if (const nlohmann::json* object = Field(event, "object"); object != nullptr) {
-        e.object = *object;
-      }
-      if (e.type == "ERROR") {
-        http::Response status;
-        status.status = static_cast<int>(containers::IntField(e.object, "code"));
-        status.body = containers::DumpJson(e.object);
-        ended = AnswerStatus(status, "watch", resource, "");
-        return false;
-      }
-      if (!on_event(e)) {
-        stopped = true;
-        return false;
-      }
-    }
-    pending.erase(0, start);
-    if (pending.size() > kMaxWatchLineBytes) {
-      ended = absl::ResourceExhaustedError(
-          absl::StrCat(What("watch", resource, ""), ": an event is over 4 MiB"));
+  LineFeeder lines([&](absl::string_view text) {
+    absl::string_view line = absl::StripAsciiWhitespace(text);
+    if (line.empty()) return true;
+    const nlohmann::json event = ParseJson(line);
+    if (event.is_discarded() || !event.is_object()) {
+      ended = absl::InternalError(
+          absl::StrCat(What("watch", resource, ""), ": an event is not a JSON object"));
       return false;
     }
-    return true;
-  };
+    WatchEvent e{StringField(event, "type"), nlohmann::json::object()};
+    if (const nlohmann::json* object = Field(event, "object"); object != nullptr) {
+      e.object = *object;
+    }
+    if (e.type == "ERROR") {
+      http::Response status;
+      status.status = static_cast<int>(containers::IntField(e.object, "code"));
+      status.body = containers::DumpJson(e.object);
+      ended = AnswerStatus(status, "watch", resource, "");
+      return false;
+    }
+    stopped = !on_event(e);
+    return !stopped;
+  });
+  auto deliver = [&](absl::string_view piece) { return lines.Feed(piece); };
   auto response = http_->Stream(request, deliver);
   if (!response.ok()) {
-    return absl::Status(response.status().code(),
-                        absl::StrCat(What("watch", resource, ""), ": the API server at ",
-                                     http_->base().Authority(), ": ", response.status().message()));
+    return Unanswered(What("watch", resource, ""), response.status());
   }
   if (!response->ok()) return AnswerStatus(*response, "watch", resource, "");
+  if (lines.too_long()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(What("watch", resource, ""), ": an event is over 4 MiB"));
+  }
   if (stopped) return absl::OkStatus();
   return ended;
 }
@@ -456,33 +476,18 @@ absl::Status KubeClient::PodLogs(const std::string& pod, const std::string& cont
   auto headers = HeadersFor("");
   if (!headers.ok()) return headers.status();
   request.headers = *std::move(headers);
-  std::string pending;
-  bool too_long = false;
-  auto deliver = [&](absl::string_view piece) {
-    pending.append(piece.data(), piece.size());
-    size_t start = 0;
-    for (size_t end; (end = pending.find('\n', start)) != std::string::npos; start = end + 1) {
-      if (!on_line(absl::string_view(pending).substr(start, end - start))) return false;
-    }
-    pending.erase(0, start);
-    if (pending.size() > kMaxWatchLineBytes) {
-      too_long = true;
-      return false;
-    }
-    return true;
-  };
+  LineFeeder lines(on_line);
+  auto deliver = [&](absl::string_view piece) { return lines.Feed(piece); };
   auto response = http_->Stream(request, deliver);
   if (!response.ok()) {
-    return absl::Status(response.status().code(),
-                        absl::StrCat(What("get", kPods, pod), " log: the API server at ",
-                                     http_->base().Authority(), ": ", response.status().message()));
+    return Unanswered(What("get", kPodLogs, pod), response.status());
   }
   if (!response->ok()) return AnswerStatus(*response, "get", kPodLogs, pod);
-  if (too_long) {
+  if (lines.too_long()) {
     return absl::ResourceExhaustedError(
         absl::StrCat(What("get", kPods, pod), " log: a line is over 4 MiB"));
   }
-  if (!pending.empty()) on_line(pending);
+  if (!lines.rest().empty()) on_line(lines.rest());
   return absl::OkStatus();
 }
 

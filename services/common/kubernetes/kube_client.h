@@ -143,6 +143,9 @@ class KubeClient {
   absl::StatusOr<nlohmann::json> Call(absl::string_view verb, const Resource& resource,
                                       const std::string& name, http::Request request,
                                       absl::string_view content_type = "application/json");
+  // An exchange about `what` that failed before an answer: its code,
+  // naming the API server.
+  absl::Status Unanswered(const std::string& what, const absl::Status& status) const;
   // What the configured token is now (token_file re-read once a minute).
   absl::StatusOr<std::string> Token();
 

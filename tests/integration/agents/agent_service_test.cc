@@ -20,12 +20,14 @@
 #include "orchestrator/projects/v1/projects.grpc.pb.h"
 #include "tests/support/log_capture.h"
 #include "tests/support/test_mesh.h"
+#include "tests/support/worker_calls.h"
 
 namespace orchestrator::agents {
 namespace {
 
 namespace v1 = ::orchestrator::agents::v1;
 using ::testing::HasSubstr;
+using testing::TaskRun;
 using testing::TestMesh;
 
 class AgentServiceTest : public ::testing::Test {
@@ -52,49 +54,12 @@ class AgentServiceTest : public ::testing::Test {
 
   // Watches until the worker reaches `state` (or ends); returns what it saw last.
   v1::Worker WaitFor(const std::string& id, v1::WorkerState state, absl::Duration timeout) {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + alice_);
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-    v1::WatchWorkerRequest req;
-    req.set_worker_id(id);
-    auto reader = stub_->WatchWorker(&ctx, req);
-    v1::WatchWorkerResponse resp;
-    v1::Worker last;
-    while (reader->Read(&resp)) {
-      last = resp.worker();
-      if (last.state() == state) {
-        ctx.TryCancel();
-        break;
-      }
-    }
-    reader->Finish();
-    return last;
+    return testing::WaitForWorker(*stub_, alice_, id, state, timeout);
   }
 
-  struct TaskRun {
-    std::vector<v1::AgentEvent> events;
-    v1::TaskResult result;
-    grpc::Status status;
-  };
   TaskRun Run(const std::string& worker_id, const std::string& prompt,
               absl::Duration timeout = absl::ZeroDuration(), const std::string& session = "") {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + alice_);
-    v1::RunTaskRequest req;
-    req.set_worker_id(worker_id);
-    req.set_prompt(prompt);
-    req.set_agent_session_id(session);
-    if (timeout > absl::ZeroDuration())
-      req.mutable_timeout()->set_seconds(absl::ToInt64Seconds(timeout));
-    auto reader = stub_->RunTask(&ctx, req);
-    TaskRun run;
-    v1::RunTaskResponse resp;
-    while (reader->Read(&resp)) {
-      if (resp.has_event()) run.events.push_back(resp.event());
-      if (resp.has_result()) run.result = resp.result();
-    }
-    run.status = reader->Finish();
-    return run;
+    return testing::RunTaskOn(*stub_, alice_, worker_id, prompt, timeout, session);
   }
 
   static std::string Commands(const TaskRun& run) {

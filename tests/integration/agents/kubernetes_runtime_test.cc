@@ -23,6 +23,7 @@
 #include "tests/support/free_port.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/test_mesh.h"
+#include "tests/support/worker_calls.h"
 
 namespace orchestrator::agents {
 namespace {
@@ -71,43 +72,11 @@ class KubernetesRuntimeTest : public ::testing::Test {
 
   // Watches until the worker reaches `state` (or ends); returns what it saw last.
   v1::Worker WaitFor(const std::string& id, v1::WorkerState state, absl::Duration timeout) {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + alice_);
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-    v1::WatchWorkerRequest req;
-    req.set_worker_id(id);
-    auto reader = stub_->WatchWorker(&ctx, req);
-    v1::WatchWorkerResponse resp;
-    v1::Worker last;
-    while (reader->Read(&resp)) {
-      last = resp.worker();
-      if (last.state() == state) {
-        ctx.TryCancel();
-        break;
-      }
-    }
-    reader->Finish();
-    return last;
+    return testing::WaitForWorker(*stub_, alice_, id, state, timeout);
   }
 
-  struct TaskRun {
-    v1::TaskResult result;
-    grpc::Status status;
-  };
-  TaskRun Run(const std::string& worker_id, const std::string& prompt) {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", "Bearer " + alice_);
-    v1::RunTaskRequest req;
-    req.set_worker_id(worker_id);
-    req.set_prompt(prompt);
-    auto reader = stub_->RunTask(&ctx, req);
-    TaskRun run;
-    v1::RunTaskResponse resp;
-    while (reader->Read(&resp)) {
-      if (resp.has_result()) run.result = resp.result();
-    }
-    run.status = reader->Finish();
-    return run;
+  testing::TaskRun Run(const std::string& worker_id, const std::string& prompt) {
+    return testing::RunTaskOn(*stub_, alice_, worker_id, prompt);
   }
 
   std::string PodPath(const std::string& worker_id) const {
@@ -129,7 +98,7 @@ TEST_F(KubernetesRuntimeTest, AWorkerIsAPodWhoseRunnerConnectsBackAndActsThrough
   ASSERT_EQ(WaitFor(w.id(), v1::WORKER_STATE_READY, absl::Seconds(30)).state(),
             v1::WORKER_STATE_READY);
 
-  TaskRun run = Run(w.id(), "Please create a project named shop");
+  testing::TaskRun run = Run(w.id(), "Please create a project named shop");
   ASSERT_TRUE(run.status.ok()) << run.status.error_message();
   EXPECT_EQ(run.result.status(), v1::TASK_STATUS_SUCCEEDED)
       << run.result.summary() << run.result.stderr_tail();
@@ -214,7 +183,7 @@ TEST_F(KubernetesRuntimeTest, ADeletedPodFailsTheWorkerAndItsTaskWithinSeconds) 
   v1::Worker w = Start({});
   ASSERT_EQ(WaitFor(w.id(), v1::WORKER_STATE_READY, absl::Seconds(30)).state(),
             v1::WORKER_STATE_READY);
-  TaskRun run;
+  testing::TaskRun run;
   std::thread task([&] { run = Run(w.id(), "wait 60 seconds"); });
   ASSERT_EQ(WaitFor(w.id(), v1::WORKER_STATE_BUSY, absl::Seconds(10)).state(),
             v1::WORKER_STATE_BUSY);
